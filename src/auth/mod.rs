@@ -1,0 +1,273 @@
+//! Who is calling: the bearer JWT checked against the configured algorithms and keys, turned into
+//! an [`Identity`]. A verified token is cached until it stops being valid, so a client's repeated
+//! calls cost a hash lookup instead of a signature check.
+
+pub mod jwks;
+pub mod mint;
+
+use crate::config::JwtSettings;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The caller, as the token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub tenant: Option<String>,
+    pub roles: Vec<String>,
+    pub api_version: Option<String>,
+    /// Unix time after which this identity must be verified again.
+    pub valid_until: u64,
+}
+
+/// Why a token was refused. The text names the failed check and never the token.
+pub type AuthError = Cow<'static, str>;
+
+/// Verifies bearer tokens.
+pub struct Authenticator {
+    settings: JwtSettings,
+    hmac: Option<DecodingKey>,
+    public: Option<DecodingKey>,
+    jwks: Option<Arc<jwks::Jwks>>,
+    cache: quick_cache::sync::Cache<Box<str>, Arc<Identity>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("algorithms", &self.settings.algorithms).finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn is_hmac(alg: Algorithm) -> bool {
+    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
+impl Authenticator {
+    pub fn new(settings: JwtSettings) -> Result<Self, String> {
+        let hmac = settings.secret.as_deref().map(DecodingKey::from_secret);
+        let public = match &settings.public_key_pem {
+            Some(pem) => Some(
+                DecodingKey::from_rsa_pem(pem)
+                    .or_else(|_| DecodingKey::from_ec_pem(pem))
+                    .or_else(|_| DecodingKey::from_ed_pem(pem))
+                    .map_err(|_| "jwt.public_key_file: not an RSA, EC or Ed25519 public key in PEM form".to_string())?,
+            ),
+            None => None,
+        };
+        let jwks = settings.jwks_url.as_ref().map(|u| Arc::new(jwks::Jwks::new(u.clone(), settings.jwks_refresh)));
+        let cache = quick_cache::sync::Cache::new(settings.cache_entries);
+        Ok(Self { settings, hmac, public, jwks, cache })
+    }
+
+    /// The JWKS key set, when one is configured, so the server can refresh it in the background.
+    pub fn jwks(&self) -> Option<Arc<jwks::Jwks>> {
+        self.jwks.clone()
+    }
+
+    /// Extracts the bearer token from an `Authorization` header value.
+    pub fn bearer(header: Option<&[u8]>) -> Result<&str, AuthError> {
+        let value = header.ok_or(Cow::Borrowed("missing bearer token"))?;
+        let value = std::str::from_utf8(value).map_err(|_| "malformed Authorization header")?;
+        let (scheme, token) = value.split_once(' ').ok_or("Authorization must be 'Bearer <token>'")?;
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err("Authorization must be 'Bearer <token>'".into());
+        }
+        Ok(token.trim())
+    }
+
+    /// Verifies a token, from the cache when it was verified before and is still valid.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
+        if let Some(id) = self.cache.get(token) {
+            if id.valid_until > now() {
+                return Ok(id);
+            }
+            self.cache.remove(token);
+        }
+        let id = Arc::new(self.verify_uncached(token).await?);
+        self.cache.insert(token.into(), id.clone());
+        Ok(id)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Identity, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
+        let alg = header.alg;
+        if !self.settings.algorithms.contains(&alg) {
+            return Err(format!("algorithm {alg:?} is not allowed").into());
+        }
+        let key: Cow<'_, DecodingKey> = if is_hmac(alg) {
+            Cow::Borrowed(self.hmac.as_ref().ok_or("algorithm is not allowed")?)
+        } else if let Some(jwks) = &self.jwks {
+            Cow::Owned(jwks.key_for(header.kid.as_deref(), alg).await?)
+        } else {
+            let key = self.public.as_ref().ok_or("algorithm is not allowed")?;
+            if key.family() != alg.family() {
+                return Err(format!("algorithm {alg:?} does not match the configured key").into());
+            }
+            Cow::Borrowed(key)
+        };
+        let mut validation = Validation::new(alg);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind::*;
+            match e.kind() {
+                InvalidSignature => Cow::Borrowed("invalid signature"),
+                InvalidAlgorithm | InvalidAlgorithmName => Cow::Borrowed("algorithm does not match the key"),
+                Json(_) => Cow::Borrowed("token claims are not a JSON object"),
+                _ => Cow::Borrowed("malformed token"),
+            }
+        })?;
+        self.check_claims(&data.claims, now())
+    }
+
+    /// The claim checks, with configurable claim names and one clock-skew allowance.
+    fn check_claims(&self, claims: &Map<String, Value>, now: u64) -> Result<Identity, AuthError> {
+        let s = &self.settings;
+        let names = &s.claims;
+        let skew = s.clock_skew;
+        let number = |name: &str| claims.get(name).and_then(Value::as_f64).map(|v| v as u64);
+        let exp = number(&names.exp).ok_or_else(|| format!("missing {} claim", names.exp))?;
+        if now > exp.saturating_add(skew) {
+            return Err("token expired".into());
+        }
+        if let Some(nbf) = claims.get("nbf") {
+            let nbf = nbf.as_f64().ok_or("nbf claim is not a number")? as u64;
+            if now.saturating_add(skew) < nbf {
+                return Err("token not yet valid (nbf)".into());
+            }
+        }
+        let mut valid_until = exp.saturating_add(skew);
+        let iat = number(&names.iat);
+        if let Some(iat) = iat {
+            if iat > now.saturating_add(skew) {
+                return Err("token issued in the future (iat)".into());
+            }
+        }
+        if let Some(max_age) = s.max_age {
+            let iat = iat.ok_or_else(|| format!("missing {} claim (a maximum token age is set)", names.iat))?;
+            let oldest = iat.saturating_add(max_age.as_secs()).saturating_add(skew);
+            if now > oldest {
+                return Err("token too old (iat beyond the maximum token age)".into());
+            }
+            valid_until = valid_until.min(oldest);
+        }
+        if let Some(issuer) = &s.issuer {
+            if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
+                return Err("wrong issuer".into());
+            }
+        }
+        if !s.audience.is_empty() {
+            let ok = match claims.get("aud") {
+                Some(Value::String(a)) => s.audience.iter().any(|x| x == a),
+                Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(|a| s.audience.iter().any(|x| x == a)),
+                _ => false,
+            };
+            if !ok {
+                return Err("wrong audience".into());
+            }
+        }
+        let user = match claims.get(&names.user_id) {
+            Some(Value::String(u)) if !u.is_empty() => u.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(format!("missing {} claim (user id)", names.user_id).into()),
+        };
+        let roles = match claims.get(&names.roles) {
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+            _ => Vec::new(),
+        };
+        let tenant = claims.get(&names.tenant).and_then(Value::as_str).map(str::to_string);
+        let api_version = match &names.api_version {
+            Some(claim) => {
+                let v = claims.get(claim).and_then(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                });
+                match v {
+                    Some(v) if s.allowed_api_versions.contains(&v) => Some(v),
+                    _ => return Err("API version not allowed".into()),
+                }
+            }
+            None => None,
+        };
+        Ok(Identity { user, tenant, roles, api_version, valid_until })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::file::ClaimsFile;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn settings() -> JwtSettings {
+        JwtSettings {
+            algorithms: vec![Algorithm::HS256],
+            secret: Some(SECRET.to_vec()),
+            public_key_pem: None,
+            jwks_url: None,
+            jwks_refresh: std::time::Duration::from_secs(60),
+            issuer: Some("iss".into()),
+            audience: vec!["mcp-gateway".into()],
+            max_age: None,
+            clock_skew: 0,
+            claims: ClaimsFile::default(),
+            allowed_api_versions: vec![],
+            cache_entries: 16,
+        }
+    }
+
+    fn sign(claims: Value) -> String {
+        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn good_token_and_each_failed_check() {
+        let auth = Authenticator::new(settings()).unwrap();
+        let t = now();
+        let base = json!({"sub": "alice", "iss": "iss", "aud": "mcp-gateway", "exp": t + 60, "iat": t, "roles": "a b"});
+        let id = auth.verify(&sign(base.clone())).await.unwrap();
+        assert_eq!(id.user, "alice");
+        assert_eq!(id.roles, vec!["a", "b"]);
+        let cases = [
+            (json!({"exp": t - 10}), "token expired"),
+            (json!({"nbf": t + 100}), "token not yet valid (nbf)"),
+            (json!({"iss": "other"}), "wrong issuer"),
+            (json!({"aud": ["x", "y"]}), "wrong audience"),
+            (json!({"iat": t + 100}), "token issued in the future (iat)"),
+            (json!({"sub": ""}), "missing sub claim (user id)"),
+        ];
+        for (patch, want) in cases {
+            let mut c = base.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            assert_eq!(auth.verify(&sign(c)).await.unwrap_err(), want);
+        }
+        let wrong_key = encode(&Header::new(Algorithm::HS256), &base, &EncodingKey::from_secret(b"another-secret-another-secret-00")).unwrap();
+        assert_eq!(auth.verify(&wrong_key).await.unwrap_err(), "invalid signature");
+        let hs512 = encode(&Header::new(Algorithm::HS512), &base, &EncodingKey::from_secret(SECRET)).unwrap();
+        assert_eq!(auth.verify(&hs512).await.unwrap_err(), "algorithm HS512 is not allowed");
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(Authenticator::bearer(Some(b"Bearer abc")).unwrap(), "abc");
+        assert_eq!(Authenticator::bearer(Some(b"bearer abc")).unwrap(), "abc");
+        assert!(Authenticator::bearer(Some(b"Basic abc")).is_err());
+        assert!(Authenticator::bearer(None).is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! The environment's part in configuration: `${VAR}` references inside YAML values, and the
+//! `JWT_*` / `TOOL_GATEWAY_SHARED_SECRET` variables operators already know, which override the file.
+
+use super::file::{GatewayFile, OneOrMany};
+use super::Problem;
+use serde_yaml_ng::Value;
+use std::path::Path;
+
+/// Replaces `${VAR}` in every string value of a parsed YAML document. Expansion happens after
+/// parsing so a secret holding `#` or `: ` cannot change the document's structure, and so comments
+/// never need their variables set.
+pub fn expand(value: &mut Value, file: &Path, field: &mut String, problems: &mut Vec<Problem>) {
+    match value {
+        Value::String(s) if s.contains("${") => match expand_str(s) {
+            Ok(v) => *s = v,
+            Err(reason) => problems.push(Problem::new(file, field.as_str(), reason)),
+        },
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let len = field.len();
+                field.push_str(&format!("[{i}]"));
+                expand(item, file, field, problems);
+                field.truncate(len);
+            }
+        }
+        Value::Mapping(map) => {
+            for (k, v) in map.iter_mut() {
+                let len = field.len();
+                if !field.is_empty() {
+                    field.push('.');
+                }
+                field.push_str(k.as_str().unwrap_or("?"));
+                expand(v, file, field, problems);
+                field.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn expand_str(s: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| format!("unclosed ${{ in {s:?}"))?;
+        let name = &after[..end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("bad variable name {name:?}"));
+        }
+        match std::env::var(name) {
+            Ok(v) => out.push_str(&v),
+            Err(_) => return Err(format!("environment variable {name} is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Applies the well-known environment variables on top of gateway.yaml.
+pub fn apply_overrides(g: &mut GatewayFile, problems: &mut Vec<Problem>) {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let list = |v: String| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
+    let mut number = |name: &str, v: String| -> Option<u64> {
+        match v.trim().parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                problems.push(Problem::env(name, format!("expected a whole number, got {v:?}")));
+                None
+            }
+        }
+    };
+    let jwt = &mut g.jwt;
+    if let Some(v) = var("JWT_SECRET_KEY") {
+        jwt.secret = Some(v);
+    }
+    if let Some(v) = var("JWT_ALGORITHM") {
+        jwt.algorithms = vec![v.trim().to_string()];
+    }
+    if let Some(v) = var("JWT_ALLOWED_ALGORITHMS") {
+        jwt.algorithms = list(v);
+    }
+    if let Some(v) = var("JWT_ISSUER") {
+        jwt.issuer = Some(v);
+    }
+    if let Some(v) = var("JWT_AUDIENCE") {
+        jwt.audience = Some(OneOrMany::Many(list(v)));
+    }
+    if let Some(v) = var("JWT_MAX_TOKEN_AGE_MINUTES") {
+        if let Some(n) = number("JWT_MAX_TOKEN_AGE_MINUTES", v) {
+            jwt.max_token_age_minutes = n;
+        }
+    }
+    if let Some(v) = var("JWT_CLOCK_SKEW_SECONDS") {
+        if let Some(n) = number("JWT_CLOCK_SKEW_SECONDS", v) {
+            jwt.clock_skew_seconds = n;
+        }
+    }
+    for (name, slot) in [
+        ("JWT_USER_ID_CLAIM", &mut jwt.claims.user_id),
+        ("JWT_ROLES_CLAIM", &mut jwt.claims.roles),
+        ("JWT_TENANT_CLAIM", &mut jwt.claims.tenant),
+        ("JWT_EXP_CLAIM", &mut jwt.claims.exp),
+        ("JWT_IAT_CLAIM", &mut jwt.claims.iat),
+    ] {
+        if let Some(v) = var(name) {
+            *slot = v.trim().to_string();
+        }
+    }
+    if let Some(v) = var("JWT_API_VERSION_CLAIM") {
+        jwt.claims.api_version = Some(v.trim().to_string());
+    }
+    if let Some(v) = var("JWT_ALLOWED_API_VERSIONS") {
+        jwt.allowed_api_versions = list(v);
+    }
+    if let Some(v) = var("TOOL_GATEWAY_SHARED_SECRET") {
+        g.upstream_shared_secret = Some(v);
+    }
+    if let Some(v) = var("MCP_GATEWAY_SESSION_SECRETS") {
+        g.session_secrets = list(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_and_names_missing_variables() {
+        std::env::set_var("MCPGW_TEST_A", "alpha");
+        assert_eq!(expand_str("x-${MCPGW_TEST_A}-y").unwrap(), "x-alpha-y");
+        let err = expand_str("${MCPGW_TEST_SURELY_MISSING}").unwrap_err();
+        assert!(err.contains("MCPGW_TEST_SURELY_MISSING"), "{err}");
+        assert!(expand_str("${oops").is_err());
+    }
+}

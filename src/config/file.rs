@@ -1,0 +1,312 @@
+//! The YAML file formats operators edit. Every struct rejects unknown fields so a typo is an error
+//! that names the field, never a silently ignored setting. These are turned into the runtime
+//! [`crate::config::Config`] by `config::build`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `conf/gateway.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    /// Address the proxy listens on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Address of the Prometheus metrics listener (kept apart from client traffic).
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
+    /// The scopes file, relative to this file.
+    pub tools_file: PathBuf,
+    /// The policy file, relative to this file.
+    pub policy_file: PathBuf,
+    /// Worker threads of the proxy service.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// How long a graceful shutdown waits for requests in flight.
+    #[serde(default = "default_grace", with = "duration")]
+    pub shutdown_grace: Duration,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    pub jwt: JwtFile,
+    /// Secret sent to upstream tool servers in `X-Gateway-Auth`.
+    #[serde(default)]
+    pub upstream_shared_secret: Option<String>,
+    /// Key material for the signed session ids clients see; every instance behind one address
+    /// must share it. Several can be given: the first seals, all open (key rotation).
+    #[serde(default)]
+    pub session_secrets: Vec<String>,
+    /// A file of generated development secrets, used for any secret not otherwise configured;
+    /// created on first start. Leave unset in production so a missing secret is an error.
+    #[serde(default)]
+    pub dev_secrets_file: Option<PathBuf>,
+    /// The public base URL clients use (for the protected-resource metadata); by default derived
+    /// from the request's `Host`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// OAuth authorization servers named in the protected-resource metadata.
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// Browser origins allowed to call; a request with any other `Origin` gets 403.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8000".into()
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// `limits:` in gateway.yaml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
+    #[serde(default = "default_connect_timeout", with = "duration")]
+    pub upstream_connect_timeout: Duration,
+    #[serde(default = "default_read_timeout", with = "duration")]
+    pub upstream_read_timeout: Duration,
+}
+
+impl Default for LimitsFile {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: default_max_body(),
+            upstream_connect_timeout: default_connect_timeout(),
+            upstream_read_timeout: default_read_timeout(),
+        }
+    }
+}
+
+fn default_max_body() -> u64 {
+    1024 * 1024
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_read_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// `jwt:` in gateway.yaml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtFile {
+    #[serde(default)]
+    pub algorithms: Vec<String>,
+    /// HMAC secret for HS* algorithms.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// PEM public key for RS*, PS*, ES*, EdDSA.
+    #[serde(default)]
+    pub public_key_file: Option<PathBuf>,
+    /// JWKS document URL; keys are picked by `kid`.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    #[serde(default = "default_jwks_refresh", with = "duration")]
+    pub jwks_refresh: Duration,
+    #[serde(default)]
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub audience: Option<OneOrMany>,
+    /// Oldest accepted `iat`, in minutes; 0 disables the check.
+    #[serde(default)]
+    pub max_token_age_minutes: u64,
+    #[serde(default = "default_skew")]
+    pub clock_skew_seconds: u64,
+    #[serde(default)]
+    pub claims: ClaimsFile,
+    /// Accepted values of the API version claim (when `claims.api_version` is set).
+    #[serde(default)]
+    pub allowed_api_versions: Vec<String>,
+    /// Verified tokens kept in memory, so repeated calls skip the signature check.
+    #[serde(default = "default_cache_entries")]
+    pub cache_entries: usize,
+}
+
+fn default_jwks_refresh() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_skew() -> u64 {
+    60
+}
+fn default_cache_entries() -> usize {
+    100_000
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// Claim names, for identity providers that do not use the usual ones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimsFile {
+    #[serde(default = "claim_sub")]
+    pub user_id: String,
+    #[serde(default = "claim_roles")]
+    pub roles: String,
+    #[serde(default = "claim_tenant")]
+    pub tenant: String,
+    #[serde(default = "claim_exp")]
+    pub exp: String,
+    #[serde(default = "claim_iat")]
+    pub iat: String,
+    #[serde(default)]
+    pub api_version: Option<String>,
+}
+
+impl Default for ClaimsFile {
+    fn default() -> Self {
+        Self {
+            user_id: claim_sub(),
+            roles: claim_roles(),
+            tenant: claim_tenant(),
+            exp: claim_exp(),
+            iat: claim_iat(),
+            api_version: None,
+        }
+    }
+}
+
+fn claim_sub() -> String {
+    "sub".into()
+}
+fn claim_roles() -> String {
+    "roles".into()
+}
+fn claim_tenant() -> String {
+    "tenant".into()
+}
+fn claim_exp() -> String {
+    "exp".into()
+}
+fn claim_iat() -> String {
+    "iat".into()
+}
+
+/// `conf/tools.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsFile {
+    pub scopes: BTreeMap<String, ScopeFile>,
+}
+
+/// One scope: the endpoint `/NAME/sse` and `/NAME/mcp`, its upstreams and the tools it exposes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeFile {
+    pub upstreams: Vec<UpstreamFile>,
+    #[serde(default)]
+    pub balance: Balance,
+    #[serde(default)]
+    pub health_check: Option<HealthCheckFile>,
+    /// Longest silence while waiting for upstream bytes (an idle timeout for SSE streams).
+    #[serde(default, with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    pub connect_timeout: Option<Duration>,
+    /// The tools this scope exposes; nothing else is ever shown or callable.
+    pub tools: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    pub url: String,
+    #[serde(default = "default_weight")]
+    pub weight: usize,
+}
+
+fn default_weight() -> usize {
+    1
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    Random,
+    /// Ketama consistent hashing on the caller's user id.
+    Consistent,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckFile {
+    #[serde(default)]
+    pub kind: HealthCheckKind,
+    #[serde(default = "default_health_path")]
+    pub path: String,
+    #[serde(default = "default_health_interval", with = "duration")]
+    pub interval: Duration,
+}
+
+fn default_health_path() -> String {
+    "/health".into()
+}
+fn default_health_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCheckKind {
+    #[default]
+    Http,
+    Tcp,
+}
+
+/// `policies/policy.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    pub roles: BTreeMap<String, RoleFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleFile {
+    /// `scope/tool` patterns with `*` globs, e.g. `calculator/*`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+/// Durations written as `5s`, `250ms`, `1m`.
+mod duration {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("bad duration {s:?}: {e} (write e.g. 5s, 250ms, 1m)")))
+    }
+}
+
+mod opt_duration {
+    use serde::Deserializer;
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+}

@@ -1,0 +1,157 @@
+//! The gateway's one error type: every refusal the proxy can give, and the single place that turns
+//! it into the HTTP status, headers and JSON-RPC error body a client sees.
+//!
+//! Codes stay outside the range the MCP specification reserves for itself (-32020…-32099), except
+//! where the specification names the code the client expects (-32022 for an unsupported version).
+
+use std::borrow::Cow;
+
+/// A reason the gateway refuses or fails a request. The `Display` text is what the client reads: it
+/// never contains a token, a secret or an upstream's internal address.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    #[error("Parse error: {0}")]
+    ParseError(String),
+    #[error("Invalid request: {0}")]
+    InvalidRequest(Cow<'static, str>),
+    #[error("Unsupported protocol version: {0}")]
+    UnsupportedVersion(String),
+    #[error("Unsupported media type: POST bodies must be application/json")]
+    UnsupportedMediaType,
+    #[error("Unauthorized: {0}")]
+    Unauthorized(Cow<'static, str>),
+    #[error("Forbidden: {0}")]
+    Forbidden(Cow<'static, str>),
+    /// A tool that is not in the scope, not granted, or does not exist: all three look the same.
+    #[error("Unknown tool: {tool}")]
+    UnknownTool {
+        tool: String,
+        /// Why it was refused, for logs and audit only; never sent to the client.
+        reason: &'static str,
+    },
+    #[error("Session not found: initialize a new session")]
+    UnknownSession,
+    #[error("Request body too large: the limit is {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+    #[error("Not found: {0}")]
+    NotFound(String),
+    #[error("Method not allowed: {0}")]
+    MethodNotAllowed(&'static str),
+    #[error("Upstream failed: {0}")]
+    UpstreamFailed(Cow<'static, str>),
+    #[error("No healthy upstream for scope {0}")]
+    NoHealthyUpstream(String),
+    #[error("Upstream timed out: {0}")]
+    UpstreamTimeout(Cow<'static, str>),
+    #[error("Internal error")]
+    Internal,
+}
+
+impl GatewayError {
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> u16 {
+        use GatewayError::*;
+        match self {
+            ParseError(_) | InvalidRequest(_) | UnsupportedVersion(_) => 400,
+            UnsupportedMediaType => 415,
+            Unauthorized(_) => 401,
+            Forbidden(_) => 403,
+            UnknownTool { .. } => 200,
+            UnknownSession | NotFound(_) => 404,
+            MethodNotAllowed(_) => 405,
+            PayloadTooLarge { .. } => 413,
+            UpstreamFailed(_) => 502,
+            NoHealthyUpstream(_) => 503,
+            UpstreamTimeout(_) => 504,
+            Internal => 500,
+        }
+    }
+
+    /// The JSON-RPC error code of the answer (documented in the README).
+    pub fn code(&self) -> i32 {
+        use GatewayError::*;
+        match self {
+            ParseError(_) => -32700,
+            InvalidRequest(_) | UnsupportedMediaType | NotFound(_) | MethodNotAllowed(_) => -32600,
+            UnsupportedVersion(_) => -32022,
+            Unauthorized(_) => -32001,
+            Forbidden(_) => -32003,
+            UnknownTool { .. } => -32602,
+            UnknownSession => -32010,
+            PayloadTooLarge { .. } => -32005,
+            UpstreamFailed(_) => -32008,
+            NoHealthyUpstream(_) => -32006,
+            UpstreamTimeout(_) => -32007,
+            Internal => -32603,
+        }
+    }
+
+    /// A short, stable label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        use GatewayError::*;
+        match self {
+            ParseError(_) => "parse_error",
+            InvalidRequest(_) => "invalid_request",
+            UnsupportedVersion(_) => "unsupported_version",
+            UnsupportedMediaType => "unsupported_media_type",
+            Unauthorized(_) => "unauthenticated",
+            Forbidden(_) => "forbidden",
+            UnknownTool { .. } => "denied",
+            UnknownSession => "unknown_session",
+            PayloadTooLarge { .. } => "payload_too_large",
+            NotFound(_) => "not_found",
+            MethodNotAllowed(_) => "method_not_allowed",
+            UpstreamFailed(_) => "upstream_error",
+            NoHealthyUpstream(_) => "no_healthy_upstream",
+            UpstreamTimeout(_) => "timeout",
+            Internal => "internal",
+        }
+    }
+
+    /// The JSON-RPC error response body. `id` is the raw JSON id of the request when it was read,
+    /// `null` otherwise, as JSON-RPC 2.0 requires.
+    pub fn body(&self, id: Option<&str>) -> Vec<u8> {
+        let mut error = serde_json::json!({ "code": self.code(), "message": self.to_string() });
+        if let GatewayError::UnsupportedVersion(_) = self {
+            error["data"] = serde_json::json!({ "supported": crate::jsonrpc::SUPPORTED_VERSIONS });
+        }
+        let id = id.unwrap_or("null");
+        let mut out = Vec::with_capacity(96 + id.len());
+        out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(br#","error":"#);
+        // Serializing a Value built here cannot fail.
+        serde_json::to_writer(&mut out, &error).unwrap_or_default();
+        out.push(b'}');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_tool_looks_like_a_missing_tool() {
+        let e = GatewayError::UnknownTool { tool: "rm_rf".into(), reason: "not granted" };
+        assert_eq!(e.status(), 200);
+        let body: serde_json::Value = serde_json::from_slice(&e.body(Some("7"))).unwrap();
+        assert_eq!(body["id"], 7);
+        assert_eq!(body["error"]["code"], -32602);
+        assert_eq!(body["error"]["message"], "Unknown tool: rm_rf");
+        assert!(!String::from_utf8(e.body(None)).unwrap().contains("not granted"));
+    }
+
+    #[test]
+    fn codes_stay_outside_the_reserved_range_except_the_spec_one() {
+        for e in [
+            GatewayError::Unauthorized("x".into()),
+            GatewayError::UnknownSession,
+            GatewayError::PayloadTooLarge { limit: 1 },
+            GatewayError::UpstreamTimeout("x".into()),
+            GatewayError::NoHealthyUpstream("s".into()),
+        ] {
+            assert!(!(-32099..=-32020).contains(&e.code()), "{e:?}");
+        }
+    }
+}

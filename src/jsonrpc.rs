@@ -1,0 +1,169 @@
+//! JSON-RPC 2.0 as the gateway needs it: one pass over the body that borrows from it, yielding the
+//! method, the raw id (echoed back verbatim in errors) and, for `tools/call`, the tool name. The
+//! body itself is forwarded unchanged.
+
+use crate::error::GatewayError;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// Protocol versions the gateway serves.
+pub const SUPPORTED_VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
+/// The version a client that sends no `MCP-Protocol-Version` header is assumed to speak.
+pub const DEFAULT_VERSION: &str = "2025-03-26";
+
+/// One JSON-RPC message as far as the gateway cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// `None` for a response sent by the client (to a server request).
+    pub method: Option<String>,
+    /// The id exactly as it appeared, e.g. `7` or `"a"`; `None` for notifications.
+    pub id: Option<String>,
+    /// The tool name of a `tools/call`.
+    pub tool: Option<String>,
+}
+
+impl Message {
+    pub fn is_request(&self) -> bool {
+        self.method.is_some() && self.id.is_some()
+    }
+}
+
+/// A parsed body: one message, or a batch (protocol 2025-03-26 only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rpc {
+    Single(Message),
+    Batch(Vec<Message>),
+}
+
+impl Rpc {
+    pub fn messages(&self) -> &[Message] {
+        match self {
+            Rpc::Single(m) => std::slice::from_ref(m),
+            Rpc::Batch(v) => v,
+        }
+    }
+    /// The first message, which names the request in logs (a batch is named by its first).
+    pub fn first(&self) -> Option<&Message> {
+        self.messages().first()
+    }
+}
+
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct CallParams<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+}
+
+/// Parses a request body. `batches_allowed` follows the negotiated protocol version.
+pub fn parse(body: &[u8], batches_allowed: bool) -> Result<Rpc, GatewayError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    match first {
+        None => Err(GatewayError::InvalidRequest("empty body".into())),
+        Some(b'[') => {
+            let wires: Vec<Wire<'_>> = serde_json::from_slice(body).map_err(classify)?;
+            if !batches_allowed {
+                return Err(GatewayError::InvalidRequest("JSON-RPC batches are not allowed in this protocol version".into()));
+            }
+            if wires.is_empty() {
+                return Err(GatewayError::InvalidRequest("empty batch".into()));
+            }
+            wires.into_iter().map(message).collect::<Result<Vec<_>, _>>().map(Rpc::Batch)
+        }
+        Some(_) => {
+            let wire: Wire<'_> = serde_json::from_slice(body).map_err(classify)?;
+            message(wire).map(Rpc::Single)
+        }
+    }
+}
+
+fn classify(e: serde_json::Error) -> GatewayError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => GatewayError::ParseError(e.to_string()),
+        Category::Data => GatewayError::InvalidRequest(format!("not a JSON-RPC 2.0 message: {e}").into()),
+    }
+}
+
+fn message(w: Wire<'_>) -> Result<Message, GatewayError> {
+    if w.jsonrpc.as_deref() != Some("2.0") {
+        return Err(GatewayError::InvalidRequest("jsonrpc must be \"2.0\"".into()));
+    }
+    let id = match w.id {
+        Some(raw) => {
+            let text = raw.get();
+            let ok = text.starts_with('"') || text.starts_with('-') || text.as_bytes()[0].is_ascii_digit();
+            if !ok {
+                return Err(GatewayError::InvalidRequest("id must be a string or a number".into()));
+            }
+            Some(text.to_string())
+        }
+        None => None,
+    };
+    match w.method {
+        Some(method) => {
+            let tool = if method == "tools/call" {
+                let params = w.params.ok_or(GatewayError::InvalidRequest("tools/call needs params.name".into()))?;
+                let p: CallParams<'_> = serde_json::from_str(params.get())
+                    .map_err(|_| GatewayError::InvalidRequest("tools/call needs params.name as a string".into()))?;
+                Some(p.name.into_owned())
+            } else {
+                None
+            };
+            Ok(Message { method: Some(method.into_owned()), id, tool })
+        }
+        None if (w.result.is_some() || w.error.is_some()) && id.is_some() => Ok(Message { method: None, id, tool: None }),
+        None => Err(GatewayError::InvalidRequest("a JSON-RPC message needs a method, or a result/error and an id".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tools_call_single_pass() {
+        let rpc = parse(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"statistics","arguments":{"values":["1"]}}}"#, false).unwrap();
+        let m = rpc.first().unwrap();
+        assert_eq!((m.method.as_deref(), m.id.as_deref(), m.tool.as_deref()), (Some("tools/call"), Some("7"), Some("statistics")));
+        let escaped = parse(br#"{"jsonrpc":"2.0","id":"a","method":"tools\/call","params":{"name":"st\u0061ts"}}"#, false).unwrap();
+        assert_eq!(escaped.first().unwrap().tool.as_deref(), Some("stats"));
+        assert_eq!(escaped.first().unwrap().id.as_deref(), Some("\"a\""));
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        assert!(matches!(parse(b"{not json", false), Err(GatewayError::ParseError(_))));
+        assert!(matches!(parse(b"{\"jsonrpc\":\"2.0\"", false), Err(GatewayError::ParseError(_))));
+        assert!(matches!(parse(b"{\"jsonrpc\":\"1.0\",\"method\":\"x\"}", false), Err(GatewayError::InvalidRequest(_))));
+        assert!(matches!(parse(b"{\"jsonrpc\":\"2.0\"}", false), Err(GatewayError::InvalidRequest(_))));
+        assert!(matches!(parse(b"42", false), Err(GatewayError::InvalidRequest(_))));
+        assert!(matches!(parse(b"{\"jsonrpc\":\"2.0\",\"method\":7}", false), Err(GatewayError::InvalidRequest(_))));
+        assert!(matches!(parse(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{}}", false), Err(GatewayError::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn batches_follow_the_version() {
+        let body = br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
+        assert!(parse(body, false).is_err());
+        let Rpc::Batch(v) = parse(body, true).unwrap() else { panic!() };
+        assert_eq!(v.len(), 2);
+        assert!(v[0].is_request() && !v[1].is_request());
+    }
+}

@@ -1,0 +1,18 @@
+//! mcp-gateway: an edge gateway for the Model Context Protocol on Pingora.
+//!
+//! The proxy ([`proxy::Gateway`], a Pingora `ProxyHttp`) reads each JSON-RPC request, checks the
+//! caller's JWT, applies role-based grants per tool, and forwards to a healthy upstream MCP server
+//! of the request's scope. Embed it in your own Pingora server with [`server::runtime`] and
+//! [`proxy::Gateway::new`], or run the `mcp-gateway` binary.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod jsonrpc;
+pub mod policy;
+pub mod proxy;
+pub mod server;
+pub mod session;
+pub mod tools;
+pub mod upstream;

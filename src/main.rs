@@ -1,0 +1,108 @@
+//! The `mcp-gateway` command: parse arguments, load configuration, start.
+
+use anyhow::{anyhow, Context};
+use clap::{Parser, Subcommand};
+use mcp_gateway::auth::mint::{mint, TokenRequest};
+use mcp_gateway::config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "mcp-gateway", version, about = "An edge gateway for the Model Context Protocol")]
+struct Cli {
+    /// The gateway configuration file.
+    #[arg(long, short, global = true, env = "MCP_GATEWAY_CONFIG", default_value = "conf/gateway.yaml")]
+    config: PathBuf,
+    /// Log format: json (default) or text.
+    #[arg(long, global = true, env = "MCP_GATEWAY_LOG_FORMAT", default_value = "json")]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run,
+    /// Validate the configuration, report every problem, and exit.
+    Check,
+    /// Mint a JWT signed with the configured HS key, for local testing.
+    Token {
+        #[arg(long, default_value = "dev")]
+        user: String,
+        /// Comma-separated roles.
+        #[arg(long, value_delimiter = ',', default_value = "developer")]
+        roles: Vec<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Lifetime, e.g. 1h, 30m.
+        #[arg(long, default_value = "1h")]
+        ttl: humantime::Duration,
+    },
+    /// Run one of the bundled MCP tool servers.
+    Tool {
+        /// calculator
+        name: String,
+        #[arg(long, default_value = "127.0.0.1:8091")]
+        listen: String,
+        /// Answer without sessions, with application/json instead of an SSE stream.
+        #[arg(long)]
+        stateless: bool,
+    },
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "text" {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(&cli.log_format);
+    match real_main(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run => {
+            let config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
+            mcp_gateway::server::run(config).map_err(|e| anyhow!(e))
+        }
+        Command::Check => {
+            let config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
+            println!(
+                "{}: ok ({} scopes: {})",
+                cli.config.display(),
+                config.scopes.len(),
+                config.scopes.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+            Ok(())
+        }
+        Command::Token { user, roles, tenant, ttl } => {
+            let config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
+            let token = mint(&config.jwt, &TokenRequest { user: &user, roles: &roles, tenant: tenant.as_deref(), ttl: ttl.into() })
+                .map_err(|e| anyhow!(e))?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Tool { name, listen, stateless } => {
+            let secret = std::env::var("TOOL_GATEWAY_SHARED_SECRET")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .context("TOOL_GATEWAY_SHARED_SECRET must be set: the tool answers only the gateway")?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(mcp_gateway::tools::serve(&name, &listen, secret, stateless)).map_err(|e| anyhow!(e))
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Step 1, admit: what the path names, whether the method fits, and the header checks that need no
+//! token (Origin, protocol version, content type).
+
+use super::ctx::RequestCtx;
+use crate::error::GatewayError;
+use crate::jsonrpc::SUPPORTED_VERSIONS;
+use pingora_proxy::Session;
+
+/// What a request path names.
+pub enum Route {
+    Healthz,
+    Readyz,
+    /// `/.well-known/oauth-protected-resource/S/(sse|mcp)`.
+    ResourceMetadata { path: String },
+    /// `/S/sse` or `/S/mcp`.
+    Scoped,
+}
+
+/// Resolves the path; for a scoped endpoint, sets `ctx.scope`.
+pub fn route(session: &Session, ctx: &mut RequestCtx) -> Result<Route, GatewayError> {
+    let path = session.req_header().uri.path();
+    match path {
+        "/healthz" => return Ok(Route::Healthz),
+        "/readyz" => return Ok(Route::Readyz),
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/.well-known/oauth-protected-resource") {
+        if scope_of(rest).is_some_and(|s| ctx.rt.upstreams.contains_key(s)) {
+            return Ok(Route::ResourceMetadata { path: rest.to_string() });
+        }
+        return Err(GatewayError::NotFound(format!("no protected resource at {}", clip(path))));
+    }
+    match scope_of(path).and_then(|s| ctx.rt.upstreams.get(s)) {
+        Some(scope) => {
+            ctx.scope = Some(scope.clone());
+            Ok(Route::Scoped)
+        }
+        None => Err(GatewayError::NotFound(format!("no MCP endpoint at {}", clip(path)))),
+    }
+}
+
+/// `/S/sse` or `/S/mcp` → `S`.
+fn scope_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix('/')?;
+    let (scope, endpoint) = rest.split_once('/')?;
+    matches!(endpoint, "sse" | "mcp").then_some(scope)
+}
+
+fn clip(path: &str) -> String {
+    path.chars().take(100).collect()
+}
+
+/// Checks a scoped request's method and headers before anything else is spent on it.
+pub fn check_scoped(session: &Session, ctx: &RequestCtx) -> Result<(), GatewayError> {
+    let req = session.req_header();
+    if !matches!(req.method.as_str(), "POST" | "GET" | "DELETE") {
+        return Err(GatewayError::MethodNotAllowed("use POST, GET or DELETE"));
+    }
+    if let Some(origin) = req.headers.get("origin") {
+        let allowed = origin.to_str().is_ok_and(|o| ctx.rt.config.allowed_origins.iter().any(|a| a == o));
+        if !allowed {
+            return Err(GatewayError::Forbidden("origin not allowed".into()));
+        }
+    }
+    if let Some(v) = req.headers.get("mcp-protocol-version") {
+        let v = v.to_str().unwrap_or("");
+        if !SUPPORTED_VERSIONS.contains(&v) {
+            return Err(GatewayError::UnsupportedVersion(v.chars().take(40).collect()));
+        }
+    }
+    if req.method == "POST" {
+        let json = req
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(GatewayError::UnsupportedMediaType);
+        }
+    }
+    Ok(())
+}
+
+/// Whether JSON-RPC batches are allowed: only in protocol 2025-03-26, which is also what a client
+/// that sends no version header speaks.
+pub fn batches_allowed(session: &Session) -> bool {
+    session
+        .req_header()
+        .headers
+        .get("mcp-protocol-version")
+        .is_none_or(|v| v.as_bytes() == crate::jsonrpc::DEFAULT_VERSION.as_bytes())
+}

@@ -1,0 +1,41 @@
+//! Step 2, authenticate: the bearer token becomes an `Identity`; then a presented session id is
+//! opened and checked against that identity.
+
+use super::ctx::RequestCtx;
+use crate::auth::Authenticator;
+use crate::error::GatewayError;
+use crate::session::user_hash;
+use pingora_proxy::Session;
+
+/// Verifies the caller's token and sets `ctx.identity`.
+pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    let header = session.req_header().headers.get("authorization").map(|v| v.as_bytes());
+    let token = Authenticator::bearer(header).map_err(GatewayError::Unauthorized)?;
+    let identity = ctx.rt.auth.verify(token).await.map_err(GatewayError::Unauthorized)?;
+    ctx.identity = Some(identity);
+    Ok(())
+}
+
+/// Opens the client's `Mcp-Session-Id`, if any. A session sealed for another scope or another
+/// user, forged, or living on an upstream that is gone, is answered as an unknown session so the
+/// client starts a new one.
+pub fn open_session(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    let Some(raw) = session.req_header().headers.get("mcp-session-id") else {
+        return Ok(());
+    };
+    let (Some(scope), Some(identity)) = (&ctx.scope, &ctx.identity) else {
+        return Err(GatewayError::Internal);
+    };
+    let binding = raw.to_str().ok().and_then(|id| ctx.rt.sessions.open(id)).ok_or(GatewayError::UnknownSession)?;
+    if binding.scope != scope.scope.name {
+        return Err(GatewayError::UnknownSession);
+    }
+    if binding.user_hash != user_hash(&identity.user, identity.tenant.as_deref()) {
+        tracing::warn!(request_id = %ctx.request_id, user = %identity.user, "session id presented by another user");
+        return Err(GatewayError::UnknownSession);
+    }
+    let picked = scope.get_healthy(&binding.upstream).ok_or(GatewayError::UnknownSession)?;
+    ctx.picked = Some(picked);
+    ctx.session = Some(binding);
+    Ok(())
+}

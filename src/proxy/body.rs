@@ -1,0 +1,92 @@
+//! Step 3, the body: read and parse JSON-RPC once, before an upstream is chosen.
+//!
+//! Pingora forwards an early-read body only from its retry buffer, which holds 64 KiB. Bodies that
+//! fit (by `Content-Length`) are read here and decided before any upstream is contacted. Larger
+//! bodies, and bodies of unknown length, take the other path: `request_body_filter` holds every
+//! chunk back from the upstream, decides at the end of the stream, and only then releases the
+//! whole body at once, so a refused request never reaches an upstream complete.
+
+use super::ctx::RequestCtx;
+use crate::error::GatewayError;
+use bytes::{Bytes, BytesMut};
+use pingora_proxy::Session;
+
+/// Pingora's early body buffer (`BODY_BUF_LIMIT`).
+pub const EARLY_BODY_LIMIT: u64 = 64 * 1024;
+
+/// Reads the body when it fits the early buffer (`Some`), or arranges for it to be held in
+/// `request_body_filter` (`None`).
+pub async fn read_early(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<Bytes>, GatewayError> {
+    let max = ctx.rt.config.limits.max_body_bytes;
+    let headers = &session.req_header().headers;
+    let expects_continue =
+        headers.get("expect").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let length = match headers.get("content-length") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or(GatewayError::InvalidRequest("bad Content-Length".into()))?,
+        ),
+        None => None,
+    };
+    if length.is_some_and(|n| n > max) {
+        // The body stays unread: the connection cannot be reused.
+        session.set_keepalive(None);
+        return Err(GatewayError::PayloadTooLarge { limit: max });
+    }
+    if expects_continue {
+        session
+            .as_downstream_mut()
+            .write_continue_response()
+            .await
+            .map_err(|_| GatewayError::InvalidRequest("client went away".into()))?;
+    }
+    match length {
+        Some(n) if n <= EARLY_BODY_LIMIT => {
+            session.enable_retry_buffering();
+            let mut first: Option<Bytes> = None;
+            let mut rest = BytesMut::new();
+            loop {
+                let chunk = session
+                    .read_request_body()
+                    .await
+                    .map_err(|_| GatewayError::InvalidRequest("could not read the request body".into()))?;
+                let Some(chunk) = chunk else { break };
+                match &first {
+                    None => first = Some(chunk),
+                    Some(f) => {
+                        if rest.is_empty() {
+                            rest.extend_from_slice(f);
+                        }
+                        rest.extend_from_slice(&chunk);
+                    }
+                }
+            }
+            Ok(Some(if rest.is_empty() { first.unwrap_or_default() } else { rest.freeze() }))
+        }
+        _ => {
+            let capacity = length.unwrap_or(EARLY_BODY_LIMIT).min(max) as usize;
+            ctx.large_body = Some(BytesMut::with_capacity(capacity));
+            Ok(None)
+        }
+    }
+}
+
+/// Holds a chunk of a large body. Returns the whole body at the end of the stream.
+pub fn hold(ctx: &mut RequestCtx, chunk: Option<Bytes>, end: bool) -> Result<Option<Bytes>, GatewayError> {
+    let max = ctx.rt.config.limits.max_body_bytes;
+    let Some(buf) = ctx.large_body.as_mut() else {
+        return Err(GatewayError::Internal);
+    };
+    if let Some(chunk) = chunk {
+        if buf.len() as u64 + chunk.len() as u64 > max {
+            return Err(GatewayError::PayloadTooLarge { limit: max });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    if end {
+        return Ok(ctx.large_body.take().map(BytesMut::freeze));
+    }
+    Ok(None)
+}

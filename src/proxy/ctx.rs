@@ -1,0 +1,69 @@
+//! Per-request state carried through the `ProxyHttp` hooks.
+
+use super::filter::ResponseRewrite;
+use super::Runtime;
+use crate::auth::Identity;
+use crate::error::GatewayError;
+use crate::jsonrpc::Rpc;
+use crate::session::SessionBinding;
+use crate::upstream::{Picked, ScopeUpstreams};
+use bytes::BytesMut;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything the gateway learns about one request, in the order it learns it.
+pub struct RequestCtx {
+    pub started: Instant,
+    /// The configuration this request runs on, from start to end.
+    pub rt: Arc<Runtime>,
+    pub request_id: String,
+    /// The scope, for `/S/sse` and `/S/mcp`.
+    pub scope: Option<Arc<ScopeUpstreams>>,
+    pub identity: Option<Arc<Identity>>,
+    /// The session this request belongs to, opened from the client's `Mcp-Session-Id`.
+    pub session: Option<SessionBinding>,
+    pub rpc: Option<Rpc>,
+    /// A body too large for Pingora's early buffer, held here until it is complete and decided.
+    pub large_body: Option<BytesMut>,
+    pub picked: Option<Picked>,
+    /// Upstreams that failed to connect for this request (each tried once).
+    pub tried: Vec<String>,
+    /// The refusal, when the gateway refused; rendered once, in one place.
+    pub error: Option<GatewayError>,
+    pub rewrite: ResponseRewrite,
+}
+
+impl RequestCtx {
+    pub fn new(rt: Arc<Runtime>) -> Self {
+        Self {
+            started: Instant::now(),
+            rt,
+            request_id: uuid::Uuid::new_v4().simple().to_string(),
+            scope: None,
+            identity: None,
+            session: None,
+            rpc: None,
+            large_body: None,
+            picked: None,
+            tried: Vec::new(),
+            error: None,
+            rewrite: ResponseRewrite::None,
+        }
+    }
+
+    /// The raw JSON-RPC id of a single request, for error bodies.
+    pub fn rpc_id(&self) -> Option<&str> {
+        match &self.rpc {
+            Some(Rpc::Single(m)) => m.id.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn method(&self) -> Option<&str> {
+        self.rpc.as_ref().and_then(|r| r.first()).and_then(|m| m.method.as_deref())
+    }
+
+    pub fn tool(&self) -> Option<&str> {
+        self.rpc.as_ref().and_then(|r| r.first()).and_then(|m| m.tool.as_deref())
+    }
+}

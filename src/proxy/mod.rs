@@ -1,0 +1,296 @@
+//! The Pingora proxy: `ProxyHttp` hooks that call one step module each, in the order a request
+//! travels (see `admit`, `authn`, `body`, `authz`, `upstream`, `filter`, `respond`). A step either
+//! enriches the request context or ends the request with a `GatewayError`, which `respond` renders.
+
+pub mod admit;
+pub mod authn;
+pub mod authz;
+pub mod body;
+pub mod ctx;
+pub mod filter;
+pub mod respond;
+pub mod upstream;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::jsonrpc;
+use crate::session::{user_hash, SessionBinding, SessionKeys};
+use crate::upstream::ScopeUpstreams;
+use admit::Route;
+use async_trait::async_trait;
+use authz::Decision;
+use bytes::Bytes;
+use ctx::RequestCtx;
+use pingora::http::ResponseHeader;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything a request runs on; built once from a `Config`.
+pub struct Runtime {
+    pub config: Config,
+    pub auth: Authenticator,
+    pub sessions: SessionKeys,
+    pub upstreams: HashMap<String, Arc<ScopeUpstreams>>,
+}
+
+/// The gateway proxy.
+pub struct Gateway {
+    rt: Arc<Runtime>,
+}
+
+impl Gateway {
+    pub fn new(rt: Arc<Runtime>) -> Self {
+        Self { rt }
+    }
+}
+
+/// The error Pingora carries once the gateway has refused; the context holds the real one.
+fn refused() -> Box<Error> {
+    Error::new(ErrorType::Custom("refused by gateway"))
+}
+
+impl Gateway {
+    /// Steps 1–5 for a scoped request. `Ok(true)` means answered here.
+    async fn inspect(&self, session: &mut Session, ctx: &mut RequestCtx) -> std::result::Result<bool, GatewayError> {
+        admit::check_scoped(session, ctx)?;
+        authn::authenticate(session, ctx).await?;
+        authn::open_session(session, ctx)?;
+        if session.req_header().method != "POST" {
+            return Ok(false);
+        }
+        match body::read_early(session, ctx).await? {
+            Some(bytes) => self.decide(session, ctx, &bytes).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Parses the whole body and applies policy. `Ok(true)` means a batch was answered here.
+    async fn decide(&self, session: &mut Session, ctx: &mut RequestCtx, bytes: &[u8]) -> std::result::Result<bool, GatewayError> {
+        let rpc = jsonrpc::parse(bytes, admit::batches_allowed(session))?;
+        let decision = authz::decide(ctx, &rpc);
+        ctx.rpc = Some(rpc);
+        match decision {
+            Decision::Forward => Ok(false),
+            Decision::Refuse(e) => Err(e),
+            Decision::Answer(body) => {
+                respond::json(session, ctx, 200, body, &[]).await.map_err(|_| GatewayError::Internal)?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new(self.rt.clone())
+    }
+
+    /// Answers health, metadata and every refusal itself (`Ok(true)`); lets through only requests
+    /// that are authenticated, parsed and allowed.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let route = match admit::route(session, ctx) {
+            Ok(r) => r,
+            Err(e) => {
+                respond::error(session, ctx, &e).await?;
+                ctx.error = Some(e);
+                return Ok(true);
+            }
+        };
+        match route {
+            Route::Healthz => respond::healthz(session, ctx).await.map(|_| true),
+            Route::Readyz => respond::readyz(session, ctx).await.map(|_| true),
+            Route::ResourceMetadata { path } => respond::resource_metadata(session, ctx, &path).await.map(|_| true),
+            Route::Scoped => match self.inspect(session, ctx).await {
+                Ok(answered) => Ok(answered),
+                Err(e) => {
+                    respond::error(session, ctx, &e).await?;
+                    ctx.error = Some(e);
+                    Ok(true)
+                }
+            },
+        }
+    }
+
+    /// Holds a large body back from the upstream until it is complete and allowed.
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.large_body.is_none() {
+            return Ok(());
+        }
+        let result = body::hold(ctx, body.take(), end_of_stream).and_then(|whole| Ok(whole));
+        match result {
+            Ok(None) => {
+                // An empty chunk sends nothing and does not end the upstream body.
+                *body = Some(Bytes::new());
+                Ok(())
+            }
+            Ok(Some(whole)) => match self.decide(session, ctx, &whole).await {
+                Ok(false) => {
+                    *body = Some(whole);
+                    Ok(())
+                }
+                Ok(true) => Err(refused()),
+                Err(e) => {
+                    ctx.error = Some(e);
+                    Err(refused())
+                }
+            },
+            Err(e) => {
+                ctx.error = Some(e);
+                Err(refused())
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        upstream::peer(ctx).map_err(|e| {
+            ctx.error = Some(e);
+            refused()
+        })
+    }
+
+    /// A connect failure is retried once on another upstream: nothing reached a tool yet. A
+    /// session's upstream is not replaced; the client is told to start a new session.
+    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+        if ctx.session.is_some() {
+            ctx.error = Some(GatewayError::UnknownSession);
+            return e;
+        }
+        if let Some(p) = ctx.picked.take() {
+            tracing::warn!(request_id = %ctx.request_id, upstream = %p.addr, error = %e, "upstream connect failed");
+            ctx.tried.push(p.addr);
+        }
+        if ctx.tried.len() <= 1 {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut pingora::http::RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream::rewrite_request(upstream_request, ctx)
+    }
+
+    /// Seals a new upstream session id, and prepares `tools/list` filtering.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(id) = resp.headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string) {
+            let sealed = match (&ctx.scope, &ctx.identity, &ctx.picked) {
+                (Some(scope), Some(identity), Some(picked)) => ctx.rt.sessions.seal(&SessionBinding {
+                    scope: scope.scope.name.clone(),
+                    upstream: picked.addr.clone(),
+                    upstream_session: id,
+                    user_hash: user_hash(&identity.user, identity.tenant.as_deref()),
+                }),
+                _ => None,
+            };
+            match sealed {
+                Some(s) => resp.insert_header("Mcp-Session-Id", s)?,
+                None => {
+                    resp.remove_header("mcp-session-id");
+                }
+            }
+        }
+        let content_type = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        if content_type.starts_with("text/event-stream") {
+            resp.insert_header("X-Accel-Buffering", "no")?;
+        }
+        if resp.status == 200 && matches!(ctx.rewrite, filter::ResponseRewrite::ToolsListPending) {
+            let allowed = authz::visible_tools(ctx);
+            if ctx.rewrite.start(&content_type, allowed) {
+                resp.remove_header("content-length");
+            }
+        }
+        resp.insert_header("X-Request-ID", ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        ctx.rewrite.body(body, end_of_stream);
+        Ok(None)
+    }
+
+    /// Renders every failure after `request_filter` as a JSON-RPC error.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let err = ctx.error.clone().unwrap_or_else(|| classify(e));
+        let reuse = ctx.large_body.is_none() && !matches!(err, GatewayError::PayloadTooLarge { .. });
+        let code = match e.esource() {
+            ErrorSource::Downstream if matches!(e.etype(), ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed) => 0,
+            _ if session.response_written().is_some() => 0,
+            _ => {
+                if !reuse {
+                    session.set_keepalive(None);
+                }
+                if let Err(we) = respond::error(session, ctx, &err).await {
+                    tracing::debug!(error = %we, "could not send the error response");
+                }
+                err.status()
+            }
+        };
+        ctx.error = Some(err);
+        FailToProxy { error_code: code, can_reuse_downstream: reuse }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
+        let outcome = match (&ctx.error, e) {
+            (Some(err), _) => err.kind(),
+            (None, Some(_)) => "error",
+            (None, None) => "ok",
+        };
+        tracing::info!(
+            target: "access",
+            request_id = %ctx.request_id,
+            user = ctx.identity.as_ref().map(|i| i.user.as_str()).unwrap_or(""),
+            scope = ctx.scope.as_ref().map(|s| s.scope.name.as_str()).unwrap_or(""),
+            method = ctx.method().unwrap_or(""),
+            tool = ctx.tool().unwrap_or(""),
+            upstream = ctx.picked.as_ref().map(|p| p.addr.as_str()).unwrap_or(""),
+            status,
+            outcome,
+            latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+        );
+    }
+}
+
+/// A Pingora failure, as the client is told about it.
+fn classify(e: &Error) -> GatewayError {
+    use ErrorType::*;
+    match e.etype() {
+        ConnectTimedout | ReadTimedout | WriteTimedout => GatewayError::UpstreamTimeout("no answer in time".into()),
+        _ if *e.esource() == ErrorSource::Upstream => GatewayError::UpstreamFailed("the upstream failed".into()),
+        ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure | ConnectProxyFailure => {
+            GatewayError::UpstreamFailed("could not connect to the upstream".into())
+        }
+        HTTPStatus(413) => GatewayError::PayloadTooLarge { limit: 0 },
+        _ if *e.esource() == ErrorSource::Downstream => GatewayError::InvalidRequest("bad request".into()),
+        _ => GatewayError::Internal,
+    }
+}

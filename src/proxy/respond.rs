@@ -1,0 +1,93 @@
+//! Answers the gateway gives itself: every refusal (rendered from `GatewayError` in one place),
+//! health, readiness and the OAuth protected-resource metadata (RFC 9728).
+
+use super::ctx::RequestCtx;
+use crate::error::GatewayError;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::Result;
+use pingora_proxy::Session;
+
+/// Writes a complete JSON answer. Keeps the connection open (unlike Pingora's error responses),
+/// so a client's next request reuses it.
+pub async fn json(session: &mut Session, ctx: &RequestCtx, status: u16, body: Vec<u8>, extra: &[(&'static str, String)]) -> Result<()> {
+    let mut h = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    h.insert_header("Content-Type", "application/json")?;
+    h.insert_header("Content-Length", body.len().to_string())?;
+    h.insert_header("X-Request-ID", ctx.request_id.as_str())?;
+    h.insert_header("Cache-Control", "no-store")?;
+    for (k, v) in extra {
+        h.insert_header(*k, v.as_str())?;
+    }
+    session.write_response_header(Box::new(h), false).await?;
+    session.write_response_body(Some(Bytes::from(body)), true).await?;
+    Ok(())
+}
+
+/// Renders a refusal: status, headers (`WWW-Authenticate`, `Allow`) and the JSON-RPC error body.
+pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) -> Result<()> {
+    let mut extra = Vec::new();
+    match err {
+        GatewayError::Unauthorized(reason) => {
+            let metadata = resource_metadata_url(session, ctx);
+            let value = if reason == "missing bearer token" {
+                format!("Bearer resource_metadata=\"{metadata}\"")
+            } else {
+                format!("Bearer resource_metadata=\"{metadata}\", error=\"invalid_token\"")
+            };
+            extra.push(("WWW-Authenticate", value));
+        }
+        GatewayError::MethodNotAllowed(_) => extra.push(("Allow", "GET, POST, DELETE".into())),
+        _ => {}
+    }
+    json(session, ctx, err.status(), err.body(ctx.rpc_id()), &extra).await
+}
+
+/// The public base URL: configured, or from the request's `Host`.
+fn base_url(session: &Session, ctx: &RequestCtx) -> String {
+    if let Some(u) = &ctx.rt.config.public_url {
+        return u.clone();
+    }
+    let req = session.req_header();
+    let host = req
+        .headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+        .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+fn resource_metadata_url(session: &Session, ctx: &RequestCtx) -> String {
+    let path = session.req_header().uri.path();
+    format!("{}/.well-known/oauth-protected-resource{}", base_url(session, ctx), path)
+}
+
+/// RFC 9728 metadata for `/S/sse` or `/S/mcp`.
+pub async fn resource_metadata(session: &mut Session, ctx: &RequestCtx, path: &str) -> Result<()> {
+    let body = serde_json::json!({
+        "resource": format!("{}{}", base_url(session, ctx), path),
+        "authorization_servers": ctx.rt.config.authorization_servers,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "mcp-gateway",
+    });
+    json(session, ctx, 200, body.to_string().into_bytes(), &[]).await
+}
+
+pub async fn healthz(session: &mut Session, ctx: &RequestCtx) -> Result<()> {
+    json(session, ctx, 200, br#"{"status":"ok"}"#.to_vec(), &[]).await
+}
+
+/// Ready when every scope has a healthy upstream.
+pub async fn readyz(session: &mut Session, ctx: &RequestCtx) -> Result<()> {
+    let mut scopes = serde_json::Map::new();
+    let mut ready = true;
+    for (name, s) in &ctx.rt.upstreams {
+        let ok = s.any_healthy();
+        ready &= ok;
+        scopes.insert(name.clone(), serde_json::Value::from(if ok { "ok" } else { "no healthy upstream" }));
+    }
+    let body = serde_json::json!({ "status": if ready { "ok" } else { "not ready" }, "scopes": scopes });
+    json(session, ctx, if ready { 200 } else { 503 }, body.to_string().into_bytes(), &[]).await
+}

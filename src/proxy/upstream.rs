@@ -1,0 +1,67 @@
+//! Step 6, the upstream: the session's upstream, else a healthy one from the scope's load balancer;
+//! and the request as the upstream sees it (its own path and session id, the gateway's headers,
+//! never the client's credentials).
+
+use super::ctx::RequestCtx;
+use crate::error::GatewayError;
+use pingora::http::RequestHeader;
+use pingora::upstreams::peer::HttpPeer;
+use std::time::Duration;
+
+/// The peer for this attempt.
+pub fn peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>, GatewayError> {
+    let scope = ctx.scope.clone().ok_or(GatewayError::Internal)?;
+    if ctx.session.is_none() {
+        let key = ctx.identity.as_ref().map(|i| i.user.as_bytes()).unwrap_or(b"");
+        let picked = scope.select(key, &ctx.tried).ok_or_else(|| GatewayError::NoHealthyUpstream(scope.scope.name.clone()))?;
+        ctx.picked = Some(picked);
+    }
+    let picked = ctx.picked.as_ref().ok_or(GatewayError::Internal)?;
+    let mut peer = HttpPeer::new(picked.sock, picked.target.tls, picked.target.host.clone());
+    let o = &mut peer.options;
+    o.connection_timeout = Some(scope.scope.connect_timeout);
+    o.read_timeout = Some(scope.scope.read_timeout);
+    o.write_timeout = Some(scope.scope.read_timeout);
+    o.idle_timeout = Some(Duration::from_secs(60));
+    Ok(Box::new(peer))
+}
+
+/// Rewrites the request for the upstream.
+pub fn rewrite_request(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::Result<()> {
+    let Some(picked) = &ctx.picked else {
+        return Ok(());
+    };
+    let path = match req.uri.query() {
+        Some(q) => format!("{}?{}", picked.target.path, q),
+        None => picked.target.path.clone(),
+    };
+    let uri = path.parse::<http::Uri>().map_err(|_| pingora::Error::new_str("bad upstream path"))?;
+    req.set_uri(uri);
+    req.remove_header("authorization");
+    req.remove_header("cookie");
+    req.insert_header("Host", picked.target.authority())?;
+    req.insert_header("X-Gateway-Auth", ctx.rt.config.upstream_secret.as_str())?;
+    req.insert_header("X-Request-ID", ctx.request_id.as_str())?;
+    match &ctx.identity {
+        Some(id) => {
+            req.insert_header("X-User-ID", id.user.as_str())?;
+            match &id.tenant {
+                Some(t) => req.insert_header("X-Tenant-ID", t.as_str())?,
+                None => {
+                    req.remove_header("x-tenant-id");
+                }
+            }
+        }
+        None => {
+            req.remove_header("x-user-id");
+            req.remove_header("x-tenant-id");
+        }
+    }
+    match &ctx.session {
+        Some(s) => req.insert_header("Mcp-Session-Id", s.upstream_session.as_str())?,
+        None => {
+            req.remove_header("mcp-session-id");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! The bundled MCP tool servers, each its own process (`mcp-gateway tool NAME --listen ADDR`), built
+//! on the official Rust MCP SDK and served over Streamable HTTP at `/mcp`, with `GET /health`.
+//! Every request but the health check must carry the gateway's `X-Gateway-Auth` secret, so only the
+//! gateway can reach a tool.
+
+pub mod calculator;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// Serves the named tool until the process is stopped.
+pub async fn serve(name: &str, listen: &str, secret: String, stateless: bool) -> Result<(), String> {
+    let mut config = StreamableHttpServerConfig::default().disable_allowed_hosts();
+    config.legacy_session_mode = !stateless;
+    config.json_response = stateless;
+    let mcp = match name {
+        "calculator" => StreamableHttpService::new(
+            || Ok(calculator::Calculator::new()),
+            LocalSessionManager::default().into(),
+            config,
+        ),
+        other => return Err(format!("unknown tool {other:?} (available: calculator)")),
+    };
+    let secret = Arc::new(secret);
+    let app = axum::Router::new()
+        .nest_service("/mcp", mcp)
+        .layer(axum::middleware::from_fn_with_state(secret, require_gateway))
+        .route("/health", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(tool = name, %addr, stateless, "tool server listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Refuses any request without the gateway's secret (compared in constant time).
+async fn require_gateway(State(secret): State<Arc<String>>, req: Request, next: Next) -> Response {
+    let given = req.headers().get("x-gateway-auth").map(|v| v.as_bytes()).unwrap_or(b"");
+    if !bool::from(given.ct_eq(secret.as_bytes())) {
+        return (StatusCode::UNAUTHORIZED, [("content-type", "application/json")], r#"{"error":"missing or wrong X-Gateway-Auth"}"#)
+            .into_response();
+    }
+    let user = req.headers().get("x-user-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    tracing::debug!(user = %user, method = %req.method(), "tool request");
+    next.run(req).await
+}

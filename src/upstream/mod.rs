@@ -1,0 +1,139 @@
+//! The upstream MCP servers of each scope: one pingora-load-balancing `LoadBalancer` per scope with
+//! the configured strategy and weights, and its health checks running as a background service.
+
+use crate::config::file::{Balance, HealthCheckKind};
+use crate::config::{Config, ScopeConfig, UpstreamTarget};
+use pingora::http::RequestHeader;
+use pingora::services::background::background_service;
+use pingora::services::ServiceWithDependents;
+use pingora_load_balancing::discovery::Static;
+use pingora_load_balancing::health_check::{HttpHealthCheck, TcpHealthCheck};
+use pingora_load_balancing::selection::{Consistent, Random, RoundRobin};
+use pingora_load_balancing::{Backend, Backends, LoadBalancer};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+enum Balancer {
+    RoundRobin(Arc<LoadBalancer<RoundRobin>>),
+    Random(Arc<LoadBalancer<Random>>),
+    Consistent(Arc<LoadBalancer<Consistent>>),
+}
+
+/// The upstreams of one scope.
+pub struct ScopeUpstreams {
+    pub scope: Arc<ScopeConfig>,
+    balancer: Balancer,
+    /// Backend address (`ip:port`) → how to talk to it.
+    targets: HashMap<String, UpstreamTarget>,
+}
+
+/// An upstream picked for a request.
+#[derive(Debug, Clone)]
+pub struct Picked {
+    /// `ip:port`, the stable name of the backend (also what session ids carry).
+    pub addr: String,
+    pub sock: std::net::SocketAddr,
+    pub target: UpstreamTarget,
+}
+
+impl ScopeUpstreams {
+    /// A healthy upstream, skipping those in `exclude` (already failed for this request).
+    pub fn select(&self, key: &[u8], exclude: &[String]) -> Option<Picked> {
+        let accept = |b: &Backend, healthy: bool| healthy && !exclude.iter().any(|e| *e == b.addr.to_string());
+        let backend = match &self.balancer {
+            Balancer::RoundRobin(lb) => lb.select_with(key, 64, accept),
+            Balancer::Random(lb) => lb.select_with(key, 64, accept),
+            Balancer::Consistent(lb) => lb.select_with(key, 64, accept),
+        }?;
+        let sock = backend.addr.as_inet().copied()?;
+        let addr = backend.addr.to_string();
+        let target = self.targets.get(&addr)?.clone();
+        Some(Picked { addr, sock, target })
+    }
+
+    /// The named upstream if it is still configured and healthy (for sessions pinned to it).
+    pub fn get_healthy(&self, addr: &str) -> Option<Picked> {
+        let target = self.targets.get(addr)?;
+        let healthy = self.backends().get_backend().iter().any(|b| b.addr.to_string() == addr && self.backends().ready(b));
+        let sock = addr.parse().ok()?;
+        healthy.then(|| Picked { addr: addr.to_string(), sock, target: target.clone() })
+    }
+
+    /// Whether any upstream is healthy.
+    pub fn any_healthy(&self) -> bool {
+        let backends = self.backends();
+        backends.get_backend().iter().any(|b| backends.ready(b))
+    }
+
+    fn backends(&self) -> &Backends {
+        match &self.balancer {
+            Balancer::RoundRobin(lb) => lb.backends(),
+            Balancer::Random(lb) => lb.backends(),
+            Balancer::Consistent(lb) => lb.backends(),
+        }
+    }
+}
+
+/// Builds the load balancers of every scope, and the background services that health-check them.
+pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, Vec<Box<dyn ServiceWithDependents>>), String> {
+    let mut scopes = HashMap::new();
+    let mut services: Vec<Box<dyn ServiceWithDependents>> = Vec::new();
+    for scope in config.scopes.values() {
+        let mut set = BTreeSet::new();
+        let mut targets = HashMap::new();
+        for t in &scope.upstreams {
+            let backend = Backend::new_with_weight(&t.authority(), t.weight)
+                .map_err(|e| format!("scope {}: upstream {}: {e}", scope.name, t.authority()))?;
+            targets.insert(backend.addr.to_string(), t.clone());
+            set.insert(backend);
+        }
+        let mut backends = Backends::new(Static::new(set));
+        if let Some(h) = &scope.health {
+            match h.kind {
+                HealthCheckKind::Tcp => backends.set_health_check(TcpHealthCheck::new()),
+                HealthCheckKind::Http => {
+                    let first = &scope.upstreams[0];
+                    let mut hc = HttpHealthCheck::new(&first.host, first.tls);
+                    let mut req = RequestHeader::build("GET", h.path.as_bytes(), None).map_err(|e| e.to_string())?;
+                    req.insert_header("Host", first.authority()).map_err(|e| e.to_string())?;
+                    hc.req = req;
+                    backends.set_health_check(Box::new(hc));
+                }
+            }
+        }
+        let interval = scope.health.as_ref().map(|h| h.interval);
+        let name = format!("upstreams:{}", scope.name);
+        macro_rules! lb {
+            ($variant:ident) => {{
+                let mut lb = LoadBalancer::from_backends(backends);
+                lb.health_check_frequency = interval;
+                lb.parallel_health_check = true;
+                // Static discovery cannot fail; the first update fills the selector.
+                futures_lite_update(&lb);
+                let svc = background_service(&name, lb);
+                let task = svc.task();
+                services.push(Box::new(svc));
+                Balancer::$variant(task)
+            }};
+        }
+        let balancer = match scope.balance {
+            Balance::RoundRobin => lb!(RoundRobin),
+            Balance::Random => lb!(Random),
+            Balance::Consistent => lb!(Consistent),
+        };
+        scopes.insert(scope.name.clone(), Arc::new(ScopeUpstreams { scope: Arc::new(scope.clone()), balancer, targets }));
+    }
+    Ok((scopes, services))
+}
+
+/// Runs the load balancer's first discovery update synchronously (static discovery never waits).
+fn futures_lite_update<S>(lb: &LoadBalancer<S>)
+where
+    S: pingora_load_balancing::selection::BackendSelection + 'static,
+    S::Iter: pingora_load_balancing::selection::BackendIter,
+{
+    let rt = tokio::runtime::Builder::new_current_thread().build();
+    if let Ok(rt) = rt {
+        let _ = rt.block_on(lb.update());
+    }
+}
