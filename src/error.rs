@@ -133,13 +133,18 @@ mod tests {
 
     #[test]
     fn unknown_tool_looks_like_a_missing_tool() {
-        let e = GatewayError::UnknownTool { tool: "rm_rf".into(), reason: "not granted" };
+        let e = GatewayError::UnknownTool {
+            tool: "rm_rf".into(),
+            reason: "not granted",
+        };
         assert_eq!(e.status(), 200);
         let body: serde_json::Value = serde_json::from_slice(&e.body(Some("7"))).unwrap();
         assert_eq!(body["id"], 7);
         assert_eq!(body["error"]["code"], -32602);
         assert_eq!(body["error"]["message"], "Unknown tool: rm_rf");
-        assert!(!String::from_utf8(e.body(None)).unwrap().contains("not granted"));
+        assert!(!String::from_utf8(e.body(None))
+            .unwrap()
+            .contains("not granted"));
     }
 
     #[test]

@@ -79,12 +79,18 @@ pub fn parse(body: &[u8], batches_allowed: bool) -> Result<Rpc, GatewayError> {
         Some(b'[') => {
             let wires: Vec<Wire<'_>> = serde_json::from_slice(body).map_err(classify)?;
             if !batches_allowed {
-                return Err(GatewayError::InvalidRequest("JSON-RPC batches are not allowed in this protocol version".into()));
+                return Err(GatewayError::InvalidRequest(
+                    "JSON-RPC batches are not allowed in this protocol version".into(),
+                ));
             }
             if wires.is_empty() {
                 return Err(GatewayError::InvalidRequest("empty batch".into()));
             }
-            wires.into_iter().map(message).collect::<Result<Vec<_>, _>>().map(Rpc::Batch)
+            wires
+                .into_iter()
+                .map(message)
+                .collect::<Result<Vec<_>, _>>()
+                .map(Rpc::Batch)
         }
         Some(_) => {
             let wire: Wire<'_> = serde_json::from_slice(body).map_err(classify)?;
@@ -97,20 +103,28 @@ fn classify(e: serde_json::Error) -> GatewayError {
     use serde_json::error::Category;
     match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => GatewayError::ParseError(e.to_string()),
-        Category::Data => GatewayError::InvalidRequest(format!("not a JSON-RPC 2.0 message: {e}").into()),
+        Category::Data => {
+            GatewayError::InvalidRequest(format!("not a JSON-RPC 2.0 message: {e}").into())
+        }
     }
 }
 
 fn message(w: Wire<'_>) -> Result<Message, GatewayError> {
     if w.jsonrpc.as_deref() != Some("2.0") {
-        return Err(GatewayError::InvalidRequest("jsonrpc must be \"2.0\"".into()));
+        return Err(GatewayError::InvalidRequest(
+            "jsonrpc must be \"2.0\"".into(),
+        ));
     }
     let id = match w.id {
         Some(raw) => {
             let text = raw.get();
-            let ok = text.starts_with('"') || text.starts_with('-') || text.as_bytes()[0].is_ascii_digit();
+            let ok = text.starts_with('"')
+                || text.starts_with('-')
+                || text.as_bytes()[0].is_ascii_digit();
             if !ok {
-                return Err(GatewayError::InvalidRequest("id must be a string or a number".into()));
+                return Err(GatewayError::InvalidRequest(
+                    "id must be a string or a number".into(),
+                ));
             }
             Some(text.to_string())
         }
@@ -119,17 +133,30 @@ fn message(w: Wire<'_>) -> Result<Message, GatewayError> {
     match w.method {
         Some(method) => {
             let tool = if method == "tools/call" {
-                let params = w.params.ok_or(GatewayError::InvalidRequest("tools/call needs params.name".into()))?;
-                let p: CallParams<'_> = serde_json::from_str(params.get())
-                    .map_err(|_| GatewayError::InvalidRequest("tools/call needs params.name as a string".into()))?;
+                let params = w.params.ok_or(GatewayError::InvalidRequest(
+                    "tools/call needs params.name".into(),
+                ))?;
+                let p: CallParams<'_> = serde_json::from_str(params.get()).map_err(|_| {
+                    GatewayError::InvalidRequest("tools/call needs params.name as a string".into())
+                })?;
                 Some(p.name.into_owned())
             } else {
                 None
             };
-            Ok(Message { method: Some(method.into_owned()), id, tool })
+            Ok(Message {
+                method: Some(method.into_owned()),
+                id,
+                tool,
+            })
         }
-        None if (w.result.is_some() || w.error.is_some()) && id.is_some() => Ok(Message { method: None, id, tool: None }),
-        None => Err(GatewayError::InvalidRequest("a JSON-RPC message needs a method, or a result/error and an id".into())),
+        None if (w.result.is_some() || w.error.is_some()) && id.is_some() => Ok(Message {
+            method: None,
+            id,
+            tool: None,
+        }),
+        None => Err(GatewayError::InvalidRequest(
+            "a JSON-RPC message needs a method, or a result/error and an id".into(),
+        )),
     }
 }
 
@@ -141,28 +168,61 @@ mod tests {
     fn tools_call_single_pass() {
         let rpc = parse(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"statistics","arguments":{"values":["1"]}}}"#, false).unwrap();
         let m = rpc.first().unwrap();
-        assert_eq!((m.method.as_deref(), m.id.as_deref(), m.tool.as_deref()), (Some("tools/call"), Some("7"), Some("statistics")));
-        let escaped = parse(br#"{"jsonrpc":"2.0","id":"a","method":"tools\/call","params":{"name":"st\u0061ts"}}"#, false).unwrap();
+        assert_eq!(
+            (m.method.as_deref(), m.id.as_deref(), m.tool.as_deref()),
+            (Some("tools/call"), Some("7"), Some("statistics"))
+        );
+        let escaped = parse(
+            br#"{"jsonrpc":"2.0","id":"a","method":"tools\/call","params":{"name":"st\u0061ts"}}"#,
+            false,
+        )
+        .unwrap();
         assert_eq!(escaped.first().unwrap().tool.as_deref(), Some("stats"));
         assert_eq!(escaped.first().unwrap().id.as_deref(), Some("\"a\""));
     }
 
     #[test]
     fn errors_are_classified() {
-        assert!(matches!(parse(b"{not json", false), Err(GatewayError::ParseError(_))));
-        assert!(matches!(parse(b"{\"jsonrpc\":\"2.0\"", false), Err(GatewayError::ParseError(_))));
-        assert!(matches!(parse(b"{\"jsonrpc\":\"1.0\",\"method\":\"x\"}", false), Err(GatewayError::InvalidRequest(_))));
-        assert!(matches!(parse(b"{\"jsonrpc\":\"2.0\"}", false), Err(GatewayError::InvalidRequest(_))));
-        assert!(matches!(parse(b"42", false), Err(GatewayError::InvalidRequest(_))));
-        assert!(matches!(parse(b"{\"jsonrpc\":\"2.0\",\"method\":7}", false), Err(GatewayError::InvalidRequest(_))));
-        assert!(matches!(parse(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{}}", false), Err(GatewayError::InvalidRequest(_))));
+        assert!(matches!(
+            parse(b"{not json", false),
+            Err(GatewayError::ParseError(_))
+        ));
+        assert!(matches!(
+            parse(b"{\"jsonrpc\":\"2.0\"", false),
+            Err(GatewayError::ParseError(_))
+        ));
+        assert!(matches!(
+            parse(b"{\"jsonrpc\":\"1.0\",\"method\":\"x\"}", false),
+            Err(GatewayError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse(b"{\"jsonrpc\":\"2.0\"}", false),
+            Err(GatewayError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse(b"42", false),
+            Err(GatewayError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse(b"{\"jsonrpc\":\"2.0\",\"method\":7}", false),
+            Err(GatewayError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse(
+                b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{}}",
+                false
+            ),
+            Err(GatewayError::InvalidRequest(_))
+        ));
     }
 
     #[test]
     fn batches_follow_the_version() {
         let body = br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
         assert!(parse(body, false).is_err());
-        let Rpc::Batch(v) = parse(body, true).unwrap() else { panic!() };
+        let Rpc::Batch(v) = parse(body, true).unwrap() else {
+            panic!()
+        };
         assert_eq!(v.len(), 2);
         assert!(v[0].is_request() && !v[1].is_request());
     }

@@ -8,13 +8,28 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "mcp-gateway", version, about = "An edge gateway for the Model Context Protocol")]
+#[command(
+    name = "mcp-gateway",
+    version,
+    about = "An edge gateway for the Model Context Protocol"
+)]
 struct Cli {
     /// The gateway configuration file.
-    #[arg(long, short, global = true, env = "MCP_GATEWAY_CONFIG", default_value = "conf/gateway.yaml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "MCP_GATEWAY_CONFIG",
+        default_value = "conf/gateway.yaml"
+    )]
     config: PathBuf,
     /// Log format: json (default) or text.
-    #[arg(long, global = true, env = "MCP_GATEWAY_LOG_FORMAT", default_value = "json")]
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_GATEWAY_LOG_FORMAT",
+        default_value = "json"
+    )]
     log_format: String,
     #[command(subcommand)]
     command: Command,
@@ -52,8 +67,13 @@ enum Command {
 }
 
 fn init_logs(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if format == "text" {
         builder.init();
     } else {
@@ -89,20 +109,42 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Token { user, roles, tenant, ttl } => {
+        Command::Token {
+            user,
+            roles,
+            tenant,
+            ttl,
+        } => {
             let config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
-            let token = mint(&config.jwt, &TokenRequest { user: &user, roles: &roles, tenant: tenant.as_deref(), ttl: ttl.into() })
-                .map_err(|e| anyhow!(e))?;
+            let token = mint(
+                &config.jwt,
+                &TokenRequest {
+                    user: &user,
+                    roles: &roles,
+                    tenant: tenant.as_deref(),
+                    ttl: ttl.into(),
+                },
+            )
+            .map_err(|e| anyhow!(e))?;
             println!("{token}");
             Ok(())
         }
-        Command::Tool { name, listen, stateless } => {
+        Command::Tool {
+            name,
+            listen,
+            stateless,
+        } => {
             let secret = std::env::var("TOOL_GATEWAY_SHARED_SECRET")
                 .ok()
                 .filter(|s| !s.is_empty())
-                .context("TOOL_GATEWAY_SHARED_SECRET must be set: the tool answers only the gateway")?;
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(mcp_gateway::tools::serve(&name, &listen, secret, stateless)).map_err(|e| anyhow!(e))
+                .context(
+                    "TOOL_GATEWAY_SHARED_SECRET must be set: the tool answers only the gateway",
+                )?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(mcp_gateway::tools::serve(&name, &listen, secret, stateless))
+                .map_err(|e| anyhow!(e))
         }
     }
 }

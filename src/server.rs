@@ -14,14 +14,24 @@ use pingora::services::ServiceWithDependents;
 use std::sync::Arc;
 
 /// Builds the runtime the proxy runs on, and the background services it needs.
-pub fn runtime(config: Config) -> Result<(Arc<Runtime>, Vec<Box<dyn ServiceWithDependents>>), String> {
+pub fn runtime(
+    config: Config,
+) -> Result<(Arc<Runtime>, Vec<Box<dyn ServiceWithDependents>>), String> {
     let auth = Authenticator::new(config.jwt.clone())?;
     let sessions = SessionKeys::new(&config.session_secrets);
     let (upstreams, mut services) = crate::upstream::build(&config)?;
     if let Some(jwks) = auth.jwks() {
         services.push(Box::new(background_service("jwks", JwksRefresher(jwks))));
     }
-    Ok((Arc::new(Runtime { config, auth, sessions, upstreams }), services))
+    Ok((
+        Arc::new(Runtime {
+            config,
+            auth,
+            sessions,
+            upstreams,
+        }),
+        services,
+    ))
 }
 
 /// Runs the gateway until it is told to stop. Never returns.
@@ -35,7 +45,8 @@ pub fn run(config: Config) -> Result<(), String> {
     let (rt, services) = runtime(config)?;
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Gateway::new(rt.clone()));
+    let mut proxy =
+        pingora::proxy::http_proxy_service(&server.configuration, Gateway::new(rt.clone()));
     proxy.add_tcp(&listen);
     let handles = server.add_services(services);
     let proxy = server.add_service(proxy);

@@ -59,7 +59,11 @@ impl SessionKeys {
         let keys = secrets
             .iter()
             .map(|s| {
-                let key: [u8; 32] = Sha256::new().chain_update(b"mcp-gateway session key\0").chain_update(s).finalize().into();
+                let key: [u8; 32] = Sha256::new()
+                    .chain_update(b"mcp-gateway session key\0")
+                    .chain_update(s)
+                    .finalize()
+                    .into();
                 let id: [u8; 32] = Sha256::digest(key).into();
                 ([id[0], id[1], id[2], id[3]], Aes256Gcm::new(&key.into()))
             })
@@ -73,7 +77,15 @@ impl SessionKeys {
         let plain = serde_json::to_vec(binding).ok()?;
         let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
-        let sealed = cipher.encrypt(&Nonce::from(nonce), Payload { msg: &plain, aad: AAD }).ok()?;
+        let sealed = cipher
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: &plain,
+                    aad: AAD,
+                },
+            )
+            .ok()?;
         let mut out = Vec::with_capacity(16 + sealed.len());
         out.extend_from_slice(kid);
         out.extend_from_slice(&nonce);
@@ -95,7 +107,15 @@ impl SessionKeys {
         let (nonce, sealed) = rest.split_at(12);
         let (_, cipher) = self.keys.iter().find(|(k, _)| k == kid)?;
         let nonce: [u8; 12] = nonce.try_into().ok()?;
-        let plain = cipher.decrypt(&Nonce::from(nonce), Payload { msg: sealed, aad: AAD }).ok()?;
+        let plain = cipher
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: AAD,
+                },
+            )
+            .ok()?;
         serde_json::from_slice(&plain).ok()
     }
 }
@@ -131,7 +151,10 @@ mod tests {
     fn rotation_keeps_old_ids_open() {
         let old = SessionKeys::new(&[b"old-old-old-old-old".to_vec()]);
         let id = old.seal(&binding()).unwrap();
-        let rotated = SessionKeys::new(&[b"new-new-new-new-new".to_vec(), b"old-old-old-old-old".to_vec()]);
+        let rotated = SessionKeys::new(&[
+            b"new-new-new-new-new".to_vec(),
+            b"old-old-old-old-old".to_vec(),
+        ]);
         assert_eq!(rotated.open(&id), Some(binding()));
         let other = SessionKeys::new(&[b"new-new-new-new-new".to_vec()]);
         assert_eq!(other.open(&id), None);

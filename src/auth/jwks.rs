@@ -31,7 +31,13 @@ impl Jwks {
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_default();
-        Self { url, refresh, client, keys: ArcSwap::from_pointee(HashMap::new()), last_fetch: Default::default() }
+        Self {
+            url,
+            refresh,
+            client,
+            keys: ArcSwap::from_pointee(HashMap::new()),
+            last_fetch: Default::default(),
+        }
     }
 
     /// Refreshes forever, every `refresh`; for a background task.
@@ -58,13 +64,17 @@ impl Jwks {
             .map_err(|e| format!("not a JWKS document: {}", e.without_url()))?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
-            let Some(kid) = jwk.common.key_id.clone() else { continue };
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
             match DecodingKey::from_jwk(jwk) {
                 Ok(key) => {
                     let alg = jwk.common.key_algorithm.map(|a| format!("{a:?}"));
                     keys.insert(kid, Key { key, alg });
                 }
-                Err(e) => tracing::warn!(kid, error = %e, "ignoring a JWKS key that cannot be used"),
+                Err(e) => {
+                    tracing::warn!(kid, error = %e, "ignoring a JWKS key that cannot be used")
+                }
             }
         }
         tracing::info!(url = %self.url, keys = keys.len(), "JWKS loaded");
@@ -73,7 +83,11 @@ impl Jwks {
     }
 
     /// The key a token names; an unknown `kid` triggers one refresh.
-    pub async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, AuthError> {
+    pub async fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<DecodingKey, AuthError> {
         let kid = kid.ok_or("token has no kid (key id)")?;
         if let Some(k) = self.lookup(kid, alg)? {
             return Ok(k);
@@ -89,7 +103,8 @@ impl Jwks {
                 }
             }
         }
-        self.lookup(kid, alg)?.ok_or_else(|| "unknown signing key (kid)".into())
+        self.lookup(kid, alg)?
+            .ok_or_else(|| "unknown signing key (kid)".into())
     }
 
     fn lookup(&self, kid: &str, alg: Algorithm) -> Result<Option<DecodingKey>, AuthError> {

@@ -21,7 +21,10 @@ pub fn mint(settings: &JwtSettings, req: &TokenRequest<'_>) -> Result<String, St
         .copied()
         .find(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
         .ok_or("no HS algorithm is configured: tokens for RS/ES/EdDSA come from your identity provider")?;
-    let secret = settings.secret.as_deref().ok_or("no JWT secret is configured")?;
+    let secret = settings
+        .secret
+        .as_deref()
+        .ok_or("no JWT secret is configured")?;
     let now = super::now();
     let names = &settings.claims;
     let mut claims = Map::new();
@@ -41,5 +44,10 @@ pub fn mint(settings: &JwtSettings, req: &TokenRequest<'_>) -> Result<String, St
     if let (Some(claim), Some(v)) = (&names.api_version, settings.allowed_api_versions.last()) {
         claims.insert(claim.clone(), Value::from(v.as_str()));
     }
-    encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret)).map_err(|e| e.to_string())
+    encode(
+        &Header::new(alg),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(|e| e.to_string())
 }

@@ -37,12 +37,17 @@ pub struct Authenticator {
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator").field("algorithms", &self.settings.algorithms).finish_non_exhaustive()
+        f.debug_struct("Authenticator")
+            .field("algorithms", &self.settings.algorithms)
+            .finish_non_exhaustive()
     }
 }
 
 pub(crate) fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn is_hmac(alg: Algorithm) -> bool {
@@ -57,13 +62,25 @@ impl Authenticator {
                 DecodingKey::from_rsa_pem(pem)
                     .or_else(|_| DecodingKey::from_ec_pem(pem))
                     .or_else(|_| DecodingKey::from_ed_pem(pem))
-                    .map_err(|_| "jwt.public_key_file: not an RSA, EC or Ed25519 public key in PEM form".to_string())?,
+                    .map_err(|_| {
+                        "jwt.public_key_file: not an RSA, EC or Ed25519 public key in PEM form"
+                            .to_string()
+                    })?,
             ),
             None => None,
         };
-        let jwks = settings.jwks_url.as_ref().map(|u| Arc::new(jwks::Jwks::new(u.clone(), settings.jwks_refresh)));
+        let jwks = settings
+            .jwks_url
+            .as_ref()
+            .map(|u| Arc::new(jwks::Jwks::new(u.clone(), settings.jwks_refresh)));
         let cache = quick_cache::sync::Cache::new(settings.cache_entries);
-        Ok(Self { settings, hmac, public, jwks, cache })
+        Ok(Self {
+            settings,
+            hmac,
+            public,
+            jwks,
+            cache,
+        })
     }
 
     /// The JWKS key set, when one is configured, so the server can refresh it in the background.
@@ -75,7 +92,9 @@ impl Authenticator {
     pub fn bearer(header: Option<&[u8]>) -> Result<&str, AuthError> {
         let value = header.ok_or(Cow::Borrowed("missing bearer token"))?;
         let value = std::str::from_utf8(value).map_err(|_| "malformed Authorization header")?;
-        let (scheme, token) = value.split_once(' ').ok_or("Authorization must be 'Bearer <token>'")?;
+        let (scheme, token) = value
+            .split_once(' ')
+            .ok_or("Authorization must be 'Bearer <token>'")?;
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
             return Err("Authorization must be 'Bearer <token>'".into());
         }
@@ -117,15 +136,18 @@ impl Authenticator {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.validate_aud = false;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind::*;
-            match e.kind() {
-                InvalidSignature => Cow::Borrowed("invalid signature"),
-                InvalidAlgorithm | InvalidAlgorithmName => Cow::Borrowed("algorithm does not match the key"),
-                Json(_) => Cow::Borrowed("token claims are not a JSON object"),
-                _ => Cow::Borrowed("malformed token"),
-            }
-        })?;
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind::*;
+                match e.kind() {
+                    InvalidSignature => Cow::Borrowed("invalid signature"),
+                    InvalidAlgorithm | InvalidAlgorithmName => {
+                        Cow::Borrowed("algorithm does not match the key")
+                    }
+                    Json(_) => Cow::Borrowed("token claims are not a JSON object"),
+                    _ => Cow::Borrowed("malformed token"),
+                }
+            })?;
         self.check_claims(&data.claims, now())
     }
 
@@ -153,7 +175,9 @@ impl Authenticator {
             }
         }
         if let Some(max_age) = s.max_age {
-            let iat = iat.ok_or_else(|| format!("missing {} claim (a maximum token age is set)", names.iat))?;
+            let iat = iat.ok_or_else(|| {
+                format!("missing {} claim (a maximum token age is set)", names.iat)
+            })?;
             let oldest = iat.saturating_add(max_age.as_secs()).saturating_add(skew);
             if now > oldest {
                 return Err("token too old (iat beyond the maximum token age)".into());
@@ -168,7 +192,10 @@ impl Authenticator {
         if !s.audience.is_empty() {
             let ok = match claims.get("aud") {
                 Some(Value::String(a)) => s.audience.iter().any(|x| x == a),
-                Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(|a| s.audience.iter().any(|x| x == a)),
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .any(|a| s.audience.iter().any(|x| x == a)),
                 _ => false,
             };
             if !ok {
@@ -181,11 +208,18 @@ impl Authenticator {
             _ => return Err(format!("missing {} claim (user id)", names.user_id).into()),
         };
         let roles = match claims.get(&names.roles) {
-            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
             Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
             _ => Vec::new(),
         };
-        let tenant = claims.get(&names.tenant).and_then(Value::as_str).map(str::to_string);
+        let tenant = claims
+            .get(&names.tenant)
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let api_version = match &names.api_version {
             Some(claim) => {
                 let v = claims.get(claim).and_then(|v| match v {
@@ -200,7 +234,13 @@ impl Authenticator {
             }
             None => None,
         };
-        Ok(Identity { user, tenant, roles, api_version, valid_until })
+        Ok(Identity {
+            user,
+            tenant,
+            roles,
+            api_version,
+            valid_until,
+        })
     }
 }
 
@@ -231,7 +271,12 @@ mod tests {
     }
 
     fn sign(claims: Value) -> String {
-        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap()
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -257,10 +302,26 @@ mod tests {
             }
             assert_eq!(auth.verify(&sign(c)).await.unwrap_err(), want);
         }
-        let wrong_key = encode(&Header::new(Algorithm::HS256), &base, &EncodingKey::from_secret(b"another-secret-another-secret-00")).unwrap();
-        assert_eq!(auth.verify(&wrong_key).await.unwrap_err(), "invalid signature");
-        let hs512 = encode(&Header::new(Algorithm::HS512), &base, &EncodingKey::from_secret(SECRET)).unwrap();
-        assert_eq!(auth.verify(&hs512).await.unwrap_err(), "algorithm HS512 is not allowed");
+        let wrong_key = encode(
+            &Header::new(Algorithm::HS256),
+            &base,
+            &EncodingKey::from_secret(b"another-secret-another-secret-00"),
+        )
+        .unwrap();
+        assert_eq!(
+            auth.verify(&wrong_key).await.unwrap_err(),
+            "invalid signature"
+        );
+        let hs512 = encode(
+            &Header::new(Algorithm::HS512),
+            &base,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert_eq!(
+            auth.verify(&hs512).await.unwrap_err(),
+            "algorithm HS512 is not allowed"
+        );
     }
 
     #[test]

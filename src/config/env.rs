@@ -44,7 +44,9 @@ fn expand_str(s: &str) -> Result<String, String> {
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| format!("unclosed ${{ in {s:?}"))?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed ${{ in {s:?}"))?;
         let name = &after[..end];
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("bad variable name {name:?}"));
@@ -62,12 +64,20 @@ fn expand_str(s: &str) -> Result<String, String> {
 /// Applies the well-known environment variables on top of gateway.yaml.
 pub fn apply_overrides(g: &mut GatewayFile, problems: &mut Vec<Problem>) {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let list = |v: String| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
+    let list = |v: String| {
+        v.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+    };
     let mut number = |name: &str, v: String| -> Option<u64> {
         match v.trim().parse::<u64>() {
             Ok(n) => Some(n),
             Err(_) => {
-                problems.push(Problem::env(name, format!("expected a whole number, got {v:?}")));
+                problems.push(Problem::env(
+                    name,
+                    format!("expected a whole number, got {v:?}"),
+                ));
                 None
             }
         }

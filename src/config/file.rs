@@ -297,8 +297,11 @@ mod duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map_err(|e| serde::de::Error::custom(format!("bad duration {s:?}: {e} (write e.g. 5s, 250ms, 1m)")))
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "bad duration {s:?}: {e} (write e.g. 5s, 250ms, 1m)"
+            ))
+        })
     }
 }
 

@@ -27,10 +27,18 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(file: &Path, field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { file: file.display().to_string(), field: field.into(), reason: reason.into() }
+        Self {
+            file: file.display().to_string(),
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
     pub fn env(name: &str, reason: impl Into<String>) -> Self {
-        Self { file: "environment".into(), field: name.into(), reason: reason.into() }
+        Self {
+            file: "environment".into(),
+            field: name.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -142,20 +150,46 @@ impl UpstreamTarget {
 /// Loads and validates `gateway.yaml` and the two files it names.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let mut problems = Vec::new();
-    let gateway: Option<GatewayFile> = read_yaml(path, &mut problems);
+    let raw = read_value(path, &mut problems);
+    // The two other files are checked even when gateway.yaml has errors, so one run shows all.
+    let named = |field: &str, default: &str| -> PathBuf {
+        raw.as_ref()
+            .and_then(|v| v.get(field))
+            .and_then(|v| v.as_str())
+            .unwrap_or(default)
+            .into()
+    };
+    let (tools_file, policy_file) = (
+        named("tools_file", "tools.yaml"),
+        named("policy_file", "policy.yaml"),
+    );
+    let gateway: Option<GatewayFile> = raw.and_then(|v| from_value(path, v, &mut problems));
+    let base = path.parent().unwrap_or(Path::new("."));
+    let tools_path = base.join(&tools_file);
+    let policy_path = base.join(&policy_file);
+    let tools: Option<ToolsFile> = read_value(&tools_path, &mut problems)
+        .and_then(|v| from_value(&tools_path, v, &mut problems));
+    let policy: Option<PolicyFile> = read_value(&policy_path, &mut problems)
+        .and_then(|v| from_value(&policy_path, v, &mut problems));
     let Some(mut gateway) = gateway else {
+        let limits = file::LimitsFile::default();
+        if let Some(t) = tools {
+            let scopes = build_scopes(&tools_path, t, &limits, &mut problems);
+            if let Some(p) = policy {
+                Policy::compile(&policy_path, &p, &scopes, &mut problems);
+            }
+        }
         return Err(ConfigErrors(problems));
     };
     env::apply_overrides(&mut gateway, &mut problems);
-    let base = path.parent().unwrap_or(Path::new("."));
-    let tools_path = base.join(&gateway.tools_file);
-    let policy_path = base.join(&gateway.policy_file);
-    let tools: Option<ToolsFile> = read_yaml(&tools_path, &mut problems);
-    let policy: Option<PolicyFile> = read_yaml(&policy_path, &mut problems);
-
-    let scopes = tools.map(|t| build_scopes(&tools_path, t, &gateway, &mut problems)).unwrap_or_default();
+    let scopes = tools
+        .map(|t| build_scopes(&tools_path, t, &gateway.limits, &mut problems))
+        .unwrap_or_default();
     let policy = policy.map(|p| Policy::compile(&policy_path, &p, &scopes, &mut problems));
-    let dev = gateway.dev_secrets_file.as_ref().map(|f| secrets::DevSecrets::load_or_create(&base.join(f)));
+    let dev = gateway
+        .dev_secrets_file
+        .as_ref()
+        .map(|f| secrets::DevSecrets::load_or_create(&base.join(f)));
     let dev = match dev {
         Some(Ok(d)) => Some(d),
         Some(Err(e)) => {
@@ -176,7 +210,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             "not set (set TOOL_GATEWAY_SHARED_SECRET or dev_secrets_file)",
         ));
     }
-    let mut session_secrets: Vec<Vec<u8>> = gateway.session_secrets.iter().map(|s| s.as_bytes().to_vec()).collect();
+    let mut session_secrets: Vec<Vec<u8>> = gateway
+        .session_secrets
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
     if session_secrets.is_empty() {
         if let Some(d) = &dev {
             session_secrets.push(d.session_secret.as_bytes().to_vec());
@@ -190,29 +228,52 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     }
     for (i, s) in session_secrets.iter().enumerate() {
         if s.len() < 16 {
-            problems.push(Problem::new(path, format!("session_secrets[{i}]"), "must be at least 16 bytes"));
+            problems.push(Problem::new(
+                path,
+                format!("session_secrets[{i}]"),
+                "must be at least 16 bytes",
+            ));
         }
     }
-    for (field, addr) in [("listen", Some(&gateway.listen)), ("metrics_listen", gateway.metrics_listen.as_ref())] {
+    for (field, addr) in [
+        ("listen", Some(&gateway.listen)),
+        ("metrics_listen", gateway.metrics_listen.as_ref()),
+    ] {
         if let Some(addr) = addr {
             if addr.parse::<std::net::SocketAddr>().is_err() {
-                problems.push(Problem::new(path, field, format!("{addr:?} is not an IP:port address")));
+                problems.push(Problem::new(
+                    path,
+                    field,
+                    format!("{addr:?} is not an IP:port address"),
+                ));
             }
         }
     }
     if gateway.limits.max_body_bytes == 0 {
-        problems.push(Problem::new(path, "limits.max_body_bytes", "must be greater than 0"));
+        problems.push(Problem::new(
+            path,
+            "limits.max_body_bytes",
+            "must be greater than 0",
+        ));
     }
     for (i, url) in gateway.authorization_servers.iter().enumerate() {
         if url::Url::parse(url).is_err() {
-            problems.push(Problem::new(path, format!("authorization_servers[{i}]"), format!("{url:?} is not a URL")));
+            problems.push(Problem::new(
+                path,
+                format!("authorization_servers[{i}]"),
+                format!("{url:?} is not a URL"),
+            ));
         }
     }
     if !problems.is_empty() {
         return Err(ConfigErrors(problems));
     }
     let (Some(policy), Some(jwt), Some(upstream_secret)) = (policy, jwt, upstream_secret) else {
-        return Err(ConfigErrors(vec![Problem::new(path, "", "incomplete configuration")]));
+        return Err(ConfigErrors(vec![Problem::new(
+            path,
+            "",
+            "incomplete configuration",
+        )]));
     };
     Ok(Config {
         source: path.to_path_buf(),
@@ -228,7 +289,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         jwt,
         upstream_secret,
         session_secrets,
-        public_url: gateway.public_url.map(|u| u.trim_end_matches('/').to_string()),
+        public_url: gateway
+            .public_url
+            .map(|u| u.trim_end_matches('/').to_string()),
         authorization_servers: gateway.authorization_servers,
         allowed_origins: gateway.allowed_origins,
         scopes,
@@ -236,8 +299,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     })
 }
 
-/// Reads a YAML file, expands `${VAR}`, and deserializes it, recording the field path of any error.
-fn read_yaml<T: DeserializeOwned>(path: &Path, problems: &mut Vec<Problem>) -> Option<T> {
+/// Reads a YAML file and expands `${VAR}` in its values.
+fn read_value(path: &Path, problems: &mut Vec<Problem>) -> Option<serde_yaml_ng::Value> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -254,9 +317,15 @@ fn read_yaml<T: DeserializeOwned>(path: &Path, problems: &mut Vec<Problem>) -> O
     };
     let before = problems.len();
     env::expand(&mut value, path, &mut String::new(), problems);
-    if problems.len() > before {
-        return None;
-    }
+    (problems.len() == before).then_some(value)
+}
+
+/// Deserializes a file's value, recording the field path of any error.
+fn from_value<T: DeserializeOwned>(
+    path: &Path,
+    value: serde_yaml_ng::Value,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
     match serde_path_to_error::deserialize(value) {
         Ok(v) => Some(v),
         Err(e) => {
@@ -271,7 +340,7 @@ fn read_yaml<T: DeserializeOwned>(path: &Path, problems: &mut Vec<Problem>) -> O
 fn build_scopes(
     path: &Path,
     tools: ToolsFile,
-    gateway: &GatewayFile,
+    limits: &file::LimitsFile,
     problems: &mut Vec<Problem>,
 ) -> BTreeMap<String, ScopeConfig> {
     let mut scopes = BTreeMap::new();
@@ -281,10 +350,18 @@ fn build_scopes(
     for (name, scope) in tools.scopes {
         let at = |f: &str| format!("scopes.{name}.{f}");
         if !is_name(&name) || name.starts_with('.') {
-            problems.push(Problem::new(path, format!("scopes.{name}"), "a scope name is 1-64 of a-z 0-9 _ -"));
+            problems.push(Problem::new(
+                path,
+                format!("scopes.{name}"),
+                "a scope name is 1-64 of a-z 0-9 _ -",
+            ));
         }
         if scope.upstreams.is_empty() {
-            problems.push(Problem::new(path, at("upstreams"), "at least one upstream is needed"));
+            problems.push(Problem::new(
+                path,
+                at("upstreams"),
+                "at least one upstream is needed",
+            ));
         }
         let mut upstreams = Vec::new();
         for (i, u) in scope.upstreams.iter().enumerate() {
@@ -292,14 +369,26 @@ fn build_scopes(
                 Ok(mut t) => {
                     t.weight = u.weight;
                     if u.weight == 0 {
-                        problems.push(Problem::new(path, at(&format!("upstreams[{i}].weight")), "must be at least 1"));
+                        problems.push(Problem::new(
+                            path,
+                            at(&format!("upstreams[{i}].weight")),
+                            "must be at least 1",
+                        ));
                     }
                     if upstreams.contains(&t) {
-                        problems.push(Problem::new(path, at(&format!("upstreams[{i}].url")), "duplicate upstream"));
+                        problems.push(Problem::new(
+                            path,
+                            at(&format!("upstreams[{i}].url")),
+                            "duplicate upstream",
+                        ));
                     }
                     upstreams.push(t);
                 }
-                Err(reason) => problems.push(Problem::new(path, at(&format!("upstreams[{i}].url")), reason)),
+                Err(reason) => problems.push(Problem::new(
+                    path,
+                    at(&format!("upstreams[{i}].url")),
+                    reason,
+                )),
             }
         }
         let mut seen = Vec::new();
@@ -311,16 +400,28 @@ fn build_scopes(
                     format!("{tool:?} is not a valid tool name (1-128 of A-Z a-z 0-9 _ . -)"),
                 ));
             } else if seen.contains(&tool) {
-                problems.push(Problem::new(path, at(&format!("tools[{i}]")), format!("duplicate tool {tool:?}")));
+                problems.push(Problem::new(
+                    path,
+                    at(&format!("tools[{i}]")),
+                    format!("duplicate tool {tool:?}"),
+                ));
             }
             seen.push(tool);
         }
         if let Some(h) = &scope.health_check {
             if h.kind == HealthCheckKind::Http && !h.path.starts_with('/') {
-                problems.push(Problem::new(path, at("health_check.path"), "must start with /"));
+                problems.push(Problem::new(
+                    path,
+                    at("health_check.path"),
+                    "must start with /",
+                ));
             }
             if h.interval.is_zero() {
-                problems.push(Problem::new(path, at("health_check.interval"), "must be greater than 0"));
+                problems.push(Problem::new(
+                    path,
+                    at("health_check.interval"),
+                    "must be greater than 0",
+                ));
             }
         }
         scopes.insert(
@@ -329,9 +430,15 @@ fn build_scopes(
                 name,
                 upstreams,
                 balance: scope.balance,
-                health: scope.health_check.map(|h| HealthCheck { kind: h.kind, path: h.path, interval: h.interval }),
-                read_timeout: scope.timeout.unwrap_or(gateway.limits.upstream_read_timeout),
-                connect_timeout: scope.connect_timeout.unwrap_or(gateway.limits.upstream_connect_timeout),
+                health: scope.health_check.map(|h| HealthCheck {
+                    kind: h.kind,
+                    path: h.path,
+                    interval: h.interval,
+                }),
+                read_timeout: scope.timeout.unwrap_or(limits.upstream_read_timeout),
+                connect_timeout: scope
+                    .connect_timeout
+                    .unwrap_or(limits.upstream_connect_timeout),
                 tools: scope.tools,
             },
         );
@@ -340,12 +447,18 @@ fn build_scopes(
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// Tool names as the MCP specification allows them.
 pub fn is_tool_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 fn parse_upstream(raw: &str) -> Result<UpstreamTarget, String> {
@@ -353,14 +466,32 @@ fn parse_upstream(raw: &str) -> Result<UpstreamTarget, String> {
     let tls = match url.scheme() {
         "http" => false,
         "https" => true,
-        other => return Err(format!("scheme {other:?} is not supported (use http or https)")),
+        other => {
+            return Err(format!(
+                "scheme {other:?} is not supported (use http or https)"
+            ))
+        }
     };
-    let host = url.host_str().ok_or_else(|| format!("{raw:?} has no host"))?.trim_matches(['[', ']']).to_string();
-    let port = url.port_or_known_default().ok_or_else(|| format!("{raw:?} has no port"))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("{raw:?} has no host"))?
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| format!("{raw:?} has no port"))?;
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!("{raw:?}: an upstream URL has no query, fragment or credentials"));
+        return Err(format!(
+            "{raw:?}: an upstream URL has no query, fragment or credentials"
+        ));
     }
-    Ok(UpstreamTarget { host, port, path: url.path().to_string(), tls, weight: 1 })
+    Ok(UpstreamTarget {
+        host,
+        port,
+        path: url.path().to_string(),
+        tls,
+        weight: 1,
+    })
 }
 
 fn build_jwt(
@@ -374,7 +505,11 @@ fn build_jwt(
     let start = problems.len();
     let mut algorithms = Vec::new();
     if jwt.algorithms.is_empty() {
-        problems.push(Problem::new(path, "jwt.algorithms", "name at least one algorithm, e.g. [HS256]"));
+        problems.push(Problem::new(
+            path,
+            "jwt.algorithms",
+            "name at least one algorithm, e.g. [HS256]",
+        ));
     }
     for (i, a) in jwt.algorithms.iter().enumerate() {
         match Algorithm::from_str(a.trim()) {
@@ -386,15 +521,31 @@ fn build_jwt(
             )),
         }
     }
-    let wants_hmac = algorithms.iter().any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
-    let wants_public = algorithms.iter().any(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
-    let secret = jwt.secret.clone().or_else(|| if wants_hmac { dev.map(|d| d.jwt_secret.clone()) } else { None });
+    let wants_hmac = algorithms
+        .iter()
+        .any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
+    let wants_public = algorithms
+        .iter()
+        .any(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
+    let secret = jwt.secret.clone().or_else(|| {
+        if wants_hmac {
+            dev.map(|d| d.jwt_secret.clone())
+        } else {
+            None
+        }
+    });
     if wants_hmac {
         match &secret {
-            None => problems.push(Problem::new(path, "jwt.secret", "HS algorithms need a secret (JWT_SECRET_KEY)")),
-            Some(s) if s.len() < 32 => {
-                problems.push(Problem::new(path, "jwt.secret", "must be at least 32 bytes for HS algorithms"))
-            }
+            None => problems.push(Problem::new(
+                path,
+                "jwt.secret",
+                "HS algorithms need a secret (JWT_SECRET_KEY)",
+            )),
+            Some(s) if s.len() < 32 => problems.push(Problem::new(
+                path,
+                "jwt.secret",
+                "must be at least 32 bytes for HS algorithms",
+            )),
             _ => {}
         }
     }
@@ -402,22 +553,39 @@ fn build_jwt(
         Some(f) => match std::fs::read(base.join(f)) {
             Ok(pem) => Some(pem),
             Err(e) => {
-                problems.push(Problem::new(path, "jwt.public_key_file", format!("cannot read {}: {e}", f.display())));
+                problems.push(Problem::new(
+                    path,
+                    "jwt.public_key_file",
+                    format!("cannot read {}: {e}", f.display()),
+                ));
                 None
             }
         },
         None => None,
     };
-    if wants_public && public_key_pem.is_none() && jwt.jwks_url.is_none() && problems.len() == start {
-        problems.push(Problem::new(path, "jwt", "RS/PS/ES/EdDSA algorithms need public_key_file or jwks_url"));
+    if wants_public && public_key_pem.is_none() && jwt.jwks_url.is_none() && problems.len() == start
+    {
+        problems.push(Problem::new(
+            path,
+            "jwt",
+            "RS/PS/ES/EdDSA algorithms need public_key_file or jwks_url",
+        ));
     }
     if let Some(u) = &jwt.jwks_url {
         if url::Url::parse(u).is_err() {
-            problems.push(Problem::new(path, "jwt.jwks_url", format!("{u:?} is not a URL")));
+            problems.push(Problem::new(
+                path,
+                "jwt.jwks_url",
+                format!("{u:?} is not a URL"),
+            ));
         }
     }
     if jwt.claims.api_version.is_some() && jwt.allowed_api_versions.is_empty() {
-        problems.push(Problem::new(path, "jwt.allowed_api_versions", "list the accepted versions of claims.api_version"));
+        problems.push(Problem::new(
+            path,
+            "jwt.allowed_api_versions",
+            "list the accepted versions of claims.api_version",
+        ));
     }
     if problems.len() > start {
         return None;
@@ -429,8 +597,13 @@ fn build_jwt(
         jwks_url: jwt.jwks_url.clone(),
         jwks_refresh: jwt.jwks_refresh,
         issuer: jwt.issuer.clone(),
-        audience: jwt.audience.clone().map(|a| a.into_vec()).unwrap_or_default(),
-        max_age: (jwt.max_token_age_minutes > 0).then(|| Duration::from_secs(jwt.max_token_age_minutes * 60)),
+        audience: jwt
+            .audience
+            .clone()
+            .map(|a| a.into_vec())
+            .unwrap_or_default(),
+        max_age: (jwt.max_token_age_minutes > 0)
+            .then(|| Duration::from_secs(jwt.max_token_age_minutes * 60)),
         clock_skew: jwt.clock_skew_seconds,
         claims: jwt.claims.clone(),
         allowed_api_versions: jwt.allowed_api_versions.clone(),
@@ -445,8 +618,14 @@ mod tests {
     #[test]
     fn upstream_urls() {
         let t = parse_upstream("http://127.0.0.1:8091/mcp").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.path.as_str(), t.tls), ("127.0.0.1", 8091, "/mcp", false));
-        assert_eq!(parse_upstream("https://tools.internal/x").unwrap().port, 443);
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str(), t.tls),
+            ("127.0.0.1", 8091, "/mcp", false)
+        );
+        assert_eq!(
+            parse_upstream("https://tools.internal/x").unwrap().port,
+            443
+        );
         assert!(parse_upstream("ftp://x/").unwrap_err().contains("scheme"));
         assert!(parse_upstream("not a url").is_err());
     }

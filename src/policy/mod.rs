@@ -3,8 +3,8 @@
 //! decision is a hash lookup, never a glob match. Default deny: a role, a scope or a tool that no
 //! grant names gets nothing.
 
-use crate::config::{Problem, ScopeConfig};
 use crate::config::file::PolicyFile;
+use crate::config::{Problem, ScopeConfig};
 use globset::{Glob, GlobMatcher};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -26,13 +26,21 @@ impl Policy {
         let mut grants: HashMap<String, HashMap<String, HashSet<String>>> = HashMap::new();
         for (role, spec) in &file.roles {
             if role.is_empty() || role.chars().any(char::is_whitespace) {
-                problems.push(Problem::new(path, format!("roles.{role}"), "a role name has no spaces"));
+                problems.push(Problem::new(
+                    path,
+                    format!("roles.{role}"),
+                    "a role name has no spaces",
+                ));
             }
             let table = grants.entry(role.clone()).or_default();
             for (i, pattern) in spec.allow.iter().enumerate() {
                 let field = format!("roles.{role}.allow[{i}]");
                 let Some((scope_pat, tool_pat)) = pattern.split_once('/') else {
-                    problems.push(Problem::new(path, field, format!("{pattern:?} is not scope/tool (e.g. calculator/*)")));
+                    problems.push(Problem::new(
+                        path,
+                        field,
+                        format!("{pattern:?} is not scope/tool (e.g. calculator/*)"),
+                    ));
                     continue;
                 };
                 let (scope_m, tool_m) = match (matcher(scope_pat), matcher(tool_pat)) {
@@ -48,13 +56,24 @@ impl Policy {
                     matched_scope = true;
                     for tool in scope.tools.iter().filter(|t| tool_m.is_match(t.as_str())) {
                         matched_tool = true;
-                        table.entry(scope.name.clone()).or_default().insert(tool.clone());
+                        table
+                            .entry(scope.name.clone())
+                            .or_default()
+                            .insert(tool.clone());
                     }
                 }
                 if !matched_scope {
-                    problems.push(Problem::new(path, field, format!("{pattern:?} names no scope of the tools file")));
+                    problems.push(Problem::new(
+                        path,
+                        field,
+                        format!("{pattern:?} names no scope of the tools file"),
+                    ));
                 } else if !matched_tool {
-                    problems.push(Problem::new(path, field, format!("{pattern:?} names no tool of the matching scope(s)")));
+                    problems.push(Problem::new(
+                        path,
+                        field,
+                        format!("{pattern:?} names no tool of the matching scope(s)"),
+                    ));
                 }
             }
         }
@@ -64,7 +83,10 @@ impl Policy {
     /// Whether any of `roles` may call `tool` in `scope`.
     pub fn allows(&self, roles: &[String], scope: &str, tool: &str) -> bool {
         roles.iter().any(|r| {
-            self.grants.get(r).and_then(|s| s.get(scope)).is_some_and(|tools| tools.contains(tool))
+            self.grants
+                .get(r)
+                .and_then(|s| s.get(scope))
+                .is_some_and(|tools| tools.contains(tool))
         })
     }
 
@@ -78,7 +100,9 @@ fn matcher(pattern: &str) -> Result<GlobMatcher, String> {
     if pattern.is_empty() {
         return Err("empty pattern".into());
     }
-    Glob::new(pattern).map(|g| g.compile_matcher()).map_err(|e| e.kind().to_string())
+    Glob::new(pattern)
+        .map(|g| g.compile_matcher())
+        .map_err(|e| e.kind().to_string())
 }
 
 #[cfg(test)]
@@ -101,12 +125,22 @@ mod tests {
 
     fn compile(roles: &[(&str, &[&str])]) -> (Policy, Vec<Problem>) {
         let mut scopes = BTreeMap::new();
-        scopes.insert("calculator".into(), scope("calculator", &["exact_calculate", "statistics"]));
+        scopes.insert(
+            "calculator".into(),
+            scope("calculator", &["exact_calculate", "statistics"]),
+        );
         scopes.insert("git".into(), scope("git", &["git_log"]));
         let file = PolicyFile {
             roles: roles
                 .iter()
-                .map(|(r, a)| (r.to_string(), RoleFile { allow: a.iter().map(|s| s.to_string()).collect() }))
+                .map(|(r, a)| {
+                    (
+                        r.to_string(),
+                        RoleFile {
+                            allow: a.iter().map(|s| s.to_string()).collect(),
+                        },
+                    )
+                })
                 .collect(),
         };
         let mut problems = vec![];
@@ -116,7 +150,10 @@ mod tests {
 
     #[test]
     fn default_deny_and_globs() {
-        let (p, problems) = compile(&[("dev", &["calculator/*", "git/*"]), ("analyst", &["calculator/exact_calculate"])]);
+        let (p, problems) = compile(&[
+            ("dev", &["calculator/*", "git/*"]),
+            ("analyst", &["calculator/exact_calculate"]),
+        ]);
         assert!(problems.is_empty(), "{problems:?}");
         let analyst = vec!["analyst".to_string()];
         assert!(p.allows(&analyst, "calculator", "exact_calculate"));
@@ -132,8 +169,14 @@ mod tests {
         let (_, problems) = compile(&[("dev", &["calculater/*", "git/nope", "bad"])]);
         let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(problems.len(), 3, "{text:?}");
-        assert!(text[0].contains("roles.dev.allow[0]") && text[0].contains("no scope"), "{text:?}");
-        assert!(text[1].contains("roles.dev.allow[1]") && text[1].contains("no tool"), "{text:?}");
+        assert!(
+            text[0].contains("roles.dev.allow[0]") && text[0].contains("no scope"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].contains("roles.dev.allow[1]") && text[1].contains("no tool"),
+            "{text:?}"
+        );
         assert!(text[2].contains("not scope/tool"), "{text:?}");
     }
 }

@@ -11,7 +11,9 @@ pub enum Route {
     Healthz,
     Readyz,
     /// `/.well-known/oauth-protected-resource/S/(sse|mcp)`.
-    ResourceMetadata { path: String },
+    ResourceMetadata {
+        path: String,
+    },
     /// `/S/sse` or `/S/mcp`.
     Scoped,
 }
@@ -26,16 +28,24 @@ pub fn route(session: &Session, ctx: &mut RequestCtx) -> Result<Route, GatewayEr
     }
     if let Some(rest) = path.strip_prefix("/.well-known/oauth-protected-resource") {
         if scope_of(rest).is_some_and(|s| ctx.rt.upstreams.contains_key(s)) {
-            return Ok(Route::ResourceMetadata { path: rest.to_string() });
+            return Ok(Route::ResourceMetadata {
+                path: rest.to_string(),
+            });
         }
-        return Err(GatewayError::NotFound(format!("no protected resource at {}", clip(path))));
+        return Err(GatewayError::NotFound(format!(
+            "no protected resource at {}",
+            clip(path)
+        )));
     }
     match scope_of(path).and_then(|s| ctx.rt.upstreams.get(s)) {
         Some(scope) => {
             ctx.scope = Some(scope.clone());
             Ok(Route::Scoped)
         }
-        None => Err(GatewayError::NotFound(format!("no MCP endpoint at {}", clip(path)))),
+        None => Err(GatewayError::NotFound(format!(
+            "no MCP endpoint at {}",
+            clip(path)
+        ))),
     }
 }
 
@@ -57,7 +67,9 @@ pub fn check_scoped(session: &Session, ctx: &RequestCtx) -> Result<(), GatewayEr
         return Err(GatewayError::MethodNotAllowed("use POST, GET or DELETE"));
     }
     if let Some(origin) = req.headers.get("origin") {
-        let allowed = origin.to_str().is_ok_and(|o| ctx.rt.config.allowed_origins.iter().any(|a| a == o));
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|o| ctx.rt.config.allowed_origins.iter().any(|a| a == o));
         if !allowed {
             return Err(GatewayError::Forbidden("origin not allowed".into()));
         }
@@ -65,7 +77,9 @@ pub fn check_scoped(session: &Session, ctx: &RequestCtx) -> Result<(), GatewayEr
     if let Some(v) = req.headers.get("mcp-protocol-version") {
         let v = v.to_str().unwrap_or("");
         if !SUPPORTED_VERSIONS.contains(&v) {
-            return Err(GatewayError::UnsupportedVersion(v.chars().take(40).collect()));
+            return Err(GatewayError::UnsupportedVersion(
+                v.chars().take(40).collect(),
+            ));
         }
     }
     if req.method == "POST" {

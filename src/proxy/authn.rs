@@ -9,9 +9,18 @@ use pingora_proxy::Session;
 
 /// Verifies the caller's token and sets `ctx.identity`.
 pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
-    let header = session.req_header().headers.get("authorization").map(|v| v.as_bytes());
+    let header = session
+        .req_header()
+        .headers
+        .get("authorization")
+        .map(|v| v.as_bytes());
     let token = Authenticator::bearer(header).map_err(GatewayError::Unauthorized)?;
-    let identity = ctx.rt.auth.verify(token).await.map_err(GatewayError::Unauthorized)?;
+    let identity = ctx
+        .rt
+        .auth
+        .verify(token)
+        .await
+        .map_err(GatewayError::Unauthorized)?;
     ctx.identity = Some(identity);
     Ok(())
 }
@@ -26,7 +35,11 @@ pub fn open_session(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
     let (Some(scope), Some(identity)) = (&ctx.scope, &ctx.identity) else {
         return Err(GatewayError::Internal);
     };
-    let binding = raw.to_str().ok().and_then(|id| ctx.rt.sessions.open(id)).ok_or(GatewayError::UnknownSession)?;
+    let binding = raw
+        .to_str()
+        .ok()
+        .and_then(|id| ctx.rt.sessions.open(id))
+        .ok_or(GatewayError::UnknownSession)?;
     if binding.scope != scope.scope.name {
         return Err(GatewayError::UnknownSession);
     }
@@ -34,7 +47,9 @@ pub fn open_session(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
         tracing::warn!(request_id = %ctx.request_id, user = %identity.user, "session id presented by another user");
         return Err(GatewayError::UnknownSession);
     }
-    let picked = scope.get_healthy(&binding.upstream).ok_or(GatewayError::UnknownSession)?;
+    let picked = scope
+        .get_healthy(&binding.upstream)
+        .ok_or(GatewayError::UnknownSession)?;
     ctx.picked = Some(picked);
     ctx.session = Some(binding);
     Ok(())

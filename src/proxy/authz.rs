@@ -31,7 +31,13 @@ pub fn decide(ctx: &mut RequestCtx, rpc: &Rpc) -> Decision {
                     reason,
                     "tools/call refused"
                 );
-                refusals.push((i, GatewayError::UnknownTool { tool: tool.clone(), reason }));
+                refusals.push((
+                    i,
+                    GatewayError::UnknownTool {
+                        tool: tool.clone(),
+                        reason,
+                    },
+                ));
             }
         }
     }
@@ -44,10 +50,14 @@ pub fn decide(ctx: &mut RequestCtx, rpc: &Rpc) -> Decision {
             let mut out = b"[".to_vec();
             let mut first = true;
             for (i, m) in messages.iter().enumerate() {
-                let Some(id) = m.id.as_deref().filter(|_| m.is_request()) else { continue };
+                let Some(id) = m.id.as_deref().filter(|_| m.is_request()) else {
+                    continue;
+                };
                 let err = match refusals.iter().find(|(j, _)| *j == i) {
                     Some((_, e)) => e.clone(),
-                    None => GatewayError::InvalidRequest("not executed: another call in this batch was refused".into()),
+                    None => GatewayError::InvalidRequest(
+                        "not executed: another call in this batch was refused".into(),
+                    ),
                 };
                 if !first {
                     out.push(b',');
@@ -68,7 +78,12 @@ fn check_tool(ctx: &RequestCtx, tool: &str) -> Result<(), &'static str> {
     if !scope.scope.tools.iter().any(|t| t == tool) {
         return Err("tool not exposed by this scope");
     }
-    if !ctx.rt.config.policy.allows(&identity.roles, &scope.scope.name, tool) {
+    if !ctx
+        .rt
+        .config
+        .policy
+        .allows(&identity.roles, &scope.scope.name, tool)
+    {
         return Err("tool not granted to any of the caller's roles");
     }
     Ok(())
@@ -80,5 +95,11 @@ pub fn visible_tools(ctx: &RequestCtx) -> Vec<String> {
         return Vec::new();
     };
     let policy = &ctx.rt.config.policy;
-    scope.scope.tools.iter().filter(|t| policy.allows(&identity.roles, &scope.scope.name, t)).cloned().collect()
+    scope
+        .scope
+        .tools
+        .iter()
+        .filter(|t| policy.allows(&identity.roles, &scope.scope.name, t))
+        .cloned()
+        .collect()
 }

@@ -16,11 +16,15 @@ pub const EARLY_BODY_LIMIT: u64 = 64 * 1024;
 
 /// Reads the body when it fits the early buffer (`Some`), or arranges for it to be held in
 /// `request_body_filter` (`None`).
-pub async fn read_early(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<Bytes>, GatewayError> {
+pub async fn read_early(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) -> Result<Option<Bytes>, GatewayError> {
     let max = ctx.rt.config.limits.max_body_bytes;
     let headers = &session.req_header().headers;
-    let expects_continue =
-        headers.get("expect").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let expects_continue = headers
+        .get("expect")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let length = match headers.get("content-length") {
         Some(v) => Some(
             v.to_str()
@@ -48,10 +52,9 @@ pub async fn read_early(session: &mut Session, ctx: &mut RequestCtx) -> Result<O
             let mut first: Option<Bytes> = None;
             let mut rest = BytesMut::new();
             loop {
-                let chunk = session
-                    .read_request_body()
-                    .await
-                    .map_err(|_| GatewayError::InvalidRequest("could not read the request body".into()))?;
+                let chunk = session.read_request_body().await.map_err(|_| {
+                    GatewayError::InvalidRequest("could not read the request body".into())
+                })?;
                 let Some(chunk) = chunk else { break };
                 match &first {
                     None => first = Some(chunk),
@@ -63,7 +66,11 @@ pub async fn read_early(session: &mut Session, ctx: &mut RequestCtx) -> Result<O
                     }
                 }
             }
-            Ok(Some(if rest.is_empty() { first.unwrap_or_default() } else { rest.freeze() }))
+            Ok(Some(if rest.is_empty() {
+                first.unwrap_or_default()
+            } else {
+                rest.freeze()
+            }))
         }
         _ => {
             let capacity = length.unwrap_or(EARLY_BODY_LIMIT).min(max) as usize;
@@ -74,7 +81,11 @@ pub async fn read_early(session: &mut Session, ctx: &mut RequestCtx) -> Result<O
 }
 
 /// Holds a chunk of a large body. Returns the whole body at the end of the stream.
-pub fn hold(ctx: &mut RequestCtx, chunk: Option<Bytes>, end: bool) -> Result<Option<Bytes>, GatewayError> {
+pub fn hold(
+    ctx: &mut RequestCtx,
+    chunk: Option<Bytes>,
+    end: bool,
+) -> Result<Option<Bytes>, GatewayError> {
     let max = ctx.rt.config.limits.max_body_bytes;
     let Some(buf) = ctx.large_body.as_mut() else {
         return Err(GatewayError::Internal);

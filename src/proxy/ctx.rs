@@ -60,10 +60,16 @@ impl RequestCtx {
     }
 
     pub fn method(&self) -> Option<&str> {
-        self.rpc.as_ref().and_then(|r| r.first()).and_then(|m| m.method.as_deref())
+        self.rpc
+            .as_ref()
+            .and_then(|r| r.first())
+            .and_then(|m| m.method.as_deref())
     }
 
     pub fn tool(&self) -> Option<&str> {
-        self.rpc.as_ref().and_then(|r| r.first()).and_then(|m| m.tool.as_deref())
+        self.rpc
+            .as_ref()
+            .and_then(|r| r.first())
+            .and_then(|m| m.tool.as_deref())
     }
 }

@@ -12,8 +12,14 @@ pub enum ResponseRewrite {
     None,
     /// A `tools/list` request: the form is known when the response header arrives.
     ToolsListPending,
-    Json { allowed: Vec<String>, buf: BytesMut },
-    Sse { allowed: Vec<String>, buf: BytesMut },
+    Json {
+        allowed: Vec<String>,
+        buf: BytesMut,
+    },
+    Sse {
+        allowed: Vec<String>,
+        buf: BytesMut,
+    },
 }
 
 impl ResponseRewrite {
@@ -27,10 +33,21 @@ impl ResponseRewrite {
         if !matches!(self, ResponseRewrite::ToolsListPending) {
             return false;
         }
-        let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let ct = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         *self = match ct.as_str() {
-            "application/json" => ResponseRewrite::Json { allowed, buf: BytesMut::new() },
-            "text/event-stream" => ResponseRewrite::Sse { allowed, buf: BytesMut::new() },
+            "application/json" => ResponseRewrite::Json {
+                allowed,
+                buf: BytesMut::new(),
+            },
+            "text/event-stream" => ResponseRewrite::Sse {
+                allowed,
+                buf: BytesMut::new(),
+            },
             _ => ResponseRewrite::None,
         };
         !matches!(self, ResponseRewrite::None)
@@ -46,7 +63,11 @@ impl ResponseRewrite {
                 }
                 if end {
                     let whole = std::mem::take(buf).freeze();
-                    *body = Some(filter_json(&whole, allowed).map(Bytes::from).unwrap_or(whole));
+                    *body = Some(
+                        filter_json(&whole, allowed)
+                            .map(Bytes::from)
+                            .unwrap_or(whole),
+                    );
                 }
             }
             ResponseRewrite::Sse { allowed, buf } => {
@@ -122,7 +143,9 @@ fn rewrite_event(event: &[u8], allowed: &[String]) -> Option<Vec<u8>> {
 fn filter_json(body: &[u8], allowed: &[String]) -> Option<Vec<u8>> {
     let mut value: Value = serde_json::from_slice(body).ok()?;
     let changed = match &mut value {
-        Value::Array(items) => items.iter_mut().fold(false, |c, v| filter_one(v, allowed) || c),
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |c, v| filter_one(v, allowed) || c),
         v => filter_one(v, allowed),
     };
     if !changed {
@@ -132,10 +155,18 @@ fn filter_json(body: &[u8], allowed: &[String]) -> Option<Vec<u8>> {
 }
 
 fn filter_one(msg: &mut Value, allowed: &[String]) -> bool {
-    let Some(tools) = msg.get_mut("result").and_then(|r| r.get_mut("tools")).and_then(Value::as_array_mut) else {
+    let Some(tools) = msg
+        .get_mut("result")
+        .and_then(|r| r.get_mut("tools"))
+        .and_then(Value::as_array_mut)
+    else {
         return false;
     };
-    tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(|n| allowed.iter().any(|a| a == n)));
+    tools.retain(|t| {
+        t.get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| allowed.iter().any(|a| a == n))
+    });
     true
 }
 
@@ -179,6 +210,9 @@ mod tests {
         assert!(text.starts_with("event: message\nid: 1\ndata: "), "{text}");
         assert!(!text.contains(r#""name":"b""#), "{text}");
         assert!(text.contains(r#""name":"a""#));
-        assert!(text.ends_with("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"x\"}\n\n"), "{text}");
+        assert!(
+            text.ends_with("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"x\"}\n\n"),
+            "{text}"
+        );
     }
 }

@@ -56,7 +56,11 @@ fn refused() -> Box<Error> {
 
 impl Gateway {
     /// Steps 1–5 for a scoped request. `Ok(true)` means answered here.
-    async fn inspect(&self, session: &mut Session, ctx: &mut RequestCtx) -> std::result::Result<bool, GatewayError> {
+    async fn inspect(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> std::result::Result<bool, GatewayError> {
         admit::check_scoped(session, ctx)?;
         authn::authenticate(session, ctx).await?;
         authn::open_session(session, ctx)?;
@@ -70,7 +74,12 @@ impl Gateway {
     }
 
     /// Parses the whole body and applies policy. `Ok(true)` means a batch was answered here.
-    async fn decide(&self, session: &mut Session, ctx: &mut RequestCtx, bytes: &[u8]) -> std::result::Result<bool, GatewayError> {
+    async fn decide(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        bytes: &[u8],
+    ) -> std::result::Result<bool, GatewayError> {
         let rpc = jsonrpc::parse(bytes, admit::batches_allowed(session))?;
         let decision = authz::decide(ctx, &rpc);
         ctx.rpc = Some(rpc);
@@ -78,7 +87,9 @@ impl Gateway {
             Decision::Forward => Ok(false),
             Decision::Refuse(e) => Err(e),
             Decision::Answer(body) => {
-                respond::json(session, ctx, 200, body, &[]).await.map_err(|_| GatewayError::Internal)?;
+                respond::json(session, ctx, 200, body, &[])
+                    .await
+                    .map_err(|_| GatewayError::Internal)?;
                 Ok(true)
             }
         }
@@ -107,7 +118,9 @@ impl ProxyHttp for Gateway {
         match route {
             Route::Healthz => respond::healthz(session, ctx).await.map(|_| true),
             Route::Readyz => respond::readyz(session, ctx).await.map(|_| true),
-            Route::ResourceMetadata { path } => respond::resource_metadata(session, ctx, &path).await.map(|_| true),
+            Route::ResourceMetadata { path } => respond::resource_metadata(session, ctx, &path)
+                .await
+                .map(|_| true),
             Route::Scoped => match self.inspect(session, ctx).await {
                 Ok(answered) => Ok(answered),
                 Err(e) => {
@@ -155,7 +168,11 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         upstream::peer(ctx).map_err(|e| {
             ctx.error = Some(e);
             refused()
@@ -164,7 +181,13 @@ impl ProxyHttp for Gateway {
 
     /// A connect failure is retried once on another upstream: nothing reached a tool yet. A
     /// session's upstream is not replaced; the client is told to start a new session.
-    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
         if ctx.session.is_some() {
             ctx.error = Some(GatewayError::UnknownSession);
             return e;
@@ -195,14 +218,21 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(id) = resp.headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string) {
+        if let Some(id) = resp
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+        {
             let sealed = match (&ctx.scope, &ctx.identity, &ctx.picked) {
-                (Some(scope), Some(identity), Some(picked)) => ctx.rt.sessions.seal(&SessionBinding {
-                    scope: scope.scope.name.clone(),
-                    upstream: picked.addr.clone(),
-                    upstream_session: id,
-                    user_hash: user_hash(&identity.user, identity.tenant.as_deref()),
-                }),
+                (Some(scope), Some(identity), Some(picked)) => {
+                    ctx.rt.sessions.seal(&SessionBinding {
+                        scope: scope.scope.name.clone(),
+                        upstream: picked.addr.clone(),
+                        upstream_session: id,
+                        user_hash: user_hash(&identity.user, identity.tenant.as_deref()),
+                    })
+                }
                 _ => None,
             };
             match sealed {
@@ -212,7 +242,12 @@ impl ProxyHttp for Gateway {
                 }
             }
         }
-        let content_type = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let content_type = resp
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         if content_type.starts_with("text/event-stream") {
             resp.insert_header("X-Accel-Buffering", "no")?;
         }
@@ -238,11 +273,24 @@ impl ProxyHttp for Gateway {
     }
 
     /// Renders every failure after `request_filter` as a JSON-RPC error.
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let err = ctx.error.clone().unwrap_or_else(|| classify(e));
-        let reuse = ctx.large_body.is_none() && !matches!(err, GatewayError::PayloadTooLarge { .. });
+        let reuse =
+            ctx.large_body.is_none() && !matches!(err, GatewayError::PayloadTooLarge { .. });
         let code = match e.esource() {
-            ErrorSource::Downstream if matches!(e.etype(), ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed) => 0,
+            ErrorSource::Downstream
+                if matches!(
+                    e.etype(),
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed
+                ) =>
+            {
+                0
+            }
             _ if session.response_written().is_some() => 0,
             _ => {
                 if !reuse {
@@ -255,11 +303,17 @@ impl ProxyHttp for Gateway {
             }
         };
         ctx.error = Some(err);
-        FailToProxy { error_code: code, can_reuse_downstream: reuse }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: reuse,
+        }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
         let outcome = match (&ctx.error, e) {
             (Some(err), _) => err.kind(),
             (None, Some(_)) => "error",
@@ -284,13 +338,20 @@ impl ProxyHttp for Gateway {
 fn classify(e: &Error) -> GatewayError {
     use ErrorType::*;
     match e.etype() {
-        ConnectTimedout | ReadTimedout | WriteTimedout => GatewayError::UpstreamTimeout("no answer in time".into()),
-        _ if *e.esource() == ErrorSource::Upstream => GatewayError::UpstreamFailed("the upstream failed".into()),
-        ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure | ConnectProxyFailure => {
+        ConnectTimedout | ReadTimedout | WriteTimedout => {
+            GatewayError::UpstreamTimeout("no answer in time".into())
+        }
+        _ if *e.esource() == ErrorSource::Upstream => {
+            GatewayError::UpstreamFailed("the upstream failed".into())
+        }
+        ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure
+        | ConnectProxyFailure => {
             GatewayError::UpstreamFailed("could not connect to the upstream".into())
         }
         HTTPStatus(413) => GatewayError::PayloadTooLarge { limit: 0 },
-        _ if *e.esource() == ErrorSource::Downstream => GatewayError::InvalidRequest("bad request".into()),
+        _ if *e.esource() == ErrorSource::Downstream => {
+            GatewayError::InvalidRequest("bad request".into())
+        }
         _ => GatewayError::Internal,
     }
 }

@@ -10,7 +10,13 @@ use pingora_proxy::Session;
 
 /// Writes a complete JSON answer. Keeps the connection open (unlike Pingora's error responses),
 /// so a client's next request reuses it.
-pub async fn json(session: &mut Session, ctx: &RequestCtx, status: u16, body: Vec<u8>, extra: &[(&'static str, String)]) -> Result<()> {
+pub async fn json(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    status: u16,
+    body: Vec<u8>,
+    extra: &[(&'static str, String)],
+) -> Result<()> {
     let mut h = ResponseHeader::build(status, Some(4 + extra.len()))?;
     h.insert_header("Content-Type", "application/json")?;
     h.insert_header("Content-Length", body.len().to_string())?;
@@ -20,7 +26,9 @@ pub async fn json(session: &mut Session, ctx: &RequestCtx, status: u16, body: Ve
         h.insert_header(*k, v.as_str())?;
     }
     session.write_response_header(Box::new(h), false).await?;
-    session.write_response_body(Some(Bytes::from(body)), true).await?;
+    session
+        .write_response_body(Some(Bytes::from(body)), true)
+        .await?;
     Ok(())
 }
 
@@ -54,14 +62,21 @@ fn base_url(session: &Session, ctx: &RequestCtx) -> String {
         .get("host")
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri.authority().map(|a| a.as_str()))
-        .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
         .unwrap_or("localhost");
     format!("http://{host}")
 }
 
 fn resource_metadata_url(session: &Session, ctx: &RequestCtx) -> String {
     let path = session.req_header().uri.path();
-    format!("{}/.well-known/oauth-protected-resource{}", base_url(session, ctx), path)
+    format!(
+        "{}/.well-known/oauth-protected-resource{}",
+        base_url(session, ctx),
+        path
+    )
 }
 
 /// RFC 9728 metadata for `/S/sse` or `/S/mcp`.
@@ -86,8 +101,19 @@ pub async fn readyz(session: &mut Session, ctx: &RequestCtx) -> Result<()> {
     for (name, s) in &ctx.rt.upstreams {
         let ok = s.any_healthy();
         ready &= ok;
-        scopes.insert(name.clone(), serde_json::Value::from(if ok { "ok" } else { "no healthy upstream" }));
+        scopes.insert(
+            name.clone(),
+            serde_json::Value::from(if ok { "ok" } else { "no healthy upstream" }),
+        );
     }
-    let body = serde_json::json!({ "status": if ready { "ok" } else { "not ready" }, "scopes": scopes });
-    json(session, ctx, if ready { 200 } else { 503 }, body.to_string().into_bytes(), &[]).await
+    let body =
+        serde_json::json!({ "status": if ready { "ok" } else { "not ready" }, "scopes": scopes });
+    json(
+        session,
+        ctx,
+        if ready { 200 } else { 503 },
+        body.to_string().into_bytes(),
+        &[],
+    )
+    .await
 }

@@ -12,8 +12,14 @@ use std::time::Duration;
 pub fn peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>, GatewayError> {
     let scope = ctx.scope.clone().ok_or(GatewayError::Internal)?;
     if ctx.session.is_none() {
-        let key = ctx.identity.as_ref().map(|i| i.user.as_bytes()).unwrap_or(b"");
-        let picked = scope.select(key, &ctx.tried).ok_or_else(|| GatewayError::NoHealthyUpstream(scope.scope.name.clone()))?;
+        let key = ctx
+            .identity
+            .as_ref()
+            .map(|i| i.user.as_bytes())
+            .unwrap_or(b"");
+        let picked = scope
+            .select(key, &ctx.tried)
+            .ok_or_else(|| GatewayError::NoHealthyUpstream(scope.scope.name.clone()))?;
         ctx.picked = Some(picked);
     }
     let picked = ctx.picked.as_ref().ok_or(GatewayError::Internal)?;
@@ -35,7 +41,9 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::Re
         Some(q) => format!("{}?{}", picked.target.path, q),
         None => picked.target.path.clone(),
     };
-    let uri = path.parse::<http::Uri>().map_err(|_| pingora::Error::new_str("bad upstream path"))?;
+    let uri = path
+        .parse::<http::Uri>()
+        .map_err(|_| pingora::Error::new_str("bad upstream path"))?;
     req.set_uri(uri);
     req.remove_header("authorization");
     req.remove_header("cookie");

@@ -15,7 +15,12 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// Serves the named tool until the process is stopped.
-pub async fn serve(name: &str, listen: &str, secret: String, stateless: bool) -> Result<(), String> {
+pub async fn serve(
+    name: &str,
+    listen: &str,
+    secret: String,
+    stateless: bool,
+) -> Result<(), String> {
     let mut config = StreamableHttpServerConfig::default().disable_allowed_hosts();
     config.legacy_session_mode = !stateless;
     config.json_response = stateless;
@@ -30,9 +35,14 @@ pub async fn serve(name: &str, listen: &str, secret: String, stateless: bool) ->
     let secret = Arc::new(secret);
     let app = axum::Router::new()
         .nest_service("/mcp", mcp)
-        .layer(axum::middleware::from_fn_with_state(secret, require_gateway))
+        .layer(axum::middleware::from_fn_with_state(
+            secret,
+            require_gateway,
+        ))
         .route("/health", axum::routing::get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(tool = name, %addr, stateless, "tool server listening");
     axum::serve(listener, app)
@@ -45,12 +55,25 @@ pub async fn serve(name: &str, listen: &str, secret: String, stateless: bool) ->
 
 /// Refuses any request without the gateway's secret (compared in constant time).
 async fn require_gateway(State(secret): State<Arc<String>>, req: Request, next: Next) -> Response {
-    let given = req.headers().get("x-gateway-auth").map(|v| v.as_bytes()).unwrap_or(b"");
+    let given = req
+        .headers()
+        .get("x-gateway-auth")
+        .map(|v| v.as_bytes())
+        .unwrap_or(b"");
     if !bool::from(given.ct_eq(secret.as_bytes())) {
-        return (StatusCode::UNAUTHORIZED, [("content-type", "application/json")], r#"{"error":"missing or wrong X-Gateway-Auth"}"#)
+        return (
+            StatusCode::UNAUTHORIZED,
+            [("content-type", "application/json")],
+            r#"{"error":"missing or wrong X-Gateway-Auth"}"#,
+        )
             .into_response();
     }
-    let user = req.headers().get("x-user-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let user = req
+        .headers()
+        .get("x-user-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     tracing::debug!(user = %user, method = %req.method(), "tool request");
     next.run(req).await
 }

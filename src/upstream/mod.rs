@@ -39,7 +39,9 @@ pub struct Picked {
 impl ScopeUpstreams {
     /// A healthy upstream, skipping those in `exclude` (already failed for this request).
     pub fn select(&self, key: &[u8], exclude: &[String]) -> Option<Picked> {
-        let accept = |b: &Backend, healthy: bool| healthy && !exclude.iter().any(|e| *e == b.addr.to_string());
+        let accept = |b: &Backend, healthy: bool| {
+            healthy && !exclude.iter().any(|e| *e == b.addr.to_string())
+        };
         let backend = match &self.balancer {
             Balancer::RoundRobin(lb) => lb.select_with(key, 64, accept),
             Balancer::Random(lb) => lb.select_with(key, 64, accept),
@@ -54,9 +56,17 @@ impl ScopeUpstreams {
     /// The named upstream if it is still configured and healthy (for sessions pinned to it).
     pub fn get_healthy(&self, addr: &str) -> Option<Picked> {
         let target = self.targets.get(addr)?;
-        let healthy = self.backends().get_backend().iter().any(|b| b.addr.to_string() == addr && self.backends().ready(b));
+        let healthy = self
+            .backends()
+            .get_backend()
+            .iter()
+            .any(|b| b.addr.to_string() == addr && self.backends().ready(b));
         let sock = addr.parse().ok()?;
-        healthy.then(|| Picked { addr: addr.to_string(), sock, target: target.clone() })
+        healthy.then(|| Picked {
+            addr: addr.to_string(),
+            sock,
+            target: target.clone(),
+        })
     }
 
     /// Whether any upstream is healthy.
@@ -75,7 +85,15 @@ impl ScopeUpstreams {
 }
 
 /// Builds the load balancers of every scope, and the background services that health-check them.
-pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, Vec<Box<dyn ServiceWithDependents>>), String> {
+pub fn build(
+    config: &Config,
+) -> Result<
+    (
+        HashMap<String, Arc<ScopeUpstreams>>,
+        Vec<Box<dyn ServiceWithDependents>>,
+    ),
+    String,
+> {
     let mut scopes = HashMap::new();
     let mut services: Vec<Box<dyn ServiceWithDependents>> = Vec::new();
     for scope in config.scopes.values() {
@@ -94,8 +112,10 @@ pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, V
                 HealthCheckKind::Http => {
                     let first = &scope.upstreams[0];
                     let mut hc = HttpHealthCheck::new(&first.host, first.tls);
-                    let mut req = RequestHeader::build("GET", h.path.as_bytes(), None).map_err(|e| e.to_string())?;
-                    req.insert_header("Host", first.authority()).map_err(|e| e.to_string())?;
+                    let mut req = RequestHeader::build("GET", h.path.as_bytes(), None)
+                        .map_err(|e| e.to_string())?;
+                    req.insert_header("Host", first.authority())
+                        .map_err(|e| e.to_string())?;
                     hc.req = req;
                     backends.set_health_check(Box::new(hc));
                 }
@@ -121,7 +141,14 @@ pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, V
             Balance::Random => lb!(Random),
             Balance::Consistent => lb!(Consistent),
         };
-        scopes.insert(scope.name.clone(), Arc::new(ScopeUpstreams { scope: Arc::new(scope.clone()), balancer, targets }));
+        scopes.insert(
+            scope.name.clone(),
+            Arc::new(ScopeUpstreams {
+                scope: Arc::new(scope.clone()),
+                balancer,
+                targets,
+            }),
+        );
     }
     Ok((scopes, services))
 }

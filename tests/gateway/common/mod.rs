@@ -1,0 +1,369 @@
+//! Test harness: starts the real `mcp-gateway` binary and real upstream MCP servers (the bundled
+//! calculator, built on the official Rust MCP SDK) on free loopback ports, and talks to them over
+//! HTTP the way MCP clients do.
+#![allow(dead_code)]
+
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const JWT_SECRET: &str = "test-jwt-secret-test-jwt-secret-0123456789";
+pub const UPSTREAM_SECRET: &str = "test-upstream-secret-0123456789";
+pub const SESSION_SECRET: &str = "test-session-secret-0123456789";
+pub const ISSUER: &str = "https://login.test";
+pub const AUDIENCE: &str = "mcp-gateway";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mcp-gateway")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn wait_http(url: &str) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = client.get(url).timeout(Duration::from_secs(1)).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} did not come up");
+}
+
+/// Starts the bundled calculator as an upstream. `stateless` answers JSON without sessions;
+/// otherwise it keeps sessions and answers as SSE.
+pub async fn calculator(stateless: bool) -> Proc {
+    let port = free_port();
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "--log-format",
+        "text",
+        "tool",
+        "calculator",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    if stateless {
+        cmd.arg("--stateless");
+    }
+    let child = cmd
+        .env("TOOL_GATEWAY_SHARED_SECRET", UPSTREAM_SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_http(&format!("http://127.0.0.1:{port}/health")).await;
+    Proc { child, port }
+}
+
+/// A gateway configuration in a temporary directory.
+pub struct GatewaySpec {
+    /// Shared with the gateways started from it, so their files outlive the spec.
+    pub dir: std::sync::Arc<tempfile::TempDir>,
+    pub gateway_yaml: String,
+    pub tools_yaml: String,
+    pub policy_yaml: String,
+    pub port: u16,
+    pub env: Vec<(String, String)>,
+}
+
+pub const POLICY: &str = r#"
+roles:
+  developer:
+    allow: ["calculator/*"]
+  analyst:
+    allow: ["calculator/exact_calculate"]
+"#;
+
+impl GatewaySpec {
+    /// A gateway with one `calculator` scope in front of `upstream_ports`, exposing
+    /// exact_calculate and statistics (not convert_units, which the upstream also offers).
+    pub fn new(upstream_ports: &[u16]) -> Self {
+        let port = free_port();
+        let upstreams: String = upstream_ports
+            .iter()
+            .map(|p| format!("      - url: http://127.0.0.1:{p}/mcp\n"))
+            .collect();
+        Self {
+            dir: std::sync::Arc::new(tempfile::tempdir().unwrap()),
+            gateway_yaml: format!(
+                r#"listen: 127.0.0.1:{port}
+tools_file: tools.yaml
+policy_file: policy.yaml
+threads: 2
+shutdown_grace: 1s
+limits:
+  max_body_bytes: 262144
+jwt:
+  algorithms: [HS256]
+  secret: ${{TEST_JWT_SECRET}}
+  issuer: {ISSUER}
+  audience: {AUDIENCE}
+upstream_shared_secret: {UPSTREAM_SECRET}
+session_secrets: [{SESSION_SECRET}]
+authorization_servers: [{ISSUER}]
+allowed_origins: [https://app.example.com]
+"#
+            ),
+            tools_yaml: format!(
+                "scopes:\n  calculator:\n    upstreams:\n{upstreams}    health_check: {{ kind: http, path: /health, interval: 1s }}\n    timeout: 10s\n    tools: [exact_calculate, statistics]\n"
+            ),
+            policy_yaml: POLICY.into(),
+            port,
+            env: vec![("TEST_JWT_SECRET".into(), JWT_SECRET.into())],
+        }
+    }
+
+    pub fn write(&self) -> PathBuf {
+        let d = self.dir.path();
+        std::fs::write(d.join("gateway.yaml"), &self.gateway_yaml).unwrap();
+        std::fs::write(d.join("tools.yaml"), &self.tools_yaml).unwrap();
+        std::fs::write(d.join("policy.yaml"), &self.policy_yaml).unwrap();
+        d.join("gateway.yaml")
+    }
+
+    /// Starts the gateway and waits until it answers.
+    pub async fn start(&self) -> Gateway {
+        let path = self.write();
+        let log = std::fs::File::create(self.dir.path().join("gateway.log")).unwrap();
+        let child = Command::new(bin())
+            .args(["--log-format", "text", "run", "-c"])
+            .arg(&path)
+            .envs(self.env.iter().cloned())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{}", self.port);
+        wait_http(&format!("{base}/healthz")).await;
+        Gateway {
+            proc: Proc {
+                child,
+                port: self.port,
+            },
+            base,
+            log: self.dir.path().join("gateway.log"),
+            _dir: self.dir.clone(),
+        }
+    }
+
+    /// Runs `mcp-gateway check` on this configuration: (success, stderr).
+    pub fn check(&self) -> (bool, String) {
+        let path = self.write();
+        check_file(&path, &self.env)
+    }
+}
+
+pub fn check_file(path: &Path, env: &[(String, String)]) -> (bool, String) {
+    let out = Command::new(bin())
+        .args(["--log-format", "text", "check", "-c"])
+        .arg(path)
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
+}
+
+pub struct Gateway {
+    pub proc: Proc,
+    pub base: String,
+    pub log: PathBuf,
+    _dir: std::sync::Arc<tempfile::TempDir>,
+}
+
+impl Gateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A signed HS256 token with the test issuer and audience; `extra` overrides claims.
+pub fn token(user: &str, roles: &[&str], extra: Value) -> String {
+    let t = now();
+    let mut claims = json!({"sub": user, "roles": roles, "iss": ISSUER, "aud": AUDIENCE, "iat": t, "exp": t + 600});
+    for (k, v) in extra.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A client posting JSON-RPC as MCP clients do.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub token: Option<String>,
+    pub session: Option<String>,
+    pub version: Option<&'static str>,
+}
+
+impl Client {
+    pub fn new(url: String, token: Option<String>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            url,
+            token,
+            session: None,
+            version: None,
+        }
+    }
+
+    pub fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        let mut r = self
+            .http
+            .request(method, &self.url)
+            .header("Accept", "application/json, text/event-stream")
+            .timeout(Duration::from_secs(20));
+        if let Some(t) = &self.token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(s) = &self.session {
+            r = r.header("Mcp-Session-Id", s);
+        }
+        if let Some(v) = self.version {
+            r = r.header("MCP-Protocol-Version", v);
+        }
+        r
+    }
+
+    pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.request(reqwest::Method::POST)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, body: &Value) -> reqwest::Response {
+        self.post_raw(body.to_string()).await
+    }
+
+    /// `initialize` + `notifications/initialized`; keeps the session id.
+    pub async fn initialize(&mut self) -> Value {
+        let r = self
+            .post(&json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}))
+            .await;
+        assert_eq!(r.status(), 200);
+        self.session = r
+            .headers()
+            .get("mcp-session-id")
+            .map(|v| v.to_str().unwrap().to_string());
+        let v = rpc_body(r).await;
+        self.version = Some("2025-06-18");
+        let n = self
+            .post(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+            .await;
+        assert_eq!(n.status(), 202);
+        v
+    }
+
+    pub async fn call(&self, id: u64, tool: &str, args: Value) -> reqwest::Response {
+        self.post(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}})).await
+    }
+}
+
+/// Splits an SSE body into events (each a list of (field, value) lines).
+pub fn sse_events(text: &str) -> Vec<Vec<(String, String)>> {
+    text.replace("\r\n", "\n")
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            e.lines()
+                .map(|l| match l.split_once(':') {
+                    Some((k, v)) => (k.to_string(), v.strip_prefix(' ').unwrap_or(v).to_string()),
+                    None => (l.to_string(), String::new()),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The JSON-RPC message of a response, whether it came as JSON or as an SSE stream (the event
+/// whose data is a response).
+pub async fn rpc_body(r: reqwest::Response) -> Value {
+    let sse = r
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
+    let text = r.text().await.unwrap();
+    if !sse {
+        return serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    }
+    for event in sse_events(&text) {
+        let data: String = event
+            .iter()
+            .filter(|(k, _)| k == "data")
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Ok(v) = serde_json::from_str::<Value>(&data) {
+            if v.get("id").is_some() {
+                return v;
+            }
+        }
+    }
+    panic!("no JSON-RPC response in SSE stream: {text}");
+}
+
+/// The names in a tools/list result.
+pub fn tool_names(v: &Value) -> Vec<String> {
+    let mut names: Vec<String> = v["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools in {v}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}

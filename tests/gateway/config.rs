@@ -1,0 +1,75 @@
+//! `mcp-gateway check`: every problem at once, each with file, field and reason; the shipped
+//! configuration is valid as it is.
+
+use crate::common::*;
+
+#[test]
+fn check_reports_every_problem_at_once() {
+    let mut spec = GatewaySpec::new(&[9]);
+    spec.gateway_yaml = spec
+        .gateway_yaml
+        .replace("threads: 2\n", "threads: 2\nthreds: 3\n");
+    spec.tools_yaml = "scopes:\n  calculator:\n    upstreams:\n      - url: ftp://127.0.0.1:9/mcp\n    tools: [exact_calculate, exact_calculate, 'bad name']\n".into();
+    spec.policy_yaml =
+        "roles:\n  dev:\n    allow: [\"calculater/*\", \"calculator/nope\"]\n".into();
+    let (ok, out) = spec.check();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("gateway.yaml: threds: unknown field `threds`"),
+        "{out}"
+    );
+    for want in [
+        "tools.yaml: scopes.calculator.upstreams[0].url: scheme \"ftp\" is not supported",
+        "tools.yaml: scopes.calculator.tools[1]: duplicate tool \"exact_calculate\"",
+        "tools.yaml: scopes.calculator.tools[2]: \"bad name\" is not a valid tool name",
+        "policy.yaml: roles.dev.allow[0]: \"calculater/*\" names no scope of the tools file",
+        "policy.yaml: roles.dev.allow[1]: \"calculator/nope\" names no tool",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(out.contains("6 configuration problem(s)"), "{out}");
+}
+
+#[test]
+fn missing_environment_variable_is_named() {
+    let mut spec = GatewaySpec::new(&[9]);
+    spec.env.clear();
+    let (ok, out) = spec.check();
+    assert!(!ok);
+    assert!(
+        out.contains("gateway.yaml: jwt.secret: environment variable TEST_JWT_SECRET is not set"),
+        "{out}"
+    );
+}
+
+#[test]
+fn environment_overrides_and_bad_values() {
+    let mut spec = GatewaySpec::new(&[9]);
+    spec.env
+        .push(("JWT_MAX_TOKEN_AGE_MINUTES".into(), "ten".into()));
+    spec.env
+        .push(("JWT_ALLOWED_ALGORITHMS".into(), "HS256,XX999".into()));
+    let (ok, out) = spec.check();
+    assert!(!ok);
+    assert!(
+        out.contains(
+            "environment: JWT_MAX_TOKEN_AGE_MINUTES: expected a whole number, got \"ten\""
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("jwt.algorithms[1]: \"XX999\" is not supported"),
+        "{out}"
+    );
+}
+
+#[test]
+fn shipped_configuration_is_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (ok, out) = check_file(&root.join("conf/gateway.yaml"), &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("ok (1 scopes: calculator)") || out.contains("ok ("),
+        "{out}"
+    );
+}

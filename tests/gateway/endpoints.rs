@@ -1,0 +1,217 @@
+//! The gateway's own endpoints, header checks, and what an upstream sees of a request.
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn health_readiness_metadata_and_404() {
+    let up = calculator(true).await;
+    let gw = GatewaySpec::new(&[up.port]).start().await;
+    let http = reqwest::Client::new();
+    let r = http.get(gw.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http.get(gw.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["scopes"]["calculator"],
+        "ok"
+    );
+    for ep in ["sse", "mcp"] {
+        let r = http
+            .get(gw.url(&format!(
+                "/.well-known/oauth-protected-resource/calculator/{ep}"
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["resource"], gw.url(&format!("/calculator/{ep}")));
+        assert_eq!(v["authorization_servers"], json!([ISSUER]));
+        assert_eq!(v["bearer_methods_supported"], json!(["header"]));
+    }
+    for path in [
+        "/",
+        "/nope/sse",
+        "/calculator",
+        "/calculator/other",
+        "/.well-known/oauth-protected-resource/nope/sse",
+    ] {
+        let r = http
+            .post(gw.url(path))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Not found"),
+            "{v}"
+        );
+    }
+    // Both endpoint names of a scope work.
+    let tok = token("alice", &["developer"], json!({}));
+    for ep in ["sse", "mcp"] {
+        let r = Client::new(gw.url(&format!("/calculator/{ep}")), Some(tok.clone()))
+            .post(&json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
+            .await;
+        assert_eq!(r.status(), 200, "{ep}");
+    }
+}
+
+#[tokio::test]
+async fn header_checks() {
+    let up = calculator(true).await;
+    let gw = GatewaySpec::new(&[up.port]).start().await;
+    let client = Client::new(
+        gw.url("/calculator/mcp"),
+        Some(token("alice", &["developer"], json!({}))),
+    );
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
+    let r = client
+        .request(reqwest::Method::POST)
+        .header("content-type", "application/json")
+        .header("Origin", "https://evil.example")
+        .body(ping.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], -32003);
+    let r = client
+        .request(reqwest::Method::POST)
+        .header("content-type", "application/json")
+        .header("Origin", "https://app.example.com")
+        .body(ping.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .request(reqwest::Method::POST)
+        .header("content-type", "application/json")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .body(ping.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32022);
+    assert_eq!(
+        v["error"]["data"]["supported"],
+        json!(["2025-03-26", "2025-06-18", "2025-11-25"])
+    );
+    for version in ["2025-03-26", "2025-06-18", "2025-11-25"] {
+        let r = client
+            .request(reqwest::Method::POST)
+            .header("content-type", "application/json")
+            .header("MCP-Protocol-Version", version)
+            .body(ping.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{version}");
+    }
+    let r = client
+        .request(reqwest::Method::PUT)
+        .body(ping)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+}
+
+/// A plain HTTP upstream that answers every POST with the headers it received.
+async fn echo_upstream(delay_ms: u64) -> u16 {
+    let port = free_port();
+    let app = axum::Router::new()
+        .route("/health", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/mcp",
+            axum::routing::post(move |headers: axum::http::HeaderMap, uri: axum::http::Uri| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+                let h: serde_json::Map<String, Value> =
+                    headers.iter().map(|(k, v)| (k.to_string(), Value::from(v.to_str().unwrap_or("")))).collect();
+                axum::Json(json!({"jsonrpc":"2.0","id":1,"result":{"headers":h,"path":uri.to_string()}}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+#[tokio::test]
+async fn upstream_sees_gateway_headers_and_never_the_token() {
+    let port = echo_upstream(0).await;
+    let gw = GatewaySpec::new(&[port]).start().await;
+    let tok = token("alice", &["developer"], json!({"tenant": "acme"}));
+    let client = Client::new(gw.url("/calculator/sse?x=1"), Some(tok.clone()));
+    let r = client
+        .request(reqwest::Method::POST)
+        .header("content-type", "application/json")
+        .header("X-User-ID", "mallory")
+        .header("X-Gateway-Auth", "guess")
+        .body(json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let request_id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let v: Value = r.json().await.unwrap();
+    let h = &v["result"]["headers"];
+    assert_eq!(v["result"]["path"], "/mcp?x=1");
+    assert_eq!(h["x-gateway-auth"], UPSTREAM_SECRET);
+    assert_eq!(h["x-user-id"], "alice");
+    assert_eq!(h["x-tenant-id"], "acme");
+    assert_eq!(h["x-request-id"], request_id);
+    assert!(h.get("authorization").is_none(), "{h}");
+    assert!(!v.to_string().contains(&tok));
+}
+
+#[tokio::test]
+async fn tool_servers_refuse_requests_without_the_gateway_secret() {
+    let up = calculator(true).await;
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/mcp", up.port))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/mcp", up.port))
+        .header("x-gateway-auth", "wrong")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn slow_upstream_times_out_with_504() {
+    let port = echo_upstream(3000).await;
+    let mut spec = GatewaySpec::new(&[port]);
+    spec.tools_yaml = spec.tools_yaml.replace("timeout: 10s", "timeout: 500ms");
+    let gw = spec.start().await;
+    let r = Client::new(
+        gw.url("/calculator/mcp"),
+        Some(token("alice", &["developer"], json!({}))),
+    )
+    .post(&json!({"jsonrpc":"2.0","id":7,"method":"ping"}))
+    .await;
+    assert_eq!(r.status(), 504);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32007);
+    assert_eq!(v["id"], 7);
+}

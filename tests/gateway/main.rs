@@ -1,0 +1,9 @@
+//! Integration tests: the real gateway binary in front of real MCP servers, spoken to over HTTP.
+
+mod auth;
+mod body;
+mod common;
+mod config;
+mod endpoints;
+mod rbac;
+mod routing;

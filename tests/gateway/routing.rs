@@ -1,0 +1,119 @@
+//! Upstream choice: load balancing with failover, sessions pinned to their upstream across calls
+//! and gateway restarts, refused to other users, and 503 when nothing is healthy.
+
+use crate::common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+async fn add(client: &Client, id: u64) -> reqwest::Response {
+    client
+        .call(
+            id,
+            "exact_calculate",
+            json!({"operator":"add","operands":[id.to_string(),"1"]}),
+        )
+        .await
+}
+
+async fn assert_added(r: reqwest::Response, id: u64) {
+    assert_eq!(r.status(), 200, "call {id}");
+    let v = rpc_body(r).await;
+    assert_eq!(
+        v["result"]["structuredContent"]["result"],
+        (id + 1).to_string(),
+        "call {id}: {v}"
+    );
+}
+
+#[tokio::test]
+async fn killed_upstream_traffic_moves_to_the_other() {
+    let mut a = calculator(true).await;
+    let b = calculator(true).await;
+    let gw = GatewaySpec::new(&[a.port, b.port]).start().await;
+    let client = Client::new(
+        gw.url("/calculator/mcp"),
+        Some(token("alice", &["developer"], json!({}))),
+    );
+    for id in 0..6 {
+        assert_added(add(&client, id).await, id).await;
+    }
+    a.kill();
+    // Immediately (before any health check notices) a connect failure is retried on the other
+    // upstream; after the check, the dead one is skipped.
+    for id in 6..26 {
+        assert_added(add(&client, id).await, id).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = reqwest::get(gw.url("/readyz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    for id in 26..36 {
+        assert_added(add(&client, id).await, id).await;
+    }
+    drop(b);
+}
+
+#[tokio::test]
+async fn no_healthy_upstream_is_503() {
+    let mut a = calculator(true).await;
+    let gw = GatewaySpec::new(&[a.port]).start().await;
+    a.kill();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = reqwest::get(gw.url("/readyz")).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let client = Client::new(
+        gw.url("/calculator/mcp"),
+        Some(token("alice", &["developer"], json!({}))),
+    );
+    let r = add(&client, 4).await;
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32006);
+    assert_eq!(v["id"], 4);
+}
+
+#[tokio::test]
+async fn sessions_keep_their_upstream_across_calls_and_restarts() {
+    // Two stateful upstreams: each knows only its own sessions, so a call routed to the wrong one
+    // would fail.
+    let a = calculator(false).await;
+    let b = calculator(false).await;
+    let spec = GatewaySpec::new(&[a.port, b.port]);
+    let gw = spec.start().await;
+    let url = gw.url("/calculator/mcp");
+    let mut alice = Client::new(url.clone(), Some(token("alice", &["developer"], json!({}))));
+    alice.initialize().await;
+    let sid = alice.session.clone().expect("session id");
+    for id in 1..=20 {
+        assert_added(add(&alice, id).await, id).await;
+    }
+    // Another user replaying alice's session id is refused as an unknown session.
+    let mut mallory = Client::new(
+        url.clone(),
+        Some(token("mallory", &["developer"], json!({}))),
+    );
+    mallory.session = Some(sid.clone());
+    mallory.version = Some("2025-06-18");
+    let r = add(&mallory, 1).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], -32010);
+    // A forged id likewise.
+    mallory.session = Some(format!("{sid}x"));
+    assert_eq!(add(&mallory, 1).await.status(), 404);
+    // The gateway restarts; the session goes on where it was.
+    drop(gw);
+    let gw = spec.start().await;
+    let mut alice = Client::new(
+        gw.url("/calculator/mcp"),
+        Some(token("alice", &["developer"], json!({}))),
+    );
+    alice.session = Some(sid);
+    alice.version = Some("2025-06-18");
+    for id in 21..=30 {
+        assert_added(add(&alice, id).await, id).await;
+    }
+    // DELETE ends it upstream; the id is then unknown there.
+    let r = alice.request(reqwest::Method::DELETE).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = add(&alice, 31).await;
+    assert_eq!(r.status(), 404);
+}
