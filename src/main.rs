@@ -60,9 +60,13 @@ enum Command {
         name: String,
         #[arg(long, default_value = "127.0.0.1:8091")]
         listen: String,
-        /// Answer without sessions, with application/json instead of an SSE stream.
+        /// Keep MCP sessions and answer as SSE streams (by default the tool is stateless and
+        /// answers application/json).
         #[arg(long)]
-        stateless: bool,
+        sessions: bool,
+        /// Exit when the parent process (the gateway that started this tool) is gone.
+        #[arg(long)]
+        exit_with_parent: bool,
     },
 }
 
@@ -83,6 +87,8 @@ fn init_logs(format: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Tool processes the gateway starts log in the same format.
+    std::env::set_var("MCP_GATEWAY_LOG_FORMAT", &cli.log_format);
     init_logs(&cli.log_format);
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -132,7 +138,8 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::Tool {
             name,
             listen,
-            stateless,
+            sessions,
+            exit_with_parent,
         } => {
             let secret = std::env::var("TOOL_GATEWAY_SHARED_SECRET")
                 .ok()
@@ -143,8 +150,23 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(mcp_gateway::tools::serve(&name, &listen, secret, stateless))
+            if exit_with_parent {
+                rt.spawn(exit_when_orphaned());
+            }
+            rt.block_on(mcp_gateway::tools::serve(&name, &listen, secret, sessions))
                 .map_err(|e| anyhow!(e))
+        }
+    }
+}
+
+/// Exits once this process is re-parented, i.e. the gateway that started it is gone.
+async fn exit_when_orphaned() {
+    let parent = std::os::unix::process::parent_id();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if std::os::unix::process::parent_id() != parent {
+            tracing::info!("the gateway is gone; tool exiting");
+            std::process::exit(0);
         }
     }
 }

@@ -230,7 +230,13 @@ pub struct ScopeFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamFile {
-    pub url: String,
+    /// An MCP server the gateway connects to.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Or a tool process the gateway starts, supervises and stops: arguments to the gateway's
+    /// own binary, e.g. `[tool, calculator]`. It listens on a free loopback port.
+    #[serde(default)]
+    pub spawn: Option<Vec<String>>,
     #[serde(default = "default_weight")]
     pub weight: usize,
 }

@@ -139,6 +139,8 @@ pub struct UpstreamTarget {
     pub path: String,
     pub tls: bool,
     pub weight: usize,
+    /// For a tool process the gateway runs: its arguments (the port is added).
+    pub spawn: Option<Vec<String>>,
 }
 
 impl UpstreamTarget {
@@ -365,7 +367,14 @@ fn build_scopes(
         }
         let mut upstreams = Vec::new();
         for (i, u) in scope.upstreams.iter().enumerate() {
-            match parse_upstream(&u.url) {
+            let parsed = match (&u.url, &u.spawn) {
+                (Some(url), None) => parse_upstream(url),
+                (None, Some(args)) if !args.is_empty() => spawned_upstream(args),
+                (None, Some(_)) => Err("spawn needs arguments, e.g. [tool, calculator]".into()),
+                _ => Err("give exactly one of url or spawn".into()),
+            };
+            let field = if u.url.is_some() { "url" } else { "spawn" };
+            match parsed {
                 Ok(mut t) => {
                     t.weight = u.weight;
                     if u.weight == 0 {
@@ -386,7 +395,7 @@ fn build_scopes(
                 }
                 Err(reason) => problems.push(Problem::new(
                     path,
-                    at(&format!("upstreams[{i}].url")),
+                    at(&format!("upstreams[{i}].{field}")),
                     reason,
                 )),
             }
@@ -491,6 +500,23 @@ fn parse_upstream(raw: &str) -> Result<UpstreamTarget, String> {
         path: url.path().to_string(),
         tls,
         weight: 1,
+        spawn: None,
+    })
+}
+
+/// A tool process the gateway will run, on a loopback port picked now.
+fn spawned_upstream(args: &[String]) -> Result<UpstreamTarget, String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free loopback port for the tool process: {e}"))?
+        .port();
+    Ok(UpstreamTarget {
+        host: "127.0.0.1".into(),
+        port,
+        path: "/mcp".into(),
+        tls: false,
+        weight: 1,
+        spawn: Some(args.to_vec()),
     })
 }
 

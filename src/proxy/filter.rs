@@ -143,9 +143,15 @@ fn rewrite_event(event: &[u8], allowed: &[String]) -> Option<Vec<u8>> {
 fn filter_json(body: &[u8], allowed: &[String]) -> Option<Vec<u8>> {
     let mut value: Value = serde_json::from_slice(body).ok()?;
     let changed = match &mut value {
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |c, v| filter_one(v, allowed) || c),
+        // Every response of a batch is filtered (no short-circuit).
+        Value::Array(items) => {
+            items
+                .iter_mut()
+                .map(|v| filter_one(v, allowed))
+                .filter(|changed| *changed)
+                .count()
+                > 0
+        }
         v => filter_one(v, allowed),
     };
     if !changed {

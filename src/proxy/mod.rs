@@ -143,8 +143,7 @@ impl ProxyHttp for Gateway {
         if ctx.large_body.is_none() {
             return Ok(());
         }
-        let result = body::hold(ctx, body.take(), end_of_stream).and_then(|whole| Ok(whole));
-        match result {
+        match body::hold(ctx, body.take(), end_of_stream) {
             Ok(None) => {
                 // An empty chunk sends nothing and does not end the upstream body.
                 *body = Some(Bytes::new());

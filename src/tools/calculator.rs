@@ -137,9 +137,11 @@ impl Calculator {
                 arity(1)?;
                 -ops[0].clone()
             }
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown operator {other:?}; use add, subtract, multiply, divide, abs or negate"
-            )),
+            ))
+            }
         };
         Ok(Json(NumberOutput {
             result: render(result, precision),

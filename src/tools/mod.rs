@@ -15,15 +15,10 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// Serves the named tool until the process is stopped.
-pub async fn serve(
-    name: &str,
-    listen: &str,
-    secret: String,
-    stateless: bool,
-) -> Result<(), String> {
+pub async fn serve(name: &str, listen: &str, secret: String, sessions: bool) -> Result<(), String> {
     let mut config = StreamableHttpServerConfig::default().disable_allowed_hosts();
-    config.legacy_session_mode = !stateless;
-    config.json_response = stateless;
+    config.legacy_session_mode = sessions;
+    config.json_response = !sessions;
     let mcp = match name {
         "calculator" => StreamableHttpService::new(
             || Ok(calculator::Calculator::new()),
@@ -44,7 +39,7 @@ pub async fn serve(
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(tool = name, %addr, stateless, "tool server listening");
+    tracing::info!(tool = name, %addr, sessions, "tool server listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -1,5 +1,7 @@
 //! The upstream MCP servers of each scope: one pingora-load-balancing `LoadBalancer` per scope with
-//! the configured strategy and weights, and its health checks running as a background service.
+//! the configured strategy and weights, and its health checks running as a background service; `spawn` runs the tool processes the gateway starts itself.
+
+pub mod spawn;
 
 use crate::config::file::{Balance, HealthCheckKind};
 use crate::config::{Config, ScopeConfig, UpstreamTarget};
@@ -17,6 +19,15 @@ enum Balancer {
     RoundRobin(Arc<LoadBalancer<RoundRobin>>),
     Random(Arc<LoadBalancer<Random>>),
     Consistent(Arc<LoadBalancer<Consistent>>),
+}
+
+/// Background services Pingora runs beside the proxy.
+#[derive(Default)]
+pub struct Services {
+    /// Tool processes; everything else starts once they answer.
+    pub tools: Vec<Box<dyn ServiceWithDependents>>,
+    /// Health checks and other background work.
+    pub background: Vec<Box<dyn ServiceWithDependents>>,
 }
 
 /// The upstreams of one scope.
@@ -85,21 +96,30 @@ impl ScopeUpstreams {
 }
 
 /// Builds the load balancers of every scope, and the background services that health-check them.
-pub fn build(
-    config: &Config,
-) -> Result<
-    (
-        HashMap<String, Arc<ScopeUpstreams>>,
-        Vec<Box<dyn ServiceWithDependents>>,
-    ),
-    String,
-> {
+pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, Services), String> {
     let mut scopes = HashMap::new();
-    let mut services: Vec<Box<dyn ServiceWithDependents>> = Vec::new();
+    let mut services = Services::default();
     for scope in config.scopes.values() {
         let mut set = BTreeSet::new();
         let mut targets = HashMap::new();
         for t in &scope.upstreams {
+            if let Some(args) = &t.spawn {
+                let supervisor = spawn::Supervisor {
+                    name: format!("{}@{}", scope.name, t.port),
+                    args: args.clone(),
+                    port: t.port,
+                    secret: config.upstream_secret.clone(),
+                    health_path: scope
+                        .health
+                        .as_ref()
+                        .map(|h| h.path.clone())
+                        .unwrap_or_else(|| "/health".into()),
+                };
+                services.tools.push(Box::new(background_service(
+                    &format!("tool:{}:{}", scope.name, t.port),
+                    supervisor,
+                )));
+            }
             let backend = Backend::new_with_weight(&t.authority(), t.weight)
                 .map_err(|e| format!("scope {}: upstream {}: {e}", scope.name, t.authority()))?;
             targets.insert(backend.addr.to_string(), t.clone());
@@ -132,7 +152,7 @@ pub fn build(
                 futures_lite_update(&lb);
                 let svc = background_service(&name, lb);
                 let task = svc.task();
-                services.push(Box::new(svc));
+                services.background.push(Box::new(svc));
                 Balancer::$variant(task)
             }};
         }

@@ -117,3 +117,59 @@ async fn sessions_keep_their_upstream_across_calls_and_restarts() {
     let r = add(&alice, 31).await;
     assert_eq!(r.status(), 404);
 }
+
+/// Pids of the tool processes a gateway started.
+fn tool_children(gateway_pid: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(gateway_pid) && cmdline.contains("calculator") {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[tokio::test]
+async fn spawned_tool_comes_back_after_being_killed() {
+    let mut spec = GatewaySpec::new(&[]);
+    spec.tools_yaml = "scopes:\n  calculator:\n    upstreams:\n      - spawn: [tool, calculator]\n    health_check: { kind: http, path: /health, interval: 1s }\n    tools: [exact_calculate, statistics]\n".into();
+    let gw = spec.start().await;
+    let client = Client::new(
+        gw.url("/calculator/mcp"),
+        Some(token("alice", &["developer"], json!({}))),
+    );
+    assert_added(add(&client, 1).await, 1).await;
+    let before = tool_children(gw.proc.child.id());
+    assert_eq!(before.len(), 1, "one tool process");
+    std::process::Command::new("kill")
+        .args(["-9", &before[0].to_string()])
+        .status()
+        .unwrap();
+    let mut back = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = add(&client, 2).await;
+        if r.status() == 200 {
+            assert_added(r, 2).await;
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "the tool did not come back");
+    let after = tool_children(gw.proc.child.id());
+    assert_eq!(after.len(), 1);
+    assert_ne!(after, before);
+    assert!(gw.log_text().contains("tool process exited; restarting"));
+}

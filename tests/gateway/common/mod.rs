@@ -80,8 +80,8 @@ pub async fn calculator(stateless: bool) -> Proc {
         "--listen",
         &format!("127.0.0.1:{port}"),
     ]);
-    if stateless {
-        cmd.arg("--stateless");
+    if !stateless {
+        cmd.arg("--sessions");
     }
     let child = cmd
         .env("TOOL_GATEWAY_SHARED_SECRET", UPSTREAM_SECRET)
