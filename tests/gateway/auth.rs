@@ -277,3 +277,61 @@ async fn jwks_key_rotation() {
     )
     .await;
 }
+
+/// Maximum token age and the API version claim, configured through the environment.
+#[tokio::test]
+async fn max_token_age_and_api_version() {
+    let up = calculator(true).await;
+    let mut spec = GatewaySpec::new(&[up.port]);
+    spec.env
+        .push(("JWT_MAX_TOKEN_AGE_MINUTES".into(), "10".into()));
+    spec.env
+        .push(("JWT_API_VERSION_CLAIM".into(), "api".into()));
+    spec.env
+        .push(("JWT_ALLOWED_API_VERSIONS".into(), "v1,v2".into()));
+    spec.env.push(("JWT_ROLES_CLAIM".into(), "scope".into()));
+    let gw = spec.start().await;
+    let url = gw.url("/calculator/mcp");
+    let t = now();
+    let ok = token(
+        "alice",
+        &[],
+        json!({"api": "v2", "scope": "developer other"}),
+    );
+    let r = Client::new(url.clone(), Some(ok))
+        .call(
+            1,
+            "statistics",
+            json!({"operation":"count","values":["1","2"]}),
+        )
+        .await;
+    assert_eq!(
+        rpc_body(r).await["result"]["structuredContent"]["result"],
+        "2",
+        "roles from a space-separated claim"
+    );
+    let old = token(
+        "alice",
+        &[],
+        json!({"api": "v1", "iat": t - 3600, "exp": t + 600}),
+    );
+    expect_401(
+        &Client::new(url.clone(), Some(old)),
+        "token too old (iat beyond the maximum token age)",
+    )
+    .await;
+    let no_iat = token("alice", &[], json!({"api": "v1", "iat": null}));
+    expect_401(
+        &Client::new(url.clone(), Some(no_iat)),
+        "missing iat claim (a maximum token age is set)",
+    )
+    .await;
+    let v3 = token("alice", &[], json!({"api": "v3"}));
+    expect_401(
+        &Client::new(url.clone(), Some(v3)),
+        "API version not allowed",
+    )
+    .await;
+    let none = token("alice", &[], json!({}));
+    expect_401(&Client::new(url, Some(none)), "API version not allowed").await;
+}

@@ -99,6 +99,20 @@ async fn sessions_keep_their_upstream_across_calls_and_restarts() {
     // A forged id likewise.
     mallory.session = Some(format!("{sid}x"));
     assert_eq!(add(&mallory, 1).await.status(), 404);
+    // A second gateway instance with the same secrets (as behind one load-balanced address)
+    // routes the same session correctly.
+    let second = GatewaySpec::new(&[a.port, b.port]);
+    let gw2 = second.start().await;
+    let mut via_second = Client::new(
+        gw2.url("/calculator/mcp"),
+        Some(token("alice", &["developer"], json!({}))),
+    );
+    via_second.session = Some(sid.clone());
+    via_second.version = Some("2025-06-18");
+    for id in 100..110 {
+        assert_added(add(&via_second, id).await, id).await;
+    }
+    drop(gw2);
     // The gateway restarts; the session goes on where it was.
     drop(gw);
     let gw = spec.start().await;
@@ -172,4 +186,49 @@ async fn spawned_tool_comes_back_after_being_killed() {
     assert_eq!(after.len(), 1);
     assert_ne!(after, before);
     assert!(gw.log_text().contains("tool process exited; restarting"));
+}
+
+/// The server-to-client stream (GET) passes through event by event: the first event arrives while
+/// the stream is still open.
+#[tokio::test]
+async fn get_stream_is_not_buffered() {
+    use futures_util::StreamExt;
+    let up = calculator(false).await;
+    let gw = GatewaySpec::new(&[up.port]).start().await;
+    let mut client = Client::new(
+        gw.url("/calculator/mcp"),
+        Some(token("alice", &["developer"], json!({}))),
+    );
+    client.initialize().await;
+    let r = client
+        .request(reqwest::Method::GET)
+        .header("Accept", "text/event-stream")
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert_eq!(r.headers()["x-accel-buffering"], "no");
+    let mut stream = r.bytes_stream();
+    let mut seen = String::new();
+    let first = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(chunk) = stream.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.contains("\n\n") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        first,
+        Ok(true),
+        "no complete event while the stream is open: {seen:?}"
+    );
+    assert!(!sse_events(&seen).is_empty());
 }
