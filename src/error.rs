@@ -43,6 +43,8 @@ pub enum GatewayError {
     NoHealthyUpstream(String),
     #[error("Upstream timed out: {0}")]
     UpstreamTimeout(Cow<'static, str>),
+    #[error("The audit trail cannot keep up; try again shortly")]
+    AuditUnavailable,
     #[error("Internal error")]
     Internal,
 }
@@ -61,7 +63,7 @@ impl GatewayError {
             MethodNotAllowed(_) => 405,
             PayloadTooLarge { .. } => 413,
             UpstreamFailed(_) => 502,
-            NoHealthyUpstream(_) => 503,
+            NoHealthyUpstream(_) | AuditUnavailable => 503,
             UpstreamTimeout(_) => 504,
             Internal => 500,
         }
@@ -81,6 +83,7 @@ impl GatewayError {
             PayloadTooLarge { .. } => -32005,
             UpstreamFailed(_) => -32008,
             NoHealthyUpstream(_) => -32006,
+            AuditUnavailable => -32009,
             UpstreamTimeout(_) => -32007,
             Internal => -32603,
         }
@@ -104,6 +107,7 @@ impl GatewayError {
             UpstreamFailed(_) => "upstream_error",
             NoHealthyUpstream(_) => "no_healthy_upstream",
             UpstreamTimeout(_) => "timeout",
+            AuditUnavailable => "audit_unavailable",
             Internal => "internal",
         }
     }

@@ -21,6 +21,8 @@ pub struct Message {
     pub id: Option<String>,
     /// The tool name of a `tools/call`.
     pub tool: Option<String>,
+    /// The raw `arguments` of a `tools/call`, kept only when the audit trail records them.
+    pub arguments: Option<String>,
 }
 
 impl Message {
@@ -69,10 +71,16 @@ struct Wire<'a> {
 struct CallParams<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
 }
 
 /// Parses a request body. `batches_allowed` follows the negotiated protocol version.
-pub fn parse(body: &[u8], batches_allowed: bool) -> Result<Rpc, GatewayError> {
+pub fn parse(
+    body: &[u8],
+    batches_allowed: bool,
+    keep_arguments: bool,
+) -> Result<Rpc, GatewayError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     match first {
         None => Err(GatewayError::InvalidRequest("empty body".into())),
@@ -88,13 +96,13 @@ pub fn parse(body: &[u8], batches_allowed: bool) -> Result<Rpc, GatewayError> {
             }
             wires
                 .into_iter()
-                .map(message)
+                .map(|w| message(w, keep_arguments))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Rpc::Batch)
         }
         Some(_) => {
             let wire: Wire<'_> = serde_json::from_slice(body).map_err(classify)?;
-            message(wire).map(Rpc::Single)
+            message(wire, keep_arguments).map(Rpc::Single)
         }
     }
 }
@@ -109,7 +117,7 @@ fn classify(e: serde_json::Error) -> GatewayError {
     }
 }
 
-fn message(w: Wire<'_>) -> Result<Message, GatewayError> {
+fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
     if w.jsonrpc.as_deref() != Some("2.0") {
         return Err(GatewayError::InvalidRequest(
             "jsonrpc must be \"2.0\"".into(),
@@ -139,17 +147,23 @@ fn message(w: Wire<'_>) -> Result<Message, GatewayError> {
                 let p: CallParams<'_> = serde_json::from_str(params.get()).map_err(|_| {
                     GatewayError::InvalidRequest("tools/call needs params.name as a string".into())
                 })?;
-                Some(p.name.into_owned())
+                let arguments = keep_arguments
+                    .then(|| p.arguments.map(|a| a.get().to_string()))
+                    .flatten();
+                (Some(p.name.into_owned()), arguments)
             } else {
-                None
+                (None, None)
             };
+            let (tool, arguments) = tool;
             Ok(Message {
+                arguments,
                 method: Some(method.into_owned()),
                 id,
                 tool,
             })
         }
         None if (w.result.is_some() || w.error.is_some()) && id.is_some() => Ok(Message {
+            arguments: None,
             method: None,
             id,
             tool: None,
@@ -166,7 +180,7 @@ mod tests {
 
     #[test]
     fn tools_call_single_pass() {
-        let rpc = parse(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"statistics","arguments":{"values":["1"]}}}"#, false).unwrap();
+        let rpc = parse(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"statistics","arguments":{"values":["1"]}}}"#, false, false).unwrap();
         let m = rpc.first().unwrap();
         assert_eq!(
             (m.method.as_deref(), m.id.as_deref(), m.tool.as_deref()),
@@ -175,41 +189,49 @@ mod tests {
         let escaped = parse(
             br#"{"jsonrpc":"2.0","id":"a","method":"tools\/call","params":{"name":"st\u0061ts"}}"#,
             false,
+            true,
         )
         .unwrap();
         assert_eq!(escaped.first().unwrap().tool.as_deref(), Some("stats"));
         assert_eq!(escaped.first().unwrap().id.as_deref(), Some("\"a\""));
+        assert_eq!(escaped.first().unwrap().arguments, None);
+        let with_args = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a": [1, 2]}}}"#, false, true).unwrap();
+        assert_eq!(
+            with_args.first().unwrap().arguments.as_deref(),
+            Some(r#"{"a": [1, 2]}"#)
+        );
     }
 
     #[test]
     fn errors_are_classified() {
         assert!(matches!(
-            parse(b"{not json", false),
+            parse(b"{not json", false, false),
             Err(GatewayError::ParseError(_))
         ));
         assert!(matches!(
-            parse(b"{\"jsonrpc\":\"2.0\"", false),
+            parse(b"{\"jsonrpc\":\"2.0\"", false, false),
             Err(GatewayError::ParseError(_))
         ));
         assert!(matches!(
-            parse(b"{\"jsonrpc\":\"1.0\",\"method\":\"x\"}", false),
+            parse(b"{\"jsonrpc\":\"1.0\",\"method\":\"x\"}", false, false),
             Err(GatewayError::InvalidRequest(_))
         ));
         assert!(matches!(
-            parse(b"{\"jsonrpc\":\"2.0\"}", false),
+            parse(b"{\"jsonrpc\":\"2.0\"}", false, false),
             Err(GatewayError::InvalidRequest(_))
         ));
         assert!(matches!(
-            parse(b"42", false),
+            parse(b"42", false, false),
             Err(GatewayError::InvalidRequest(_))
         ));
         assert!(matches!(
-            parse(b"{\"jsonrpc\":\"2.0\",\"method\":7}", false),
+            parse(b"{\"jsonrpc\":\"2.0\",\"method\":7}", false, false),
             Err(GatewayError::InvalidRequest(_))
         ));
         assert!(matches!(
             parse(
                 b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{}}",
+                false,
                 false
             ),
             Err(GatewayError::InvalidRequest(_))
@@ -219,8 +241,8 @@ mod tests {
     #[test]
     fn batches_follow_the_version() {
         let body = br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
-        assert!(parse(body, false).is_err());
-        let Rpc::Batch(v) = parse(body, true).unwrap() else {
+        assert!(parse(body, false, false).is_err());
+        let Rpc::Batch(v) = parse(body, true, false).unwrap() else {
             panic!()
         };
         assert_eq!(v.len(), 2);

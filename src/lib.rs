@@ -6,10 +6,12 @@
 //! [`proxy::Gateway::new`], or run the `mcp-gateway` binary.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod jsonrpc;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod server;

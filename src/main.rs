@@ -7,6 +7,8 @@ use mcp_gateway::config;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod admin;
+
 #[derive(Parser)]
 #[command(
     name = "mcp-gateway",
@@ -54,6 +56,14 @@ enum Command {
         #[arg(long, default_value = "1h")]
         ttl: humantime::Duration,
     },
+    /// Apply the database migrations (safe to run again).
+    Migrate,
+    /// Read the audit trail; encrypted arguments are decrypted with the keys in the environment
+    /// (MCP_GATEWAY_AUDIT_KEY for the configured key id, MCP_GATEWAY_AUDIT_OLD_KEYS="id:key,…").
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run one of the bundled MCP tool servers.
     Tool {
         /// calculator
@@ -67,6 +77,19 @@ enum Command {
         /// Exit when the parent process (the gateway that started this tool) is gone.
         #[arg(long)]
         exit_with_parent: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print audit rows as JSON lines, newest first.
+    Show {
+        #[arg(long)]
+        request_id: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
     },
 }
 
@@ -114,6 +137,27 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 config.scopes.keys().cloned().collect::<Vec<_>>().join(", ")
             );
             Ok(())
+        }
+        Command::Migrate => {
+            let config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(admin::migrate(&config))
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Show {
+                    request_id,
+                    user,
+                    limit,
+                },
+        } => {
+            let config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(admin::show(&config, request_id, user, limit))
         }
         Command::Token {
             user,

@@ -1,5 +1,6 @@
 //! Assembles the Pingora server: the proxy service on `listen`, one background health-check
-//! service per scope, and the JWKS refresher.
+//! service per scope, the tool processes, the JWKS refresher, the audit writer and the metrics
+//! listener; and after the server stops, the last audit flush.
 
 use crate::auth::jwks::Jwks;
 use crate::auth::Authenticator;
@@ -9,7 +10,7 @@ use crate::session::SessionKeys;
 use crate::upstream::Services;
 use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
-use pingora::server::{Server, ShutdownWatch};
+use pingora::server::{RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use std::sync::Arc;
 
@@ -18,6 +19,11 @@ pub fn runtime(config: Config) -> Result<(Arc<Runtime>, Services), String> {
     let auth = Authenticator::new(config.jwt.clone())?;
     let sessions = SessionKeys::new(&config.session_secrets);
     let (upstreams, mut services) = crate::upstream::build(&config)?;
+    let audit = crate::audit::Audit::new(config.audit.clone());
+    services.background.push(Box::new(background_service(
+        "audit",
+        AuditWriter(audit.clone()),
+    )));
     if let Some(jwks) = auth.jwks() {
         services
             .background
@@ -29,12 +35,13 @@ pub fn runtime(config: Config) -> Result<(Arc<Runtime>, Services), String> {
             auth,
             sessions,
             upstreams,
+            audit,
         }),
         services,
     ))
 }
 
-/// Runs the gateway until it is told to stop. Never returns.
+/// Runs the gateway until it is told to stop (SIGTERM: graceful, SIGINT: fast).
 pub fn run(config: Config) -> Result<(), String> {
     let conf = ServerConf {
         threads: config.threads,
@@ -61,8 +68,61 @@ pub fn run(config: Config) -> Result<(), String> {
     for h in &handles {
         proxy.add_dependency(h);
     }
+    server.add_service(background_service(
+        "health-metrics",
+        HealthMetrics(rt.clone()),
+    ));
+    if let Some(addr) = &rt.config.metrics_listen {
+        let mut metrics = pingora_prometheus::prometheus_http_service();
+        metrics.add_tcp(addr);
+        server.add_service(metrics);
+    }
     tracing::info!(%listen, scopes = rt.upstreams.len(), "mcp-gateway listening");
-    server.run_forever()
+    server.run(RunArgs::default());
+    // Every proxy thread is done: store what the audit writer had not stored yet.
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(flush) => flush.block_on(rt.audit.finish()),
+        Err(e) => tracing::error!(error = %e, "cannot run the final audit flush"),
+    }
+    tracing::info!("mcp-gateway stopped");
+    Ok(())
+}
+
+struct AuditWriter(Arc<crate::audit::Audit>);
+
+#[async_trait]
+impl BackgroundService for AuditWriter {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        // Runs until its runtime stops, so rows of requests finishing during the grace period
+        // still go out; whatever is left is stored by `Audit::finish`.
+        self.0.run().await;
+    }
+}
+
+/// Publishes upstream health as a gauge, once a second.
+struct HealthMetrics(Arc<Runtime>);
+
+#[async_trait]
+impl BackgroundService for HealthMetrics {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            for (scope, up) in &self.0.upstreams {
+                for (addr, healthy) in up.health() {
+                    crate::metrics::UPSTREAM_HEALTHY
+                        .with_label_values(&[scope, &addr])
+                        .set(i64::from(healthy));
+                }
+            }
+        }
+    }
 }
 
 struct JwksRefresher(Arc<Jwks>);

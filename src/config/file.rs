@@ -51,6 +51,101 @@ pub struct GatewayFile {
     /// Browser origins allowed to call; a request with any other `Origin` gets 403.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub audit: AuditFile,
+}
+
+/// `audit:` in gateway.yaml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFile {
+    /// PostgreSQL URL; `DATABASE_URL` in the environment wins. Unset: rows go to `file`.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// JSON-lines file used when no database is configured.
+    #[serde(default = "default_audit_file")]
+    pub file: PathBuf,
+    /// Where batches wait while PostgreSQL is down or slow; replayed in order when it is back.
+    #[serde(default = "default_spool_file")]
+    pub spool_file: PathBuf,
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// What happens when the queue is full.
+    #[serde(default)]
+    pub on_queue_full: OnQueueFull,
+    /// How tool arguments are recorded.
+    #[serde(default)]
+    pub arguments: ArgumentsFile,
+    /// Key id written into encrypted envelopes; the key itself is `MCP_GATEWAY_AUDIT_KEY`.
+    #[serde(default = "default_key_id")]
+    pub arguments_key_id: String,
+    /// Rows older than this many days are deleted (in bounded batches); 0 keeps everything.
+    #[serde(default)]
+    pub retention_days: u32,
+    /// Apply `migrations/` at start-up.
+    #[serde(default = "default_true")]
+    pub migrate_on_start: bool,
+    /// Name of this gateway instance in the rows (default: the host name).
+    #[serde(default)]
+    pub instance: Option<String>,
+}
+
+impl Default for AuditFile {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            file: default_audit_file(),
+            spool_file: default_spool_file(),
+            queue_capacity: default_queue_capacity(),
+            batch_size: default_batch_size(),
+            on_queue_full: OnQueueFull::default(),
+            arguments: ArgumentsFile::default(),
+            arguments_key_id: default_key_id(),
+            retention_days: 0,
+            migrate_on_start: true,
+            instance: None,
+        }
+    }
+}
+
+fn default_audit_file() -> PathBuf {
+    "../var/audit.jsonl".into()
+}
+fn default_spool_file() -> PathBuf {
+    "../var/audit-spool.jsonl".into()
+}
+fn default_queue_capacity() -> usize {
+    10_000
+}
+fn default_batch_size() -> usize {
+    500
+}
+fn default_key_id() -> String {
+    "k1".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnQueueFull {
+    /// Serve, and count (metric + log) every row that could not be queued.
+    #[default]
+    FailOpen,
+    /// Refuse new requests with 503 until the queue drains.
+    FailClosed,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgumentsFile {
+    #[default]
+    None,
+    Sha256,
+    Encrypted,
 }
 
 fn default_listen() -> String {

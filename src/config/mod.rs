@@ -86,6 +86,7 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub scopes: BTreeMap<String, ScopeConfig>,
     pub policy: Policy,
+    pub audit: std::sync::Arc<crate::audit::AuditConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -267,10 +268,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             ));
         }
     }
+    let audit = build_audit(path, base, &gateway.audit, &mut problems);
     if !problems.is_empty() {
         return Err(ConfigErrors(problems));
     }
-    let (Some(policy), Some(jwt), Some(upstream_secret)) = (policy, jwt, upstream_secret) else {
+    let (Some(policy), Some(jwt), Some(upstream_secret), Some(audit)) =
+        (policy, jwt, upstream_secret, audit)
+    else {
         return Err(ConfigErrors(vec![Problem::new(
             path,
             "",
@@ -298,6 +302,93 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         allowed_origins: gateway.allowed_origins,
         scopes,
         policy,
+        audit: std::sync::Arc::new(audit),
+    })
+}
+
+fn build_audit(
+    path: &Path,
+    base: &Path,
+    a: &file::AuditFile,
+    problems: &mut Vec<Problem>,
+) -> Option<crate::audit::AuditConfig> {
+    use crate::audit::{arguments, ArgumentsMode, AuditConfig, SinkConfig};
+    let start = problems.len();
+    let url = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .or_else(|| a.database_url.clone());
+    let sink = match url {
+        Some(url) => {
+            if url.parse::<tokio_postgres::Config>().is_err() {
+                problems.push(Problem::new(
+                    path,
+                    "audit.database_url",
+                    "not a PostgreSQL URL (postgres://user@host:port/db)",
+                ));
+            }
+            SinkConfig::Postgres {
+                url,
+                spool: base.join(&a.spool_file),
+            }
+        }
+        None => SinkConfig::File(base.join(&a.file)),
+    };
+    let arguments = match a.arguments {
+        file::ArgumentsFile::None => ArgumentsMode::None,
+        file::ArgumentsFile::Sha256 => ArgumentsMode::Sha256,
+        file::ArgumentsFile::Encrypted => match std::env::var("MCP_GATEWAY_AUDIT_KEY") {
+            Ok(k) => match arguments::parse_key(&k) {
+                Ok(key) => ArgumentsMode::encrypted(&a.arguments_key_id, &key),
+                Err(e) => {
+                    problems.push(Problem::env("MCP_GATEWAY_AUDIT_KEY", e));
+                    ArgumentsMode::None
+                }
+            },
+            Err(_) => {
+                problems.push(Problem::new(
+                    path,
+                    "audit.arguments",
+                    "encrypted needs MCP_GATEWAY_AUDIT_KEY (256-bit key, hex or base64) in the environment",
+                ));
+                ArgumentsMode::None
+            }
+        },
+    };
+    if a.queue_capacity == 0 {
+        problems.push(Problem::new(
+            path,
+            "audit.queue_capacity",
+            "must be at least 1",
+        ));
+    }
+    if a.batch_size == 0 || a.batch_size > 10_000 {
+        problems.push(Problem::new(
+            path,
+            "audit.batch_size",
+            "must be between 1 and 10000",
+        ));
+    }
+    if a.arguments_key_id.is_empty() || a.arguments_key_id.contains(':') {
+        problems.push(Problem::new(
+            path,
+            "audit.arguments_key_id",
+            "must be non-empty and without ':'",
+        ));
+    }
+    (problems.len() == start).then(|| AuditConfig {
+        sink,
+        queue_capacity: a.queue_capacity,
+        batch_size: a.batch_size,
+        on_queue_full: a.on_queue_full,
+        arguments,
+        retention: (a.retention_days > 0)
+            .then(|| Duration::from_secs(u64::from(a.retention_days) * 86_400)),
+        migrate_on_start: a.migrate_on_start,
+        instance: a
+            .instance
+            .clone()
+            .unwrap_or_else(crate::audit::default_instance),
     })
 }
 

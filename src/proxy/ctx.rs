@@ -2,6 +2,7 @@
 
 use super::filter::ResponseRewrite;
 use super::Runtime;
+use crate::audit::scan::ResponseScan;
 use crate::auth::Identity;
 use crate::error::GatewayError;
 use crate::jsonrpc::Rpc;
@@ -31,6 +32,17 @@ pub struct RequestCtx {
     /// The refusal, when the gateway refused; rendered once, in one place.
     pub error: Option<GatewayError>,
     pub rewrite: ResponseRewrite,
+    /// Request body size.
+    pub request_bytes: u64,
+    /// Response body bytes sent to the client.
+    pub response_bytes: u64,
+    /// Outcome markers seen in the response (tool error, JSON-RPC error code).
+    pub scan: ResponseScan,
+    /// When the request went to the upstream, and how long until its answer was complete.
+    pub upstream_started: Option<Instant>,
+    pub upstream_elapsed: Option<std::time::Duration>,
+    /// The client-visible session id issued on this request (initialize).
+    pub issued_session: Option<String>,
 }
 
 impl RequestCtx {
@@ -48,6 +60,12 @@ impl RequestCtx {
             tried: Vec::new(),
             error: None,
             rewrite: ResponseRewrite::None,
+            request_bytes: 0,
+            response_bytes: 0,
+            scan: ResponseScan::default(),
+            upstream_started: None,
+            upstream_elapsed: None,
+            issued_session: None,
         }
     }
 

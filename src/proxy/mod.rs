@@ -3,6 +3,7 @@
 //! enriches the request context or ends the request with a `GatewayError`, which `respond` renders.
 
 pub mod admit;
+pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod body;
@@ -35,6 +36,7 @@ pub struct Runtime {
     pub config: Config,
     pub auth: Authenticator,
     pub sessions: SessionKeys,
+    pub audit: Arc<crate::audit::Audit>,
     pub upstreams: HashMap<String, Arc<ScopeUpstreams>>,
 }
 
@@ -61,6 +63,10 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> std::result::Result<bool, GatewayError> {
+        if ctx.rt.audit.saturated() {
+            crate::metrics::AUDIT_REFUSED.inc();
+            return Err(GatewayError::AuditUnavailable);
+        }
         admit::check_scoped(session, ctx)?;
         authn::authenticate(session, ctx).await?;
         authn::open_session(session, ctx)?;
@@ -80,7 +86,9 @@ impl Gateway {
         ctx: &mut RequestCtx,
         bytes: &[u8],
     ) -> std::result::Result<bool, GatewayError> {
-        let rpc = jsonrpc::parse(bytes, admit::batches_allowed(session))?;
+        ctx.request_bytes = bytes.len() as u64;
+        let keep_arguments = ctx.rt.audit.config.arguments.wants_arguments();
+        let rpc = jsonrpc::parse(bytes, admit::batches_allowed(session), keep_arguments)?;
         let decision = authz::decide(ctx, &rpc);
         ctx.rpc = Some(rpc);
         match decision {
@@ -207,6 +215,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut pingora::http::RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        ctx.upstream_started = Some(std::time::Instant::now());
         upstream::rewrite_request(upstream_request, ctx)
     }
 
@@ -235,7 +244,10 @@ impl ProxyHttp for Gateway {
                 _ => None,
             };
             match sealed {
-                Some(s) => resp.insert_header("Mcp-Session-Id", s)?,
+                Some(s) => {
+                    resp.insert_header("Mcp-Session-Id", s.as_str())?;
+                    ctx.issued_session = Some(s);
+                }
                 None => {
                     resp.remove_header("mcp-session-id");
                 }
@@ -268,6 +280,13 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
         ctx.rewrite.body(body, end_of_stream);
+        if let Some(b) = body.as_deref() {
+            ctx.response_bytes += b.len() as u64;
+            ctx.scan.feed(b);
+        }
+        if end_of_stream {
+            ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
+        }
         Ok(None)
     }
 
@@ -308,28 +327,9 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// One audit row, the metrics and the access log line for every request.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session
-            .response_written()
-            .map(|r| r.status.as_u16())
-            .unwrap_or(0);
-        let outcome = match (&ctx.error, e) {
-            (Some(err), _) => err.kind(),
-            (None, Some(_)) => "error",
-            (None, None) => "ok",
-        };
-        tracing::info!(
-            target: "access",
-            request_id = %ctx.request_id,
-            user = ctx.identity.as_ref().map(|i| i.user.as_str()).unwrap_or(""),
-            scope = ctx.scope.as_ref().map(|s| s.scope.name.as_str()).unwrap_or(""),
-            method = ctx.method().unwrap_or(""),
-            tool = ctx.tool().unwrap_or(""),
-            upstream = ctx.picked.as_ref().map(|p| p.addr.as_str()).unwrap_or(""),
-            status,
-            outcome,
-            latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-        );
+        audit::record(session, ctx, e);
     }
 }
 

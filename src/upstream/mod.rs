@@ -80,6 +80,16 @@ impl ScopeUpstreams {
         })
     }
 
+    /// Every upstream with its health.
+    pub fn health(&self) -> Vec<(String, bool)> {
+        let backends = self.backends();
+        backends
+            .get_backend()
+            .iter()
+            .map(|b| (b.addr.to_string(), backends.ready(b)))
+            .collect()
+    }
+
     /// Whether any upstream is healthy.
     pub fn any_healthy(&self) -> bool {
         let backends = self.backends();

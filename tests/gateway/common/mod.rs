@@ -102,6 +102,7 @@ pub struct GatewaySpec {
     pub tools_yaml: String,
     pub policy_yaml: String,
     pub port: u16,
+    pub metrics_port: u16,
     pub env: Vec<(String, String)>,
 }
 
@@ -118,6 +119,7 @@ impl GatewaySpec {
     /// exact_calculate and statistics (not convert_units, which the upstream also offers).
     pub fn new(upstream_ports: &[u16]) -> Self {
         let port = free_port();
+        let metrics_port = free_port();
         let upstreams: String = upstream_ports
             .iter()
             .map(|p| format!("      - url: http://127.0.0.1:{p}/mcp\n"))
@@ -141,6 +143,10 @@ upstream_shared_secret: {UPSTREAM_SECRET}
 session_secrets: [{SESSION_SECRET}]
 authorization_servers: [{ISSUER}]
 allowed_origins: [https://app.example.com]
+metrics_listen: 127.0.0.1:{metrics_port}
+audit:
+  file: audit.jsonl
+  spool_file: audit-spool.jsonl
 "#
             ),
             tools_yaml: format!(
@@ -148,6 +154,7 @@ allowed_origins: [https://app.example.com]
             ),
             policy_yaml: POLICY.into(),
             port,
+            metrics_port,
             env: vec![("TEST_JWT_SECRET".into(), JWT_SECRET.into())],
         }
     }
@@ -175,14 +182,17 @@ allowed_origins: [https://app.example.com]
             .unwrap();
         let base = format!("http://127.0.0.1:{}", self.port);
         wait_http(&format!("{base}/healthz")).await;
+        wait_http(&format!("http://127.0.0.1:{}/metrics", self.metrics_port)).await;
+        wait_http(&format!("http://127.0.0.1:{}/metrics", self.metrics_port)).await;
         Gateway {
             proc: Proc {
                 child,
                 port: self.port,
             },
             base,
+            metrics: format!("http://127.0.0.1:{}/metrics", self.metrics_port),
             log: self.dir.path().join("gateway.log"),
-            _dir: self.dir.clone(),
+            dir: self.dir.clone(),
         }
     }
 
@@ -209,8 +219,9 @@ pub fn check_file(path: &Path, env: &[(String, String)]) -> (bool, String) {
 pub struct Gateway {
     pub proc: Proc,
     pub base: String,
+    pub metrics: String,
     pub log: PathBuf,
-    _dir: std::sync::Arc<tempfile::TempDir>,
+    pub dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl Gateway {
@@ -219,6 +230,29 @@ impl Gateway {
     }
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the gateway gracefully (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) {
+        let pid = self.proc.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.proc.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gateway did not stop within 30 s");
+    }
+
+    /// The audit rows written to the JSON-lines file.
+    pub fn audit_file_rows(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }
 

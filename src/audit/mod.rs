@@ -1,0 +1,143 @@
+//! The audit trail: one [`AuditRecord`] per request on a scoped endpoint, refusals included,
+//! handed by the proxy to a bounded queue without waiting, and written off the request path by
+//! one writer task in batches: to PostgreSQL (with a local spool while it is down or slow, replayed
+//! in order when it is back), or to a JSON-lines file when no database is configured.
+//!
+//! Nothing is lost on the way out either: a batch stays "pending" until it is stored, and after the
+//! server stops, [`Audit::finish`] stores whatever is pending or still queued.
+
+pub mod arguments;
+pub mod migrate;
+pub mod record;
+pub mod scan;
+mod spool;
+mod writer;
+
+pub use arguments::ArgumentsMode;
+pub use record::{AuditRecord, Outcome};
+
+use crate::config::file::OnQueueFull;
+use crate::metrics;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Where rows go.
+#[derive(Debug, Clone)]
+pub enum SinkConfig {
+    File(PathBuf),
+    Postgres { url: String, spool: PathBuf },
+}
+
+/// The audit settings the gateway runs with.
+#[derive(Debug)]
+pub struct AuditConfig {
+    pub sink: SinkConfig,
+    pub queue_capacity: usize,
+    pub batch_size: usize,
+    pub on_queue_full: OnQueueFull,
+    pub arguments: ArgumentsMode,
+    pub retention: Option<Duration>,
+    pub migrate_on_start: bool,
+    pub instance: String,
+}
+
+/// The audit queue and its writer.
+pub struct Audit {
+    pub config: Arc<AuditConfig>,
+    tx: mpsc::Sender<AuditRecord>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<AuditRecord>>,
+    /// The batch being written: kept until it is stored, so an interrupted write loses nothing.
+    pending: Mutex<Option<Arc<Vec<AuditRecord>>>>,
+    dropped: AtomicU64,
+}
+
+impl Audit {
+    pub fn new(config: Arc<AuditConfig>) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        Arc::new(Self {
+            config,
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
+            pending: Mutex::new(None),
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// Queues a row; never waits. A full queue drops the row, counted and logged (fail_open), or
+    /// makes the gateway refuse new requests until it drains (fail_closed, see [`Self::saturated`]).
+    pub fn submit(&self, record: AuditRecord) {
+        match self.tx.try_send(record) {
+            Ok(()) => metrics::AUDIT_QUEUE_DEPTH.inc(),
+            Err(mpsc::error::TrySendError::Full(r)) | Err(mpsc::error::TrySendError::Closed(r)) => {
+                metrics::AUDIT_ROWS.with_label_values(&["dropped"]).inc();
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::error!(request_id = %r.request_id, dropped_total = n, "audit queue full: row dropped");
+                }
+            }
+        }
+    }
+
+    /// Whether new requests must be refused (fail_closed and the queue is full).
+    pub fn saturated(&self) -> bool {
+        self.config.on_queue_full == OnQueueFull::FailClosed && self.tx.capacity() == 0
+    }
+
+    /// The writer: runs until its runtime stops.
+    pub async fn run(&self) {
+        let mut rx = self.rx.lock().await;
+        let mut sink = writer::Sink::open(&self.config).await;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            let mut batch = Vec::with_capacity(self.config.batch_size);
+            tokio::select! {
+                n = rx.recv_many(&mut batch, self.config.batch_size) => {
+                    if n == 0 {
+                        return;
+                    }
+                    metrics::AUDIT_QUEUE_DEPTH.sub(n as i64);
+                }
+                _ = tick.tick() => {
+                    sink.tick().await;
+                    continue;
+                }
+            }
+            let batch = Arc::new(batch);
+            self.set_pending(Some(batch.clone()));
+            sink.write(&batch).await;
+            self.set_pending(None);
+        }
+    }
+
+    fn set_pending(&self, batch: Option<Arc<Vec<AuditRecord>>>) {
+        if let Ok(mut p) = self.pending.lock() {
+            *p = batch;
+        }
+    }
+
+    /// Stores whatever is pending or still queued; for after the server has stopped.
+    pub async fn finish(&self) {
+        let mut rows: Vec<AuditRecord> = Vec::new();
+        if let Some(p) = self.pending.lock().ok().and_then(|mut p| p.take()) {
+            rows.extend(p.iter().cloned());
+        }
+        let mut rx = self.rx.lock().await;
+        while let Ok(r) = rx.try_recv() {
+            rows.push(r);
+        }
+        let mut sink = writer::Sink::open(&self.config).await;
+        sink.finish(&rows).await;
+    }
+}
+
+/// The host name, for the `instance` column.
+pub fn default_instance() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("mcp-gateway-{}", std::process::id()))
+}

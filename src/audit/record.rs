@@ -1,0 +1,62 @@
+//! One audit row: what was asked, by whom, what the gateway decided and what came back.
+
+use serde::{Deserialize, Serialize};
+
+/// The outcome of a request, as the audit trail and the metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    ToolError,
+    RpcError,
+    Denied,
+    Unauthenticated,
+    RateLimited,
+    UpstreamError,
+    Timeout,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ToolError => "tool_error",
+            Outcome::RpcError => "rpc_error",
+            Outcome::Denied => "denied",
+            Outcome::Unauthenticated => "unauthenticated",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::Timeout => "timeout",
+        }
+    }
+}
+
+/// A row of `audit_log`. Also the line format of the JSON-lines file and of the spool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Unix time in microseconds.
+    pub time_us: i64,
+    pub request_id: String,
+    pub instance: String,
+    pub user_id: Option<String>,
+    pub tenant: Option<String>,
+    pub roles: Vec<String>,
+    pub scope: Option<String>,
+    pub method: Option<String>,
+    pub tool: Option<String>,
+    pub jsonrpc_id: Option<String>,
+    pub outcome: Outcome,
+    /// Why a request was refused (the real reason, also when the client was told less).
+    pub reason: Option<String>,
+    pub rpc_error_code: Option<i32>,
+    pub http_status: i32,
+    pub upstream: Option<String>,
+    pub latency_ms: f64,
+    pub upstream_latency_ms: Option<f64>,
+    pub request_bytes: i64,
+    pub response_bytes: i64,
+    pub client_addr: Option<String>,
+    pub session_hash: Option<String>,
+    pub arguments_mode: String,
+    pub arguments: Option<String>,
+}

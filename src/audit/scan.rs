@@ -1,0 +1,76 @@
+//! Reads the outcome of a call from the response as it streams by, without parsing it: a tool
+//! result with `"isError":true` is a tool error; a JSON-RPC error response (`"error":{"code":N`)
+//! is an rpc error with its code. Chunks can split a marker, so a short tail is carried over.
+
+use memchr::memmem;
+
+const IS_ERROR: &[u8] = b"\"isError\":true";
+const RPC_ERROR: &[u8] = b"\"error\":{\"code\":";
+
+#[derive(Debug, Default)]
+pub struct ResponseScan {
+    pub tool_error: bool,
+    pub rpc_error_code: Option<i32>,
+    carry: Vec<u8>,
+}
+
+impl ResponseScan {
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.tool_error && self.rpc_error_code.is_some() {
+            return;
+        }
+        let joined;
+        let hay: &[u8] = if self.carry.is_empty() {
+            chunk
+        } else {
+            joined = [self.carry.as_slice(), chunk].concat();
+            &joined
+        };
+        if !self.tool_error && memmem::find(hay, IS_ERROR).is_some() {
+            self.tool_error = true;
+        }
+        if self.rpc_error_code.is_none() {
+            if let Some(at) = memmem::find(hay, RPC_ERROR) {
+                let rest = &hay[at + RPC_ERROR.len()..];
+                let end = rest
+                    .iter()
+                    .position(|b| !(b.is_ascii_digit() || *b == b'-'))
+                    .unwrap_or(rest.len());
+                if end < rest.len() {
+                    self.rpc_error_code = std::str::from_utf8(&rest[..end])
+                        .ok()
+                        .and_then(|s| s.parse().ok());
+                }
+            }
+        }
+        let keep = RPC_ERROR.len() + 12;
+        let start = hay.len().saturating_sub(keep);
+        self.carry = hay[start..].to_vec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_split_across_chunks() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":true}}"#;
+        for cut in 1..body.len() {
+            let mut s = ResponseScan::default();
+            s.feed(&body[..cut]);
+            s.feed(&body[cut..]);
+            assert!(s.tool_error, "cut {cut}");
+        }
+        let err = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"x"}}"#;
+        for cut in 1..err.len() {
+            let mut s = ResponseScan::default();
+            s.feed(&err[..cut]);
+            s.feed(&err[cut..]);
+            assert_eq!(s.rpc_error_code, Some(-32602), "cut {cut}");
+        }
+        let mut s = ResponseScan::default();
+        s.feed(br#"{"result":{"content":[{"type":"text","text":"{\"isError\":true}"}],"isError":false}}"#);
+        assert!(!s.tool_error);
+    }
+}

@@ -1,0 +1,347 @@
+//! Where the writer task puts rows: a JSON-lines file, or PostgreSQL with the spool as its safety
+//! net. PostgreSQL rows go in with one `INSERT … SELECT FROM UNNEST(arrays)` per batch (one
+//! statement, any batch size) and `ON CONFLICT (request_id) DO NOTHING`, so replaying a spool that
+//! was partly stored already never writes a row twice.
+
+use super::record::AuditRecord;
+use super::spool::{append_jsonl, Spool};
+use super::{migrate, AuditConfig, SinkConfig};
+use crate::metrics;
+use deadpool_postgres::{Pool, PoolConfig, Runtime, Timeouts};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio_postgres::NoTls;
+
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+const RETENTION_BATCH: i64 = 5000;
+
+pub enum Sink {
+    File(PathBuf),
+    Postgres(Box<PgSink>),
+}
+
+pub struct PgSink {
+    pool: Pool,
+    spool: Spool,
+    migrate: bool,
+    migrated: bool,
+    retention_days: Option<i32>,
+    last_retention: Option<Instant>,
+}
+
+impl Sink {
+    pub async fn open(config: &AuditConfig) -> Sink {
+        match &config.sink {
+            SinkConfig::File(path) => Sink::File(path.clone()),
+            SinkConfig::Postgres { url, spool } => {
+                let mut pg = deadpool_postgres::Config::new();
+                pg.url = Some(url.clone());
+                let t = Some(Duration::from_secs(2));
+                pg.pool = Some(PoolConfig {
+                    max_size: 2,
+                    timeouts: Timeouts {
+                        wait: t,
+                        create: t,
+                        recycle: t,
+                    },
+                    ..Default::default()
+                });
+                let pool = match pg.create_pool(Some(Runtime::Tokio1), NoTls) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        // The URL was checked at load time; should it still fail, rows go to the spool.
+                        tracing::error!(error = %e, "audit database pool cannot be built; spooling");
+                        return Sink::File(spool.clone());
+                    }
+                };
+                let retention_days = config
+                    .retention
+                    .map(|d| (d.as_secs() / 86_400).max(1) as i32);
+                Sink::Postgres(Box::new(PgSink {
+                    pool,
+                    spool: Spool::new(spool.clone()),
+                    migrate: config.migrate_on_start,
+                    migrated: false,
+                    retention_days,
+                    last_retention: None,
+                }))
+            }
+        }
+    }
+
+    /// Stores a batch.
+    pub async fn write(&mut self, batch: &[AuditRecord]) {
+        match self {
+            Sink::File(path) => match append_jsonl(path, batch) {
+                Ok(()) => metrics::AUDIT_ROWS
+                    .with_label_values(&["written"])
+                    .inc_by(batch.len() as u64),
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, rows = batch.len(), "audit rows could not be written")
+                }
+            },
+            Sink::Postgres(pg) => pg.write(batch).await,
+        }
+    }
+
+    /// Periodic work: replay the spool when the database is back, apply retention.
+    pub async fn tick(&mut self) {
+        if let Sink::Postgres(pg) = self {
+            if pg.spool.has_rows() {
+                pg.replay().await;
+            }
+            pg.retention().await;
+        }
+    }
+
+    /// The last write at shutdown.
+    pub async fn finish(&mut self, rows: &[AuditRecord]) {
+        if let Sink::Postgres(pg) = self {
+            if pg.spool.has_rows() {
+                pg.replay().await;
+            }
+        }
+        self.write(rows).await;
+    }
+}
+
+impl PgSink {
+    async fn write(&mut self, batch: &[AuditRecord]) {
+        if self.spool.has_rows() {
+            self.replay().await;
+        }
+        // Rows already waiting keep their place: a new batch goes behind them.
+        if self.spool.has_rows() || self.insert(batch).await.is_err() {
+            self.spool_rows(batch);
+        } else {
+            metrics::AUDIT_ROWS
+                .with_label_values(&["written"])
+                .inc_by(batch.len() as u64);
+        }
+    }
+
+    fn spool_rows(&self, batch: &[AuditRecord]) {
+        match self.spool.append(batch) {
+            Ok(()) => metrics::AUDIT_ROWS
+                .with_label_values(&["spooled"])
+                .inc_by(batch.len() as u64),
+            Err(e) => {
+                metrics::AUDIT_ROWS
+                    .with_label_values(&["dropped"])
+                    .inc_by(batch.len() as u64);
+                tracing::error!(file = %self.spool.path.display(), error = %e, rows = batch.len(), "audit spool write failed: rows lost");
+            }
+        }
+    }
+
+    /// Stores the spool in order; empties it only once every row is stored.
+    async fn replay(&mut self) {
+        let rows = match self.spool.read_all() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(file = %self.spool.path.display(), error = %e, "cannot read the audit spool");
+                return;
+            }
+        };
+        for chunk in rows.chunks(1000) {
+            if self.insert(chunk).await.is_err() {
+                return;
+            }
+        }
+        if let Err(e) = self.spool.clear() {
+            tracing::error!(file = %self.spool.path.display(), error = %e, "cannot empty the audit spool");
+            return;
+        }
+        if !rows.is_empty() {
+            metrics::AUDIT_ROWS
+                .with_label_values(&["replayed"])
+                .inc_by(rows.len() as u64);
+            tracing::info!(rows = rows.len(), "audit spool replayed into PostgreSQL");
+        }
+    }
+
+    async fn insert(&mut self, rows: &[AuditRecord]) -> Result<(), ()> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.try_insert(rows)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, rows = rows.len(), "audit insert failed; spooling");
+                Err(())
+            }
+            Err(_) => {
+                tracing::warn!(rows = rows.len(), "audit insert too slow; spooling");
+                Err(())
+            }
+        }
+    }
+
+    async fn try_insert(&mut self, rows: &[AuditRecord]) -> Result<(), String> {
+        let mut client = self.pool.get().await.map_err(|e| e.to_string())?;
+        if self.migrate && !self.migrated {
+            let done = migrate::migrate(&mut client)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !done.is_empty() {
+                tracing::info!(applied = ?done, "database migrations applied");
+            }
+            self.migrated = true;
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let stmt = client
+            .prepare_cached(INSERT)
+            .await
+            .map_err(|e| e.to_string())?;
+        let c = Columns::from(rows);
+        client
+            .execute(
+                &stmt,
+                &[
+                    &c.time,
+                    &c.request_id,
+                    &c.instance,
+                    &c.user_id,
+                    &c.tenant,
+                    &c.roles,
+                    &c.scope,
+                    &c.method,
+                    &c.tool,
+                    &c.jsonrpc_id,
+                    &c.outcome,
+                    &c.reason,
+                    &c.rpc_error_code,
+                    &c.http_status,
+                    &c.upstream,
+                    &c.latency_ms,
+                    &c.upstream_latency_ms,
+                    &c.request_bytes,
+                    &c.response_bytes,
+                    &c.client_addr,
+                    &c.session_hash,
+                    &c.arguments_mode,
+                    &c.arguments,
+                ],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Deletes rows past the retention in bounded batches, at most once an hour.
+    async fn retention(&mut self) {
+        let Some(days) = self.retention_days else {
+            return;
+        };
+        if self
+            .last_retention
+            .is_some_and(|t| t.elapsed() < RETENTION_EVERY)
+        {
+            return;
+        }
+        self.last_retention = Some(Instant::now());
+        let Ok(client) = self.pool.get().await else {
+            return;
+        };
+        let mut total = 0u64;
+        loop {
+            let deleted = client
+                .execute(
+                    "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE time < now() - make_interval(days => $1) LIMIT $2)",
+                    &[&days, &RETENTION_BATCH],
+                )
+                .await;
+            match deleted {
+                Ok(n) => {
+                    total += n;
+                    if (n as i64) < RETENTION_BATCH {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit retention failed");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::info!(deleted = total, days, "audit retention applied");
+        }
+    }
+}
+
+const INSERT: &str = "INSERT INTO audit_log (time, request_id, instance, user_id, tenant, roles, scope, method, tool,
+    jsonrpc_id, outcome, reason, rpc_error_code, http_status, upstream, latency_ms, upstream_latency_ms,
+    request_bytes, response_bytes, client_addr, session_hash, arguments_mode, arguments)
+SELECT 'epoch'::timestamptz + u.t * interval '1 microsecond', u.rid, u.inst, u.uid, u.ten,
+    string_to_array(u.roles, E'\\x1f'), u.scope, u.method, u.tool, u.jid, u.outcome, u.reason, u.code, u.status,
+    u.upstream, u.lat, u.ulat, u.reqb, u.respb, u.caddr, u.shash, u.amode, u.args
+FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+    $9::text[], $10::text[], $11::text[], $12::text[], $13::int4[], $14::int4[], $15::text[], $16::float8[],
+    $17::float8[], $18::int8[], $19::int8[], $20::text[], $21::text[], $22::text[], $23::text[])
+    AS u(t, rid, inst, uid, ten, roles, scope, method, tool, jid, outcome, reason, code, status, upstream, lat,
+         ulat, reqb, respb, caddr, shash, amode, args)
+ON CONFLICT (request_id) DO NOTHING";
+
+/// A batch as one array per column.
+struct Columns {
+    time: Vec<i64>,
+    request_id: Vec<String>,
+    instance: Vec<String>,
+    user_id: Vec<Option<String>>,
+    tenant: Vec<Option<String>>,
+    roles: Vec<String>,
+    scope: Vec<Option<String>>,
+    method: Vec<Option<String>>,
+    tool: Vec<Option<String>>,
+    jsonrpc_id: Vec<Option<String>>,
+    outcome: Vec<&'static str>,
+    reason: Vec<Option<String>>,
+    rpc_error_code: Vec<Option<i32>>,
+    http_status: Vec<i32>,
+    upstream: Vec<Option<String>>,
+    latency_ms: Vec<f64>,
+    upstream_latency_ms: Vec<Option<f64>>,
+    request_bytes: Vec<i64>,
+    response_bytes: Vec<i64>,
+    client_addr: Vec<Option<String>>,
+    session_hash: Vec<Option<String>>,
+    arguments_mode: Vec<String>,
+    arguments: Vec<Option<String>>,
+}
+
+impl From<&[AuditRecord]> for Columns {
+    fn from(rows: &[AuditRecord]) -> Self {
+        macro_rules! col {
+            ($f:ident) => {
+                rows.iter().map(|r| r.$f.clone()).collect()
+            };
+        }
+        Columns {
+            time: col!(time_us),
+            request_id: col!(request_id),
+            instance: col!(instance),
+            user_id: col!(user_id),
+            tenant: col!(tenant),
+            roles: rows.iter().map(|r| r.roles.join("\u{1f}")).collect(),
+            scope: col!(scope),
+            method: col!(method),
+            tool: col!(tool),
+            jsonrpc_id: col!(jsonrpc_id),
+            outcome: rows.iter().map(|r| r.outcome.as_str()).collect(),
+            reason: col!(reason),
+            rpc_error_code: col!(rpc_error_code),
+            http_status: col!(http_status),
+            upstream: col!(upstream),
+            latency_ms: col!(latency_ms),
+            upstream_latency_ms: col!(upstream_latency_ms),
+            request_bytes: col!(request_bytes),
+            response_bytes: col!(response_bytes),
+            client_addr: col!(client_addr),
+            session_hash: col!(session_hash),
+            arguments_mode: col!(arguments_mode),
+            arguments: col!(arguments),
+        }
+    }
+}

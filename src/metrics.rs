@@ -1,0 +1,88 @@
+//! Prometheus metrics, served on `metrics_listen` from the default registry. Labels carry only
+//! bounded values: scope and tool names from the configuration, known MCP methods, outcome kinds.
+
+use prometheus::{
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    register_int_gauge_vec, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+};
+use std::sync::LazyLock;
+
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+macro_rules! metric {
+    ($name:ident: $ty:ty = $make:expr) => {
+        pub static $name: LazyLock<$ty> = LazyLock::new(|| $make.expect("metric registers once"));
+    };
+}
+
+metric!(REQUESTS: IntCounterVec = register_int_counter_vec!("mcp_requests_total", "Requests on scoped endpoints", &["scope", "method", "outcome"]));
+metric!(TOOL_CALLS: IntCounterVec = register_int_counter_vec!("mcp_tool_calls_total", "tools/call requests", &["scope", "tool", "outcome"]));
+metric!(REQUEST_SECONDS: HistogramVec = register_histogram_vec!("mcp_request_duration_seconds", "End-to-end latency", &["scope"], BUCKETS.to_vec()));
+metric!(UPSTREAM_SECONDS: HistogramVec = register_histogram_vec!("mcp_upstream_duration_seconds", "Upstream latency (request sent to response done)", &["scope"], BUCKETS.to_vec()));
+metric!(AUTH_FAILURES: IntCounterVec = register_int_counter_vec!("mcp_auth_failures_total", "Refused tokens", &["reason"]));
+metric!(POLICY_DENIALS: IntCounterVec = register_int_counter_vec!("mcp_policy_denials_total", "tools/call refused by policy or scope", &["scope"]));
+metric!(RATE_LIMITED: IntCounterVec = register_int_counter_vec!("mcp_rate_limited_total", "Requests refused by a rate or concurrency limit", &["scope"]));
+metric!(UPSTREAM_HEALTHY: IntGaugeVec = register_int_gauge_vec!("mcp_upstream_healthy", "1 when the upstream passes its health check", &["scope", "upstream"]));
+metric!(AUDIT_QUEUE_DEPTH: IntGauge = register_int_gauge!("mcp_audit_queue_depth", "Audit rows waiting for the writer"));
+metric!(AUDIT_ROWS: IntCounterVec = register_int_counter_vec!("mcp_audit_rows_total", "Audit rows by fate", &["result"]));
+metric!(AUDIT_SPOOL_BYTES: IntGauge = register_int_gauge!("mcp_audit_spool_bytes", "Size of the audit spool file"));
+metric!(AUDIT_REFUSED: IntCounter = register_int_counter!("mcp_audit_refused_total", "Requests refused because the audit queue was full (fail_closed)"));
+
+/// MCP methods worth a label of their own; anything else counts as `other`.
+pub fn method_label(method: Option<&str>) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "initialize",
+        "ping",
+        "tools/list",
+        "tools/call",
+        "resources/list",
+        "resources/read",
+        "resources/templates/list",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "logging/setLevel",
+        "tasks/get",
+        "tasks/result",
+        "tasks/list",
+        "tasks/cancel",
+        "notifications/initialized",
+        "notifications/cancelled",
+        "notifications/progress",
+        "notifications/roots/list_changed",
+    ];
+    match method {
+        None => "none",
+        Some(m) => KNOWN.iter().find(|k| **k == m).copied().unwrap_or("other"),
+    }
+}
+
+/// A bounded label for why a token was refused.
+pub fn auth_reason_label(message: &str) -> &'static str {
+    const REASONS: &[(&str, &str)] = &[
+        ("missing bearer", "missing"),
+        ("Authorization must", "malformed"),
+        ("malformed", "malformed"),
+        ("algorithm", "algorithm"),
+        ("invalid signature", "signature"),
+        ("token expired", "expired"),
+        ("not yet valid", "not_yet_valid"),
+        ("issued in the future", "iat_future"),
+        ("too old", "too_old"),
+        ("wrong issuer", "issuer"),
+        ("wrong audience", "audience"),
+        ("API version", "api_version"),
+        ("unknown signing key", "unknown_key"),
+        ("kid", "unknown_key"),
+        ("missing", "missing_claim"),
+    ];
+    REASONS
+        .iter()
+        .find(|(p, _)| message.contains(p))
+        .map(|(_, l)| *l)
+        .unwrap_or("other")
+}
