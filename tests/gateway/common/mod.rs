@@ -3,6 +3,8 @@
 //! HTTP the way MCP clients do.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
