@@ -506,3 +506,44 @@ async fn full_queue_fail_closed_refuses_and_fail_open_counts() {
         }
     }
 }
+
+#[tokio::test]
+async fn retention_removes_old_rows_only() {
+    let pg = Postgres::start();
+    let up = calculator(true).await;
+    let mut spec = GatewaySpec::new(&[up.port]);
+    with_db(&mut spec, &pg);
+    let path = spec.write();
+    let out = Command::new(bin())
+        .args(["migrate", "-c"])
+        .arg(&path)
+        .envs(spec.env.iter().cloned())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let db = pg.client().await;
+    for (i, days) in [(1, 10), (2, 40), (3, 0)] {
+        db.execute(
+            "INSERT INTO audit_log (time, request_id, instance, outcome, http_status, latency_ms, request_bytes, response_bytes)
+             VALUES (now() - make_interval(days => $1), $2, 'test', 'ok', 200, 1, 0, 0)",
+            &[&days, &format!("old-{i}")],
+        )
+        .await
+        .unwrap();
+    }
+    spec.gateway_yaml = spec
+        .gateway_yaml
+        .replace("audit:\n", "audit:\n  retention_days: 7\n");
+    let _gw = spec.start().await;
+    assert_eq!(
+        pg.wait_rows(1).await,
+        1,
+        "rows older than 7 days are deleted"
+    );
+    let left: String = db
+        .query_one("SELECT request_id FROM audit_log", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, "old-3");
+}
