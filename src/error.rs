@@ -43,6 +43,14 @@ pub enum GatewayError {
     NoHealthyUpstream(String),
     #[error("Upstream timed out: {0}")]
     UpstreamTimeout(Cow<'static, str>),
+    #[error("Rate limit {limit} exceeded: retry in {retry_after} s")]
+    RateLimited { limit: String, retry_after: u64 },
+    #[error("Too many requests in flight for this user")]
+    TooManyConcurrent,
+    #[error("Rate limits cannot be checked right now")]
+    LimiterUnavailable,
+    #[error("Upstream saturated: too many requests in flight")]
+    UpstreamSaturated,
     #[error("The audit trail cannot keep up; try again shortly")]
     AuditUnavailable,
     #[error("Internal error")]
@@ -63,7 +71,8 @@ impl GatewayError {
             MethodNotAllowed(_) => 405,
             PayloadTooLarge { .. } => 413,
             UpstreamFailed(_) => 502,
-            NoHealthyUpstream(_) | AuditUnavailable => 503,
+            NoHealthyUpstream(_) | AuditUnavailable | LimiterUnavailable | UpstreamSaturated => 503,
+            RateLimited { .. } | TooManyConcurrent => 429,
             UpstreamTimeout(_) => 504,
             Internal => 500,
         }
@@ -84,8 +93,22 @@ impl GatewayError {
             UpstreamFailed(_) => -32008,
             NoHealthyUpstream(_) => -32006,
             AuditUnavailable => -32009,
+            RateLimited { .. } | TooManyConcurrent => -32004,
+            LimiterUnavailable => -32011,
+            UpstreamSaturated => -32012,
             UpstreamTimeout(_) => -32007,
             Internal => -32603,
+        }
+    }
+
+    /// Seconds a client should wait before trying again, for `Retry-After`.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            GatewayError::RateLimited { retry_after, .. } => Some(*retry_after),
+            GatewayError::TooManyConcurrent
+            | GatewayError::UpstreamSaturated
+            | GatewayError::AuditUnavailable => Some(1),
+            _ => None,
         }
     }
 
@@ -108,6 +131,9 @@ impl GatewayError {
             NoHealthyUpstream(_) => "no_healthy_upstream",
             UpstreamTimeout(_) => "timeout",
             AuditUnavailable => "audit_unavailable",
+            RateLimited { .. } | TooManyConcurrent => "rate_limited",
+            LimiterUnavailable => "limiter_unavailable",
+            UpstreamSaturated => "upstream_saturated",
             Internal => "internal",
         }
     }
@@ -116,8 +142,19 @@ impl GatewayError {
     /// `null` otherwise, as JSON-RPC 2.0 requires.
     pub fn body(&self, id: Option<&str>) -> Vec<u8> {
         let mut error = serde_json::json!({ "code": self.code(), "message": self.to_string() });
-        if let GatewayError::UnsupportedVersion(_) = self {
-            error["data"] = serde_json::json!({ "supported": crate::jsonrpc::SUPPORTED_VERSIONS });
+        match self {
+            GatewayError::UnsupportedVersion(_) => {
+                error["data"] =
+                    serde_json::json!({ "supported": crate::jsonrpc::SUPPORTED_VERSIONS });
+            }
+            GatewayError::RateLimited { limit, retry_after } => {
+                error["data"] =
+                    serde_json::json!({ "limit": limit, "retry_after_seconds": retry_after });
+            }
+            GatewayError::TooManyConcurrent => {
+                error["data"] = serde_json::json!({ "limit": "max_concurrent_per_user", "retry_after_seconds": 1 });
+            }
+            _ => {}
         }
         let id = id.unwrap_or("null");
         let mut out = Vec::with_capacity(96 + id.len());

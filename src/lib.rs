@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod jsonrpc;
+pub mod limits;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

@@ -28,6 +28,8 @@ metric!(UPSTREAM_HEALTHY: IntGaugeVec = register_int_gauge_vec!("mcp_upstream_he
 metric!(AUDIT_QUEUE_DEPTH: IntGauge = register_int_gauge!("mcp_audit_queue_depth", "Audit rows waiting for the writer"));
 metric!(AUDIT_ROWS: IntCounterVec = register_int_counter_vec!("mcp_audit_rows_total", "Audit rows by fate", &["result"]));
 metric!(AUDIT_SPOOL_BYTES: IntGauge = register_int_gauge!("mcp_audit_spool_bytes", "Size of the audit spool file"));
+metric!(RATE_LIMIT_STORE_ERRORS: IntCounter = register_int_counter!("mcp_rate_limit_store_errors_total", "Rate-limit checks the shared store could not answer (the fallback applied)"));
+metric!(UPSTREAM_EJECTIONS: IntCounterVec = register_int_counter_vec!("mcp_upstream_ejections_total", "Upstreams taken out of rotation after consecutive failures", &["scope", "upstream"]));
 metric!(AUDIT_REFUSED: IntCounter = register_int_counter!("mcp_audit_refused_total", "Requests refused because the audit queue was full (fail_closed)"));
 
 /// MCP methods worth a label of their own; anything else counts as `other`.

@@ -15,11 +15,24 @@ use pingora::services::background::{background_service, BackgroundService};
 use std::sync::Arc;
 
 /// Builds the runtime the proxy runs on, and the background services it needs.
-pub fn runtime(config: Config) -> Result<(Arc<Runtime>, Services), String> {
+pub fn runtime(mut config: Config) -> Result<(Arc<Runtime>, Services), String> {
     let auth = Authenticator::new(config.jwt.clone())?;
     let sessions = SessionKeys::new(&config.session_secrets);
     let (upstreams, mut services) = crate::upstream::build(&config)?;
     let audit = crate::audit::Audit::new(config.audit.clone());
+    let store = match &config.rate_limit_store {
+        Some(s) => Some(crate::limits::RedisStore::new(
+            &s.redis_url,
+            s.timeout,
+            s.on_error,
+        )?),
+        None => None,
+    };
+    let limits = crate::limits::RateLimits::new(std::mem::take(&mut config.rate_limits), store);
+    let user_inflight =
+        crate::limits::inflight::Inflight::new(config.limits.max_concurrent_per_user);
+    let upstream_inflight =
+        crate::limits::inflight::Inflight::new(config.limits.max_concurrent_per_upstream);
     services.background.push(Box::new(background_service(
         "audit",
         AuditWriter(audit.clone()),
@@ -36,6 +49,9 @@ pub fn runtime(config: Config) -> Result<(Arc<Runtime>, Services), String> {
             sessions,
             upstreams,
             audit,
+            limits,
+            user_inflight,
+            upstream_inflight,
         }),
         services,
     ))
@@ -102,17 +118,22 @@ impl BackgroundService for AuditWriter {
     }
 }
 
-/// Publishes upstream health as a gauge, once a second.
+/// Once a second: publishes upstream health as a gauge; every ten, forgets idle rate-limit keys.
 struct HealthMetrics(Arc<Runtime>);
 
 #[async_trait]
 impl BackgroundService for HealthMetrics {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut n: u64 = 0;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
+            }
+            n += 1;
+            if n % 10 == 0 {
+                self.0.limits.sweep();
             }
             for (scope, up) in &self.0.upstreams {
                 for (addr, healthy) in up.health() {

@@ -53,6 +53,35 @@ pub struct GatewayFile {
     pub allowed_origins: Vec<String>,
     #[serde(default)]
     pub audit: AuditFile,
+    /// A shared store that makes rate limits hold across gateway instances.
+    #[serde(default)]
+    pub rate_limit_store: Option<RateLimitStoreFile>,
+}
+
+/// `rate_limit_store:` in gateway.yaml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitStoreFile {
+    /// `redis://host:port/db`.
+    pub redis_url: String,
+    /// Longest wait for Redis on a request.
+    #[serde(default = "default_store_timeout", with = "duration")]
+    pub timeout: Duration,
+    /// When Redis cannot answer: `local` limits, or `refuse` (503).
+    #[serde(default)]
+    pub on_error: StoreFallback,
+}
+
+fn default_store_timeout() -> Duration {
+    Duration::from_millis(50)
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreFallback {
+    #[default]
+    Local,
+    Refuse,
 }
 
 /// `audit:` in gateway.yaml.
@@ -165,6 +194,12 @@ pub struct LimitsFile {
     pub upstream_connect_timeout: Duration,
     #[serde(default = "default_read_timeout", with = "duration")]
     pub upstream_read_timeout: Duration,
+    /// Requests one user may have in flight at once (0: no limit); over it → 429.
+    #[serde(default)]
+    pub max_concurrent_per_user: u32,
+    /// Requests one upstream may have in flight at once (0: no limit); over it → 503.
+    #[serde(default)]
+    pub max_concurrent_per_upstream: u32,
 }
 
 impl Default for LimitsFile {
@@ -173,6 +208,8 @@ impl Default for LimitsFile {
             max_body_bytes: default_max_body(),
             upstream_connect_timeout: default_connect_timeout(),
             upstream_read_timeout: default_read_timeout(),
+            max_concurrent_per_user: 0,
+            max_concurrent_per_upstream: 0,
         }
     }
 }
@@ -313,6 +350,9 @@ pub struct ScopeFile {
     pub balance: Balance,
     #[serde(default)]
     pub health_check: Option<HealthCheckFile>,
+    /// Take an upstream out of rotation after consecutive failures.
+    #[serde(default)]
+    pub outlier: Option<OutlierFile>,
     /// Longest silence while waiting for upstream bytes (an idle timeout for SSE streams).
     #[serde(default, with = "opt_duration")]
     pub timeout: Option<Duration>,
@@ -320,6 +360,25 @@ pub struct ScopeFile {
     pub connect_timeout: Option<Duration>,
     /// The tools this scope exposes; nothing else is ever shown or callable.
     pub tools: Vec<String>,
+}
+
+/// Passive outlier ejection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierFile {
+    /// Failures in a row (connect errors, 5xx, timeouts) that eject an upstream.
+    #[serde(default = "default_consecutive")]
+    pub consecutive_failures: u32,
+    /// How long it stays out; then it is on probation (one more failure ejects it again).
+    #[serde(default = "default_cooldown", with = "duration")]
+    pub cooldown: Duration,
+}
+
+fn default_consecutive() -> u32 {
+    5
+}
+fn default_cooldown() -> Duration {
+    Duration::from_secs(30)
 }
 
 #[derive(Debug, Deserialize)]
@@ -381,6 +440,55 @@ pub enum HealthCheckKind {
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
     pub roles: BTreeMap<String, RoleFile>,
+    /// Every matching limit must pass.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimitFile>,
+}
+
+/// One rate limit.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFile {
+    pub name: String,
+    /// What the budget belongs to.
+    pub key: RateLimitKey,
+    /// `N/s`, `N/min`, `N/h` (or `N/day`).
+    pub rate: String,
+    /// Calls allowed beyond `N` at once.
+    #[serde(default)]
+    pub burst: u32,
+    /// JSON-RPC methods counted (default: `tools/call` only).
+    #[serde(default = "default_limit_methods")]
+    pub methods: Vec<String>,
+    #[serde(default, rename = "match")]
+    pub matches: RateLimitMatch,
+}
+
+fn default_limit_methods() -> Vec<String> {
+    vec!["tools/call".into()]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitKey {
+    User,
+    Tenant,
+    Role,
+    Tool,
+    UserTool,
+    Scope,
+}
+
+/// Which requests a limit applies to (globs; absent means all).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitMatch {
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

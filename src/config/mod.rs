@@ -87,6 +87,9 @@ pub struct Config {
     pub scopes: BTreeMap<String, ScopeConfig>,
     pub policy: Policy,
     pub audit: std::sync::Arc<crate::audit::AuditConfig>,
+    /// Compiled rate limits (moved into the runtime when the gateway starts).
+    pub rate_limits: Vec<crate::limits::Rule>,
+    pub rate_limit_store: Option<file::RateLimitStoreFile>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +97,8 @@ pub struct Limits {
     pub max_body_bytes: u64,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    pub max_concurrent_per_user: u32,
+    pub max_concurrent_per_upstream: u32,
 }
 
 /// How tokens are checked.
@@ -123,6 +128,7 @@ pub struct ScopeConfig {
     pub read_timeout: Duration,
     pub connect_timeout: Duration,
     pub tools: Vec<String>,
+    pub outlier: Option<file::OutlierFile>,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +185,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         if let Some(t) = tools {
             let scopes = build_scopes(&tools_path, t, &limits, &mut problems);
             if let Some(p) = policy {
+                rate_limits(&policy_path, &p, &scopes, &mut problems);
                 Policy::compile(&policy_path, &p, &scopes, &mut problems);
             }
         }
@@ -188,6 +195,19 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let scopes = tools
         .map(|t| build_scopes(&tools_path, t, &gateway.limits, &mut problems))
         .unwrap_or_default();
+    let rate_limits = policy
+        .as_ref()
+        .map(|p| rate_limits(&policy_path, p, &scopes, &mut problems))
+        .unwrap_or_default();
+    if let Some(store) = &gateway.rate_limit_store {
+        if redis::Client::open(store.redis_url.as_str()).is_err() {
+            problems.push(Problem::new(
+                path,
+                "rate_limit_store.redis_url",
+                "not a Redis URL (redis://host:port/db)",
+            ));
+        }
+    }
     let policy = policy.map(|p| Policy::compile(&policy_path, &p, &scopes, &mut problems));
     let dev = gateway
         .dev_secrets_file
@@ -291,6 +311,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             max_body_bytes: gateway.limits.max_body_bytes,
             connect_timeout: gateway.limits.upstream_connect_timeout,
             read_timeout: gateway.limits.upstream_read_timeout,
+            max_concurrent_per_user: gateway.limits.max_concurrent_per_user,
+            max_concurrent_per_upstream: gateway.limits.max_concurrent_per_upstream,
         },
         jwt,
         upstream_secret,
@@ -303,6 +325,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         scopes,
         policy,
         audit: std::sync::Arc::new(audit),
+        rate_limits,
+        rate_limit_store: gateway.rate_limit_store,
     })
 }
 
@@ -390,6 +414,16 @@ fn build_audit(
             .clone()
             .unwrap_or_else(crate::audit::default_instance),
     })
+}
+
+fn rate_limits(
+    path: &Path,
+    policy: &PolicyFile,
+    scopes: &BTreeMap<String, ScopeConfig>,
+    problems: &mut Vec<Problem>,
+) -> Vec<crate::limits::Rule> {
+    let roles: Vec<String> = policy.roles.keys().cloned().collect();
+    crate::limits::RateLimits::compile(path, &policy.rate_limits, scopes, &roles, problems)
 }
 
 /// Reads a YAML file and expands `${VAR}` in its values.
@@ -540,6 +574,7 @@ fn build_scopes(
                     .connect_timeout
                     .unwrap_or(limits.upstream_connect_timeout),
                 tools: scope.tools,
+                outlier: scope.outlier,
             },
         );
     }

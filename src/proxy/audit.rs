@@ -82,6 +82,16 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         return;
     };
     let scope_name = scope.scope.name.as_str();
+    // Passive health: connect failures, 5xx and timeouts count against the upstream.
+    for addr in &ctx.tried {
+        scope.record(addr, false);
+    }
+    if let Some(p) = &ctx.picked {
+        scope.record(
+            &p.addr,
+            !matches!(outcome, Outcome::UpstreamError | Outcome::Timeout),
+        );
+    }
     let method = ctx
         .method()
         .map(str::to_string)

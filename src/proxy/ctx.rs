@@ -43,6 +43,9 @@ pub struct RequestCtx {
     pub upstream_elapsed: Option<std::time::Duration>,
     /// The client-visible session id issued on this request (initialize).
     pub issued_session: Option<String>,
+    /// In-flight slots (user, upstream) held until the request ends.
+    pub held: Vec<crate::limits::inflight::InflightGuard>,
+    pub upstream_slot: Option<crate::limits::inflight::InflightGuard>,
 }
 
 impl RequestCtx {
@@ -66,6 +69,8 @@ impl RequestCtx {
             upstream_started: None,
             upstream_elapsed: None,
             issued_session: None,
+            held: Vec::new(),
+            upstream_slot: None,
         }
     }
 

@@ -37,6 +37,9 @@ pub struct Runtime {
     pub auth: Authenticator,
     pub sessions: SessionKeys,
     pub audit: Arc<crate::audit::Audit>,
+    pub limits: crate::limits::RateLimits,
+    pub user_inflight: Arc<crate::limits::inflight::Inflight>,
+    pub upstream_inflight: Arc<crate::limits::inflight::Inflight>,
     pub upstreams: HashMap<String, Arc<ScopeUpstreams>>,
 }
 
@@ -69,6 +72,15 @@ impl Gateway {
         }
         admit::check_scoped(session, ctx)?;
         authn::authenticate(session, ctx).await?;
+        if ctx.rt.user_inflight.enabled() {
+            let user = ctx.identity.as_ref().map(|i| i.user.as_str()).unwrap_or("");
+            let guard = ctx
+                .rt
+                .user_inflight
+                .acquire(user)
+                .ok_or(GatewayError::TooManyConcurrent)?;
+            ctx.held.push(guard);
+        }
         authn::open_session(session, ctx)?;
         if session.req_header().method != "POST" {
             return Ok(false);
@@ -92,7 +104,10 @@ impl Gateway {
         let decision = authz::decide(ctx, &rpc);
         ctx.rpc = Some(rpc);
         match decision {
-            Decision::Forward => Ok(false),
+            Decision::Forward => {
+                self.limit(ctx).await?;
+                Ok(false)
+            }
             Decision::Refuse(e) => Err(e),
             Decision::Answer(body) => {
                 respond::json(session, ctx, 200, body, &[])
@@ -101,6 +116,27 @@ impl Gateway {
                 Ok(true)
             }
         }
+    }
+}
+
+impl Gateway {
+    /// Step 5: every rate limit that matches each message must pass.
+    async fn limit(&self, ctx: &RequestCtx) -> std::result::Result<(), GatewayError> {
+        let rt = &ctx.rt;
+        if rt.limits.is_empty() {
+            return Ok(());
+        }
+        let (Some(identity), Some(scope), Some(rpc)) = (&ctx.identity, &ctx.scope, &ctx.rpc) else {
+            return Ok(());
+        };
+        for m in rpc.messages() {
+            if let Some(method) = &m.method {
+                rt.limits
+                    .check(identity, &scope.scope.name, method, m.tool.as_deref())
+                    .await?;
+            }
+        }
+        Ok(())
     }
 }
 

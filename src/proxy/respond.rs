@@ -48,6 +48,9 @@ pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) 
         GatewayError::MethodNotAllowed(_) => extra.push(("Allow", "GET, POST, DELETE".into())),
         _ => {}
     }
+    if let Some(secs) = err.retry_after() {
+        extra.push(("Retry-After", secs.to_string()));
+    }
     json(session, ctx, err.status(), err.body(ctx.rpc_id()), &extra).await
 }
 

@@ -23,6 +23,15 @@ pub fn peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>, GatewayError> {
         ctx.picked = Some(picked);
     }
     let picked = ctx.picked.as_ref().ok_or(GatewayError::Internal)?;
+    if ctx.rt.upstream_inflight.enabled() {
+        ctx.upstream_slot = None;
+        ctx.upstream_slot = Some(
+            ctx.rt
+                .upstream_inflight
+                .acquire(&picked.addr)
+                .ok_or(GatewayError::UpstreamSaturated)?,
+        );
+    }
     let mut peer = HttpPeer::new(picked.sock, picked.target.tls, picked.target.host.clone());
     let o = &mut peer.options;
     o.connection_timeout = Some(scope.scope.connect_timeout);

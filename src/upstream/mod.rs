@@ -13,6 +13,7 @@ use pingora_load_balancing::health_check::{HttpHealthCheck, TcpHealthCheck};
 use pingora_load_balancing::selection::{Consistent, Random, RoundRobin};
 use pingora_load_balancing::{Backend, Backends, LoadBalancer};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 enum Balancer {
@@ -36,6 +37,22 @@ pub struct ScopeUpstreams {
     balancer: Balancer,
     /// Backend address (`ip:port`) → how to talk to it.
     targets: HashMap<String, UpstreamTarget>,
+    /// Passive outlier state per backend, when `outlier` is configured.
+    outliers: Vec<(String, Outlier)>,
+}
+
+/// Consecutive failures of one upstream, and until when it is out of rotation.
+#[derive(Default)]
+struct Outlier {
+    failures: AtomicU32,
+    ejected_until_ms: AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// An upstream picked for a request.
@@ -50,8 +67,20 @@ pub struct Picked {
 impl ScopeUpstreams {
     /// A healthy upstream, skipping those in `exclude` (already failed for this request).
     pub fn select(&self, key: &[u8], exclude: &[String]) -> Option<Picked> {
+        let now = if self.outliers.is_empty() {
+            0
+        } else {
+            now_ms()
+        };
         let accept = |b: &Backend, healthy: bool| {
-            healthy && !exclude.iter().any(|e| *e == b.addr.to_string())
+            if !healthy {
+                return false;
+            }
+            if exclude.is_empty() && self.outliers.is_empty() {
+                return true;
+            }
+            let addr = b.addr.to_string();
+            !exclude.contains(&addr) && !self.ejected(&addr, now)
         };
         let backend = match &self.balancer {
             Balancer::RoundRobin(lb) => lb.select_with(key, 64, accept),
@@ -78,6 +107,38 @@ impl ScopeUpstreams {
             sock,
             target: target.clone(),
         })
+    }
+
+    fn ejected(&self, addr: &str, now: u64) -> bool {
+        self.outliers
+            .iter()
+            .any(|(a, o)| a == addr && o.ejected_until_ms.load(Ordering::Relaxed) > now)
+    }
+
+    /// Records how a request to `addr` went. After `consecutive_failures` failures in a row the
+    /// upstream is ejected for `cooldown`; after that it is on probation: one success resets it,
+    /// one more failure ejects it again. The active health check stays the authority for readiness.
+    pub fn record(&self, addr: &str, ok: bool) {
+        let Some(config) = &self.scope.outlier else {
+            return;
+        };
+        let Some((_, o)) = self.outliers.iter().find(|(a, _)| a == addr) else {
+            return;
+        };
+        if ok {
+            o.failures.store(0, Ordering::Relaxed);
+            return;
+        }
+        let n = o.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= config.consecutive_failures {
+            let until = now_ms() + config.cooldown.as_millis() as u64;
+            if o.ejected_until_ms.swap(until, Ordering::Relaxed) < now_ms() {
+                crate::metrics::UPSTREAM_EJECTIONS
+                    .with_label_values(&[&self.scope.name, addr])
+                    .inc();
+                tracing::warn!(scope = %self.scope.name, upstream = addr, failures = n, cooldown_ms = config.cooldown.as_millis() as u64, "upstream ejected");
+            }
+        }
     }
 
     /// Every upstream with its health.
@@ -159,7 +220,7 @@ pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, S
                 lb.health_check_frequency = interval;
                 lb.parallel_health_check = true;
                 // Static discovery cannot fail; the first update fills the selector.
-                futures_lite_update(&lb);
+                first_update(&lb);
                 let svc = background_service(&name, lb);
                 let task = svc.task();
                 services.background.push(Box::new(svc));
@@ -171,12 +232,20 @@ pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, S
             Balance::Random => lb!(Random),
             Balance::Consistent => lb!(Consistent),
         };
+        let outliers = match &scope.outlier {
+            Some(_) => targets
+                .keys()
+                .map(|a| (a.clone(), Outlier::default()))
+                .collect(),
+            None => Vec::new(),
+        };
         scopes.insert(
             scope.name.clone(),
             Arc::new(ScopeUpstreams {
                 scope: Arc::new(scope.clone()),
                 balancer,
                 targets,
+                outliers,
             }),
         );
     }
@@ -184,7 +253,7 @@ pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, S
 }
 
 /// Runs the load balancer's first discovery update synchronously (static discovery never waits).
-fn futures_lite_update<S>(lb: &LoadBalancer<S>)
+fn first_update<S>(lb: &LoadBalancer<S>)
 where
     S: pingora_load_balancing::selection::BackendSelection + 'static,
     S::Iter: pingora_load_balancing::selection::BackendIter,
