@@ -73,3 +73,31 @@ fn shipped_configuration_is_valid() {
         "{out}"
     );
 }
+
+#[test]
+fn rate_limit_problems_are_named() {
+    let mut spec = GatewaySpec::new(&[9]);
+    spec.policy_yaml = format!(
+        "{POLICY}\nrate_limits:\n  - {{ name: a, key: user, rate: 5/fortnight }}\n  - {{ name: b, key: user, rate: 5/min, match: {{ roles: [ghost], tools: [nope] }} }}\n  - {{ name: b, key: planet, rate: 1/s }}\n"
+    );
+    let (ok, out) = spec.check();
+    assert!(!ok);
+    assert!(
+        out.contains("policy.yaml: rate_limits[2].key: unknown variant `planet`"),
+        "{out}"
+    );
+    spec.policy_yaml = spec.policy_yaml.replace(
+        "  - { name: b, key: planet, rate: 1/s }\n",
+        "  - { name: b, key: tool, rate: 1/s }\n",
+    );
+    let (ok, out) = spec.check();
+    assert!(!ok);
+    for want in [
+        "policy.yaml: rate_limits[0].rate: unknown unit \"fortnight\"",
+        "policy.yaml: rate_limits[1].match.tools: names no tool",
+        "policy.yaml: rate_limits[1].match.roles[0]: unknown role \"ghost\"",
+        "policy.yaml: rate_limits[2].name: \"b\" must be a unique, non-empty name",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+}

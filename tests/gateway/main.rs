@@ -6,5 +6,6 @@ mod body;
 mod common;
 mod config;
 mod endpoints;
+mod limits;
 mod rbac;
 mod routing;

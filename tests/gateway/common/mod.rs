@@ -403,3 +403,39 @@ pub fn tool_names(v: &Value) -> Vec<String> {
     names.sort();
     names
 }
+
+/// A throwaway `redis-server` on a free loopback port, no persistence.
+pub struct Redis {
+    pub proc: Proc,
+    pub url: String,
+}
+
+impl Redis {
+    pub async fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (apt-get install redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis {
+            proc: Proc { child, port },
+            url: format!("redis://127.0.0.1:{port}/"),
+        }
+    }
+}
