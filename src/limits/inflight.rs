@@ -3,7 +3,7 @@
 //! held across an await.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 const SHARDS: usize = 16;
@@ -41,9 +41,7 @@ impl Inflight {
     }
 
     fn shard(&self, key: &str) -> &Mutex<HashMap<String, u32>> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
     /// Takes a slot, or `None` when `key` already has `limit` in flight.

@@ -120,6 +120,7 @@ mod tests {
             read_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             tools: tools.iter().map(|s| s.to_string()).collect(),
+            outlier: None,
         }
     }
 
@@ -131,6 +132,7 @@ mod tests {
         );
         scopes.insert("git".into(), scope("git", &["git_log"]));
         let file = PolicyFile {
+            rate_limits: vec![],
             roles: roles
                 .iter()
                 .map(|(r, a)| {
