@@ -111,10 +111,10 @@ struct AuditWriter(Arc<crate::audit::Audit>);
 
 #[async_trait]
 impl BackgroundService for AuditWriter {
-    async fn start(&self, _shutdown: ShutdownWatch) {
-        // Runs until its runtime stops, so rows of requests finishing during the grace period
-        // still go out; whatever is left is stored by `Audit::finish`.
-        self.0.run().await;
+    async fn start(&self, shutdown: ShutdownWatch) {
+        // Rows of requests that finish during the grace period stay queued and are stored by
+        // `Audit::finish` once every proxy thread is done.
+        self.0.run(shutdown).await;
     }
 }
 

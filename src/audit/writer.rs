@@ -17,6 +17,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 const RETENTION_BATCH: i64 = 5000;
 
 pub enum Sink {
+    Off,
     File(PathBuf),
     Postgres(Box<PgSink>),
 }
@@ -33,6 +34,7 @@ pub struct PgSink {
 impl Sink {
     pub async fn open(config: &AuditConfig) -> Sink {
         match &config.sink {
+            SinkConfig::Off => Sink::Off,
             SinkConfig::File(path) => Sink::File(path.clone()),
             SinkConfig::Postgres { url, spool } => {
                 let mut pg = deadpool_postgres::Config::new();
@@ -73,6 +75,7 @@ impl Sink {
     /// Stores a batch.
     pub async fn write(&mut self, batch: &[AuditRecord]) {
         match self {
+            Sink::Off => {}
             Sink::File(path) => match append_jsonl(path, batch) {
                 Ok(()) => metrics::AUDIT_ROWS
                     .with_label_values(&["written"])

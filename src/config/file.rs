@@ -88,6 +88,9 @@ pub enum StoreFallback {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditFile {
+    /// `false` records nothing (for benchmarks and throwaway setups).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
     /// PostgreSQL URL; `DATABASE_URL` in the environment wins. Unset: rows go to `file`.
     #[serde(default)]
     pub database_url: Option<String>,
@@ -101,6 +104,9 @@ pub struct AuditFile {
     pub queue_capacity: usize,
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// How long the writer gathers rows for one batch once the first has arrived.
+    #[serde(default = "default_flush_interval", with = "duration")]
+    pub flush_interval: Duration,
     /// What happens when the queue is full.
     #[serde(default)]
     pub on_queue_full: OnQueueFull,
@@ -124,11 +130,13 @@ pub struct AuditFile {
 impl Default for AuditFile {
     fn default() -> Self {
         Self {
+            enabled: true,
             database_url: None,
             file: default_audit_file(),
             spool_file: default_spool_file(),
             queue_capacity: default_queue_capacity(),
             batch_size: default_batch_size(),
+            flush_interval: default_flush_interval(),
             on_queue_full: OnQueueFull::default(),
             arguments: ArgumentsFile::default(),
             arguments_key_id: default_key_id(),
@@ -150,6 +158,9 @@ fn default_queue_capacity() -> usize {
 }
 fn default_batch_size() -> usize {
     500
+}
+fn default_flush_interval() -> Duration {
+    Duration::from_millis(50)
 }
 fn default_key_id() -> String {
     "k1".into()

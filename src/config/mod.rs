@@ -343,6 +343,7 @@ fn build_audit(
         .filter(|u| !u.trim().is_empty())
         .or_else(|| a.database_url.clone());
     let sink = match url {
+        _ if !a.enabled => SinkConfig::Off,
         Some(url) => {
             if url.parse::<tokio_postgres::Config>().is_err() {
                 problems.push(Problem::new(
@@ -404,6 +405,7 @@ fn build_audit(
         sink,
         queue_capacity: a.queue_capacity,
         batch_size: a.batch_size,
+        flush_interval: a.flush_interval,
         on_queue_full: a.on_queue_full,
         arguments,
         retention: (a.retention_days > 0)

@@ -1,0 +1,59 @@
+//! The floor of any Pingora proxy here: a pass-through to one upstream with keep-alive, adding the
+//! upstream secret header and nothing else. Used by `bench/run.py` as the "bare Pingora" contender.
+//!
+//! Usage: bare-pingora LISTEN UPSTREAM SECRET THREADS
+
+use async_trait::async_trait;
+use pingora::prelude::*;
+use pingora::server::configuration::ServerConf;
+
+struct Bare {
+    upstream: std::net::SocketAddr,
+    secret: String,
+}
+
+#[async_trait]
+impl ProxyHttp for Bare {
+    type CTX = ();
+    fn new_ctx(&self) {}
+
+    async fn upstream_peer(&self, _s: &mut Session, _c: &mut ()) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(HttpPeer::new(self.upstream, false, String::new())))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _s: &mut Session,
+        req: &mut RequestHeader,
+        _c: &mut (),
+    ) -> Result<()> {
+        req.insert_header("X-Gateway-Auth", self.secret.as_str())?;
+        req.set_uri(http::Uri::from_static("/mcp"));
+        Ok(())
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, listen, upstream, secret, threads] = args.as_slice() else {
+        eprintln!("usage: bare-pingora LISTEN UPSTREAM SECRET THREADS");
+        std::process::exit(2);
+    };
+    let conf = ServerConf {
+        threads: threads.parse().unwrap_or(2),
+        upstream_keepalive_pool_size: 256,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let bare = Bare {
+        upstream: upstream.parse().expect("UPSTREAM is ip:port"),
+        secret: secret.clone(),
+    };
+    let mut svc = pingora::proxy::http_proxy_service(&server.configuration, bare);
+    svc.add_tcp(listen);
+    server.add_service(svc);
+    server.run_forever();
+}

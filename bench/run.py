@@ -1,0 +1,376 @@
+#!/usr/bin/env python3
+"""mcp-gateway benchmark harness: one command, loopback only, bounded in time.
+
+Builds in release mode, starts the upstream (the bundled calculator, stateless JSON), nginx, a bare
+Pingora proxy, the gateway with full policy (HS256 JWT, RBAC, a rate limit that is never hit, audit
+to a PostgreSQL this script starts) and the gateway with audit off; runs wrk against each in
+alternating order for several rounds; prints medians, ratios and resource figures.
+
+    python3 bench/run.py            # full run (about 8 minutes)
+    python3 bench/run.py --quick    # small tools/call at 256 connections only (about 1.5 minutes)
+"""
+
+import argparse, base64, hashlib, hmac, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET = "bench-upstream-secret-0123456789"
+JWT_SECRET = "bench-jwt-secret-bench-jwt-secret-0123456789"
+SESSION_SECRET = "bench-session-secret-0123456789"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=isinstance(cmd, str), check=True, **kw)
+
+
+def ensure_tools():
+    missing = [pkg for tool, pkg in [("wrk", "wrk"), ("nginx", "nginx")] if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}")]
+    if not any(os.path.exists(p) for p in ["/usr/lib/postgresql"]):
+        missing.append("postgresql")
+    if missing:
+        print(f"installing {' '.join(missing)}", flush=True)
+        sh("apt-get update -qq")
+        sh(["apt-get", "install", "-y", "-qq", *missing], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open")
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hs256(claims):
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps(claims, separators=(",", ":")).encode())
+    sig = hmac.new(JWT_SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(sig)}"
+
+
+def token(user, i=0):
+    now = int(time.time())
+    return hs256({"sub": user, "roles": ["developer"], "iss": "bench", "aud": "mcp-gateway", "iat": now, "exp": now + 3600, "n": i})
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / CLK_TCK
+
+
+def rss_mb(pids):
+    total = 0
+    for pid in pids:
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def children(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]
+
+
+class Contender:
+    def __init__(self, name, url, proc, extra_pids=lambda: []):
+        self.name, self.url, self.proc, self.extra_pids = name, url, proc, extra_pids
+
+    def pids(self):
+        return [self.proc.pid, *self.extra_pids()]
+
+
+def start_postgres(tmp):
+    bindir = sorted(d for d in (os.path.join("/usr/lib/postgresql", v, "bin") for v in os.listdir("/usr/lib/postgresql")) if os.path.exists(os.path.join(d, "initdb")))[-1]
+    data = os.path.join(tmp, "pg")
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if os.geteuid() == 0:
+        sh(["chown", "-R", "postgres:postgres", tmp])
+    port = free_port()
+    sh([*as_pg, f"{bindir}/initdb", "-D", data, "-U", "postgres", "--auth=trust", "--no-sync"], stdout=subprocess.DEVNULL)
+    sh([*as_pg, f"{bindir}/pg_ctl", "-D", data, "-l", os.path.join(tmp, "pg.log"), "-w", "-o",
+        f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={tmp} -c fsync=off -c synchronous_commit=off", "start"], stdout=subprocess.DEVNULL)
+    stop = lambda: subprocess.run([*as_pg, f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "stop"], stdout=subprocess.DEVNULL)
+    return f"postgres://postgres@127.0.0.1:{port}/postgres", stop
+
+
+def gateway_conf(tmp, name, upstream_port, db_url):
+    d = os.path.join(tmp, name)
+    os.makedirs(d)
+    port = free_port()
+    audit = f"audit:\n  database_url: {db_url}\n  spool_file: spool.jsonl\n" if db_url else "audit:\n  enabled: false\n"
+    open(f"{d}/gateway.yaml", "w").write(f"""listen: 127.0.0.1:{port}
+tools_file: tools.yaml
+policy_file: policy.yaml
+threads: 2
+shutdown_grace: 1s
+jwt:
+  algorithms: [HS256]
+  secret: {JWT_SECRET}
+  issuer: bench
+  audience: mcp-gateway
+upstream_shared_secret: {SECRET}
+session_secrets: [{SESSION_SECRET}]
+{audit}""")
+    open(f"{d}/tools.yaml", "w").write(f"""scopes:
+  calculator:
+    upstreams:
+      - url: http://127.0.0.1:{upstream_port}/mcp
+    health_check: {{ kind: tcp, interval: 5s }}
+    tools: [exact_calculate, statistics]
+""")
+    open(f"{d}/policy.yaml", "w").write("""roles:
+  developer: { allow: ["calculator/*"] }
+rate_limits:
+  - { name: never-hit, key: user, rate: 1000000/s }
+""")
+    return f"{d}/gateway.yaml", port
+
+
+WRK_LUA = r"""
+local tokens = {}
+local n = 0
+local body = os.getenv("BENCH_BODY_FILE")
+if body then
+  local f = assert(io.open(body, "r")); wrk.body = f:read("*a"); f:close()
+end
+local tf = os.getenv("BENCH_TOKENS")
+if tf then for line in io.lines(tf) do tokens[#tokens + 1] = line end end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["X-Gateway-Auth"] = os.getenv("BENCH_SECRET")
+if #tokens == 0 then wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN") end
+local thread_offset = 0
+function setup(thread) thread_offset = thread_offset + 1; thread:set("offset", thread_offset) end
+function init(args) n = (offset or 1) * 7919 end
+function request()
+  if #tokens > 0 then
+    n = n + 1
+    wrk.headers["Authorization"] = "Bearer " .. tokens[(n % #tokens) + 1]
+  end
+  return wrk.format()
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BENCH {"requests":%d,"duration_us":%d,"errors":%d,"p50":%d,"p99":%d,"p999":%d}\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout + e.status,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+end
+"""
+
+
+def run_wrk(c, conns, secs, env):
+    pids = c.pids()
+    cpu0, t0 = cpu_seconds(pids), time.time()
+    peak = [rss_mb(pids)]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak.append(rss_mb(c.pids()))
+            time.sleep(0.2)
+
+    th = threading.Thread(target=sample)
+    th.start()
+    out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{secs}s", "--timeout", "10s", "-s", env["BENCH_LUA"], c.url],
+                         capture_output=True, text=True, env={**os.environ, **env}).stdout
+    stop.set()
+    th.join()
+    cpu = cpu_seconds(c.pids()) - cpu0
+    line = next(l for l in out.splitlines() if l.startswith("BENCH "))
+    r = json.loads(line[6:])
+    rps = r["requests"] / (r["duration_us"] / 1e6)
+    return {"rps": rps, "p50": r["p50"] / 1000, "p99": r["p99"] / 1000, "p999": r["p999"] / 1000,
+            "cpu_us": cpu / max(r["requests"], 1) * 1e6, "rss_peak": max(peak), "errors": r["errors"], "requests": r["requests"]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="one scenario (small tools/call, 256 connections)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=0, help="length of each measurement")
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+    secs = args.seconds or (3 if args.quick else 4)
+    ensure_tools()
+    if not args.no_build:
+        sh(["cargo", "build", "--release", "--bin", "mcp-gateway", "--example", "bare-pingora"], cwd=ROOT)
+    gw_bin = os.path.join(ROOT, "target/release/mcp-gateway")
+    bare_bin = os.path.join(ROOT, "target/release/examples/bare-pingora")
+    tmp = tempfile.mkdtemp(prefix="mcp-bench-")
+    os.chmod(tmp, 0o755)
+    procs, cleanups = [], []
+    try:
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        up_port = free_port()
+        procs.append(subprocess.Popen([gw_bin, "tool", "calculator", "--listen", f"127.0.0.1:{up_port}"],
+                                      env={**os.environ, "TOOL_GATEWAY_SHARED_SECRET": SECRET, "RUST_LOG": "warn"}, **quiet))
+        wait_port(up_port)
+        pgtmp = os.path.join(tmp, "pgdir")
+        os.makedirs(pgtmp)
+        db_url, pg_stop = start_postgres(pgtmp)
+        cleanups.append(pg_stop)
+        contenders = [Contender("direct", f"http://127.0.0.1:{up_port}/mcp", procs[0])]
+
+        ng_port = free_port()
+        ng_dir = os.path.join(tmp, "nginx")
+        os.makedirs(ng_dir)
+        open(f"{ng_dir}/nginx.conf", "w").write(f"""worker_processes 2;
+pid {ng_dir}/nginx.pid;
+error_log {ng_dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  upstream up {{ server 127.0.0.1:{up_port}; keepalive 256; }}
+  server {{
+    listen 127.0.0.1:{ng_port};
+    client_max_body_size 2m;
+    location / {{
+      proxy_pass http://up/mcp;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Gateway-Auth {SECRET};
+      proxy_buffering off;
+    }}
+  }}
+}}
+""")
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        ng = subprocess.Popen([nginx, "-c", f"{ng_dir}/nginx.conf", "-g", "daemon off;"], **quiet)
+        procs.append(ng)
+        wait_port(ng_port)
+        contenders.append(Contender("nginx", f"http://127.0.0.1:{ng_port}/", ng, lambda: children(ng.pid)))
+
+        bp_port = free_port()
+        bp = subprocess.Popen([bare_bin, f"127.0.0.1:{bp_port}", f"127.0.0.1:{up_port}", SECRET, "2"], **quiet)
+        procs.append(bp)
+        wait_port(bp_port)
+        contenders.append(Contender("pingora", f"http://127.0.0.1:{bp_port}/calculator/mcp", bp))
+
+        for name, db in [("gateway", db_url), ("gateway-audit-off", None)]:
+            conf, port = gateway_conf(tmp, name, up_port, db)
+            p = subprocess.Popen([gw_bin, "run", "-c", conf], env={**os.environ, "RUST_LOG": "warn"}, **quiet)
+            procs.append(p)
+            wait_port(port)
+            contenders.append(Contender(name, f"http://127.0.0.1:{port}/calculator/mcp", p))
+        time.sleep(1)
+
+        lua = os.path.join(tmp, "bench.lua")
+        open(lua, "w").write(WRK_LUA)
+        small = os.path.join(tmp, "small.json")
+        open(small, "w").write(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "exact_calculate",
+                               "arguments": {"operator": "add", "operands": ["1.25", "2.5"], "precision": 28}}}, separators=(",", ":")))
+
+        def big(size):
+            path = os.path.join(tmp, f"big{size}.json")
+            head = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"statistics","arguments":{"operation":"count","values":['
+            n = (size - len(head) - 4) // 4
+            open(path, "w").write(head + ",".join(['"1"'] * n) + "]}}}")
+            return path
+
+        listing = os.path.join(tmp, "list.json")
+        open(listing, "w").write('{"jsonrpc":"2.0","id":1,"method":"tools/list"}')
+        users = os.path.join(tmp, "users.txt")
+        open(users, "w").write("\n".join(token(f"user{i}") for i in range(10000)))
+        fresh = os.path.join(tmp, "fresh.txt")
+        open(fresh, "w").write("\n".join(token("fresh", i) for i in range(60000)))
+
+        base = {"BENCH_LUA": lua, "BENCH_SECRET": SECRET, "BENCH_TOKEN": token("bench")}
+        scenarios = [("tools/call small, 256 conns", 256, {"BENCH_BODY_FILE": small})]
+        if not args.quick:
+            scenarios = [
+                ("tools/call small, 32 conns", 32, {"BENCH_BODY_FILE": small}),
+                scenarios[0],
+                ("tools/call 60 KiB, 32 conns", 32, {"BENCH_BODY_FILE": big(60 * 1024)}),
+                ("tools/call 500 KiB, 32 conns", 32, {"BENCH_BODY_FILE": big(500 * 1024)}),
+                ("tools/list filtered, 64 conns", 64, {"BENCH_BODY_FILE": listing}),
+                ("fresh HS256 token per request, 64 conns", 64, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": fresh}),
+                ("10,000 users under per-user limits, 256 conns", 256, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": users}),
+            ]
+        idle = {c.name: rss_mb(c.pids()) for c in contenders}
+        results = {}
+        for rnd in range(args.rounds):
+            order = contenders[rnd % len(contenders):] + contenders[:rnd % len(contenders)]
+            for sname, conns, env in scenarios:
+                for c in order:
+                    r = run_wrk(c, conns, secs, {**base, **env})
+                    results.setdefault((sname, c.name), []).append(r)
+                    print(f"round {rnd + 1} {sname:<48} {c.name:<18} {r['rps']:>9.0f} req/s  p99 {r['p99']:.2f} ms  errors {r['errors']}", flush=True)
+
+        rows_written = None
+        try:
+            out = subprocess.run(["psql", db_url, "-Atc", "SELECT count(*), extract(epoch from max(time) - min(time)) FROM audit_log"],
+                                 capture_output=True, text=True, timeout=10).stdout.strip()
+            rows_written = out
+        except Exception as e:
+            rows_written = f"unavailable ({e})"
+
+        med = lambda xs: statistics.median(xs)
+        print()
+        print(f"machine: {os.cpu_count()} cores, {cpu_model()}; {time.strftime('%Y-%m-%d')}; command: python3 bench/run.py{' --quick' if args.quick else ''}; {args.rounds} rounds x {secs} s, medians")
+        for sname, _, _ in scenarios:
+            print(f"\n{sname}")
+            print(f"| contender | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req | RSS idle MB | RSS peak MB | errors | vs direct | vs nginx |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|")
+            for c in contenders:
+                rs = results[(sname, c.name)]
+                rps = med([r["rps"] for r in rs])
+                ratio = lambda other: med([a["rps"] / b["rps"] for a, b in zip(rs, results[(sname, other)])])
+                print(f"| {c.name} | {rps:.0f} | {med([r['p50'] for r in rs]):.2f} | {med([r['p99'] for r in rs]):.2f} | {med([r['p999'] for r in rs]):.2f} | "
+                      f"{med([r['cpu_us'] for r in rs]):.1f} | {idle[c.name]:.1f} | {max(r['rss_peak'] for r in rs):.1f} | {sum(r['errors'] for r in rs)} | "
+                      f"{ratio('direct'):.2f} | {ratio('nginx'):.2f} |")
+        key = "tools/call small, 256 conns"
+        g = results[(key, "gateway")]
+        total_requests = sum(r["requests"] for rs in (results[(s, "gateway")] for s, _, _ in scenarios) for r in rs)
+        print(f"\naudit (gateway, full policy): {total_requests} requests served; audit_log rows, span s: {rows_written}")
+        cpu = lambda name: med([r["cpu_us"] for r in results[(key, name)]])
+        print(f"cpu per request (small tools/call, 256 conns): gateway {cpu('gateway'):.1f} µs, pingora {cpu('pingora'):.1f} µs, nginx {cpu('nginx'):.1f} µs")
+        for other in ["nginx", "pingora", "direct"]:
+            print(f"ratio gateway/{other}: {med([a['rps'] / b['rps'] for a, b in zip(g, results[(key, other)])]):.3f}")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for f in cleanups:
+            f()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cpu_model():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    main()
