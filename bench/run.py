@@ -216,7 +216,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=0, help="length of each measurement")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
-    secs = args.seconds or (3 if args.quick else 4)
+    secs = args.seconds or 3
     ensure_tools()
     if not args.no_build:
         sh(["cargo", "build", "--release", "--bin", "mcp-gateway", "--example", "bare-pingora"], cwd=ROOT)

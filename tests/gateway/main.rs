@@ -9,3 +9,4 @@ mod endpoints;
 mod limits;
 mod rbac;
 mod routing;
+mod tools;

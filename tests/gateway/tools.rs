@@ -1,0 +1,242 @@
+//! The bundled calculator, called through the gateway with a real token: exact values for every
+//! tool, and failures reported inside the tool result.
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+async fn call(client: &Client, tool: &str, args: Value) -> Value {
+    let r = client.call(1, tool, args).await;
+    assert_eq!(r.status(), 200);
+    rpc_body(r).await["result"].clone()
+}
+
+async fn ok(client: &Client, tool: &str, args: Value) -> String {
+    let r = call(client, tool, args.clone()).await;
+    assert_eq!(r["isError"], false, "{tool} {args}: {r}");
+    r["structuredContent"]["result"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn tool_error(client: &Client, tool: &str, args: Value) -> String {
+    let r = call(client, tool, args.clone()).await;
+    assert_eq!(r["isError"], true, "{tool} {args}: {r}");
+    r["content"][0]["text"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn calculator_through_the_gateway() {
+    let up = calculator(true).await;
+    let mut spec = GatewaySpec::new(&[up.port]);
+    spec.tools_yaml = spec.tools_yaml.replace(
+        "tools: [exact_calculate, statistics]",
+        "tools: [exact_calculate, evaluate_expression, statistics, convert_units]",
+    );
+    let gw = spec.start().await;
+    let c = Client::new(
+        gw.url("/calculator/mcp"),
+        Some(token("alice", &["developer"], json!({}))),
+    );
+
+    // The schemas the client sees are precise.
+    let r = c
+        .post(&json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}))
+        .await;
+    let list = rpc_body(r).await;
+    assert_eq!(
+        tool_names(&list),
+        vec![
+            "convert_units",
+            "evaluate_expression",
+            "exact_calculate",
+            "statistics"
+        ]
+    );
+    let exact = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "exact_calculate")
+        .unwrap();
+    assert_eq!(
+        exact["inputSchema"]["required"],
+        json!(["operator", "operands"])
+    );
+    assert_eq!(
+        exact["outputSchema"]["properties"]["result"]["type"],
+        "string"
+    );
+
+    let calc = |op: &str, operands: Value, precision: Option<u64>| {
+        let mut a = json!({"operator": op, "operands": operands});
+        if let Some(p) = precision {
+            a["precision"] = json!(p);
+        }
+        a
+    };
+    assert_eq!(
+        ok(
+            &c,
+            "exact_calculate",
+            calc("add", json!(["0.1", "0.2"]), None)
+        )
+        .await,
+        "0.3"
+    );
+    assert_eq!(
+        ok(
+            &c,
+            "exact_calculate",
+            calc("divide", json!(["1", "3"]), Some(50))
+        )
+        .await,
+        format!("0.{}", "3".repeat(50))
+    );
+    assert_eq!(
+        ok(
+            &c,
+            "exact_calculate",
+            calc("multiply", json!(["1.5", "-2", "3"]), None)
+        )
+        .await,
+        "-9"
+    );
+    assert_eq!(
+        ok(
+            &c,
+            "exact_calculate",
+            calc("power", json!(["2", "100"]), Some(40))
+        )
+        .await,
+        "1267650600228229401496703205376"
+    );
+    assert_eq!(
+        ok(&c, "exact_calculate", calc("sqrt", json!(["2"]), Some(20))).await,
+        "1.4142135623730950488"
+    );
+    assert_eq!(
+        tool_error(
+            &c,
+            "exact_calculate",
+            calc("divide", json!(["1", "0"]), None)
+        )
+        .await,
+        "division by zero"
+    );
+    assert!(
+        tool_error(&c, "exact_calculate", calc("sqrt", json!(["-4"]), None))
+            .await
+            .contains("negative")
+    );
+    assert!(tool_error(
+        &c,
+        "exact_calculate",
+        calc("add", json!(["one", "2"]), None)
+    )
+    .await
+    .contains("not a decimal number"));
+    assert!(tool_error(
+        &c,
+        "exact_calculate",
+        calc("power", json!(["9", "99999999"]), None)
+    )
+    .await
+    .contains("overflow"));
+
+    assert_eq!(
+        ok(
+            &c,
+            "evaluate_expression",
+            json!({"expression": "(0.1 + 0.2) * 10 - 2^3"})
+        )
+        .await,
+        "-5"
+    );
+    assert_eq!(
+        ok(
+            &c,
+            "evaluate_expression",
+            json!({"expression": "max(1, sqrt(16), -2) % 3"})
+        )
+        .await,
+        "1"
+    );
+    assert!(tool_error(
+        &c,
+        "evaluate_expression",
+        json!({"expression": "(".repeat(1000)})
+    )
+    .await
+    .contains("nested deeper"));
+    assert!(tool_error(
+        &c,
+        "evaluate_expression",
+        json!({"expression": "10 ^ 10 ^ 10"})
+    )
+    .await
+    .contains("overflow"));
+
+    let data = json!(["2", "4", "4", "4", "5", "5", "7", "9"]);
+    for (op, want) in [
+        ("mean", "5"),
+        ("median", "4.5"),
+        ("mode", "4"),
+        ("stdev_population", "2"),
+        ("variance_sample", "4.571428571428571428571428571"),
+        ("range", "7"),
+    ] {
+        assert_eq!(
+            ok(&c, "statistics", json!({"operation": op, "values": data})).await,
+            want,
+            "{op}"
+        );
+    }
+    assert_eq!(
+        ok(
+            &c,
+            "statistics",
+            json!({"operation": "percentile", "values": ["1", "2", "3", "4"], "percentile": "90"})
+        )
+        .await,
+        "3.7"
+    );
+    assert!(
+        tool_error(&c, "statistics", json!({"operation": "mean", "values": []}))
+            .await
+            .contains("must not be empty")
+    );
+
+    for (v, f, t, want) in [
+        ("1", "in", "cm", "2.54"),
+        ("1", "lb", "kg", "0.45359237"),
+        ("100", "C", "F", "212"),
+        ("90", "min", "h", "1.5"),
+        ("1", "acre", "m2", "4046.8564224"),
+        ("1", "gal", "l", "3.785411784"),
+        ("36", "km/h", "m/s", "10"),
+        ("1", "bar", "kPa", "100"),
+        ("1", "kcal", "J", "4184"),
+        ("1", "GiB", "MiB", "1024"),
+    ] {
+        assert_eq!(
+            ok(&c, "convert_units", json!({"value": v, "from": f, "to": t})).await,
+            want,
+            "{v} {f} → {t}"
+        );
+    }
+    let e = tool_error(
+        &c,
+        "convert_units",
+        json!({"value": "1", "from": "m", "to": "kg"}),
+    )
+    .await;
+    assert!(e.contains("one category"), "{e}");
+    let e = tool_error(
+        &c,
+        "convert_units",
+        json!({"value": "1", "from": "parsec", "to": "m"}),
+    )
+    .await;
+    assert!(e.contains("unknown unit") && e.contains("accepted"), "{e}");
+}
