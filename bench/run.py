@@ -96,9 +96,12 @@ def children(pid):
     return [int(p) for p in out]
 
 
+USERS_SCENARIO = "10,000 users under per-user limits, 256 conns"
+
+
 class Contender:
-    def __init__(self, name, url, proc, extra_pids=lambda: []):
-        self.name, self.url, self.proc, self.extra_pids = name, url, proc, extra_pids
+    def __init__(self, name, url, proc, extra_pids=lambda: [], only=None):
+        self.name, self.url, self.proc, self.extra_pids, self.only = name, url, proc, extra_pids, only
 
     def pids(self):
         return [self.proc.pid, *self.extra_pids()]
@@ -118,7 +121,7 @@ def start_postgres(tmp):
     return f"postgres://postgres@127.0.0.1:{port}/postgres", stop
 
 
-def gateway_conf(tmp, name, upstream_port, db_url):
+def gateway_conf(tmp, name, upstream_port, db_url, limits=True):
     d = os.path.join(tmp, name)
     os.makedirs(d)
     port = free_port()
@@ -143,11 +146,8 @@ session_secrets: [{SESSION_SECRET}]
     health_check: {{ kind: tcp, interval: 5s }}
     tools: [exact_calculate, statistics]
 """)
-    open(f"{d}/policy.yaml", "w").write("""roles:
-  developer: { allow: ["calculator/*"] }
-rate_limits:
-  - { name: never-hit, key: user, rate: 1000000/s }
-""")
+    open(f"{d}/policy.yaml", "w").write('roles:\n  developer: { allow: ["calculator/*"] }\n'
+                                        + ("rate_limits:\n  - { name: never-hit, key: user, rate: 1000000/s }\n" if limits else ""))
     return f"{d}/gateway.yaml", port
 
 
@@ -272,12 +272,17 @@ http {{
         wait_port(bp_port)
         contenders.append(Contender("pingora", f"http://127.0.0.1:{bp_port}/calculator/mcp", bp))
 
-        for name, db in [("gateway", db_url), ("gateway-audit-off", None)]:
-            conf, port = gateway_conf(tmp, name, up_port, db)
+        # "gateway-no-limits" (audit off, no rate limit) runs only where it answers a question:
+        # what per-user limits over 10,000 users cost, against "gateway-audit-off".
+        for name, db, limits, only in [("gateway", db_url, True, None), ("gateway-audit-off", None, True, None),
+                                       ("gateway-no-limits", None, False, {USERS_SCENARIO})]:
+            if only and args.quick:
+                continue
+            conf, port = gateway_conf(tmp, name, up_port, db, limits)
             p = subprocess.Popen([gw_bin, "run", "-c", conf], env={**os.environ, "RUST_LOG": "warn"}, **quiet)
             procs.append(p)
             wait_port(port)
-            contenders.append(Contender(name, f"http://127.0.0.1:{port}/calculator/mcp", p))
+            contenders.append(Contender(name, f"http://127.0.0.1:{port}/calculator/mcp", p, only=only))
         time.sleep(1)
 
         lua = os.path.join(tmp, "bench.lua")
@@ -310,7 +315,7 @@ http {{
                 ("tools/call 500 KiB, 32 conns", 32, {"BENCH_BODY_FILE": big(500 * 1024)}),
                 ("tools/list filtered, 64 conns", 64, {"BENCH_BODY_FILE": listing}),
                 ("fresh HS256 token per request, 64 conns", 64, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": fresh}),
-                ("10,000 users under per-user limits, 256 conns", 256, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": users}),
+                (USERS_SCENARIO, 256, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": users}),
             ]
         idle = {c.name: rss_mb(c.pids()) for c in contenders}
         results = {}
@@ -318,6 +323,8 @@ http {{
             order = contenders[rnd % len(contenders):] + contenders[:rnd % len(contenders)]
             for sname, conns, env in scenarios:
                 for c in order:
+                    if c.only and sname not in c.only:
+                        continue
                     r = run_wrk(c, conns, secs, {**base, **env})
                     results.setdefault((sname, c.name), []).append(r)
                     print(f"round {rnd + 1} {sname:<48} {c.name:<18} {r['rps']:>9.0f} req/s  p99 {r['p99']:.2f} ms  errors {r['errors']}", flush=True)
@@ -338,6 +345,8 @@ http {{
             print(f"| contender | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req | RSS idle MB | RSS peak MB | errors | vs direct | vs nginx |")
             print("|---|---|---|---|---|---|---|---|---|---|---|")
             for c in contenders:
+                if (sname, c.name) not in results:
+                    continue
                 rs = results[(sname, c.name)]
                 rps = med([r["rps"] for r in rs])
                 ratio = lambda other: med([a["rps"] / b["rps"] for a, b in zip(rs, results[(sname, other)])])

@@ -9,6 +9,11 @@ use std::process::ExitCode;
 
 mod admin;
 
+/// glibc's allocator was the largest user-space cost under load (malloc/free with lock waits
+/// across Pingora's worker threads, see bench/README.md); mimalloc's per-thread heaps avoid it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "mcp-gateway",

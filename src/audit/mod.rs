@@ -73,6 +73,11 @@ impl Audit {
         })
     }
 
+    /// Whether rows are recorded at all (`audit.enabled`).
+    pub fn enabled(&self) -> bool {
+        !matches!(self.config.sink, SinkConfig::Off)
+    }
+
     /// Queues a row; never waits. A full queue drops the row, counted and logged (fail_open), or
     /// makes the gateway refuse new requests until it drains (fail_closed, see [`Self::saturated`]).
     pub fn submit(&self, record: AuditRecord) {

@@ -147,6 +147,9 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
     );
 
     let audit = &ctx.rt.audit;
+    if !audit.enabled() {
+        return;
+    }
     let first = ctx.rpc.as_ref().and_then(|r| r.first());
     let arguments = first
         .and_then(|m| m.arguments.as_deref())
