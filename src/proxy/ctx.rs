@@ -29,6 +29,8 @@ pub struct RequestCtx {
     pub picked: Option<Picked>,
     /// Upstreams that failed to connect for this request (each tried once).
     pub tried: Vec<String>,
+    /// How the last connect attempt failed, reported when no other upstream is left to try.
+    pub connect_error: Option<GatewayError>,
     /// The refusal, when the gateway refused; rendered once, in one place.
     pub error: Option<GatewayError>,
     pub rewrite: ResponseRewrite,
@@ -61,6 +63,7 @@ impl RequestCtx {
             large_body: None,
             picked: None,
             tried: Vec::new(),
+            connect_error: None,
             error: None,
             rewrite: ResponseRewrite::None,
             request_bytes: 0,

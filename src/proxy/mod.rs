@@ -235,6 +235,7 @@ impl ProxyHttp for Gateway {
             ctx.error = Some(GatewayError::UnknownSession);
             return e;
         }
+        ctx.connect_error = Some(classify(&e));
         if let Some(p) = ctx.picked.take() {
             tracing::warn!(request_id = %ctx.request_id, upstream = %p.addr, error = %e, "upstream connect failed");
             ctx.tried.push(p.addr);

@@ -17,9 +17,11 @@ pub fn peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>, GatewayError> {
             .as_ref()
             .map(|i| i.user.as_bytes())
             .unwrap_or(b"");
-        let picked = scope
-            .select(key, &ctx.tried)
-            .ok_or_else(|| GatewayError::NoHealthyUpstream(scope.scope.name.clone()))?;
+        let picked = scope.select(key, &ctx.tried).ok_or_else(|| {
+            ctx.connect_error
+                .take()
+                .unwrap_or_else(|| GatewayError::NoHealthyUpstream(scope.scope.name.clone()))
+        })?;
         ctx.picked = Some(picked);
     }
     let picked = ctx.picked.as_ref().ok_or(GatewayError::Internal)?;

@@ -353,3 +353,87 @@ async fn failing_upstream_is_ejected_then_comes_back() {
         "{metrics}"
     );
 }
+
+/// A listener whose accept queue is full and never drained: new connections hang in SYN_SENT.
+async fn unanswering_listener() -> (u16, Vec<tokio::net::TcpStream>, tokio::net::TcpListener) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut held = Vec::new();
+    // Fill the queue; connects beyond it block until they time out.
+    for _ in 0..4 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(("127.0.0.1", port)),
+        )
+        .await
+        {
+            held.push(s);
+        }
+    }
+    (port, held, listener)
+}
+
+#[tokio::test]
+async fn connect_timeout_is_504_and_audited_as_timeout() {
+    let (port, _held, _listener) = unanswering_listener().await;
+    let mut spec = GatewaySpec::new(&[port]);
+    spec.tools_yaml = spec.tools_yaml.replace(
+        "    timeout: 10s\n",
+        "    timeout: 10s\n    connect_timeout: 300ms\n",
+    );
+    spec.tools_yaml = spec.tools_yaml.replace(
+        "    health_check: { kind: http, path: /health, interval: 1s }\n",
+        "",
+    );
+    let mut gw = spec.start().await;
+    let client = Client::new(
+        gw.url("/calculator/mcp"),
+        Some(token("alice", &["developer"], json!({}))),
+    );
+    let r = client
+        .post(&json!({"jsonrpc":"2.0","id":3,"method":"ping"}))
+        .await;
+    assert_eq!(r.status(), 504);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32007);
+    assert_eq!(v["id"], 3);
+    gw.stop();
+    let row = gw
+        .audit_file_rows()
+        .into_iter()
+        .find(|r| r["request_id"] == rid)
+        .expect("audited");
+    assert_eq!(row["outcome"], "timeout");
+}
+
+#[tokio::test]
+async fn saturated_upstream_is_503() {
+    let port = named_upstream(800, Default::default()).await;
+    let mut spec = GatewaySpec::new(&[port]);
+    spec.gateway_yaml = spec
+        .gateway_yaml
+        .replace("limits:\n", "limits:\n  max_concurrent_per_upstream: 1\n");
+    let gw = spec.start().await;
+    let url = gw.url("/calculator/mcp");
+    let slow = {
+        let client = Client::new(url.clone(), Some(token("alice", &["developer"], json!({}))));
+        tokio::spawn(async move {
+            client
+                .post(&json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
+                .await
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let other = Client::new(url, Some(token("bob", &["developer"], json!({}))));
+    let r = other
+        .post(&json!({"jsonrpc":"2.0","id":2,"method":"ping"}))
+        .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], -32012);
+    assert_eq!(slow.await.unwrap(), 200);
+}
