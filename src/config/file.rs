@@ -278,7 +278,7 @@ fn default_skew() -> u64 {
     60
 }
 fn default_cache_entries() -> usize {
-    100_000
+    20_000
 }
 
 /// A string or a list of strings.

@@ -177,3 +177,47 @@ async fn batches_only_in_2025_03_26() {
     assert_eq!(v[1]["id"], 2);
     assert_eq!(v[1]["error"]["message"], "Unknown tool: statistics");
 }
+
+/// A client that sends `Expect: 100-continue` gets the interim answer at once and its body is read.
+#[tokio::test]
+async fn expect_100_continue() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = calculator(true).await;
+    let gw = GatewaySpec::new(&[up.port]).start().await;
+    let body = json!({"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"exact_calculate","arguments":{"operator":"add","operands":["2","2"]}}}).to_string();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.proc.port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /calculator/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        token("alice", &["developer"], json!({})),
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 256];
+    let n = tokio::time::timeout(std::time::Duration::from_millis(900), s.read(&mut buf))
+        .await
+        .expect("100 Continue without delay")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"));
+    s.write_all(body.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !String::from_utf8_lossy(&out).contains("\"result\":\"4\"")
+        && tokio::time::Instant::now() < deadline
+    {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("200 OK") && text.contains("\"result\":\"4\""),
+        "{text}"
+    );
+}
