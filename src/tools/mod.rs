@@ -4,6 +4,7 @@
 //! gateway can reach a tool.
 
 pub mod calculator;
+pub mod docs;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -19,14 +20,38 @@ pub async fn serve(name: &str, listen: &str, secret: String, sessions: bool) -> 
     let mut config = StreamableHttpServerConfig::default().disable_allowed_hosts();
     config.legacy_session_mode = sessions;
     config.json_response = !sessions;
-    let mcp = match name {
-        "calculator" => StreamableHttpService::new(
-            || Ok(calculator::Calculator::new()),
-            LocalSessionManager::default().into(),
-            config,
-        ),
-        other => return Err(format!("unknown tool {other:?} (available: calculator)")),
-    };
+    let sessions_manager = || LocalSessionManager::default().into();
+    match name {
+        "calculator" => {
+            let mcp = StreamableHttpService::new(
+                || Ok(calculator::Calculator::new()),
+                sessions_manager(),
+                config,
+            );
+            serve_app(name, listen, secret, sessions, mcp).await
+        }
+        "docs" => {
+            let mcp =
+                StreamableHttpService::new(|| Ok(docs::Docs::new()), sessions_manager(), config);
+            serve_app(name, listen, secret, sessions, mcp).await
+        }
+        other => Err(format!(
+            "unknown tool {other:?} (available: calculator, docs)"
+        )),
+    }
+}
+
+/// `/mcp` behind the gateway-secret check, and `/health`.
+async fn serve_app<S>(
+    name: &str,
+    listen: &str,
+    secret: String,
+    sessions: bool,
+    mcp: StreamableHttpService<S, LocalSessionManager>,
+) -> Result<(), String>
+where
+    S: rmcp::ServerHandler + Send + 'static,
+{
     let secret = Arc::new(secret);
     let app = axum::Router::new()
         .nest_service("/mcp", mcp)

@@ -373,12 +373,25 @@ async fn metrics_agree_with_the_requests_sent_and_file_rows_without_a_database()
             )
             .await;
     }
-    let text = reqwest::get(&gw.metrics)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // Requests are counted in the logging hook, just after the answer went out: wait until all
+    // 11 are in before reading the rest.
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = reqwest::get(&gw.metrics)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metric(
+            &text,
+            "mcp_request_duration_seconds_count{scope=\"calculator\"}",
+        ) == 11.0
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let calls = |tool: &str, outcome: &str| {
         metric(&text, &format!("mcp_tool_calls_total{{outcome=\"{outcome}\",scope=\"calculator\",tool=\"{tool}\"}}"))
     };

@@ -240,3 +240,139 @@ async fn calculator_through_the_gateway() {
     .await;
     assert!(e.contains("unknown unit") && e.contains("accepted"), "{e}");
 }
+
+const REPORT: &str = "# Quarterly report\n\nRevenue grew **12%** in *Q3*; see [the ledger](https://example.com/ledger).\n\n- North\n  - Oslo\n1. first\n2. second\n\n| Region | Units |\n|---|---|\n| North | 42 |\n\n```\nlet x = 1;\n```\n\n> Keep going.\n\n<script>alert('x')</script>\n";
+
+/// Calls generate_document; returns (summary, MIME type, decoded bytes).
+async fn document(c: &Client, format: &str) -> (String, String, Vec<u8>) {
+    use base64::Engine;
+    let r = call(
+        c,
+        "generate_document",
+        json!({"format": format, "title": "Q3 <draft>", "markdown": REPORT}),
+    )
+    .await;
+    assert_eq!(r["isError"], false, "{r}");
+    let summary = r["content"][0]["text"].as_str().unwrap().to_string();
+    let res = &r["content"][1]["resource"];
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(res["blob"].as_str().unwrap())
+        .unwrap();
+    (
+        summary,
+        res["mimeType"].as_str().unwrap().to_string(),
+        bytes,
+    )
+}
+
+#[tokio::test]
+async fn documents_through_the_gateway() {
+    let up = tool_server("docs", true).await;
+    let mut spec = GatewaySpec::new(&[]);
+    spec.tools_yaml = format!(
+        "scopes:\n  docs:\n    upstreams:\n      - url: http://127.0.0.1:{}/mcp\n    tools: [generate_document]\n",
+        up.port
+    );
+    spec.policy_yaml = "roles:\n  writer:\n    allow: [\"docs/*\"]\n".into();
+    // Let the tool's own 256 KiB input cap speak, not the gateway's body cap.
+    spec.gateway_yaml = spec
+        .gateway_yaml
+        .replace("max_body_bytes: 262144", "max_body_bytes: 1048576");
+    let gw = spec.start().await;
+    let c = Client::new(
+        gw.url("/docs/mcp"),
+        Some(token("alice", &["writer"], json!({}))),
+    );
+
+    // HTML: everything from the input is escaped.
+    let (summary, mime, html) = document(&c, "html").await;
+    assert_eq!(mime, "text/html");
+    assert!(summary.starts_with("HTML document, "), "{summary}");
+    let html = String::from_utf8(html).unwrap();
+    assert!(
+        html.contains("&lt;script&gt;alert('x')&lt;/script&gt;") && !html.contains("<script>"),
+        "{html}"
+    );
+    assert!(html.contains("<title>Q3 &lt;draft&gt;</title>"));
+    assert!(
+        html.contains("<strong>12%</strong>")
+            && html.contains("<table>")
+            && html.contains("<blockquote>")
+    );
+
+    // PDF: opens in a standard reader's text extractor, with the text in it.
+    let (summary, mime, pdf) = document(&c, "pdf").await;
+    assert_eq!(mime, "application/pdf");
+    assert!(summary.ends_with("1 page(s)"), "{summary}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q3.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (apt-get install poppler-utils)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "Q3 <draft>",
+        "Quarterly report",
+        "Revenue grew 12%",
+        "Oslo",
+        "Region",
+        "let x = 1;",
+        "Keep going.",
+        "<script>",
+    ] {
+        assert!(
+            text.contains(want),
+            "{want:?} missing from the PDF text:\n{text}"
+        );
+    }
+
+    // DOCX: a ZIP whose word/document.xml holds the text.
+    let (_, mime, docx) = document(&c, "docx").await;
+    assert_eq!(
+        mime,
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    );
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(docx)).unwrap();
+    let mut xml = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("word/document.xml").unwrap(), &mut xml)
+        .unwrap();
+    for want in [
+        "Quarterly report",
+        "North",
+        "Oslo",
+        "42",
+        "let x = 1;",
+        "Keep going.",
+        "https://example.com/ledger",
+    ] {
+        assert!(
+            xml.contains(want),
+            "{want:?} missing from word/document.xml"
+        );
+    }
+
+    // Determinism: the same call twice gives the same bytes, for every format.
+    for f in ["pdf", "docx", "html"] {
+        assert_eq!(document(&c, f).await.2, document(&c, f).await.2, "{f}");
+    }
+    // Oversized input is a clear tool error.
+    let r = call(
+        &c,
+        "generate_document",
+        json!({"format": "html", "title": "x", "markdown": "a".repeat(300 * 1024)}),
+    )
+    .await;
+    assert_eq!(r["isError"], true);
+    assert!(r["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("larger than 256 KiB"));
+}

@@ -72,13 +72,18 @@ async fn wait_http(url: &str) {
 /// Starts the bundled calculator as an upstream. `stateless` answers JSON without sessions;
 /// otherwise it keeps sessions and answers as SSE.
 pub async fn calculator(stateless: bool) -> Proc {
+    tool_server("calculator", stateless).await
+}
+
+/// Starts a bundled tool server as an upstream.
+pub async fn tool_server(name: &str, stateless: bool) -> Proc {
     let port = free_port();
     let mut cmd = Command::new(bin());
     cmd.args([
         "--log-format",
         "text",
         "tool",
-        "calculator",
+        name,
         "--listen",
         &format!("127.0.0.1:{port}"),
     ]);
