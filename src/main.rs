@@ -71,7 +71,7 @@ enum Command {
     },
     /// Run one of the bundled MCP tool servers.
     Tool {
-        /// calculator
+        /// calculator, docs or git
         name: String,
         #[arg(long, default_value = "127.0.0.1:8091")]
         listen: String,
@@ -82,6 +82,9 @@ enum Command {
         /// Exit when the parent process (the gateway that started this tool) is gone.
         #[arg(long)]
         exit_with_parent: bool,
+        /// For the git tool: a repository it may read, as NAME=PATH (repeatable).
+        #[arg(long = "repo")]
+        repos: Vec<String>,
     },
 }
 
@@ -189,6 +192,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             listen,
             sessions,
             exit_with_parent,
+            repos,
         } => {
             let secret = std::env::var("TOOL_GATEWAY_SHARED_SECRET")
                 .ok()
@@ -202,8 +206,10 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             if exit_with_parent {
                 rt.spawn(exit_when_orphaned());
             }
-            rt.block_on(mcp_gateway::tools::serve(&name, &listen, secret, sessions))
-                .map_err(|e| anyhow!(e))
+            rt.block_on(mcp_gateway::tools::serve(
+                &name, &listen, secret, sessions, &repos,
+            ))
+            .map_err(|e| anyhow!(e))
         }
     }
 }

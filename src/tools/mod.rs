@@ -5,6 +5,7 @@
 
 pub mod calculator;
 pub mod docs;
+pub mod git;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -16,7 +17,13 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// Serves the named tool until the process is stopped.
-pub async fn serve(name: &str, listen: &str, secret: String, sessions: bool) -> Result<(), String> {
+pub async fn serve(
+    name: &str,
+    listen: &str,
+    secret: String,
+    sessions: bool,
+    repos: &[String],
+) -> Result<(), String> {
     let mut config = StreamableHttpServerConfig::default().disable_allowed_hosts();
     config.legacy_session_mode = sessions;
     config.json_response = !sessions;
@@ -35,10 +42,39 @@ pub async fn serve(name: &str, listen: &str, secret: String, sessions: bool) -> 
                 StreamableHttpService::new(|| Ok(docs::Docs::new()), sessions_manager(), config);
             serve_app(name, listen, secret, sessions, mcp).await
         }
+        "git" => {
+            let repos = Arc::new(git_repos(repos)?);
+            let mcp = StreamableHttpService::new(
+                move || Ok(git::Git::new(repos.clone())),
+                sessions_manager(),
+                config,
+            );
+            serve_app(name, listen, secret, sessions, mcp).await
+        }
         other => Err(format!(
-            "unknown tool {other:?} (available: calculator, docs)"
+            "unknown tool {other:?} (available: calculator, docs, git)"
         )),
     }
+}
+
+/// `NAME=PATH` pairs → the repositories the git tool may read; each must open now.
+fn git_repos(
+    pairs: &[String],
+) -> Result<std::collections::BTreeMap<String, std::path::PathBuf>, String> {
+    let mut repos = std::collections::BTreeMap::new();
+    for p in pairs {
+        let (name, path) = p
+            .split_once('=')
+            .ok_or_else(|| format!("--repo {p:?}: write NAME=PATH"))?;
+        let path = std::fs::canonicalize(path).map_err(|e| format!("--repo {p:?}: {e}"))?;
+        git2::Repository::open(&path)
+            .map_err(|e| format!("--repo {p:?}: not a git repository: {}", e.message()))?;
+        repos.insert(name.to_string(), path);
+    }
+    if repos.is_empty() {
+        return Err("the git tool needs at least one --repo NAME=PATH".into());
+    }
+    Ok(repos)
 }
 
 /// `/mcp` behind the gateway-secret check, and `/health`.

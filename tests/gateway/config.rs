@@ -68,7 +68,10 @@ fn shipped_configuration_is_valid() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let (ok, out) = check_file(&root.join("conf/gateway.yaml"), &[]);
     assert!(ok, "{out}");
-    assert!(out.contains("ok (2 scopes: calculator, docs)"), "{out}");
+    assert!(
+        out.contains("ok (3 scopes: calculator, docs, git)"),
+        "{out}"
+    );
 }
 
 #[test]

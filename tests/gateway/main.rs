@@ -6,6 +6,7 @@ mod body;
 mod common;
 mod config;
 mod endpoints;
+mod git;
 mod limits;
 mod rbac;
 mod routing;

@@ -77,6 +77,11 @@ pub async fn calculator(stateless: bool) -> Proc {
 
 /// Starts a bundled tool server as an upstream.
 pub async fn tool_server(name: &str, stateless: bool) -> Proc {
+    tool_server_with(name, stateless, &[]).await
+}
+
+/// Starts a bundled tool server with extra arguments.
+pub async fn tool_server_with(name: &str, stateless: bool, extra: &[String]) -> Proc {
     let port = free_port();
     let mut cmd = Command::new(bin());
     cmd.args([
@@ -90,6 +95,7 @@ pub async fn tool_server(name: &str, stateless: bool) -> Proc {
     if !stateless {
         cmd.arg("--sessions");
     }
+    cmd.args(extra);
     let child = cmd
         .env("TOOL_GATEWAY_SHARED_SECRET", UPSTREAM_SECRET)
         .env("RUST_LOG", "warn")
