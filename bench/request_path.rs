@@ -69,6 +69,7 @@ fn scopes() -> BTreeMap<String, ScopeConfig> {
             "evaluate_expression".into(),
         ],
         outlier: None,
+        total_timeout: None,
     };
     BTreeMap::from([("calculator".to_string(), scope)])
 }

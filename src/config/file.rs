@@ -369,6 +369,9 @@ pub struct ScopeFile {
     pub timeout: Option<Duration>,
     #[serde(default, with = "opt_duration")]
     pub connect_timeout: Option<Duration>,
+    /// Longest a non-streaming answer may take in all (SSE streams have only the idle `timeout`).
+    #[serde(default, with = "opt_duration")]
+    pub total_timeout: Option<Duration>,
     /// The tools this scope exposes; nothing else is ever shown or callable.
     pub tools: Vec<String>,
 }

@@ -129,6 +129,7 @@ pub struct ScopeConfig {
     pub connect_timeout: Duration,
     pub tools: Vec<String>,
     pub outlier: Option<file::OutlierFile>,
+    pub total_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -577,6 +578,7 @@ fn build_scopes(
                     .unwrap_or(limits.upstream_connect_timeout),
                 tools: scope.tools,
                 outlier: scope.outlier,
+                total_timeout: scope.total_timeout,
             },
         );
     }

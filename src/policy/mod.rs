@@ -121,6 +121,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             tools: tools.iter().map(|s| s.to_string()).collect(),
             outlier: None,
+            total_timeout: None,
         }
     }
 

@@ -48,6 +48,8 @@ pub struct RequestCtx {
     /// In-flight slots (user, upstream) held until the request ends.
     pub held: Vec<crate::limits::inflight::InflightGuard>,
     pub upstream_slot: Option<crate::limits::inflight::InflightGuard>,
+    /// The answer is a stream (SSE): only the idle timeout applies, not the total one.
+    pub streaming: bool,
 }
 
 impl RequestCtx {
@@ -74,6 +76,7 @@ impl RequestCtx {
             issued_session: None,
             held: Vec::new(),
             upstream_slot: None,
+            streaming: false,
         }
     }
 

@@ -120,6 +120,21 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// The scope's total deadline for non-streaming answers, checked when the answer's header and
+    /// each of its chunks arrive (silence in between is bounded by the idle `timeout`).
+    fn check_total_timeout(&self, ctx: &mut RequestCtx) -> Result<()> {
+        let total = ctx.scope.as_ref().and_then(|s| s.scope.total_timeout);
+        if let (Some(total), Some(started), false) = (total, ctx.upstream_started, ctx.streaming) {
+            if started.elapsed() > total {
+                ctx.error = Some(GatewayError::UpstreamTimeout(
+                    "the answer took longer than the total timeout".into(),
+                ));
+                return Err(Error::explain(ErrorType::ReadTimedout, "total timeout"));
+            }
+        }
+        Ok(())
+    }
+
     /// Step 5: every rate limit that matches each message must pass.
     async fn limit(&self, ctx: &RequestCtx) -> std::result::Result<(), GatewayError> {
         let rt = &ctx.rt;
@@ -263,6 +278,11 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        ctx.streaming = resp
+            .headers
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        self.check_total_timeout(ctx)?;
         if let Some(id) = resp
             .headers
             .get("mcp-session-id")
@@ -316,6 +336,9 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
+        if !end_of_stream {
+            self.check_total_timeout(ctx)?;
+        }
         ctx.rewrite.body(body, end_of_stream);
         if let Some(b) = body.as_deref() {
             ctx.response_bytes += b.len() as u64;

@@ -437,3 +437,104 @@ async fn saturated_upstream_is_503() {
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], -32012);
     assert_eq!(slow.await.unwrap(), 200);
 }
+
+/// An upstream whose answer trickles in: `chunks` pieces, one every 200 ms, after `delay_ms`.
+async fn trickling_upstream(content_type: &'static str, delay_ms: u64, chunks: usize) -> u16 {
+    let port = free_port();
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(move || async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            let stream = futures_util::stream::unfold(0usize, move |i| async move {
+                if i == chunks {
+                    return None;
+                }
+                if i > 0 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                let piece = if content_type == "text/event-stream" {
+                    format!("data: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{{\"n\":{i}}}}}\n\n")
+                } else if i == 0 {
+                    "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"pad\":\"".to_string()
+                } else if i + 1 == chunks {
+                    "x\"}}".to_string()
+                } else {
+                    "x".to_string()
+                };
+                Some((Ok::<_, std::io::Error>(piece), i + 1))
+            });
+            ([("content-type", content_type)], axum::body::Body::from_stream(stream))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+#[tokio::test]
+async fn total_timeout_cuts_slow_answers_but_not_streams() {
+    let slow_header = trickling_upstream("application/json", 800, 1).await;
+    let trickle = trickling_upstream("application/json", 0, 10).await;
+    let stream = trickling_upstream("text/event-stream", 0, 5).await;
+    for (port, kind) in [
+        (slow_header, "slow header"),
+        (trickle, "trickle"),
+        (stream, "sse"),
+    ] {
+        let mut spec = GatewaySpec::new(&[port]);
+        spec.tools_yaml = spec.tools_yaml.replace(
+            "    timeout: 10s\n",
+            "    timeout: 10s\n    total_timeout: 500ms\n",
+        );
+        spec.tools_yaml = spec.tools_yaml.replace(
+            "    health_check: { kind: http, path: /health, interval: 1s }\n",
+            "",
+        );
+        let mut gw = spec.start().await;
+        let client = Client::new(
+            gw.url("/calculator/mcp"),
+            Some(token("alice", &["developer"], json!({}))),
+        );
+        let r = client
+            .post(&json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
+            .await;
+        let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
+        match kind {
+            "slow header" => {
+                assert_eq!(r.status(), 504);
+                assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], -32007);
+            }
+            "trickle" => {
+                // The header was already sent: the answer is cut off.
+                assert_eq!(r.status(), 200);
+                let body = r.text().await;
+                assert!(
+                    body.is_err() || !body.unwrap().ends_with("}}"),
+                    "a cut answer"
+                );
+            }
+            _ => {
+                assert_eq!(r.status(), 200);
+                let text = r.text().await.unwrap();
+                assert_eq!(
+                    sse_events(&text).len(),
+                    5,
+                    "the stream outlives the total timeout: {text}"
+                );
+            }
+        }
+        gw.stop();
+        let row = gw
+            .audit_file_rows()
+            .into_iter()
+            .find(|r| r["request_id"] == rid)
+            .expect("audited");
+        assert_eq!(
+            row["outcome"],
+            if kind == "sse" { "ok" } else { "timeout" },
+            "{kind}: {row}"
+        );
+    }
+}
