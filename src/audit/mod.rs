@@ -81,7 +81,7 @@ impl Audit {
     /// Queues a row; never waits. A full queue drops the row, counted and logged (fail_open), or
     /// makes the gateway refuse new requests until it drains (fail_closed, see [`Self::saturated`]).
     pub fn submit(&self, record: AuditRecord) {
-        if matches!(self.config.sink, SinkConfig::Off) {
+        if !self.enabled() {
             return;
         }
         match self.tx.try_send(record) {

@@ -278,10 +278,16 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        ctx.streaming = resp
+        // Read the content type once; an owned copy only when a tools/list answer is rewritten.
+        let content_type = resp
             .headers
             .get("content-type")
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        ctx.streaming = content_type.starts_with("text/event-stream");
+        let rewrite_as = (resp.status == 200
+            && matches!(ctx.rewrite, filter::ResponseRewrite::ToolsListPending))
+        .then(|| content_type.to_string());
         self.check_total_timeout(ctx)?;
         if let Some(id) = resp
             .headers
@@ -310,16 +316,10 @@ impl ProxyHttp for Gateway {
                 }
             }
         }
-        let content_type = resp
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        if content_type.starts_with("text/event-stream") {
+        if ctx.streaming {
             resp.insert_header("X-Accel-Buffering", "no")?;
         }
-        if resp.status == 200 && matches!(ctx.rewrite, filter::ResponseRewrite::ToolsListPending) {
+        if let Some(content_type) = rewrite_as {
             let allowed = authz::visible_tools(ctx);
             if ctx.rewrite.start(&content_type, allowed) {
                 resp.remove_header("content-length");
