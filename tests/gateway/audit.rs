@@ -157,12 +157,7 @@ async fn database_stopped_mid_stream_loses_nothing() {
             "request {id} must be stored exactly once"
         );
     }
-    let metrics = reqwest::get(&gw.metrics)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics_text().await;
     assert!(
         metric(&metrics, "mcp_audit_rows_total{result=\"spooled\"}") > 0.0,
         "{metrics}"
@@ -344,16 +339,6 @@ async fn migrate_twice_is_a_no_op() {
     }
 }
 
-/// A sample's value from Prometheus text, 0 when absent.
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn metrics_agree_with_the_requests_sent_and_file_rows_without_a_database() {
     let up = calculator(true).await;
@@ -377,12 +362,7 @@ async fn metrics_agree_with_the_requests_sent_and_file_rows_without_a_database()
     // 11 are in before reading the rest.
     let mut text = String::new();
     for _ in 0..100 {
-        text = reqwest::get(&gw.metrics)
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        text = gw.metrics_text().await;
         if metric(
             &text,
             "mcp_request_duration_seconds_count{scope=\"calculator\"}",
@@ -498,12 +478,7 @@ async fn full_queue_fail_closed_refuses_and_fail_open_counts() {
                 assert_eq!(r.status(), 200);
             }
         }
-        let text = reqwest::get(&gw.metrics)
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = gw.metrics_text().await;
         if policy == "fail_closed" {
             assert!(
                 refused >= 1,

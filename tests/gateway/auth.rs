@@ -221,19 +221,17 @@ async fn jwks_key_rotation() {
         keys.push((name, enc, jwk));
     }
     let served = Arc::new(Mutex::new(json!({"keys": [keys[0].2]})));
-    let port = free_port();
     let s = served.clone();
-    let app = axum::Router::new().route(
-        "/jwks.json",
-        axum::routing::get(move || {
-            let s = s.clone();
-            async move { axum::Json(s.lock().unwrap().clone()) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let port = serve_router(move |_| {
+        axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                let s = s.clone();
+                async move { axum::Json(s.lock().unwrap().clone()) }
+            }),
+        )
+    })
+    .await;
 
     let mut spec = GatewaySpec::new(&[up.port]);
     spec.gateway_yaml = spec.gateway_yaml.replace(

@@ -129,8 +129,7 @@ async fn header_checks() {
 
 /// A plain HTTP upstream that answers every POST with the headers it received.
 async fn echo_upstream(delay_ms: u64) -> u16 {
-    let port = free_port();
-    let app = axum::Router::new()
+    serve_router(move |_| axum::Router::new()
         .route("/health", axum::routing::get(|| async { "ok" }))
         .route(
             "/mcp",
@@ -140,12 +139,7 @@ async fn echo_upstream(delay_ms: u64) -> u16 {
                     headers.iter().map(|(k, v)| (k.to_string(), Value::from(v.to_str().unwrap_or("")))).collect();
                 axum::Json(json!({"jsonrpc":"2.0","id":1,"result":{"headers":h,"path":uri.to_string()}}))
             }),
-        );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    port
+        )).await
 }
 
 #[tokio::test]

@@ -178,16 +178,9 @@ async fn two_gateways_share_one_budget_through_redis_and_fall_back_when_it_dies(
         started.elapsed() < Duration::from_secs(15),
         "requests must not hang on a dead store"
     );
-    let metrics = reqwest::get(&a.metrics)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = a.metrics_text().await;
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("mcp_rate_limit_store_errors_total ") && !l.ends_with(" 0")),
+        metric(&metrics, "mcp_rate_limit_store_errors_total ") > 0.0,
         "{metrics}"
     );
     assert!(a.log_text().contains("rate limit store unavailable"));
@@ -218,33 +211,30 @@ async fn redis_down_with_refuse_answers_503() {
 /// An upstream that answers after `delay_ms`, or with 500 while `fail` is set; it names itself.
 async fn named_upstream(delay_ms: u64, fail: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
     use std::sync::atomic::Ordering;
-    let port = free_port();
-    let app = axum::Router::new()
-        .route("/health", axum::routing::get(|| async { "ok" }))
-        .route(
-            "/mcp",
-            axum::routing::post(move || {
-                let fail = fail.clone();
-                async move {
-                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-                    if fail.load(Ordering::Relaxed) {
-                        return (
-                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                            axum::Json(json!({"error": "boom"})),
-                        );
+    serve_router(move |port| {
+        axum::Router::new()
+            .route("/health", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/mcp",
+                axum::routing::post(move || {
+                    let fail = fail.clone();
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                        if fail.load(Ordering::Relaxed) {
+                            return (
+                                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                                axum::Json(json!({"error": "boom"})),
+                            );
+                        }
+                        (
+                            axum::http::StatusCode::OK,
+                            axum::Json(json!({"jsonrpc":"2.0","id":1,"result":{"port": port}})),
+                        )
                     }
-                    (
-                        axum::http::StatusCode::OK,
-                        axum::Json(json!({"jsonrpc":"2.0","id":1,"result":{"port": port}})),
-                    )
-                }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    port
+                }),
+            )
+    })
+    .await
 }
 
 #[tokio::test]
@@ -340,12 +330,7 @@ async fn failing_upstream_is_ejected_then_comes_back() {
         );
     }
     assert!(seen.contains(&flaky) && seen.contains(&good), "{seen:?}");
-    let metrics = reqwest::get(&gw.metrics)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics_text().await;
     assert!(
         metrics.contains(&format!(
             "mcp_upstream_ejections_total{{scope=\"calculator\",upstream=\"127.0.0.1:{flaky}\"}} 1"
@@ -440,8 +425,7 @@ async fn saturated_upstream_is_503() {
 
 /// An upstream whose answer trickles in: `chunks` pieces, one every 200 ms, after `delay_ms`.
 async fn trickling_upstream(content_type: &'static str, delay_ms: u64, chunks: usize) -> u16 {
-    let port = free_port();
-    let app = axum::Router::new().route(
+    serve_router(move |_| axum::Router::new().route(
         "/mcp",
         axum::routing::post(move || async move {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
@@ -465,12 +449,7 @@ async fn trickling_upstream(content_type: &'static str, delay_ms: u64, chunks: u
             });
             ([("content-type", content_type)], axum::body::Body::from_stream(stream))
         }),
-    );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    port
+    )).await
 }
 
 #[tokio::test]

@@ -259,6 +259,16 @@ impl Gateway {
         panic!("gateway did not stop within 30 s");
     }
 
+    /// The gateway's Prometheus page.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(&self.metrics)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// The audit rows written to the JSON-lines file.
     pub fn audit_file_rows(&self) -> Vec<Value> {
         std::fs::read_to_string(self.dir.path().join("audit.jsonl"))
@@ -449,4 +459,24 @@ impl Redis {
             url: format!("redis://127.0.0.1:{port}/"),
         }
     }
+}
+
+/// Serves a test upstream's router on a free loopback port; `make` gets the port (for upstreams
+/// that name themselves).
+pub async fn serve_router(make: impl FnOnce(u16) -> axum::Router) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = make(port);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+/// A sample's value from Prometheus text, 0 when absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
 }
