@@ -1,14 +1,21 @@
 //! The floor of any Pingora proxy here: a pass-through to one upstream with keep-alive, adding the
 //! upstream secret header and nothing else. Used by `bench/run.py` as the "bare Pingora" contender.
 //!
-//! Usage: bare-pingora LISTEN UPSTREAM SECRET THREADS
+//! Usage: bare-pingora LISTEN UPSTREAM SSE_UPSTREAM SECRET THREADS
+//!
+//! Paths under `/calcsse/` go to SSE_UPSTREAM (a tool answering as SSE), all others to UPSTREAM.
 
 use async_trait::async_trait;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
 
+/// The allocator the gateway uses, so the comparison is about inspection, not allocators.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Bare {
     upstream: std::net::SocketAddr,
+    sse_upstream: std::net::SocketAddr,
     secret: String,
 }
 
@@ -17,8 +24,14 @@ impl ProxyHttp for Bare {
     type CTX = ();
     fn new_ctx(&self) {}
 
-    async fn upstream_peer(&self, _s: &mut Session, _c: &mut ()) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(self.upstream, false, String::new())))
+    async fn upstream_peer(&self, s: &mut Session, _c: &mut ()) -> Result<Box<HttpPeer>> {
+        let sse = s.req_header().uri.path().starts_with("/calcsse/");
+        let addr = if sse {
+            self.sse_upstream
+        } else {
+            self.upstream
+        };
+        Ok(Box::new(HttpPeer::new(addr, false, String::new())))
     }
 
     async fn upstream_request_filter(
@@ -35,8 +48,8 @@ impl ProxyHttp for Bare {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, listen, upstream, secret, threads] = args.as_slice() else {
-        eprintln!("usage: bare-pingora LISTEN UPSTREAM SECRET THREADS");
+    let [_, listen, upstream, sse_upstream, secret, threads] = args.as_slice() else {
+        eprintln!("usage: bare-pingora LISTEN UPSTREAM SSE_UPSTREAM SECRET THREADS");
         std::process::exit(2);
     };
     let conf = ServerConf {
@@ -50,6 +63,7 @@ fn main() {
     server.bootstrap();
     let bare = Bare {
         upstream: upstream.parse().expect("UPSTREAM is ip:port"),
+        sse_upstream: sse_upstream.parse().expect("SSE_UPSTREAM is ip:port"),
         secret: secret.clone(),
     };
     let mut svc = pingora::proxy::http_proxy_service(&server.configuration, bare);

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """mcp-gateway benchmark harness: one command, loopback only, bounded in time.
 
-Builds in release mode, starts the upstream (the bundled calculator, stateless JSON), nginx, a bare
-Pingora proxy, the gateway with full policy (HS256 JWT, RBAC, a rate limit that is never hit, audit
-to a PostgreSQL this script starts) and the gateway with audit off; runs wrk against each in
-alternating order for several rounds; prints medians, ratios and resource figures.
+Builds in release mode, starts the upstreams (the bundled calculator, stateless, once answering JSON
+and once answering SSE), nginx, a bare Pingora proxy, the gateway with full policy (JWT, RBAC, a rate
+limit that is never hit, audit to a PostgreSQL this script starts) and the gateway with audit off;
+runs wrk against each in alternating order for several rounds; then h2load at a fixed rate (half of
+nginx's peak) for latency without saturation; prints medians, ratios and resource figures.
 
-    python3 bench/run.py            # full run (about 8 minutes)
+    python3 bench/run.py            # full run (about 9 minutes)
     python3 bench/run.py --quick    # small tools/call at 256 connections only (about 1.5 minutes)
 """
 
@@ -24,9 +25,14 @@ def sh(cmd, **kw):
 
 
 def ensure_tools():
-    missing = [pkg for tool, pkg in [("wrk", "wrk"), ("nginx", "nginx")] if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}")]
+    missing = [pkg for tool, pkg in [("wrk", "wrk"), ("nginx", "nginx"), ("h2load", "nghttp2-client")]
+               if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}")]
     if not any(os.path.exists(p) for p in ["/usr/lib/postgresql"]):
         missing.append("postgresql")
+    try:
+        import cryptography  # noqa: F401  (RS256 tokens)
+    except ImportError:
+        missing.append("python3-cryptography")
     if missing:
         print(f"installing {' '.join(missing)}", flush=True)
         sh("apt-get update -qq")
@@ -63,9 +69,29 @@ def hs256(claims):
     return f"{head}.{body}.{b64(sig)}"
 
 
-def token(user, i=0):
+def claims(user, i):
     now = int(time.time())
-    return hs256({"sub": user, "roles": ["developer"], "iss": "bench", "aud": "mcp-gateway", "iat": now, "exp": now + 3600, "n": i})
+    return {"sub": user, "roles": ["developer"], "iss": "bench", "aud": "mcp-gateway", "iat": now, "exp": now + 3600, "n": i}
+
+
+def token(user, i=0):
+    return hs256(claims(user, i))
+
+
+def rs256_keys(tmp, count):
+    """A fresh RSA key: its public half for the gateway, and `count` distinct RS256 tokens."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = os.path.join(tmp, "rs256.pub.pem")
+    open(pem, "wb").write(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    head = b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    tokens = []
+    for i in range(count):
+        signing_input = f"{head}.{b64(json.dumps(claims('fresh-rs', i), separators=(',', ':')).encode())}"
+        sig = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        tokens.append(f"{signing_input}.{b64(sig)}")
+    return pem, tokens
 
 
 def cpu_seconds(pids):
@@ -100,8 +126,10 @@ USERS_SCENARIO = "10,000 users under per-user limits, 256 conns"
 
 
 class Contender:
-    def __init__(self, name, url, proc, extra_pids=lambda: [], only=None):
-        self.name, self.url, self.proc, self.extra_pids, self.only = name, url, proc, extra_pids, only
+    """`urls` maps the upstream kind ("json" or "sse") to the URL that reaches it through this contender."""
+
+    def __init__(self, name, urls, proc, extra_pids=lambda: [], only=None):
+        self.name, self.urls, self.proc, self.extra_pids, self.only = name, urls, proc, extra_pids, only
 
     def pids(self):
         return [self.proc.pid, *self.extra_pids()]
@@ -121,7 +149,7 @@ def start_postgres(tmp):
     return f"postgres://postgres@127.0.0.1:{port}/postgres", stop
 
 
-def gateway_conf(tmp, name, upstream_port, db_url, limits=True):
+def gateway_conf(tmp, name, upstream_port, sse_port, db_url, rs256_pem, limits=True):
     d = os.path.join(tmp, name)
     os.makedirs(d)
     port = free_port()
@@ -132,8 +160,9 @@ policy_file: policy.yaml
 threads: 2
 shutdown_grace: 1s
 jwt:
-  algorithms: [HS256]
+  algorithms: [HS256, RS256]
   secret: {JWT_SECRET}
+  public_key_file: {rs256_pem}
   issuer: bench
   audience: mcp-gateway
 upstream_shared_secret: {SECRET}
@@ -145,8 +174,13 @@ session_secrets: [{SESSION_SECRET}]
       - url: http://127.0.0.1:{upstream_port}/mcp
     health_check: {{ kind: tcp, interval: 5s }}
     tools: [exact_calculate, statistics]
+  calcsse:
+    upstreams:
+      - url: http://127.0.0.1:{sse_port}/mcp
+    health_check: {{ kind: tcp, interval: 5s }}
+    tools: [exact_calculate, statistics]
 """)
-    open(f"{d}/policy.yaml", "w").write('roles:\n  developer: { allow: ["calculator/*"] }\n'
+    open(f"{d}/policy.yaml", "w").write('roles:\n  developer: { allow: ["calculator/*", "calcsse/*"] }\n'
                                         + ("rate_limits:\n  - { name: never-hit, key: user, rate: 1000000/s }\n" if limits else ""))
     return f"{d}/gateway.yaml", port
 
@@ -184,7 +218,7 @@ end
 """
 
 
-def run_wrk(c, conns, secs, env):
+def run_wrk(c, kind, conns, secs, env):
     pids = c.pids()
     cpu0, t0 = cpu_seconds(pids), time.time()
     peak = [rss_mb(pids)]
@@ -197,7 +231,7 @@ def run_wrk(c, conns, secs, env):
 
     th = threading.Thread(target=sample)
     th.start()
-    out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{secs}s", "--timeout", "10s", "-s", env["BENCH_LUA"], c.url],
+    out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{secs}s", "--timeout", "10s", "-s", env["BENCH_LUA"], c.urls[kind]],
                          capture_output=True, text=True, env={**os.environ, **env}).stdout
     stop.set()
     th.join()
@@ -207,6 +241,25 @@ def run_wrk(c, conns, secs, env):
     rps = r["requests"] / (r["duration_us"] / 1e6)
     return {"rps": rps, "p50": r["p50"] / 1000, "p99": r["p99"] / 1000, "p999": r["p999"] / 1000,
             "cpu_us": cpu / max(r["requests"], 1) * 1e6, "rss_peak": max(peak), "errors": r["errors"], "requests": r["requests"]}
+
+
+def run_fixed_rate(c, rate, conns, secs, body_file, tok, tmp):
+    """h2load at a fixed request rate (open loop per connection): latency when nobody is saturated."""
+    log = os.path.join(tmp, f"h2load-{c.name}.log")
+    pids = c.pids()
+    cpu0 = cpu_seconds(pids)
+    subprocess.run(["h2load", "--h1", "-c", str(conns), "-t", "1", "--rps", f"{rate / conns:.3f}", "-D", str(secs),
+                    "--warm-up-time", "1", "-d", body_file, "-H", "Content-Type: application/json",
+                    "-H", "Accept: application/json, text/event-stream", "-H", f"X-Gateway-Auth: {SECRET}",
+                    "-H", f"Authorization: Bearer {tok}", "--log-file", log, c.urls["json"]],
+                   capture_output=True, text=True, timeout=secs + 30)
+    cpu = cpu_seconds(c.pids()) - cpu0
+    rows = [line.split("\t") for line in open(log).read().splitlines() if line.strip()]
+    lat = sorted(int(r[2]) / 1000 for r in rows)
+    errors = sum(1 for r in rows if not r[1].startswith("2"))
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+    return {"rps": len(rows) / secs, "p50": pct(0.5), "p99": pct(0.99), "p999": pct(0.999),
+            "cpu_us": cpu / max(len(rows), 1) * 1e6, "errors": errors, "requests": len(rows)}
 
 
 def main():
@@ -227,15 +280,24 @@ def main():
     procs, cleanups = [], []
     try:
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        up_port = free_port()
+        up_port, sse_port = free_port(), free_port()
         procs.append(subprocess.Popen([gw_bin, "tool", "calculator", "--listen", f"127.0.0.1:{up_port}"],
                                       env={**os.environ, "TOOL_GATEWAY_SHARED_SECRET": SECRET, "RUST_LOG": "warn"}, **quiet))
+        sse_up = subprocess.Popen([gw_bin, "tool", "calculator", "--sse", "--listen", f"127.0.0.1:{sse_port}"],
+                                  env={**os.environ, "TOOL_GATEWAY_SHARED_SECRET": SECRET, "RUST_LOG": "warn"}, **quiet)
+        procs.append(sse_up)
         wait_port(up_port)
+        wait_port(sse_port)
+        t0 = time.time()
+        rs_pem, rs_tokens = rs256_keys(tmp, 0 if args.quick else 30000)
+        if rs_tokens:
+            print(f"signed {len(rs_tokens)} RS256 tokens in {time.time() - t0:.0f} s", flush=True)
         pgtmp = os.path.join(tmp, "pgdir")
         os.makedirs(pgtmp)
         db_url, pg_stop = start_postgres(pgtmp)
         cleanups.append(pg_stop)
-        contenders = [Contender("direct", f"http://127.0.0.1:{up_port}/mcp", procs[0])]
+        contenders = [Contender("direct", {"json": f"http://127.0.0.1:{up_port}/mcp", "sse": f"http://127.0.0.1:{sse_port}/mcp"},
+                                procs[0], lambda: [sse_up.pid])]
 
         ng_port = free_port()
         ng_dir = os.path.join(tmp, "nginx")
@@ -247,9 +309,17 @@ events {{ worker_connections 4096; }}
 http {{
   access_log off;
   upstream up {{ server 127.0.0.1:{up_port}; keepalive 256; }}
+  upstream upsse {{ server 127.0.0.1:{sse_port}; keepalive 256; }}
   server {{
     listen 127.0.0.1:{ng_port};
     client_max_body_size 2m;
+    location /calcsse/ {{
+      proxy_pass http://upsse/mcp;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Gateway-Auth {SECRET};
+      proxy_buffering off;
+    }}
     location / {{
       proxy_pass http://up/mcp;
       proxy_http_version 1.1;
@@ -264,13 +334,15 @@ http {{
         ng = subprocess.Popen([nginx, "-c", f"{ng_dir}/nginx.conf", "-g", "daemon off;"], **quiet)
         procs.append(ng)
         wait_port(ng_port)
-        contenders.append(Contender("nginx", f"http://127.0.0.1:{ng_port}/", ng, lambda: children(ng.pid)))
+        contenders.append(Contender("nginx", {"json": f"http://127.0.0.1:{ng_port}/", "sse": f"http://127.0.0.1:{ng_port}/calcsse/"},
+                                    ng, lambda: children(ng.pid)))
 
         bp_port = free_port()
-        bp = subprocess.Popen([bare_bin, f"127.0.0.1:{bp_port}", f"127.0.0.1:{up_port}", SECRET, "2"], **quiet)
+        bp = subprocess.Popen([bare_bin, f"127.0.0.1:{bp_port}", f"127.0.0.1:{up_port}", f"127.0.0.1:{sse_port}", SECRET, "2"], **quiet)
         procs.append(bp)
         wait_port(bp_port)
-        contenders.append(Contender("pingora", f"http://127.0.0.1:{bp_port}/calculator/mcp", bp))
+        contenders.append(Contender("pingora", {"json": f"http://127.0.0.1:{bp_port}/calculator/mcp",
+                                                "sse": f"http://127.0.0.1:{bp_port}/calcsse/mcp"}, bp))
 
         # "gateway-no-limits" (audit off, no rate limit) runs only where it answers a question:
         # what per-user limits over 10,000 users cost, against "gateway-audit-off".
@@ -278,11 +350,12 @@ http {{
                                        ("gateway-no-limits", None, False, {USERS_SCENARIO})]:
             if only and args.quick:
                 continue
-            conf, port = gateway_conf(tmp, name, up_port, db, limits)
+            conf, port = gateway_conf(tmp, name, up_port, sse_port, db, rs_pem, limits)
             p = subprocess.Popen([gw_bin, "run", "-c", conf], env={**os.environ, "RUST_LOG": "warn"}, **quiet)
             procs.append(p)
             wait_port(port)
-            contenders.append(Contender(name, f"http://127.0.0.1:{port}/calculator/mcp", p, only=only))
+            contenders.append(Contender(name, {"json": f"http://127.0.0.1:{port}/calculator/mcp",
+                                               "sse": f"http://127.0.0.1:{port}/calcsse/mcp"}, p, only=only))
         time.sleep(1)
 
         lua = os.path.join(tmp, "bench.lua")
@@ -304,30 +377,47 @@ http {{
         open(users, "w").write("\n".join(token(f"user{i}") for i in range(10000)))
         fresh = os.path.join(tmp, "fresh.txt")
         open(fresh, "w").write("\n".join(token("fresh", i) for i in range(60000)))
+        fresh_rs = os.path.join(tmp, "fresh-rs.txt")
+        open(fresh_rs, "w").write("\n".join(rs_tokens))
 
         base = {"BENCH_LUA": lua, "BENCH_SECRET": SECRET, "BENCH_TOKEN": token("bench")}
-        scenarios = [("tools/call small, 256 conns", 256, {"BENCH_BODY_FILE": small})]
+        scenarios = [("tools/call small, 256 conns", "json", 256, {"BENCH_BODY_FILE": small})]
         if not args.quick:
             scenarios = [
-                ("tools/call small, 32 conns", 32, {"BENCH_BODY_FILE": small}),
+                ("tools/call small, 32 conns", "json", 32, {"BENCH_BODY_FILE": small}),
                 scenarios[0],
-                ("tools/call 60 KiB, 32 conns", 32, {"BENCH_BODY_FILE": big(60 * 1024)}),
-                ("tools/call 500 KiB, 32 conns", 32, {"BENCH_BODY_FILE": big(500 * 1024)}),
-                ("tools/list filtered, 64 conns", 64, {"BENCH_BODY_FILE": listing}),
-                ("fresh HS256 token per request, 64 conns", 64, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": fresh}),
-                (USERS_SCENARIO, 256, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": users}),
+                ("tools/call 60 KiB, 32 conns", "json", 32, {"BENCH_BODY_FILE": big(60 * 1024)}),
+                ("tools/call 500 KiB, 32 conns", "json", 32, {"BENCH_BODY_FILE": big(500 * 1024)}),
+                ("tools/list filtered, 64 conns", "json", 64, {"BENCH_BODY_FILE": listing}),
+                ("tools/call answered as SSE, 64 conns", "sse", 64, {"BENCH_BODY_FILE": small}),
+                ("fresh HS256 token per request, 64 conns", "json", 64, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": fresh}),
+                ("fresh RS256 token per request, 64 conns", "json", 64, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": fresh_rs}),
+                (USERS_SCENARIO, "json", 256, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": users}),
             ]
         idle = {c.name: rss_mb(c.pids()) for c in contenders}
         results = {}
         for rnd in range(args.rounds):
             order = contenders[rnd % len(contenders):] + contenders[:rnd % len(contenders)]
-            for sname, conns, env in scenarios:
+            for sname, kind, conns, env in scenarios:
                 for c in order:
                     if c.only and sname not in c.only:
                         continue
-                    r = run_wrk(c, conns, secs, {**base, **env})
+                    r = run_wrk(c, kind, conns, secs, {**base, **env})
                     results.setdefault((sname, c.name), []).append(r)
                     print(f"round {rnd + 1} {sname:<48} {c.name:<18} {r['rps']:>9.0f} req/s  p99 {r['p99']:.2f} ms  errors {r['errors']}", flush=True)
+
+        # Latency without saturation: every contender at half of nginx's peak rate (small tools/call).
+        med = lambda xs: statistics.median(xs)
+        key = "tools/call small, 256 conns"
+        half = med([r["rps"] for r in results[(key, "nginx")]]) / 2
+        fixed_names = ["direct", "nginx", "pingora", "gateway"]
+        fixed = {}
+        for rnd in range(1 if args.quick else args.rounds):
+            for name in fixed_names[rnd % 4:] + fixed_names[:rnd % 4]:
+                c = next(c for c in contenders if c.name == name)
+                r = run_fixed_rate(c, half, 32, secs + 1, small, base["BENCH_TOKEN"], tmp)
+                fixed.setdefault(name, []).append(r)
+                print(f"fixed rate {half:.0f}/s {name:<18} p99 {r['p99']:.2f} ms  errors {r['errors']}", flush=True)
 
         rows_written = None
         try:
@@ -337,10 +427,9 @@ http {{
         except Exception as e:
             rows_written = f"unavailable ({e})"
 
-        med = lambda xs: statistics.median(xs)
         print()
         print(f"machine: {os.cpu_count()} cores, {cpu_model()}; {time.strftime('%Y-%m-%d')}; command: python3 bench/run.py{' --quick' if args.quick else ''}; {args.rounds} rounds x {secs} s, medians")
-        for sname, _, _ in scenarios:
+        for sname, _, _, _ in scenarios:
             print(f"\n{sname}")
             print(f"| contender | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req | RSS idle MB | RSS peak MB | errors | vs direct | vs nginx |")
             print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -353,9 +442,18 @@ http {{
                 print(f"| {c.name} | {rps:.0f} | {med([r['p50'] for r in rs]):.2f} | {med([r['p99'] for r in rs]):.2f} | {med([r['p999'] for r in rs]):.2f} | "
                       f"{med([r['cpu_us'] for r in rs]):.1f} | {idle[c.name]:.1f} | {max(r['rss_peak'] for r in rs):.1f} | {sum(r['errors'] for r in rs)} | "
                       f"{ratio('direct'):.2f} | {ratio('nginx'):.2f} |")
-        key = "tools/call small, 256 conns"
+        print(f"\nfixed rate: half of nginx's peak ({half:.0f} req/s), small tools/call, 32 conns, h2load")
+        print("| contender | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req | errors | p99 vs nginx ms |")
+        print("|---|---|---|---|---|---|---|---|")
+        nginx_p99 = med([r["p99"] for r in fixed["nginx"]])
+        for name in fixed_names:
+            rs = fixed[name]
+            p99 = med([r["p99"] for r in rs])
+            print(f"| {name} | {med([r['rps'] for r in rs]):.0f} | {med([r['p50'] for r in rs]):.2f} | {p99:.2f} | "
+                  f"{med([r['p999'] for r in rs]):.2f} | {med([r['cpu_us'] for r in rs]):.1f} | {sum(r['errors'] for r in rs)} | {p99 - nginx_p99:+.2f} |")
         g = results[(key, "gateway")]
-        total_requests = sum(r["requests"] for rs in (results[(s, "gateway")] for s, _, _ in scenarios) for r in rs)
+        total_requests = sum(r["requests"] for rs in (results[(s, "gateway")] for s, _, _, _ in scenarios) for r in rs)
+        total_requests += sum(r["requests"] for r in fixed["gateway"])
         print(f"\naudit (gateway, full policy): {total_requests} requests served; audit_log rows, span s: {rows_written}")
         cpu = lambda name: med([r["cpu_us"] for r in results[(key, name)]])
         print(f"cpu per request (small tools/call, 256 conns): gateway {cpu('gateway'):.1f} µs, pingora {cpu('pingora'):.1f} µs, nginx {cpu('nginx'):.1f} µs")

@@ -11,6 +11,8 @@ mod admin;
 
 /// glibc's allocator was the largest user-space cost under load (malloc/free with lock waits
 /// across Pingora's worker threads, see bench/README.md); mimalloc's per-thread heaps avoid it.
+/// Built without transparent huge pages (`no_thp`): with them, each thread's heap keeps 2 MiB
+/// pages resident and the gateway's memory under load grew by about 20 MB for no speed gain.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -77,8 +79,11 @@ enum Command {
         listen: String,
         /// Keep MCP sessions and answer as SSE streams (by default the tool is stateless and
         /// answers application/json).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "sse")]
         sessions: bool,
+        /// Stay stateless but answer each request as an SSE stream (text/event-stream).
+        #[arg(long)]
+        sse: bool,
         /// Exit when the parent process (the gateway that started this tool) is gone.
         #[arg(long)]
         exit_with_parent: bool,
@@ -191,9 +196,16 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             name,
             listen,
             sessions,
+            sse,
             exit_with_parent,
             repos,
         } => {
+            use mcp_gateway::tools::Answers;
+            let answers = match (sessions, sse) {
+                (true, _) => Answers::Sessions,
+                (false, true) => Answers::Sse,
+                (false, false) => Answers::Json,
+            };
             let secret = std::env::var("TOOL_GATEWAY_SHARED_SECRET")
                 .ok()
                 .filter(|s| !s.is_empty())
@@ -207,7 +219,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 rt.spawn(exit_when_orphaned());
             }
             rt.block_on(mcp_gateway::tools::serve(
-                &name, &listen, secret, sessions, &repos,
+                &name, &listen, secret, answers, &repos,
             ))
             .map_err(|e| anyhow!(e))
         }

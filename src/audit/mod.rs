@@ -121,16 +121,21 @@ impl Audit {
                 }
                 _ = shutdown.changed() => return,
             }
-            // Under load, rows keep coming: gather them for a moment so one INSERT carries many
-            // (each statement costs far more than each row, in the gateway and in PostgreSQL).
-            let deadline = tokio::time::Instant::now() + self.config.flush_interval;
+            // Under load, rows keep coming: let them gather for a moment so one INSERT carries
+            // many (each statement costs far more than each row). The task sleeps meanwhile
+            // instead of waiting on the queue, so the proxy threads do not wake it for every row;
+            // a full batch (a backlog) is written at once.
             let mut stopping = false;
-            while batch.len() < self.config.batch_size && !stopping {
-                let room = self.config.batch_size - batch.len();
+            if batch.len() < self.config.batch_size {
                 tokio::select! {
-                    n = rx.recv_many(&mut batch, room) => if n == 0 { break },
-                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = tokio::time::sleep(self.config.flush_interval) => {}
                     _ = shutdown.changed() => stopping = true,
+                }
+                while batch.len() < self.config.batch_size {
+                    match rx.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
                 }
             }
             metrics::AUDIT_QUEUE_DEPTH.sub(batch.len() as i64);

@@ -2,10 +2,14 @@
 //! result with `"isError":true` is a tool error; a JSON-RPC error response (`"error":{"code":N`)
 //! is an rpc error with its code. Chunks can split a marker, so a short tail is carried over.
 
-use memchr::memmem;
+use memchr::memmem::Finder;
+use std::sync::LazyLock;
 
 const IS_ERROR: &[u8] = b"\"isError\":true";
 const RPC_ERROR: &[u8] = b"\"error\":{\"code\":";
+/// Built once: building a searcher costs more than searching a small answer.
+static FIND_IS_ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(IS_ERROR));
+static FIND_RPC_ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(RPC_ERROR));
 
 #[derive(Debug, Default)]
 pub struct ResponseScan {
@@ -26,11 +30,11 @@ impl ResponseScan {
             joined = [self.carry.as_slice(), chunk].concat();
             &joined
         };
-        if !self.tool_error && memmem::find(hay, IS_ERROR).is_some() {
+        if !self.tool_error && FIND_IS_ERROR.find(hay).is_some() {
             self.tool_error = true;
         }
         if self.rpc_error_code.is_none() {
-            if let Some(at) = memmem::find(hay, RPC_ERROR) {
+            if let Some(at) = FIND_RPC_ERROR.find(hay) {
                 let rest = &hay[at + RPC_ERROR.len()..];
                 let end = rest
                     .iter()
@@ -45,7 +49,9 @@ impl ResponseScan {
         }
         let keep = RPC_ERROR.len() + 12;
         let start = hay.len().saturating_sub(keep);
-        self.carry = hay[start..].to_vec();
+        let tail = &hay[start..];
+        self.carry.clear();
+        self.carry.extend_from_slice(tail);
     }
 }
 

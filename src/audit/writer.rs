@@ -287,64 +287,74 @@ FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
          ulat, reqb, respb, caddr, shash, amode, args)
 ON CONFLICT (request_id) DO NOTHING";
 
-/// A batch as one array per column.
-struct Columns {
+/// A batch as one array per column, borrowing from the rows (no copy of any string).
+struct Columns<'a> {
     time: Vec<i64>,
-    request_id: Vec<String>,
-    instance: Vec<String>,
-    user_id: Vec<Option<String>>,
-    tenant: Vec<Option<String>>,
+    request_id: Vec<&'a str>,
+    instance: Vec<&'a str>,
+    user_id: Vec<Option<&'a str>>,
+    tenant: Vec<Option<&'a str>>,
     roles: Vec<String>,
-    scope: Vec<Option<String>>,
-    method: Vec<Option<String>>,
-    tool: Vec<Option<String>>,
-    jsonrpc_id: Vec<Option<String>>,
+    scope: Vec<Option<&'a str>>,
+    method: Vec<Option<&'a str>>,
+    tool: Vec<Option<&'a str>>,
+    jsonrpc_id: Vec<Option<&'a str>>,
     outcome: Vec<&'static str>,
-    reason: Vec<Option<String>>,
+    reason: Vec<Option<&'a str>>,
     rpc_error_code: Vec<Option<i32>>,
     http_status: Vec<i32>,
-    upstream: Vec<Option<String>>,
+    upstream: Vec<Option<&'a str>>,
     latency_ms: Vec<f64>,
     upstream_latency_ms: Vec<Option<f64>>,
     request_bytes: Vec<i64>,
     response_bytes: Vec<i64>,
-    client_addr: Vec<Option<String>>,
-    session_hash: Vec<Option<String>>,
-    arguments_mode: Vec<String>,
-    arguments: Vec<Option<String>>,
+    client_addr: Vec<Option<&'a str>>,
+    session_hash: Vec<Option<&'a str>>,
+    arguments_mode: Vec<&'a str>,
+    arguments: Vec<Option<&'a str>>,
 }
 
-impl From<&[AuditRecord]> for Columns {
-    fn from(rows: &[AuditRecord]) -> Self {
-        macro_rules! col {
+impl<'a> From<&'a [AuditRecord]> for Columns<'a> {
+    fn from(rows: &'a [AuditRecord]) -> Self {
+        macro_rules! copy {
             ($f:ident) => {
-                rows.iter().map(|r| r.$f.clone()).collect()
+                rows.iter().map(|r| r.$f).collect()
+            };
+        }
+        macro_rules! text {
+            ($f:ident) => {
+                rows.iter().map(|r| r.$f.as_str()).collect()
+            };
+        }
+        macro_rules! opt_text {
+            ($f:ident) => {
+                rows.iter().map(|r| r.$f.as_deref()).collect()
             };
         }
         Columns {
-            time: col!(time_us),
-            request_id: col!(request_id),
-            instance: col!(instance),
-            user_id: col!(user_id),
-            tenant: col!(tenant),
+            time: copy!(time_us),
+            request_id: text!(request_id),
+            instance: text!(instance),
+            user_id: opt_text!(user_id),
+            tenant: opt_text!(tenant),
             roles: rows.iter().map(|r| r.roles.join("\u{1f}")).collect(),
-            scope: col!(scope),
-            method: col!(method),
-            tool: col!(tool),
-            jsonrpc_id: col!(jsonrpc_id),
+            scope: opt_text!(scope),
+            method: opt_text!(method),
+            tool: opt_text!(tool),
+            jsonrpc_id: opt_text!(jsonrpc_id),
             outcome: rows.iter().map(|r| r.outcome.as_str()).collect(),
-            reason: col!(reason),
-            rpc_error_code: col!(rpc_error_code),
-            http_status: col!(http_status),
-            upstream: col!(upstream),
-            latency_ms: col!(latency_ms),
-            upstream_latency_ms: col!(upstream_latency_ms),
-            request_bytes: col!(request_bytes),
-            response_bytes: col!(response_bytes),
-            client_addr: col!(client_addr),
-            session_hash: col!(session_hash),
-            arguments_mode: col!(arguments_mode),
-            arguments: col!(arguments),
+            reason: opt_text!(reason),
+            rpc_error_code: copy!(rpc_error_code),
+            http_status: copy!(http_status),
+            upstream: opt_text!(upstream),
+            latency_ms: copy!(latency_ms),
+            upstream_latency_ms: copy!(upstream_latency_ms),
+            request_bytes: copy!(request_bytes),
+            response_bytes: copy!(response_bytes),
+            client_addr: opt_text!(client_addr),
+            session_hash: opt_text!(session_hash),
+            arguments_mode: text!(arguments_mode),
+            arguments: opt_text!(arguments),
         }
     }
 }

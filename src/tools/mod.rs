@@ -16,17 +16,31 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
+/// How a tool server answers a POST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answers {
+    /// Stateless, one `application/json` answer per request: the cheapest for tools that only
+    /// compute.
+    Json,
+    /// Stateless, each answer a `text/event-stream` with one event: how a tool that may stream
+    /// progress answers.
+    Sse,
+    /// MCP sessions (`Mcp-Session-Id`) and SSE answers, with the GET stream.
+    Sessions,
+}
+
 /// Serves the named tool until the process is stopped.
 pub async fn serve(
     name: &str,
     listen: &str,
     secret: String,
-    sessions: bool,
+    answers: Answers,
     repos: &[String],
 ) -> Result<(), String> {
     let mut config = StreamableHttpServerConfig::default().disable_allowed_hosts();
+    let sessions = answers == Answers::Sessions;
     config.legacy_session_mode = sessions;
-    config.json_response = !sessions;
+    config.json_response = answers == Answers::Json;
     let sessions_manager = || LocalSessionManager::default().into();
     match name {
         "calculator" => {

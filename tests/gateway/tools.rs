@@ -241,6 +241,53 @@ async fn calculator_through_the_gateway() {
     assert!(e.contains("unknown unit") && e.contains("accepted"), "{e}");
 }
 
+/// A stateless tool that answers as SSE (`tool --sse`): the answer reaches the client as one SSE
+/// event, unbuffered, and tools/list arrives filtered in the same form.
+#[tokio::test]
+async fn stateless_tool_answering_as_sse() {
+    let up = tool_server_with("calculator", true, &["--sse".to_string()]).await;
+    let gw = GatewaySpec::new(&[up.port]).start().await;
+    let c = Client::new(
+        gw.url("/calculator/mcp"),
+        Some(token("alice", &["developer"], json!({}))),
+    );
+    let r = c
+        .call(
+            7,
+            "exact_calculate",
+            json!({"operator": "multiply", "operands": ["1.5", "4"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"),
+        "{:?}",
+        r.headers()
+    );
+    assert!(r.headers().get("mcp-session-id").is_none());
+    let events = sse_events(&r.text().await.unwrap());
+    assert_eq!(events.len(), 1, "{events:?}");
+    let data: Value =
+        serde_json::from_str(&events[0].iter().find(|(k, _)| k == "data").unwrap().1).unwrap();
+    assert_eq!(data["id"], 7);
+    assert_eq!(data["result"]["structuredContent"]["result"], "6");
+
+    let r = c
+        .post(&json!({"jsonrpc":"2.0","id":8,"method":"tools/list"}))
+        .await;
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert_eq!(
+        tool_names(&rpc_body(r).await),
+        vec!["exact_calculate", "statistics"]
+    );
+}
+
 const REPORT: &str = "# Quarterly report\n\nRevenue grew **12%** in *Q3*; see [the ledger](https://example.com/ledger).\n\n- North\n  - Oslo\n1. first\n2. second\n\n| Region | Units |\n|---|---|\n| North | 42 |\n\n```\nlet x = 1;\n```\n\n> Keep going.\n\n<script>alert('x')</script>\n";
 
 /// Calls generate_document; returns (summary, MIME type, decoded bytes).
