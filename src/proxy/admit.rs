@@ -2,6 +2,7 @@
 //! token (Origin, protocol version, content type).
 
 use super::ctx::RequestCtx;
+use super::upstream::names;
 use crate::error::GatewayError;
 use crate::jsonrpc::SUPPORTED_VERSIONS;
 use pingora_proxy::Session;
@@ -66,7 +67,7 @@ pub fn check_scoped(session: &Session, ctx: &RequestCtx) -> Result<(), GatewayEr
     if !matches!(req.method.as_str(), "POST" | "GET" | "DELETE") {
         return Err(GatewayError::MethodNotAllowed("use POST, GET or DELETE"));
     }
-    if let Some(origin) = req.headers.get("origin") {
+    if let Some(origin) = req.headers.get(http::header::ORIGIN) {
         let allowed = origin
             .to_str()
             .is_ok_and(|o| ctx.rt.config.allowed_origins.iter().any(|a| a == o));
@@ -74,7 +75,7 @@ pub fn check_scoped(session: &Session, ctx: &RequestCtx) -> Result<(), GatewayEr
             return Err(GatewayError::Forbidden("origin not allowed".into()));
         }
     }
-    if let Some(v) = req.headers.get("mcp-protocol-version") {
+    if let Some(v) = req.headers.get(&names::PROTOCOL_VERSION) {
         let v = v.to_str().unwrap_or("");
         if !SUPPORTED_VERSIONS.contains(&v) {
             return Err(GatewayError::UnsupportedVersion(
@@ -85,7 +86,7 @@ pub fn check_scoped(session: &Session, ctx: &RequestCtx) -> Result<(), GatewayEr
     if req.method == "POST" {
         let json = req
             .headers
-            .get("content-type")
+            .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
@@ -102,6 +103,6 @@ pub fn batches_allowed(session: &Session) -> bool {
     session
         .req_header()
         .headers
-        .get("mcp-protocol-version")
+        .get(&names::PROTOCOL_VERSION)
         .is_none_or(|v| v.as_bytes() == crate::jsonrpc::DEFAULT_VERSION.as_bytes())
 }

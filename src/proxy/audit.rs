@@ -2,6 +2,7 @@
 //! refusal; the metrics; the access log line. Runs in `logging()`, after the answer is sent.
 
 use super::ctx::RequestCtx;
+use super::upstream::names;
 use crate::audit::{AuditRecord, Outcome};
 use crate::error::GatewayError;
 use crate::metrics;
@@ -158,7 +159,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         session
             .req_header()
             .headers
-            .get("mcp-session-id")
+            .get(&names::SESSION_ID)
             .and_then(|v| v.to_str().ok())
     });
     let time_us = SystemTime::now()

@@ -2,6 +2,7 @@
 //! opened and checked against that identity.
 
 use super::ctx::RequestCtx;
+use super::upstream::names;
 use crate::auth::Authenticator;
 use crate::error::GatewayError;
 use crate::session::user_hash;
@@ -12,7 +13,7 @@ pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(),
     let header = session
         .req_header()
         .headers
-        .get("authorization")
+        .get(http::header::AUTHORIZATION)
         .map(|v| v.as_bytes());
     let token = Authenticator::bearer(header).map_err(GatewayError::Unauthorized)?;
     let identity = ctx
@@ -29,7 +30,7 @@ pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(),
 /// user, forged, or living on an upstream that is gone, is answered as an unknown session so the
 /// client starts a new one.
 pub fn open_session(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
-    let Some(raw) = session.req_header().headers.get("mcp-session-id") else {
+    let Some(raw) = session.req_header().headers.get(&names::SESSION_ID) else {
         return Ok(());
     };
     let (Some(scope), Some(identity)) = (&ctx.scope, &ctx.identity) else {

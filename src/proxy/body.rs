@@ -23,9 +23,9 @@ pub async fn read_early(
     let max = ctx.rt.config.limits.max_body_bytes;
     let headers = &session.req_header().headers;
     let expects_continue = headers
-        .get("expect")
+        .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let length = match headers.get("content-length") {
+    let length = match headers.get(http::header::CONTENT_LENGTH) {
         Some(v) => Some(
             v.to_str()
                 .ok()

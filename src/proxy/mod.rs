@@ -253,7 +253,7 @@ impl ProxyHttp for Gateway {
         ctx.connect_error = Some(classify(&e));
         if let Some(p) = ctx.picked.take() {
             tracing::warn!(request_id = %ctx.request_id, upstream = %p.addr, error = %e, "upstream connect failed");
-            ctx.tried.push(p.addr);
+            ctx.tried.push(p.addr.clone());
         }
         if ctx.tried.len() <= 1 {
             e.set_retry(true);
@@ -281,7 +281,7 @@ impl ProxyHttp for Gateway {
         // Read the content type once; an owned copy only when a tools/list answer is rewritten.
         let content_type = resp
             .headers
-            .get("content-type")
+            .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         ctx.streaming = content_type.starts_with("text/event-stream");
@@ -291,7 +291,7 @@ impl ProxyHttp for Gateway {
         self.check_total_timeout(ctx)?;
         if let Some(id) = resp
             .headers
-            .get("mcp-session-id")
+            .get(&upstream::names::SESSION_ID)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
         {
@@ -325,7 +325,7 @@ impl ProxyHttp for Gateway {
                 resp.remove_header("content-length");
             }
         }
-        resp.insert_header("X-Request-ID", ctx.request_id.as_str())?;
+        resp.insert_header(upstream::names::REQUEST_ID, ctx.request_id.as_str())?;
         Ok(())
     }
 

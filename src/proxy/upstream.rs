@@ -4,6 +4,7 @@
 
 use super::ctx::RequestCtx;
 use crate::error::GatewayError;
+use http::header;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 use std::time::Duration;
@@ -45,42 +46,52 @@ pub fn peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>, GatewayError> {
 
 /// Rewrites the request for the upstream.
 pub fn rewrite_request(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::Result<()> {
-    let Some(picked) = &ctx.picked else {
+    let (Some(picked), Some(scope)) = (&ctx.picked, &ctx.scope) else {
         return Ok(());
     };
-    let path = match req.uri.query() {
-        Some(q) => format!("{}?{}", picked.target.path, q),
-        None => picked.target.path.clone(),
+    let uri = match req.uri.query() {
+        Some(q) => format!("{}?{}", picked.target.path, q)
+            .parse::<http::Uri>()
+            .map_err(|_| pingora::Error::new_str("bad upstream path"))?,
+        None => picked.uri.clone(),
     };
-    let uri = path
-        .parse::<http::Uri>()
-        .map_err(|_| pingora::Error::new_str("bad upstream path"))?;
     req.set_uri(uri);
-    req.remove_header("authorization");
-    req.remove_header("cookie");
-    req.insert_header("Host", picked.target.authority())?;
-    req.insert_header("X-Gateway-Auth", ctx.rt.config.upstream_secret.as_str())?;
-    req.insert_header("X-Request-ID", ctx.request_id.as_str())?;
+    req.remove_header(&header::AUTHORIZATION);
+    req.remove_header(&header::COOKIE);
+    req.insert_header(header::HOST, picked.host_header.clone())?;
+    req.insert_header(names::GATEWAY_AUTH, scope.auth_header.clone())?;
+    req.insert_header(names::REQUEST_ID, ctx.request_id.as_str())?;
     match &ctx.identity {
         Some(id) => {
-            req.insert_header("X-User-ID", id.user.as_str())?;
+            req.insert_header(names::USER_ID, id.user.as_str())?;
             match &id.tenant {
-                Some(t) => req.insert_header("X-Tenant-ID", t.as_str())?,
+                Some(t) => req.insert_header(names::TENANT_ID, t.as_str())?,
                 None => {
-                    req.remove_header("x-tenant-id");
+                    req.remove_header(&names::TENANT_ID);
                 }
             }
         }
         None => {
-            req.remove_header("x-user-id");
-            req.remove_header("x-tenant-id");
+            req.remove_header(&names::USER_ID);
+            req.remove_header(&names::TENANT_ID);
         }
     }
     match &ctx.session {
-        Some(s) => req.insert_header("Mcp-Session-Id", s.upstream_session.as_str())?,
+        Some(s) => req.insert_header(names::SESSION_ID, s.upstream_session.as_str())?,
         None => {
-            req.remove_header("mcp-session-id");
+            req.remove_header(&names::SESSION_ID);
         }
     }
     Ok(())
+}
+
+/// Header names the gateway sets, parsed once (a `&str` name is parsed on every insert).
+pub mod names {
+    use http::HeaderName;
+    pub const GATEWAY_AUTH: HeaderName = HeaderName::from_static("x-gateway-auth");
+    pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    pub const USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+    pub const TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
+    pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+    pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 }

@@ -35,8 +35,11 @@ pub struct Services {
 pub struct ScopeUpstreams {
     pub scope: Arc<ScopeConfig>,
     balancer: Balancer,
-    /// Backend address (`ip:port`) → how to talk to it.
-    targets: HashMap<String, UpstreamTarget>,
+    /// Every backend, with what the request path needs precomputed (a scope has a handful: a
+    /// linear search beats hashing a formatted address).
+    endpoints: Vec<Picked>,
+    /// The gateway's secret as the `X-Gateway-Auth` value (marked sensitive).
+    pub auth_header: http::HeaderValue,
     /// Passive outlier state per backend, when `outlier` is configured.
     outliers: Vec<(String, Outlier)>,
 }
@@ -55,13 +58,21 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// An upstream picked for a request.
-#[derive(Debug, Clone)]
-pub struct Picked {
+/// An upstream picked for a request: shared, built once per backend.
+pub type Picked = Arc<Endpoint>;
+
+/// One backend with everything the request path needs, computed when the config is loaded so
+/// that picking it and rewriting a request for it format nothing.
+#[derive(Debug)]
+pub struct Endpoint {
     /// `ip:port`, the stable name of the backend (also what session ids carry).
     pub addr: String,
     pub sock: std::net::SocketAddr,
     pub target: UpstreamTarget,
+    /// The upstream's MCP path, parsed.
+    pub uri: http::Uri,
+    /// `Host` as the upstream expects it.
+    pub host_header: http::HeaderValue,
 }
 
 impl ScopeUpstreams {
@@ -79,34 +90,33 @@ impl ScopeUpstreams {
             if exclude.is_empty() && self.outliers.is_empty() {
                 return true;
             }
-            let addr = b.addr.to_string();
-            !exclude.contains(&addr) && !self.ejected(&addr, now)
+            let Some(e) = self.endpoint(b) else {
+                return false;
+            };
+            !exclude.contains(&e.addr) && !self.ejected(&e.addr, now)
         };
         let backend = match &self.balancer {
             Balancer::RoundRobin(lb) => lb.select_with(key, 64, accept),
             Balancer::Random(lb) => lb.select_with(key, 64, accept),
             Balancer::Consistent(lb) => lb.select_with(key, 64, accept),
         }?;
-        let sock = backend.addr.as_inet().copied()?;
-        let addr = backend.addr.to_string();
-        let target = self.targets.get(&addr)?.clone();
-        Some(Picked { addr, sock, target })
+        self.endpoint(&backend).cloned()
+    }
+
+    fn endpoint(&self, b: &Backend) -> Option<&Picked> {
+        let sock = b.addr.as_inet()?;
+        self.endpoints.iter().find(|e| e.sock == *sock)
     }
 
     /// The named upstream if it is still configured and healthy (for sessions pinned to it).
     pub fn get_healthy(&self, addr: &str) -> Option<Picked> {
-        let target = self.targets.get(addr)?;
-        let healthy = self
-            .backends()
+        let e = self.endpoints.iter().find(|e| e.addr == addr)?;
+        let backends = self.backends();
+        let healthy = backends
             .get_backend()
             .iter()
-            .any(|b| b.addr.to_string() == addr && self.backends().ready(b));
-        let sock = addr.parse().ok()?;
-        healthy.then(|| Picked {
-            addr: addr.to_string(),
-            sock,
-            target: target.clone(),
-        })
+            .any(|b| b.addr.as_inet() == Some(&e.sock) && backends.ready(b));
+        healthy.then(|| e.clone())
     }
 
     fn ejected(&self, addr: &str, now: u64) -> bool {
@@ -170,9 +180,12 @@ impl ScopeUpstreams {
 pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, Services), String> {
     let mut scopes = HashMap::new();
     let mut services = Services::default();
+    let mut auth_header = http::HeaderValue::from_str(&config.upstream_secret)
+        .map_err(|_| "the upstream shared secret is not a valid header value".to_string())?;
+    auth_header.set_sensitive(true);
     for scope in config.scopes.values() {
         let mut set = BTreeSet::new();
-        let mut targets = HashMap::new();
+        let mut endpoints = Vec::new();
         for t in &scope.upstreams {
             if let Some(args) = &t.spawn {
                 let supervisor = spawn::Supervisor {
@@ -193,7 +206,30 @@ pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, S
             }
             let backend = Backend::new_with_weight(&t.authority(), t.weight)
                 .map_err(|e| format!("scope {}: upstream {}: {e}", scope.name, t.authority()))?;
-            targets.insert(backend.addr.to_string(), t.clone());
+            let sock = *backend.addr.as_inet().ok_or_else(|| {
+                format!(
+                    "scope {}: upstream {}: not an IP address",
+                    scope.name,
+                    t.authority()
+                )
+            })?;
+            let uri = t.path.parse::<http::Uri>().map_err(|e| {
+                format!(
+                    "scope {}: upstream {}: path {:?}: {e}",
+                    scope.name,
+                    t.authority(),
+                    t.path
+                )
+            })?;
+            let host_header = http::HeaderValue::from_str(&t.authority())
+                .map_err(|e| format!("scope {}: upstream {}: {e}", scope.name, t.authority()))?;
+            endpoints.push(Arc::new(Endpoint {
+                addr: backend.addr.to_string(),
+                sock,
+                target: t.clone(),
+                uri,
+                host_header,
+            }));
             set.insert(backend);
         }
         let mut backends = Backends::new(Static::new(set));
@@ -233,9 +269,9 @@ pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, S
             Balance::Consistent => lb!(Consistent),
         };
         let outliers = match &scope.outlier {
-            Some(_) => targets
-                .keys()
-                .map(|a| (a.clone(), Outlier::default()))
+            Some(_) => endpoints
+                .iter()
+                .map(|e| (e.addr.clone(), Outlier::default()))
                 .collect(),
             None => Vec::new(),
         };
@@ -244,7 +280,8 @@ pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, S
             Arc::new(ScopeUpstreams {
                 scope: Arc::new(scope.clone()),
                 balancer,
-                targets,
+                endpoints,
+                auth_header: auth_header.clone(),
                 outliers,
             }),
         );
