@@ -37,6 +37,7 @@ fn settings() -> JwtSettings {
         claims: ClaimsFile::default(),
         allowed_api_versions: vec![],
         cache_entries: 100_000,
+        cache_bytes: 1 << 30,
     }
 }
 

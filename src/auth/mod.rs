@@ -23,6 +23,26 @@ pub struct Identity {
     pub valid_until: u64,
 }
 
+/// What a cached token costs in memory: the token, its claims, and a fixed overhead measured
+/// for the cache entry, the shared identity and allocator rounding (about 0.5 KB). Never less than
+/// `floor`, so the entry count stays bounded too.
+#[derive(Clone)]
+struct CacheWeight {
+    floor: u64,
+}
+
+const CACHE_ENTRY_OVERHEAD: usize = 480;
+
+impl quick_cache::Weighter<Box<str>, Arc<Identity>> for CacheWeight {
+    fn weight(&self, token: &Box<str>, id: &Arc<Identity>) -> u64 {
+        let claims = id.user.len()
+            + id.tenant.as_ref().map_or(0, String::len)
+            + id.api_version.as_ref().map_or(0, String::len)
+            + id.roles.iter().map(|r| r.len() + 24).sum::<usize>();
+        ((token.len() + claims + CACHE_ENTRY_OVERHEAD) as u64).max(self.floor)
+    }
+}
+
 /// Why a token was refused. The text names the failed check and never the token.
 pub type AuthError = Cow<'static, str>;
 
@@ -32,7 +52,7 @@ pub struct Authenticator {
     hmac: Option<DecodingKey>,
     public: Option<DecodingKey>,
     jwks: Option<Arc<jwks::Jwks>>,
-    cache: quick_cache::sync::Cache<Box<str>, Arc<Identity>>,
+    cache: quick_cache::sync::Cache<Box<str>, Arc<Identity>, CacheWeight>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -73,7 +93,12 @@ impl Authenticator {
             .jwks_url
             .as_ref()
             .map(|u| Arc::new(jwks::Jwks::new(u.clone(), settings.jwks_refresh)));
-        let cache = quick_cache::sync::Cache::new(settings.cache_entries);
+        let floor = (settings.cache_bytes / settings.cache_entries as u64).max(1);
+        let cache = quick_cache::sync::Cache::with_weighter(
+            settings.cache_entries,
+            settings.cache_bytes,
+            CacheWeight { floor },
+        );
         Ok(Self {
             settings,
             hmac,
@@ -267,6 +292,7 @@ mod tests {
             claims: ClaimsFile::default(),
             allowed_api_versions: vec![],
             cache_entries: 16,
+            cache_bytes: 1 << 20,
         }
     }
 
@@ -322,6 +348,31 @@ mod tests {
             auth.verify(&hs512).await.unwrap_err(),
             "algorithm HS512 is not allowed"
         );
+    }
+
+    /// Fresh tokens cannot grow the cache past its memory budget; repeated ones still hit.
+    #[tokio::test]
+    async fn token_cache_is_bounded_by_bytes() {
+        let mut s = settings();
+        s.cache_entries = 10_000;
+        s.cache_bytes = 16 * 1024;
+        let auth = Authenticator::new(s).unwrap();
+        let t = now();
+        let claims = |i: u32| json!({"sub": format!("user{i}"), "iss": "iss", "aud": "mcp-gateway", "exp": t + 60, "roles": "a"});
+        for i in 0..200 {
+            auth.verify(&sign(claims(i))).await.unwrap();
+        }
+        assert!(auth.cache.weight() <= 16 * 1024, "{}", auth.cache.weight());
+        assert!(
+            auth.cache.len() < 200 && auth.cache.len() > 5,
+            "{}",
+            auth.cache.len()
+        );
+        // A token used again and again stays cached: the same identity comes back.
+        let hot = sign(claims(9999));
+        let first = auth.verify(&hot).await.unwrap();
+        let again = auth.verify(&hot).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
     }
 
     #[test]

@@ -266,9 +266,14 @@ pub struct JwtFile {
     /// Accepted values of the API version claim (when `claims.api_version` is set).
     #[serde(default)]
     pub allowed_api_versions: Vec<String>,
-    /// Verified tokens kept in memory, so repeated calls skip the signature check.
+    /// Verified tokens kept in memory, so repeated calls skip the signature check: at most this
+    /// many tokens...
     #[serde(default = "default_cache_entries")]
     pub cache_entries: usize,
+    /// ...and at most this much memory (estimated per token: its length, its claims and the
+    /// cache's own overhead), so that fresh tokens cannot grow the gateway without bound.
+    #[serde(default = "default_cache_bytes")]
+    pub cache_bytes: u64,
 }
 
 fn default_jwks_refresh() -> Duration {
@@ -279,6 +284,9 @@ fn default_skew() -> u64 {
 }
 fn default_cache_entries() -> usize {
     20_000
+}
+fn default_cache_bytes() -> u64 {
+    8 << 20
 }
 
 /// A string or a list of strings.

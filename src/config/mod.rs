@@ -116,6 +116,7 @@ pub struct JwtSettings {
     pub claims: file::ClaimsFile,
     pub allowed_api_versions: Vec<String>,
     pub cache_entries: usize,
+    pub cache_bytes: u64,
 }
 
 /// One scope as the proxy uses it.
@@ -764,6 +765,7 @@ fn build_jwt(
         claims: jwt.claims.clone(),
         allowed_api_versions: jwt.allowed_api_versions.clone(),
         cache_entries: jwt.cache_entries.max(1),
+        cache_bytes: jwt.cache_bytes.max(1024),
     })
 }
 
