@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod jsonrpc;
 pub mod limits;
+pub mod logs;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

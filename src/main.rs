@@ -106,26 +106,11 @@ enum AuditCommand {
     },
 }
 
-fn init_logs(format: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    if format == "text" {
-        builder.init();
-    } else {
-        builder.json().flatten_event(true).init();
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Tool processes the gateway starts log in the same format.
     std::env::set_var("MCP_GATEWAY_LOG_FORMAT", &cli.log_format);
-    init_logs(&cli.log_format);
+    let _logs = mcp_gateway::logs::init(&cli.log_format);
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

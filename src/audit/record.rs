@@ -55,7 +55,8 @@ pub struct AuditRecord {
     pub upstream_latency_ms: Option<f64>,
     pub request_bytes: i64,
     pub response_bytes: i64,
-    pub client_addr: Option<String>,
+    /// Kept as an address: it is formatted by the writer, off the request path (JSON: "ip:port").
+    pub client_addr: Option<std::net::SocketAddr>,
     pub session_hash: Option<String>,
     pub arguments_mode: String,
     pub arguments: Option<String>,

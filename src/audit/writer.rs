@@ -308,7 +308,7 @@ struct Columns<'a> {
     upstream_latency_ms: Vec<Option<f64>>,
     request_bytes: Vec<i64>,
     response_bytes: Vec<i64>,
-    client_addr: Vec<Option<&'a str>>,
+    client_addr: Vec<Option<String>>,
     session_hash: Vec<Option<&'a str>>,
     arguments_mode: Vec<&'a str>,
     arguments: Vec<Option<&'a str>>,
@@ -351,7 +351,10 @@ impl<'a> From<&'a [AuditRecord]> for Columns<'a> {
             upstream_latency_ms: copy!(upstream_latency_ms),
             request_bytes: copy!(request_bytes),
             response_bytes: copy!(response_bytes),
-            client_addr: opt_text!(client_addr),
+            client_addr: rows
+                .iter()
+                .map(|r| r.client_addr.map(|a| a.to_string()))
+                .collect(),
             session_hash: opt_text!(session_hash),
             arguments_mode: text!(arguments_mode),
             arguments: opt_text!(arguments),

@@ -133,19 +133,18 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         _ => {}
     }
 
-    tracing::info!(
-        target: "access",
-        request_id = %ctx.request_id,
-        user = user.unwrap_or(""),
-        scope = scope_name,
-        method = %method,
-        tool = tool.unwrap_or(""),
-        upstream = ctx.picked.as_ref().map(|p| p.addr.as_str()).unwrap_or(""),
+    crate::logs::access(&crate::logs::AccessLine {
+        request_id: &ctx.request_id,
+        user: user.unwrap_or(""),
+        scope: scope_name,
+        method: &method,
+        tool: tool.unwrap_or(""),
+        upstream: ctx.picked.as_ref().map(|p| p.addr.as_str()).unwrap_or(""),
         status,
-        outcome = outcome.as_str(),
-        reason = reason.as_deref().unwrap_or(""),
-        latency_ms = latency.as_secs_f64() * 1000.0,
-    );
+        outcome: outcome.as_str(),
+        reason: reason.as_deref().unwrap_or(""),
+        latency_ms: latency.as_secs_f64() * 1000.0,
+    });
 
     let audit = &ctx.rt.audit;
     if !audit.enabled() {
@@ -190,7 +189,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         upstream_latency_ms: ctx.upstream_elapsed.map(|d| d.as_secs_f64() * 1000.0),
         request_bytes: ctx.request_bytes as i64,
         response_bytes: ctx.response_bytes as i64,
-        client_addr: session.client_addr().map(|a| a.to_string()),
+        client_addr: session.client_addr().and_then(|a| a.as_inet()).copied(),
         session_hash: session_id.map(short_hash),
         arguments_mode: audit.config.arguments.name().to_string(),
         arguments,

@@ -185,7 +185,7 @@ async fn spawned_tool_comes_back_after_being_killed() {
     let after = tool_children(gw.proc.child.id());
     assert_eq!(after.len(), 1);
     assert_ne!(after, before);
-    assert!(gw.log_text().contains("tool process exited; restarting"));
+    gw.log_with("tool process exited; restarting").await;
 }
 
 /// The server-to-client stream (GET) passes through event by event: the first event arrives while

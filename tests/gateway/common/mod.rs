@@ -245,6 +245,19 @@ impl Gateway {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The log once it contains `needle` (lines are written by the gateway's log thread, a moment
+    /// after the answer went out); panics with the whole log after 5 s.
+    pub async fn log_with(&self, needle: &str) -> String {
+        for _ in 0..100 {
+            let log = self.log_text();
+            if log.contains(needle) {
+                return log;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{needle:?} never appeared in the log:\n{}", self.log_text());
+    }
+
     /// Stops the gateway gracefully (SIGTERM) and waits for it to exit.
     pub fn stop(&mut self) {
         let pid = self.proc.child.id().to_string();
