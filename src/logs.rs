@@ -30,7 +30,9 @@ pub fn init(format: &str) -> WorkerGuard {
     use std::io::IsTerminal;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // 16k lines of backlog: the channel is allocated up front, and the default (128k) cost 4 MB.
     let (writer, guard) = NonBlockingBuilder::default()
+        .buffered_lines_limit(16_384)
         .lossy(true)
         .thread_name("log writer")
         .finish(std::io::BufWriter::new(std::io::stderr()));
