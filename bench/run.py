@@ -7,7 +7,7 @@ limit that is never hit, audit to a PostgreSQL this script starts) and the gatew
 runs wrk against each in alternating order for several rounds; then h2load at a fixed rate (half of
 nginx's peak) for latency without saturation; prints medians, ratios and resource figures.
 
-    python3 bench/run.py            # full run (about 9 minutes)
+    python3 bench/run.py            # full run (about 9.5 minutes)
     python3 bench/run.py --quick    # small tools/call at 256 connections only (about 1.5 minutes)
 """
 
