@@ -118,10 +118,7 @@ async fn database_stopped_mid_stream_loses_nothing() {
     let mut spec = GatewaySpec::new(&[up.port]);
     with_db(&mut spec, &pg);
     let gw = spec.start().await;
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     let mut ids = Vec::new();
     for i in 0..90u64 {
         if i == 30 {
@@ -172,10 +169,7 @@ async fn sigterm_while_the_database_is_down_then_restart_replays_the_spool() {
     let mut spec = GatewaySpec::new(&[up.port]);
     with_db(&mut spec, &pg);
     let mut gw = spec.start().await;
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     // The schema exists before the outage.
     client
         .call(
@@ -254,10 +248,7 @@ async fn encrypted_arguments_open_with_the_key_only() {
     );
     spec.env.push(("MCP_GATEWAY_AUDIT_KEY".into(), key.clone()));
     let mut gw = spec.start().await;
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     let args = json!({"operator":"multiply","operands":["6","7"]});
     let r = client.call(1, "exact_calculate", args.clone()).await;
     let rid = request_id(&r);
@@ -457,10 +448,7 @@ async fn full_queue_fail_closed_refuses_and_fail_open_counts() {
             &format!("audit:\n  queue_capacity: 1\n  batch_size: 1\n  on_queue_full: {policy}\n"),
         );
         let gw = spec.start().await;
-        let client = Client::new(
-            gw.url("/calculator/mcp"),
-            Some(token("alice", &["developer"], json!({}))),
-        );
+        let client = gw.developer("alice");
         let mut refused = 0;
         for i in 0..6u64 {
             let r = client

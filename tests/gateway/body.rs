@@ -37,10 +37,7 @@ async fn bodies_on_both_sides_of_64k_and_at_the_cap() {
     let up = calculator(true).await;
     let spec = GatewaySpec::new(&[up.port]);
     let gw = spec.start().await;
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     let cap = 262144;
     for size in [64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, 200_000, cap] {
         let body = call_of_size("statistics", size);
@@ -77,10 +74,7 @@ async fn bodies_on_both_sides_of_64k_and_at_the_cap() {
 async fn chunked_body_over_the_cap_is_refused() {
     let up = calculator(true).await;
     let gw = GatewaySpec::new(&[up.port]).start().await;
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     // A streamed body has no Content-Length: the cap is enforced while it is held.
     let body = call_of_size("statistics", 300_000);
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body
@@ -116,10 +110,7 @@ async fn chunked_body_over_the_cap_is_refused() {
 async fn malformed_bodies() {
     let up = calculator(true).await;
     let gw = GatewaySpec::new(&[up.port]).start().await;
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     let cases: &[(&str, u16, i64)] = &[
         ("{not json", 400, -32700),
         (r#"{"jsonrpc":"2.0","id":1,"method":"ping""#, 400, -32700),

@@ -68,10 +68,7 @@ async fn health_readiness_metadata_and_404() {
 async fn header_checks() {
     let up = calculator(true).await;
     let gw = GatewaySpec::new(&[up.port]).start().await;
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
     let r = client
         .request(reqwest::Method::POST)
@@ -198,12 +195,10 @@ async fn slow_upstream_times_out_with_504() {
     let mut spec = GatewaySpec::new(&[port]);
     spec.tools_yaml = spec.tools_yaml.replace("timeout: 10s", "timeout: 500ms");
     let gw = spec.start().await;
-    let r = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    )
-    .post(&json!({"jsonrpc":"2.0","id":7,"method":"ping"}))
-    .await;
+    let r = gw
+        .developer("alice")
+        .post(&json!({"jsonrpc":"2.0","id":7,"method":"ping"}))
+        .await;
     assert_eq!(r.status(), 504);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], -32007);

@@ -50,10 +50,7 @@ async fn n_pass_then_refused_with_retry_after_then_capacity_returns() {
         "  - { name: per-minute, key: user, rate: 5/min, match: { tools: [exact_calculate] } }\n  - { name: per-second, key: user, rate: 3/s, match: { tools: [statistics] } }\n",
     );
     let gw = spec.start().await;
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     // tools/list and other methods are not counted.
     for _ in 0..10 {
         assert_eq!(
@@ -70,10 +67,7 @@ async fn n_pass_then_refused_with_retry_after_then_capacity_returns() {
     // 5/min: one call comes back every 12 s.
     assert_limited(add(&client, 5).await, "per-minute", 12).await;
     // Another user has a budget of its own.
-    let bob = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("bob", &["developer"], json!({}))),
-    );
+    let bob = gw.developer("bob");
     assert_eq!(add(&bob, 1).await.status(), 200);
     // 3/s: three pass, the fourth waits ≤ 1 s, and after 1/3 s one more passes.
     for i in 0..3 {
@@ -122,10 +116,7 @@ async fn user_tool_limits_are_independent_per_tool() {
         "  - { name: per-user-tool, key: user_tool, rate: 2/min }\n",
     );
     let gw = spec.start().await;
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     assert_eq!(add(&client, 1).await.status(), 200);
     assert_eq!(add(&client, 2).await.status(), 200);
     assert_limited(add(&client, 3).await, "per-user-tool", 30).await;
@@ -197,10 +188,7 @@ async fn redis_down_with_refuse_answers_503() {
         redis.url
     ));
     let gw = spec.start().await;
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     assert_eq!(add(&client, 1).await.status(), 200);
     redis.proc.kill();
     let r = add(&client, 2).await;
@@ -247,10 +235,7 @@ async fn concurrency_limit_per_user() {
     let gw = spec.start().await;
     let mut tasks = Vec::new();
     for i in 0..3u64 {
-        let client = Client::new(
-            gw.url("/calculator/mcp"),
-            Some(token("alice", &["developer"], json!({}))),
-        );
+        let client = gw.developer("alice");
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100 * i)).await;
             let r = client
@@ -272,10 +257,7 @@ async fn concurrency_limit_per_user() {
     assert_eq!(results[1].0, 200);
     assert_eq!(results[2], (429, Some("1".to_string())));
     // Slots come back when requests end.
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     assert_eq!(
         client
             .post(&json!({"jsonrpc":"2.0","id":9,"method":"ping"}))
@@ -292,15 +274,9 @@ async fn failing_upstream_is_ejected_then_comes_back() {
     let flaky = named_upstream(0, flaky_fail.clone()).await;
     let good = named_upstream(0, Default::default()).await;
     let mut spec = GatewaySpec::new(&[flaky, good]);
-    spec.tools_yaml = spec.tools_yaml.replace(
-        "    timeout: 10s\n",
-        "    timeout: 10s\n    outlier: { consecutive_failures: 3, cooldown: 1s }\n",
-    );
+    spec.scope_setting("outlier: { consecutive_failures: 3, cooldown: 1s }");
     let gw = spec.start().await;
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"});
     let mut failures = 0;
     for _ in 0..12 {
@@ -364,19 +340,10 @@ async fn unanswering_listener() -> (u16, Vec<tokio::net::TcpStream>, tokio::net:
 async fn connect_timeout_is_504_and_audited_as_timeout() {
     let (port, _held, _listener) = unanswering_listener().await;
     let mut spec = GatewaySpec::new(&[port]);
-    spec.tools_yaml = spec.tools_yaml.replace(
-        "    timeout: 10s\n",
-        "    timeout: 10s\n    connect_timeout: 300ms\n",
-    );
-    spec.tools_yaml = spec.tools_yaml.replace(
-        "    health_check: { kind: http, path: /health, interval: 1s }\n",
-        "",
-    );
+    spec.scope_setting("connect_timeout: 300ms");
+    spec.without_health_check();
     let mut gw = spec.start().await;
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     let r = client
         .post(&json!({"jsonrpc":"2.0","id":3,"method":"ping"}))
         .await;
@@ -463,19 +430,10 @@ async fn total_timeout_cuts_slow_answers_but_not_streams() {
         (stream, "sse"),
     ] {
         let mut spec = GatewaySpec::new(&[port]);
-        spec.tools_yaml = spec.tools_yaml.replace(
-            "    timeout: 10s\n",
-            "    timeout: 10s\n    total_timeout: 500ms\n",
-        );
-        spec.tools_yaml = spec.tools_yaml.replace(
-            "    health_check: { kind: http, path: /health, interval: 1s }\n",
-            "",
-        );
+        spec.scope_setting("total_timeout: 500ms");
+        spec.without_health_check();
         let mut gw = spec.start().await;
-        let client = Client::new(
-            gw.url("/calculator/mcp"),
-            Some(token("alice", &["developer"], json!({}))),
-        );
+        let client = gw.developer("alice");
         let r = client
             .post(&json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
             .await;

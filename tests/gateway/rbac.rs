@@ -43,10 +43,7 @@ async fn refused_tools_look_like_missing_tools() {
     )
     .await;
     // Offered by the upstream but not exposed by the scope: refused even for the widest role.
-    let dev = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("carol", &["developer"], json!({}))),
-    );
+    let dev = gw.developer("carol");
     unknown_tool(
         dev.call(
             3,

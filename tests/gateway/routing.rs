@@ -30,10 +30,7 @@ async fn killed_upstream_traffic_moves_to_the_other() {
     let mut a = calculator(true).await;
     let b = calculator(true).await;
     let gw = GatewaySpec::new(&[a.port, b.port]).start().await;
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     for id in 0..6 {
         assert_added(add(&client, id).await, id).await;
     }
@@ -60,10 +57,7 @@ async fn no_healthy_upstream_is_503() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let r = reqwest::get(gw.url("/readyz")).await.unwrap();
     assert_eq!(r.status(), 503);
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     let r = add(&client, 4).await;
     assert_eq!(r.status(), 503);
     let v: Value = r.json().await.unwrap();
@@ -103,10 +97,7 @@ async fn sessions_keep_their_upstream_across_calls_and_restarts() {
     // routes the same session correctly.
     let second = GatewaySpec::new(&[a.port, b.port]);
     let gw2 = second.start().await;
-    let mut via_second = Client::new(
-        gw2.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let mut via_second = gw2.developer("alice");
     via_second.session = Some(sid.clone());
     via_second.version = Some("2025-06-18");
     for id in 100..110 {
@@ -116,10 +107,7 @@ async fn sessions_keep_their_upstream_across_calls_and_restarts() {
     // The gateway restarts; the session goes on where it was.
     drop(gw);
     let gw = spec.start().await;
-    let mut alice = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let mut alice = gw.developer("alice");
     alice.session = Some(sid);
     alice.version = Some("2025-06-18");
     for id in 21..=30 {
@@ -160,10 +148,7 @@ async fn spawned_tool_comes_back_after_being_killed() {
     let mut spec = GatewaySpec::new(&[]);
     spec.tools_yaml = "scopes:\n  calculator:\n    upstreams:\n      - spawn: [tool, calculator]\n    health_check: { kind: http, path: /health, interval: 1s }\n    tools: [exact_calculate, statistics]\n".into();
     let gw = spec.start().await;
-    let client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let client = gw.developer("alice");
     assert_added(add(&client, 1).await, 1).await;
     let before = tool_children(gw.proc.child.id());
     assert_eq!(before.len(), 1, "one tool process");
@@ -195,10 +180,7 @@ async fn get_stream_is_not_buffered() {
     use futures_util::StreamExt;
     let up = calculator(false).await;
     let gw = GatewaySpec::new(&[up.port]).start().await;
-    let mut client = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let mut client = gw.developer("alice");
     client.initialize().await;
     let r = client
         .request(reqwest::Method::GET)

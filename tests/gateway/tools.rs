@@ -34,10 +34,7 @@ async fn calculator_through_the_gateway() {
         "tools: [exact_calculate, evaluate_expression, statistics, convert_units]",
     );
     let gw = spec.start().await;
-    let c = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let c = gw.developer("alice");
 
     // The schemas the client sees are precise.
     let r = c
@@ -247,10 +244,7 @@ async fn calculator_through_the_gateway() {
 async fn stateless_tool_answering_as_sse() {
     let up = tool_server_with("calculator", true, &["--sse".to_string()]).await;
     let gw = GatewaySpec::new(&[up.port]).start().await;
-    let c = Client::new(
-        gw.url("/calculator/mcp"),
-        Some(token("alice", &["developer"], json!({}))),
-    );
+    let c = gw.developer("alice");
     let r = c
         .call(
             7,

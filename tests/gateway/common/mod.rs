@@ -172,6 +172,22 @@ audit:
         }
     }
 
+    /// Adds a setting (`key: value`) to the `calculator` scope.
+    pub fn scope_setting(&mut self, setting: &str) {
+        self.tools_yaml = self.tools_yaml.replace(
+            "    timeout: 10s\n",
+            &format!("    timeout: 10s\n    {setting}\n"),
+        );
+    }
+
+    /// Removes the scope's active health check, for upstreams that never answer one.
+    pub fn without_health_check(&mut self) {
+        self.tools_yaml = self.tools_yaml.replace(
+            "    health_check: { kind: http, path: /health, interval: 1s }\n",
+            "",
+        );
+    }
+
     pub fn write(&self) -> PathBuf {
         let d = self.dir.path();
         std::fs::write(d.join("gateway.yaml"), &self.gateway_yaml).unwrap();
@@ -241,6 +257,14 @@ impl Gateway {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
+    /// A client of the `calculator` scope, as `user` with the developer role.
+    pub fn developer(&self, user: &str) -> Client {
+        Client::new(
+            self.url("/calculator/mcp"),
+            Some(token(user, &["developer"], json!({}))),
+        )
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
