@@ -2,7 +2,7 @@
 //! token (Origin, protocol version, content type).
 
 use super::ctx::RequestCtx;
-use super::upstream::names;
+use super::names;
 use crate::error::GatewayError;
 use crate::jsonrpc::SUPPORTED_VERSIONS;
 use pingora_proxy::Session;

@@ -2,7 +2,7 @@
 //! refusal; the metrics; the access log line. Runs in `logging()`, after the answer is sent.
 
 use super::ctx::RequestCtx;
-use super::upstream::names;
+use super::names;
 use crate::audit::{AuditRecord, Outcome};
 use crate::error::GatewayError;
 use crate::metrics;
@@ -84,12 +84,12 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
     };
     let scope_name = scope.scope.name.as_str();
     // Passive health: connect failures, 5xx and timeouts count against the upstream.
-    for addr in &ctx.tried {
-        scope.record(addr, false);
+    for e in &ctx.tried {
+        scope.record(e, false);
     }
     if let Some(p) = &ctx.picked {
         scope.record(
-            &p.addr,
+            p,
             !matches!(outcome, Outcome::UpstreamError | Outcome::Timeout),
         );
     }

@@ -2,7 +2,7 @@
 //! opened and checked against that identity.
 
 use super::ctx::RequestCtx;
-use super::upstream::names;
+use super::names;
 use crate::auth::Authenticator;
 use crate::error::GatewayError;
 use crate::session::user_hash;

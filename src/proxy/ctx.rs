@@ -28,7 +28,7 @@ pub struct RequestCtx {
     pub large_body: Option<BytesMut>,
     pub picked: Option<Picked>,
     /// Upstreams that failed to connect for this request (each tried once).
-    pub tried: Vec<String>,
+    pub tried: Vec<Picked>,
     /// How the last connect attempt failed, reported when no other upstream is left to try.
     pub connect_error: Option<GatewayError>,
     /// The refusal, when the gateway refused; rendered once, in one place.

@@ -9,6 +9,7 @@ pub mod authz;
 pub mod body;
 pub mod ctx;
 pub mod filter;
+pub mod names;
 pub mod respond;
 pub mod upstream;
 
@@ -253,7 +254,7 @@ impl ProxyHttp for Gateway {
         ctx.connect_error = Some(classify(&e));
         if let Some(p) = ctx.picked.take() {
             tracing::warn!(request_id = %ctx.request_id, upstream = %p.addr, error = %e, "upstream connect failed");
-            ctx.tried.push(p.addr.clone());
+            ctx.tried.push(p);
         }
         if ctx.tried.len() <= 1 {
             e.set_retry(true);
@@ -291,7 +292,7 @@ impl ProxyHttp for Gateway {
         self.check_total_timeout(ctx)?;
         if let Some(id) = resp
             .headers
-            .get(&upstream::names::SESSION_ID)
+            .get(&names::SESSION_ID)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
         {
@@ -308,11 +309,11 @@ impl ProxyHttp for Gateway {
             };
             match sealed {
                 Some(s) => {
-                    resp.insert_header("Mcp-Session-Id", s.as_str())?;
+                    resp.insert_header(names::SESSION_ID, s.as_str())?;
                     ctx.issued_session = Some(s);
                 }
                 None => {
-                    resp.remove_header("mcp-session-id");
+                    resp.remove_header(&names::SESSION_ID);
                 }
             }
         }
@@ -325,7 +326,7 @@ impl ProxyHttp for Gateway {
                 resp.remove_header("content-length");
             }
         }
-        resp.insert_header(upstream::names::REQUEST_ID, ctx.request_id.as_str())?;
+        resp.insert_header(names::REQUEST_ID, ctx.request_id.as_str())?;
         Ok(())
     }
 

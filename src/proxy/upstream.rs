@@ -3,6 +3,7 @@
 //! never the client's credentials).
 
 use super::ctx::RequestCtx;
+use super::names;
 use crate::error::GatewayError;
 use http::header;
 use pingora::http::RequestHeader;
@@ -83,15 +84,4 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::Re
         }
     }
     Ok(())
-}
-
-/// Header names the gateway sets, parsed once (a `&str` name is parsed on every insert).
-pub mod names {
-    use http::HeaderName;
-    pub const GATEWAY_AUTH: HeaderName = HeaderName::from_static("x-gateway-auth");
-    pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-    pub const USER_ID: HeaderName = HeaderName::from_static("x-user-id");
-    pub const TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
-    pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
-    pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 }

@@ -146,12 +146,15 @@ async fn require_gateway(State(secret): State<Arc<String>>, req: Request, next: 
         )
             .into_response();
     }
-    let user = req
-        .headers()
-        .get("x-user-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    tracing::debug!(user = %user, method = %req.method(), "tool request");
+    // The fields are read only when debug logging is on.
+    tracing::debug!(
+        user = req
+            .headers()
+            .get("x-user-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+        method = %req.method(),
+        "tool request"
+    );
     next.run(req).await
 }

@@ -40,12 +40,11 @@ pub struct ScopeUpstreams {
     endpoints: Vec<Picked>,
     /// The gateway's secret as the `X-Gateway-Auth` value (marked sensitive).
     pub auth_header: http::HeaderValue,
-    /// Passive outlier state per backend, when `outlier` is configured.
-    outliers: Vec<(String, Outlier)>,
 }
 
-/// Consecutive failures of one upstream, and until when it is out of rotation.
-#[derive(Default)]
+/// Consecutive failures of one upstream, and until when it is out of rotation (used when the
+/// scope configures `outlier`).
+#[derive(Debug, Default)]
 struct Outlier {
     failures: AtomicU32,
     ejected_until_ms: AtomicU64,
@@ -73,27 +72,27 @@ pub struct Endpoint {
     pub uri: http::Uri,
     /// `Host` as the upstream expects it.
     pub host_header: http::HeaderValue,
+    outlier: Outlier,
 }
 
 impl ScopeUpstreams {
     /// A healthy upstream, skipping those in `exclude` (already failed for this request).
-    pub fn select(&self, key: &[u8], exclude: &[String]) -> Option<Picked> {
-        let now = if self.outliers.is_empty() {
-            0
-        } else {
-            now_ms()
-        };
+    pub fn select(&self, key: &[u8], exclude: &[Picked]) -> Option<Picked> {
+        let outliers = self.scope.outlier.is_some();
+        let now = if outliers { now_ms() } else { 0 };
         let accept = |b: &Backend, healthy: bool| {
             if !healthy {
                 return false;
             }
-            if exclude.is_empty() && self.outliers.is_empty() {
+            if exclude.is_empty() && !outliers {
                 return true;
             }
             let Some(e) = self.endpoint(b) else {
                 return false;
             };
-            !exclude.contains(&e.addr) && !self.ejected(&e.addr, now)
+            let tried = exclude.iter().any(|x| Arc::ptr_eq(x, e));
+            let ejected = outliers && e.outlier.ejected_until_ms.load(Ordering::Relaxed) > now;
+            !tried && !ejected
         };
         let backend = match &self.balancer {
             Balancer::RoundRobin(lb) => lb.select_with(key, 64, accept),
@@ -119,22 +118,14 @@ impl ScopeUpstreams {
         healthy.then(|| e.clone())
     }
 
-    fn ejected(&self, addr: &str, now: u64) -> bool {
-        self.outliers
-            .iter()
-            .any(|(a, o)| a == addr && o.ejected_until_ms.load(Ordering::Relaxed) > now)
-    }
-
-    /// Records how a request to `addr` went. After `consecutive_failures` failures in a row the
+    /// Records how a request to `e` went. After `consecutive_failures` failures in a row the
     /// upstream is ejected for `cooldown`; after that it is on probation: one success resets it,
     /// one more failure ejects it again. The active health check stays the authority for readiness.
-    pub fn record(&self, addr: &str, ok: bool) {
+    pub fn record(&self, e: &Endpoint, ok: bool) {
         let Some(config) = &self.scope.outlier else {
             return;
         };
-        let Some((_, o)) = self.outliers.iter().find(|(a, _)| a == addr) else {
-            return;
-        };
+        let o = &e.outlier;
         if ok {
             o.failures.store(0, Ordering::Relaxed);
             return;
@@ -144,9 +135,9 @@ impl ScopeUpstreams {
             let until = now_ms() + config.cooldown.as_millis() as u64;
             if o.ejected_until_ms.swap(until, Ordering::Relaxed) < now_ms() {
                 crate::metrics::UPSTREAM_EJECTIONS
-                    .with_label_values(&[&self.scope.name, addr])
+                    .with_label_values(&[&self.scope.name, &e.addr])
                     .inc();
-                tracing::warn!(scope = %self.scope.name, upstream = addr, failures = n, cooldown_ms = config.cooldown.as_millis() as u64, "upstream ejected");
+                tracing::warn!(scope = %self.scope.name, upstream = %e.addr, failures = n, cooldown_ms = config.cooldown.as_millis() as u64, "upstream ejected");
             }
         }
     }
@@ -229,6 +220,7 @@ pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, S
                 target: t.clone(),
                 uri,
                 host_header,
+                outlier: Outlier::default(),
             }));
             set.insert(backend);
         }
@@ -268,13 +260,6 @@ pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, S
             Balance::Random => lb!(Random),
             Balance::Consistent => lb!(Consistent),
         };
-        let outliers = match &scope.outlier {
-            Some(_) => endpoints
-                .iter()
-                .map(|e| (e.addr.clone(), Outlier::default()))
-                .collect(),
-            None => Vec::new(),
-        };
         scopes.insert(
             scope.name.clone(),
             Arc::new(ScopeUpstreams {
@@ -282,7 +267,6 @@ pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, S
                 balancer,
                 endpoints,
                 auth_header: auth_header.clone(),
-                outliers,
             }),
         );
     }
