@@ -1,9 +1,11 @@
 //! The floor of any Pingora proxy here: a pass-through to one upstream with keep-alive, adding the
 //! upstream secret header and nothing else. Used by `bench/run.py` as the "bare Pingora" contender.
 //!
-//! Usage: bare-pingora LISTEN UPSTREAM SSE_UPSTREAM SECRET THREADS
+//! Usage: bare-pingora LISTEN UPSTREAM SSE_UPSTREAM SECRET THREADS [READ_BUFFER]
 //!
 //! Paths under `/calcsse/` go to SSE_UPSTREAM (a tool answering as SSE), all others to UPSTREAM.
+//! READ_BUFFER is the client connections' read buffer in bytes: 0 by default, like the gateway;
+//! Pingora's own default is 64 KiB.
 
 use async_trait::async_trait;
 use pingora::prelude::*;
@@ -48,9 +50,15 @@ impl ProxyHttp for Bare {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, listen, upstream, sse_upstream, secret, threads] = args.as_slice() else {
-        eprintln!("usage: bare-pingora LISTEN UPSTREAM SSE_UPSTREAM SECRET THREADS");
-        std::process::exit(2);
+    let (listen, upstream, sse_upstream, secret, threads, read_buffer) = match args.as_slice() {
+        [_, l, u, s, k, t] => (l, u, s, k, t, 0),
+        [_, l, u, s, k, t, r] => (l, u, s, k, t, r.parse().expect("READ_BUFFER is bytes")),
+        _ => {
+            eprintln!(
+                "usage: bare-pingora LISTEN UPSTREAM SSE_UPSTREAM SECRET THREADS [READ_BUFFER]"
+            );
+            std::process::exit(2);
+        }
     };
     let conf = ServerConf {
         threads: threads.parse().unwrap_or(2),
@@ -67,7 +75,11 @@ fn main() {
         secret: secret.clone(),
     };
     let mut svc = pingora::proxy::http_proxy_service(&server.configuration, bare);
-    svc.add_tcp(listen);
+    let buffers = pingora::listeners::L4BufferSettings {
+        read: Some(read_buffer),
+        write: None,
+    };
+    svc.add_listener(pingora::listeners::ListenerConfig::tcp(listen.as_str()).l4_buffer(buffers));
     server.add_service(svc);
     server.run_forever();
 }
