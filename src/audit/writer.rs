@@ -1,7 +1,9 @@
 //! Where the writer task puts rows: a JSON-lines file, or PostgreSQL with the spool as its safety
-//! net. PostgreSQL rows go in with one `INSERT … SELECT FROM UNNEST(arrays)` per batch (one
-//! statement, any batch size) and `ON CONFLICT (request_id) DO NOTHING`, so replaying a spool that
-//! was partly stored already never writes a row twice.
+//! net. A live batch goes in with one binary `COPY`: new rows cannot be in the table yet, and COPY
+//! costs PostgreSQL, which shares the machine with the gateway, less per row than any INSERT
+//! (bench/README.md). A spool replay uses one `INSERT … SELECT FROM UNNEST(arrays)` per chunk with
+//! `ON CONFLICT (request_id) DO NOTHING` instead, because a spooled batch may have been stored
+//! already (a COPY that committed after its timeout), and must never be written twice.
 
 use super::record::AuditRecord;
 use super::spool::{append_jsonl, Spool};
@@ -9,7 +11,9 @@ use super::{migrate, AuditConfig, SinkConfig};
 use crate::metrics;
 use deadpool_postgres::{Pool, PoolConfig, Runtime, Timeouts};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
 
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -115,7 +119,7 @@ impl PgSink {
             self.replay().await;
         }
         // Rows already waiting keep their place: a new batch goes behind them.
-        if self.spool.has_rows() || self.insert(batch).await.is_err() {
+        if self.spool.has_rows() || self.store(batch, Statement::Copy).await.is_err() {
             self.spool_rows(batch);
         } else {
             metrics::AUDIT_ROWS
@@ -148,7 +152,7 @@ impl PgSink {
             }
         };
         for chunk in rows.chunks(1000) {
-            if self.insert(chunk).await.is_err() {
+            if self.store(chunk, Statement::Insert).await.is_err() {
                 return;
             }
         }
@@ -164,8 +168,16 @@ impl PgSink {
         }
     }
 
-    async fn insert(&mut self, rows: &[AuditRecord]) -> Result<(), ()> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.try_insert(rows)).await {
+    async fn store(&mut self, rows: &[AuditRecord], how: Statement) -> Result<(), ()> {
+        let attempt = async {
+            let client = self.client().await?;
+            match how {
+                _ if rows.is_empty() => Ok(()),
+                Statement::Copy => copy(&client, rows).await,
+                Statement::Insert => insert(&client, rows).await,
+            }
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, attempt).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, rows = rows.len(), "audit insert failed; spooling");
@@ -178,7 +190,8 @@ impl PgSink {
         }
     }
 
-    async fn try_insert(&mut self, rows: &[AuditRecord]) -> Result<(), String> {
+    /// A pooled connection, on a migrated schema.
+    async fn client(&mut self) -> Result<deadpool_postgres::Client, String> {
         let mut client = self.pool.get().await.map_err(|e| e.to_string())?;
         if self.migrate && !self.migrated {
             let done = migrate::migrate(&mut client)
@@ -189,46 +202,7 @@ impl PgSink {
             }
             self.migrated = true;
         }
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let stmt = client
-            .prepare_cached(INSERT)
-            .await
-            .map_err(|e| e.to_string())?;
-        let c = Columns::from(rows);
-        client
-            .execute(
-                &stmt,
-                &[
-                    &c.time,
-                    &c.request_id,
-                    &c.instance,
-                    &c.user_id,
-                    &c.tenant,
-                    &c.roles,
-                    &c.scope,
-                    &c.method,
-                    &c.tool,
-                    &c.jsonrpc_id,
-                    &c.outcome,
-                    &c.reason,
-                    &c.rpc_error_code,
-                    &c.http_status,
-                    &c.upstream,
-                    &c.latency_ms,
-                    &c.upstream_latency_ms,
-                    &c.request_bytes,
-                    &c.response_bytes,
-                    &c.client_addr,
-                    &c.session_hash,
-                    &c.arguments_mode,
-                    &c.arguments,
-                ],
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(())
+        Ok(client)
     }
 
     /// Deletes rows past the retention in bounded batches, at most once an hour.
@@ -273,6 +247,127 @@ impl PgSink {
         }
     }
 }
+
+/// How a batch goes in: see the module's doc.
+#[derive(Clone, Copy)]
+enum Statement {
+    Copy,
+    Insert,
+}
+
+/// Live rows, with one binary COPY.
+async fn copy(client: &deadpool_postgres::Client, rows: &[AuditRecord]) -> Result<(), String> {
+    let sink = client.copy_in(COPY).await.map_err(|e| e.to_string())?;
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, COPY_TYPES));
+    for r in rows {
+        let time = UNIX_EPOCH + Duration::from_micros(r.time_us.max(0) as u64);
+        let client_addr = r.client_addr.map(|a| a.to_string());
+        writer
+            .as_mut()
+            .write(&[
+                &time,
+                &r.request_id,
+                &r.instance,
+                &r.user_id,
+                &r.tenant,
+                &r.roles,
+                &r.scope,
+                &r.method,
+                &r.tool,
+                &r.jsonrpc_id,
+                &r.outcome.as_str(),
+                &r.reason,
+                &r.rpc_error_code,
+                &r.http_status,
+                &r.upstream,
+                &r.latency_ms,
+                &r.upstream_latency_ms,
+                &r.request_bytes,
+                &r.response_bytes,
+                &client_addr,
+                &r.session_hash,
+                &r.arguments_mode,
+                &r.arguments,
+            ])
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    writer.finish().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Replayed rows, skipping those stored already.
+async fn insert(client: &deadpool_postgres::Client, rows: &[AuditRecord]) -> Result<(), String> {
+    let stmt = client
+        .prepare_cached(INSERT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let c = Columns::from(rows);
+    client
+        .execute(
+            &stmt,
+            &[
+                &c.time,
+                &c.request_id,
+                &c.instance,
+                &c.user_id,
+                &c.tenant,
+                &c.roles,
+                &c.scope,
+                &c.method,
+                &c.tool,
+                &c.jsonrpc_id,
+                &c.outcome,
+                &c.reason,
+                &c.rpc_error_code,
+                &c.http_status,
+                &c.upstream,
+                &c.latency_ms,
+                &c.upstream_latency_ms,
+                &c.request_bytes,
+                &c.response_bytes,
+                &c.client_addr,
+                &c.session_hash,
+                &c.arguments_mode,
+                &c.arguments,
+            ],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+const COPY: &str = "COPY audit_log (time, request_id, instance, user_id, tenant, roles, scope, method, tool,
+    jsonrpc_id, outcome, reason, rpc_error_code, http_status, upstream, latency_ms, upstream_latency_ms,
+    request_bytes, response_bytes, client_addr, session_hash, arguments_mode, arguments)
+FROM STDIN (FORMAT binary)";
+
+/// The column types of [`COPY`], in its order.
+const COPY_TYPES: &[Type] = &[
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT_ARRAY,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::INT4,
+    Type::TEXT,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+];
 
 const INSERT: &str = "INSERT INTO audit_log (time, request_id, instance, user_id, tenant, roles, scope, method, tool,
     jsonrpc_id, outcome, reason, rpc_error_code, http_status, upstream, latency_ms, upstream_latency_ms,

@@ -109,6 +109,33 @@ async fn rows_match_the_requests_refusals_included() {
             );
         }
     }
+    // Every column of a served call, as an operator reads it.
+    let ok = sent.iter().find(|(_, v)| v.0 == "ok").unwrap().0;
+    let row = client
+        .query_one(
+            "SELECT abs(extract(epoch FROM now() - time)) < 300, method, tool, jsonrpc_id, upstream,
+                    latency_ms > 0 AND latency_ms >= upstream_latency_ms, request_bytes, response_bytes > 0,
+                    client_addr LIKE '127.0.0.1:%', session_hash IS NULL, arguments_mode, arguments IS NULL
+             FROM audit_log WHERE request_id = $1",
+            &[ok],
+        )
+        .await
+        .unwrap();
+    let text = |i: usize| row.get::<_, Option<String>>(i);
+    assert!(row.get::<_, bool>(0), "time is now");
+    let upstream = format!("127.0.0.1:{}", up.port);
+    let expected = ["tools/call", "exact_calculate", "1", upstream.as_str()];
+    assert_eq!(
+        (1..5).map(text).collect::<Vec<_>>(),
+        expected.map(|e| Some(e.to_string()))
+    );
+    assert!(row.get::<_, bool>(5), "latencies");
+    assert!(row.get::<_, i64>(6) > 50, "request bytes");
+    assert!(row.get::<_, bool>(7), "response bytes");
+    assert!(row.get::<_, bool>(8), "client address");
+    assert!(row.get::<_, bool>(9), "stateless call: no session");
+    assert_eq!(row.get::<_, String>(10), "none");
+    assert!(row.get::<_, bool>(11));
 }
 
 #[tokio::test]
