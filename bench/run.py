@@ -423,10 +423,12 @@ http {{
         med = lambda xs: statistics.median(xs)
         key = "tools/call small, 256 conns"
         half = med([r["rps"] for r in results[(key, "nginx")]]) / 2
-        fixed_names = ["direct", "nginx", "pingora", "gateway"]
+        # gateway-audit-off shows how much of the gateway's latency is PostgreSQL's share of the CPUs.
+        fixed_names = ["direct", "nginx", "pingora", "gateway", "gateway-audit-off"]
         fixed = {}
         for rnd in range(1 if args.quick else args.rounds):
-            for name in fixed_names[rnd % 4:] + fixed_names[:rnd % 4]:
+            k = rnd % len(fixed_names)
+            for name in fixed_names[k:] + fixed_names[:k]:
                 c = next(c for c in contenders if c.name == name)
                 r = run_fixed_rate(c, half, 32, secs + 1, small, base["BENCH_TOKEN"], tmp)
                 fixed.setdefault(name, []).append(r)

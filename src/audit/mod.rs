@@ -121,7 +121,7 @@ impl Audit {
                 }
                 _ = shutdown.changed() => return,
             }
-            // Under load, rows keep coming: let them gather for a moment so one INSERT carries
+            // Under load, rows keep coming: let them gather for a moment so one COPY carries
             // many (each statement costs far more than each row). The task sleeps meanwhile
             // instead of waiting on the queue, so the proxy threads do not wake it for every row;
             // a full batch (a backlog) is written at once.
