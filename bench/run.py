@@ -7,7 +7,7 @@ limit that is never hit, audit to a PostgreSQL this script starts) and the gatew
 runs wrk against each in alternating order for several rounds; then h2load at a fixed rate (half of
 nginx's peak) for latency without saturation; prints medians, ratios and resource figures.
 
-    python3 bench/run.py            # full run (about 9.5 minutes)
+    python3 bench/run.py            # full run (about 10 minutes plus the build)
     python3 bench/run.py --quick    # small tools/call at 256 connections only (about 1.5 minutes)
 """
 
@@ -278,9 +278,12 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     secs = args.seconds or 3
+    started = time.time()
     ensure_tools()
+    built = time.time()
     if not args.no_build:
         sh(["cargo", "build", "--release", "--bin", "mcp-gateway", "--example", "bare-pingora"], cwd=ROOT)
+    built = time.time() - built
     gw_bin = os.path.join(ROOT, "target/release/mcp-gateway")
     bare_bin = os.path.join(ROOT, "target/release/examples/bare-pingora")
     tmp = tempfile.mkdtemp(prefix="mcp-bench-")
@@ -475,6 +478,7 @@ http {{
         print(f"\naudit (gateway, full policy): {total_requests} requests served; audit_log rows, span s: {rows_written}")
         cpu = lambda name: med([r["cpu_us"] for r in results[(key, name)]])
         print(f"cpu per request (small tools/call, 256 conns): gateway {cpu('gateway'):.1f} µs, pingora {cpu('pingora'):.1f} µs, nginx {cpu('nginx'):.1f} µs")
+        print(f"wall time: {time.time() - started:.0f} s, of which {built:.0f} s building")
         for other in ["nginx", "pingora", "direct"]:
             print(f"ratio gateway/{other}: {med([a['rps'] / b['rps'] for a, b in zip(g, results[(key, other)])]):.3f}")
     finally:
