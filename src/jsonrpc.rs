@@ -60,19 +60,163 @@ struct Wire<'a> {
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
+    params: Option<Params<'a>>,
     #[serde(borrow, default)]
     result: Option<&'a RawValue>,
     #[serde(borrow, default)]
     error: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
-struct CallParams<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-    #[serde(borrow, default)]
+/// What the gateway reads of `params`, taken in the same pass as the rest of the message (the
+/// method may come after `params` in the object): the tool name if `name` is a string, and the
+/// raw `arguments`. Any other shape is accepted here and judged by the method that needs it.
+#[derive(Default)]
+struct Params<'a> {
+    name: Option<Cow<'a, str>>,
     arguments: Option<&'a RawValue>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Params<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ParamsVisitor)
+    }
+}
+
+struct ParamsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ParamsVisitor {
+    type Value = Params<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON-RPC params")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Params<'de>, A::Error> {
+        use serde::de::Error;
+        let (mut params, mut seen_name) = (Params::default(), false);
+        while let Some(key) = map.next_key::<ParamsKey>()? {
+            match key {
+                // A repeated key would let the gateway and the tool read different names.
+                ParamsKey::Name if seen_name => return Err(A::Error::duplicate_field("name")),
+                ParamsKey::Name => {
+                    seen_name = true;
+                    params.name = map.next_value::<MaybeStr<'de>>()?.0;
+                }
+                ParamsKey::Arguments if params.arguments.is_some() => {
+                    return Err(A::Error::duplicate_field("arguments"))
+                }
+                ParamsKey::Arguments => params.arguments = map.next_value()?,
+                ParamsKey::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(params)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Params<'de>, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Params::default())
+    }
+
+    fn visit_unit<E>(self) -> Result<Params<'de>, E> {
+        Ok(Params::default())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Params<'de>, E> {
+        Ok(Params::default())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Params<'de>, E> {
+        Ok(Params::default())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Params<'de>, E> {
+        Ok(Params::default())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Params<'de>, E> {
+        Ok(Params::default())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Params<'de>, E> {
+        Ok(Params::default())
+    }
+}
+
+enum ParamsKey {
+    Name,
+    Arguments,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for ParamsKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = ParamsKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, key: &str) -> Result<ParamsKey, E> {
+                Ok(match key {
+                    "name" => ParamsKey::Name,
+                    "arguments" => ParamsKey::Arguments,
+                    _ => ParamsKey::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// A string borrowed from the body when it has no escapes, or `None` for any other value.
+struct MaybeStr<'a>(Option<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for MaybeStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> serde::de::Visitor<'de> for StrVisitor {
+            type Value = MaybeStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<MaybeStr<'de>, E> {
+                Ok(MaybeStr(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<MaybeStr<'de>, E> {
+                Ok(MaybeStr(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<MaybeStr<'de>, A::Error> {
+                while m
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(MaybeStr(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<MaybeStr<'de>, A::Error> {
+                while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(MaybeStr(None))
+            }
+            fn visit_unit<E>(self) -> Result<MaybeStr<'de>, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<MaybeStr<'de>, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<MaybeStr<'de>, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<MaybeStr<'de>, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<MaybeStr<'de>, E> {
+                Ok(MaybeStr(None))
+            }
+        }
+        d.deserialize_any(StrVisitor)
+    }
 }
 
 /// Parses a request body. `batches_allowed` follows the negotiated protocol version.
@@ -144,13 +288,13 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
                 let params = w.params.ok_or(GatewayError::InvalidRequest(
                     "tools/call needs params.name".into(),
                 ))?;
-                let p: CallParams<'_> = serde_json::from_str(params.get()).map_err(|_| {
-                    GatewayError::InvalidRequest("tools/call needs params.name as a string".into())
-                })?;
+                let name = params.name.ok_or(GatewayError::InvalidRequest(
+                    "tools/call needs params.name as a string".into(),
+                ))?;
                 let arguments = keep_arguments
-                    .then(|| p.arguments.map(|a| a.get().to_string()))
+                    .then(|| params.arguments.map(|a| a.get().to_string()))
                     .flatten();
-                (Some(p.name.into_owned()), arguments)
+                (Some(name.into_owned()), arguments)
             } else {
                 (None, None)
             };
@@ -236,6 +380,40 @@ mod tests {
             ),
             Err(GatewayError::InvalidRequest(_))
         ));
+    }
+
+    #[test]
+    fn params_are_read_in_the_same_pass() {
+        // `params` before `method`, other keys around the name, arguments kept verbatim.
+        let rpc = parse(br#"{"params":{"_meta":{"name":"no"},"arguments":{"x":"y"},"name":"calc"},"jsonrpc":"2.0","id":3,"method":"tools/call"}"#, false, true).unwrap();
+        let m = rpc.first().unwrap();
+        assert_eq!(m.tool.as_deref(), Some("calc"));
+        assert_eq!(m.arguments.as_deref(), Some(r#"{"x":"y"}"#));
+        // Other methods may carry any params, including positional ones and a non-string name.
+        for body in [
+            &br#"{"jsonrpc":"2.0","id":1,"method":"x/y","params":[1,"a",{"b":null}]}"#[..],
+            br#"{"jsonrpc":"2.0","id":1,"method":"x/y","params":{"name":{"first":"a"}}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"x/y","params":null}"#,
+        ] {
+            let rpc = parse(body, false, false).unwrap();
+            assert_eq!(rpc.first().unwrap().tool, None);
+        }
+        // tools/call needs a string name in an object, given once.
+        for body in [
+            &br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["calc"]}"#[..],
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+        ] {
+            assert!(
+                matches!(
+                    parse(body, false, false),
+                    Err(GatewayError::InvalidRequest(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]

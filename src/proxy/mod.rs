@@ -309,7 +309,7 @@ impl ProxyHttp for Gateway {
             };
             match sealed {
                 Some(s) => {
-                    resp.insert_header(names::SESSION_ID, s.as_str())?;
+                    resp.insert_header(names::written::SESSION_ID, s.as_str())?;
                     ctx.issued_session = Some(s);
                 }
                 None => {
@@ -326,7 +326,7 @@ impl ProxyHttp for Gateway {
                 resp.remove_header("content-length");
             }
         }
-        resp.insert_header(names::REQUEST_ID, ctx.request_id.as_str())?;
+        resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str())?;
         Ok(())
     }
 

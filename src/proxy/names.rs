@@ -9,3 +9,32 @@ pub const USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 pub const TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
 pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+
+/// The names the gateway inserts, in the form Pingora stores for free. Pingora keeps each inserted
+/// header's case in a second map; for a `HeaderName` outside its short list of titled names it
+/// copies the name into a new buffer on every insert, while a static `Bytes` is kept as it is.
+pub mod written {
+    use bytes::Bytes;
+
+    pub const GATEWAY_AUTH: Bytes = Bytes::from_static(b"x-gateway-auth");
+    pub const REQUEST_ID: Bytes = Bytes::from_static(b"x-request-id");
+    pub const USER_ID: Bytes = Bytes::from_static(b"x-user-id");
+    pub const TENANT_ID: Bytes = Bytes::from_static(b"x-tenant-id");
+    pub const SESSION_ID: Bytes = Bytes::from_static(b"mcp-session-id");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn written_names_match_the_parsed_ones() {
+        for (written, parsed) in [
+            (super::written::GATEWAY_AUTH, super::GATEWAY_AUTH),
+            (super::written::REQUEST_ID, super::REQUEST_ID),
+            (super::written::USER_ID, super::USER_ID),
+            (super::written::TENANT_ID, super::TENANT_ID),
+            (super::written::SESSION_ID, super::SESSION_ID),
+        ] {
+            assert_eq!(&written[..], parsed.as_str().as_bytes());
+        }
+    }
+}

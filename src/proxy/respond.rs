@@ -20,7 +20,7 @@ pub async fn json(
     let mut h = ResponseHeader::build(status, Some(4 + extra.len()))?;
     h.insert_header("Content-Type", "application/json")?;
     h.insert_header("Content-Length", body.len().to_string())?;
-    h.insert_header(super::names::REQUEST_ID, ctx.request_id.as_str())?;
+    h.insert_header(super::names::written::REQUEST_ID, ctx.request_id.as_str())?;
     h.insert_header("Cache-Control", "no-store")?;
     for (k, v) in extra {
         h.insert_header(*k, v.as_str())?;

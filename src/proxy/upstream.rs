@@ -60,13 +60,13 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::Re
     req.remove_header(&header::AUTHORIZATION);
     req.remove_header(&header::COOKIE);
     req.insert_header(header::HOST, picked.host_header.clone())?;
-    req.insert_header(names::GATEWAY_AUTH, scope.auth_header.clone())?;
-    req.insert_header(names::REQUEST_ID, ctx.request_id.as_str())?;
+    req.insert_header(names::written::GATEWAY_AUTH, scope.auth_header.clone())?;
+    req.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str())?;
     match &ctx.identity {
         Some(id) => {
-            req.insert_header(names::USER_ID, id.user.as_str())?;
+            req.insert_header(names::written::USER_ID, id.user.as_str())?;
             match &id.tenant {
-                Some(t) => req.insert_header(names::TENANT_ID, t.as_str())?,
+                Some(t) => req.insert_header(names::written::TENANT_ID, t.as_str())?,
                 None => {
                     req.remove_header(&names::TENANT_ID);
                 }
@@ -78,7 +78,7 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::Re
         }
     }
     match &ctx.session {
-        Some(s) => req.insert_header(names::SESSION_ID, s.upstream_session.as_str())?,
+        Some(s) => req.insert_header(names::written::SESSION_ID, s.upstream_session.as_str())?,
         None => {
             req.remove_header(&names::SESSION_ID);
         }
