@@ -123,6 +123,23 @@ async fn malformed_bodies() {
             400,
             -32600,
         ),
+        // The tool is named once, as a string, in an object: anything else could make the tool
+        // read another name than the one the gateway checked.
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["exact_calculate"]}"#,
+            400,
+            -32600,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"exact_calculate","name":"statistics"}}"#,
+            400,
+            -32600,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["exact_calculate"]}}"#,
+            400,
+            -32600,
+        ),
     ];
     for (body, status, code) in cases {
         let r = client.post_raw(body.to_string()).await;
