@@ -337,10 +337,20 @@ async fn insert(client: &deadpool_postgres::Client, rows: &[AuditRecord]) -> Res
     Ok(())
 }
 
-const COPY: &str = "COPY audit_log (time, request_id, instance, user_id, tenant, roles, scope, method, tool,
-    jsonrpc_id, outcome, reason, rpc_error_code, http_status, upstream, latency_ms, upstream_latency_ms,
-    request_bytes, response_bytes, client_addr, session_hash, arguments_mode, arguments)
-FROM STDIN (FORMAT binary)";
+/// The columns both statements fill, in the order their values are given.
+macro_rules! columns {
+    () => {
+        "time, request_id, instance, user_id, tenant, roles, scope, method, tool, jsonrpc_id, outcome,
+        reason, rpc_error_code, http_status, upstream, latency_ms, upstream_latency_ms, request_bytes,
+        response_bytes, client_addr, session_hash, arguments_mode, arguments"
+    };
+}
+
+const COPY: &str = concat!(
+    "COPY audit_log (",
+    columns!(),
+    ") FROM STDIN (FORMAT binary)"
+);
 
 /// The column types of [`COPY`], in its order.
 const COPY_TYPES: &[Type] = &[
@@ -369,9 +379,10 @@ const COPY_TYPES: &[Type] = &[
     Type::TEXT,
 ];
 
-const INSERT: &str = "INSERT INTO audit_log (time, request_id, instance, user_id, tenant, roles, scope, method, tool,
-    jsonrpc_id, outcome, reason, rpc_error_code, http_status, upstream, latency_ms, upstream_latency_ms,
-    request_bytes, response_bytes, client_addr, session_hash, arguments_mode, arguments)
+const INSERT: &str = concat!(
+    "INSERT INTO audit_log (",
+    columns!(),
+    ")
 SELECT 'epoch'::timestamptz + u.t * interval '1 microsecond', u.rid, u.inst, u.uid, u.ten,
     string_to_array(u.roles, E'\\x1f'), u.scope, u.method, u.tool, u.jid, u.outcome, u.reason, u.code, u.status,
     u.upstream, u.lat, u.ulat, u.reqb, u.respb, u.caddr, u.shash, u.amode, u.args
@@ -380,7 +391,8 @@ FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
     $17::float8[], $18::int8[], $19::int8[], $20::text[], $21::text[], $22::text[], $23::text[])
     AS u(t, rid, inst, uid, ten, roles, scope, method, tool, jid, outcome, reason, code, status, upstream, lat,
          ulat, reqb, respb, caddr, shash, amode, args)
-ON CONFLICT (request_id) DO NOTHING";
+ON CONFLICT (request_id) DO NOTHING"
+);
 
 /// A batch as one array per column, borrowing from the rows (no copy of any string).
 struct Columns<'a> {
