@@ -280,10 +280,10 @@ def main():
     secs = args.seconds or 3
     started = time.time()
     ensure_tools()
-    built = time.time()
+    build_started = time.time()
     if not args.no_build:
         sh(["cargo", "build", "--release", "--bin", "mcp-gateway", "--example", "bare-pingora"], cwd=ROOT)
-    built = time.time() - built
+    build_seconds = time.time() - build_started
     gw_bin = os.path.join(ROOT, "target/release/mcp-gateway")
     bare_bin = os.path.join(ROOT, "target/release/examples/bare-pingora")
     tmp = tempfile.mkdtemp(prefix="mcp-bench-")
@@ -478,7 +478,7 @@ http {{
         print(f"\naudit (gateway, full policy): {total_requests} requests served; audit_log rows, span s: {rows_written}")
         cpu = lambda name: med([r["cpu_us"] for r in results[(key, name)]])
         print(f"cpu per request (small tools/call, 256 conns): gateway {cpu('gateway'):.1f} µs, pingora {cpu('pingora'):.1f} µs, nginx {cpu('nginx'):.1f} µs")
-        print(f"wall time: {time.time() - started:.0f} s, of which {built:.0f} s building")
+        print(f"wall time: {time.time() - started:.0f} s, of which {build_seconds:.0f} s building")
         for other in ["nginx", "pingora", "direct"]:
             print(f"ratio gateway/{other}: {med([a['rps'] / b['rps'] for a, b in zip(g, results[(key, other)])]):.3f}")
     finally:
