@@ -69,6 +69,7 @@ fn scopes() -> BTreeMap<String, ScopeConfig> {
             "convert_units".into(),
             "evaluate_expression".into(),
         ],
+        allow_methods: vec![],
         outlier: None,
         total_timeout: None,
     };
@@ -131,6 +132,33 @@ fn policy_decision(b: divan::Bencher) {
     b.bench(|| policy.allows(divan::black_box(&roles), "calculator", "statistics"));
 }
 
+/// A resource grant is a glob matched per request (resources are not listed in the configuration).
+#[divan::bench]
+fn policy_resource_decision(b: divan::Bencher) {
+    let file = PolicyFile {
+        roles: BTreeMap::from([(
+            "reader".to_string(),
+            RoleFile {
+                allow: vec![
+                    "calculator/resource:document://public/*".into(),
+                    "calculator/prompt:summarize".into(),
+                ],
+            },
+        )]),
+        rate_limits: vec![],
+    };
+    let policy = Policy::compile(Path::new("policy.yaml"), &file, &scopes(), &mut vec![]);
+    let roles = vec!["reader".to_string()];
+    b.bench(|| {
+        policy.allows_kind(
+            divan::black_box(&roles),
+            "calculator",
+            mcp_gateway::policy::Kind::Resource,
+            divan::black_box("document://public/reports/2026/q3.md"),
+        )
+    });
+}
+
 fn tools_list() -> String {
     let tool = |n: &str| serde_json::json!({"name": n, "description": "d".repeat(200), "inputSchema": {"type": "object", "properties": {"a": {"type": "string"}}}});
     serde_json::json!({"jsonrpc":"2.0","id":1,"result":{"tools":[tool("exact_calculate"), tool("statistics"), tool("convert_units"), tool("evaluate_expression")]}}).to_string()
@@ -140,8 +168,11 @@ fn tools_list() -> String {
 fn tools_list_filter_json(b: divan::Bencher) {
     let body = Bytes::from(tools_list());
     b.bench(|| {
-        let mut r = ResponseRewrite::pending_tools_list();
-        r.start("application/json", vec!["exact_calculate".into()]);
+        let mut r = ResponseRewrite::pending_list();
+        r.start(
+            "application/json",
+            Box::new(vec!["exact_calculate".to_string()]),
+        );
         let mut chunk = Some(body.clone());
         r.body(&mut chunk, true);
         chunk
@@ -152,8 +183,11 @@ fn tools_list_filter_json(b: divan::Bencher) {
 fn tools_list_filter_sse(b: divan::Bencher) {
     let body = Bytes::from(format!("event: message\nid: 1\ndata: {}\n\n", tools_list()));
     b.bench(|| {
-        let mut r = ResponseRewrite::pending_tools_list();
-        r.start("text/event-stream", vec!["exact_calculate".into()]);
+        let mut r = ResponseRewrite::pending_list();
+        r.start(
+            "text/event-stream",
+            Box::new(vec!["exact_calculate".to_string()]),
+        );
         let mut chunk = Some(body.clone());
         r.body(&mut chunk, true);
         chunk

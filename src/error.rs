@@ -22,13 +22,10 @@ pub enum GatewayError {
     Unauthorized(Cow<'static, str>),
     #[error("Forbidden: {0}")]
     Forbidden(Cow<'static, str>),
-    /// A tool that is not in the scope, not granted, or does not exist: all three look the same.
-    #[error("Unknown tool: {tool}")]
-    UnknownTool {
-        tool: String,
-        /// Why it was refused, for logs and audit only; never sent to the client.
-        reason: &'static str,
-    },
+    /// A tool, prompt, resource or method the caller may not use: it looks exactly like one that
+    /// does not exist.
+    #[error("{0}")]
+    Denied(Denied),
     #[error("Session not found: initialize a new session")]
     UnknownSession,
     #[error("Request body too large: the limit is {limit} bytes")]
@@ -57,6 +54,76 @@ pub enum GatewayError {
     Internal,
 }
 
+/// What was refused as if it did not exist, and why (the reason is for logs and audit only; never
+/// sent to the client).
+#[derive(Debug, Clone)]
+pub struct Denied {
+    what: DeniedKind,
+    name: String,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeniedKind {
+    Tool,
+    Prompt,
+    Resource,
+    Method,
+}
+
+impl Denied {
+    pub fn tool(name: &str, reason: &'static str) -> Self {
+        Self::new(DeniedKind::Tool, name, reason)
+    }
+    pub fn prompt(name: &str, reason: &'static str) -> Self {
+        Self::new(DeniedKind::Prompt, name, reason)
+    }
+    pub fn resource(uri: &str, reason: &'static str) -> Self {
+        Self::new(DeniedKind::Resource, uri, reason)
+    }
+    pub fn method(method: &str, reason: &'static str) -> Self {
+        Self::new(DeniedKind::Method, method, reason)
+    }
+    fn new(what: DeniedKind, name: &str, reason: &'static str) -> Self {
+        Self {
+            what,
+            name: name.to_string(),
+            reason,
+        }
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+    /// The code a server gives for a thing it does not have.
+    fn code(&self) -> i32 {
+        match self.what {
+            DeniedKind::Tool | DeniedKind::Prompt => -32602,
+            DeniedKind::Resource => -32002,
+            DeniedKind::Method => -32601,
+        }
+    }
+    /// A refused method is a policy decision of another kind than a refused tool.
+    pub fn is_method(&self) -> bool {
+        self.what == DeniedKind::Method
+    }
+}
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let label = match self.what {
+            DeniedKind::Tool => "Unknown tool: ",
+            DeniedKind::Prompt => "Unknown prompt: ",
+            DeniedKind::Resource => "Resource not found: ",
+            DeniedKind::Method => "Method not found: ",
+        };
+        f.write_str(label)?;
+        f.write_str(&self.name)
+    }
+}
+
 impl GatewayError {
     /// The HTTP status of the answer.
     pub fn status(&self) -> u16 {
@@ -66,7 +133,7 @@ impl GatewayError {
             UnsupportedMediaType => 415,
             Unauthorized(_) => 401,
             Forbidden(_) => 403,
-            UnknownTool { .. } => 200,
+            Denied(_) => 200,
             UnknownSession | NotFound(_) => 404,
             MethodNotAllowed(_) => 405,
             PayloadTooLarge { .. } => 413,
@@ -87,7 +154,7 @@ impl GatewayError {
             UnsupportedVersion(_) => -32022,
             Unauthorized(_) => -32001,
             Forbidden(_) => -32003,
-            UnknownTool { .. } => -32602,
+            Denied(d) => d.code(),
             UnknownSession => -32010,
             PayloadTooLarge { .. } => -32005,
             UpstreamFailed(_) => -32008,
@@ -122,7 +189,7 @@ impl GatewayError {
             UnsupportedMediaType => "unsupported_media_type",
             Unauthorized(_) => "unauthenticated",
             Forbidden(_) => "forbidden",
-            UnknownTool { .. } => "denied",
+            Denied(_) => "denied",
             UnknownSession => "unknown_session",
             PayloadTooLarge { .. } => "payload_too_large",
             NotFound(_) => "not_found",
@@ -174,10 +241,7 @@ mod tests {
 
     #[test]
     fn unknown_tool_looks_like_a_missing_tool() {
-        let e = GatewayError::UnknownTool {
-            tool: "rm_rf".into(),
-            reason: "not granted",
-        };
+        let e = GatewayError::Denied(Denied::tool("rm_rf", "not granted"));
         assert_eq!(e.status(), 200);
         let body: serde_json::Value = serde_json::from_slice(&e.body(Some("7"))).unwrap();
         assert_eq!(body["id"], 7);

@@ -1,6 +1,10 @@
 //! JSON-RPC 2.0 as the gateway needs it: one pass over the body that borrows from it, yielding the
-//! method, the raw id (echoed back verbatim in errors) and, for `tools/call`, the tool name. The
-//! body itself is forwarded unchanged.
+//! method, the raw id (echoed back verbatim in errors), the tool of a `tools/call` and the prompt or
+//! resource a method names. The body itself is forwarded unchanged.
+//!
+//! Names are bounded here, before any authorization work: a method or tool or prompt name longer
+//! than `MAX_NAME` bytes, or a resource URI longer than `MAX_URI`, is a bad request (no real one is
+//! that long, and everything read here ends up in logs and audit rows).
 
 use crate::error::GatewayError;
 use serde::Deserialize;
@@ -11,6 +15,19 @@ use std::borrow::Cow;
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
 /// The version a client that sends no `MCP-Protocol-Version` header is assumed to speak.
 pub const DEFAULT_VERSION: &str = "2025-03-26";
+
+/// The longest method, tool or prompt name accepted (the MCP spec caps tool names at 128).
+pub const MAX_NAME: usize = 128;
+/// The longest resource URI accepted.
+pub const MAX_URI: usize = 2048;
+
+/// The prompt or resource a request names (`prompts/get`, `resources/read|subscribe|unsubscribe`,
+/// and the `ref` of `completion/complete`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Prompt(String),
+    Resource(String),
+}
 
 /// One JSON-RPC message as far as the gateway cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +40,8 @@ pub struct Message {
     pub tool: Option<String>,
     /// The raw `arguments` of a `tools/call`, kept only when the audit trail records them.
     pub arguments: Option<String>,
+    /// The prompt or resource the request names.
+    pub target: Option<Target>,
 }
 
 impl Message {
@@ -74,6 +93,17 @@ struct Wire<'a> {
 struct Params<'a> {
     name: Option<Cow<'a, str>>,
     arguments: Option<&'a RawValue>,
+    uri: Option<Cow<'a, str>>,
+    reference: Option<Reference<'a>>,
+}
+
+/// The `ref` of `completion/complete`: `{"type": "ref/prompt", "name"}` or
+/// `{"type": "ref/resource", "uri"}`.
+#[derive(Default)]
+struct Reference<'a> {
+    kind: Option<Cow<'a, str>>,
+    name: Option<Cow<'a, str>>,
+    uri: Option<Cow<'a, str>>,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Params<'a> {
@@ -93,7 +123,7 @@ impl<'de> serde::de::Visitor<'de> for ParamsVisitor {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Params<'de>, A::Error> {
         use serde::de::Error;
-        let (mut params, mut seen_name) = (Params::default(), false);
+        let (mut params, mut seen_name, mut seen_uri) = (Params::default(), false, false);
         while let Some(key) = map.next_key::<ParamsKey>()? {
             match key {
                 // A repeated key would let the gateway and the tool read different names.
@@ -106,6 +136,18 @@ impl<'de> serde::de::Visitor<'de> for ParamsVisitor {
                     return Err(A::Error::duplicate_field("arguments"))
                 }
                 ParamsKey::Arguments => params.arguments = map.next_value()?,
+                ParamsKey::Uri if seen_uri => return Err(A::Error::duplicate_field("uri")),
+                ParamsKey::Uri => {
+                    seen_uri = true;
+                    params.uri = map.next_value::<MaybeStr<'de>>()?.0;
+                }
+                ParamsKey::Ref if params.reference.is_some() => {
+                    return Err(A::Error::duplicate_field("ref"))
+                }
+                ParamsKey::Ref => {
+                    params.reference =
+                        Some(map.next_value::<MaybeRef<'de>>()?.0.unwrap_or_default())
+                }
                 ParamsKey::Other => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
@@ -142,6 +184,8 @@ impl<'de> serde::de::Visitor<'de> for ParamsVisitor {
 enum ParamsKey {
     Name,
     Arguments,
+    Uri,
+    Ref,
     Other,
 }
 
@@ -157,6 +201,8 @@ impl<'de> Deserialize<'de> for ParamsKey {
                 Ok(match key {
                     "name" => ParamsKey::Name,
                     "arguments" => ParamsKey::Arguments,
+                    "uri" => ParamsKey::Uri,
+                    "ref" => ParamsKey::Ref,
                     _ => ParamsKey::Other,
                 })
             }
@@ -219,12 +265,85 @@ impl<'de> Deserialize<'de> for MaybeStr<'de> {
     }
 }
 
+/// A `ref` object, or `None` for any other value; a repeated key inside it is an error.
+struct MaybeRef<'a>(Option<Reference<'a>>);
+
+impl<'de> Deserialize<'de> for MaybeRef<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct RefVisitor;
+        impl<'de> serde::de::Visitor<'de> for RefVisitor {
+            type Value = MaybeRef<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<MaybeRef<'de>, A::Error> {
+                use serde::de::Error;
+                let mut r = Reference::default();
+                let mut seen = [false; 3];
+                while let Some(key) = m.next_key::<Cow<'de, str>>()? {
+                    let (slot, i, field) = match key.as_ref() {
+                        "type" => (&mut r.kind, 0, "type"),
+                        "name" => (&mut r.name, 1, "name"),
+                        "uri" => (&mut r.uri, 2, "uri"),
+                        _ => {
+                            m.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    if seen[i] {
+                        return Err(A::Error::duplicate_field(field));
+                    }
+                    seen[i] = true;
+                    *slot = m.next_value::<MaybeStr<'de>>()?.0;
+                }
+                Ok(MaybeRef(Some(r)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<MaybeRef<'de>, A::Error> {
+                while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(MaybeRef(None))
+            }
+            fn visit_unit<E>(self) -> Result<MaybeRef<'de>, E> {
+                Ok(MaybeRef(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<MaybeRef<'de>, E> {
+                Ok(MaybeRef(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<MaybeRef<'de>, E> {
+                Ok(MaybeRef(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<MaybeRef<'de>, E> {
+                Ok(MaybeRef(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<MaybeRef<'de>, E> {
+                Ok(MaybeRef(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<MaybeRef<'de>, E> {
+                Ok(MaybeRef(None))
+            }
+        }
+        d.deserialize_any(RefVisitor)
+    }
+}
+
 /// Parses a request body. `batches_allowed` follows the negotiated protocol version.
 pub fn parse(
     body: &[u8],
     batches_allowed: bool,
     keep_arguments: bool,
 ) -> Result<Rpc, GatewayError> {
+    // JSON is UTF-8 (RFC 8259). serde_json skips the parts a message struct ignores without
+    // checking them, so without this a body an upstream's parser refuses could pass here.
+    if std::str::from_utf8(body).is_err() {
+        return Err(GatewayError::ParseError(
+            "the body is not valid UTF-8".into(),
+        ));
+    }
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     match first {
         None => Err(GatewayError::InvalidRequest("empty body".into())),
@@ -284,26 +403,56 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
     };
     match w.method {
         Some(method) => {
-            let tool = if method == "tools/call" {
-                let params = w.params.ok_or(GatewayError::InvalidRequest(
-                    "tools/call needs params.name".into(),
-                ))?;
-                let name = params.name.ok_or(GatewayError::InvalidRequest(
-                    "tools/call needs params.name as a string".into(),
-                ))?;
-                let arguments = keep_arguments
-                    .then(|| params.arguments.map(|a| a.get().to_string()))
-                    .flatten();
-                (Some(name.into_owned()), arguments)
-            } else {
-                (None, None)
+            if method.len() > MAX_NAME {
+                return Err(GatewayError::InvalidRequest(
+                    "method name longer than 128 bytes".into(),
+                ));
+            }
+            let params = w.params;
+            let (tool, arguments, target) = match method.as_ref() {
+                "tools/call" => {
+                    let params = params.ok_or(GatewayError::InvalidRequest(
+                        "tools/call needs params.name".into(),
+                    ))?;
+                    let name = bounded(params.name, "tools/call needs params.name as a string")?;
+                    let arguments = keep_arguments
+                        .then(|| params.arguments.map(|a| a.get().to_string()))
+                        .flatten();
+                    (Some(name), arguments, None)
+                }
+                "prompts/get" => {
+                    let name = params.and_then(|p| p.name);
+                    let name = bounded(name, "prompts/get needs params.name as a string")?;
+                    (None, None, Some(Target::Prompt(name)))
+                }
+                "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                    let uri = params.and_then(|p| p.uri);
+                    (None, None, Some(Target::Resource(uri_of(uri)?)))
+                }
+                "completion/complete" => {
+                    let r = params.and_then(|p| p.reference).unwrap_or_default();
+                    let target = match r.kind.as_deref() {
+                        Some("ref/prompt") => Target::Prompt(bounded(
+                            r.name,
+                            "completion/complete needs params.ref.name as a string",
+                        )?),
+                        Some("ref/resource") => Target::Resource(uri_of(r.uri)?),
+                        _ => {
+                            return Err(GatewayError::InvalidRequest(
+                                "completion/complete needs params.ref of type ref/prompt or ref/resource".into(),
+                            ))
+                        }
+                    };
+                    (None, None, Some(target))
+                }
+                _ => (None, None, None),
             };
-            let (tool, arguments) = tool;
             Ok(Message {
                 arguments,
                 method: Some(method.into_owned()),
                 id,
                 tool,
+                target,
             })
         }
         None if (w.result.is_some() || w.error.is_some()) && id.is_some() => Ok(Message {
@@ -311,11 +460,36 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
             method: None,
             id,
             tool: None,
+            target: None,
         }),
         None => Err(GatewayError::InvalidRequest(
             "a JSON-RPC message needs a method, or a result/error and an id".into(),
         )),
     }
+}
+
+/// A name that must be a string of at most `MAX_NAME` bytes.
+fn bounded(name: Option<Cow<'_, str>>, missing: &'static str) -> Result<String, GatewayError> {
+    let name = name.ok_or(GatewayError::InvalidRequest(missing.into()))?;
+    if name.len() > MAX_NAME {
+        return Err(GatewayError::InvalidRequest(
+            "name longer than 128 bytes".into(),
+        ));
+    }
+    Ok(name.into_owned())
+}
+
+/// A resource URI: a string of at most `MAX_URI` bytes.
+fn uri_of(uri: Option<Cow<'_, str>>) -> Result<String, GatewayError> {
+    let uri = uri.ok_or(GatewayError::InvalidRequest(
+        "params.uri must be a string".into(),
+    ))?;
+    if uri.len() > MAX_URI {
+        return Err(GatewayError::InvalidRequest(
+            "resource URI longer than 2048 bytes".into(),
+        ));
+    }
+    Ok(uri.into_owned())
 }
 
 #[cfg(test)]
@@ -412,6 +586,126 @@ mod tests {
                 ),
                 "{}",
                 String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn prompts_resources_and_completion_refs() {
+        let target = |body: &str| {
+            parse(body.as_bytes(), false, false).map(|r| r.first().unwrap().target.clone())
+        };
+        assert_eq!(
+            target(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"summ\u0061rize"}}"#).unwrap(),
+            Some(Target::Prompt("summarize".into()))
+        );
+        assert_eq!(
+            target(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"document://a"}}"#).unwrap(),
+            Some(Target::Resource("document://a".into()))
+        );
+        assert_eq!(
+            target(r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"argument":{"name":"x"},"ref":{"name":"p","type":"ref/prompt"}}}"#).unwrap(),
+            Some(Target::Prompt("p".into()))
+        );
+        for bad in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"a","uri":"b"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":7}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a","name":"b"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/other","name":"a"}}}"#,
+        ] {
+            assert!(
+                matches!(target(bad), Err(GatewayError::InvalidRequest(_))),
+                "{bad}"
+            );
+        }
+        let long = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{}"}}}}"#,
+            "x".repeat(129)
+        );
+        assert!(matches!(
+            target(&long),
+            Err(GatewayError::InvalidRequest(_))
+        ));
+    }
+
+    /// Random mutations of real messages: the reader never panics, and whatever it accepts, a
+    /// plain serde_json reading (what an upstream's parser sees) agrees on the method and on the
+    /// tool, prompt or resource it names.
+    #[test]
+    fn mutated_messages_never_panic_and_agree_with_serde() {
+        use rand::{Rng, SeedableRng};
+        let seeds = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"statistics","arguments":{"a":"b"}}}"#,
+            r#"{"jsonrpc":"2.0","id":"x","method":"prompts/get","params":{"name":"summarize"}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"document://public/a"}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"u://{x}"}}}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#,
+        ];
+        let pieces: [&[u8]; 10] = [
+            b"\\u0061",
+            b"\"",
+            b",",
+            b"{",
+            b"}",
+            b"\"name\":\"x\",",
+            b"\"method\":\"ping\",",
+            b"\\",
+            b"\x00",
+            b"\xff",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+        for i in 0..20_000 {
+            let mut body = seeds[i % seeds.len()].as_bytes().to_vec();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..=body.len());
+                match rng.random_range(0..3) {
+                    0 if at < body.len() => {
+                        body.remove(at);
+                    }
+                    1 => {
+                        let p = pieces[rng.random_range(0..pieces.len())];
+                        body.splice(at..at, p.iter().copied());
+                    }
+                    _ if at < body.len() => body[at] = rng.random(),
+                    _ => {}
+                }
+            }
+            let Ok(Rpc::Single(m)) = parse(&body, true, true) else {
+                continue;
+            };
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
+                panic!(
+                    "accepted, but serde refuses ({e}): {}",
+                    String::from_utf8_lossy(&body)
+                )
+            });
+            assert_eq!(
+                m.method.as_deref(),
+                v["method"].as_str(),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+            let named = match (m.method.as_deref(), &m.target) {
+                (Some("tools/call"), _) => m.tool.clone(),
+                (_, Some(Target::Prompt(n))) if m.method.as_deref() == Some("prompts/get") => {
+                    Some(n.clone())
+                }
+                (_, Some(Target::Resource(u))) if m.method.as_deref() == Some("resources/read") => {
+                    Some(u.clone())
+                }
+                _ => None,
+            };
+            let theirs = match m.method.as_deref() {
+                Some("tools/call" | "prompts/get") => v["params"]["name"].as_str(),
+                Some("resources/read") => v["params"]["uri"].as_str(),
+                _ => None,
+            };
+            assert_eq!(
+                named.as_deref(),
+                theirs,
+                "{}",
+                String::from_utf8_lossy(&body)
             );
         }
     }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod jsonrpc;
 pub mod limits;
+pub mod listen;
 pub mod logs;
 pub mod metrics;
 pub mod policy;

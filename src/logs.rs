@@ -53,6 +53,23 @@ pub fn init(format: &str) -> WorkerGuard {
     guard
 }
 
+/// The longest text a log line or audit row keeps of anything a client sent (user, method, tool,
+/// JSON-RPC id, reason): longer values are cut at a character boundary and marked with
+/// `…[N bytes]`, N being the original size.
+pub const MAX_FIELD: usize = 256;
+
+/// `s` bounded to `MAX_FIELD` bytes, with a marker giving the original size when cut.
+pub fn clip(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= MAX_FIELD {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut end = MAX_FIELD;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…[{} bytes]", &s[..end], s.len()))
+}
+
 /// One finished request on a scoped endpoint, as the access log shows it.
 #[derive(Serialize)]
 pub struct AccessLine<'a> {

@@ -30,6 +30,7 @@ metric!(AUDIT_ROWS: IntCounterVec = register_int_counter_vec!("mcp_audit_rows_to
 metric!(AUDIT_SPOOL_BYTES: IntGauge = register_int_gauge!("mcp_audit_spool_bytes", "Size of the audit spool file"));
 metric!(RATE_LIMIT_STORE_ERRORS: IntCounter = register_int_counter!("mcp_rate_limit_store_errors_total", "Rate-limit checks the shared store could not answer (the fallback applied)"));
 metric!(UPSTREAM_EJECTIONS: IntCounterVec = register_int_counter_vec!("mcp_upstream_ejections_total", "Upstreams taken out of rotation after consecutive failures", &["scope", "upstream"]));
+metric!(CONNECTIONS_REFUSED: IntCounterVec = register_int_counter_vec!("mcp_connections_refused_total", "Client connections closed on arrival, by the limit they hit", &["reason"]));
 metric!(AUDIT_REFUSED: IntCounter = register_int_counter!("mcp_audit_refused_total", "Requests refused because the audit queue was full (fail_closed)"));
 
 /// MCP methods worth a label of their own; anything else counts as `other`.
@@ -80,7 +81,10 @@ pub fn auth_reason_label(message: &str) -> &'static str {
         ("API version", "api_version"),
         ("unknown signing key", "unknown_key"),
         ("kid", "unknown_key"),
+        ("crit", "crit"),
         ("missing", "missing_claim"),
+        ("claim is", "bad_claim"),
+        ("claim longer", "bad_claim"),
     ];
     REASONS
         .iter()

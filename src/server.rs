@@ -68,6 +68,30 @@ const DOWNSTREAM_BUFFERS: L4BufferSettings = L4BufferSettings {
     write: None,
 };
 
+/// The connection limits, with `max` kept below the file-descriptor limit (raised first to the hard
+/// maximum where the system allows): the gateway needs descriptors for upstreams, the audit
+/// database and its logs too, and an exhausted table stops `accept` for everyone.
+fn connection_limits(c: &crate::listen::ConnectionLimits) -> crate::listen::ConnectionLimits {
+    const RESERVED: u64 = 1024;
+    let mut limits = c.clone();
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(fds) => {
+            let room = fds.saturating_sub(RESERVED).max(64) as usize;
+            if room < limits.max_connections {
+                tracing::warn!(
+                    configured = limits.max_connections,
+                    file_descriptors = fds,
+                    using = room,
+                    "connections.max lowered to fit the file-descriptor limit"
+                );
+                limits.max_connections = room;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the file-descriptor limit"),
+    }
+    limits
+}
+
 /// Runs the gateway until it is told to stop (SIGTERM: graceful, SIGINT: fast).
 pub fn run(config: Config) -> Result<(), String> {
     let conf = ServerConf {
@@ -81,8 +105,12 @@ pub fn run(config: Config) -> Result<(), String> {
     let (rt, services) = runtime(config)?;
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut proxy =
-        pingora::proxy::http_proxy_service(&server.configuration, Gateway::new(rt.clone()));
+    let limits = connection_limits(&rt.config.connections);
+    let app = pingora::proxy::http_proxy(&server.configuration, Gateway::new(rt.clone()));
+    let mut proxy = pingora::services::listening::Service::new(
+        "mcp-gateway proxy".to_string(),
+        crate::listen::Guarded::new(app, limits),
+    );
     proxy.add_listener(ListenerConfig::tcp(listen.clone()).l4_buffer(DOWNSTREAM_BUFFERS));
     let tools = server.add_services(services.tools);
     let handles = server.add_services(services.background);

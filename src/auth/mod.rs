@@ -63,6 +63,41 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
+/// The longest user id (`sub`) accepted: it is written to every audit row and log line.
+pub const MAX_USER_ID: usize = 256;
+
+/// The latest time claim accepted (year 3000): anything later is a forged or broken token.
+const MAX_TIMESTAMP: u64 = 32_503_680_000;
+
+/// A NumericDate claim: absent, or a non-negative number up to `MAX_TIMESTAMP` (whole seconds;
+/// fractions are cut). A string or an absurd value fails the token rather than being ignored.
+fn timestamp(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, AuthError> {
+    let Some(v) = claims.get(name).filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let secs = v
+        .as_u64()
+        .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+        .ok_or_else(|| format!("{name} claim is not a non-negative number"))?;
+    if secs > MAX_TIMESTAMP {
+        return Err(format!("{name} claim is out of range").into());
+    }
+    Ok(Some(secs))
+}
+
+/// Whether the token's protected header names `crit`.
+fn has_crit(token: &str) -> bool {
+    use base64::Engine;
+    let Some(header) = token.split('.').next() else {
+        return false;
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()
+        .and_then(|raw| serde_json::from_slice::<Map<String, Value>>(&raw).ok())
+        .is_some_and(|h| h.contains_key("crit"))
+}
+
 pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -140,6 +175,12 @@ impl Authenticator {
     }
 
     async fn verify_uncached(&self, token: &str) -> Result<Identity, AuthError> {
+        if has_crit(token) {
+            // RFC 7515 4.1.11: a critical extension the verifier does not understand fails it.
+            return Err(
+                "token has critical header parameters (crit) this gateway does not support".into(),
+            );
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
         let alg = header.alg;
         if !self.settings.algorithms.contains(&alg) {
@@ -181,19 +222,18 @@ impl Authenticator {
         let s = &self.settings;
         let names = &s.claims;
         let skew = s.clock_skew;
-        let number = |name: &str| claims.get(name).and_then(Value::as_f64).map(|v| v as u64);
-        let exp = number(&names.exp).ok_or_else(|| format!("missing {} claim", names.exp))?;
+        let exp =
+            timestamp(claims, &names.exp)?.ok_or_else(|| format!("missing {} claim", names.exp))?;
         if now > exp.saturating_add(skew) {
             return Err("token expired".into());
         }
-        if let Some(nbf) = claims.get("nbf") {
-            let nbf = nbf.as_f64().ok_or("nbf claim is not a number")? as u64;
+        if let Some(nbf) = timestamp(claims, "nbf")? {
             if now.saturating_add(skew) < nbf {
                 return Err("token not yet valid (nbf)".into());
             }
         }
         let mut valid_until = exp.saturating_add(skew);
-        let iat = number(&names.iat);
+        let iat = timestamp(claims, &names.iat)?;
         if let Some(iat) = iat {
             if iat > now.saturating_add(skew) {
                 return Err("token issued in the future (iat)".into());
@@ -228,9 +268,16 @@ impl Authenticator {
             }
         }
         let user = match claims.get(&names.user_id) {
+            Some(Value::String(u)) if u.len() > MAX_USER_ID => {
+                return Err(
+                    format!("{} claim longer than {MAX_USER_ID} bytes", names.user_id).into(),
+                )
+            }
             Some(Value::String(u)) if !u.is_empty() => u.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => return Err(format!("missing {} claim (user id)", names.user_id).into()),
+            Some(Value::String(_)) | None => {
+                return Err(format!("missing {} claim (user id)", names.user_id).into())
+            }
+            Some(_) => return Err(format!("{} claim is not a string", names.user_id).into()),
         };
         let roles = match claims.get(&names.roles) {
             Some(Value::Array(list)) => list
@@ -306,6 +353,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn critical_header_parameters_are_refused() {
+        use base64::Engine;
+        use hmac::Mac;
+        let b64 = |v: &Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+        };
+        let t = now();
+        let claims = json!({"sub": "alice", "iss": "iss", "aud": "mcp-gateway", "exp": t + 60});
+        let signed = |header: Value| {
+            let input = format!("{}.{}", b64(&header), b64(&claims));
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET).unwrap();
+            mac.update(input.as_bytes());
+            let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(mac.finalize().into_bytes());
+            format!("{input}.{sig}")
+        };
+        let auth = Authenticator::new(settings()).unwrap();
+        assert!(auth.verify(&signed(json!({"alg": "HS256"}))).await.is_ok());
+        let err = auth
+            .verify(&signed(
+                json!({"alg": "HS256", "crit": ["b64"], "b64": true}),
+            ))
+            .await
+            .unwrap_err();
+        assert!(err.contains("crit"), "{err}");
+    }
+
+    #[tokio::test]
     async fn good_token_and_each_failed_check() {
         let auth = Authenticator::new(settings()).unwrap();
         let t = now();
@@ -320,6 +395,17 @@ mod tests {
             (json!({"aud": ["x", "y"]}), "wrong audience"),
             (json!({"iat": t + 100}), "token issued in the future (iat)"),
             (json!({"sub": ""}), "missing sub claim (user id)"),
+            (json!({"sub": 42}), "sub claim is not a string"),
+            (
+                json!({"sub": "u".repeat(257)}),
+                "sub claim longer than 256 bytes",
+            ),
+            (json!({"exp": 1e300}), "exp claim is out of range"),
+            (
+                json!({"iat": t.to_string()}),
+                "iat claim is not a non-negative number",
+            ),
+            (json!({"nbf": -5}), "nbf claim is not a non-negative number"),
         ];
         for (patch, want) in cases {
             let mut c = base.clone();

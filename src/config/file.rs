@@ -45,6 +45,10 @@ pub struct GatewayFile {
     /// from the request's `Host`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Addresses (IP or CIDR) of proxies in front of the gateway whose `X-Forwarded-For` and
+    /// `Forwarded` headers are kept (the peer is appended); from anyone else they are replaced.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// OAuth authorization servers named in the protected-resource metadata.
     #[serde(default)]
     pub authorization_servers: Vec<String>,
@@ -56,6 +60,53 @@ pub struct GatewayFile {
     /// A shared store that makes rate limits hold across gateway instances.
     #[serde(default)]
     pub rate_limit_store: Option<RateLimitStoreFile>,
+    /// Client connection limits, enforced before any request is read.
+    #[serde(default)]
+    pub connections: ConnectionsFile,
+}
+
+/// `connections:` in gateway.yaml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsFile {
+    /// Client connections held at once (kept below the file-descriptor limit, which the gateway
+    /// raises to its hard maximum at start-up).
+    #[serde(default = "default_max_connections")]
+    pub max: usize,
+    /// Client connections held at once from one IP address.
+    #[serde(default = "default_max_per_address")]
+    pub max_per_address: usize,
+    /// Longest time from a connection's start (or a keep-alive request's first byte) to a
+    /// complete request head.
+    #[serde(default = "default_head_timeout", with = "duration")]
+    pub head_timeout: Duration,
+    /// How long an idle keep-alive connection waits for its next request.
+    #[serde(default = "default_idle_timeout", with = "duration")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionsFile {
+    fn default() -> Self {
+        Self {
+            max: default_max_connections(),
+            max_per_address: default_max_per_address(),
+            head_timeout: default_head_timeout(),
+            idle_timeout: default_idle_timeout(),
+        }
+    }
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_max_per_address() -> usize {
+    1_000
+}
+fn default_head_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// `rate_limit_store:` in gateway.yaml.
@@ -382,6 +433,10 @@ pub struct ScopeFile {
     pub total_timeout: Option<Duration>,
     /// The tools this scope exposes; nothing else is ever shown or callable.
     pub tools: Vec<String>,
+    /// JSON-RPC methods beyond the MCP ones the gateway knows that may reach this scope's
+    /// upstreams (for callers with a grant in the scope). Any other unknown method is refused.
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
 }
 
 /// Passive outlier ejection.

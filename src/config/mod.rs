@@ -82,6 +82,8 @@ pub struct Config {
     /// First seals new session ids; all open them.
     pub session_secrets: Vec<Vec<u8>>,
     pub public_url: Option<String>,
+    /// Peers whose forwarding headers are kept.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub authorization_servers: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub scopes: BTreeMap<String, ScopeConfig>,
@@ -90,6 +92,7 @@ pub struct Config {
     /// Compiled rate limits (moved into the runtime when the gateway starts).
     pub rate_limits: Vec<crate::limits::Rule>,
     pub rate_limit_store: Option<file::RateLimitStoreFile>,
+    pub connections: crate::listen::ConnectionLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +132,8 @@ pub struct ScopeConfig {
     pub read_timeout: Duration,
     pub connect_timeout: Duration,
     pub tools: Vec<String>,
+    /// Methods the gateway does not know that may still pass (`allow_methods`).
+    pub allow_methods: Vec<String>,
     pub outlier: Option<file::OutlierFile>,
     pub total_timeout: Option<Duration>,
 }
@@ -274,6 +279,47 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             }
         }
     }
+    // Without a configured public URL the metadata would name whatever `Host` a client sent.
+    let exposed = gateway
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| !a.ip().is_loopback());
+    if exposed && gateway.public_url.is_none() {
+        problems.push(Problem::new(
+            path,
+            "public_url",
+            "required when listen is not a loopback address (the URL clients use, e.g. https://mcp.example.com)",
+        ));
+    }
+    let mut trusted_proxies = Vec::new();
+    for (i, p) in gateway.trusted_proxies.iter().enumerate() {
+        let net = p
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match net {
+            Ok(n) => trusted_proxies.push(n),
+            Err(_) => problems.push(Problem::new(
+                path,
+                format!("trusted_proxies[{i}]"),
+                format!("{p:?} is not an IP address or CIDR range"),
+            )),
+        }
+    }
+    let c = &gateway.connections;
+    for (field, zero) in [
+        ("connections.max", c.max == 0),
+        ("connections.max_per_address", c.max_per_address == 0),
+        ("connections.head_timeout", c.head_timeout.is_zero()),
+        ("connections.idle_timeout", c.idle_timeout.as_secs() == 0),
+    ] {
+        if zero {
+            problems.push(Problem::new(
+                path,
+                field,
+                "must be greater than 0 (whole seconds for idle_timeout)",
+            ));
+        }
+    }
     if gateway.limits.max_body_bytes == 0 {
         problems.push(Problem::new(
             path,
@@ -322,6 +368,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         public_url: gateway
             .public_url
             .map(|u| u.trim_end_matches('/').to_string()),
+        trusted_proxies,
         authorization_servers: gateway.authorization_servers,
         allowed_origins: gateway.allowed_origins,
         scopes,
@@ -329,6 +376,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         audit: std::sync::Arc::new(audit),
         rate_limits,
         rate_limit_store: gateway.rate_limit_store,
+        connections: crate::listen::ConnectionLimits {
+            max_connections: gateway.connections.max,
+            max_per_address: gateway.connections.max_per_address,
+            head_timeout: gateway.connections.head_timeout,
+            idle_timeout: gateway.connections.idle_timeout,
+        },
     })
 }
 
@@ -546,6 +599,18 @@ fn build_scopes(
             }
             seen.push(tool);
         }
+        for (i, m) in scope.allow_methods.iter().enumerate() {
+            if m.is_empty()
+                || m.len() > crate::jsonrpc::MAX_NAME
+                || m.chars().any(char::is_whitespace)
+            {
+                problems.push(Problem::new(
+                    path,
+                    at(&format!("allow_methods[{i}]")),
+                    format!("{m:?} is not a JSON-RPC method name (1-128 bytes, no spaces)"),
+                ));
+            }
+        }
         if let Some(h) = &scope.health_check {
             if h.kind == HealthCheckKind::Http && !h.path.starts_with('/') {
                 problems.push(Problem::new(
@@ -578,6 +643,7 @@ fn build_scopes(
                     .connect_timeout
                     .unwrap_or(limits.upstream_connect_timeout),
                 tools: scope.tools,
+                allow_methods: scope.allow_methods,
                 outlier: scope.outlier,
                 total_timeout: scope.total_timeout,
             },

@@ -1,6 +1,10 @@
-//! Role-based access to tools. Grants are written as `scope/tool` globs in the policy file and
-//! compiled once, against the tools each scope exposes, into a plain table: on the request path a
-//! decision is a hash lookup, never a glob match. Default deny: a role, a scope or a tool that no
+//! Role-based access to everything a scope offers: tools, resources, prompts and completions.
+//!
+//! Grants are written in the policy file as `scope/tool` globs (tools, compiled once against the
+//! tools each scope exposes into a plain table: a decision is a hash lookup), `scope/resource:URI`
+//! and `scope/prompt:NAME` globs (resources and prompts are not listed in the configuration, so
+//! these stay globs, matched only for the few methods that name one), and `scope/*`, which grants
+//! everything in the scope. Default deny: a role, a scope, a tool, a resource or a prompt that no
 //! grant names gets nothing.
 
 use crate::config::file::PolicyFile;
@@ -10,12 +14,29 @@ use globset::{Glob, GlobMatcher};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The compiled policy: for each role and scope, the tools it may call. The tables use foldhash:
+/// What one role may use in one scope.
+#[derive(Debug, Default)]
+struct ScopeGrant {
+    /// `scope/*`: every tool, resource and prompt of the scope.
+    everything: bool,
+    tools: HashSet<String>,
+    resources: Vec<GlobMatcher>,
+    prompts: Vec<GlobMatcher>,
+}
+
+/// The kinds of things a scope offers besides tools, each granted separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Resource,
+    Prompt,
+}
+
+/// The compiled policy: for each role and scope, what it may use. The tables use foldhash:
 /// they are built from the operator's files and only looked up with what a client sends, so a
 /// keyed SipHash buys nothing here and costs a few hundred instructions per decision.
 #[derive(Debug, Default)]
 pub struct Policy {
-    grants: HashMap<String, HashMap<String, HashSet<String>>>,
+    grants: HashMap<String, HashMap<String, ScopeGrant>>,
 }
 
 impl Policy {
@@ -26,7 +47,7 @@ impl Policy {
         scopes: &BTreeMap<String, ScopeConfig>,
         problems: &mut Vec<Problem>,
     ) -> Policy {
-        let mut grants: HashMap<String, HashMap<String, HashSet<String>>> = HashMap::default();
+        let mut grants: HashMap<String, HashMap<String, ScopeGrant>> = HashMap::default();
         for (role, spec) in &file.roles {
             if role.is_empty() || role.chars().any(char::is_whitespace) {
                 problems.push(Problem::new(
@@ -38,65 +59,110 @@ impl Policy {
             let table = grants.entry(role.clone()).or_default();
             for (i, pattern) in spec.allow.iter().enumerate() {
                 let field = format!("roles.{role}.allow[{i}]");
-                let Some((scope_pat, tool_pat)) = pattern.split_once('/') else {
-                    problems.push(Problem::new(
-                        path,
-                        field,
-                        format!("{pattern:?} is not scope/tool (e.g. calculator/*)"),
-                    ));
-                    continue;
-                };
-                let (scope_m, tool_m) = match (matcher(scope_pat), matcher(tool_pat)) {
-                    (Ok(s), Ok(t)) => (s, t),
-                    (Err(e), _) | (_, Err(e)) => {
-                        problems.push(Problem::new(path, field, format!("{pattern:?}: {e}")));
-                        continue;
-                    }
-                };
-                let mut matched_scope = false;
-                let mut matched_tool = false;
-                for scope in scopes.values().filter(|s| scope_m.is_match(&s.name)) {
-                    matched_scope = true;
-                    for tool in scope.tools.iter().filter(|t| tool_m.is_match(t.as_str())) {
-                        matched_tool = true;
-                        table
-                            .entry(scope.name.clone())
-                            .or_default()
-                            .insert(tool.clone());
-                    }
-                }
-                if !matched_scope {
-                    problems.push(Problem::new(
-                        path,
-                        field,
-                        format!("{pattern:?} names no scope of the tools file"),
-                    ));
-                } else if !matched_tool {
-                    problems.push(Problem::new(
-                        path,
-                        field,
-                        format!("{pattern:?} names no tool of the matching scope(s)"),
-                    ));
+                if let Err(reason) = grant(table, pattern, scopes) {
+                    problems.push(Problem::new(path, field, reason));
                 }
             }
         }
         Policy { grants }
     }
 
+    fn scope_grants<'a>(
+        &'a self,
+        roles: &'a [String],
+        scope: &'a str,
+    ) -> impl Iterator<Item = &'a ScopeGrant> + 'a {
+        roles
+            .iter()
+            .filter_map(move |r| self.grants.get(r).and_then(|s| s.get(scope)))
+    }
+
+    /// Whether any of `roles` has any grant in `scope`. A caller without one gets nothing there,
+    /// not even `initialize`.
+    pub fn any_in_scope(&self, roles: &[String], scope: &str) -> bool {
+        self.scope_grants(roles, scope).next().is_some()
+    }
+
     /// Whether any of `roles` may call `tool` in `scope`.
     pub fn allows(&self, roles: &[String], scope: &str, tool: &str) -> bool {
-        roles.iter().any(|r| {
-            self.grants
-                .get(r)
-                .and_then(|s| s.get(scope))
-                .is_some_and(|tools| tools.contains(tool))
+        self.scope_grants(roles, scope)
+            .any(|g| g.tools.contains(tool))
+    }
+
+    /// Whether any of `roles` has a grant of this kind in `scope` (the list methods need one).
+    pub fn grants_kind(&self, roles: &[String], scope: &str, kind: Kind) -> bool {
+        self.scope_grants(roles, scope).any(|g| {
+            g.everything
+                || match kind {
+                    Kind::Resource => !g.resources.is_empty(),
+                    Kind::Prompt => !g.prompts.is_empty(),
+                }
         })
     }
 
-    /// Whether the role is defined in the policy file.
-    pub fn has_role(&self, role: &str) -> bool {
-        self.grants.contains_key(role)
+    /// Whether any of `roles` may use the resource (by URI or URI template) or prompt `name`.
+    pub fn allows_kind(&self, roles: &[String], scope: &str, kind: Kind, name: &str) -> bool {
+        self.scope_grants(roles, scope).any(|g| {
+            g.everything
+                || match kind {
+                    Kind::Resource => g.resources.iter().any(|m| m.is_match(name)),
+                    Kind::Prompt => g.prompts.iter().any(|m| m.is_match(name)),
+                }
+        })
     }
+}
+
+/// Adds one `allow` entry to a role's table.
+fn grant(
+    table: &mut HashMap<String, ScopeGrant>,
+    pattern: &str,
+    scopes: &BTreeMap<String, ScopeConfig>,
+) -> Result<(), String> {
+    let Some((scope_pat, item)) = pattern.split_once('/') else {
+        return Err(format!(
+            "{pattern:?} is not scope/tool, scope/resource:URI, scope/prompt:NAME or scope/* (e.g. calculator/*)"
+        ));
+    };
+    let scope_m = matcher(scope_pat).map_err(|e| format!("{pattern:?}: {e}"))?;
+    let matching: Vec<&ScopeConfig> = scopes
+        .values()
+        .filter(|s| scope_m.is_match(&s.name))
+        .collect();
+    if matching.is_empty() {
+        return Err(format!("{pattern:?} names no scope of the tools file"));
+    }
+    let kind = if let Some(p) = item.strip_prefix("resource:") {
+        Some((Kind::Resource, p))
+    } else {
+        item.strip_prefix("prompt:").map(|p| (Kind::Prompt, p))
+    };
+    if let Some((kind, p)) = kind {
+        let m = matcher(p).map_err(|e| format!("{pattern:?}: {e}"))?;
+        for scope in matching {
+            let g = table.entry(scope.name.clone()).or_default();
+            match kind {
+                Kind::Resource => g.resources.push(m.clone()),
+                Kind::Prompt => g.prompts.push(m.clone()),
+            }
+        }
+        return Ok(());
+    }
+    let tool_m = matcher(item).map_err(|e| format!("{pattern:?}: {e}"))?;
+    let mut matched_tool = false;
+    for scope in matching {
+        let g = table.entry(scope.name.clone()).or_default();
+        g.everything |= item == "*";
+        for tool in scope.tools.iter().filter(|t| tool_m.is_match(t.as_str())) {
+            matched_tool = true;
+            g.tools.insert(tool.clone());
+        }
+    }
+    if !matched_tool && item != "*" {
+        return Err(format!(
+            "{pattern:?} names no tool of the matching scope(s)"
+        ));
+    }
+    Ok(())
 }
 
 fn matcher(pattern: &str) -> Result<GlobMatcher, String> {
@@ -123,6 +189,7 @@ mod tests {
             read_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             tools: tools.iter().map(|s| s.to_string()).collect(),
+            allow_methods: vec![],
             outlier: None,
             total_timeout: None,
         }
@@ -168,6 +235,37 @@ mod tests {
         assert!(p.allows(&["x".into(), "dev".into()], "git", "git_log"));
         assert!(!p.allows(&["nobody".into()], "calculator", "exact_calculate"));
         assert!(!p.allows(&[], "calculator", "exact_calculate"));
+    }
+
+    #[test]
+    fn resources_prompts_and_everything() {
+        let (p, problems) = compile(&[
+            (
+                "reader",
+                &["git/resource:repo://docs/*", "git/prompt:summ*"],
+            ),
+            ("owner", &["git/*"]),
+            ("calc", &["calculator/exact_calculate"]),
+        ]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let (reader, owner, calc) = (
+            vec!["reader".to_string()],
+            vec!["owner".to_string()],
+            vec!["calc".to_string()],
+        );
+        assert!(p.any_in_scope(&reader, "git") && !p.any_in_scope(&reader, "calculator"));
+        assert!(!p.allows(&reader, "git", "git_log"));
+        assert!(p.allows_kind(&reader, "git", Kind::Resource, "repo://docs/a/b.md"));
+        assert!(!p.allows_kind(&reader, "git", Kind::Resource, "repo://src/main.rs"));
+        assert!(p.allows_kind(&reader, "git", Kind::Prompt, "summarize"));
+        assert!(!p.allows_kind(&reader, "git", Kind::Prompt, "explain"));
+        // scope/* is everything in the scope; a tool grant is tools only.
+        assert!(p.allows(&owner, "git", "git_log"));
+        assert!(p.allows_kind(&owner, "git", Kind::Resource, "anything://x"));
+        assert!(p.grants_kind(&owner, "git", Kind::Prompt));
+        assert!(!p.grants_kind(&calc, "calculator", Kind::Resource));
+        assert!(!p.allows_kind(&calc, "calculator", Kind::Prompt, "x"));
+        assert!(!p.any_in_scope(&[], "git"));
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! Step 1, admit: what the path names, whether the method fits, and the header checks that need no
-//! token (Origin, protocol version, content type).
+//! token (Origin, protocol version, content type, framing).
+//!
+//! Nothing the gateway does not inspect may reach an upstream: a protocol upgrade (a tunnel the
+//! gateway could not read), a body on GET or DELETE (never parsed, so never authorised), and a POST
+//! without body framing (its upstream would receive a complete empty request) are refused here,
+//! before any token is checked or any upstream contacted.
 
 use super::ctx::RequestCtx;
 use super::names;
@@ -67,6 +72,36 @@ pub fn check_scoped(session: &Session, ctx: &RequestCtx) -> Result<(), GatewayEr
     if !matches!(req.method.as_str(), "POST" | "GET" | "DELETE") {
         return Err(GatewayError::MethodNotAllowed("use POST, GET or DELETE"));
     }
+    let upgrade = req.headers.contains_key(http::header::UPGRADE)
+        || req
+            .headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .any(|v| has_token(v.as_bytes(), b"upgrade"));
+    if upgrade {
+        return Err(GatewayError::InvalidRequest(
+            "protocol upgrades are not supported".into(),
+        ));
+    }
+    let has_length = req.headers.contains_key(http::header::CONTENT_LENGTH);
+    let chunked = req.headers.contains_key(http::header::TRANSFER_ENCODING);
+    if req.method == "POST" {
+        if !has_length && !chunked {
+            return Err(GatewayError::InvalidRequest(
+                "a POST needs a body with Content-Length or chunked transfer encoding".into(),
+            ));
+        }
+    } else {
+        let empty = req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0");
+        if chunked || !empty {
+            return Err(GatewayError::InvalidRequest(
+                "GET and DELETE requests carry no body".into(),
+            ));
+        }
+    }
     if let Some(origin) = req.headers.get(http::header::ORIGIN) {
         let allowed = origin
             .to_str()
@@ -95,6 +130,13 @@ pub fn check_scoped(session: &Session, ctx: &RequestCtx) -> Result<(), GatewayEr
         }
     }
     Ok(())
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// Whether JSON-RPC batches are allowed: only in protocol 2025-03-26, which is also what a client

@@ -5,6 +5,7 @@ use super::ctx::RequestCtx;
 use super::names;
 use crate::audit::{AuditRecord, Outcome};
 use crate::error::GatewayError;
+use crate::logs::clip;
 use crate::metrics;
 use pingora::{Error, ErrorSource};
 use pingora_proxy::Session;
@@ -18,10 +19,10 @@ pub fn outcome(
     e: Option<&Error>,
 ) -> (Outcome, Option<String>, Option<i32>) {
     use GatewayError::*;
-    if let Some(err) = &ctx.error {
+    if let Some(err) = ctx.error.as_ref().or(ctx.batch_refusal.as_ref()) {
         let code = Some(err.code());
         return match err {
-            UnknownTool { reason, .. } => (Outcome::Denied, Some((*reason).to_string()), code),
+            Denied(d) => (Outcome::Denied, Some(d.reason().to_string()), code),
             Unauthorized(m) => (Outcome::Unauthenticated, Some(m.to_string()), code),
             Forbidden(_) | PayloadTooLarge { .. } | UnknownSession | AuditUnavailable => {
                 (Outcome::Denied, Some(err.to_string()), code)
@@ -30,10 +31,13 @@ pub fn outcome(
                 (Outcome::UpstreamError, Some(err.to_string()), code)
             }
             UpstreamTimeout(_) => (Outcome::Timeout, Some(err.to_string()), code),
+            RateLimited { .. } | TooManyConcurrent => {
+                (Outcome::RateLimited, Some(err.to_string()), code)
+            }
             _ => (Outcome::RpcError, Some(err.to_string()), code),
         };
     }
-    if let Some(e) = e {
+    if let Some(e) = e.filter(|_| status < 500) {
         if *e.esource() == ErrorSource::Downstream {
             return (Outcome::Ok, Some("client went away".into()), None);
         }
@@ -66,6 +70,9 @@ pub fn outcome(
     (Outcome::Ok, None, None)
 }
 
+/// The most roles an audit row lists (a token may carry any number).
+const MAX_ROLES: usize = 32;
+
 fn short_hash(s: &str) -> String {
     hex::encode(&Sha256::digest(s.as_bytes())[..16])
 }
@@ -93,12 +100,14 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
             !matches!(outcome, Outcome::UpstreamError | Outcome::Timeout),
         );
     }
-    let method = ctx
-        .method()
-        .map(str::to_string)
-        .unwrap_or_else(|| session.req_header().method.as_str().to_string());
-    let tool = ctx.tool();
-    let user = ctx.identity.as_ref().map(|i| i.user.as_str());
+    // Everything a client chose is bounded before it is written anywhere (see `logs::clip`).
+    let method = clip(
+        ctx.method()
+            .unwrap_or_else(|| session.req_header().method.as_str()),
+    );
+    let tool = ctx.tool().map(clip);
+    let user = ctx.identity.as_ref().map(|i| clip(&i.user));
+    let reason = reason.map(|r| clip(&r).into_owned());
 
     let method_label = metrics::method_label(ctx.method());
     metrics::REQUESTS
@@ -112,7 +121,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
             .with_label_values(&[scope_name])
             .observe(u.as_secs_f64());
     }
-    if let Some(t) = tool {
+    if let Some(t) = tool.as_deref() {
         let label = if scope.scope.tools.iter().any(|x| x == t) {
             t
         } else {
@@ -122,11 +131,11 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
             .with_label_values(&[scope_name, label, outcome.as_str()])
             .inc();
     }
-    match (&ctx.error, outcome) {
+    match (ctx.error.as_ref().or(ctx.batch_refusal.as_ref()), outcome) {
         (Some(GatewayError::Unauthorized(m)), _) => metrics::AUTH_FAILURES
             .with_label_values(&[metrics::auth_reason_label(m)])
             .inc(),
-        (Some(GatewayError::UnknownTool { .. }), _) => metrics::POLICY_DENIALS
+        (Some(GatewayError::Denied(_) | GatewayError::Forbidden(_)), _) => metrics::POLICY_DENIALS
             .with_label_values(&[scope_name])
             .inc(),
         (_, Outcome::RateLimited) => metrics::RATE_LIMITED.with_label_values(&[scope_name]).inc(),
@@ -135,10 +144,10 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
 
     crate::logs::access(&crate::logs::AccessLine {
         request_id: &ctx.request_id,
-        user: user.unwrap_or(""),
+        user: user.as_deref().unwrap_or(""),
         scope: scope_name,
         method: &method,
-        tool: tool.unwrap_or(""),
+        tool: tool.as_deref().unwrap_or(""),
         upstream: ctx.picked.as_ref().map(|p| p.addr.as_str()).unwrap_or(""),
         status,
         outcome: outcome.as_str(),
@@ -169,17 +178,28 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         time_us,
         request_id: ctx.request_id.clone(),
         instance: audit.config.instance.clone(),
-        user_id: user.map(str::to_string),
-        tenant: ctx.identity.as_ref().and_then(|i| i.tenant.clone()),
+        user_id: user.map(|u| u.into_owned()),
+        tenant: ctx
+            .identity
+            .as_ref()
+            .and_then(|i| i.tenant.as_deref().map(|t| clip(t).into_owned())),
         roles: ctx
             .identity
             .as_ref()
-            .map(|i| i.roles.clone())
+            .map(|i| {
+                i.roles
+                    .iter()
+                    .take(MAX_ROLES)
+                    .map(|r| clip(r).into_owned())
+                    .collect()
+            })
             .unwrap_or_default(),
         scope: Some(scope_name.to_string()),
-        method: Some(method),
-        tool: tool.map(str::to_string),
-        jsonrpc_id: first.and_then(|m| m.id.clone()),
+        method: Some(method.into_owned()),
+        tool: tool.map(|t| t.into_owned()),
+        jsonrpc_id: first
+            .and_then(|m| m.id.as_deref())
+            .map(|id| clip(id).into_owned()),
         outcome,
         reason,
         rpc_error_code: code,

@@ -1,11 +1,26 @@
-//! Step 4, authorize: a `tools/call` reaches an upstream only for a tool the scope exposes and one
-//! of the caller's roles is granted. Anything else is answered exactly as a tool that does not
-//! exist, so callers cannot learn which tools there are; the real reason goes to the log.
+//! Step 4, authorize: default deny for every method that crosses the gateway.
+//!
+//! A caller with no grant in a scope gets 403 for every request on it (`admit_caller`). For a
+//! caller with one, each message is judged by its method (`method_rule`):
+//! - the lifecycle (`initialize`, `ping`, `server/discover`, `logging/setLevel`, notifications,
+//!   and the client's answers to server requests: sampling, elicitation, roots) passes;
+//! - `tools/call`, `prompts/get`, `resources/read|subscribe|unsubscribe` and `completion/complete`
+//!   pass only for what one of the caller's roles is granted; anything else is answered exactly as
+//!   a tool, prompt or resource that does not exist, so callers cannot learn what there is (the
+//!   real reason goes to the log and the audit row);
+//! - the list methods pass when the caller holds a grant of that kind, and their answers are
+//!   filtered (see `filter`);
+//! - `tasks/*` pass only inside a session the caller owns (a task id alone proves nothing);
+//! - any other method is refused as not found, unless the scope names it in `allow_methods`.
 
 use super::ctx::RequestCtx;
-use super::filter::ResponseRewrite;
-use crate::error::GatewayError;
-use crate::jsonrpc::Rpc;
+use super::filter::{ResponseRewrite, Visible};
+use crate::auth::Identity;
+use crate::error::{Denied, GatewayError};
+use crate::jsonrpc::{Message, Rpc, Target};
+use crate::policy::Kind;
+use crate::upstream::ScopeUpstreams;
+use std::sync::Arc;
 
 /// What to do with a parsed request.
 pub enum Decision {
@@ -16,28 +31,46 @@ pub enum Decision {
     Answer(Vec<u8>),
 }
 
+/// Refuses a caller that holds no grant at all in the request's scope, whatever the request.
+pub fn admit_caller(ctx: &RequestCtx) -> Result<(), GatewayError> {
+    let (Some(scope), Some(identity)) = (&ctx.scope, &ctx.identity) else {
+        return Err(GatewayError::Internal);
+    };
+    if ctx
+        .rt
+        .config
+        .policy
+        .any_in_scope(&identity.roles, &scope.scope.name)
+    {
+        return Ok(());
+    }
+    tracing::info!(
+        request_id = %ctx.request_id,
+        user = %crate::logs::clip(&identity.user),
+        scope = %scope.scope.name,
+        "no grant in this scope"
+    );
+    Err(GatewayError::Forbidden("no grant for this scope".into()))
+}
+
 pub fn decide(ctx: &mut RequestCtx, rpc: &Rpc) -> Decision {
     let mut refusals: Vec<(usize, GatewayError)> = Vec::new();
     for (i, m) in rpc.messages().iter().enumerate() {
-        if m.method.as_deref() == Some("tools/list") {
-            ctx.rewrite = ResponseRewrite::pending_tools_list();
-        }
-        if let Some(tool) = &m.tool {
-            if let Err(reason) = check_tool(ctx, tool) {
-                tracing::info!(
-                    request_id = %ctx.request_id,
-                    user = ctx.identity.as_ref().map(|i| i.user.as_str()).unwrap_or(""),
-                    tool = %tool,
-                    reason,
-                    "tools/call refused"
-                );
-                refusals.push((
-                    i,
-                    GatewayError::UnknownTool {
-                        tool: tool.clone(),
-                        reason,
-                    },
-                ));
+        match method_rule(ctx, m) {
+            Ok(Rule::Pass) => {}
+            Ok(Rule::FilterList) => ctx.rewrite = ResponseRewrite::pending_list(),
+            Err(e) => {
+                if let GatewayError::Denied(d) = &e {
+                    tracing::info!(
+                        request_id = %ctx.request_id,
+                        user = %ctx.identity.as_ref().map(|i| crate::logs::clip(&i.user)).unwrap_or_default(),
+                        method = m.method.as_deref().unwrap_or(""),
+                        name = %d.name(),
+                        reason = d.reason(),
+                        "request refused"
+                    );
+                }
+                refusals.push((i, e));
             }
         }
     }
@@ -66,40 +99,141 @@ pub fn decide(ctx: &mut RequestCtx, rpc: &Rpc) -> Decision {
                 out.extend_from_slice(&err.body(Some(id)));
             }
             out.push(b']');
+            // The batch is audited and counted by the first refusal it holds.
+            ctx.batch_refusal = refusals.into_iter().next().map(|(_, e)| e);
             Decision::Answer(out)
         }
     }
 }
 
-fn check_tool(ctx: &RequestCtx, tool: &str) -> Result<(), &'static str> {
-    let (Some(scope), Some(identity)) = (&ctx.scope, &ctx.identity) else {
-        return Err("no identity");
-    };
-    if !scope.scope.tools.iter().any(|t| t == tool) {
-        return Err("tool not exposed by this scope");
-    }
-    if !ctx
-        .rt
-        .config
-        .policy
-        .allows(&identity.roles, &scope.scope.name, tool)
-    {
-        return Err("tool not granted to any of the caller's roles");
-    }
-    Ok(())
+/// What a permitted message needs.
+enum Rule {
+    Pass,
+    /// A list whose answer is filtered to what the caller may see.
+    FilterList,
 }
 
-/// The tools of this request's scope the caller may see.
-pub fn visible_tools(ctx: &RequestCtx) -> Vec<String> {
+fn method_rule(ctx: &RequestCtx, m: &Message) -> Result<Rule, GatewayError> {
     let (Some(scope), Some(identity)) = (&ctx.scope, &ctx.identity) else {
-        return Vec::new();
+        return Err(GatewayError::Internal);
     };
     let policy = &ctx.rt.config.policy;
-    scope
-        .scope
-        .tools
-        .iter()
-        .filter(|t| policy.allows(&identity.roles, &scope.scope.name, t))
-        .cloned()
-        .collect()
+    let (roles, scope_name) = (identity.roles.as_slice(), scope.scope.name.as_str());
+    // A client's answer to a server request (sampling, elicitation, roots) carries no method.
+    let Some(method) = m.method.as_deref() else {
+        return Ok(Rule::Pass);
+    };
+    let denied = |d: Denied| Err(GatewayError::Denied(d));
+    match method {
+        "initialize" | "ping" | "server/discover" | "logging/setLevel" => Ok(Rule::Pass),
+        _ if method.starts_with("notifications/") => Ok(Rule::Pass),
+        "tools/list" => Ok(Rule::FilterList),
+        "tools/call" => {
+            let tool = m.tool.as_deref().unwrap_or("");
+            if !scope.scope.tools.iter().any(|t| t == tool) {
+                return denied(Denied::tool(tool, "tool not exposed by this scope"));
+            }
+            if !policy.allows(roles, scope_name, tool) {
+                return denied(Denied::tool(
+                    tool,
+                    "tool not granted to any of the caller's roles",
+                ));
+            }
+            Ok(Rule::Pass)
+        }
+        "resources/list" | "resources/templates/list" | "prompts/list" => {
+            let kind = if method.starts_with("prompts/") {
+                Kind::Prompt
+            } else {
+                Kind::Resource
+            };
+            if policy.grants_kind(roles, scope_name, kind) {
+                Ok(Rule::FilterList)
+            } else {
+                denied(Denied::method(method, "no grant of this kind in the scope"))
+            }
+        }
+        "prompts/get"
+        | "resources/read"
+        | "resources/subscribe"
+        | "resources/unsubscribe"
+        | "completion/complete" => match &m.target {
+            Some(Target::Prompt(name))
+                if policy.allows_kind(roles, scope_name, Kind::Prompt, name) =>
+            {
+                Ok(Rule::Pass)
+            }
+            Some(Target::Prompt(name)) => denied(Denied::prompt(
+                name,
+                "prompt not granted to any of the caller's roles",
+            )),
+            Some(Target::Resource(uri))
+                if policy.allows_kind(roles, scope_name, Kind::Resource, uri) =>
+            {
+                Ok(Rule::Pass)
+            }
+            Some(Target::Resource(uri)) => denied(Denied::resource(
+                uri,
+                "resource not granted to any of the caller's roles",
+            )),
+            None => Err(GatewayError::Internal),
+        },
+        "tasks/get" | "tasks/result" | "tasks/list" | "tasks/cancel" => {
+            if ctx.session.is_some() {
+                Ok(Rule::Pass)
+            } else {
+                denied(Denied::method(
+                    method,
+                    "tasks are reachable only inside the caller's own session",
+                ))
+            }
+        }
+        _ if scope.scope.allow_methods.iter().any(|a| a == method) => Ok(Rule::Pass),
+        _ => denied(Denied::method(method, "method not known to the gateway")),
+    }
+}
+
+/// What this request's caller may see of its scope, for the list filter.
+pub fn visibility(ctx: &RequestCtx) -> Option<Box<dyn Visible>> {
+    let (Some(scope), Some(identity)) = (&ctx.scope, &ctx.identity) else {
+        return None;
+    };
+    Some(Box::new(Visibility {
+        rt: ctx.rt.clone(),
+        identity: identity.clone(),
+        scope: scope.clone(),
+    }))
+}
+
+struct Visibility {
+    rt: Arc<super::Runtime>,
+    identity: Arc<Identity>,
+    scope: Arc<ScopeUpstreams>,
+}
+
+impl Visible for Visibility {
+    fn tool(&self, name: &str) -> bool {
+        self.scope.scope.tools.iter().any(|t| t == name)
+            && self
+                .rt
+                .config
+                .policy
+                .allows(&self.identity.roles, &self.scope.scope.name, name)
+    }
+    fn resource(&self, uri: &str) -> bool {
+        self.rt.config.policy.allows_kind(
+            &self.identity.roles,
+            &self.scope.scope.name,
+            Kind::Resource,
+            uri,
+        )
+    }
+    fn prompt(&self, name: &str) -> bool {
+        self.rt.config.policy.allows_kind(
+            &self.identity.roles,
+            &self.scope.scope.name,
+            Kind::Prompt,
+            name,
+        )
+    }
 }

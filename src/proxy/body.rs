@@ -75,6 +75,7 @@ pub async fn read_early(
         _ => {
             let capacity = length.unwrap_or(EARLY_BODY_LIMIT).min(max) as usize;
             ctx.large_body = Some(BytesMut::with_capacity(capacity));
+            ctx.body_held = true;
             Ok(None)
         }
     }

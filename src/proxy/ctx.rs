@@ -26,6 +26,8 @@ pub struct RequestCtx {
     pub rpc: Option<Rpc>,
     /// A body too large for Pingora's early buffer, held here until it is complete and decided.
     pub large_body: Option<BytesMut>,
+    /// The body took the held path (whether or not it is still held).
+    pub body_held: bool,
     pub picked: Option<Picked>,
     /// Upstreams that failed to connect for this request (each tried once).
     pub tried: Vec<Picked>,
@@ -33,6 +35,8 @@ pub struct RequestCtx {
     pub connect_error: Option<GatewayError>,
     /// The refusal, when the gateway refused; rendered once, in one place.
     pub error: Option<GatewayError>,
+    /// The first refusal in a batch the gateway answered itself (for the audit row and metrics).
+    pub batch_refusal: Option<GatewayError>,
     pub rewrite: ResponseRewrite,
     /// Request body size.
     pub request_bytes: u64,
@@ -50,6 +54,10 @@ pub struct RequestCtx {
     pub upstream_slot: Option<crate::limits::inflight::InflightGuard>,
     /// The answer is a stream (SSE): only the idle timeout applies, not the total one.
     pub streaming: bool,
+    /// An upstream 5xx whose body is replaced by the gateway's own JSON-RPC error.
+    pub upstream_error_body: Option<super::respond::ReplacedBody>,
+    /// The connection's head clock, restarted for the next request once this one is done.
+    pub head_clock: Option<crate::listen::HeadClock>,
 }
 
 impl RequestCtx {
@@ -63,10 +71,12 @@ impl RequestCtx {
             session: None,
             rpc: None,
             large_body: None,
+            body_held: false,
             picked: None,
             tried: Vec::new(),
             connect_error: None,
             error: None,
+            batch_refusal: None,
             rewrite: ResponseRewrite::None,
             request_bytes: 0,
             response_bytes: 0,
@@ -77,6 +87,8 @@ impl RequestCtx {
             held: Vec::new(),
             upstream_slot: None,
             streaming: false,
+            upstream_error_body: None,
+            head_clock: None,
         }
     }
 

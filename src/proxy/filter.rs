@@ -1,36 +1,60 @@
-//! Step 7, the response: `tools/list` answers are cut down to the tools the caller may call,
-//! whether the upstream answered `application/json` (collected, rewritten at the end) or
-//! `text/event-stream` (rewritten event by event as each arrives, so streams stay unbuffered).
+//! Step 7, the response: list answers (`tools/list`, `resources/list`, `resources/templates/list`,
+//! `prompts/list`) are cut down to what the caller may use, whether the upstream answered
+//! `application/json` (collected, rewritten at the end) or `text/event-stream` (rewritten event by
+//! event as each arrives, so streams stay unbuffered).
 
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
+/// What the caller may see of a scope; the list filter asks it one entry at a time.
+pub trait Visible: Send + Sync {
+    fn tool(&self, name: &str) -> bool;
+    /// A resource URI or a resource template's `uriTemplate`.
+    fn resource(&self, uri: &str) -> bool;
+    fn prompt(&self, name: &str) -> bool;
+}
+
+/// A plain list of tool names, with no resources or prompts (tests and benchmarks).
+impl Visible for Vec<String> {
+    fn tool(&self, name: &str) -> bool {
+        self.iter().any(|t| t == name)
+    }
+    fn resource(&self, _: &str) -> bool {
+        false
+    }
+    fn prompt(&self, _: &str) -> bool {
+        false
+    }
+}
+
+type Allowed = Box<dyn Visible>;
+
 /// How the response body of this request is rewritten.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub enum ResponseRewrite {
     #[default]
     None,
-    /// A `tools/list` request: the form is known when the response header arrives.
-    ToolsListPending,
+    /// A list request: the form is known when the response header arrives.
+    ListPending,
     Json {
-        allowed: Vec<String>,
+        allowed: Allowed,
         buf: BytesMut,
     },
     Sse {
-        allowed: Vec<String>,
+        allowed: Allowed,
         buf: BytesMut,
     },
 }
 
 impl ResponseRewrite {
-    pub fn pending_tools_list() -> Self {
-        ResponseRewrite::ToolsListPending
+    pub fn pending_list() -> Self {
+        ResponseRewrite::ListPending
     }
 
     /// Chooses the form from the response's content type. Returns whether the body changes length
     /// (so `Content-Length` must go).
-    pub fn start(&mut self, content_type: &str, allowed: Vec<String>) -> bool {
-        if !matches!(self, ResponseRewrite::ToolsListPending) {
+    pub fn start(&mut self, content_type: &str, allowed: Allowed) -> bool {
+        if !matches!(self, ResponseRewrite::ListPending) {
             return false;
         }
         let ct = content_type
@@ -56,7 +80,7 @@ impl ResponseRewrite {
     /// Rewrites one chunk of the response body in place.
     pub fn body(&mut self, body: &mut Option<Bytes>, end: bool) {
         match self {
-            ResponseRewrite::None | ResponseRewrite::ToolsListPending => {}
+            ResponseRewrite::None | ResponseRewrite::ListPending => {}
             ResponseRewrite::Json { allowed, buf } => {
                 if let Some(b) = body.take() {
                     buf.extend_from_slice(&b);
@@ -64,7 +88,7 @@ impl ResponseRewrite {
                 if end {
                     let whole = std::mem::take(buf).freeze();
                     *body = Some(
-                        filter_json(&whole, allowed)
+                        filter_json(&whole, allowed.as_ref())
                             .map(Bytes::from)
                             .unwrap_or(whole),
                     );
@@ -77,7 +101,7 @@ impl ResponseRewrite {
                 let mut out = BytesMut::new();
                 while let Some((event_len, sep_len)) = next_event(buf) {
                     let event = buf.split_to(event_len + sep_len).freeze();
-                    match rewrite_event(&event[..event_len], allowed) {
+                    match rewrite_event(&event[..event_len], allowed.as_ref()) {
                         Some(new) => {
                             out.extend_from_slice(&new);
                             out.extend_from_slice(b"\n\n");
@@ -109,8 +133,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Rewrites an SSE event whose data is a `tools/list` result; `None` leaves it as it was.
-fn rewrite_event(event: &[u8], allowed: &[String]) -> Option<Vec<u8>> {
+/// Rewrites an SSE event whose data is a list result; `None` leaves it as it was.
+fn rewrite_event(event: &[u8], allowed: &dyn Visible) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(event).ok()?;
     let mut data = String::new();
     let mut others = Vec::new();
@@ -139,8 +163,8 @@ fn rewrite_event(event: &[u8], allowed: &[String]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Filters `result.tools` of a JSON-RPC response (or of each response of a batch).
-fn filter_json(body: &[u8], allowed: &[String]) -> Option<Vec<u8>> {
+/// Filters the lists in the result of a JSON-RPC response (or of each response of a batch).
+fn filter_json(body: &[u8], allowed: &dyn Visible) -> Option<Vec<u8>> {
     let mut value: Value = serde_json::from_slice(body).ok()?;
     let changed = match &mut value {
         // Every response of a batch is filtered (no short-circuit).
@@ -160,35 +184,46 @@ fn filter_json(body: &[u8], allowed: &[String]) -> Option<Vec<u8>> {
     serde_json::to_vec(&value).ok()
 }
 
-fn filter_one(msg: &mut Value, allowed: &[String]) -> bool {
-    let Some(tools) = msg
-        .get_mut("result")
-        .and_then(|r| r.get_mut("tools"))
-        .and_then(Value::as_array_mut)
-    else {
+/// The lists a result may carry: the key, the field naming each entry, and who may see it.
+type Check = fn(&dyn Visible, &str) -> bool;
+const LISTS: [(&str, &str, Check); 4] = [
+    ("tools", "name", |v, n| v.tool(n)),
+    ("resources", "uri", |v, n| v.resource(n)),
+    ("resourceTemplates", "uriTemplate", |v, n| v.resource(n)),
+    ("prompts", "name", |v, n| v.prompt(n)),
+];
+
+fn filter_one(msg: &mut Value, allowed: &dyn Visible) -> bool {
+    let Some(result) = msg.get_mut("result").and_then(Value::as_object_mut) else {
         return false;
     };
-    tools.retain(|t| {
-        t.get("name")
-            .and_then(Value::as_str)
-            .is_some_and(|n| allowed.iter().any(|a| a == n))
-    });
-    true
+    let mut changed = false;
+    for (key, field, check) in LISTS {
+        if let Some(items) = result.get_mut(key).and_then(Value::as_array_mut) {
+            items.retain(|t| {
+                t.get(field)
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| check(allowed, n))
+            });
+            changed = true;
+        }
+    }
+    changed
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn allowed() -> Vec<String> {
-        vec!["a".into()]
+    fn allowed() -> Allowed {
+        Box::new(vec!["a".to_string()])
     }
 
     const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"b"}]}}"#;
 
     #[test]
     fn json_collected_and_filtered() {
-        let mut r = ResponseRewrite::ToolsListPending;
+        let mut r = ResponseRewrite::ListPending;
         assert!(r.start("application/json", allowed()));
         let (x, y) = LIST.split_at(20);
         let mut chunk = Some(Bytes::from(x.to_string()));
@@ -203,7 +238,7 @@ mod tests {
 
     #[test]
     fn sse_events_split_across_chunks() {
-        let mut r = ResponseRewrite::ToolsListPending;
+        let mut r = ResponseRewrite::ListPending;
         assert!(r.start("text/event-stream", allowed()));
         let stream = format!("event: message\nid: 1\ndata: {LIST}\n\nevent: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"x\"}}\n\n");
         let mut out = Vec::new();

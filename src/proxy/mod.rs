@@ -71,8 +71,13 @@ impl Gateway {
             crate::metrics::AUDIT_REFUSED.inc();
             return Err(GatewayError::AuditUnavailable);
         }
-        admit::check_scoped(session, ctx)?;
+        if let Err(e) = admit::check_scoped(session, ctx) {
+            // Whatever body the request carries stays unread: the connection is not reused.
+            session.set_keepalive(None);
+            return Err(e);
+        }
         authn::authenticate(session, ctx).await?;
+        authz::admit_caller(ctx)?;
         if ctx.rt.user_inflight.enabled() {
             let user = ctx.identity.as_ref().map(|i| i.user.as_str()).unwrap_or("");
             let guard = ctx
@@ -162,6 +167,21 @@ impl ProxyHttp for Gateway {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx::new(self.rt.clone())
+    }
+
+    /// The head is complete: stops the listener's head clock, and sets the keep-alive idle time.
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(clock) = crate::listen::HeadClock::of(session.as_downstream().stream()) {
+            clock.head_read();
+            ctx.head_clock = Some(clock.clone());
+        }
+        let idle = ctx.rt.config.connections.idle_timeout.as_secs();
+        session.set_keepalive(Some(idle));
+        Ok(())
     }
 
     /// Answers health, metadata and every refusal itself (`Ok(true)`); lets through only requests
@@ -264,12 +284,13 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_request: &mut pingora::http::RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_started = Some(std::time::Instant::now());
-        upstream::rewrite_request(upstream_request, ctx)
+        let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
+        upstream::rewrite_request(upstream_request, ctx, peer)
     }
 
     /// Seals a new upstream session id, and prepares `tools/list` filtering.
@@ -279,6 +300,14 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // The upstream's software and its own error pages stay behind the gateway.
+        resp.remove_header(&http::header::SERVER);
+        resp.remove_header("x-powered-by");
+        if resp.status.is_server_error() {
+            respond::replace_upstream_error(resp, ctx)?;
+            resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str())?;
+            return Ok(());
+        }
         // Read the content type once; an owned copy only when a tools/list answer is rewritten.
         let content_type = resp
             .headers
@@ -287,7 +316,7 @@ impl ProxyHttp for Gateway {
             .unwrap_or("");
         ctx.streaming = content_type.starts_with("text/event-stream");
         let rewrite_as = (resp.status == 200
-            && matches!(ctx.rewrite, filter::ResponseRewrite::ToolsListPending))
+            && matches!(ctx.rewrite, filter::ResponseRewrite::ListPending))
         .then(|| content_type.to_string());
         self.check_total_timeout(ctx)?;
         if let Some(id) = resp
@@ -320,9 +349,8 @@ impl ProxyHttp for Gateway {
         if ctx.streaming {
             resp.insert_header("X-Accel-Buffering", "no")?;
         }
-        if let Some(content_type) = rewrite_as {
-            let allowed = authz::visible_tools(ctx);
-            if ctx.rewrite.start(&content_type, allowed) {
+        if let Some((content_type, visible)) = rewrite_as.zip(authz::visibility(ctx)) {
+            if ctx.rewrite.start(&content_type, visible) {
                 resp.remove_header("content-length");
             }
         }
@@ -339,6 +367,9 @@ impl ProxyHttp for Gateway {
     ) -> Result<Option<Duration>> {
         if !end_of_stream {
             self.check_total_timeout(ctx)?;
+        }
+        if let Some(replaced) = ctx.upstream_error_body.as_mut() {
+            replaced.swallow(body, end_of_stream, &ctx.request_id);
         }
         ctx.rewrite.body(body, end_of_stream);
         if let Some(b) = body.as_deref() {
@@ -359,8 +390,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let err = ctx.error.clone().unwrap_or_else(|| classify(e));
-        let reuse =
-            ctx.large_body.is_none() && !matches!(err, GatewayError::PayloadTooLarge { .. });
+        // A refusal of a held body comes after Pingora started the upstream request: that
+        // connection's state is not clean, so it is closed after the answer.
+        let reuse = !ctx.body_held && !matches!(err, GatewayError::PayloadTooLarge { .. });
         let code = match e.esource() {
             ErrorSource::Downstream
                 if matches!(
@@ -370,7 +402,13 @@ impl ProxyHttp for Gateway {
             {
                 0
             }
-            _ if session.response_written().is_some() => 0,
+            // Only an interim `100 Continue` went out: the refusal still gets its answer.
+            _ if session
+                .response_written()
+                .is_some_and(|r| !r.status.is_informational()) =>
+            {
+                0
+            }
             _ => {
                 if !reuse {
                     session.set_keepalive(None);
@@ -378,10 +416,13 @@ impl ProxyHttp for Gateway {
                 if let Err(we) = respond::error(session, ctx, &err).await {
                     tracing::debug!(error = %we, "could not send the error response");
                 }
-                err.status()
+                let status = err.status();
+                ctx.error = Some(err);
+                status
             }
         };
-        ctx.error = Some(err);
+        // Nothing was rendered: the audit row reads the failure itself (a client that went away
+        // after its answer is not a bad request).
         FailToProxy {
             error_code: code,
             can_reuse_downstream: reuse,
@@ -390,6 +431,9 @@ impl ProxyHttp for Gateway {
 
     /// One audit row, the metrics and the access log line for every request.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if let Some(clock) = &ctx.head_clock {
+            clock.request_done();
+        }
         audit::record(session, ctx, e);
     }
 }

@@ -32,6 +32,58 @@ pub async fn json(
     Ok(())
 }
 
+/// The most of an upstream error body kept for the log.
+const UPSTREAM_ERROR_LOGGED: usize = 1024;
+
+/// An upstream 5xx answer on its way to the client: its body (a stack trace, an internal address)
+/// is held back, the first `UPSTREAM_ERROR_LOGGED` bytes go to the log, and the client gets the
+/// gateway's JSON-RPC error instead.
+pub struct ReplacedBody {
+    status: u16,
+    replacement: Option<Vec<u8>>,
+    original: Vec<u8>,
+    original_len: usize,
+}
+
+/// Prepares the header of an upstream 5xx answer for its replaced body.
+pub fn replace_upstream_error(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+    let status = resp.status.as_u16();
+    let err = GatewayError::UpstreamFailed(format!("the upstream answered HTTP {status}").into());
+    resp.remove_header("content-length");
+    resp.remove_header("content-encoding");
+    resp.remove_header("mcp-session-id");
+    resp.insert_header("Content-Type", "application/json")?;
+    resp.insert_header("Cache-Control", "no-store")?;
+    ctx.upstream_error_body = Some(ReplacedBody {
+        status,
+        replacement: Some(err.body(ctx.rpc_id())),
+        original: Vec::new(),
+        original_len: 0,
+    });
+    Ok(())
+}
+
+impl ReplacedBody {
+    /// Takes a chunk of the upstream's body; at the end, puts the replacement in its place.
+    pub fn swallow(&mut self, body: &mut Option<Bytes>, end: bool, request_id: &str) {
+        if let Some(b) = body.take() {
+            let room = UPSTREAM_ERROR_LOGGED.saturating_sub(self.original.len());
+            self.original.extend_from_slice(&b[..b.len().min(room)]);
+            self.original_len += b.len();
+        }
+        if end {
+            tracing::warn!(
+                request_id,
+                status = self.status,
+                body_bytes = self.original_len,
+                body = %String::from_utf8_lossy(&self.original),
+                "upstream error answer replaced"
+            );
+            *body = self.replacement.take().map(Bytes::from);
+        }
+    }
+}
+
 /// Renders a refusal: status, headers (`WWW-Authenticate`, `Allow`) and the JSON-RPC error body.
 pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) -> Result<()> {
     let mut extra = Vec::new();

@@ -1,6 +1,7 @@
 //! Step 6, the upstream: the session's upstream, else a healthy one from the scope's load balancer;
-//! and the request as the upstream sees it (its own path and session id, the gateway's headers,
-//! never the client's credentials).
+//! and the request as the upstream sees it: its own path (the client's query string is dropped),
+//! its own session id, the gateway's headers, forwarding headers naming the real peer, and never
+//! the client's credentials or `Expect` (the gateway answered it and holds the whole body).
 
 use super::ctx::RequestCtx;
 use super::names;
@@ -45,18 +46,28 @@ pub fn peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>, GatewayError> {
     Ok(Box::new(peer))
 }
 
+/// Forwarding headers a client may not set for itself: only a trusted proxy's are kept.
+const FORWARDING: [&str; 6] = [
+    "x-real-ip",
+    "x-forwarded-user",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-original-forwarded-for",
+];
+
 /// Rewrites the request for the upstream.
-pub fn rewrite_request(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::Result<()> {
+pub fn rewrite_request(
+    req: &mut RequestHeader,
+    ctx: &RequestCtx,
+    peer: Option<std::net::SocketAddr>,
+) -> pingora::Result<()> {
     let (Some(picked), Some(scope)) = (&ctx.picked, &ctx.scope) else {
         return Ok(());
     };
-    let uri = match req.uri.query() {
-        Some(q) => format!("{}?{}", picked.target.path, q)
-            .parse::<http::Uri>()
-            .map_err(|_| pingora::Error::new_str("bad upstream path"))?,
-        None => picked.uri.clone(),
-    };
-    req.set_uri(uri);
+    req.set_uri(picked.uri.clone());
+    req.remove_header(&header::EXPECT);
+    forwarding(req, ctx, peer)?;
     req.remove_header(&header::AUTHORIZATION);
     req.remove_header(&header::COOKIE);
     req.insert_header(header::HOST, picked.host_header.clone())?;
@@ -83,5 +94,53 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::Re
             req.remove_header(&names::SESSION_ID);
         }
     }
+    Ok(())
+}
+
+/// `X-Forwarded-For` and `Forwarded` from the real peer; a trusted proxy's chain is kept in front.
+fn forwarding(
+    req: &mut RequestHeader,
+    ctx: &RequestCtx,
+    peer: Option<std::net::SocketAddr>,
+) -> pingora::Result<()> {
+    for name in FORWARDING {
+        req.remove_header(name);
+    }
+    let Some(peer) = peer else {
+        req.remove_header("x-forwarded-for");
+        req.remove_header(&header::FORWARDED);
+        return Ok(());
+    };
+    let ip = peer.ip();
+    let trusted = ctx
+        .rt
+        .config
+        .trusted_proxies
+        .iter()
+        .any(|n| n.contains(&ip));
+    let joined = |name: &http::HeaderName| -> Option<String> {
+        let parts: Vec<&str> = req
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (trusted && !parts.is_empty()).then(|| parts.join(", "))
+    };
+    let xff_name = http::HeaderName::from_static("x-forwarded-for");
+    let xff = match joined(&xff_name) {
+        Some(chain) => format!("{chain}, {ip}"),
+        None => ip.to_string(),
+    };
+    let node = match ip {
+        std::net::IpAddr::V4(v4) => format!("for={v4}"),
+        std::net::IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+    };
+    let forwarded = match joined(&header::FORWARDED) {
+        Some(chain) => format!("{chain}, {node}"),
+        None => node,
+    };
+    req.insert_header(xff_name, xff)?;
+    req.insert_header(header::FORWARDED, forwarded)?;
     Ok(())
 }

@@ -158,7 +158,8 @@ async fn upstream_sees_gateway_headers_and_never_the_token() {
     let request_id = r.headers()["x-request-id"].to_str().unwrap().to_string();
     let v: Value = r.json().await.unwrap();
     let h = &v["result"]["headers"];
-    assert_eq!(v["result"]["path"], "/mcp?x=1");
+    // The client's query string stays at the gateway.
+    assert_eq!(v["result"]["path"], "/mcp");
     assert_eq!(h["x-gateway-auth"], UPSTREAM_SECRET);
     assert_eq!(h["x-user-id"], "alice");
     assert_eq!(h["x-tenant-id"], "acme");

@@ -5,6 +5,8 @@ mod auth;
 mod body;
 mod common;
 mod config;
+mod connections;
+mod door;
 mod endpoints;
 mod git;
 mod limits;

@@ -57,23 +57,21 @@ async fn refused_tools_look_like_missing_tools() {
     .await;
     // Does not exist anywhere.
     unknown_tool(dev.call(4, "rm_rf", json!({})).await, 4, "rm_rf").await;
-    // No role at all: default deny.
+    // No role at all: no grant in the scope, so nothing there, not even the call's tool name.
     let nobody = Client::new(
         gw.url("/calculator/mcp"),
         Some(token("dave", &[], json!({}))),
     );
-    unknown_tool(
-        nobody
-            .call(
-                5,
-                "exact_calculate",
-                json!({"operator":"add","operands":["1","1"]}),
-            )
-            .await,
-        5,
-        "exact_calculate",
-    )
-    .await;
+    let r = nobody
+        .call(
+            5,
+            "exact_calculate",
+            json!({"operator":"add","operands":["1","1"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32003);
     // The real reasons are in the log, not in the answers.
     gw.log_with("tool not granted to any of the caller's roles")
         .await;
@@ -112,12 +110,11 @@ async fn tools_list_is_filtered_as_json() {
         .await,
         vec!["exact_calculate", "statistics"]
     );
-    assert!(listed(&Client::new(
-        url,
-        Some(token("dave", &["intern"], json!({})))
-    ))
-    .await
-    .is_empty());
+    // A role with no grant in the scope is refused outright.
+    let r = Client::new(url, Some(token("dave", &["intern"], json!({}))))
+        .post(&json!({"jsonrpc":"2.0","id":9,"method":"tools/list"}))
+        .await;
+    assert_eq!(r.status(), 403);
 }
 
 #[tokio::test]

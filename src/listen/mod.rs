@@ -1,0 +1,141 @@
+//! The listener's own protection, before any request is read: how many client connections the
+//! gateway holds (in all, and per client address), how long a client may take to send a request
+//! head, and how long an idle keep-alive connection stays open.
+//!
+//! Connections without a token cost a file descriptor and a task each; without these limits a few
+//! thousand idle or trickling connections exhaust the descriptors and the gateway stops answering
+//! everyone. Connections beyond a limit are closed at once (nothing is read from them) and counted
+//! in `mcp_connections_refused_total{reason}`.
+
+mod guard;
+
+pub use guard::HeadClock;
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// `connections:` settings, validated.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Client connections held at once; new ones beyond it are closed.
+    pub max_connections: usize,
+    /// Client connections held at once from one IP address.
+    pub max_per_address: usize,
+    /// From a connection's start (or a keep-alive request's first byte) to a complete head.
+    pub head_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+}
+
+/// Open connections, in all and per address.
+#[derive(Debug, Default)]
+struct Counts {
+    total: AtomicUsize,
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One admitted connection; releases its place when dropped.
+struct Admitted {
+    counts: Arc<Counts>,
+    address: Option<IpAddr>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.counts.total.fetch_sub(1, Ordering::Relaxed);
+        if let Some(ip) = self.address {
+            let mut map = self
+                .counts
+                .per_address
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = map.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// The proxy application behind connection limits and the head deadline.
+pub struct Guarded<A> {
+    inner: Arc<A>,
+    limits: ConnectionLimits,
+    counts: Arc<Counts>,
+}
+
+impl<A> Guarded<A> {
+    pub fn new(inner: A, limits: ConnectionLimits) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            limits,
+            counts: Arc::default(),
+        }
+    }
+
+    fn admit(&self, address: Option<IpAddr>) -> Result<Admitted, &'static str> {
+        let total = self.counts.total.fetch_add(1, Ordering::Relaxed);
+        // From here on, dropping `admitted` gives the place back, also on refusal.
+        let mut admitted = Admitted {
+            counts: self.counts.clone(),
+            address: None,
+        };
+        if total >= self.limits.max_connections {
+            return Err("max_connections");
+        }
+        if let Some(ip) = address {
+            let mut map = self
+                .counts
+                .per_address
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let n = map.entry(ip).or_insert(0);
+            if *n >= self.limits.max_per_address {
+                return Err("max_per_address");
+            }
+            *n += 1;
+            admitted.address = Some(ip);
+        }
+        Ok(admitted)
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let address = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let _admitted = match self.admit(address) {
+            Ok(a) => a,
+            Err(reason) => {
+                crate::metrics::CONNECTIONS_REFUSED
+                    .with_label_values(&[reason])
+                    .inc();
+                tracing::debug!(?address, reason, "connection refused");
+                return None;
+            }
+        };
+        let stream: Stream = Box::new(guard::Deadlined::new(stream, self.limits.head_timeout));
+        // HTTP/1 keep-alive requests are all served inside this call: the place is held until the
+        // connection ends.
+        self.inner.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}

@@ -1,0 +1,201 @@
+//! The listener's own protection: a flood of idle connections from one address does not stop the
+//! gateway from answering others, and a client that trickles its request head is cut off.
+
+use crate::common::recorder::Recorder;
+use crate::common::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn gateway(connections: &str) -> (Recorder, Gateway) {
+    let rec = Recorder::start().await;
+    let mut spec = GatewaySpec::new(&[rec.port]);
+    spec.gateway_yaml.push_str(connections);
+    let gw = spec.start().await;
+    (rec, gw)
+}
+
+/// Holds `n` connections to the gateway from a separate process (each process has its own
+/// open-file limit, so the flood does not depend on this one's): prints how many are open and,
+/// after a second, how many the gateway already closed; exits when its stdin closes.
+const FLOOD: &str = r#"
+import socket, sys, time, resource
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+port, n = int(sys.argv[1]), int(sys.argv[2])
+socks = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    socks.append(s)
+time.sleep(1.0)
+closed = 0
+for s in socks:
+    s.setblocking(False)
+    try:
+        if s.recv(1) == b"":
+            closed += 1
+    except BlockingIOError:
+        pass
+    except OSError:
+        closed += 1
+print(len(socks), closed, flush=True)
+sys.stdin.read()
+"#;
+
+struct Flood {
+    child: std::process::Child,
+    opened: usize,
+    closed: usize,
+}
+
+fn flood(port: u16, n: usize) -> Flood {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("python3")
+        .args(["-c", FLOOD, &port.to_string(), &n.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let counts: Vec<usize> = line
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or_else(|_| panic!("flood said {line:?}")))
+        .collect();
+    assert_eq!(counts.len(), 2, "flood said {line:?}");
+    Flood {
+        child,
+        opened: counts[0],
+        closed: counts[1],
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client calling from 127.0.0.2, another address than the flood's.
+async fn other_address_answers(port: u16) -> bool {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let Ok(mut s) = sock.connect(([127, 0, 0, 1], port).into()).await else {
+        return false;
+    };
+    let t = token("dora", &["developer"], json!({}));
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let req = format!("POST /calculator/mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200")
+}
+
+#[tokio::test]
+async fn twenty_thousand_idle_connections_do_not_stop_other_clients() {
+    let (_rec, gw) =
+        gateway("connections:\n  max: 15000\n  max_per_address: 500\n  head_timeout: 30s\n").await;
+    let port = gw.proc.port;
+    // Two processes of 10,000 idle connections each, all from 127.0.0.1.
+    let floods = tokio::task::spawn_blocking(move || {
+        let a = std::thread::spawn(move || flood(port, 10_000));
+        let b = flood(port, 10_000);
+        (a.join().unwrap(), b)
+    })
+    .await
+    .unwrap();
+    let (a, b) = &floods;
+    assert_eq!(a.opened + b.opened, 20_000);
+    // Beyond the 500 places of that address, connections are closed at once...
+    assert!(
+        a.closed + b.closed >= 19_000,
+        "only {} of the flood's connections were closed",
+        a.closed + b.closed
+    );
+    // ...and another address is still served while the flood holds its places.
+    assert!(
+        other_address_answers(port).await,
+        "a client from another address got no answer"
+    );
+    let metrics = gw.metrics_text().await;
+    assert!(
+        metric(
+            &metrics,
+            "mcp_connections_refused_total{reason=\"max_per_address\"}"
+        ) >= 19_000.0,
+        "{metrics}"
+    );
+    // Once the flood is gone, its address gets its places back.
+    drop(floods);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = gw
+        .developer("erin")
+        .post(&json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
+        .await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_trickling_or_idle_client_is_cut_at_the_head_deadline() {
+    let (rec, gw) = gateway("connections:\n  head_timeout: 2s\n").await;
+    let port = gw.proc.port;
+    // One header line every 500 ms: the head is never complete.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    s.write_all(b"POST /calculator/mcp HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let mut cut = None;
+    for i in 0..40 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if s.write_all(format!("X-Pad-{i}: a\r\n").as_bytes())
+            .await
+            .is_err()
+        {
+            cut = Some(started.elapsed());
+            break;
+        }
+        let mut b = [0u8; 64];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(1), s.read(&mut b)).await
+        {
+            cut = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut = cut.expect("the trickling client was never cut off");
+    assert!(
+        cut >= Duration::from_secs(2),
+        "cut after {cut:?}, before the deadline"
+    );
+    // An idle connection that never sends a byte is cut too.
+    let mut idle = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut b = [0u8; 8];
+    let r = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut b)).await;
+    assert!(
+        matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+        "idle connection still open: {r:?}"
+    );
+    // A keep-alive client that takes longer than the deadline between requests is not cut early:
+    // the clock starts at each request's first byte.
+    let c = gw.developer("fay");
+    for _ in 0..2 {
+        let r = c
+            .post(&json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
+            .await;
+        assert_eq!(r.status(), 200);
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    }
+    assert_eq!(rec.received().len(), 2);
+}
