@@ -106,7 +106,12 @@ pub fn run(config: Config) -> Result<(), String> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let limits = connection_limits(&rt.config.connections);
-    let app = pingora::proxy::http_proxy(&server.configuration, Gateway::new(rt.clone()));
+    let mut app = pingora::proxy::http_proxy(&server.configuration, Gateway::new(rt.clone()));
+    // CONNECT reaches the gateway's own refusal (a JSON-RPC 405 with a request id) instead of
+    // Pingora's empty one; nothing is ever tunnelled (`admit::route` refuses it first).
+    let mut options = pingora::apps::HttpServerOptions::default();
+    options.allow_connect_method_proxying = true;
+    app.server_options = Some(options);
     let mut proxy = pingora::services::listening::Service::new(
         "mcp-gateway proxy".to_string(),
         crate::listen::Guarded::new(app, limits),

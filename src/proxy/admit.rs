@@ -26,6 +26,9 @@ pub enum Route {
 
 /// Resolves the path; for a scoped endpoint, sets `ctx.scope`.
 pub fn route(session: &Session, ctx: &mut RequestCtx) -> Result<Route, GatewayError> {
+    if session.req_header().method == http::Method::CONNECT {
+        return Err(GatewayError::MethodNotAllowed("CONNECT is not supported"));
+    }
     let path = session.req_header().uri.path();
     match path {
         "/healthz" => return Ok(Route::Healthz),

@@ -190,6 +190,7 @@ impl ProxyHttp for Gateway {
         let route = match admit::route(session, ctx) {
             Ok(r) => r,
             Err(e) => {
+                session.set_keepalive(None);
                 respond::error(session, ctx, &e).await?;
                 ctx.error = Some(e);
                 return Ok(true);

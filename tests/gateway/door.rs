@@ -312,6 +312,19 @@ async fn upgrades_and_uninspected_bodies_never_reach_the_upstream() {
         let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{answer}"));
         assert_eq!(v["error"]["code"], -32600, "{v}");
     }
+    // CONNECT gets the gateway's own refusal, never a tunnel.
+    let answer = raw_exchange(
+        port,
+        format!("CONNECT 127.0.0.1:{} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {t}\r\n\r\n", rec.port, rec.port).as_bytes(),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("x-request-id:"),
+        "{answer}"
+    );
+    assert!(answer.contains(r#""code":-32600"#), "{answer}");
     assert_eq!(reached(&rec), Vec::<String>::new());
 }
 
