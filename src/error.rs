@@ -105,10 +105,6 @@ impl Denied {
             DeniedKind::Method => -32601,
         }
     }
-    /// A refused method is a policy decision of another kind than a refused tool.
-    pub fn is_method(&self) -> bool {
-        self.what == DeniedKind::Method
-    }
 }
 
 impl std::fmt::Display for Denied {

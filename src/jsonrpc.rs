@@ -112,6 +112,36 @@ impl<'de: 'a, 'a> Deserialize<'de> for Params<'a> {
     }
 }
 
+/// The visitor methods for every value a visitor does not read: sequences are drained, scalars
+/// skipped, and `$value` returned. Shared by the visitors below, which differ only in the map (and
+/// string) they read.
+macro_rules! any_other_value {
+    ($value:expr) => {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok($value)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+
 struct ParamsVisitor;
 
 impl<'de> serde::de::Visitor<'de> for ParamsVisitor {
@@ -156,26 +186,8 @@ impl<'de> serde::de::Visitor<'de> for ParamsVisitor {
         Ok(params)
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Params<'de>, A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(Params::default())
-    }
+    any_other_value!(Params::default());
 
-    fn visit_unit<E>(self) -> Result<Params<'de>, E> {
-        Ok(Params::default())
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Params<'de>, E> {
-        Ok(Params::default())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Params<'de>, E> {
-        Ok(Params::default())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Params<'de>, E> {
-        Ok(Params::default())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Params<'de>, E> {
-        Ok(Params::default())
-    }
     fn visit_str<E>(self, _: &str) -> Result<Params<'de>, E> {
         Ok(Params::default())
     }
@@ -238,28 +250,7 @@ impl<'de> Deserialize<'de> for MaybeStr<'de> {
                 {}
                 Ok(MaybeStr(None))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut s: A,
-            ) -> Result<MaybeStr<'de>, A::Error> {
-                while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(MaybeStr(None))
-            }
-            fn visit_unit<E>(self) -> Result<MaybeStr<'de>, E> {
-                Ok(MaybeStr(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<MaybeStr<'de>, E> {
-                Ok(MaybeStr(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<MaybeStr<'de>, E> {
-                Ok(MaybeStr(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<MaybeStr<'de>, E> {
-                Ok(MaybeStr(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<MaybeStr<'de>, E> {
-                Ok(MaybeStr(None))
-            }
+            any_other_value!(MaybeStr(None));
         }
         d.deserialize_any(StrVisitor)
     }
@@ -301,28 +292,7 @@ impl<'de> Deserialize<'de> for MaybeRef<'de> {
                 }
                 Ok(MaybeRef(Some(r)))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut s: A,
-            ) -> Result<MaybeRef<'de>, A::Error> {
-                while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(MaybeRef(None))
-            }
-            fn visit_unit<E>(self) -> Result<MaybeRef<'de>, E> {
-                Ok(MaybeRef(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<MaybeRef<'de>, E> {
-                Ok(MaybeRef(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<MaybeRef<'de>, E> {
-                Ok(MaybeRef(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<MaybeRef<'de>, E> {
-                Ok(MaybeRef(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<MaybeRef<'de>, E> {
-                Ok(MaybeRef(None))
-            }
+            any_other_value!(MaybeRef(None));
             fn visit_str<E>(self, _: &str) -> Result<MaybeRef<'de>, E> {
                 Ok(MaybeRef(None))
             }
@@ -414,7 +384,7 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
                     let params = params.ok_or(GatewayError::InvalidRequest(
                         "tools/call needs params.name".into(),
                     ))?;
-                    let name = bounded(params.name, "tools/call needs params.name as a string")?;
+                    let name = name_of(params.name, "tools/call needs params.name as a string")?;
                     let arguments = keep_arguments
                         .then(|| params.arguments.map(|a| a.get().to_string()))
                         .flatten();
@@ -422,7 +392,7 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
                 }
                 "prompts/get" => {
                     let name = params.and_then(|p| p.name);
-                    let name = bounded(name, "prompts/get needs params.name as a string")?;
+                    let name = name_of(name, "prompts/get needs params.name as a string")?;
                     (None, None, Some(Target::Prompt(name)))
                 }
                 "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
@@ -432,7 +402,7 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
                 "completion/complete" => {
                     let r = params.and_then(|p| p.reference).unwrap_or_default();
                     let target = match r.kind.as_deref() {
-                        Some("ref/prompt") => Target::Prompt(bounded(
+                        Some("ref/prompt") => Target::Prompt(name_of(
                             r.name,
                             "completion/complete needs params.ref.name as a string",
                         )?),
@@ -468,28 +438,34 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
     }
 }
 
-/// A name that must be a string of at most `MAX_NAME` bytes.
-fn bounded(name: Option<Cow<'_, str>>, missing: &'static str) -> Result<String, GatewayError> {
-    let name = name.ok_or(GatewayError::InvalidRequest(missing.into()))?;
-    if name.len() > MAX_NAME {
-        return Err(GatewayError::InvalidRequest(
-            "name longer than 128 bytes".into(),
-        ));
+/// A string the method needs (`missing` when absent or not a string), of at most `max` bytes
+/// (`too_long` otherwise).
+fn within(
+    value: Option<Cow<'_, str>>,
+    max: usize,
+    missing: &'static str,
+    too_long: &'static str,
+) -> Result<String, GatewayError> {
+    let value = value.ok_or(GatewayError::InvalidRequest(missing.into()))?;
+    if value.len() > max {
+        return Err(GatewayError::InvalidRequest(too_long.into()));
     }
-    Ok(name.into_owned())
+    Ok(value.into_owned())
 }
 
-/// A resource URI: a string of at most `MAX_URI` bytes.
+/// A tool or prompt name.
+fn name_of(name: Option<Cow<'_, str>>, missing: &'static str) -> Result<String, GatewayError> {
+    within(name, MAX_NAME, missing, "name longer than 128 bytes")
+}
+
+/// A resource URI.
 fn uri_of(uri: Option<Cow<'_, str>>) -> Result<String, GatewayError> {
-    let uri = uri.ok_or(GatewayError::InvalidRequest(
-        "params.uri must be a string".into(),
-    ))?;
-    if uri.len() > MAX_URI {
-        return Err(GatewayError::InvalidRequest(
-            "resource URI longer than 2048 bytes".into(),
-        ));
-    }
-    Ok(uri.into_owned())
+    within(
+        uri,
+        MAX_URI,
+        "params.uri must be a string",
+        "resource URI longer than 2048 bytes",
+    )
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub fn outcome(
     e: Option<&Error>,
 ) -> (Outcome, Option<String>, Option<i32>) {
     use GatewayError::*;
-    if let Some(err) = ctx.error.as_ref().or(ctx.batch_refusal.as_ref()) {
+    if let Some(err) = ctx.refusal() {
         let code = Some(err.code());
         return match err {
             Denied(d) => (Outcome::Denied, Some(d.reason().to_string()), code),
@@ -131,7 +131,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
             .with_label_values(&[scope_name, label, outcome.as_str()])
             .inc();
     }
-    match (ctx.error.as_ref().or(ctx.batch_refusal.as_ref()), outcome) {
+    match (ctx.refusal(), outcome) {
         (Some(GatewayError::Unauthorized(m)), _) => metrics::AUTH_FAILURES
             .with_label_values(&[metrics::auth_reason_label(m)])
             .inc(),

@@ -92,6 +92,12 @@ impl RequestCtx {
         }
     }
 
+    /// Why the gateway refused this request: its own refusal, or the first one of a batch it
+    /// answered itself.
+    pub fn refusal(&self) -> Option<&GatewayError> {
+        self.error.as_ref().or(self.batch_refusal.as_ref())
+    }
+
     /// The raw JSON-RPC id of a single request, for error bodies.
     pub fn rpc_id(&self) -> Option<&str> {
         match &self.rpc {

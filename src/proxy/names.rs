@@ -9,6 +9,7 @@ pub const USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 pub const TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
 pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The names the gateway inserts, in the form Pingora stores for free. Pingora keeps each inserted
 /// header's case in a second map; for a `HeaderName` outside its short list of titled names it

@@ -107,7 +107,7 @@ fn forwarding(
         req.remove_header(name);
     }
     let Some(peer) = peer else {
-        req.remove_header("x-forwarded-for");
+        req.remove_header(&names::X_FORWARDED_FOR);
         req.remove_header(&header::FORWARDED);
         return Ok(());
     };
@@ -118,17 +118,20 @@ fn forwarding(
         .trusted_proxies
         .iter()
         .any(|n| n.contains(&ip));
-    let joined = |name: &http::HeaderName| -> Option<String> {
+    // A trusted proxy's chain, as one comma-separated value; nobody else's is read at all.
+    let chain = |name: &http::HeaderName| -> Option<String> {
+        if !trusted {
+            return None;
+        }
         let parts: Vec<&str> = req
             .headers
             .get_all(name)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
-        (trusted && !parts.is_empty()).then(|| parts.join(", "))
+        (!parts.is_empty()).then(|| parts.join(", "))
     };
-    let xff_name = http::HeaderName::from_static("x-forwarded-for");
-    let xff = match joined(&xff_name) {
+    let xff = match chain(&names::X_FORWARDED_FOR) {
         Some(chain) => format!("{chain}, {ip}"),
         None => ip.to_string(),
     };
@@ -136,11 +139,11 @@ fn forwarding(
         std::net::IpAddr::V4(v4) => format!("for={v4}"),
         std::net::IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
     };
-    let forwarded = match joined(&header::FORWARDED) {
+    let forwarded = match chain(&header::FORWARDED) {
         Some(chain) => format!("{chain}, {node}"),
         None => node,
     };
-    req.insert_header(xff_name, xff)?;
+    req.insert_header(names::X_FORWARDED_FOR, xff)?;
     req.insert_header(header::FORWARDED, forwarded)?;
     Ok(())
 }
