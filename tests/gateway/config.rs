@@ -101,3 +101,28 @@ fn rate_limit_problems_are_named() {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
 }
+
+/// The settings of the default-deny work are validated with file, field and reason.
+#[test]
+fn exposure_forwarding_connection_and_method_settings_are_checked() {
+    let mut spec = GatewaySpec::new(&[9]);
+    spec.gateway_yaml = spec
+        .gateway_yaml
+        .replace("listen: 127.0.0.1:", "listen: 0.0.0.0:");
+    spec.gateway_yaml.push_str(
+        "trusted_proxies: [10.0.0.0/8, 192.168.1.7, not-an-ip]\nconnections:\n  max: 0\n  head_timeout: 0s\n",
+    );
+    spec.scope_setting("allow_methods: [\"has space\", x/ok]");
+    let (ok, out) = spec.check();
+    assert!(!ok, "{out}");
+    for want in [
+        "gateway.yaml: public_url: required when listen is not a loopback address",
+        "gateway.yaml: trusted_proxies[2]: \"not-an-ip\" is not an IP address or CIDR range",
+        "gateway.yaml: connections.max: must be greater than 0",
+        "gateway.yaml: connections.head_timeout: must be greater than 0",
+        "tools.yaml: scopes.calculator.allow_methods[0]: \"has space\" is not a JSON-RPC method name",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(out.contains("5 configuration problem(s)"), "{out}");
+}

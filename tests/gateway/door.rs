@@ -459,6 +459,40 @@ async fn forwarding_headers_query_and_upstream_errors() {
     gw.log_with("upstream error answer replaced").await;
 }
 
+/// A proxy named in `trusted_proxies` keeps its forwarding chain; the peer is appended.
+#[tokio::test]
+async fn a_trusted_proxy_keeps_its_forwarding_chain() {
+    let rec = Recorder::start().await;
+    let mut spec = GatewaySpec::new(&[rec.port]);
+    spec.gateway_yaml
+        .push_str("trusted_proxies: [127.0.0.0/8]\n");
+    let gw = spec.start().await;
+    let c = gw.developer("carol");
+    let r = c
+        .request(Method::POST)
+        .header("Content-Type", "application/json")
+        .header("X-Forwarded-For", "6.6.6.6")
+        .header("Forwarded", "for=6.6.6.6")
+        .header("X-Real-IP", "6.6.6.6")
+        .body(rpc(json!(1), "ping", json!({})).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = rec.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].header("x-forwarded-for").as_deref(),
+        Some("6.6.6.6, 127.0.0.1")
+    );
+    assert_eq!(
+        got[0].header("forwarded").as_deref(),
+        Some("for=6.6.6.6, for=127.0.0.1")
+    );
+    // Headers outside the chain are still the client's own words: dropped.
+    assert_eq!(got[0].header("x-real-ip"), None);
+}
+
 #[tokio::test]
 async fn oversized_names_are_refused_and_records_stay_bounded() {
     let (rec, gw) = gateway().await;
