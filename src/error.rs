@@ -19,7 +19,7 @@ pub enum GatewayError {
     #[error("Unsupported media type: POST bodies must be application/json")]
     UnsupportedMediaType,
     #[error("Unauthorized: {0}")]
-    Unauthorized(Cow<'static, str>),
+    Unauthorized(crate::auth::AuthError),
     #[error("Forbidden: {0}")]
     Forbidden(Cow<'static, str>),
     /// A tool, prompt, resource or method the caller may not use: it looks exactly like one that
@@ -96,6 +96,10 @@ impl Denied {
     }
     pub fn reason(&self) -> &'static str {
         self.reason
+    }
+    /// The tool refused, when a tool was.
+    pub fn refused_tool(&self) -> Option<&str> {
+        (self.what == DeniedKind::Tool).then_some(self.name.as_str())
     }
     /// The code a server gives for a thing it does not have.
     fn code(&self) -> i32 {
@@ -175,32 +179,6 @@ impl GatewayError {
         }
     }
 
-    /// A short, stable label for logs and metrics.
-    pub fn kind(&self) -> &'static str {
-        use GatewayError::*;
-        match self {
-            ParseError(_) => "parse_error",
-            InvalidRequest(_) => "invalid_request",
-            UnsupportedVersion(_) => "unsupported_version",
-            UnsupportedMediaType => "unsupported_media_type",
-            Unauthorized(_) => "unauthenticated",
-            Forbidden(_) => "forbidden",
-            Denied(_) => "denied",
-            UnknownSession => "unknown_session",
-            PayloadTooLarge { .. } => "payload_too_large",
-            NotFound(_) => "not_found",
-            MethodNotAllowed(_) => "method_not_allowed",
-            UpstreamFailed(_) => "upstream_error",
-            NoHealthyUpstream(_) => "no_healthy_upstream",
-            UpstreamTimeout(_) => "timeout",
-            AuditUnavailable => "audit_unavailable",
-            RateLimited { .. } | TooManyConcurrent => "rate_limited",
-            LimiterUnavailable => "limiter_unavailable",
-            UpstreamSaturated => "upstream_saturated",
-            Internal => "internal",
-        }
-    }
-
     /// The JSON-RPC error response body. `id` is the raw JSON id of the request when it was read,
     /// `null` otherwise, as JSON-RPC 2.0 requires.
     pub fn body(&self, id: Option<&str>) -> Vec<u8> {
@@ -251,7 +229,7 @@ mod tests {
     #[test]
     fn codes_stay_outside_the_reserved_range_except_the_spec_one() {
         for e in [
-            GatewayError::Unauthorized("x".into()),
+            GatewayError::Unauthorized(crate::auth::AuthError::Expired),
             GatewayError::UnknownSession,
             GatewayError::PayloadTooLarge { limit: 1 },
             GatewayError::UpstreamTimeout("x".into()),

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod listen;
 pub mod logs;
 pub mod metrics;
+pub mod outcome;
 pub mod policy;
 pub mod proxy;
 pub mod server;

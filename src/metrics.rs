@@ -63,32 +63,3 @@ pub fn method_label(method: Option<&str>) -> &'static str {
         Some(m) => KNOWN.iter().find(|k| **k == m).copied().unwrap_or("other"),
     }
 }
-
-/// A bounded label for why a token was refused.
-pub fn auth_reason_label(message: &str) -> &'static str {
-    const REASONS: &[(&str, &str)] = &[
-        ("missing bearer", "missing"),
-        ("Authorization must", "malformed"),
-        ("malformed", "malformed"),
-        ("algorithm", "algorithm"),
-        ("invalid signature", "signature"),
-        ("token expired", "expired"),
-        ("not yet valid", "not_yet_valid"),
-        ("issued in the future", "iat_future"),
-        ("too old", "too_old"),
-        ("wrong issuer", "issuer"),
-        ("wrong audience", "audience"),
-        ("API version", "api_version"),
-        ("unknown signing key", "unknown_key"),
-        ("kid", "unknown_key"),
-        ("crit", "crit"),
-        ("missing", "missing_claim"),
-        ("claim is", "bad_claim"),
-        ("claim longer", "bad_claim"),
-    ];
-    REASONS
-        .iter()
-        .find(|(p, _)| message.contains(p))
-        .map(|(_, l)| *l)
-        .unwrap_or("other")
-}

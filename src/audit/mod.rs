@@ -14,7 +14,7 @@ mod spool;
 mod writer;
 
 pub use arguments::ArgumentsMode;
-pub use record::{AuditRecord, Outcome};
+pub use record::AuditRecord;
 
 use crate::config::file::OnQueueFull;
 use crate::metrics;

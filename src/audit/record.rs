@@ -2,35 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The outcome of a request, as the audit trail and the metrics name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Ok,
-    ToolError,
-    RpcError,
-    Denied,
-    Unauthenticated,
-    RateLimited,
-    UpstreamError,
-    Timeout,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::ToolError => "tool_error",
-            Outcome::RpcError => "rpc_error",
-            Outcome::Denied => "denied",
-            Outcome::Unauthenticated => "unauthenticated",
-            Outcome::RateLimited => "rate_limited",
-            Outcome::UpstreamError => "upstream_error",
-            Outcome::Timeout => "timeout",
-        }
-    }
-}
-
 /// A row of `audit_log`. Also the line format of the JSON-lines file and of the spool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -45,7 +16,7 @@ pub struct AuditRecord {
     pub method: Option<String>,
     pub tool: Option<String>,
     pub jsonrpc_id: Option<String>,
-    pub outcome: Outcome,
+    pub outcome: crate::outcome::Class,
     /// Why a request was refused (the real reason, also when the client was told less).
     pub reason: Option<String>,
     pub rpc_error_code: Option<i32>,

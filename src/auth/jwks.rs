@@ -88,7 +88,7 @@ impl Jwks {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<DecodingKey, AuthError> {
-        let kid = kid.ok_or("token has no kid (key id)")?;
+        let kid = kid.ok_or(AuthError::NoKid)?;
         if let Some(k) = self.lookup(kid, alg)? {
             return Ok(k);
         }
@@ -103,8 +103,7 @@ impl Jwks {
                 }
             }
         }
-        self.lookup(kid, alg)?
-            .ok_or_else(|| "unknown signing key (kid)".into())
+        self.lookup(kid, alg)?.ok_or(AuthError::UnknownKey)
     }
 
     fn lookup(&self, kid: &str, alg: Algorithm) -> Result<Option<DecodingKey>, AuthError> {
@@ -112,11 +111,11 @@ impl Jwks {
         match keys.get(kid) {
             Some(k) => {
                 if k.key.family() != alg.family() {
-                    return Err("algorithm does not match the key".into());
+                    return Err(AuthError::AlgorithmMismatch(alg));
                 }
                 if let Some(a) = &k.alg {
                     if *a != format!("{alg:?}") {
-                        return Err("algorithm does not match the key".into());
+                        return Err(AuthError::AlgorithmMismatch(alg));
                     }
                 }
                 Ok(Some(k.key.clone()))

@@ -2,13 +2,15 @@
 //! an [`Identity`]. A verified token is cached until it stops being valid, so a client's repeated
 //! calls cost a hash lookup instead of a signature check.
 
+mod error;
 pub mod jwks;
 pub mod mint;
+
+pub use error::AuthError;
 
 use crate::config::JwtSettings;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -43,9 +45,6 @@ impl quick_cache::Weighter<Box<str>, Arc<Identity>> for CacheWeight {
     }
 }
 
-/// Why a token was refused. The text names the failed check and never the token.
-pub type AuthError = Cow<'static, str>;
-
 /// Verifies bearer tokens.
 pub struct Authenticator {
     settings: JwtSettings,
@@ -65,6 +64,7 @@ impl std::fmt::Debug for Authenticator {
 
 /// The longest user id (`sub`) accepted: it is written to every audit row and log line.
 pub const MAX_USER_ID: usize = 256;
+const USER_ID_TOO_LONG: &str = "longer than 256 bytes";
 
 /// The latest time claim accepted (year 3000): anything later is a forged or broken token.
 const MAX_TIMESTAMP: u64 = 32_503_680_000;
@@ -78,9 +78,9 @@ fn timestamp(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Aut
     let secs = v
         .as_u64()
         .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
-        .ok_or_else(|| format!("{name} claim is not a non-negative number"))?;
+        .ok_or_else(|| AuthError::bad_claim(name, "is not a non-negative number"))?;
     if secs > MAX_TIMESTAMP {
-        return Err(format!("{name} claim is out of range").into());
+        return Err(AuthError::bad_claim(name, "is out of range"));
     }
     Ok(Some(secs))
 }
@@ -150,13 +150,11 @@ impl Authenticator {
 
     /// Extracts the bearer token from an `Authorization` header value.
     pub fn bearer(header: Option<&[u8]>) -> Result<&str, AuthError> {
-        let value = header.ok_or(Cow::Borrowed("missing bearer token"))?;
-        let value = std::str::from_utf8(value).map_err(|_| "malformed Authorization header")?;
-        let (scheme, token) = value
-            .split_once(' ')
-            .ok_or("Authorization must be 'Bearer <token>'")?;
+        let value = header.ok_or(AuthError::Missing)?;
+        let value = std::str::from_utf8(value).map_err(|_| AuthError::MalformedHeader)?;
+        let (scheme, token) = value.split_once(' ').ok_or(AuthError::NotBearer)?;
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err("Authorization must be 'Bearer <token>'".into());
+            return Err(AuthError::NotBearer);
         }
         Ok(token.trim())
     }
@@ -176,26 +174,30 @@ impl Authenticator {
 
     async fn verify_uncached(&self, token: &str) -> Result<Identity, AuthError> {
         if has_crit(token) {
-            // RFC 7515 4.1.11: a critical extension the verifier does not understand fails it.
-            return Err(
-                "token has critical header parameters (crit) this gateway does not support".into(),
-            );
+            return Err(AuthError::Crit);
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::MalformedToken)?;
         let alg = header.alg;
         if !self.settings.algorithms.contains(&alg) {
-            return Err(format!("algorithm {alg:?} is not allowed").into());
+            return Err(AuthError::AlgorithmNotAllowed(alg));
         }
-        let key: Cow<'_, DecodingKey> = if is_hmac(alg) {
-            Cow::Borrowed(self.hmac.as_ref().ok_or("algorithm is not allowed")?)
+        let fetched;
+        let key: &DecodingKey = if is_hmac(alg) {
+            self.hmac
+                .as_ref()
+                .ok_or(AuthError::AlgorithmNotAllowed(alg))?
         } else if let Some(jwks) = &self.jwks {
-            Cow::Owned(jwks.key_for(header.kid.as_deref(), alg).await?)
+            fetched = jwks.key_for(header.kid.as_deref(), alg).await?;
+            &fetched
         } else {
-            let key = self.public.as_ref().ok_or("algorithm is not allowed")?;
+            let key = self
+                .public
+                .as_ref()
+                .ok_or(AuthError::AlgorithmNotAllowed(alg))?;
             if key.family() != alg.family() {
-                return Err(format!("algorithm {alg:?} does not match the configured key").into());
+                return Err(AuthError::AlgorithmMismatch(alg));
             }
-            Cow::Borrowed(key)
+            key
         };
         let mut validation = Validation::new(alg);
         validation.required_spec_claims.clear();
@@ -203,15 +205,13 @@ impl Authenticator {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         let data =
-            jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).map_err(|e| {
+            jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind::*;
                 match e.kind() {
-                    InvalidSignature => Cow::Borrowed("invalid signature"),
-                    InvalidAlgorithm | InvalidAlgorithmName => {
-                        Cow::Borrowed("algorithm does not match the key")
-                    }
-                    Json(_) => Cow::Borrowed("token claims are not a JSON object"),
-                    _ => Cow::Borrowed("malformed token"),
+                    InvalidSignature => AuthError::Signature,
+                    InvalidAlgorithm | InvalidAlgorithmName => AuthError::AlgorithmMismatch(alg),
+                    Json(_) => AuthError::ClaimsNotObject,
+                    _ => AuthError::MalformedToken,
                 }
             })?;
         self.check_claims(&data.claims, now())
@@ -222,36 +222,36 @@ impl Authenticator {
         let s = &self.settings;
         let names = &s.claims;
         let skew = s.clock_skew;
-        let exp =
-            timestamp(claims, &names.exp)?.ok_or_else(|| format!("missing {} claim", names.exp))?;
+        let exp = timestamp(claims, &names.exp)?
+            .ok_or_else(|| AuthError::missing_claim(&names.exp, ""))?;
         if now > exp.saturating_add(skew) {
-            return Err("token expired".into());
+            return Err(AuthError::Expired);
         }
         if let Some(nbf) = timestamp(claims, "nbf")? {
             if now.saturating_add(skew) < nbf {
-                return Err("token not yet valid (nbf)".into());
+                return Err(AuthError::NotYetValid);
             }
         }
         let mut valid_until = exp.saturating_add(skew);
         let iat = timestamp(claims, &names.iat)?;
         if let Some(iat) = iat {
             if iat > now.saturating_add(skew) {
-                return Err("token issued in the future (iat)".into());
+                return Err(AuthError::IssuedInFuture);
             }
         }
         if let Some(max_age) = s.max_age {
             let iat = iat.ok_or_else(|| {
-                format!("missing {} claim (a maximum token age is set)", names.iat)
+                AuthError::missing_claim(&names.iat, " (a maximum token age is set)")
             })?;
             let oldest = iat.saturating_add(max_age.as_secs()).saturating_add(skew);
             if now > oldest {
-                return Err("token too old (iat beyond the maximum token age)".into());
+                return Err(AuthError::TooOld);
             }
             valid_until = valid_until.min(oldest);
         }
         if let Some(issuer) = &s.issuer {
             if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
-                return Err("wrong issuer".into());
+                return Err(AuthError::Issuer);
             }
         }
         if !s.audience.is_empty() {
@@ -264,20 +264,18 @@ impl Authenticator {
                 _ => false,
             };
             if !ok {
-                return Err("wrong audience".into());
+                return Err(AuthError::Audience);
             }
         }
         let user = match claims.get(&names.user_id) {
             Some(Value::String(u)) if u.len() > MAX_USER_ID => {
-                return Err(
-                    format!("{} claim longer than {MAX_USER_ID} bytes", names.user_id).into(),
-                )
+                return Err(AuthError::bad_claim(&names.user_id, USER_ID_TOO_LONG))
             }
             Some(Value::String(u)) if !u.is_empty() => u.clone(),
             Some(Value::String(_)) | None => {
-                return Err(format!("missing {} claim (user id)", names.user_id).into())
+                return Err(AuthError::missing_claim(&names.user_id, " (user id)"))
             }
-            Some(_) => return Err(format!("{} claim is not a string", names.user_id).into()),
+            Some(_) => return Err(AuthError::bad_claim(&names.user_id, "is not a string")),
         };
         let roles = match claims.get(&names.roles) {
             Some(Value::Array(list)) => list
@@ -301,7 +299,7 @@ impl Authenticator {
                 });
                 match v {
                     Some(v) if s.allowed_api_versions.contains(&v) => Some(v),
-                    _ => return Err("API version not allowed".into()),
+                    _ => return Err(AuthError::ApiVersion),
                 }
             }
             None => None,
@@ -377,7 +375,7 @@ mod tests {
             ))
             .await
             .unwrap_err();
-        assert!(err.contains("crit"), "{err}");
+        assert_eq!(err, AuthError::Crit);
     }
 
     #[tokio::test]
@@ -412,7 +410,7 @@ mod tests {
             for (k, v) in patch.as_object().unwrap() {
                 c[k] = v.clone();
             }
-            assert_eq!(auth.verify(&sign(c)).await.unwrap_err(), want);
+            assert_eq!(auth.verify(&sign(c)).await.unwrap_err().to_string(), want);
         }
         let wrong_key = encode(
             &Header::new(Algorithm::HS256),
@@ -422,7 +420,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             auth.verify(&wrong_key).await.unwrap_err(),
-            "invalid signature"
+            AuthError::Signature
         );
         let hs512 = encode(
             &Header::new(Algorithm::HS512),
@@ -431,7 +429,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            auth.verify(&hs512).await.unwrap_err(),
+            auth.verify(&hs512).await.unwrap_err().to_string(),
             "algorithm HS512 is not allowed"
         );
     }
@@ -459,6 +457,11 @@ mod tests {
         let first = auth.verify(&hot).await.unwrap();
         let again = auth.verify(&hot).await.unwrap();
         assert!(Arc::ptr_eq(&first, &again));
+    }
+
+    #[test]
+    fn the_user_id_limit_is_the_one_named() {
+        assert_eq!(USER_ID_TOO_LONG, format!("longer than {MAX_USER_ID} bytes"));
     }
 
     #[test]

@@ -3,71 +3,39 @@
 
 use super::ctx::RequestCtx;
 use super::names;
-use crate::audit::{AuditRecord, Outcome};
-use crate::error::GatewayError;
+use crate::audit::AuditRecord;
 use crate::logs::clip;
 use crate::metrics;
+use crate::outcome::{Alert, Outcome};
 use pingora::{Error, ErrorSource};
 use pingora_proxy::Session;
 use sha2::{Digest, Sha256};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The outcome, the real reason, and the JSON-RPC error code of a finished request.
-pub fn outcome(
-    ctx: &RequestCtx,
-    status: u16,
-    e: Option<&Error>,
-) -> (Outcome, Option<String>, Option<i32>) {
-    use GatewayError::*;
+/// How a finished request ended: the gateway's refusal when it refused (decided where it
+/// happened), else what the upstream's answer and the connection say.
+pub fn outcome<'a>(ctx: &'a RequestCtx, status: u16, e: Option<&Error>) -> Outcome<'a> {
     if let Some(err) = ctx.refusal() {
-        let code = Some(err.code());
-        return match err {
-            Denied(d) => (Outcome::Denied, Some(d.reason().to_string()), code),
-            Unauthorized(m) => (Outcome::Unauthenticated, Some(m.to_string()), code),
-            Forbidden(_) | PayloadTooLarge { .. } | UnknownSession | AuditUnavailable => {
-                (Outcome::Denied, Some(err.to_string()), code)
-            }
-            NoHealthyUpstream(_) | UpstreamFailed(_) => {
-                (Outcome::UpstreamError, Some(err.to_string()), code)
-            }
-            UpstreamTimeout(_) => (Outcome::Timeout, Some(err.to_string()), code),
-            RateLimited { .. } | TooManyConcurrent => {
-                (Outcome::RateLimited, Some(err.to_string()), code)
-            }
-            _ => (Outcome::RpcError, Some(err.to_string()), code),
+        return Outcome::Gateway(err);
+    }
+    if let Some(e) = e {
+        // A failure the gateway did not render: the client left, or the upstream broke off an
+        // answer that had started.
+        return match e.esource() {
+            ErrorSource::Downstream => Outcome::ClientGone,
+            _ => Outcome::UpstreamBroke(e.etype().as_str()),
         };
     }
-    if let Some(e) = e.filter(|_| status < 500) {
-        if *e.esource() == ErrorSource::Downstream {
-            return (Outcome::Ok, Some("client went away".into()), None);
-        }
-        return (
-            Outcome::UpstreamError,
-            Some(e.etype().as_str().to_string()),
-            None,
-        );
-    }
-    if status >= 500 {
-        return (
-            Outcome::UpstreamError,
-            Some(format!("upstream answered {status}")),
-            None,
-        );
-    }
     if ctx.scan.tool_error {
-        return (Outcome::ToolError, None, None);
+        return Outcome::ToolError;
     }
     if let Some(code) = ctx.scan.rpc_error_code {
-        return (Outcome::RpcError, None, Some(code));
+        return Outcome::RpcError { code };
     }
     if status >= 400 {
-        return (
-            Outcome::RpcError,
-            Some(format!("upstream answered {status}")),
-            None,
-        );
+        return Outcome::UpstreamStatus(status);
     }
-    (Outcome::Ok, None, None)
+    Outcome::Ok
 }
 
 /// The most roles an audit row lists (a token may carry any number).
@@ -83,7 +51,8 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         .response_written()
         .map(|r| r.status.as_u16())
         .unwrap_or(0);
-    let (outcome, reason, code) = outcome(ctx, status, e);
+    let outcome = outcome(ctx, status, e);
+    let class = outcome.class();
     let latency = ctx.started.elapsed();
     let Some(scope) = &ctx.scope else {
         tracing::info!(target: "access", request_id = %ctx.request_id, path = %session.req_header().uri.path(), status, "request");
@@ -95,23 +64,20 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         scope.record(e, false);
     }
     if let Some(p) = &ctx.picked {
-        scope.record(
-            p,
-            !matches!(outcome, Outcome::UpstreamError | Outcome::Timeout),
-        );
+        scope.record(p, !outcome.upstream_failed());
     }
     // Everything a client chose is bounded before it is written anywhere (see `logs::clip`).
     let method = clip(
         ctx.method()
             .unwrap_or_else(|| session.req_header().method.as_str()),
     );
-    let tool = ctx.tool().map(clip);
+    let tool = outcome.tool(ctx.tool()).map(clip);
     let user = ctx.identity.as_ref().map(|i| clip(&i.user));
-    let reason = reason.map(|r| clip(&r).into_owned());
+    let reason = outcome.reason().map(|r| clip(&r).into_owned());
 
     let method_label = metrics::method_label(ctx.method());
     metrics::REQUESTS
-        .with_label_values(&[scope_name, method_label, outcome.as_str()])
+        .with_label_values(&[scope_name, method_label, class.as_str()])
         .inc();
     metrics::REQUEST_SECONDS
         .with_label_values(&[scope_name])
@@ -128,18 +94,19 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
             "unknown"
         };
         metrics::TOOL_CALLS
-            .with_label_values(&[scope_name, label, outcome.as_str()])
+            .with_label_values(&[scope_name, label, class.as_str()])
             .inc();
     }
-    match (ctx.refusal(), outcome) {
-        (Some(GatewayError::Unauthorized(m)), _) => metrics::AUTH_FAILURES
-            .with_label_values(&[metrics::auth_reason_label(m)])
-            .inc(),
-        (Some(GatewayError::Denied(_) | GatewayError::Forbidden(_)), _) => metrics::POLICY_DENIALS
+    match outcome.alert() {
+        Some(Alert::AuthFailure(reason)) => {
+            metrics::AUTH_FAILURES.with_label_values(&[reason]).inc()
+        }
+        Some(Alert::PolicyDenial) => metrics::POLICY_DENIALS
             .with_label_values(&[scope_name])
             .inc(),
-        (_, Outcome::RateLimited) => metrics::RATE_LIMITED.with_label_values(&[scope_name]).inc(),
-        _ => {}
+        Some(Alert::RateLimited) => metrics::RATE_LIMITED.with_label_values(&[scope_name]).inc(),
+        Some(Alert::AuditRefused) => metrics::AUDIT_REFUSED.inc(),
+        None => {}
     }
 
     crate::logs::access(&crate::logs::AccessLine {
@@ -150,7 +117,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         tool: tool.as_deref().unwrap_or(""),
         upstream: ctx.picked.as_ref().map(|p| p.addr.as_str()).unwrap_or(""),
         status,
-        outcome: outcome.as_str(),
+        outcome: class.as_str(),
         reason: reason.as_deref().unwrap_or(""),
         latency_ms: latency.as_secs_f64() * 1000.0,
     });
@@ -200,9 +167,9 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         jsonrpc_id: first
             .and_then(|m| m.id.as_deref())
             .map(|id| clip(id).into_owned()),
-        outcome,
+        outcome: class,
         reason,
-        rpc_error_code: code,
+        rpc_error_code: outcome.rpc_code(),
         http_status: i32::from(status),
         upstream: ctx.picked.as_ref().map(|p| p.addr.clone()),
         latency_ms: latency.as_secs_f64() * 1000.0,

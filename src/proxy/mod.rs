@@ -68,7 +68,6 @@ impl Gateway {
         ctx: &mut RequestCtx,
     ) -> std::result::Result<bool, GatewayError> {
         if ctx.rt.audit.saturated() {
-            crate::metrics::AUDIT_REFUSED.inc();
             return Err(GatewayError::AuditUnavailable);
         }
         if let Err(e) = admit::check_scoped(session, ctx) {
@@ -272,7 +271,7 @@ impl ProxyHttp for Gateway {
             ctx.error = Some(GatewayError::UnknownSession);
             return e;
         }
-        ctx.connect_error = Some(classify(&e));
+        ctx.connect_error = Some(classify(&e, ctx));
         if let Some(p) = ctx.picked.take() {
             tracing::warn!(request_id = %ctx.request_id, upstream = %p.addr, error = %e, "upstream connect failed");
             ctx.tried.push(p);
@@ -390,7 +389,7 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let err = ctx.error.clone().unwrap_or_else(|| classify(e));
+        let err = ctx.error.clone().unwrap_or_else(|| classify(e, ctx));
         // A refusal of a held body comes after Pingora started the upstream request: that
         // connection's state is not clean, so it is closed after the answer.
         let reuse = !ctx.body_held && !matches!(err, GatewayError::PayloadTooLarge { .. });
@@ -430,6 +429,12 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// Pingora's own ERROR line is for failures nobody else reports: a refusal is in the access
+    /// line and the audit row already, and a client that closes its stream ended it normally.
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, e: &Error) -> bool {
+        ctx.refusal().is_some() || *e.esource() == ErrorSource::Downstream
+    }
+
     /// One audit row, the metrics and the access log line for every request.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         if let Some(clock) = &ctx.head_clock {
@@ -440,7 +445,7 @@ impl ProxyHttp for Gateway {
 }
 
 /// A Pingora failure, as the client is told about it.
-fn classify(e: &Error) -> GatewayError {
+fn classify(e: &Error, ctx: &RequestCtx) -> GatewayError {
     use ErrorType::*;
     match e.etype() {
         ConnectTimedout | ReadTimedout | WriteTimedout => {
@@ -453,7 +458,9 @@ fn classify(e: &Error) -> GatewayError {
         | ConnectProxyFailure => {
             GatewayError::UpstreamFailed("could not connect to the upstream".into())
         }
-        HTTPStatus(413) => GatewayError::PayloadTooLarge { limit: 0 },
+        HTTPStatus(413) => GatewayError::PayloadTooLarge {
+            limit: ctx.rt.config.limits.max_body_bytes,
+        },
         _ if *e.esource() == ErrorSource::Downstream => {
             GatewayError::InvalidRequest("bad request".into())
         }

@@ -60,6 +60,8 @@ pub fn replace_upstream_error(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -
         original: Vec::new(),
         original_len: 0,
     });
+    // What the client is told is what the audit row and the metrics say.
+    ctx.error = Some(err);
     Ok(())
 }
 
@@ -90,7 +92,8 @@ pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) 
     match err {
         GatewayError::Unauthorized(reason) => {
             let metadata = resource_metadata_url(session, ctx);
-            let value = if reason == "missing bearer token" {
+            // RFC 6750 3.1: a request without credentials gets no error code.
+            let value = if *reason == crate::auth::AuthError::Missing {
                 format!("Bearer resource_metadata=\"{metadata}\"")
             } else {
                 format!("Bearer resource_metadata=\"{metadata}\", error=\"invalid_token\"")

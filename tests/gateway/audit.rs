@@ -49,7 +49,7 @@ async fn one_of_each(gw: &Gateway) -> HashMap<String, (&'static str, i32)> {
         .await;
     sent.insert(request_id(&r), ("unauthenticated", 401));
     let r = analyst.post_raw("{oops").await;
-    sent.insert(request_id(&r), ("rpc_error", 400));
+    sent.insert(request_id(&r), ("invalid", 400));
     let r = analyst
         .post_raw(format!(
             "{{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"ping\",\"pad\":\"{}\"}}",
@@ -269,7 +269,8 @@ async fn encrypted_arguments_open_with_the_key_only() {
     let key = "11".repeat(32);
     let mut spec = GatewaySpec::new(&[up.port]);
     with_db(&mut spec, &pg);
-    spec.gateway_yaml = spec.gateway_yaml.replace(
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
         "audit:\n",
         "audit:\n  arguments: encrypted\n  arguments_key_id: k2026\n",
     );
@@ -381,7 +382,7 @@ async fn metrics_agree_with_the_requests_sent_and_file_rows_without_a_database()
     let mut text = String::new();
     for _ in 0..100 {
         text = gw.metrics_text().await;
-        if metric(
+        if metric_or_zero(
             &text,
             "mcp_request_duration_seconds_count{scope=\"calculator\"}",
         ) == 11.0
@@ -470,7 +471,8 @@ async fn full_queue_fail_closed_refuses_and_fail_open_counts() {
             "DATABASE_URL".into(),
             format!("postgres://postgres@127.0.0.1:{hole}/postgres"),
         ));
-        spec.gateway_yaml = spec.gateway_yaml.replace(
+        spec.gateway_yaml = edit(
+            &spec.gateway_yaml,
             "audit:\n",
             &format!("audit:\n  queue_capacity: 1\n  batch_size: 1\n  on_queue_full: {policy}\n"),
         );
@@ -534,9 +536,11 @@ async fn retention_removes_old_rows_only() {
         .await
         .unwrap();
     }
-    spec.gateway_yaml = spec
-        .gateway_yaml
-        .replace("audit:\n", "audit:\n  retention_days: 7\n");
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
+        "audit:\n",
+        "audit:\n  retention_days: 7\n",
+    );
     let _gw = spec.start().await;
     assert_eq!(
         pg.wait_rows(1).await,

@@ -163,7 +163,8 @@ async fn hs_token_signed_with_the_public_key_is_refused() {
         "-out",
         public.to_str().unwrap(),
     ]);
-    spec.gateway_yaml = spec.gateway_yaml.replace(
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
         "  algorithms: [HS256]\n  secret: ${TEST_JWT_SECRET}\n",
         "  algorithms: [RS256]\n  public_key_file: rsa.pub.pem\n",
     );
@@ -234,7 +235,8 @@ async fn jwks_key_rotation() {
     .await;
 
     let mut spec = GatewaySpec::new(&[up.port]);
-    spec.gateway_yaml = spec.gateway_yaml.replace(
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
         "  algorithms: [HS256]\n  secret: ${TEST_JWT_SECRET}\n",
         &format!("  algorithms: [ES256]\n  jwks_url: http://127.0.0.1:{port}/jwks.json\n"),
     );

@@ -6,9 +6,11 @@ use crate::common::*;
 #[test]
 fn check_reports_every_problem_at_once() {
     let mut spec = GatewaySpec::new(&[9]);
-    spec.gateway_yaml = spec
-        .gateway_yaml
-        .replace("threads: 2\n", "threads: 2\nthreds: 3\n");
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
+        "threads: 2\n",
+        "threads: 2\nthreds: 3\n",
+    );
     spec.tools_yaml = "scopes:\n  calculator:\n    upstreams:\n      - url: ftp://127.0.0.1:9/mcp\n    tools: [exact_calculate, exact_calculate, 'bad name']\n".into();
     spec.policy_yaml =
         "roles:\n  dev:\n    allow: [\"calculater/*\", \"calculator/nope\"]\n".into();
@@ -86,7 +88,8 @@ fn rate_limit_problems_are_named() {
         out.contains("policy.yaml: rate_limits[2].key: unknown variant `planet`"),
         "{out}"
     );
-    spec.policy_yaml = spec.policy_yaml.replace(
+    spec.policy_yaml = edit(
+        &spec.policy_yaml,
         "  - { name: b, key: planet, rate: 1/s }\n",
         "  - { name: b, key: tool, rate: 1/s }\n",
     );
@@ -106,9 +109,7 @@ fn rate_limit_problems_are_named() {
 #[test]
 fn exposure_forwarding_connection_and_method_settings_are_checked() {
     let mut spec = GatewaySpec::new(&[9]);
-    spec.gateway_yaml = spec
-        .gateway_yaml
-        .replace("listen: 127.0.0.1:", "listen: 0.0.0.0:");
+    spec.gateway_yaml = edit(&spec.gateway_yaml, "listen: 127.0.0.1:", "listen: 0.0.0.0:");
     spec.gateway_yaml.push_str(
         "trusted_proxies: [10.0.0.0/8, 192.168.1.7, not-an-ip]\nconnections:\n  max: 0\n  head_timeout: 0s\n",
     );

@@ -47,18 +47,6 @@ fn reached(rec: &Recorder) -> Vec<String> {
         .collect()
 }
 
-/// The audit file's rows once there are `n` (the writer stores them a moment after the answers).
-async fn audit_rows(gw: &Gateway, n: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let rows = gw.audit_file_rows();
-        if rows.len() >= n {
-            return rows;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {n} audit rows: {:?}", gw.audit_file_rows());
-}
-
 #[tokio::test]
 async fn a_caller_without_a_grant_gets_403_for_everything() {
     let (rec, gw) = gateway().await;
@@ -278,7 +266,7 @@ async fn resources_prompts_and_completions_follow_their_grants() {
         ]
     );
     // The refusals are audited as denials with the real reason.
-    let rows = audit_rows(&gw, 25).await;
+    let rows = gw.audit_rows(25).await;
     let boom = rows.iter().find(|r| r["method"] == "boom").unwrap();
     assert_eq!(boom["outcome"], "upstream_error", "{boom}");
     let denied: Vec<&Value> = rows.iter().filter(|r| r["outcome"] == "denied").collect();
@@ -401,7 +389,7 @@ async fn expect_continue_refusals_are_answered_once_decided() {
     let got = rec.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].header("expect"), None);
-    let rows = audit_rows(&gw, 3).await;
+    let rows = gw.audit_rows(3).await;
     assert!(rows.iter().all(|r| r["http_status"] != 100), "{rows:?}");
 }
 
@@ -526,7 +514,7 @@ async fn oversized_names_are_refused_and_records_stay_bounded() {
     let r = c.post(&rpc(json!(3), "ping", json!({}))).await;
     let last_id = r.headers()["x-request-id"].to_str().unwrap().to_string();
     gw.log_with(&last_id).await;
-    let rows = audit_rows(&gw, 4).await;
+    let rows = gw.audit_rows(4).await;
     assert_eq!(rows.len(), 4);
     for row in &rows {
         assert!(

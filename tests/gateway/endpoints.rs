@@ -194,7 +194,7 @@ async fn tool_servers_refuse_requests_without_the_gateway_secret() {
 async fn slow_upstream_times_out_with_504() {
     let port = echo_upstream(3000).await;
     let mut spec = GatewaySpec::new(&[port]);
-    spec.tools_yaml = spec.tools_yaml.replace("timeout: 10s", "timeout: 500ms");
+    spec.tools_yaml = edit(&spec.tools_yaml, "timeout: 10s", "timeout: 500ms");
     let gw = spec.start().await;
     let r = gw
         .developer("alice")

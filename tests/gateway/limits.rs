@@ -171,7 +171,7 @@ async fn two_gateways_share_one_budget_through_redis_and_fall_back_when_it_dies(
     );
     let metrics = a.metrics_text().await;
     assert!(
-        metric(&metrics, "mcp_rate_limit_store_errors_total ") > 0.0,
+        metric(&metrics, "mcp_rate_limit_store_errors_total") > 0.0,
         "{metrics}"
     );
     a.log_with("rate limit store unavailable").await;
@@ -229,9 +229,11 @@ async fn named_upstream(delay_ms: u64, fail: std::sync::Arc<std::sync::atomic::A
 async fn concurrency_limit_per_user() {
     let port = named_upstream(800, Default::default()).await;
     let mut spec = GatewaySpec::new(&[port]);
-    spec.gateway_yaml = spec
-        .gateway_yaml
-        .replace("limits:\n", "limits:\n  max_concurrent_per_user: 2\n");
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
+        "limits:\n",
+        "limits:\n  max_concurrent_per_user: 2\n",
+    );
     let gw = spec.start().await;
     let mut tasks = Vec::new();
     for i in 0..3u64 {
@@ -365,9 +367,11 @@ async fn connect_timeout_is_504_and_audited_as_timeout() {
 async fn saturated_upstream_is_503() {
     let port = named_upstream(800, Default::default()).await;
     let mut spec = GatewaySpec::new(&[port]);
-    spec.gateway_yaml = spec
-        .gateway_yaml
-        .replace("limits:\n", "limits:\n  max_concurrent_per_upstream: 1\n");
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
+        "limits:\n",
+        "limits:\n  max_concurrent_per_upstream: 1\n",
+    );
     let gw = spec.start().await;
     let url = gw.url("/calculator/mcp");
     let slow = {

@@ -10,6 +10,7 @@ mod door;
 mod endpoints;
 mod git;
 mod limits;
+mod outcomes;
 mod rbac;
 mod routing;
 mod tools;

@@ -182,13 +182,7 @@ async fn get_stream_is_not_buffered() {
     let gw = GatewaySpec::new(&[up.port]).start().await;
     let mut client = gw.developer("alice");
     client.initialize().await;
-    let r = client
-        .request(reqwest::Method::GET)
-        .header("Accept", "text/event-stream")
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .unwrap();
+    let r = client.open_stream().await;
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"]
         .to_str()

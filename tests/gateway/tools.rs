@@ -29,7 +29,8 @@ async fn tool_error(client: &Client, tool: &str, args: Value) -> String {
 async fn calculator_through_the_gateway() {
     let up = calculator(true).await;
     let mut spec = GatewaySpec::new(&[up.port]);
-    spec.tools_yaml = spec.tools_yaml.replace(
+    spec.tools_yaml = edit(
+        &spec.tools_yaml,
         "tools: [exact_calculate, statistics]",
         "tools: [exact_calculate, evaluate_expression, statistics, convert_units]",
     );
@@ -316,9 +317,11 @@ async fn documents_through_the_gateway() {
     );
     spec.policy_yaml = "roles:\n  writer:\n    allow: [\"docs/*\"]\n".into();
     // Let the tool's own 256 KiB input cap speak, not the gateway's body cap.
-    spec.gateway_yaml = spec
-        .gateway_yaml
-        .replace("max_body_bytes: 262144", "max_body_bytes: 1048576");
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
+        "max_body_bytes: 262144",
+        "max_body_bytes: 1048576",
+    );
     let gw = spec.start().await;
     let c = Client::new(
         gw.url("/docs/mcp"),

@@ -175,7 +175,8 @@ audit:
 
     /// Adds a setting (`key: value`) to the `calculator` scope.
     pub fn scope_setting(&mut self, setting: &str) {
-        self.tools_yaml = self.tools_yaml.replace(
+        self.tools_yaml = edit(
+            &self.tools_yaml,
             "    timeout: 10s\n",
             &format!("    timeout: 10s\n    {setting}\n"),
         );
@@ -183,7 +184,8 @@ audit:
 
     /// Removes the scope's active health check, for upstreams that never answer one.
     pub fn without_health_check(&mut self) {
-        self.tools_yaml = self.tools_yaml.replace(
+        self.tools_yaml = edit(
+            &self.tools_yaml,
             "    health_check: { kind: http, path: /health, interval: 1s }\n",
             "",
         );
@@ -307,6 +309,19 @@ impl Gateway {
             .unwrap()
     }
 
+    /// The audit file's rows once there are at least `n` (the writer stores them a moment after
+    /// the answers); panics with what is there after 5 s.
+    pub async fn audit_rows(&self, n: usize) -> Vec<Value> {
+        for _ in 0..100 {
+            let rows = self.audit_file_rows();
+            if rows.len() >= n {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("fewer than {n} audit rows: {:?}", self.audit_file_rows());
+    }
+
     /// The audit rows written to the JSON-lines file.
     pub fn audit_file_rows(&self) -> Vec<Value> {
         std::fs::read_to_string(self.dir.path().join("audit.jsonl"))
@@ -381,6 +396,16 @@ impl Client {
 
     pub async fn post(&self, body: &Value) -> reqwest::Response {
         self.post_raw(body.to_string()).await
+    }
+
+    /// Opens the session's server-to-client stream (GET), as a client does after initializing.
+    pub async fn open_stream(&self) -> reqwest::Response {
+        self.request(reqwest::Method::GET)
+            .header("Accept", "text/event-stream")
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .unwrap()
     }
 
     /// `initialize` + `notifications/initialized`; keeps the session id.
@@ -509,12 +534,32 @@ pub async fn serve_router(make: impl FnOnce(u16) -> axum::Router) -> u16 {
     port
 }
 
-/// A sample's value from Prometheus text, 0 when absent.
+/// A sample's value from Prometheus text. A series that is absent fails the test: a typo in a
+/// label or a counter that was never touched must not read as 0. Use [`metric_or_zero`] where a
+/// test means "not counted yet".
 pub fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
+    sample(text, series).unwrap_or_else(|| panic!("metric series {series} is absent:\n{text}"))
+}
+
+/// A sample's value, 0 when the series does not exist (yet).
+pub fn metric_or_zero(text: &str, series: &str) -> f64 {
+    sample(text, series).unwrap_or(0.0)
+}
+
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .filter(|rest| rest.starts_with(' '))
+            .and_then(|rest| rest.trim().parse().ok())
+    })
+}
+
+/// `text` with `from` replaced by `to`; a test that edits a configuration key that is not there
+/// fails instead of silently testing the unedited file.
+pub fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        text.contains(from),
+        "the text to edit has no {from:?}:\n{text}"
+    );
+    text.replace(from, to)
 }
