@@ -72,7 +72,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
             .unwrap_or_else(|| session.req_header().method.as_str()),
     );
     let tool = outcome.tool(ctx.tool()).map(clip);
-    let user = ctx.identity.as_ref().map(|i| clip(&i.user));
+    let user = ctx.identity().map(|i| clip(&i.user));
     let reason = outcome.reason().map(|r| clip(&r).into_owned());
 
     let method_label = metrics::method_label(ctx.method());
@@ -147,12 +147,10 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         instance: audit.config.instance.clone(),
         user_id: user.map(|u| u.into_owned()),
         tenant: ctx
-            .identity
-            .as_ref()
+            .identity()
             .and_then(|i| i.tenant.as_deref().map(|t| clip(t).into_owned())),
         roles: ctx
-            .identity
-            .as_ref()
+            .identity()
             .map(|i| {
                 i.roles
                     .iter()

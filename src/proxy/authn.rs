@@ -1,14 +1,14 @@
 //! Step 2, authenticate: the bearer token becomes an `Identity`; then a presented session id is
 //! opened and checked against that identity.
 
-use super::ctx::RequestCtx;
+use super::ctx::{Admitted, RequestCtx};
 use super::names;
 use crate::auth::Authenticator;
 use crate::error::GatewayError;
 use crate::session::user_hash;
 use pingora_proxy::Session;
 
-/// Verifies the caller's token and sets `ctx.identity`.
+/// Verifies the caller's token and sets `ctx.caller`.
 pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
     let header = session
         .req_header()
@@ -22,7 +22,12 @@ pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(),
         .verify(token)
         .await
         .map_err(GatewayError::Unauthorized)?;
-    ctx.identity = Some(identity);
+    let scope = ctx.scope.clone().ok_or(GatewayError::Internal)?;
+    ctx.caller = Some(Admitted {
+        scope,
+        identity,
+        session: None,
+    });
     Ok(())
 }
 
@@ -33,9 +38,9 @@ pub fn open_session(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
     let Some(raw) = session.req_header().headers.get(&names::SESSION_ID) else {
         return Ok(());
     };
-    let (Some(scope), Some(identity)) = (&ctx.scope, &ctx.identity) else {
-        return Err(GatewayError::Internal);
-    };
+    let Admitted {
+        scope, identity, ..
+    } = ctx.admitted()?;
     let binding = raw
         .to_str()
         .ok()
@@ -52,6 +57,8 @@ pub fn open_session(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
         .get_healthy(&binding.upstream)
         .ok_or(GatewayError::UnknownSession)?;
     ctx.picked = Some(picked);
-    ctx.session = Some(binding);
+    if let Some(caller) = ctx.caller.as_mut() {
+        caller.session = Some(binding);
+    }
     Ok(())
 }

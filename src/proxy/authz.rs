@@ -13,14 +13,11 @@
 //! - `tasks/*` pass only inside a session the caller owns (a task id alone proves nothing);
 //! - any other method is refused as not found, unless the scope names it in `allow_methods`.
 
-use super::ctx::RequestCtx;
-use super::filter::{ResponseRewrite, Visible};
-use crate::auth::Identity;
+use super::ctx::{Admitted, RequestCtx};
+use super::filter::ResponseRewrite;
 use crate::error::{Denied, GatewayError};
 use crate::jsonrpc::{Message, Rpc, Target};
-use crate::policy::Kind;
-use crate::upstream::ScopeUpstreams;
-use std::sync::Arc;
+use crate::policy::{Kind, Policy};
 
 /// What to do with a parsed request.
 pub enum Decision {
@@ -33,9 +30,9 @@ pub enum Decision {
 
 /// Refuses a caller that holds no grant at all in the request's scope, whatever the request.
 pub fn admit_caller(ctx: &RequestCtx) -> Result<(), GatewayError> {
-    let (Some(scope), Some(identity)) = (&ctx.scope, &ctx.identity) else {
-        return Err(GatewayError::Internal);
-    };
+    let Admitted {
+        scope, identity, ..
+    } = ctx.admitted()?;
     if ctx
         .rt
         .config
@@ -54,16 +51,22 @@ pub fn admit_caller(ctx: &RequestCtx) -> Result<(), GatewayError> {
 }
 
 pub fn decide(ctx: &mut RequestCtx, rpc: &Rpc) -> Decision {
+    let caller = match ctx.admitted() {
+        Ok(c) => c,
+        Err(e) => return Decision::Refuse(e),
+    };
+    let policy = &ctx.rt.config.policy;
     let mut refusals: Vec<(usize, GatewayError)> = Vec::new();
+    let mut filter_list = false;
     for (i, m) in rpc.messages().iter().enumerate() {
-        match method_rule(ctx, m) {
+        match method_rule(policy, caller, m) {
             Ok(Rule::Pass) => {}
-            Ok(Rule::FilterList) => ctx.rewrite = ResponseRewrite::pending_list(),
+            Ok(Rule::FilterList) => filter_list = true,
             Err(e) => {
                 if let GatewayError::Denied(d) = &e {
                     tracing::info!(
                         request_id = %ctx.request_id,
-                        user = %ctx.identity.as_ref().map(|i| crate::logs::clip(&i.user)).unwrap_or_default(),
+                        user = %crate::logs::clip(&caller.identity.user),
                         method = m.method.as_deref().unwrap_or(""),
                         name = %d.name(),
                         reason = d.reason(),
@@ -73,6 +76,9 @@ pub fn decide(ctx: &mut RequestCtx, rpc: &Rpc) -> Decision {
                 refusals.push((i, e));
             }
         }
+    }
+    if filter_list {
+        ctx.rewrite = ResponseRewrite::pending_list();
     }
     if refusals.is_empty() {
         return Decision::Forward;
@@ -113,11 +119,12 @@ enum Rule {
     FilterList,
 }
 
-fn method_rule(ctx: &RequestCtx, m: &Message) -> Result<Rule, GatewayError> {
-    let (Some(scope), Some(identity)) = (&ctx.scope, &ctx.identity) else {
-        return Err(GatewayError::Internal);
-    };
-    let policy = &ctx.rt.config.policy;
+fn method_rule(policy: &Policy, caller: &Admitted, m: &Message) -> Result<Rule, GatewayError> {
+    let Admitted {
+        scope,
+        identity,
+        session,
+    } = caller;
     let (roles, scope_name) = (identity.roles.as_slice(), scope.scope.name.as_str());
     // A client's answer to a server request (sampling, elicitation, roots) carries no method.
     let Some(method) = m.method.as_deref() else {
@@ -179,7 +186,7 @@ fn method_rule(ctx: &RequestCtx, m: &Message) -> Result<Rule, GatewayError> {
             None => Err(GatewayError::Internal),
         },
         "tasks/get" | "tasks/result" | "tasks/list" | "tasks/cancel" => {
-            if ctx.session.is_some() {
+            if session.is_some() {
                 Ok(Rule::Pass)
             } else {
                 denied(Denied::method(
@@ -190,50 +197,5 @@ fn method_rule(ctx: &RequestCtx, m: &Message) -> Result<Rule, GatewayError> {
         }
         _ if scope.scope.allow_methods.iter().any(|a| a == method) => Ok(Rule::Pass),
         _ => denied(Denied::method(method, "method not known to the gateway")),
-    }
-}
-
-/// What this request's caller may see of its scope, for the list filter.
-pub fn visibility(ctx: &RequestCtx) -> Option<Box<dyn Visible>> {
-    let (Some(scope), Some(identity)) = (&ctx.scope, &ctx.identity) else {
-        return None;
-    };
-    Some(Box::new(Visibility {
-        rt: ctx.rt.clone(),
-        identity: identity.clone(),
-        scope: scope.clone(),
-    }))
-}
-
-struct Visibility {
-    rt: Arc<super::Runtime>,
-    identity: Arc<Identity>,
-    scope: Arc<ScopeUpstreams>,
-}
-
-impl Visible for Visibility {
-    fn tool(&self, name: &str) -> bool {
-        self.scope.scope.tools.iter().any(|t| t == name)
-            && self
-                .rt
-                .config
-                .policy
-                .allows(&self.identity.roles, &self.scope.scope.name, name)
-    }
-    fn resource(&self, uri: &str) -> bool {
-        self.rt.config.policy.allows_kind(
-            &self.identity.roles,
-            &self.scope.scope.name,
-            Kind::Resource,
-            uri,
-        )
-    }
-    fn prompt(&self, name: &str) -> bool {
-        self.rt.config.policy.allows_kind(
-            &self.identity.roles,
-            &self.scope.scope.name,
-            Kind::Prompt,
-            name,
-        )
     }
 }

@@ -12,17 +12,26 @@ use bytes::BytesMut;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The caller once its token is verified on a scope.
+#[derive(Clone)]
+pub struct Admitted {
+    pub scope: Arc<ScopeUpstreams>,
+    pub identity: Arc<Identity>,
+    /// The session this request belongs to, opened from the client's `Mcp-Session-Id` and
+    /// checked against `identity`.
+    pub session: Option<SessionBinding>,
+}
+
 /// Everything the gateway learns about one request, in the order it learns it.
 pub struct RequestCtx {
     pub started: Instant,
     /// The configuration this request runs on, from start to end.
     pub rt: Arc<Runtime>,
     pub request_id: String,
-    /// The scope, for `/S/sse` and `/S/mcp`.
+    /// The scope, for `/S/sse` and `/S/mcp` (known before the caller is).
     pub scope: Option<Arc<ScopeUpstreams>>,
-    pub identity: Option<Arc<Identity>>,
-    /// The session this request belongs to, opened from the client's `Mcp-Session-Id`.
-    pub session: Option<SessionBinding>,
+    /// The authenticated caller on that scope; every step after authentication reads this.
+    pub caller: Option<Admitted>,
     pub rpc: Option<Rpc>,
     /// A body too large for Pingora's early buffer, held here until it is complete and decided.
     pub large_body: Option<BytesMut>,
@@ -67,8 +76,7 @@ impl RequestCtx {
             rt,
             request_id: uuid::Uuid::new_v4().simple().to_string(),
             scope: None,
-            identity: None,
-            session: None,
+            caller: None,
             rpc: None,
             large_body: None,
             body_held: false,
@@ -90,6 +98,16 @@ impl RequestCtx {
             upstream_error_body: None,
             head_clock: None,
         }
+    }
+
+    /// The authenticated caller. A step that needs one and finds none fails the request closed
+    /// (an internal error), never lets it through.
+    pub fn admitted(&self) -> Result<&Admitted, GatewayError> {
+        self.caller.as_ref().ok_or(GatewayError::Internal)
+    }
+
+    pub fn identity(&self) -> Option<&Identity> {
+        self.caller.as_ref().map(|c| c.identity.as_ref())
     }
 
     /// Why the gateway refused this request: its own refusal, or the first one of a batch it

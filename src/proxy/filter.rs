@@ -6,26 +6,7 @@
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
-/// What the caller may see of a scope; the list filter asks it one entry at a time.
-pub trait Visible: Send + Sync {
-    fn tool(&self, name: &str) -> bool;
-    /// A resource URI or a resource template's `uriTemplate`.
-    fn resource(&self, uri: &str) -> bool;
-    fn prompt(&self, name: &str) -> bool;
-}
-
-/// A plain list of tool names, with no resources or prompts (tests and benchmarks).
-impl Visible for Vec<String> {
-    fn tool(&self, name: &str) -> bool {
-        self.iter().any(|t| t == name)
-    }
-    fn resource(&self, _: &str) -> bool {
-        false
-    }
-    fn prompt(&self, _: &str) -> bool {
-        false
-    }
-}
+pub use super::visible::Visible;
 
 type Allowed = Box<dyn Visible>;
 

@@ -3,9 +3,10 @@
 //! its own session id, the gateway's headers, forwarding headers naming the real peer, and never
 //! the client's credentials or `Expect` (the gateway answered it and holds the whole body).
 
-use super::ctx::RequestCtx;
+use super::ctx::{Admitted, RequestCtx};
 use super::names;
 use crate::error::GatewayError;
+use crate::upstream::Picked;
 use http::header;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
@@ -13,14 +14,11 @@ use std::time::Duration;
 
 /// The peer for this attempt.
 pub fn peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>, GatewayError> {
-    let scope = ctx.scope.clone().ok_or(GatewayError::Internal)?;
-    if ctx.session.is_none() {
-        let key = ctx
-            .identity
-            .as_ref()
-            .map(|i| i.user.as_bytes())
-            .unwrap_or(b"");
-        let picked = scope.select(key, &ctx.tried).ok_or_else(|| {
+    let caller = ctx.admitted()?;
+    let scope = caller.scope.clone();
+    if caller.session.is_none() {
+        let picked = scope.select(caller.identity.user.as_bytes(), &ctx.tried);
+        let picked = picked.ok_or_else(|| {
             ctx.connect_error
                 .take()
                 .unwrap_or_else(|| GatewayError::NoHealthyUpstream(scope.scope.name.clone()))
@@ -56,39 +54,46 @@ const FORWARDING: [&str; 6] = [
     "x-original-forwarded-for",
 ];
 
-/// Rewrites the request for the upstream.
+/// Rewrites the request for the upstream. Without a picked upstream and an admitted caller the
+/// request is not sent at all (fail closed): the client's headers never go out unrewritten.
 pub fn rewrite_request(
     req: &mut RequestHeader,
     ctx: &RequestCtx,
     peer: Option<std::net::SocketAddr>,
-) -> pingora::Result<()> {
-    let (Some(picked), Some(scope)) = (&ctx.picked, &ctx.scope) else {
-        return Ok(());
+) -> Result<(), GatewayError> {
+    let (Some(picked), Ok(caller)) = (&ctx.picked, ctx.admitted()) else {
+        return Err(GatewayError::Internal);
     };
+    rewrite(req, ctx, caller, picked, peer).map_err(|_| GatewayError::Internal)
+}
+
+fn rewrite(
+    req: &mut RequestHeader,
+    ctx: &RequestCtx,
+    caller: &Admitted,
+    picked: &Picked,
+    peer: Option<std::net::SocketAddr>,
+) -> pingora::Result<()> {
     req.set_uri(picked.uri.clone());
     req.remove_header(&header::EXPECT);
     forwarding(req, ctx, peer)?;
     req.remove_header(&header::AUTHORIZATION);
     req.remove_header(&header::COOKIE);
     req.insert_header(header::HOST, picked.host_header.clone())?;
-    req.insert_header(names::written::GATEWAY_AUTH, scope.auth_header.clone())?;
+    req.insert_header(
+        names::written::GATEWAY_AUTH,
+        caller.scope.auth_header.clone(),
+    )?;
     req.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str())?;
-    match &ctx.identity {
-        Some(id) => {
-            req.insert_header(names::written::USER_ID, id.user.as_str())?;
-            match &id.tenant {
-                Some(t) => req.insert_header(names::written::TENANT_ID, t.as_str())?,
-                None => {
-                    req.remove_header(&names::TENANT_ID);
-                }
-            }
-        }
+    let id = &caller.identity;
+    req.insert_header(names::written::USER_ID, id.user.as_str())?;
+    match &id.tenant {
+        Some(t) => req.insert_header(names::written::TENANT_ID, t.as_str())?,
         None => {
-            req.remove_header(&names::USER_ID);
             req.remove_header(&names::TENANT_ID);
         }
     }
-    match &ctx.session {
+    match &caller.session {
         Some(s) => req.insert_header(names::written::SESSION_ID, s.upstream_session.as_str())?,
         None => {
             req.remove_header(&names::SESSION_ID);

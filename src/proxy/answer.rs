@@ -1,0 +1,108 @@
+//! Step 7, the answer on its way back: the upstream's software and error pages stay behind the
+//! gateway, a new upstream session id is sealed into the gateway's own, list answers are filtered
+//! to what the caller may see, streams go out unbuffered, and a non-streaming answer that takes
+//! longer than the scope's total timeout is cut.
+
+use super::ctx::RequestCtx;
+use super::filter::ResponseRewrite;
+use super::{names, respond, visible};
+use crate::error::GatewayError;
+use crate::session::{user_hash, SessionBinding};
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::{Error, ErrorType, Result};
+
+/// The answer's header, before it goes to the client.
+pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+    resp.remove_header(&http::header::SERVER);
+    resp.remove_header("x-powered-by");
+    if resp.status.is_server_error() {
+        respond::replace_upstream_error(resp, ctx)?;
+        return resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str());
+    }
+    let content_type = resp
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    ctx.streaming = content_type.starts_with("text/event-stream");
+    // An owned copy of the content type only when a list answer is rewritten.
+    let rewrite_as = (resp.status == 200 && matches!(ctx.rewrite, ResponseRewrite::ListPending))
+        .then(|| content_type.to_string());
+    check_total_timeout(ctx)?;
+    seal_session(resp, ctx)?;
+    if ctx.streaming {
+        resp.insert_header("X-Accel-Buffering", "no")?;
+    }
+    if let Some(content_type) = rewrite_as {
+        if ctx.rewrite.start(&content_type, visible::of(ctx)) {
+            resp.remove_header("content-length");
+        }
+    }
+    resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str())
+}
+
+/// A chunk of the answer's body: replaced, filtered, counted and scanned for the outcome.
+pub fn body(body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) -> Result<()> {
+    if !end_of_stream {
+        check_total_timeout(ctx)?;
+    }
+    if let Some(replaced) = ctx.upstream_error_body.as_mut() {
+        replaced.swallow(body, end_of_stream, &ctx.request_id);
+    }
+    ctx.rewrite.body(body, end_of_stream);
+    if let Some(b) = body.as_deref() {
+        ctx.response_bytes += b.len() as u64;
+        ctx.scan.feed(b);
+    }
+    if end_of_stream {
+        ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
+    }
+    Ok(())
+}
+
+/// The upstream's `Mcp-Session-Id` never reaches the client as it is: it is sealed with the
+/// upstream and the caller into the gateway's own id. Without an admitted caller it is dropped.
+fn seal_session(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+    let Some(id) = resp
+        .headers
+        .get(&names::SESSION_ID)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(());
+    };
+    let sealed = match (ctx.caller.as_ref(), &ctx.picked) {
+        (Some(caller), Some(picked)) => ctx.rt.sessions.seal(&SessionBinding {
+            scope: caller.scope.scope.name.clone(),
+            upstream: picked.addr.clone(),
+            upstream_session: id.to_string(),
+            user_hash: user_hash(&caller.identity.user, caller.identity.tenant.as_deref()),
+        }),
+        _ => None,
+    };
+    match sealed {
+        Some(s) => {
+            resp.insert_header(names::written::SESSION_ID, s.as_str())?;
+            ctx.issued_session = Some(s);
+        }
+        None => {
+            resp.remove_header(&names::SESSION_ID);
+        }
+    }
+    Ok(())
+}
+
+/// The scope's total deadline for non-streaming answers, checked when the answer's header and
+/// each of its chunks arrive (silence in between is bounded by the idle `timeout`).
+fn check_total_timeout(ctx: &mut RequestCtx) -> Result<()> {
+    let total = ctx.scope.as_ref().and_then(|s| s.scope.total_timeout);
+    if let (Some(total), Some(started), false) = (total, ctx.upstream_started, ctx.streaming) {
+        if started.elapsed() > total {
+            ctx.error = Some(GatewayError::UpstreamTimeout(
+                "the answer took longer than the total timeout".into(),
+            ));
+            return Err(Error::explain(ErrorType::ReadTimedout, "total timeout"));
+        }
+    }
+    Ok(())
+}

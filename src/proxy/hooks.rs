@@ -1,0 +1,168 @@
+//! The `ProxyHttp` implementation: one line of work per Pingora hook, each calling the step that
+//! owns it (see the module list in `proxy`).
+
+use super::admit::Route;
+use super::ctx::RequestCtx;
+use super::failure::refused;
+use super::{admit, answer, audit, body, failure, inbound, respond, upstream, Gateway};
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, Result};
+use std::time::Duration;
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new(self.rt.clone())
+    }
+
+    /// The head is complete: stops the listener's head clock, and sets the keep-alive idle time.
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(clock) = crate::listen::HeadClock::of(session.as_downstream().stream()) {
+            clock.head_read();
+            ctx.head_clock = Some(clock.clone());
+        }
+        session.set_keepalive(Some(ctx.rt.config.connections.idle_timeout.as_secs()));
+        Ok(())
+    }
+
+    /// Answers health, metadata and every refusal itself (`Ok(true)`); lets through only requests
+    /// that are authenticated, parsed and allowed.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let answered = match admit::route(session, ctx) {
+            Ok(Route::Healthz) => return respond::healthz(session, ctx).await.map(|_| true),
+            Ok(Route::Readyz) => return respond::readyz(session, ctx).await.map(|_| true),
+            Ok(Route::ResourceMetadata { path }) => {
+                return respond::resource_metadata(session, ctx, &path)
+                    .await
+                    .map(|_| true)
+            }
+            Ok(Route::Scoped) => inbound::inspect(session, ctx).await,
+            Err(e) => {
+                session.set_keepalive(None);
+                Err(e)
+            }
+        };
+        match answered {
+            Ok(answered) => Ok(answered),
+            Err(e) => {
+                respond::error(session, ctx, &e).await?;
+                ctx.error = Some(e);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Holds a large body back from the upstream until it is complete and allowed.
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        chunk: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.large_body.is_none() {
+            return Ok(());
+        }
+        let decided = match body::hold(ctx, chunk.take(), end_of_stream) {
+            // An empty chunk sends nothing and does not end the upstream body.
+            Ok(None) => {
+                *chunk = Some(Bytes::new());
+                return Ok(());
+            }
+            Ok(Some(whole)) => match inbound::decide(session, ctx, &whole).await {
+                Ok(false) => {
+                    *chunk = Some(whole);
+                    return Ok(());
+                }
+                Ok(true) => return Err(refused()),
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        ctx.error = Some(decided);
+        Err(refused())
+    }
+
+    async fn upstream_peer(&self, _: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        upstream::peer(ctx).map_err(|e| {
+            ctx.error = Some(e);
+            refused()
+        })
+    }
+
+    fn fail_to_connect(
+        &self,
+        _: &mut Session,
+        _: &HttpPeer,
+        ctx: &mut RequestCtx,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        failure::connect_failed(ctx, e)
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_started = Some(std::time::Instant::now());
+        let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
+        upstream::rewrite_request(upstream_request, ctx, peer).map_err(|e| {
+            ctx.error = Some(e);
+            refused()
+        })
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        answer::header(resp, ctx)
+    }
+
+    fn response_body_filter(
+        &self,
+        _: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        answer::body(body, end_of_stream, ctx).map(|_| None)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        failure::render(session, e, ctx).await
+    }
+
+    /// Pingora's own ERROR line is for failures nobody else reports: a refusal is in the access
+    /// line and the audit row already, and a client that closes its stream ended it normally.
+    fn suppress_error_log(&self, _: &Session, ctx: &RequestCtx, e: &Error) -> bool {
+        ctx.refusal().is_some() || *e.esource() == ErrorSource::Downstream
+    }
+
+    /// One audit row, the metrics and the access log line for every request.
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if let Some(clock) = &ctx.head_clock {
+            clock.request_done();
+        }
+        audit::record(session, ctx, e);
+    }
+}

@@ -1,0 +1,61 @@
+//! Steps 1–5 for a request on a scoped endpoint, in order: admit, authenticate, the caller's
+//! grant in the scope, the user's in-flight slot, the session, then (for POST) the body, its
+//! decision and the rate limits. `inspect` runs them from `request_filter`; a body too large for
+//! the early buffer is decided later by `decide`, from `request_body_filter`.
+
+use super::authz::Decision;
+use super::ctx::RequestCtx;
+use super::{admit, authn, authz, body, limit, respond};
+use crate::error::GatewayError;
+use crate::jsonrpc;
+use pingora_proxy::Session;
+
+/// Steps 1–5. `Ok(true)` means the gateway answered (a batch it refused part of).
+pub async fn inspect(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool, GatewayError> {
+    if ctx.rt.audit.saturated() {
+        return Err(GatewayError::AuditUnavailable);
+    }
+    if let Err(e) = admit::check_scoped(session, ctx) {
+        // Whatever body the request carries stays unread: the connection is not reused.
+        session.set_keepalive(None);
+        return Err(e);
+    }
+    authn::authenticate(session, ctx).await?;
+    authz::admit_caller(ctx)?;
+    limit::hold_user_slot(ctx)?;
+    authn::open_session(session, ctx)?;
+    if session.req_header().method != "POST" {
+        return Ok(false);
+    }
+    match body::read_early(session, ctx).await? {
+        Some(bytes) => decide(session, ctx, &bytes).await,
+        None => Ok(false),
+    }
+}
+
+/// Parses the whole body once and applies policy and limits. `Ok(true)` means a batch was
+/// answered here.
+pub async fn decide(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    bytes: &[u8],
+) -> Result<bool, GatewayError> {
+    ctx.request_bytes = bytes.len() as u64;
+    let keep_arguments = ctx.rt.audit.config.arguments.wants_arguments();
+    let rpc = jsonrpc::parse(bytes, admit::batches_allowed(session), keep_arguments)?;
+    let decision = authz::decide(ctx, &rpc);
+    ctx.rpc = Some(rpc);
+    match decision {
+        Decision::Forward => {
+            limit::check(ctx).await?;
+            Ok(false)
+        }
+        Decision::Refuse(e) => Err(e),
+        Decision::Answer(body) => {
+            respond::json(session, ctx, 200, body, &[])
+                .await
+                .map_err(|_| GatewayError::Internal)?;
+            Ok(true)
+        }
+    }
+}
