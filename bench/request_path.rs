@@ -6,9 +6,9 @@ use bytes::Bytes;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use mcp_gateway::auth::{Authenticator, Identity};
 use mcp_gateway::config::file::{
-    Balance, ClaimsFile, PolicyFile, RateLimitFile, RateLimitKey, RateLimitMatch, RoleFile,
+    ClaimsFile, PolicyFile, RateLimitFile, RateLimitKey, RateLimitMatch, RoleFile,
 };
-use mcp_gateway::config::{JwtSettings, ScopeConfig};
+use mcp_gateway::config::JwtSettings;
 use mcp_gateway::limits::RateLimits;
 use mcp_gateway::policy::Policy;
 use mcp_gateway::proxy::filter::ResponseRewrite;
@@ -55,25 +55,17 @@ fn token(n: u64) -> String {
     .unwrap()
 }
 
-fn scopes() -> BTreeMap<String, ScopeConfig> {
-    let scope = ScopeConfig {
-        name: "calculator".into(),
-        upstreams: vec![],
-        balance: Balance::RoundRobin,
-        health: None,
-        read_timeout: Duration::from_secs(1),
-        connect_timeout: Duration::from_secs(1),
-        tools: vec![
-            "exact_calculate".into(),
-            "statistics".into(),
-            "convert_units".into(),
-            "evaluate_expression".into(),
-        ],
-        allow_methods: vec![],
-        outlier: None,
-        total_timeout: None,
-    };
-    BTreeMap::from([("calculator".to_string(), scope)])
+fn scopes() -> mcp_gateway::policy::ScopeTools {
+    let tools = [
+        "exact_calculate",
+        "statistics",
+        "convert_units",
+        "evaluate_expression",
+    ];
+    BTreeMap::from([(
+        "calculator".to_string(),
+        tools.iter().map(|t| t.to_string()).collect(),
+    )])
 }
 
 #[divan::bench]

@@ -123,7 +123,8 @@ fn main() -> ExitCode {
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run => {
-            let config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
+            let mut config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
+            config.persist_dev_secrets().map_err(|e| anyhow!(e))?;
             mcp_gateway::server::run(config).map_err(|e| anyhow!(e))
         }
         Command::Check => {
@@ -163,7 +164,8 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             tenant,
             ttl,
         } => {
-            let config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
+            let mut config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
+            config.persist_dev_secrets().map_err(|e| anyhow!(e))?;
             let token = mint(
                 &config.jwt,
                 &TokenRequest {

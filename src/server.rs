@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 /// Builds the runtime the proxy runs on, and the background services it needs.
 pub fn runtime(mut config: Config) -> Result<(Arc<Runtime>, Services), String> {
+    config.assign_spawn_ports()?;
     let auth = Authenticator::new(config.jwt.clone())?;
     let sessions = SessionKeys::new(&config.session_secrets);
     let (upstreams, mut services) = crate::upstream::build(&config)?;

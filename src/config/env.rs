@@ -2,6 +2,7 @@
 //! `JWT_*` / `TOOL_GATEWAY_SHARED_SECRET` variables operators already know, which override the file.
 
 use super::file::{GatewayFile, OneOrMany};
+use super::source::Env;
 use super::Problem;
 use serde_yaml_ng::Value;
 use std::path::Path;
@@ -9,9 +10,15 @@ use std::path::Path;
 /// Replaces `${VAR}` in every string value of a parsed YAML document. Expansion happens after
 /// parsing so a secret holding `#` or `: ` cannot change the document's structure, and so comments
 /// never need their variables set.
-pub fn expand(value: &mut Value, file: &Path, field: &mut String, problems: &mut Vec<Problem>) {
+pub fn expand(
+    value: &mut Value,
+    file: &Path,
+    field: &mut String,
+    env: &Env,
+    problems: &mut Vec<Problem>,
+) {
     match value {
-        Value::String(s) if s.contains("${") => match expand_str(s) {
+        Value::String(s) if s.contains("${") => match expand_str(s, env) {
             Ok(v) => *s = v,
             Err(reason) => problems.push(Problem::new(file, field.as_str(), reason)),
         },
@@ -19,7 +26,7 @@ pub fn expand(value: &mut Value, file: &Path, field: &mut String, problems: &mut
             for (i, item) in items.iter_mut().enumerate() {
                 let len = field.len();
                 field.push_str(&format!("[{i}]"));
-                expand(item, file, field, problems);
+                expand(item, file, field, env, problems);
                 field.truncate(len);
             }
         }
@@ -30,7 +37,7 @@ pub fn expand(value: &mut Value, file: &Path, field: &mut String, problems: &mut
                     field.push('.');
                 }
                 field.push_str(k.as_str().unwrap_or("?"));
-                expand(v, file, field, problems);
+                expand(v, file, field, env, problems);
                 field.truncate(len);
             }
         }
@@ -38,7 +45,7 @@ pub fn expand(value: &mut Value, file: &Path, field: &mut String, problems: &mut
     }
 }
 
-fn expand_str(s: &str) -> Result<String, String> {
+pub fn expand_str(s: &str, env: &Env) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
@@ -51,9 +58,9 @@ fn expand_str(s: &str) -> Result<String, String> {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("bad variable name {name:?}"));
         }
-        match std::env::var(name) {
-            Ok(v) => out.push_str(&v),
-            Err(_) => return Err(format!("environment variable {name} is not set")),
+        match env.get(name) {
+            Some(v) => out.push_str(v),
+            None => return Err(format!("environment variable {name} is not set")),
         }
         rest = &after[end + 1..];
     }
@@ -62,8 +69,8 @@ fn expand_str(s: &str) -> Result<String, String> {
 }
 
 /// Applies the well-known environment variables on top of gateway.yaml.
-pub fn apply_overrides(g: &mut GatewayFile, problems: &mut Vec<Problem>) {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+pub fn apply_overrides(g: &mut GatewayFile, env: &Env, problems: &mut Vec<Problem>) {
+    let var = |name: &str| env.get(name).filter(|v| !v.trim().is_empty()).cloned();
     let list = |v: String| {
         v.split(',')
             .map(|s| s.trim().to_string())
@@ -139,10 +146,13 @@ mod tests {
 
     #[test]
     fn expands_and_names_missing_variables() {
-        std::env::set_var("MCPGW_TEST_A", "alpha");
-        assert_eq!(expand_str("x-${MCPGW_TEST_A}-y").unwrap(), "x-alpha-y");
-        let err = expand_str("${MCPGW_TEST_SURELY_MISSING}").unwrap_err();
+        let env = Env::from([("MCPGW_TEST_A".to_string(), "alpha".to_string())]);
+        assert_eq!(
+            expand_str("x-${MCPGW_TEST_A}-y", &env).unwrap(),
+            "x-alpha-y"
+        );
+        let err = expand_str("${MCPGW_TEST_SURELY_MISSING}", &env).unwrap_err();
         assert!(err.contains("MCPGW_TEST_SURELY_MISSING"), "{err}");
-        assert!(expand_str("${oops").is_err());
+        assert!(expand_str("${oops", &env).is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! The YAML file formats operators edit. Every struct rejects unknown fields so a typo is an error
-//! that names the field, never a silently ignored setting. These are turned into the runtime
-//! [`crate::config::Config`] by `config::build`.
+//! that names the field, never a silently ignored setting. `config::validate` turns them into the
+//! [`crate::config::Config`] model.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

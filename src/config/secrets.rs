@@ -15,32 +15,35 @@ pub struct DevSecrets {
 }
 
 impl DevSecrets {
-    /// Reads the file, or creates it (mode 0600) with fresh random secrets.
-    pub fn load_or_create(path: &Path) -> Result<Self, String> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| format!("{}: not a secrets file: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let secrets = DevSecrets {
-                    jwt_secret: random_hex(32),
-                    upstream_shared_secret: random_hex(32),
-                    session_secret: random_hex(32),
-                };
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                }
-                let text = serde_json::to_string_pretty(&secrets).map_err(|e| e.to_string())?;
-                write_private(path, text.as_bytes())
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                tracing::warn!(
-                    file = %path.display(),
-                    "generated development secrets (JWT signing key, upstream secret, session key); do not use them in production"
-                );
-                Ok(secrets)
-            }
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    /// The secrets a file holds.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| format!("{}: not a secrets file: {e}", path.display()))
+    }
+
+    /// Fresh random secrets (kept in memory until [`DevSecrets::persist`]).
+    pub fn generate() -> Self {
+        DevSecrets {
+            jwt_secret: random_hex(32),
+            upstream_shared_secret: random_hex(32),
+            session_secret: random_hex(32),
         }
+    }
+
+    /// Writes the secrets to a new file (mode 0600); an existing file is never overwritten.
+    pub fn persist(&self, path: &Path) -> Result<(), String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        write_private(path, text.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        tracing::warn!(
+            file = %path.display(),
+            "generated development secrets (JWT signing key, upstream secret, session key); do not use them in production"
+        );
+        Ok(())
     }
 }
 

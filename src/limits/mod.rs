@@ -8,14 +8,15 @@ mod store;
 
 use crate::auth::Identity;
 use crate::config::file::{RateLimitFile, RateLimitKey, StoreFallback};
-use crate::config::{Problem, ScopeConfig};
+use crate::config::problem::Problem;
 use crate::error::GatewayError;
 use crate::metrics;
+use crate::policy::ScopeTools;
 use globset::{Glob, GlobMatcher};
 use governor::clock::{Clock, QuantaClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
@@ -23,7 +24,8 @@ pub use store::RedisStore;
 
 type LocalLimiter = RateLimiter<String, DefaultKeyedStateStore<String>, QuantaClock>;
 
-/// One compiled rate limit.
+/// One compiled rate limit: a description only (the configuration holds it); its state lives in
+/// [`RateLimits`], built by the runtime.
 pub struct Rule {
     pub name: String,
     key: RateLimitKey,
@@ -35,7 +37,7 @@ pub struct Rule {
     scopes: Option<Vec<GlobMatcher>>,
     tools: Option<Vec<GlobMatcher>>,
     roles: Option<Vec<GlobMatcher>>,
-    local: LocalLimiter,
+    quota: Quota,
 }
 
 impl std::fmt::Debug for Rule {
@@ -82,12 +84,12 @@ impl Rule {
             RateLimitKey::Scope => vec![key(&["s:", scope])],
         }
     }
+}
 
-    fn check_local(&self, key: &String, clock: &QuantaClock) -> Result<(), Duration> {
-        self.local
-            .check_key(key)
-            .map_err(|not_until| not_until.wait_time_from(clock.now()))
-    }
+fn check_local(local: &LocalLimiter, key: &String, clock: &QuantaClock) -> Result<(), Duration> {
+    local
+        .check_key(key)
+        .map_err(|not_until| not_until.wait_time_from(clock.now()))
 }
 
 /// A budget key from its parts: one allocation of the right size (no formatting machinery on the
@@ -100,9 +102,11 @@ fn key(parts: &[&str]) -> String {
     k
 }
 
-/// All rate limits, and where their state lives.
+/// All rate limits, and where their state lives: in memory (one limiter per rule, same order),
+/// or in the shared store.
 pub struct RateLimits {
     pub rules: Vec<Rule>,
+    locals: Vec<LocalLimiter>,
     clock: QuantaClock,
     store: Option<RedisStore>,
 }
@@ -157,7 +161,7 @@ impl RateLimits {
     pub fn compile(
         path: &Path,
         files: &[RateLimitFile],
-        scopes: &BTreeMap<String, ScopeConfig>,
+        scopes: &ScopeTools,
         roles: &[String],
         problems: &mut Vec<Problem>,
     ) -> Vec<Rule> {
@@ -201,9 +205,9 @@ impl RateLimits {
             }
             if let Some(g) = &tool_g {
                 let known = scopes
-                    .values()
-                    .filter(|s| any(&scope_g, Some(&s.name)))
-                    .flat_map(|s| s.tools.iter());
+                    .iter()
+                    .filter(|(name, _)| any(&scope_g, Some(name.as_str())))
+                    .flat_map(|(_, tools)| tools.iter());
                 if !known.clone().any(|t| g.iter().any(|m| m.is_match(t))) {
                     problems.push(Problem::new(
                         path,
@@ -246,15 +250,20 @@ impl RateLimits {
                 scopes: scope_g,
                 tools: tool_g,
                 roles: role_g,
-                local: RateLimiter::dashmap_with_clock(quota, QuantaClock::default()),
+                quota,
             });
         }
         rules
     }
 
     pub fn new(rules: Vec<Rule>, store: Option<RedisStore>) -> Self {
+        let locals = rules
+            .iter()
+            .map(|r| RateLimiter::dashmap_with_clock(r.quota, QuantaClock::default()))
+            .collect();
         Self {
             rules,
+            locals,
             clock: QuantaClock::default(),
             store,
         }
@@ -268,10 +277,11 @@ impl RateLimits {
         method: &str,
         tool: Option<&str>,
     ) -> Result<(), GatewayError> {
-        for rule in self
+        for (rule, local) in self
             .rules
             .iter()
-            .filter(|r| r.applies(identity, scope, method, tool))
+            .zip(&self.locals)
+            .filter(|(r, _)| r.applies(identity, scope, method, tool))
         {
             for key in rule.keys(identity, scope, tool) {
                 let verdict = match &self.store {
@@ -284,14 +294,14 @@ impl RateLimits {
                             metrics::RATE_LIMIT_STORE_ERRORS.inc();
                             tracing::warn!(error = %e, rule = %rule.name, "rate limit store unavailable");
                             match store.fallback {
-                                StoreFallback::Local => rule.check_local(&key, &self.clock),
+                                StoreFallback::Local => check_local(local, &key, &self.clock),
                                 StoreFallback::Refuse => {
                                     return Err(GatewayError::LimiterUnavailable)
                                 }
                             }
                         }
                     },
-                    None => rule.check_local(&key, &self.clock),
+                    None => check_local(local, &key, &self.clock),
                 };
                 if let Err(wait) = verdict {
                     let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -307,9 +317,9 @@ impl RateLimits {
 
     /// Forgets keys whose budget is full again, so memory stays bounded as keys come and go.
     pub fn sweep(&self) {
-        for r in &self.rules {
-            r.local.retain_recent();
-            r.local.shrink_to_fit();
+        for local in &self.locals {
+            local.retain_recent();
+            local.shrink_to_fit();
         }
     }
 

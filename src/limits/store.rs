@@ -24,6 +24,15 @@ redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_ta
 return {1, 0}
 "#;
 
+/// Why the shared store could not answer a rate-limit check (the rule's fallback applies).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
 pub struct RedisStore {
     client: redis::Client,
     conn: OnceCell<ConnectionManager>,
@@ -44,7 +53,7 @@ impl RedisStore {
         })
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, String> {
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
         let conn = self
             .conn
             .get_or_try_init(|| async {
@@ -53,7 +62,6 @@ impl RedisStore {
                     .set_response_timeout(Some(self.timeout))
                     .set_number_of_retries(1);
                 ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-                    .map_err(|e| e.to_string())
             })
             .await?;
         Ok(conn.clone())
@@ -66,7 +74,7 @@ impl RedisStore {
         key: &str,
         period: Duration,
         capacity: u32,
-    ) -> Result<Result<(), Duration>, String> {
+    ) -> Result<Result<(), Duration>, StoreError> {
         let mut conn = self.connection().await?;
         let redis_key = format!("mcpgw:rl:{rule}:{key}");
         let mut invocation = self.script.key(redis_key);
@@ -75,8 +83,8 @@ impl RedisStore {
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok((1, _))) => Ok(Ok(())),
             Ok(Ok((_, wait_us))) => Ok(Err(Duration::from_micros(wait_us.max(0) as u64))),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
         }
     }
 

@@ -8,11 +8,14 @@
 //! grant names gets nothing.
 
 use crate::config::file::PolicyFile;
-use crate::config::{Problem, ScopeConfig};
+use crate::config::problem::Problem;
 use foldhash::{HashMap, HashSet};
 use globset::{Glob, GlobMatcher};
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// Each scope's name and the tools it exposes: what grants are compiled against.
+pub type ScopeTools = BTreeMap<String, Vec<String>>;
 
 /// What one role may use in one scope.
 #[derive(Debug, Default)]
@@ -40,11 +43,12 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Compiles the policy file against the scopes, reporting grants that name nothing.
+    /// Compiles the policy file against the scopes (each scope's name and the tools it exposes),
+    /// reporting grants that name nothing.
     pub fn compile(
         path: &Path,
         file: &PolicyFile,
-        scopes: &BTreeMap<String, ScopeConfig>,
+        scopes: &ScopeTools,
         problems: &mut Vec<Problem>,
     ) -> Policy {
         let mut grants: HashMap<String, HashMap<String, ScopeGrant>> = HashMap::default();
@@ -116,7 +120,7 @@ impl Policy {
 fn grant(
     table: &mut HashMap<String, ScopeGrant>,
     pattern: &str,
-    scopes: &BTreeMap<String, ScopeConfig>,
+    scopes: &ScopeTools,
 ) -> Result<(), String> {
     let Some((scope_pat, item)) = pattern.split_once('/') else {
         return Err(format!(
@@ -124,9 +128,9 @@ fn grant(
         ));
     };
     let scope_m = matcher(scope_pat).map_err(|e| format!("{pattern:?}: {e}"))?;
-    let matching: Vec<&ScopeConfig> = scopes
-        .values()
-        .filter(|s| scope_m.is_match(&s.name))
+    let matching: Vec<(&String, &Vec<String>)> = scopes
+        .iter()
+        .filter(|(name, _)| scope_m.is_match(name.as_str()))
         .collect();
     if matching.is_empty() {
         return Err(format!("{pattern:?} names no scope of the tools file"));
@@ -138,8 +142,8 @@ fn grant(
     };
     if let Some((kind, p)) = kind {
         let m = matcher(p).map_err(|e| format!("{pattern:?}: {e}"))?;
-        for scope in matching {
-            let g = table.entry(scope.name.clone()).or_default();
+        for (scope, _) in matching {
+            let g = table.entry(scope.clone()).or_default();
             match kind {
                 Kind::Resource => g.resources.push(m.clone()),
                 Kind::Prompt => g.prompts.push(m.clone()),
@@ -149,10 +153,10 @@ fn grant(
     }
     let tool_m = matcher(item).map_err(|e| format!("{pattern:?}: {e}"))?;
     let mut matched_tool = false;
-    for scope in matching {
-        let g = table.entry(scope.name.clone()).or_default();
+    for (scope, tools) in matching {
+        let g = table.entry(scope.clone()).or_default();
         g.everything |= item == "*";
-        for tool in scope.tools.iter().filter(|t| tool_m.is_match(t.as_str())) {
+        for tool in tools.iter().filter(|t| tool_m.is_match(t.as_str())) {
             matched_tool = true;
             g.tools.insert(tool.clone());
         }
@@ -177,31 +181,19 @@ fn matcher(pattern: &str) -> Result<GlobMatcher, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::file::{Balance, RoleFile};
-    use std::time::Duration;
+    use crate::config::file::RoleFile;
 
-    fn scope(name: &str, tools: &[&str]) -> ScopeConfig {
-        ScopeConfig {
-            name: name.into(),
-            upstreams: vec![],
-            balance: Balance::RoundRobin,
-            health: None,
-            read_timeout: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(1),
-            tools: tools.iter().map(|s| s.to_string()).collect(),
-            allow_methods: vec![],
-            outlier: None,
-            total_timeout: None,
-        }
+    fn scope(tools: &[&str]) -> Vec<String> {
+        tools.iter().map(|s| s.to_string()).collect()
     }
 
     fn compile(roles: &[(&str, &[&str])]) -> (Policy, Vec<Problem>) {
         let mut scopes = BTreeMap::new();
         scopes.insert(
             "calculator".into(),
-            scope("calculator", &["exact_calculate", "statistics"]),
+            scope(&["exact_calculate", "statistics"]),
         );
-        scopes.insert("git".into(), scope("git", &["git_log"]));
+        scopes.insert("git".into(), scope(&["git_log"]));
         let file = PolicyFile {
             rate_limits: vec![],
             roles: roles

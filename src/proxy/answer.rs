@@ -106,3 +106,59 @@ fn check_total_timeout(ctx: &mut RequestCtx) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::testing::{admitted, TestRuntime};
+
+    #[test]
+    fn an_upstream_session_id_is_sealed_for_the_caller() {
+        let rt = TestRuntime::new().build();
+        let mut ctx = admitted(&rt, "alice", &["analyst"]);
+        crate::proxy::upstream::peer(&mut ctx).unwrap();
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.insert_header("content-type", "text/event-stream")
+            .unwrap();
+        resp.insert_header("mcp-session-id", "upstream-42").unwrap();
+        resp.insert_header("server", "tool/1.0").unwrap();
+        header(&mut resp, &mut ctx).unwrap();
+        let sealed = resp.headers["mcp-session-id"].to_str().unwrap().to_string();
+        assert_ne!(sealed, "upstream-42");
+        let binding = rt.sessions.open(&sealed).unwrap();
+        assert_eq!(binding.upstream_session, "upstream-42");
+        assert_eq!(binding.user_hash, user_hash("alice", None));
+        assert!(resp.headers.get("server").is_none());
+        assert_eq!(resp.headers["x-accel-buffering"], "no");
+        assert!(ctx.streaming);
+    }
+
+    #[test]
+    fn without_a_caller_the_session_id_is_dropped() {
+        let rt = TestRuntime::new().build();
+        let mut ctx = crate::proxy::ctx::RequestCtx::new(rt);
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.insert_header("mcp-session-id", "upstream-42").unwrap();
+        header(&mut resp, &mut ctx).unwrap();
+        assert!(resp.headers.get("mcp-session-id").is_none());
+        assert!(ctx.issued_session.is_none());
+    }
+
+    #[test]
+    fn an_upstream_5xx_is_replaced_and_is_the_outcome() {
+        let rt = TestRuntime::new().build();
+        let mut ctx = admitted(&rt, "alice", &["analyst"]);
+        let mut resp = ResponseHeader::build(500, None).unwrap();
+        resp.insert_header("x-powered-by", "Express").unwrap();
+        header(&mut resp, &mut ctx).unwrap();
+        assert!(resp.headers.get("x-powered-by").is_none());
+        assert!(matches!(ctx.error, Some(GatewayError::UpstreamFailed(_))));
+        let mut chunk = Some(Bytes::from_static(b"Traceback: /srv/app.py line 3"));
+        body(&mut chunk, true, &mut ctx).unwrap();
+        let text = String::from_utf8(chunk.unwrap().to_vec()).unwrap();
+        assert!(
+            text.contains("-32008") && !text.contains("Traceback"),
+            "{text}"
+        );
+    }
+}

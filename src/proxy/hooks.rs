@@ -18,7 +18,7 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(self.rt.clone())
+        RequestCtx::new(self.rt.load_full())
     }
 
     /// The head is complete: stops the listener's head clock, and sets the keep-alive idle time.

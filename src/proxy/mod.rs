@@ -25,6 +25,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::session::SessionKeys;
 use crate::upstream::ScopeUpstreams;
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -40,13 +41,52 @@ pub struct Runtime {
     pub upstreams: HashMap<String, Arc<ScopeUpstreams>>,
 }
 
-/// The gateway proxy.
+/// The gateway proxy. Each request takes the runtime current when it starts and keeps it to the
+/// end; a new runtime (`Gateway::swap`) applies to the requests that start after it.
 pub struct Gateway {
-    rt: Arc<Runtime>,
+    rt: Arc<ArcSwap<Runtime>>,
 }
 
 impl Gateway {
     pub fn new(rt: Arc<Runtime>) -> Self {
-        Self { rt }
+        Self {
+            rt: Arc::new(ArcSwap::new(rt)),
+        }
+    }
+
+    /// Replaces the runtime for requests that start from now on; returns the one replaced.
+    pub fn swap(&self, rt: Arc<Runtime>) -> Arc<Runtime> {
+        self.rt.swap(rt)
+    }
+}
+
+#[cfg(test)]
+pub mod testing;
+
+#[cfg(test)]
+mod tests {
+    use super::testing::TestRuntime;
+    use super::*;
+    use pingora::proxy::ProxyHttp;
+
+    /// A request keeps the runtime it started with; the next one gets the new runtime.
+    #[test]
+    fn a_swapped_runtime_applies_to_requests_that_start_after_it() {
+        let old = TestRuntime::new().build();
+        let new = TestRuntime::new()
+            .gateway("allowed_origins: [https://new.example.com]\n")
+            .build();
+        let gw = Gateway::new(old.clone());
+        let before = gw.new_ctx();
+        let replaced = gw.swap(new.clone());
+        assert!(Arc::ptr_eq(&replaced, &old));
+        let after = gw.new_ctx();
+        assert!(Arc::ptr_eq(&before.rt, &old));
+        assert!(Arc::ptr_eq(&after.rt, &new));
+        assert!(after
+            .rt
+            .config
+            .allowed_origins
+            .contains(&"https://new.example.com".into()));
     }
 }

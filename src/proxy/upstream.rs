@@ -152,3 +152,68 @@ fn forwarding(
     req.insert_header(header::FORWARDED, forwarded)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::testing::{admitted, TestRuntime};
+
+    fn client_request() -> RequestHeader {
+        let mut req = RequestHeader::build("POST", b"/calculator/mcp?sessionId=abc", None).unwrap();
+        for (k, v) in [
+            ("authorization", "Bearer secret-token"),
+            ("cookie", "s=1"),
+            ("x-forwarded-for", "10.9.9.9"),
+            ("x-real-ip", "10.9.9.9"),
+            ("x-user-id", "mallory"),
+            ("mcp-session-id", "client-sealed-id"),
+            ("expect", "100-continue"),
+        ] {
+            req.insert_header(k, v).unwrap();
+        }
+        req
+    }
+
+    #[test]
+    fn the_upstream_sees_the_gateway_not_the_client() {
+        let rt = TestRuntime::new().build();
+        let mut ctx = admitted(&rt, "alice", &["analyst"]);
+        peer(&mut ctx).unwrap();
+        let mut req = client_request();
+        let client: std::net::SocketAddr = "192.0.2.7:5555".parse().unwrap();
+        rewrite_request(&mut req, &ctx, Some(client)).unwrap();
+        let h = |n: &str| req.headers.get(n).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(req.uri.to_string(), "/mcp");
+        for gone in [
+            "authorization",
+            "cookie",
+            "x-real-ip",
+            "expect",
+            "mcp-session-id",
+        ] {
+            assert_eq!(h(gone), None, "{gone}");
+        }
+        assert_eq!(h("x-user-id").as_deref(), Some("alice"));
+        assert_eq!(h("x-forwarded-for").as_deref(), Some("192.0.2.7"));
+        assert_eq!(h("forwarded").as_deref(), Some("for=192.0.2.7"));
+        assert_eq!(h("x-request-id"), Some(ctx.request_id.clone()));
+        assert!(h("x-gateway-auth").is_some());
+    }
+
+    #[test]
+    fn without_a_caller_or_a_pick_nothing_is_sent() {
+        let rt = TestRuntime::new().build();
+        let mut req = client_request();
+        let ctx = crate::proxy::ctx::RequestCtx::new(rt.clone());
+        assert!(matches!(
+            rewrite_request(&mut req, &ctx, None),
+            Err(GatewayError::Internal)
+        ));
+        let mut unpicked = admitted(&rt, "alice", &["analyst"]);
+        assert!(rewrite_request(&mut req, &unpicked, None).is_err());
+        let mut anonymous = crate::proxy::ctx::RequestCtx::new(rt);
+        assert!(matches!(peer(&mut anonymous), Err(GatewayError::Internal)));
+        unpicked.caller = None;
+        assert!(peer(&mut unpicked).is_err());
+    }
+}

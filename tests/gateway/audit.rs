@@ -313,20 +313,7 @@ async fn migrate_twice_is_a_no_op() {
     let mut spec = GatewaySpec::new(&[9]);
     with_db(&mut spec, &pg);
     let path = spec.write();
-    let migrate = || {
-        let out = Command::new(bin())
-            .args(["migrate", "-c"])
-            .arg(&path)
-            .envs(spec.env.iter().cloned())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let migrate = || cli(&["migrate"], &path, &spec.env);
     assert_eq!(migrate().trim(), "applied: 0001_audit_log");
     assert_eq!(migrate().trim(), "database is up to date");
     let db = pg.client().await;

@@ -76,6 +76,59 @@ fn shipped_configuration_is_valid() {
     );
 }
 
+/// `check` validates and changes nothing: on a fresh copy of the shipped configuration it leaves
+/// the tree as it was (no development secrets written); `token`, which needs the secrets to last,
+/// writes them once, private to the user, and reuses them.
+#[test]
+fn check_touches_nothing_and_token_keeps_its_secrets() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["conf", "policies"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        for f in std::fs::read_dir(root.join(sub)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, dir.path().join(sub).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let listing = || {
+        let mut all: Vec<String> = walk(dir.path());
+        all.sort();
+        all
+    };
+    let before = listing();
+    let config = dir.path().join("conf/gateway.yaml");
+    let (ok, out) = check_file(&config, &[]);
+    assert!(ok, "{out}");
+    assert_eq!(listing(), before, "check changed the disk");
+    let secrets = dir.path().join("var/dev-secrets.json");
+    let token = || {
+        cli(
+            &["token", "--user", "alice", "--roles", "developer"],
+            &config,
+            &[],
+        );
+        std::fs::read(&secrets).unwrap()
+    };
+    let first = token();
+    let mode = std::fs::metadata(&secrets).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(token(), first, "the secrets are generated once");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
 #[test]
 fn rate_limit_problems_are_named() {
     let mut spec = GatewaySpec::new(&[9]);

@@ -235,6 +235,23 @@ audit:
     }
 }
 
+/// Runs `mcp-gateway ARGS -c CONFIG` to success; its standard output.
+pub fn cli(args: &[&str], config: &Path, env: &[(String, String)]) -> String {
+    let out = Command::new(bin())
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn check_file(path: &Path, env: &[(String, String)]) -> (bool, String) {
     let out = Command::new(bin())
         .args(["--log-format", "text", "check", "-c"])

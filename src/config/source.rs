@@ -1,0 +1,126 @@
+//! The first layer of the configuration: everything it is made of, read from outside once. The
+//! YAML files, the files they name (keys, development secrets) and the environment are read here
+//! and nowhere else; validation (`config::validate`) reads only a [`Sources`], so it is pure: no
+//! disk, no network, no process environment. `mcp-gateway check` therefore changes nothing, and a
+//! test or a reload can validate a configuration held in memory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Environment variables, by name.
+pub type Env = BTreeMap<String, String>;
+
+/// A file as it was found.
+#[derive(Debug, Clone)]
+enum Found {
+    Bytes(Vec<u8>),
+    Missing,
+    Unreadable(String),
+}
+
+/// The configuration's raw material.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// `gateway.yaml`; the other files are named relative to its directory.
+    pub path: PathBuf,
+    files: BTreeMap<PathBuf, Found>,
+    pub env: Env,
+}
+
+impl Sources {
+    /// Reads `gateway.yaml`, every file it names, and the process environment.
+    pub fn read(path: &Path) -> Self {
+        let mut sources = Sources {
+            path: path.to_path_buf(),
+            files: BTreeMap::new(),
+            env: std::env::vars().collect(),
+        };
+        sources.load(path);
+        let named = sources.named_files();
+        for f in named {
+            sources.load(&f);
+        }
+        sources
+    }
+
+    /// A configuration held in memory: `files` by path (relative paths are taken as they are
+    /// joined to the directory of `path`), and the environment it sees.
+    pub fn in_memory(
+        path: &Path,
+        files: impl IntoIterator<Item = (PathBuf, Vec<u8>)>,
+        env: Env,
+    ) -> Self {
+        Sources {
+            path: path.to_path_buf(),
+            files: files
+                .into_iter()
+                .map(|(p, b)| (p, Found::Bytes(b)))
+                .collect(),
+            env,
+        }
+    }
+
+    /// The directory the files are named relative to.
+    pub fn base(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// A file's content, or why it cannot be had.
+    pub fn file(&self, path: &Path) -> Result<&[u8], String> {
+        match self.files.get(path) {
+            Some(Found::Bytes(b)) => Ok(b),
+            Some(Found::Unreadable(e)) => Err(e.clone()),
+            Some(Found::Missing) | None => Err("No such file or directory".into()),
+        }
+    }
+
+    /// Whether a file is known to be absent (not merely unreadable).
+    pub fn is_missing(&self, path: &Path) -> bool {
+        matches!(self.files.get(path), Some(Found::Missing) | None)
+    }
+
+    /// An environment variable that is set to something other than blanks.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.env
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    fn load(&mut self, path: &Path) {
+        let found = match std::fs::read(path) {
+            Ok(b) => Found::Bytes(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Found::Missing,
+            Err(e) => Found::Unreadable(e.to_string()),
+        };
+        self.files.insert(path.to_path_buf(), found);
+    }
+
+    /// The files `gateway.yaml` names, found without validating it (validation reports what is
+    /// wrong with it later, from these same bytes).
+    fn named_files(&self) -> Vec<PathBuf> {
+        let value: Option<serde_yaml_ng::Value> = self
+            .file(&self.path)
+            .ok()
+            .and_then(|b| serde_yaml_ng::from_slice(b).ok());
+        let get = |keys: &[&str]| -> Option<String> {
+            let mut v = value.as_ref()?;
+            for k in keys {
+                v = v.get(*k)?;
+            }
+            let s = v.as_str()?;
+            super::env::expand_str(s, &self.env).ok()
+        };
+        let base = self.base();
+        let mut out = vec![
+            base.join(get(&["tools_file"]).unwrap_or_else(|| "tools.yaml".into())),
+            base.join(get(&["policy_file"]).unwrap_or_else(|| "policy.yaml".into())),
+        ];
+        for keys in [&["dev_secrets_file"][..], &["jwt", "public_key_file"]] {
+            if let Some(f) = get(keys) {
+                out.push(base.join(f));
+            }
+        }
+        out
+    }
+}
