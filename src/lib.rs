@@ -15,6 +15,8 @@ pub mod limits;
 pub mod listen;
 pub mod logs;
 pub mod metrics;
+#[cfg(test)]
+pub(crate) mod mutate;
 pub mod outcome;
 pub mod policy;
 pub mod proxy;

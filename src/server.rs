@@ -115,7 +115,12 @@ pub fn run(config: Config) -> Result<(), String> {
     app.server_options = Some(options);
     let mut proxy = pingora::services::listening::Service::new(
         "mcp-gateway proxy".to_string(),
-        crate::listen::Guarded::new(app, limits),
+        crate::listen::Guarded::new(app, limits).on_refused_head({
+            let audit = rt.audit.clone();
+            Arc::new(move |r: crate::listen::RefusedHead| {
+                crate::proxy::audit::refused_head(&audit, r)
+            })
+        }),
     );
     proxy.add_listener(ListenerConfig::tcp(listen.clone()).l4_buffer(DOWNSTREAM_BUFFERS));
     let tools = server.add_services(services.tools);

@@ -159,4 +159,21 @@ mod tests {
         let other = SessionKeys::new(&[b"new-new-new-new-new".to_vec()]);
         assert_eq!(other.open(&id), None);
     }
+
+    /// Altered ids never open to anything but what was sealed: a client cannot forge or redirect
+    /// a session by editing its id (including invalid UTF-8 and base64 it cannot decode).
+    #[test]
+    fn mutated_ids_never_open_to_another_binding() {
+        let keys = SessionKeys::new(&[b"k1-k1-k1-k1-k1-k1".to_vec()]);
+        let id = keys.seal(&binding()).unwrap();
+        let seeds: [&[u8]; 1] = [id.as_bytes()];
+        for raw in crate::mutate::mutations(&seeds, 20_000, 7) {
+            let Ok(text) = std::str::from_utf8(&raw) else {
+                continue;
+            };
+            if let Some(b) = keys.open(text) {
+                assert_eq!(b, binding(), "{text}");
+            }
+        }
+    }
 }

@@ -891,6 +891,42 @@ mod tests {
         );
     }
 
+    /// Mutated copies of the shipped files: validation never panics, and every problem it reports
+    /// names a file of the configuration (or the environment).
+    #[test]
+    fn mutated_configurations_are_reported_never_panic() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let read = |p: &str| std::fs::read(root.join(p)).unwrap();
+        let (gateway, tools, policy) = (
+            read("conf/gateway.yaml"),
+            read("conf/tools.yaml"),
+            read("policies/policy.yaml"),
+        );
+        let dir = Path::new("/in-memory/conf");
+        let names = ["gateway.yaml", "tools.yaml", "../policies/policy.yaml"];
+        for (which, original) in [&gateway, &tools, &policy].into_iter().enumerate() {
+            for mutated in crate::mutate::mutations(&[original.as_slice()], 700, which as u64) {
+                let mut files: Vec<(PathBuf, Vec<u8>)> = [&gateway, &tools, &policy]
+                    .iter()
+                    .zip(names)
+                    .map(|(b, n)| (dir.join(n), b.to_vec()))
+                    .collect();
+                files[which].1 = mutated;
+                let sources =
+                    Sources::in_memory(&dir.join("gateway.yaml"), files, source::Env::new());
+                if let Err(e) = validate(&sources) {
+                    for p in &e.0 {
+                        // A mutation may rename a file gateway.yaml names: then that file.
+                        assert!(
+                            p.file.starts_with("/in-memory/") || p.file == "environment",
+                            "{p}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn upstream_urls() {
         let t = parse_upstream("http://127.0.0.1:8091/mcp").unwrap();

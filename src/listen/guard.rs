@@ -6,7 +6,13 @@
 //! says the head is complete (`HeadClock::head_read`, from `early_request_filter`); past the
 //! deadline every read fails with `TimedOut` and the connection is closed. Once the answer is done
 //! (`HeadClock::request_done`), the next request's first byte starts the clock again.
+//!
+//! The same clock tells who is writing: while a head is being read, the proxy has not seen the
+//! request, so any bytes written are Pingora's own answer to a head it could not parse (an empty
+//! 400). Those bytes are replaced by the gateway's refusal (a JSON-RPC error with an
+//! `X-Request-ID`) and reported, so the request leaves an audit row like every other refusal.
 
+use crate::error::GatewayError;
 use async_trait::async_trait;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::TlsRef;
@@ -15,6 +21,7 @@ use pingora::protocols::{
     TimingDigest, UniqueID, UniqueIDType, ALPN,
 };
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -51,24 +58,114 @@ impl HeadClock {
     }
 }
 
-#[derive(Debug)]
+/// A request head the proxy never saw, answered by the listener.
+#[derive(Debug, Clone)]
+pub struct RefusedHead {
+    pub request_id: String,
+    pub peer: Option<SocketAddr>,
+    /// What the client was told (the `GatewayError` the answer renders).
+    pub error: GatewayError,
+}
+
+/// Told of every refused head (the server records it in the audit trail).
+pub type OnRefusedHead = Arc<dyn Fn(RefusedHead) + Send + Sync>;
+
 pub struct Deadlined {
     inner: Stream,
     clock: HeadClock,
     timeout: Duration,
     deadline: Option<Pin<Box<Sleep>>>,
+    peer: Option<SocketAddr>,
+    on_refused: Option<OnRefusedHead>,
+    /// The gateway's answer in place of Pingora's, and how much of it is written.
+    replacement: Option<(Vec<u8>, usize)>,
+    /// The replacement is out: the rest of Pingora's answer is dropped.
+    replaced: bool,
+}
+
+impl std::fmt::Debug for Deadlined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deadlined")
+            .field("inner", &self.inner)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Deadlined {
-    pub fn new(inner: Stream, timeout: Duration) -> Self {
+    pub fn new(inner: Stream, timeout: Duration, on_refused: Option<OnRefusedHead>) -> Self {
+        let peer = inner
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
         Self {
             inner,
             clock: HeadClock::default(),
             timeout,
             // The first request's clock runs from the accept: an idle connection is cut too.
             deadline: Some(Box::pin(tokio::time::sleep(timeout))),
+            peer,
+            on_refused,
+            replacement: None,
+            replaced: false,
         }
     }
+
+    /// Whether what is written now is Pingora's answer to a head the proxy never saw (HTTP/1
+    /// only: an HTTP/2 connection writes its own frames before any request).
+    fn writing_for_pingora(&self) -> bool {
+        self.replacement.is_some()
+            || self.replaced
+            || (self.clock.0.load(Ordering::Acquire) == IN_HEAD
+                && self.inner.selected_alpn_proto() != Some(ALPN::H2))
+    }
+
+    /// Writes the gateway's refusal in place of `buf` (Pingora's own answer); `buf` counts as
+    /// written once the refusal is.
+    fn poll_replace(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        if self.replaced {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        if self.replacement.is_none() {
+            let refused = RefusedHead {
+                request_id: uuid::Uuid::new_v4().simple().to_string(),
+                peer: self.peer,
+                error: GatewayError::InvalidRequest("malformed HTTP request head".into()),
+            };
+            self.replacement = Some((refusal(&refused), 0));
+            if let Some(report) = &self.on_refused {
+                report(refused);
+            }
+        }
+        if let Some((bytes, written)) = self.replacement.as_mut() {
+            while *written < bytes.len() {
+                match Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                    }
+                    Poll::Ready(Ok(n)) => *written += n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        }
+        self.replacement = None;
+        self.replaced = true;
+        Poll::Ready(Ok(buf.len()))
+    }
+}
+
+/// The gateway's answer to a head it could not read; the connection closes after it.
+fn refusal(r: &RefusedHead) -> Vec<u8> {
+    let body = r.error.body(None);
+    let mut out = format!(
+        "HTTP/1.1 {} Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Request-ID: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        r.error.status(),
+        body.len(),
+        r.request_id
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
 }
 
 impl AsyncRead for Deadlined {
@@ -116,6 +213,9 @@ impl AsyncWrite for Deadlined {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        if self.writing_for_pingora() {
+            return self.poll_replace(cx, buf);
+        }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -129,6 +229,13 @@ impl AsyncWrite for Deadlined {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
+        if self.writing_for_pingora() {
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            return self.poll_replace(cx, first);
+        }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {

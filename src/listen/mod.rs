@@ -9,7 +9,7 @@
 
 mod guard;
 
-pub use guard::HeadClock;
+pub use guard::{HeadClock, OnRefusedHead, RefusedHead};
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
@@ -71,6 +71,7 @@ pub struct Guarded<A> {
     inner: Arc<A>,
     limits: ConnectionLimits,
     counts: Arc<Counts>,
+    on_refused_head: Option<OnRefusedHead>,
 }
 
 impl<A> Guarded<A> {
@@ -79,7 +80,14 @@ impl<A> Guarded<A> {
             inner: Arc::new(inner),
             limits,
             counts: Arc::default(),
+            on_refused_head: None,
         }
+    }
+
+    /// Reports each request head the listener answered itself (see `guard`).
+    pub fn on_refused_head(mut self, report: OnRefusedHead) -> Self {
+        self.on_refused_head = Some(report);
+        self
     }
 
     fn admit(&self, address: Option<IpAddr>) -> Result<Admitted, &'static str> {
@@ -129,7 +137,11 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
                 return None;
             }
         };
-        let stream: Stream = Box::new(guard::Deadlined::new(stream, self.limits.head_timeout));
+        let stream: Stream = Box::new(guard::Deadlined::new(
+            stream,
+            self.limits.head_timeout,
+            self.on_refused_head.clone(),
+        ));
         // HTTP/1 keep-alive requests are all served inside this call: the place is held until the
         // connection ends.
         self.inner.process_new(stream, shutdown).await

@@ -38,6 +38,14 @@ pub fn outcome<'a>(ctx: &'a RequestCtx, status: u16, e: Option<&Error>) -> Outco
     Outcome::Ok
 }
 
+/// Unix time in microseconds, for the audit row.
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
 /// The most roles an audit row lists (a token may carry any number).
 const MAX_ROLES: usize = 32;
 
@@ -137,12 +145,8 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
             .get(&names::SESSION_ID)
             .and_then(|v| v.to_str().ok())
     });
-    let time_us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0);
     audit.submit(AuditRecord {
-        time_us,
+        time_us: now_us(),
         request_id: ctx.request_id.clone(),
         instance: audit.config.instance.clone(),
         user_id: user.map(|u| u.into_owned()),
@@ -178,6 +182,55 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         session_hash: session_id.map(short_hash),
         arguments_mode: audit.config.arguments.name().to_string(),
         arguments,
+    });
+}
+
+/// Records a request whose head Pingora could not parse, answered by the listener: no scope,
+/// user or method is known, only the client's address and what it was told.
+pub fn refused_head(audit: &crate::audit::Audit, r: crate::listen::RefusedHead) {
+    let outcome = Outcome::Gateway(&r.error);
+    let class = outcome.class();
+    let reason = outcome.reason().map(|r| r.into_owned());
+    let status = r.error.status();
+    crate::logs::access(&crate::logs::AccessLine {
+        request_id: &r.request_id,
+        user: "",
+        scope: "",
+        method: "",
+        tool: "",
+        upstream: "",
+        status,
+        outcome: class.as_str(),
+        reason: reason.as_deref().unwrap_or(""),
+        latency_ms: 0.0,
+    });
+    if !audit.enabled() {
+        return;
+    }
+    audit.submit(AuditRecord {
+        time_us: now_us(),
+        request_id: r.request_id,
+        instance: audit.config.instance.clone(),
+        user_id: None,
+        tenant: None,
+        roles: Vec::new(),
+        scope: None,
+        method: None,
+        tool: None,
+        jsonrpc_id: None,
+        outcome: class,
+        reason,
+        rpc_error_code: outcome.rpc_code(),
+        http_status: i32::from(status),
+        upstream: None,
+        latency_ms: 0.0,
+        upstream_latency_ms: None,
+        request_bytes: 0,
+        response_bytes: 0,
+        client_addr: r.peer,
+        session_hash: None,
+        arguments_mode: audit.config.arguments.name().to_string(),
+        arguments: None,
     });
 }
 

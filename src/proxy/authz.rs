@@ -115,7 +115,7 @@ pub fn decide(ctx: &mut RequestCtx, rpc: &Rpc) -> Decision {
 /// What a permitted message needs.
 enum Rule {
     Pass,
-    /// A list whose answer is filtered to what the caller may see.
+    /// A list (or the `initialize` result) whose answer is filtered to what the caller may see.
     FilterList,
 }
 
@@ -132,7 +132,9 @@ fn method_rule(policy: &Policy, caller: &Admitted, m: &Message) -> Result<Rule, 
     };
     let denied = |d: Denied| Err(GatewayError::Denied(d));
     match method {
-        "initialize" | "ping" | "server/discover" | "logging/setLevel" => Ok(Rule::Pass),
+        // The initialize result advertises only the capabilities the caller may use.
+        "initialize" => Ok(Rule::FilterList),
+        "ping" | "server/discover" | "logging/setLevel" => Ok(Rule::Pass),
         _ if method.starts_with("notifications/") => Ok(Rule::Pass),
         "tools/list" => Ok(Rule::FilterList),
         "tools/call" => {

@@ -13,6 +13,34 @@ pub trait Visible: Send + Sync {
     /// A resource URI or a resource template's `uriTemplate`.
     fn resource(&self, uri: &str) -> bool;
     fn prompt(&self, name: &str) -> bool;
+    /// Whether the caller may use anything behind a server capability (`tools`, `resources`,
+    /// `prompts`, `completions`); the `initialize` result advertises only those.
+    fn capability(&self, name: &str) -> bool;
+}
+
+/// Server capabilities that stand for things a grant gives; anything else (logging, tasks,
+/// experimental) is the protocol's and stays.
+const GRANTED_CAPABILITIES: [&str; 4] = ["tools", "resources", "prompts", "completions"];
+
+/// Removes from an `initialize` result the capabilities behind which the caller may use nothing,
+/// so a caller does not learn that a server has resources or prompts it cannot reach. Returns
+/// whether the result changed.
+pub fn trim_capabilities(
+    result: &mut serde_json::Map<String, serde_json::Value>,
+    allowed: &dyn Visible,
+) -> bool {
+    if !result.contains_key("protocolVersion") {
+        return false;
+    }
+    let Some(caps) = result
+        .get_mut("capabilities")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return false;
+    };
+    let before = caps.len();
+    caps.retain(|k, _| !GRANTED_CAPABILITIES.contains(&k.as_str()) || allowed.capability(k));
+    caps.len() != before
 }
 
 /// A plain list of tool names, with no resources or prompts (tests and benchmarks).
@@ -25,6 +53,9 @@ impl Visible for Vec<String> {
     }
     fn prompt(&self, _: &str) -> bool {
         false
+    }
+    fn capability(&self, name: &str) -> bool {
+        name == "tools" && !self.is_empty()
     }
 }
 
@@ -45,6 +76,9 @@ struct Nothing;
 
 impl Visible for Nothing {
     fn tool(&self, _: &str) -> bool {
+        false
+    }
+    fn capability(&self, _: &str) -> bool {
         false
     }
     fn resource(&self, _: &str) -> bool {
@@ -85,5 +119,22 @@ impl Visible for Visibility {
             Kind::Prompt,
             name,
         )
+    }
+    fn capability(&self, name: &str) -> bool {
+        let (policy, roles, scope) = (
+            &self.rt.config.policy,
+            &self.identity.roles,
+            self.scope.scope.name.as_str(),
+        );
+        match name {
+            "tools" => self.scope.scope.tools.iter().any(|t| self.tool(t)),
+            "resources" => policy.grants_kind(roles, scope, Kind::Resource),
+            "prompts" => policy.grants_kind(roles, scope, Kind::Prompt),
+            "completions" => {
+                policy.grants_kind(roles, scope, Kind::Resource)
+                    || policy.grants_kind(roles, scope, Kind::Prompt)
+            }
+            _ => true,
+        }
     }
 }

@@ -547,3 +547,88 @@ async fn oversized_names_are_refused_and_records_stay_bounded() {
     }
     assert_eq!(reached(&rec), ["POST ping", "POST ping"]);
 }
+
+/// A request head Pingora cannot parse gets the gateway's refusal (JSON-RPC body, `X-Request-ID`),
+/// not an empty 400, and leaves an audit row naming the client; nothing reaches the upstream.
+#[tokio::test]
+async fn unparseable_heads_get_the_gateways_refusal_and_an_audit_row() {
+    let (rec, gw) = gateway().await;
+    let t = token("carol", &["developer"], json!({}));
+    let heads = [
+        format!("POST /calculator/mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello"),
+        "GET /calculator/mcp HTTP/1.1\r\nHo st: x\r\n\r\n".to_string(),
+        "BLAH\r\n\r\n".to_string(),
+    ];
+    let mut ids = Vec::new();
+    for head in &heads {
+        let answer = raw_exchange(gw.proc.port, head.as_bytes(), Duration::from_secs(2)).await;
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{head}\n---\n{answer}");
+        assert!(!answer.contains("Pingora"), "{answer}");
+        let id = answer
+            .lines()
+            .find_map(|l| l.strip_prefix("X-Request-ID: "))
+            .unwrap_or_else(|| panic!("no request id: {answer}"))
+            .to_string();
+        let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+        let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{answer}"));
+        assert_eq!(v["error"]["code"], -32600);
+        assert_eq!(
+            v["error"]["message"],
+            "Invalid request: malformed HTTP request head"
+        );
+        assert!(v["id"].is_null());
+        ids.push(id);
+    }
+    let rows = gw.audit_rows(3).await;
+    for id in &ids {
+        let row = rows
+            .iter()
+            .find(|r| r["request_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no audit row for {id}: {rows:?}"));
+        assert_eq!(row["outcome"], "invalid");
+        assert_eq!(row["http_status"], 400);
+        assert_eq!(row["rpc_error_code"], -32600);
+        assert!(row["scope"].is_null());
+        assert!(row["client_addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"));
+    }
+    assert!(rec.received().is_empty(), "{:?}", reached(&rec));
+}
+
+/// `initialize` advertises only what the caller may use: a caller with a tool grant alone does
+/// not learn that the server has resources, prompts or completions (JSON and SSE answers).
+#[tokio::test]
+async fn initialize_advertises_only_granted_capabilities() {
+    let (_rec, gw) = gateway().await;
+    let init = |id: &str| {
+        json!({"jsonrpc":"2.0","id":id,"method":"initialize","params":{
+        "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})
+    };
+    let cases: [(&[&str], &[&str]); 3] = [
+        (&["analyst"], &["logging", "tools"]),
+        (
+            &["reader"],
+            &["completions", "logging", "prompts", "resources"],
+        ),
+        (
+            &["developer"],
+            &["completions", "logging", "prompts", "resources", "tools"],
+        ),
+    ];
+    for (roles, want) in cases {
+        for id in ["json-1", "sse-1"] {
+            let v = rpc_body(client(&gw, roles).post(&init(id)).await).await;
+            let mut caps: Vec<&str> = v["result"]["capabilities"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{v}"))
+                .keys()
+                .map(String::as_str)
+                .collect();
+            caps.sort();
+            assert_eq!(caps, want, "{roles:?} {id}: {v}");
+            assert_eq!(v["result"]["serverInfo"]["name"], "recorder");
+        }
+    }
+}

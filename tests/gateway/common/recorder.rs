@@ -104,6 +104,11 @@ fn answer(method: &Method, body: &[u8]) -> Response {
             )
                 .into_response();
         }
+        "initialize" => json!({
+            "protocolVersion": "2025-06-18",
+            "serverInfo": {"name": "recorder", "version": "1"},
+            "capabilities": {"tools": {}, "resources": {"subscribe": true}, "prompts": {},
+                             "completions": {}, "logging": {}}}),
         "tools/list" => json!({"tools": [
             {"name": "exact_calculate", "inputSchema": {"type": "object"}},
             {"name": "statistics", "inputSchema": {"type": "object"}}]}),

@@ -1,7 +1,7 @@
 //! Step 7, the response: list answers (`tools/list`, `resources/list`, `resources/templates/list`,
-//! `prompts/list`) are cut down to what the caller may use, whether the upstream answered
-//! `application/json` (collected, rewritten at the end) or `text/event-stream` (rewritten event by
-//! event as each arrives, so streams stay unbuffered).
+//! `prompts/list`) and the `initialize` result's capabilities are cut down to what the caller may
+//! use, whether the upstream answered `application/json` (collected, rewritten at the end) or
+//! `text/event-stream` (rewritten event by event as each arrives, so streams stay unbuffered).
 
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
@@ -68,11 +68,11 @@ impl ResponseRewrite {
                 }
                 if end {
                     let whole = std::mem::take(buf).freeze();
-                    *body = Some(
-                        filter_json(&whole, allowed.as_ref())
-                            .map(Bytes::from)
-                            .unwrap_or(whole),
-                    );
+                    *body = Some(match filter_json(&whole, allowed.as_ref()) {
+                        Filtered::Unchanged => whole,
+                        Filtered::Changed(new) => Bytes::from(new),
+                        Filtered::Unreadable => Bytes::from(unreadable_list()),
+                    });
                 }
             }
             ResponseRewrite::Sse { allowed, buf } => {
@@ -90,8 +90,14 @@ impl ResponseRewrite {
                         None => out.extend_from_slice(&event),
                     }
                 }
+                // An unterminated last event is filtered like the others: a lenient client may
+                // still read it.
                 if end && !buf.is_empty() {
-                    out.extend_from_slice(&std::mem::take(buf));
+                    let rest = std::mem::take(buf);
+                    match rewrite_event(&rest, allowed.as_ref()) {
+                        Some(new) => out.extend_from_slice(&new),
+                        None => out.extend_from_slice(&rest),
+                    }
                 }
                 // An empty chunk keeps the stream open; `None` would not be sent anyway.
                 *body = Some(out.freeze());
@@ -114,9 +120,11 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Rewrites an SSE event whose data is a list result; `None` leaves it as it was.
+/// Rewrites an SSE event whose data is a list result; `None` leaves it as it was. An event whose
+/// data the gateway cannot read is dropped (an empty event): a lenient client might read what the
+/// filter could not. Bytes that are not UTF-8 are read as clients decode them (replaced).
 fn rewrite_event(event: &[u8], allowed: &dyn Visible) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(event).ok()?;
+    let text = String::from_utf8_lossy(event);
     let mut data = String::new();
     let mut others = Vec::new();
     for line in text.split('\n') {
@@ -133,7 +141,11 @@ fn rewrite_event(event: &[u8], allowed: &dyn Visible) -> Option<Vec<u8>> {
     if data.is_empty() {
         return None;
     }
-    let new = filter_json(data.as_bytes(), allowed)?;
+    let new = match filter_json(data.as_bytes(), allowed) {
+        Filtered::Unchanged => return None,
+        Filtered::Changed(new) => new,
+        Filtered::Unreadable => return Some(Vec::new()),
+    };
     let mut out = Vec::with_capacity(new.len() + 64);
     for l in others {
         out.extend_from_slice(l.as_bytes());
@@ -144,9 +156,25 @@ fn rewrite_event(event: &[u8], allowed: &dyn Visible) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// What filtering made of a JSON document.
+enum Filtered {
+    Unchanged,
+    Changed(Vec<u8>),
+    /// Not JSON: nothing can be said about what it lists, so it does not go out.
+    Unreadable,
+}
+
+/// The answer in place of a list the gateway cannot read.
+fn unreadable_list() -> Vec<u8> {
+    crate::error::GatewayError::UpstreamFailed("the upstream's answer is not valid JSON".into())
+        .body(None)
+}
+
 /// Filters the lists in the result of a JSON-RPC response (or of each response of a batch).
-fn filter_json(body: &[u8], allowed: &dyn Visible) -> Option<Vec<u8>> {
-    let mut value: Value = serde_json::from_slice(body).ok()?;
+fn filter_json(body: &[u8], allowed: &dyn Visible) -> Filtered {
+    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+        return Filtered::Unreadable;
+    };
     let changed = match &mut value {
         // Every response of a batch is filtered (no short-circuit).
         Value::Array(items) => {
@@ -159,10 +187,10 @@ fn filter_json(body: &[u8], allowed: &dyn Visible) -> Option<Vec<u8>> {
         }
         v => filter_one(v, allowed),
     };
-    if !changed {
-        return None;
+    match serde_json::to_vec(&value) {
+        Ok(new) if changed => Filtered::Changed(new),
+        _ => Filtered::Unchanged,
     }
-    serde_json::to_vec(&value).ok()
 }
 
 /// The lists a result may carry: the key, the field naming each entry, and who may see it.
@@ -189,52 +217,8 @@ fn filter_one(msg: &mut Value, allowed: &dyn Visible) -> bool {
             changed = true;
         }
     }
-    changed
+    super::visible::trim_capabilities(result, allowed) || changed
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn allowed() -> Allowed {
-        Box::new(vec!["a".to_string()])
-    }
-
-    const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"b"}]}}"#;
-
-    #[test]
-    fn json_collected_and_filtered() {
-        let mut r = ResponseRewrite::ListPending;
-        assert!(r.start("application/json", allowed()));
-        let (x, y) = LIST.split_at(20);
-        let mut chunk = Some(Bytes::from(x.to_string()));
-        r.body(&mut chunk, false);
-        assert!(chunk.is_none());
-        let mut chunk = Some(Bytes::from(y.to_string()));
-        r.body(&mut chunk, true);
-        let v: Value = serde_json::from_slice(&chunk.unwrap()).unwrap();
-        assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 1);
-        assert_eq!(v["result"]["tools"][0]["name"], "a");
-    }
-
-    #[test]
-    fn sse_events_split_across_chunks() {
-        let mut r = ResponseRewrite::ListPending;
-        assert!(r.start("text/event-stream", allowed()));
-        let stream = format!("event: message\nid: 1\ndata: {LIST}\n\nevent: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"x\"}}\n\n");
-        let mut out = Vec::new();
-        for piece in stream.as_bytes().chunks(7) {
-            let mut chunk = Some(Bytes::copy_from_slice(piece));
-            r.body(&mut chunk, false);
-            out.extend_from_slice(&chunk.unwrap());
-        }
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("event: message\nid: 1\ndata: "), "{text}");
-        assert!(!text.contains(r#""name":"b""#), "{text}");
-        assert!(text.contains(r#""name":"a""#));
-        assert!(
-            text.ends_with("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"x\"}\n\n"),
-            "{text}"
-        );
-    }
-}
+mod tests;
