@@ -16,6 +16,15 @@ struct Key {
     alg: Option<String>,
 }
 
+/// Why the key set could not be (re)loaded; the keys already loaded stay in use.
+#[derive(Debug, thiserror::Error)]
+enum JwksError {
+    #[error("{0}")]
+    Fetch(reqwest::Error),
+    #[error("not a JWKS document: {0}")]
+    NotJwks(reqwest::Error),
+}
+
 /// A cached JWKS document.
 pub struct Jwks {
     url: String,
@@ -50,7 +59,7 @@ impl Jwks {
         }
     }
 
-    async fn fetch(&self) -> Result<(), String> {
+    async fn fetch(&self) -> Result<(), JwksError> {
         *self.last_fetch.lock().await = Some(Instant::now());
         let set: JwkSet = self
             .client
@@ -58,10 +67,10 @@ impl Jwks {
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| e.without_url().to_string())?
+            .map_err(|e| JwksError::Fetch(e.without_url()))?
             .json()
             .await
-            .map_err(|e| format!("not a JWKS document: {}", e.without_url()))?;
+            .map_err(|e| JwksError::NotJwks(e.without_url()))?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             let Some(kid) = jwk.common.key_id.clone() else {
