@@ -22,6 +22,8 @@ pub enum Route {
     },
     /// `/S/sse` or `/S/mcp`.
     Scoped,
+    /// A browser's CORS preflight for a scoped endpoint or its metadata.
+    Preflight,
 }
 
 /// Resolves the path; for a scoped endpoint, sets `ctx.scope`.
@@ -37,6 +39,10 @@ pub fn route(session: &Session, ctx: &mut RequestCtx) -> Result<Route, GatewayEr
     }
     if let Some(rest) = path.strip_prefix("/.well-known/oauth-protected-resource") {
         if scope_of(rest).is_some_and(|s| ctx.rt.upstreams.contains_key(s)) {
+            if super::cors::is_preflight(session) {
+                return Ok(Route::Preflight);
+            }
+            super::cors::note_origin(session, ctx);
             return Ok(Route::ResourceMetadata {
                 path: rest.to_string(),
             });
@@ -49,6 +55,9 @@ pub fn route(session: &Session, ctx: &mut RequestCtx) -> Result<Route, GatewayEr
     match scope_of(path).and_then(|s| ctx.rt.upstreams.get(s)) {
         Some(scope) => {
             ctx.scope = Some(scope.clone());
+            if super::cors::is_preflight(session) {
+                return Ok(Route::Preflight);
+            }
             Ok(Route::Scoped)
         }
         None => Err(GatewayError::NotFound(format!(
@@ -70,7 +79,9 @@ fn clip(path: &str) -> String {
 }
 
 /// Checks a scoped request's method and headers before anything else is spent on it.
-pub fn check_scoped(session: &Session, ctx: &RequestCtx) -> Result<(), GatewayError> {
+pub fn check_scoped(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    // First, so that every answer to an allowed browser origin, refusals included, is readable.
+    super::cors::read_origin(session, ctx)?;
     let req = session.req_header();
     if !matches!(req.method.as_str(), "POST" | "GET" | "DELETE") {
         return Err(GatewayError::MethodNotAllowed("use POST, GET or DELETE"));
@@ -103,14 +114,6 @@ pub fn check_scoped(session: &Session, ctx: &RequestCtx) -> Result<(), GatewayEr
             return Err(GatewayError::InvalidRequest(
                 "GET and DELETE requests carry no body".into(),
             ));
-        }
-    }
-    if let Some(origin) = req.headers.get(http::header::ORIGIN) {
-        let allowed = origin
-            .to_str()
-            .is_ok_and(|o| ctx.rt.config.allowed_origins.iter().any(|a| a == o));
-        if !allowed {
-            return Err(GatewayError::Forbidden("origin not allowed".into()));
         }
     }
     if let Some(v) = req.headers.get(&names::PROTOCOL_VERSION) {

@@ -16,6 +16,7 @@ use pingora::{Error, ErrorType, Result};
 pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     resp.remove_header(&http::header::SERVER);
     resp.remove_header("x-powered-by");
+    super::cors::decorate(resp, ctx)?;
     if resp.status.is_server_error() {
         respond::replace_upstream_error(resp, ctx)?;
         return resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str());
@@ -62,7 +63,8 @@ pub fn body(body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx)
 }
 
 /// The upstream's `Mcp-Session-Id` never reaches the client as it is: it is sealed with the
-/// upstream and the caller into the gateway's own id. Without an admitted caller it is dropped.
+/// upstream and the caller into the gateway's own id, once per session (later answers in the same
+/// session repeat the id the client presented). Without an admitted caller it is dropped.
 fn seal_session(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     let Some(id) = resp
         .headers
@@ -71,6 +73,18 @@ fn seal_session(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     else {
         return Ok(());
     };
+    // The same upstream session as the client presented: the same id goes back.
+    let same = ctx.caller.as_ref().and_then(|c| {
+        let b = c.session.as_ref()?;
+        let picked = ctx.picked.as_ref()?;
+        (b.upstream_session == id && b.upstream == picked.addr)
+            .then(|| c.session_id.clone())
+            .flatten()
+    });
+    if let Some(presented) = same {
+        resp.insert_header(names::written::SESSION_ID, presented)?;
+        return Ok(());
+    }
     let sealed = match (ctx.caller.as_ref(), &ctx.picked) {
         (Some(caller), Some(picked)) => ctx.rt.sessions.seal(&SessionBinding {
             scope: caller.scope.scope.name.clone(),

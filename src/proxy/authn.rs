@@ -27,6 +27,7 @@ pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(),
         scope,
         identity,
         session: None,
+        session_id: None,
     });
     Ok(())
 }
@@ -57,8 +58,10 @@ pub fn open_session(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
         .get_healthy(&binding.upstream)
         .ok_or(GatewayError::UnknownSession)?;
     ctx.picked = Some(picked);
+    let presented = raw.to_str().ok().map(str::to_string);
     if let Some(caller) = ctx.caller.as_mut() {
         caller.session = Some(binding);
+        caller.session_id = presented;
     }
     Ok(())
 }

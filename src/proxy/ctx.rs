@@ -20,6 +20,9 @@ pub struct Admitted {
     /// The session this request belongs to, opened from the client's `Mcp-Session-Id` and
     /// checked against `identity`.
     pub session: Option<SessionBinding>,
+    /// The session id as the client presented it: answers in the same session repeat it, so a
+    /// session keeps one id.
+    pub session_id: Option<String>,
 }
 
 /// Everything the gateway learns about one request, in the order it learns it.
@@ -65,6 +68,8 @@ pub struct RequestCtx {
     pub streaming: bool,
     /// An upstream 5xx whose body is replaced by the gateway's own JSON-RPC error.
     pub upstream_error_body: Option<super::respond::ReplacedBody>,
+    /// The request's `Origin`, when it is one of `allowed_origins` (answers then carry CORS).
+    pub cors_origin: Option<String>,
     /// The connection's head clock, restarted for the next request once this one is done.
     pub head_clock: Option<crate::listen::HeadClock>,
 }
@@ -97,6 +102,7 @@ impl RequestCtx {
             streaming: false,
             upstream_error_body: None,
             head_clock: None,
+            cors_origin: None,
         }
     }
 

@@ -46,6 +46,7 @@ impl ProxyHttp for Gateway {
                     .await
                     .map(|_| true)
             }
+            Ok(Route::Preflight) => respond::preflight(session, ctx).await,
             Ok(Route::Scoped) => inbound::inspect(session, ctx).await,
             Err(e) => {
                 session.set_keepalive(None);

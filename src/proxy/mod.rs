@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod body;
+pub mod cors;
 pub mod ctx;
 pub mod failure;
 pub mod filter;

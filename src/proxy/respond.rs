@@ -25,6 +25,7 @@ pub async fn json(
     for (k, v) in extra {
         h.insert_header(*k, v.as_str())?;
     }
+    super::cors::decorate(&mut h, ctx)?;
     session.write_response_header(Box::new(h), false).await?;
     session
         .write_response_body(Some(Bytes::from(body)), true)
@@ -146,6 +147,26 @@ pub async fn resource_metadata(session: &mut Session, ctx: &RequestCtx, path: &s
         "resource_name": "mcp-gateway",
     });
     json(session, ctx, 200, body.to_string().into_bytes(), &[]).await
+}
+
+/// A CORS preflight: 204 with what an allowed origin may send, or the refusal (403, no CORS).
+pub async fn preflight(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool, GatewayError> {
+    super::cors::read_origin(session, ctx)?;
+    let mut h = ResponseHeader::build(204, Some(8)).map_err(|_| GatewayError::Internal)?;
+    let mut write = || -> Result<()> {
+        h.insert_header(super::names::written::REQUEST_ID, ctx.request_id.as_str())?;
+        super::cors::decorate(&mut h, ctx)?;
+        for (k, v) in super::cors::preflight_headers() {
+            h.insert_header(k, v)?;
+        }
+        Ok(())
+    };
+    write().map_err(|_| GatewayError::Internal)?;
+    session
+        .write_response_header(Box::new(h), true)
+        .await
+        .map_err(|_| GatewayError::Internal)?;
+    Ok(true)
 }
 
 pub async fn healthz(session: &mut Session, ctx: &RequestCtx) -> Result<()> {

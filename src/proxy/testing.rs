@@ -97,6 +97,7 @@ pub fn admitted(rt: &Arc<Runtime>, user: &str, roles: &[&str]) -> RequestCtx {
             valid_until: u64::MAX,
         }),
         session: None,
+        session_id: None,
     });
     ctx
 }

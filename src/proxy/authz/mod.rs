@@ -124,6 +124,7 @@ fn method_rule(policy: &Policy, caller: &Admitted, m: &Message) -> Result<Rule, 
         scope,
         identity,
         session,
+        ..
     } = caller;
     let (roles, scope_name) = (identity.roles.as_slice(), scope.scope.name.as_str());
     // A client's answer to a server request (sampling, elicitation, roots) carries no method.

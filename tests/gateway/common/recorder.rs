@@ -4,7 +4,9 @@
 //!
 //! Answers: the list methods return two entries each, one a test grants and one it does not; a
 //! request whose JSON-RPC id is a string starting with `sse` is answered as an SSE stream; the
-//! method `boom` answers 500 with a stack trace and the headers a careless server sends.
+//! method `boom` answers 500 with a stack trace and the headers a careless server sends; JSON
+//! answers carry `Access-Control-Allow-Origin: *`, as a careless server's do. `initialize` opens
+//! a session (`recorder-session-1`), and every answer in a session names it again.
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -56,13 +58,16 @@ impl Recorder {
                     move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                         let l = l.clone();
                         async move {
+                            let session = headers
+                                .get("mcp-session-id")
+                                .map(|v| v.to_str().unwrap().to_string());
                             l.lock().unwrap().push(Received {
                                 method: method.to_string(),
                                 uri: uri.to_string(),
                                 headers,
                                 body: body.to_vec(),
                             });
-                            answer(&method, &body)
+                            answer(&method, &body, session)
                         }
                     },
                 )
@@ -80,7 +85,7 @@ impl Recorder {
     }
 }
 
-fn answer(method: &Method, body: &[u8]) -> Response {
+fn answer(method: &Method, body: &[u8], session: Option<String>) -> Response {
     if method != Method::POST {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
@@ -123,8 +128,13 @@ fn answer(method: &Method, body: &[u8]) -> Response {
         other => json!({"echo": other}),
     };
     let reply = json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string();
+    // Like a stateful server: a session from `initialize` on, named again on every answer in it.
+    let session = match rpc_method {
+        "initialize" => Some("recorder-session-1".to_string()),
+        _ => session,
+    };
     let sse = id.as_str().is_some_and(|s| s.starts_with("sse"));
-    if sse {
+    let mut response = if sse {
         (
             [("content-type", "text/event-stream"), ("server", "uvicorn")],
             format!("event: message\ndata: {reply}\n\n"),
@@ -132,11 +142,21 @@ fn answer(method: &Method, body: &[u8]) -> Response {
             .into_response()
     } else {
         (
-            [("content-type", "application/json"), ("server", "uvicorn")],
+            [
+                ("content-type", "application/json"),
+                ("server", "uvicorn"),
+                ("access-control-allow-origin", "*"),
+            ],
             reply,
         )
             .into_response()
+    };
+    if let Some(id) = session {
+        response
+            .headers_mut()
+            .insert("mcp-session-id", id.parse().unwrap());
     }
+    response
 }
 
 /// Sends raw bytes on a fresh connection and returns everything read until the server closes or

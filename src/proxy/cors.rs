@@ -1,0 +1,80 @@
+//! Browsers: CORS for the origins in `allowed_origins`, answered by the gateway itself. A preflight
+//! (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) from an allowed origin gets 204
+//! with the methods and MCP headers a client needs; from any other origin it gets 403 and no CORS
+//! header at all. Answers to an allowed origin name it (never `*`: requests carry credentials) and
+//! expose `Mcp-Session-Id`, `WWW-Authenticate`, `X-Request-ID` and `Retry-After`. An upstream's
+//! own CORS headers never reach the client: the gateway alone decides who may call from a browser.
+
+use super::ctx::RequestCtx;
+use crate::error::GatewayError;
+use pingora::http::ResponseHeader;
+use pingora_proxy::Session;
+
+const ALLOW_METHODS: &str = "GET, POST, DELETE";
+const ALLOW_HEADERS: &str =
+    "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID";
+const EXPOSE_HEADERS: &str = "Mcp-Session-Id, WWW-Authenticate, X-Request-ID, Retry-After";
+/// How long a browser may reuse a preflight answer.
+const MAX_AGE: &str = "600";
+
+/// Reads the request's `Origin` once: kept in the context when it is allowed.
+pub fn read_origin(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    let Some(origin) = session.req_header().headers.get(http::header::ORIGIN) else {
+        return Ok(());
+    };
+    let allowed = origin
+        .to_str()
+        .ok()
+        .filter(|o| ctx.rt.config.allowed_origins.iter().any(|a| a == o));
+    match allowed {
+        Some(o) => {
+            ctx.cors_origin = Some(o.to_string());
+            Ok(())
+        }
+        None => Err(GatewayError::Forbidden("origin not allowed".into())),
+    }
+}
+
+/// Notes an allowed `Origin` for public answers (metadata), refusing nobody.
+pub fn note_origin(session: &Session, ctx: &mut RequestCtx) {
+    let _ = read_origin(session, ctx);
+}
+
+/// Whether the request is a CORS preflight.
+pub fn is_preflight(session: &Session) -> bool {
+    let req = session.req_header();
+    req.method == http::Method::OPTIONS
+        && req.headers.contains_key(http::header::ORIGIN)
+        && req
+            .headers
+            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// The preflight answer's extra headers (the origin was allowed by `read_origin`).
+pub fn preflight_headers() -> [(&'static str, String); 3] {
+    [
+        ("Access-Control-Allow-Methods", ALLOW_METHODS.into()),
+        ("Access-Control-Allow-Headers", ALLOW_HEADERS.into()),
+        ("Access-Control-Max-Age", MAX_AGE.into()),
+    ]
+}
+
+/// Adds the CORS headers for an allowed origin to an answer, and removes any the upstream set.
+pub fn decorate(resp: &mut ResponseHeader, ctx: &RequestCtx) -> pingora::Result<()> {
+    for name in [
+        http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        http::header::ACCESS_CONTROL_ALLOW_METHODS,
+        http::header::ACCESS_CONTROL_ALLOW_HEADERS,
+        http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        http::header::ACCESS_CONTROL_MAX_AGE,
+    ] {
+        resp.remove_header(&name);
+    }
+    if let Some(origin) = &ctx.cors_origin {
+        resp.insert_header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.as_str())?;
+        resp.insert_header(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_HEADERS)?;
+        resp.append_header(http::header::VARY, "Origin")?;
+    }
+    Ok(())
+}
