@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod bridge;
 pub mod config;
 pub mod error;
 pub mod jsonrpc;

@@ -91,6 +91,20 @@ enum Command {
         #[arg(long = "repo")]
         repos: Vec<String>,
     },
+    /// A stdio MCP server for clients that only launch commands: JSON-RPC lines on stdin and
+    /// stdout, forwarded to a gateway endpoint with a bearer token. Logs go to stderr.
+    Bridge {
+        /// The gateway endpoint, e.g. http://127.0.0.1:8000/calculator/mcp
+        #[arg(long)]
+        endpoint: String,
+        /// A bearer token (or MCP_GATEWAY_TOKEN).
+        #[arg(long, env = "MCP_GATEWAY_TOKEN", conflicts_with = "token_command")]
+        token: Option<String>,
+        /// A shell command that prints a token; run again before the token expires and after a
+        /// refusal.
+        #[arg(long)]
+        token_command: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -178,6 +192,24 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             .map_err(|e| anyhow!(e))?;
             println!("{token}");
             Ok(())
+        }
+        Command::Bridge {
+            endpoint,
+            token,
+            token_command,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(mcp_gateway::bridge::run(
+                mcp_gateway::bridge::BridgeOptions {
+                    endpoint,
+                    token,
+                    token_command,
+                },
+            ))
+            .map_err(|e| anyhow!(e))
         }
         Command::Tool {
             name,

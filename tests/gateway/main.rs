@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod body;
+mod bridge;
 mod browsers;
 mod common;
 mod config;

@@ -1,0 +1,312 @@
+//! `mcp-gateway bridge`: a stdio MCP server for clients that only launch commands (Claude Desktop,
+//! editors, scripts). JSON-RPC lines from stdin are POSTed to a gateway endpoint (Streamable HTTP)
+//! with the caller's token; every JSON-RPC message that comes back (a JSON answer, each event of
+//! an SSE answer, the session's server-to-client stream) goes to stdout as one line. Nothing else
+//! is written to stdout; logs go to stderr.
+//!
+//! The token is a fixed `--token`, or the output of `--token-command`, run again shortly before the
+//! token expires and once after a 401 (the refused message is then sent again). When the gateway
+//! says the session is gone (404), the bridge initializes a new one with the client's own
+//! `initialize` and sends the message again, so a gateway or upstream restart does not end the
+//! client's session. When stdin closes, the bridge ends its session (DELETE) and exits.
+
+mod sse;
+mod token;
+
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use token::Token;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+/// How the bridge reaches the gateway.
+pub struct BridgeOptions {
+    pub endpoint: String,
+    pub token: Option<String>,
+    pub token_command: Option<String>,
+}
+
+/// What the bridge learned of its session.
+#[derive(Default)]
+struct Session {
+    id: Option<String>,
+    version: Option<String>,
+    /// The client's `initialize` and whether it was answered, to open a new session unasked.
+    initialize: Option<Value>,
+    /// The server-to-client stream's task, while one is open.
+    stream: Option<tokio::task::JoinHandle<()>>,
+}
+
+struct Bridge {
+    http: reqwest::Client,
+    endpoint: String,
+    token: Token,
+    session: Mutex<Session>,
+    out: mpsc::UnboundedSender<String>,
+}
+
+/// Runs the bridge until stdin closes.
+pub async fn run(options: BridgeOptions) -> Result<(), String> {
+    let token = Token::new(options.token, options.token_command)?;
+    let (out, mut lines) = mpsc::unbounded_channel::<String>();
+    let bridge = Arc::new(Bridge {
+        http: reqwest::Client::builder()
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?,
+        endpoint: options.endpoint,
+        token,
+        session: Mutex::new(Session::default()),
+        out,
+    });
+    // One writer: lines from concurrent answers never interleave.
+    let writer = tokio::spawn(async move {
+        let mut stdout = tokio::io::stdout();
+        while let Some(line) = lines.recv().await {
+            if stdout.write_all(line.as_bytes()).await.is_err()
+                || stdout.write_all(b"\n").await.is_err()
+                || stdout.flush().await.is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut inflight = tokio::task::JoinSet::new();
+    while let Ok(Some(line)) = stdin.next_line().await {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let message: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring a stdin line that is not JSON");
+                continue;
+            }
+        };
+        let b = bridge.clone();
+        if message["method"] == "initialize" {
+            // Nothing else can be sent before the session exists.
+            b.deliver(message).await;
+        } else {
+            inflight.spawn(async move { b.deliver(message).await });
+        }
+    }
+    while inflight.join_next().await.is_some() {}
+    bridge.end_session().await;
+    drop(bridge);
+    let _ = writer.await;
+    Ok(())
+}
+
+impl Bridge {
+    /// Sends one message from the client and writes what comes back.
+    async fn deliver(self: &Arc<Self>, message: Value) {
+        if message["method"] == "initialize" {
+            self.lock().initialize = Some(message.clone());
+        }
+        let mut retried_auth = false;
+        let mut reopened = false;
+        loop {
+            match self.post(&message).await {
+                Ok(Reply::Done) => break,
+                Ok(Reply::Unauthorized) if !retried_auth && self.token.refreshable() => {
+                    retried_auth = true;
+                    self.token.refresh().await;
+                }
+                Ok(Reply::SessionGone) if !reopened && message["method"] != "initialize" => {
+                    reopened = true;
+                    if !self.reopen().await {
+                        self.fail(
+                            &message,
+                            "the gateway session ended and could not be reopened",
+                        );
+                        break;
+                    }
+                }
+                Ok(Reply::Unauthorized | Reply::SessionGone) => {
+                    self.fail(&message, "the gateway refused the request");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "gateway unreachable");
+                    self.fail(&message, "the gateway cannot be reached");
+                    break;
+                }
+            }
+        }
+        if message["method"] == "notifications/initialized" {
+            self.open_stream();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A request to the endpoint with the token and, when known, the session's headers.
+    async fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, &self.endpoint)
+            .bearer_auth(self.token.get().await)
+            .headers(self.session_headers())
+    }
+
+    /// A JSON-RPC message POSTed as Streamable HTTP wants it.
+    async fn post_json(&self, message: &Value) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST)
+            .await
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .body(message.to_string())
+    }
+
+    /// One POST; the answer's messages are written as they arrive.
+    async fn post(&self, message: &Value) -> Result<Reply, reqwest::Error> {
+        let mut resp = self.post_json(message).await.send().await?;
+        match resp.status().as_u16() {
+            401 => return Ok(Reply::Unauthorized),
+            404 if self.lock().id.is_some() => return Ok(Reply::SessionGone),
+            _ => {}
+        }
+        if let Some(id) = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            self.lock().id = Some(id.to_string());
+        }
+        let is_sse = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/event-stream"));
+        if is_sse {
+            let mut events = sse::Events::default();
+            while let Some(chunk) = resp.chunk().await? {
+                for data in events.feed(&chunk) {
+                    self.emit(data);
+                }
+            }
+        } else {
+            let body = resp.bytes().await?;
+            if !body.is_empty() {
+                self.emit(String::from_utf8_lossy(&body).into_owned());
+            }
+        }
+        Ok(Reply::Done)
+    }
+
+    /// Writes one message to stdout, noting the protocol version an `initialize` answer names.
+    fn emit(&self, text: String) {
+        let Ok(v) = serde_json::from_str::<Value>(&text) else {
+            tracing::warn!("the gateway sent something that is not JSON; dropped");
+            return;
+        };
+        if let Some(version) = v["result"]["protocolVersion"].as_str() {
+            if v["result"]["serverInfo"].is_object() {
+                self.lock().version = Some(version.to_string());
+            }
+        }
+        let _ = self.out.send(v.to_string());
+    }
+
+    /// Answers a request the gateway could not take with a JSON-RPC error, so the client is not
+    /// left waiting (notifications and answers get nothing).
+    fn fail(&self, message: &Value, why: &str) {
+        if message.get("id").is_none() || message.get("method").is_none() {
+            return;
+        }
+        let error = serde_json::json!({"jsonrpc": "2.0", "id": message["id"],
+            "error": {"code": -32603, "message": why}});
+        let _ = self.out.send(error.to_string());
+    }
+
+    /// Opens a new session with the client's own `initialize`; its answer is not shown again.
+    async fn reopen(&self) -> bool {
+        let init = {
+            let mut s = self.lock();
+            s.id = None;
+            if let Some(t) = s.stream.take() {
+                t.abort();
+            }
+            s.initialize.clone()
+        };
+        let Some(init) = init else { return false };
+        let Ok(resp) = self.post_json(&init).await.send().await else {
+            return false;
+        };
+        let id = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if !resp.status().is_success() {
+            return false;
+        }
+        let _ = resp.bytes().await;
+        self.lock().id = id;
+        let done = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let _ = self.post_json(&done).await.send().await;
+        tracing::info!("gateway session reopened");
+        true
+    }
+
+    fn session_headers(&self) -> reqwest::header::HeaderMap {
+        let s = self.lock();
+        let mut h = reqwest::header::HeaderMap::new();
+        for (name, value) in [
+            ("mcp-session-id", s.id.as_deref()),
+            ("mcp-protocol-version", s.version.as_deref()),
+        ] {
+            if let Some(v) = value.and_then(|v| v.parse().ok()) {
+                h.insert(name, v);
+            }
+        }
+        h
+    }
+
+    /// The session's server-to-client stream (sampling, elicitation, notifications), when the
+    /// session has one; its messages go to stdout like any other.
+    fn open_stream(self: &Arc<Self>) {
+        let mut s = self.lock();
+        if s.id.is_none() || s.stream.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let b = self.clone();
+        s.stream = Some(tokio::spawn(async move {
+            let req = b.request(reqwest::Method::GET).await;
+            let Ok(mut resp) = req.header("Accept", "text/event-stream").send().await else {
+                return;
+            };
+            if !resp.status().is_success() {
+                return;
+            }
+            let mut events = sse::Events::default();
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                for data in events.feed(&chunk) {
+                    b.emit(data);
+                }
+            }
+        }));
+    }
+
+    /// Ends the gateway session when the client is done.
+    async fn end_session(&self) {
+        let stream = self.lock().stream.take();
+        if let Some(t) = stream {
+            t.abort();
+            let _ = t.await;
+        }
+        if self.lock().id.is_none() {
+            return;
+        }
+        let _ = self.request(reqwest::Method::DELETE).await.send().await;
+    }
+}
+
+/// How a POST ended.
+enum Reply {
+    Done,
+    Unauthorized,
+    SessionGone,
+}
