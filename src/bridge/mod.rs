@@ -84,8 +84,9 @@ pub async fn run(options: BridgeOptions) -> Result<(), String> {
             }
         };
         let b = bridge.clone();
-        if message["method"] == "initialize" {
-            // Nothing else can be sent before the session exists.
+        // Nothing can be sent before the session exists, and notifications (`initialized`,
+        // cancellations) keep their order; requests run side by side.
+        if message["method"] == "initialize" || message.get("id").is_none() {
             b.deliver(message).await;
         } else {
             inflight.spawn(async move { b.deliver(message).await });

@@ -83,7 +83,11 @@ pub async fn tool_server(name: &str, stateless: bool) -> Proc {
 
 /// Starts a bundled tool server with extra arguments.
 pub async fn tool_server_with(name: &str, stateless: bool, extra: &[String]) -> Proc {
-    let port = free_port();
+    tool_server_on(name, stateless, extra, free_port()).await
+}
+
+/// Starts a bundled tool server on `port` (e.g. again where one was stopped).
+pub async fn tool_server_on(name: &str, stateless: bool, extra: &[String], port: u16) -> Proc {
     let mut cmd = Command::new(bin());
     cmd.args([
         "--log-format",
