@@ -15,6 +15,7 @@ import argparse, base64, hashlib, hmac, json, os, shutil, signal, socket, statis
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "bench-upstream-secret-0123456789"
+BENCH_ORIGIN = "https://app.bench.example"  # allowed by the gateway: its answers carry CORS headers
 JWT_SECRET = "bench-jwt-secret-bench-jwt-secret-0123456789"
 SESSION_SECRET = "bench-session-secret-0123456789"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -173,6 +174,7 @@ jwt:
   audience: mcp-gateway
 upstream_shared_secret: {SECRET}
 session_secrets: [{SESSION_SECRET}]
+allowed_origins: [{BENCH_ORIGIN}]
 {audit}""")
     open(f"{d}/tools.yaml", "w").write(f"""scopes:
   calculator:
@@ -205,6 +207,13 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
 wrk.headers["X-Gateway-Auth"] = os.getenv("BENCH_SECRET")
 if #tokens == 0 then wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN") end
+local origin = os.getenv("BENCH_ORIGIN")
+if origin then wrk.headers["Origin"] = origin end
+if os.getenv("BENCH_MODERN") then
+  wrk.headers["MCP-Protocol-Version"] = "2026-07-28"
+  wrk.headers["Mcp-Method"] = "tools/call"
+  wrk.headers["Mcp-Name"] = "exact_calculate"
+end
 local thread_offset = 0
 function setup(thread) thread_offset = thread_offset + 1; thread:set("offset", thread_offset) end
 function init(args) n = (offset or 1) * 7919 end
@@ -374,6 +383,11 @@ http {{
         small = os.path.join(tmp, "small.json")
         open(small, "w").write(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "exact_calculate",
                                "arguments": {"operator": "add", "operands": ["1.25", "2.5"], "precision": 28}}}, separators=(",", ":")))
+        modern = os.path.join(tmp, "modern.json")
+        open(modern, "w").write(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "exact_calculate",
+                               "arguments": {"operator": "add", "operands": ["1.25", "2.5"], "precision": 28},
+                               "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                                         "io.modelcontextprotocol/clientCapabilities": {}}}}, separators=(",", ":")))
 
         def big(size):
             path = os.path.join(tmp, f"big{size}.json")
@@ -400,6 +414,8 @@ http {{
                 ("tools/call 60 KiB, 32 conns", "json", 32, {"BENCH_BODY_FILE": big(60 * 1024)}),
                 ("tools/call 500 KiB, 32 conns", "json", 32, {"BENCH_BODY_FILE": big(500 * 1024)}),
                 ("tools/list filtered, 64 conns", "json", 64, {"BENCH_BODY_FILE": listing}),
+                ("tools/call in 2026-07-28 (envelope and routing headers checked), 64 conns", "json", 64, {"BENCH_BODY_FILE": modern, "BENCH_MODERN": "1"}),
+                ("tools/call from an allowed browser Origin (CORS), 64 conns", "json", 64, {"BENCH_BODY_FILE": small, "BENCH_ORIGIN": BENCH_ORIGIN}),
                 ("tools/call answered as SSE, 64 conns", "sse", 64, {"BENCH_BODY_FILE": small}),
                 ("fresh HS256 token per request, 64 conns", "json", 64, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": fresh}),
                 ("fresh RS256 token per request, 64 conns", "json", 64, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": fresh_rs}),

@@ -16,6 +16,13 @@ pub enum GatewayError {
     InvalidRequest(Cow<'static, str>),
     #[error("Unsupported protocol version: {0}")]
     UnsupportedVersion(String),
+    /// 2026-07-28: a routing header (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) that does not
+    /// say what the body says. Refused, so a header can never route around the body's policy.
+    #[error("Header mismatch: {0}")]
+    HeaderMismatch(&'static str),
+    /// Params the method needs are missing or malformed (2026-07-28: the `_meta` envelope).
+    #[error("Invalid params: {0}")]
+    InvalidParams(Cow<'static, str>),
     #[error("Unsupported media type: POST bodies must be application/json")]
     UnsupportedMediaType,
     #[error("Unauthorized: {0}")]
@@ -129,7 +136,11 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         use GatewayError::*;
         match self {
-            ParseError(_) | InvalidRequest(_) | UnsupportedVersion(_) => 400,
+            ParseError(_)
+            | InvalidRequest(_)
+            | UnsupportedVersion(_)
+            | HeaderMismatch(_)
+            | InvalidParams(_) => 400,
             UnsupportedMediaType => 415,
             Unauthorized(_) => 401,
             Forbidden(_) => 403,
@@ -152,6 +163,8 @@ impl GatewayError {
             ParseError(_) => -32700,
             InvalidRequest(_) | UnsupportedMediaType | NotFound(_) | MethodNotAllowed(_) => -32600,
             UnsupportedVersion(_) => -32022,
+            HeaderMismatch(_) => -32020,
+            InvalidParams(_) => -32602,
             Unauthorized(_) => -32001,
             Forbidden(_) => -32003,
             Denied(d) => d.code(),
@@ -184,9 +197,11 @@ impl GatewayError {
     pub fn body(&self, id: Option<&str>) -> Vec<u8> {
         let mut error = serde_json::json!({ "code": self.code(), "message": self.to_string() });
         match self {
-            GatewayError::UnsupportedVersion(_) => {
-                error["data"] =
-                    serde_json::json!({ "supported": crate::jsonrpc::SUPPORTED_VERSIONS });
+            GatewayError::UnsupportedVersion(requested) => {
+                error["data"] = serde_json::json!({
+                    "supported": crate::jsonrpc::SUPPORTED_VERSIONS,
+                    "requested": requested,
+                });
             }
             GatewayError::RateLimited { limit, retry_after } => {
                 error["data"] =

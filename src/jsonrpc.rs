@@ -12,7 +12,13 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// Protocol versions the gateway serves.
-pub const SUPPORTED_VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
+pub const SUPPORTED_VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25", MODERN_VERSION];
+/// The stateless revision: every request carries its protocol version and the client's
+/// capabilities in `params._meta`, and names its method (and tool, prompt or resource) in headers.
+pub const MODERN_VERSION: &str = "2026-07-28";
+/// The `_meta` keys of the 2026-07-28 per-request envelope.
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 /// The version a client that sends no `MCP-Protocol-Version` header is assumed to speak.
 pub const DEFAULT_VERSION: &str = "2025-03-26";
 
@@ -42,6 +48,16 @@ pub struct Message {
     pub arguments: Option<String>,
     /// The prompt or resource the request names.
     pub target: Option<Target>,
+    /// `params._meta`'s protocol envelope, when the request carries `_meta` (2026-07-28).
+    pub envelope: Option<Envelope>,
+}
+
+/// What `params._meta` says of the protocol (2026-07-28): the version, if a string, and whether the
+/// client's capabilities are there.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Envelope {
+    pub version: Option<String>,
+    pub capabilities: bool,
 }
 
 impl Message {
@@ -95,6 +111,7 @@ struct Params<'a> {
     arguments: Option<&'a RawValue>,
     uri: Option<Cow<'a, str>>,
     reference: Option<Reference<'a>>,
+    meta: Option<Envelope>,
 }
 
 /// The `ref` of `completion/complete`: `{"type": "ref/prompt", "name"}` or
@@ -178,6 +195,12 @@ impl<'de> serde::de::Visitor<'de> for ParamsVisitor {
                     params.reference =
                         Some(map.next_value::<MaybeRef<'de>>()?.0.unwrap_or_default())
                 }
+                ParamsKey::Meta if params.meta.is_some() => {
+                    return Err(A::Error::duplicate_field("_meta"))
+                }
+                ParamsKey::Meta => {
+                    params.meta = Some(map.next_value::<MaybeEnvelope>()?.0.unwrap_or_default())
+                }
                 ParamsKey::Other => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
@@ -198,6 +221,7 @@ enum ParamsKey {
     Arguments,
     Uri,
     Ref,
+    Meta,
     Other,
 }
 
@@ -215,6 +239,7 @@ impl<'de> Deserialize<'de> for ParamsKey {
                     "arguments" => ParamsKey::Arguments,
                     "uri" => ParamsKey::Uri,
                     "ref" => ParamsKey::Ref,
+                    "_meta" => ParamsKey::Meta,
                     _ => ParamsKey::Other,
                 })
             }
@@ -301,6 +326,62 @@ impl<'de> Deserialize<'de> for MaybeRef<'de> {
     }
 }
 
+/// A `_meta` object's protocol envelope, or `None` for any other value; a repeated envelope key
+/// is an error (the gateway and the upstream must read the same version).
+struct MaybeEnvelope(Option<Envelope>);
+
+impl<'de> Deserialize<'de> for MaybeEnvelope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EnvelopeVisitor;
+        impl<'de> serde::de::Visitor<'de> for EnvelopeVisitor {
+            type Value = MaybeEnvelope;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<MaybeEnvelope, A::Error> {
+                use serde::de::Error;
+                let mut e = Envelope::default();
+                let (mut seen_version, mut seen_caps) = (false, false);
+                while let Some(key) = m.next_key::<Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        META_PROTOCOL_VERSION if seen_version => {
+                            return Err(A::Error::duplicate_field(META_PROTOCOL_VERSION))
+                        }
+                        META_PROTOCOL_VERSION => {
+                            seen_version = true;
+                            e.version = m
+                                .next_value::<MaybeStr<'de>>()?
+                                .0
+                                .filter(|v| v.len() <= 40)
+                                .map(Cow::into_owned);
+                        }
+                        META_CLIENT_CAPABILITIES if seen_caps => {
+                            return Err(A::Error::duplicate_field(META_CLIENT_CAPABILITIES))
+                        }
+                        META_CLIENT_CAPABILITIES => {
+                            seen_caps = true;
+                            e.capabilities = true;
+                            m.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                        _ => {
+                            m.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(MaybeEnvelope(Some(e)))
+            }
+            any_other_value!(MaybeEnvelope(None));
+            fn visit_str<E>(self, _: &str) -> Result<MaybeEnvelope, E> {
+                Ok(MaybeEnvelope(None))
+            }
+        }
+        d.deserialize_any(EnvelopeVisitor)
+    }
+}
+
 /// Parses a request body. `batches_allowed` follows the negotiated protocol version.
 pub fn parse(
     body: &[u8],
@@ -378,7 +459,8 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
                     "method name longer than 128 bytes".into(),
                 ));
             }
-            let params = w.params;
+            let mut params = w.params;
+            let envelope = params.as_mut().and_then(|p| p.meta.take());
             let (tool, arguments, target) = match method.as_ref() {
                 "tools/call" => {
                     let params = params.ok_or(GatewayError::InvalidRequest(
@@ -423,6 +505,7 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
                 id,
                 tool,
                 target,
+                envelope,
             })
         }
         None if (w.result.is_some() || w.error.is_some()) && id.is_some() => Ok(Message {
@@ -431,6 +514,7 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
             id,
             tool: None,
             target: None,
+            envelope: None,
         }),
         None => Err(GatewayError::InvalidRequest(
             "a JSON-RPC message needs a method, or a result/error and an id".into(),

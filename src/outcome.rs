@@ -97,6 +97,8 @@ impl Outcome<'_> {
                 ParseError(_)
                 | InvalidRequest(_)
                 | UnsupportedVersion(_)
+                | HeaderMismatch(_)
+                | InvalidParams(_)
                 | UnsupportedMediaType
                 | NotFound(_)
                 | MethodNotAllowed(_) => Class::Invalid,
@@ -174,6 +176,8 @@ mod tests {
             ParseError("expected value".into()),
             InvalidRequest("params must be an object".into()),
             UnsupportedVersion("1999-01-01".into()),
+            HeaderMismatch("Mcp-Method does not match the body's method"),
+            InvalidParams("params._meta must carry the protocol version".into()),
             UnsupportedMediaType,
             Unauthorized(AuthError::Expired),
             Forbidden("no grant in this scope".into()),
@@ -201,6 +205,7 @@ mod tests {
                 | InvalidRequest(_)
                 | UnsupportedVersion(_)
                 | UnsupportedMediaType => {}
+                HeaderMismatch(_) | InvalidParams(_) => {}
                 Unauthorized(_) | Forbidden(_) | Denied(_) | UnknownSession => {}
                 PayloadTooLarge { .. } | NotFound(_) | MethodNotAllowed(_) => {}
                 UpstreamFailed(_) | NoHealthyUpstream(_) | UpstreamTimeout(_) => {}
@@ -225,6 +230,8 @@ mod tests {
                 "params must be an object",
             ),
             (400, -32022, Class::Invalid, None, "1999-01-01"),
+            (400, -32020, Class::Invalid, None, "Mcp-Method"),
+            (400, -32602, Class::Invalid, None, "params._meta"),
             (415, -32600, Class::Invalid, None, "application/json"),
             (
                 401,

@@ -124,6 +124,11 @@ pub fn check_scoped(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
             ));
         }
     }
+    if req.method != "POST" && super::modern::is_modern(session) {
+        return Err(GatewayError::MethodNotAllowed(
+            "the 2026-07-28 revision takes POST only",
+        ));
+    }
     if req.method == "POST" {
         let json = req
             .headers

@@ -5,7 +5,7 @@
 
 use super::authz::Decision;
 use super::ctx::RequestCtx;
-use super::{admit, authn, authz, body, limit, respond};
+use super::{admit, authn, authz, body, limit, modern, respond};
 use crate::error::GatewayError;
 use crate::jsonrpc;
 use pingora_proxy::Session;
@@ -23,7 +23,10 @@ pub async fn inspect(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
     authn::authenticate(session, ctx).await?;
     authz::admit_caller(ctx)?;
     limit::hold_user_slot(ctx)?;
-    authn::open_session(session, ctx)?;
+    // 2026-07-28 has no sessions: an `Mcp-Session-Id` is ignored, never opened.
+    if !modern::is_modern(session) {
+        authn::open_session(session, ctx)?;
+    }
     if session.req_header().method != "POST" {
         return Ok(false);
     }
@@ -43,6 +46,7 @@ pub async fn decide(
     ctx.request_bytes = bytes.len() as u64;
     let keep_arguments = ctx.rt.audit.config.arguments.wants_arguments();
     let rpc = jsonrpc::parse(bytes, admit::batches_allowed(session), keep_arguments)?;
+    modern::check(session, &rpc)?;
     let decision = authz::decide(ctx, &rpc);
     ctx.rpc = Some(rpc);
     match decision {

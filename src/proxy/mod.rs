@@ -17,6 +17,7 @@ pub mod filter;
 mod hooks;
 pub mod inbound;
 pub mod limit;
+pub mod modern;
 pub mod names;
 pub mod respond;
 pub mod upstream;

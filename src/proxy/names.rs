@@ -10,6 +10,9 @@ pub const TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
 pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// 2026-07-28 routing headers: the method, and the tool, prompt or resource it names.
+pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
 
 /// The names the gateway inserts, in the form Pingora stores for free. Pingora keeps each inserted
 /// header's case in a second map; for a `HeaderName` outside its short list of titled names it

@@ -9,6 +9,8 @@ import json
 import os
 import sys
 
+from probe import exercise
+
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import get_default_environment, stdio_client
 
@@ -27,17 +29,7 @@ async def main(binary: str, endpoint: str, token_command: str) -> None:
         async with ClientSession(read, write) as session:
             init = await session.initialize()
             seen["server"] = init.serverInfo.name if hasattr(init, "serverInfo") else init.server_info.name
-            tools = await session.list_tools()
-            seen["tools"] = sorted(t.name for t in tools.tools)
-            ok = await session.call_tool(
-                "exact_calculate", {"operator": "add", "operands": ["1", "2"]})
-            seen["call"] = ok.model_dump(mode="json", by_alias=True)
-            try:
-                refused = await session.call_tool(
-                    "statistics", {"operation": "count", "values": []})
-                seen["refused"] = refused.model_dump(mode="json", by_alias=True)
-            except Exception as e:  # the SDK raises on a JSON-RPC error
-                seen["refused_error"] = str(e)
+            await exercise(session, seen)
     print(json.dumps(seen))
 
 

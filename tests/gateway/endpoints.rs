@@ -92,7 +92,7 @@ async fn header_checks() {
     let r = client
         .request(reqwest::Method::POST)
         .header("content-type", "application/json")
-        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("MCP-Protocol-Version", "2099-01-01")
         .body(ping.clone())
         .send()
         .await
@@ -102,7 +102,7 @@ async fn header_checks() {
     assert_eq!(v["error"]["code"], -32022);
     assert_eq!(
         v["error"]["data"]["supported"],
-        json!(["2025-03-26", "2025-06-18", "2025-11-25"])
+        json!(["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"])
     );
     for version in ["2025-03-26", "2025-06-18", "2025-11-25"] {
         let r = client

@@ -1,0 +1,105 @@
+//! The 2026-07-28 revision at the door. Its requests are stateless: each carries its protocol
+//! version and the client's capabilities in `params._meta`, and repeats its method (and the tool,
+//! prompt or resource it names) in the `Mcp-Method` / `Mcp-Name` headers so intermediaries can
+//! route without reading the body. The gateway reads the body anyway and decides on it; a header
+//! that says something else is refused (400, -32020), so a header can never carry a request past
+//! the policy the body is judged by. Checked after authentication, before authorization.
+
+use super::names;
+use crate::error::GatewayError;
+use crate::jsonrpc::{Rpc, Target, MODERN_VERSION};
+use pingora_proxy::Session;
+
+/// Whether the request speaks 2026-07-28 (by its `MCP-Protocol-Version` header).
+pub fn is_modern(session: &Session) -> bool {
+    session
+        .req_header()
+        .headers
+        .get(&names::PROTOCOL_VERSION)
+        .is_some_and(|v| v.as_bytes() == MODERN_VERSION.as_bytes())
+}
+
+/// Checks a 2026-07-28 request's envelope and routing headers against its body.
+pub fn check(session: &Session, rpc: &Rpc) -> Result<(), GatewayError> {
+    if !is_modern(session) {
+        return Ok(());
+    }
+    let Rpc::Single(m) = rpc else {
+        return Err(GatewayError::InvalidRequest(
+            "2026-07-28 has no JSON-RPC batches".into(),
+        ));
+    };
+    // A client's answer carries no method and no envelope.
+    let Some(method) = m.method.as_deref() else {
+        return Ok(());
+    };
+    if m.id.is_some() {
+        let envelope = m
+            .envelope
+            .as_ref()
+            .filter(|e| e.version.is_some() && e.capabilities)
+            .ok_or(GatewayError::InvalidParams(
+                "params._meta must carry io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities".into(),
+            ))?;
+        if envelope.version.as_deref() != Some(MODERN_VERSION) {
+            return Err(GatewayError::HeaderMismatch(
+                "MCP-Protocol-Version does not match the protocol version in params._meta",
+            ));
+        }
+    }
+    let headers = &session.req_header().headers;
+    if headers.get(&names::MCP_METHOD).map(|v| v.as_bytes()) != Some(method.as_bytes()) {
+        return Err(GatewayError::HeaderMismatch(
+            "Mcp-Method does not match the body's method",
+        ));
+    }
+    let named = match (method, &m.target) {
+        ("tools/call", _) => m.tool.as_deref(),
+        ("prompts/get", Some(Target::Prompt(name))) => Some(name.as_str()),
+        ("resources/read", Some(Target::Resource(uri))) => Some(uri.as_str()),
+        _ => None,
+    };
+    if let Some(named) = named {
+        let header = headers
+            .get(&names::MCP_NAME)
+            .and_then(|v| v.to_str().ok())
+            .and_then(header_value);
+        if header.as_deref() != Some(named) {
+            return Err(GatewayError::HeaderMismatch(
+                "Mcp-Name does not match the name in the body",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A header value as the revision encodes it: as it is, or `=?base64?…?=` for values that are not
+/// plain printable ASCII.
+fn header_value(raw: &str) -> Option<String> {
+    use base64::Engine;
+    match raw
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok()),
+        None => Some(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_value;
+
+    #[test]
+    fn header_values_plain_and_base64() {
+        assert_eq!(
+            header_value("exact_calculate").as_deref(),
+            Some("exact_calculate")
+        );
+        assert_eq!(header_value("=?base64?w6lsw6ll?=").as_deref(), Some("élée"));
+        assert_eq!(header_value("=?base64?!!?="), None);
+    }
+}

@@ -1,0 +1,127 @@
+//! The 2026-07-28 revision: the official Python SDK in that mode (and in `auto`, which now settles
+//! on it) lists and calls the bundled tools through the gateway, filtered per role; routing headers
+//! that disagree with the body, a request without its envelope, and non-POST verbs are refused
+//! before anything reaches an upstream.
+
+use crate::common::recorder::{raw_exchange, Recorder};
+use crate::common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+async fn python_client(url: &str, token: &str, mode: &str) -> Value {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/modern_client.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(&script)
+        .args([url, token, mode])
+        .output()
+        .await
+        .expect("python3 runs (the Python MCP SDK is in tests/requirements.txt)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{mode}: {stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[tokio::test]
+async fn python_sdk_in_2026_07_28_mode_through_the_gateway() {
+    let up = calculator(true).await;
+    let gw = GatewaySpec::new(&[up.port]).start().await;
+    let analyst = token("bob", &["analyst"], json!({}));
+    for mode in ["2026-07-28", "auto"] {
+        let seen = python_client(&gw.url("/calculator/mcp"), &analyst, mode).await;
+        assert_eq!(seen["protocol"], "2026-07-28", "{mode}: {seen}");
+        assert_eq!(seen["tools"], json!(["exact_calculate"]), "{mode}: {seen}");
+        assert_eq!(
+            seen["call"]["structuredContent"]["result"], "3",
+            "{mode}: {seen}"
+        );
+        let refused = seen["refused_error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{seen}"));
+        assert!(refused.contains("Unknown tool: statistics"), "{refused}");
+    }
+    let rows = gw.audit_rows(6).await;
+    assert!(rows
+        .iter()
+        .any(|r| r["tool"] == "statistics" && r["outcome"] == "denied" && r["user_id"] == "bob"));
+}
+
+/// What a 2026-07-28 request looks like, with its headers.
+fn modern_request(t: &str, method_header: &str, name_header: &str, body: &Value) -> String {
+    let body = body.to_string();
+    format!(
+        "POST /calculator/mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method_header}\r\nMcp-Name: {name_header}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn call(tool: &str, meta: Value) -> Value {
+    json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":tool,"arguments":{},"_meta":meta}})
+}
+
+fn envelope(version: &str) -> Value {
+    json!({"io.modelcontextprotocol/protocolVersion": version,
+           "io.modelcontextprotocol/clientCapabilities": {}})
+}
+
+#[tokio::test]
+async fn headers_that_disagree_with_the_body_never_reach_an_upstream() {
+    let rec = Recorder::start().await;
+    let mut spec = GatewaySpec::new(&[rec.port]);
+    spec.without_health_check();
+    let gw = spec.start().await;
+    let t = token("alice", &["developer"], json!({}));
+    let cases = [
+        // A router trusting the headers would see a harmless list.
+        (modern_request(&t, "tools/list", "statistics", &call("statistics", envelope("2026-07-28"))), 400, -32020),
+        (modern_request(&t, "tools/call", "exact_calculate", &call("statistics", envelope("2026-07-28"))), 400, -32020),
+        (modern_request(&t, "tools/call", "statistics", &call("statistics", envelope("2025-11-25"))), 400, -32020),
+        (modern_request(&t, "tools/call", "statistics", &call("statistics", json!({}))), 400, -32602),
+        (modern_request(&t, "tools/call", "statistics", &json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"statistics"}})), 400, -32602),
+        (format!("GET /calculator/mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\nAccept: text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\r\n"), 405, -32600),
+    ];
+    for (request, status, code) in &cases {
+        let answer =
+            raw_exchange(gw.proc.port, request.as_bytes(), Duration::from_millis(500)).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{request}\n---\n{answer}"
+        );
+        let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+        let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{answer}"));
+        assert_eq!(v["error"]["code"], *code, "{answer}");
+    }
+    assert!(rec.received().is_empty(), "{:?}", rec.received());
+    // Headers that agree go through; the upstream sees the body and its routing headers.
+    let ok = modern_request(
+        &t,
+        "tools/call",
+        "statistics",
+        &call("statistics", envelope("2026-07-28")),
+    );
+    let answer = raw_exchange(gw.proc.port, ok.as_bytes(), Duration::from_millis(500)).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    let got = rec.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("mcp-method").as_deref(), Some("tools/call"));
+    assert_eq!(got[0].header("mcp-name").as_deref(), Some("statistics"));
+}
+
+/// An unsupported version is refused with what the gateway supports and what was asked for.
+#[tokio::test]
+async fn unsupported_versions_name_the_supported_ones() {
+    let up = calculator(true).await;
+    let gw = GatewaySpec::new(&[up.port]).start().await;
+    let mut client = gw.developer("alice");
+    client.version = Some("1999-01-01");
+    let r = client
+        .post(&json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
+        .await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32022);
+    assert_eq!(v["error"]["data"]["requested"], "1999-01-01");
+    let supported = v["error"]["data"]["supported"].as_array().unwrap();
+    assert!(supported.contains(&json!("2026-07-28")), "{v}");
+}
