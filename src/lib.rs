@@ -23,5 +23,6 @@ pub mod policy;
 pub mod proxy;
 pub mod server;
 pub mod session;
+pub mod sse;
 pub mod tools;
 pub mod upstream;

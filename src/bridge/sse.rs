@@ -12,7 +12,7 @@ impl Events {
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<String> {
         self.buf.extend_from_slice(chunk);
         let mut out = Vec::new();
-        while let Some((end, sep)) = event_end(&self.buf) {
+        while let Some((end, sep)) = crate::sse::next_event(&self.buf) {
             let event: Vec<u8> = self.buf.drain(..end + sep).take(end).collect();
             let text = String::from_utf8_lossy(&event);
             let data: Vec<&str> = text
@@ -26,19 +26,6 @@ impl Events {
             }
         }
         out
-    }
-}
-
-/// Where the first event ends, and the length of the blank line that ends it.
-fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
-    let crlf = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4));
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The bridge's bearer token: fixed, or produced by a command and produced again before it
 //! expires (the `exp` claim, read without verifying: the gateway verifies) or after a 401.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use crate::auth::now;
 use tokio::sync::Mutex;
 
 /// How long before `exp` a command-made token is replaced.
@@ -74,13 +74,6 @@ impl Token {
             }
         }
     }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// A JWT's `exp`, or one minute from now when it has none (so a command is asked again soon).

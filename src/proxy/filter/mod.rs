@@ -3,6 +3,7 @@
 //! use, whether the upstream answered `application/json` (collected, rewritten at the end) or
 //! `text/event-stream` (rewritten event by event as each arrives, so streams stay unbuffered).
 
+use crate::sse::next_event;
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
@@ -104,20 +105,6 @@ impl ResponseRewrite {
             }
         }
     }
-}
-
-/// Length of the first complete event and of its terminating blank line.
-fn next_event(buf: &[u8]) -> Option<(usize, usize)> {
-    let lf = find(buf, b"\n\n").map(|i| (i, 2));
-    let crlf = find(buf, b"\r\n\r\n").map(|i| (i, 4));
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Rewrites an SSE event whose data is a list result; `None` leaves it as it was. An event whose
