@@ -118,13 +118,12 @@ pub fn check_scoped(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
     }
     if let Some(v) = req.headers.get(&names::PROTOCOL_VERSION) {
         let v = v.to_str().unwrap_or("");
-        if !SUPPORTED_VERSIONS.contains(&v) {
-            return Err(GatewayError::UnsupportedVersion(
-                v.chars().take(40).collect(),
-            ));
-        }
+        ctx.version = SUPPORTED_VERSIONS
+            .iter()
+            .find(|s| **s == v)
+            .ok_or_else(|| GatewayError::UnsupportedVersion(v.chars().take(40).collect()))?;
     }
-    if req.method != "POST" && super::modern::is_modern(session) {
+    if req.method != "POST" && ctx.is_modern() {
         return Err(GatewayError::MethodNotAllowed(
             "the 2026-07-28 revision takes POST only",
         ));
@@ -148,14 +147,4 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
         .split(|b| *b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
-/// Whether JSON-RPC batches are allowed: only in protocol 2025-03-26, which is also what a client
-/// that sends no version header speaks.
-pub fn batches_allowed(session: &Session) -> bool {
-    session
-        .req_header()
-        .headers
-        .get(&names::PROTOCOL_VERSION)
-        .is_none_or(|v| v.as_bytes() == crate::jsonrpc::DEFAULT_VERSION.as_bytes())
 }

@@ -68,6 +68,9 @@ pub struct RequestCtx {
     pub streaming: bool,
     /// An upstream 5xx whose body is replaced by the gateway's own JSON-RPC error.
     pub upstream_error_body: Option<super::respond::ReplacedBody>,
+    /// The protocol version the request speaks (`MCP-Protocol-Version`, read once in `admit`;
+    /// 2025-03-26 when absent).
+    pub version: &'static str,
     /// The request's `Origin`, when it is one of `allowed_origins` (answers then carry CORS).
     pub cors_origin: Option<String>,
     /// The connection's head clock, restarted for the next request once this one is done.
@@ -103,6 +106,7 @@ impl RequestCtx {
             upstream_error_body: None,
             head_clock: None,
             cors_origin: None,
+            version: crate::jsonrpc::DEFAULT_VERSION,
         }
     }
 
@@ -110,6 +114,17 @@ impl RequestCtx {
     /// (an internal error), never lets it through.
     pub fn admitted(&self) -> Result<&Admitted, GatewayError> {
         self.caller.as_ref().ok_or(GatewayError::Internal)
+    }
+
+    /// The stateless 2026-07-28 revision: no sessions, POST only, envelope and routing headers.
+    pub fn is_modern(&self) -> bool {
+        self.version == crate::jsonrpc::MODERN_VERSION
+    }
+
+    /// Whether JSON-RPC batches are allowed: only in 2025-03-26, which is also what a client that
+    /// sends no version header speaks.
+    pub fn batches_allowed(&self) -> bool {
+        self.version == crate::jsonrpc::DEFAULT_VERSION
     }
 
     pub fn identity(&self) -> Option<&Identity> {

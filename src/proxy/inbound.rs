@@ -24,7 +24,7 @@ pub async fn inspect(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
     authz::admit_caller(ctx)?;
     limit::hold_user_slot(ctx)?;
     // 2026-07-28 has no sessions: an `Mcp-Session-Id` is ignored, never opened.
-    if !modern::is_modern(session) {
+    if !ctx.is_modern() {
         authn::open_session(session, ctx)?;
     }
     if session.req_header().method != "POST" {
@@ -45,8 +45,10 @@ pub async fn decide(
 ) -> Result<bool, GatewayError> {
     ctx.request_bytes = bytes.len() as u64;
     let keep_arguments = ctx.rt.audit.config.arguments.wants_arguments();
-    let rpc = jsonrpc::parse(bytes, admit::batches_allowed(session), keep_arguments)?;
-    modern::check(session, &rpc)?;
+    let rpc = jsonrpc::parse(bytes, ctx.batches_allowed(), keep_arguments)?;
+    if ctx.is_modern() {
+        modern::check(session, &rpc)?;
+    }
     let decision = authz::decide(ctx, &rpc);
     ctx.rpc = Some(rpc);
     match decision {

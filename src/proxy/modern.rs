@@ -10,20 +10,9 @@ use crate::error::GatewayError;
 use crate::jsonrpc::{Rpc, Target, MODERN_VERSION};
 use pingora_proxy::Session;
 
-/// Whether the request speaks 2026-07-28 (by its `MCP-Protocol-Version` header).
-pub fn is_modern(session: &Session) -> bool {
-    session
-        .req_header()
-        .headers
-        .get(&names::PROTOCOL_VERSION)
-        .is_some_and(|v| v.as_bytes() == MODERN_VERSION.as_bytes())
-}
-
-/// Checks a 2026-07-28 request's envelope and routing headers against its body.
+/// Checks a 2026-07-28 request's envelope and routing headers against its body (the caller knows
+/// the request speaks that revision: `RequestCtx::is_modern`).
 pub fn check(session: &Session, rpc: &Rpc) -> Result<(), GatewayError> {
-    if !is_modern(session) {
-        return Ok(());
-    }
     let Rpc::Single(m) = rpc else {
         return Err(GatewayError::InvalidRequest(
             "2026-07-28 has no JSON-RPC batches".into(),
