@@ -38,6 +38,8 @@ fn settings() -> JwtSettings {
         allowed_api_versions: vec![],
         cache_entries: 100_000,
         cache_bytes: 1 << 30,
+        required_scopes: vec![],
+        dev_issuer: None,
     }
 }
 
@@ -214,6 +216,8 @@ fn rate_limit_check_10k_users(b: divan::Bencher) {
             roles: vec!["developer".into()],
             api_version: None,
             valid_until: u64::MAX,
+            oauth_scopes: None,
+            resources: None,
         })
         .collect();
     let mut i = 0;

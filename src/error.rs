@@ -29,6 +29,10 @@ pub enum GatewayError {
     Unauthorized(crate::auth::AuthError),
     #[error("Forbidden: {0}")]
     Forbidden(Cow<'static, str>),
+    /// The token lacks OAuth scopes this endpoint needs (space-separated): 403 with
+    /// `WWW-Authenticate: Bearer error="insufficient_scope"` so the client can ask for them.
+    #[error("Forbidden: the token lacks the OAuth scope {0}")]
+    InsufficientScope(String),
     /// A tool, prompt, resource or method the caller may not use: it looks exactly like one that
     /// does not exist.
     #[error("{0}")]
@@ -143,7 +147,7 @@ impl GatewayError {
             | InvalidParams(_) => 400,
             UnsupportedMediaType => 415,
             Unauthorized(_) => 401,
-            Forbidden(_) => 403,
+            Forbidden(_) | InsufficientScope(_) => 403,
             Denied(_) => 200,
             UnknownSession | NotFound(_) => 404,
             MethodNotAllowed(_) => 405,
@@ -166,7 +170,7 @@ impl GatewayError {
             HeaderMismatch(_) => -32020,
             InvalidParams(_) => -32602,
             Unauthorized(_) => -32001,
-            Forbidden(_) => -32003,
+            Forbidden(_) | InsufficientScope(_) => -32003,
             Denied(d) => d.code(),
             UnknownSession => -32010,
             PayloadTooLarge { .. } => -32005,

@@ -91,6 +91,16 @@ enum Command {
         #[arg(long = "repo")]
         repos: Vec<String>,
     },
+    /// Run the development authorization server alone (`run` starts it too when `dev_issuer:` is
+    /// configured): OAuth login with PKCE, `POST /token`, JWKS. Never for production.
+    Issuer {
+        /// Address to listen on (default: dev_issuer.listen).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Allow a non-loopback address.
+        #[arg(long)]
+        insecure_dev: bool,
+    },
     /// A stdio MCP server for clients that only launch commands: JSON-RPC lines on stdin and
     /// stdout, forwarded to a gateway endpoint with a bearer token. Logs go to stderr.
     Bridge {
@@ -102,8 +112,21 @@ enum Command {
         token: Option<String>,
         /// A shell command that prints a token; run again before the token expires and after a
         /// refusal.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "issuer_url")]
         token_command: Option<String>,
+        /// A development issuer (`mcp-gateway issuer`) to ask for tokens, e.g.
+        /// http://127.0.0.1:8010 (X-Issuer-Token from MCP_GATEWAY_ISSUER_TOKEN).
+        #[arg(long, conflicts_with = "token")]
+        issuer_url: Option<String>,
+        /// With --issuer-url: the user id to log in as.
+        #[arg(long, requires = "issuer_url", default_value = "dev")]
+        user_id: String,
+        /// With --issuer-url: comma-separated roles.
+        #[arg(long, requires = "issuer_url", value_delimiter = ',')]
+        roles: Vec<String>,
+        /// With --issuer-url: the workspace (tenant).
+        #[arg(long, requires = "issuer_url")]
+        workspace: Option<String>,
     },
 }
 
@@ -187,27 +210,70 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     roles: &roles,
                     tenant: tenant.as_deref(),
                     ttl: ttl.into(),
+                    // Every scope's OAuth scopes: the token's roles decide what it may use.
+                    scope: Some(
+                        config
+                            .scopes
+                            .values()
+                            .flat_map(|s| s.oauth_scopes.iter().map(String::as_str))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ),
                 },
             )
             .map_err(|e| anyhow!(e))?;
             println!("{token}");
             Ok(())
         }
+        Command::Issuer {
+            listen,
+            insecure_dev,
+        } => {
+            let mut config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
+            config.persist_dev_secrets().map_err(|e| anyhow!(e))?;
+            let d = mcp_gateway::issuer::Issuer::standalone(&config, listen, insecure_dev)
+                .map_err(|e| anyhow!(e))?;
+            let issuer = mcp_gateway::issuer::Issuer::new(&config, &d).map_err(|e| anyhow!(e))?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(&d.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", d.listen))?;
+                eprintln!("mcp-gateway issuer on {}", d.url);
+                std::sync::Arc::new(issuer)
+                    .serve(listener)
+                    .await
+                    .context("issuer stopped")
+            })
+        }
         Command::Bridge {
             endpoint,
             token,
             token_command,
+            issuer_url,
+            user_id,
+            roles,
+            workspace,
         } => {
+            use mcp_gateway::bridge::token::Source;
+            let token = match (token, token_command, issuer_url) {
+                (Some(t), None, None) => Source::Fixed(t),
+                (None, Some(c), None) => Source::Command(c),
+                (None, None, Some(u)) => Source::Issuer {
+                    url: format!("{}/token", u.trim_end_matches('/')),
+                    body: serde_json::json!({"user_id": user_id, "roles": roles, "workspace": workspace}),
+                },
+                _ => anyhow::bail!("give exactly one of --token, --token-command or --issuer-url"),
+            };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
             rt.block_on(mcp_gateway::bridge::run(
-                mcp_gateway::bridge::BridgeOptions {
-                    endpoint,
-                    token,
-                    token_command,
-                },
+                mcp_gateway::bridge::BridgeOptions { endpoint, token },
             ))
             .map_err(|e| anyhow!(e))
         }

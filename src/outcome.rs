@@ -103,7 +103,11 @@ impl Outcome<'_> {
                 | NotFound(_)
                 | MethodNotAllowed(_) => Class::Invalid,
                 Unauthorized(_) => Class::Unauthenticated,
-                Forbidden(_) | Denied(_) | UnknownSession | PayloadTooLarge { .. } => Class::Denied,
+                Forbidden(_)
+                | InsufficientScope(_)
+                | Denied(_)
+                | UnknownSession
+                | PayloadTooLarge { .. } => Class::Denied,
                 RateLimited { .. } | TooManyConcurrent => Class::RateLimited,
                 LimiterUnavailable | UpstreamSaturated | AuditUnavailable => Class::Unavailable,
                 UpstreamFailed(_) | NoHealthyUpstream(_) => Class::UpstreamError,
@@ -140,7 +144,9 @@ impl Outcome<'_> {
         use GatewayError::*;
         match self {
             Outcome::Gateway(Unauthorized(a)) => Some(Alert::AuthFailure(a.label())),
-            Outcome::Gateway(Denied(_) | Forbidden(_)) => Some(Alert::PolicyDenial),
+            Outcome::Gateway(Denied(_) | Forbidden(_) | InsufficientScope(_)) => {
+                Some(Alert::PolicyDenial)
+            }
             Outcome::Gateway(RateLimited { .. } | TooManyConcurrent) => Some(Alert::RateLimited),
             Outcome::Gateway(AuditUnavailable) => Some(Alert::AuditRefused),
             _ => None,
@@ -181,6 +187,7 @@ mod tests {
             UnsupportedMediaType,
             Unauthorized(AuthError::Expired),
             Forbidden("no grant in this scope".into()),
+            InsufficientScope("mcp:git".into()),
             Denied(crate::error::Denied::tool("rm_rf", "not granted")),
             UnknownSession,
             PayloadTooLarge { limit: 1024 },
@@ -207,6 +214,7 @@ mod tests {
                 | UnsupportedMediaType => {}
                 HeaderMismatch(_) | InvalidParams(_) => {}
                 Unauthorized(_) | Forbidden(_) | Denied(_) | UnknownSession => {}
+                InsufficientScope(_) => {}
                 PayloadTooLarge { .. } | NotFound(_) | MethodNotAllowed(_) => {}
                 UpstreamFailed(_) | NoHealthyUpstream(_) | UpstreamTimeout(_) => {}
                 RateLimited { .. } | TooManyConcurrent | LimiterUnavailable => {}
@@ -241,6 +249,7 @@ mod tests {
                 "token expired",
             ),
             (403, -32003, Class::Denied, Some(PolicyDenial), "no grant"),
+            (403, -32003, Class::Denied, Some(PolicyDenial), "mcp:git"),
             (
                 200,
                 -32602,

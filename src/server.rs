@@ -143,6 +143,16 @@ pub fn run(config: Config) -> Result<(), String> {
         metrics.add_tcp(addr);
         server.add_service(metrics);
     }
+    if let Some(d) = &rt.config.dev_issuer {
+        let issuer = crate::issuer::Issuer::new(&rt.config, d)?;
+        let listener = std::net::TcpListener::bind(&d.listen)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| format!("dev_issuer.listen {}: {e}", d.listen))?;
+        server.add_service(background_service(
+            "dev-issuer",
+            IssuerService(std::sync::Mutex::new(Some((Arc::new(issuer), listener)))),
+        ));
+    }
     tracing::info!(%listen, scopes = rt.upstreams.len(), "mcp-gateway listening");
     server.run(RunArgs::default());
     // Every proxy thread is done: store what the audit writer had not stored yet.
@@ -203,6 +213,35 @@ impl BackgroundService for JwksRefresher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         tokio::select! {
             _ = self.0.clone().refresh_forever() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// The development issuer, run beside the proxy (`dev_issuer:`).
+type IssuerParts = (Arc<crate::issuer::Issuer>, std::net::TcpListener);
+struct IssuerService(std::sync::Mutex<Option<IssuerParts>>);
+
+#[async_trait]
+impl BackgroundService for IssuerService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let parts = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some((issuer, listener)) = parts else {
+            return;
+        };
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "development issuer cannot listen");
+                return;
+            }
+        };
+        tokio::select! {
+            r = issuer.serve(listener) => {
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "development issuer stopped");
+                }
+            }
             _ = shutdown.changed() => {}
         }
     }

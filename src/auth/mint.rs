@@ -11,6 +11,8 @@ pub struct TokenRequest<'a> {
     pub roles: &'a [String],
     pub tenant: Option<&'a str>,
     pub ttl: Duration,
+    /// OAuth scopes (space-separated) for the `scope` claim.
+    pub scope: Option<String>,
 }
 
 /// Signs a token the gateway accepts, with the first configured HS algorithm.
@@ -35,6 +37,9 @@ pub fn mint(settings: &JwtSettings, req: &TokenRequest<'_>) -> Result<String, St
     }
     claims.insert(names.iat.clone(), Value::from(now));
     claims.insert(names.exp.clone(), Value::from(now + req.ttl.as_secs()));
+    if let Some(s) = req.scope.as_ref().filter(|s| !s.is_empty()) {
+        claims.insert("scope".into(), Value::from(s.as_str()));
+    }
     if let Some(iss) = &settings.issuer {
         claims.insert("iss".into(), Value::from(iss.as_str()));
     }

@@ -23,6 +23,24 @@ pub struct Identity {
     pub api_version: Option<String>,
     /// Unix time after which this identity must be verified again.
     pub valid_until: u64,
+    /// OAuth scopes the token carries (`scope`, space-separated, or `scp`); `None` when it names
+    /// none at all.
+    pub oauth_scopes: Option<Box<[String]>>,
+    /// When the token's audience is not one of the configured audiences but URLs (RFC 8707
+    /// resource indicators): those URLs. The proxy accepts the token only on an endpoint they
+    /// name (see `proxy::authn`).
+    pub resources: Option<Box<[String]>>,
+}
+
+impl Identity {
+    /// Whether the token carries every scope in `required`.
+    pub fn has_scopes(&self, required: &[String]) -> bool {
+        required.is_empty()
+            || self
+                .oauth_scopes
+                .as_ref()
+                .is_some_and(|have| required.iter().all(|r| have.contains(r)))
+    }
 }
 
 /// What a cached token costs in memory: the token, its claims, and a fixed overhead measured
@@ -40,7 +58,13 @@ impl quick_cache::Weighter<Box<str>, Arc<Identity>> for CacheWeight {
         let claims = id.user.len()
             + id.tenant.as_ref().map_or(0, String::len)
             + id.api_version.as_ref().map_or(0, String::len)
-            + id.roles.iter().map(|r| r.len() + 24).sum::<usize>();
+            + id.roles.iter().map(|r| r.len() + 24).sum::<usize>()
+            + [&id.oauth_scopes, &id.resources]
+                .into_iter()
+                .flatten()
+                .flat_map(|l| l.iter())
+                .map(|s| s.len() + 24)
+                .sum::<usize>();
         ((token.len() + claims + CACHE_ENTRY_OVERHEAD) as u64).max(self.floor)
     }
 }
@@ -51,6 +75,8 @@ pub struct Authenticator {
     hmac: Option<DecodingKey>,
     public: Option<DecodingKey>,
     jwks: Option<Arc<jwks::Jwks>>,
+    /// The development issuer's `iss`, key id and key.
+    dev: Option<(String, String, DecodingKey)>,
     cache: quick_cache::sync::Cache<Box<str>, Arc<Identity>, CacheWeight>,
 }
 
@@ -134,11 +160,16 @@ impl Authenticator {
             settings.cache_bytes,
             CacheWeight { floor },
         );
+        let dev = settings
+            .dev_issuer
+            .as_ref()
+            .map(|(url, key)| (url.clone(), key.kid.clone(), key.decoding_key()));
         Ok(Self {
             settings,
             hmac,
             public,
             jwks,
+            dev,
             cache,
         })
     }
@@ -178,6 +209,13 @@ impl Authenticator {
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::MalformedToken)?;
         let alg = header.alg;
+        // The development issuer's tokens: its own key and `iss`, whatever `jwt.algorithms` says.
+        if let Some((iss, kid, key)) = &self.dev {
+            if alg == Algorithm::EdDSA && header.kid.as_deref() == Some(kid.as_str()) {
+                let claims = self.decode(token, alg, key)?;
+                return self.check_claims(&claims, now(), Some(iss));
+            }
+        }
         if !self.settings.algorithms.contains(&alg) {
             return Err(AuthError::AlgorithmNotAllowed(alg));
         }
@@ -199,6 +237,17 @@ impl Authenticator {
             }
             key
         };
+        let claims = self.decode(token, alg, key)?;
+        self.check_claims(&claims, now(), None)
+    }
+
+    /// The signature check; every claim is checked by `check_claims`.
+    fn decode(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        key: &DecodingKey,
+    ) -> Result<Map<String, Value>, AuthError> {
         let mut validation = Validation::new(alg);
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
@@ -214,11 +263,17 @@ impl Authenticator {
                     _ => AuthError::MalformedToken,
                 }
             })?;
-        self.check_claims(&data.claims, now())
+        Ok(data.claims)
     }
 
-    /// The claim checks, with configurable claim names and one clock-skew allowance.
-    fn check_claims(&self, claims: &Map<String, Value>, now: u64) -> Result<Identity, AuthError> {
+    /// The claim checks, with configurable claim names and one clock-skew allowance. `issuer`
+    /// overrides the configured one (the development issuer's tokens).
+    fn check_claims(
+        &self,
+        claims: &Map<String, Value>,
+        now: u64,
+        issuer: Option<&String>,
+    ) -> Result<Identity, AuthError> {
         let s = &self.settings;
         let names = &s.claims;
         let skew = s.clock_skew;
@@ -249,24 +304,22 @@ impl Authenticator {
             }
             valid_until = valid_until.min(oldest);
         }
-        if let Some(issuer) = &s.issuer {
+        if let Some(issuer) = issuer.or(s.issuer.as_ref()) {
             if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
                 return Err(AuthError::Issuer);
             }
         }
-        if !s.audience.is_empty() {
-            let ok = match claims.get("aud") {
-                Some(Value::String(a)) => s.audience.iter().any(|x| x == a),
-                Some(Value::Array(list)) => list
-                    .iter()
+        let resources = self.check_audience(claims.get("aud"))?;
+        let oauth_scopes = match claims.get("scope").or_else(|| claims.get("scp")) {
+            Some(Value::String(s)) => Some(s.split_whitespace().map(str::to_string).collect()),
+            Some(Value::Array(list)) => Some(
+                list.iter()
                     .filter_map(Value::as_str)
-                    .any(|a| s.audience.iter().any(|x| x == a)),
-                _ => false,
-            };
-            if !ok {
-                return Err(AuthError::Audience);
-            }
-        }
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            _ => None,
+        };
         let user = match claims.get(&names.user_id) {
             Some(Value::String(u)) if u.len() > MAX_USER_ID => {
                 return Err(AuthError::bad_claim(&names.user_id, USER_ID_TOO_LONG))
@@ -310,7 +363,36 @@ impl Authenticator {
             roles,
             api_version,
             valid_until,
+            oauth_scopes,
+            resources,
         })
+    }
+
+    /// `aud` must name a configured audience; failing that, URLs (resource indicators) are kept
+    /// for the proxy to match against the endpoint called. Without configured audiences the
+    /// audience is not checked.
+    fn check_audience(&self, aud: Option<&Value>) -> Result<Option<Box<[String]>>, AuthError> {
+        let configured = &self.settings.audience;
+        if configured.is_empty() {
+            return Ok(None);
+        }
+        let values: Vec<&str> = match aud {
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        if values.iter().any(|a| configured.iter().any(|x| x == a)) {
+            return Ok(None);
+        }
+        let urls: Box<[String]> = values
+            .iter()
+            .filter(|a| a.starts_with("https://") || a.starts_with("http://"))
+            .map(|a| a.to_string())
+            .collect();
+        if urls.is_empty() {
+            return Err(AuthError::Audience);
+        }
+        Ok(Some(urls))
     }
 }
 
@@ -338,6 +420,8 @@ mod tests {
             allowed_api_versions: vec![],
             cache_entries: 16,
             cache_bytes: 1 << 20,
+            required_scopes: vec![],
+            dev_issuer: None,
         }
     }
 

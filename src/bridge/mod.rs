@@ -11,7 +11,7 @@
 //! client's session. When stdin closes, the bridge ends its session (DELETE) and exits.
 
 mod sse;
-mod token;
+pub mod token;
 
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -22,8 +22,7 @@ use tokio::sync::mpsc;
 /// How the bridge reaches the gateway.
 pub struct BridgeOptions {
     pub endpoint: String,
-    pub token: Option<String>,
-    pub token_command: Option<String>,
+    pub token: token::Source,
 }
 
 /// What the bridge learned of its session.
@@ -47,7 +46,7 @@ struct Bridge {
 
 /// Runs the bridge until stdin closes.
 pub async fn run(options: BridgeOptions) -> Result<(), String> {
-    let token = Token::new(options.token, options.token_command)?;
+    let token = Token::new(options.token);
     let (out, mut lines) = mpsc::unbounded_channel::<String>();
     let bridge = Arc::new(Bridge {
         http: reqwest::Client::builder()

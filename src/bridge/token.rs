@@ -1,35 +1,49 @@
-//! The bridge's bearer token: fixed, or produced by a command and produced again before it
-//! expires (the `exp` claim, read without verifying: the gateway verifies) or after a 401.
+//! The bridge's bearer token: fixed, produced by a command, or asked of a development issuer
+//! (`POST {issuer}/token`); the last two are produced again before the token expires (the `exp`
+//! claim, read without verifying: the gateway verifies) or after a 401.
 
 use crate::auth::now;
 use tokio::sync::Mutex;
 
-/// How long before `exp` a command-made token is replaced.
+/// How long before `exp` a token is replaced.
 const EARLY: u64 = 60;
 
+/// Where tokens come from.
+pub enum Source {
+    Fixed(String),
+    Command(String),
+    /// The issuer's token URL and the JSON body to post.
+    Issuer {
+        url: String,
+        body: serde_json::Value,
+    },
+}
+
 pub struct Token {
-    command: Option<String>,
+    source: Source,
+    http: reqwest::Client,
     current: Mutex<(String, Option<u64>)>,
 }
 
 impl Token {
-    pub fn new(fixed: Option<String>, command: Option<String>) -> Result<Self, String> {
-        match (fixed, command) {
-            (Some(t), None) => Ok(Self {
-                command: None,
-                current: Mutex::new((t, None)),
-            }),
-            (None, Some(c)) => Ok(Self {
-                command: Some(c),
-                current: Mutex::new((String::new(), Some(0))),
-            }),
-            _ => Err("give exactly one of --token or --token-command".into()),
+    pub fn new(source: Source) -> Self {
+        let current = match &source {
+            Source::Fixed(t) => (t.clone(), None),
+            _ => (String::new(), Some(0)),
+        };
+        Self {
+            source,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+            current: Mutex::new(current),
         }
     }
 
     /// Whether a refused token can be replaced.
     pub fn refreshable(&self) -> bool {
-        self.command.is_some()
+        !matches!(self.source, Source::Fixed(_))
     }
 
     /// The token to send now.
@@ -52,7 +66,40 @@ impl Token {
     }
 
     async fn run(&self) -> Option<String> {
-        let command = self.command.as_deref()?;
+        match &self.source {
+            Source::Fixed(_) => None,
+            Source::Command(c) => self.command(c).await,
+            Source::Issuer { url, body } => self.ask(url, body).await,
+        }
+    }
+
+    async fn ask(&self, url: &str, body: &serde_json::Value) -> Option<String> {
+        let mut req = self.http.post(url).json(body);
+        if let Ok(t) = std::env::var("MCP_GATEWAY_ISSUER_TOKEN") {
+            req = req.header("x-issuer-token", t);
+        }
+        let answer = async {
+            let r = req.send().await.map_err(|e| e.without_url().to_string())?;
+            let status = r.status();
+            let v: serde_json::Value = r.json().await.map_err(|e| e.without_url().to_string())?;
+            match v["access_token"].as_str() {
+                Some(t) if status.is_success() => Ok(t.to_string()),
+                _ => Err(format!(
+                    "{status}: {}",
+                    v["error_description"].as_str().unwrap_or("no token")
+                )),
+            }
+        };
+        match answer.await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(issuer = %url, error = %e, "the issuer gave no token");
+                None
+            }
+        }
+    }
+
+    async fn command(&self, command: &str) -> Option<String> {
         let out = tokio::process::Command::new("sh")
             .args(["-c", command])
             .stdin(std::process::Stdio::null())

@@ -89,6 +89,9 @@ pub fn apply_overrides(g: &mut GatewayFile, env: &Env, problems: &mut Vec<Proble
             }
         }
     };
+    if let (Some(v), Some(issuer)) = (var("MCP_GATEWAY_ISSUER_TOKEN"), g.dev_issuer.as_mut()) {
+        issuer.admin_token = Some(v);
+    }
     let jwt = &mut g.jwt;
     if let Some(v) = var("JWT_SECRET_KEY") {
         jwt.secret = Some(v);

@@ -63,6 +63,35 @@ pub struct GatewayFile {
     /// Client connection limits, enforced before any request is read.
     #[serde(default)]
     pub connections: ConnectionsFile,
+    /// The development authorization server (`mcp-gateway issuer`; started by `run` too). Its
+    /// tokens are trusted by this gateway; leave it out in production.
+    #[serde(default)]
+    pub dev_issuer: Option<DevIssuerFile>,
+}
+
+/// `dev_issuer:` in gateway.yaml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevIssuerFile {
+    /// Address it listens on; a loopback address unless `insecure_dev` is set.
+    pub listen: String,
+    /// Its public URL (the `iss` of its tokens); by default `http://` + `listen`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// When set, `POST /token` with a JSON body needs `X-Issuer-Token: <this>` (env
+    /// `MCP_GATEWAY_ISSUER_TOKEN`).
+    #[serde(default)]
+    pub admin_token: Option<String>,
+    /// Allows a non-loopback `listen`: anyone who reaches it can log in as anyone.
+    #[serde(default)]
+    pub insecure_dev: bool,
+    /// Lifetime of the tokens it issues.
+    #[serde(default = "default_issuer_ttl", with = "duration")]
+    pub token_ttl: Duration,
+}
+
+fn default_issuer_ttl() -> Duration {
+    Duration::from_secs(3600)
 }
 
 /// `connections:` in gateway.yaml.
@@ -325,6 +354,12 @@ pub struct JwtFile {
     /// cache's own overhead), so that fresh tokens cannot grow the gateway without bound.
     #[serde(default = "default_cache_bytes")]
     pub cache_bytes: u64,
+    /// OAuth scopes a token must carry (in its `scope` or `scp` claim) to call a scope, with
+    /// `{scope}` standing for the scope's name, e.g. `["mcp:{scope}"]`. Listed as
+    /// `scopes_supported` in the protected-resource metadata; a token without them gets 403
+    /// `insufficient_scope` naming them (step-up). Empty (the default): not checked.
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
 }
 
 fn default_jwks_refresh() -> Duration {

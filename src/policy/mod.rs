@@ -81,6 +81,14 @@ impl Policy {
             .filter_map(move |r| self.grants.get(r).and_then(|s| s.get(scope)))
     }
 
+    /// The role names the policy grants anything to, sorted (the development issuer's login page
+    /// offers them).
+    pub fn roles(&self) -> Vec<&str> {
+        let mut r: Vec<&str> = self.grants.keys().map(String::as_str).collect();
+        r.sort_unstable();
+        r
+    }
+
     /// Whether any of `roles` has any grant in `scope`. A caller without one gets nothing there,
     /// not even `initialize`.
     pub fn any_in_scope(&self, roles: &[String], scope: &str) -> bool {

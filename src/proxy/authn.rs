@@ -3,7 +3,7 @@
 
 use super::ctx::{Admitted, RequestCtx};
 use super::names;
-use crate::auth::Authenticator;
+use crate::auth::{AuthError, Authenticator};
 use crate::error::GatewayError;
 use crate::session::user_hash;
 use pingora_proxy::Session;
@@ -23,6 +23,20 @@ pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(),
         .await
         .map_err(GatewayError::Unauthorized)?;
     let scope = ctx.scope.clone().ok_or(GatewayError::Internal)?;
+    if let Some(resources) = &identity.resources {
+        let base = ctx.rt.config.public_url.as_deref();
+        if !resources
+            .iter()
+            .any(|r| names_endpoint(r, base, &scope.scope.name))
+        {
+            return Err(GatewayError::Unauthorized(AuthError::Audience));
+        }
+    }
+    if !identity.has_scopes(&scope.scope.oauth_scopes) {
+        return Err(GatewayError::InsufficientScope(
+            scope.scope.oauth_scopes.join(" "),
+        ));
+    }
     ctx.caller = Some(Admitted {
         scope,
         identity,
@@ -30,6 +44,19 @@ pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(),
         session_id: None,
     });
     Ok(())
+}
+
+/// Whether a resource indicator (a token's `aud`) names this gateway's endpoint for `scope`:
+/// `{public_url}/S`, `/S/mcp` or `/S/sse`. Without a configured public URL no resource indicator
+/// is accepted, since the `Host` a client sends cannot decide which tokens are valid here.
+fn names_endpoint(resource: &str, public_url: Option<&str>, scope: &str) -> bool {
+    let Some(rest) = public_url.and_then(|base| resource.strip_prefix(base)) else {
+        return false;
+    };
+    let rest = rest.trim_end_matches('/');
+    rest.strip_prefix('/')
+        .and_then(|r| r.strip_prefix(scope))
+        .is_some_and(|tail| matches!(tail, "" | "/mcp" | "/sse"))
 }
 
 /// Opens the client's `Mcp-Session-Id`, if any. A session sealed for another scope or another
@@ -64,4 +91,37 @@ pub fn open_session(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
         caller.session_id = presented;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_endpoint;
+
+    #[test]
+    fn resource_indicators_name_one_scope_of_this_gateway() {
+        let base = Some("https://mcp.example.com");
+        for ok in [
+            "https://mcp.example.com/git/mcp",
+            "https://mcp.example.com/git/sse",
+            "https://mcp.example.com/git",
+            "https://mcp.example.com/git/",
+        ] {
+            assert!(names_endpoint(ok, base, "git"), "{ok}");
+        }
+        for bad in [
+            "https://mcp.example.com/calculator/mcp",
+            "https://mcp.example.com/gitx/mcp",
+            "https://mcp.example.com/git/mcp/extra",
+            "https://mcp.example.com.evil.com/git/mcp",
+            "https://other.example.com/git/mcp",
+            "http://mcp.example.com/git/mcp",
+        ] {
+            assert!(!names_endpoint(bad, base, "git"), "{bad}");
+        }
+        assert!(!names_endpoint(
+            "https://mcp.example.com/git/mcp",
+            None,
+            "git"
+        ));
+    }
 }

@@ -93,13 +93,27 @@ pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) 
     match err {
         GatewayError::Unauthorized(reason) => {
             let metadata = resource_metadata_url(session, ctx);
+            let scope = ctx
+                .scope
+                .as_ref()
+                .map(|s| s.scope.oauth_scopes.join(" "))
+                .filter(|s| !s.is_empty())
+                .map(|s| format!(", scope=\"{s}\""))
+                .unwrap_or_default();
             // RFC 6750 3.1: a request without credentials gets no error code.
             let value = if *reason == crate::auth::AuthError::Missing {
-                format!("Bearer resource_metadata=\"{metadata}\"")
+                format!("Bearer resource_metadata=\"{metadata}\"{scope}")
             } else {
-                format!("Bearer resource_metadata=\"{metadata}\", error=\"invalid_token\"")
+                format!("Bearer resource_metadata=\"{metadata}\", error=\"invalid_token\"{scope}")
             };
             extra.push(("WWW-Authenticate", value));
+        }
+        GatewayError::InsufficientScope(scope) => {
+            let metadata = resource_metadata_url(session, ctx);
+            extra.push((
+                "WWW-Authenticate",
+                format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{metadata}\""),
+            ));
         }
         GatewayError::MethodNotAllowed(_) => extra.push(("Allow", "GET, POST, DELETE".into())),
         _ => {}
@@ -140,12 +154,20 @@ fn resource_metadata_url(session: &Session, ctx: &RequestCtx) -> String {
 
 /// RFC 9728 metadata for `/S/sse` or `/S/mcp`.
 pub async fn resource_metadata(session: &mut Session, ctx: &RequestCtx, path: &str) -> Result<()> {
-    let body = serde_json::json!({
+    let scope = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .and_then(|name| ctx.rt.config.scopes.get(name));
+    let mut body = serde_json::json!({
         "resource": format!("{}{}", base_url(session, ctx), path),
         "authorization_servers": ctx.rt.config.authorization_servers,
         "bearer_methods_supported": ["header"],
         "resource_name": "mcp-gateway",
     });
+    if let Some(s) = scope.filter(|s| !s.oauth_scopes.is_empty()) {
+        body["scopes_supported"] = s.oauth_scopes.clone().into();
+    }
     json(session, ctx, 200, body.to_string().into_bytes(), &[]).await
 }
 

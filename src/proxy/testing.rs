@@ -95,6 +95,8 @@ pub fn admitted(rt: &Arc<Runtime>, user: &str, roles: &[&str]) -> RequestCtx {
             roles: roles.iter().map(|r| r.to_string()).collect(),
             api_version: None,
             valid_until: u64::MAX,
+            oauth_scopes: None,
+            resources: None,
         }),
         session: None,
         session_id: None,

@@ -1,7 +1,7 @@
 """The official Python SDK's stdio client launching `mcp-gateway bridge`: initialize, list the
 tools, call a granted one and a refused one. Prints one JSON object with what the client saw.
 
-usage: stdio_bridge.py BIN ENDPOINT TOKEN_COMMAND
+usage: stdio_bridge.py BIN ENDPOINT BRIDGE_ARG... (e.g. --token-command CMD, or --issuer-url URL --roles r)
 """
 
 import asyncio
@@ -15,13 +15,12 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import get_default_environment, stdio_client
 
 
-async def main(binary: str, endpoint: str, token_command: str) -> None:
+async def main(binary: str, endpoint: str, *bridge_args: str) -> None:
     env = get_default_environment()
     env.update({k: v for k, v in os.environ.items() if k.startswith("TEST_")})
     params = StdioServerParameters(
         command=binary,
-        args=["--log-format", "text", "bridge", "--endpoint", endpoint,
-              "--token-command", token_command],
+        args=["--log-format", "text", "bridge", "--endpoint", endpoint, *bridge_args],
         env=env,
     )
     seen = {}
@@ -34,4 +33,4 @@ async def main(binary: str, endpoint: str, token_command: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:4]))
+    asyncio.run(main(*sys.argv[1:]))

@@ -15,19 +15,9 @@ async fn python_stdio_client_through_the_bridge() {
         bin(),
         config.display()
     );
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/stdio_bridge.py");
-    let out = tokio::process::Command::new("python3")
-        .arg(&script)
-        .args([bin(), &gw.url("/calculator/mcp"), &token_command])
-        .envs(spec.env.iter().cloned())
-        .output()
-        .await
-        .expect("python3 runs (the Python MCP SDK is in tests/requirements.txt)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let seen: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+    let endpoint = gw.url("/calculator/mcp");
+    let args = [bin(), &endpoint, "--token-command", &token_command];
+    let seen = python_client_script("stdio_bridge.py", &args, &spec.env).await;
     assert_eq!(
         seen["tools"],
         serde_json::json!(["exact_calculate"]),

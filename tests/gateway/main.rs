@@ -12,6 +12,7 @@ mod door;
 mod endpoints;
 mod git;
 mod limits;
+mod login;
 mod modern;
 mod outcomes;
 mod rbac;

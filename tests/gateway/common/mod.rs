@@ -56,7 +56,7 @@ impl Drop for Proc {
     }
 }
 
-async fn wait_http(url: &str) {
+pub async fn wait_http(url: &str) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
@@ -583,4 +583,23 @@ pub fn edit(text: &str, from: &str, to: &str) -> String {
         "the text to edit has no {from:?}:\n{text}"
     );
     text.replace(from, to)
+}
+
+/// Runs a client script of `tests/clients/` with the official Python SDK and returns the one JSON
+/// object it prints (what the client saw); a failing script fails the test with its stderr.
+pub async fn python_client_script(script: &str, args: &[&str], env: &[(String, String)]) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let out = tokio::process::Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .envs(env.iter().cloned())
+        .output()
+        .await
+        .expect("python3 runs (the Python MCP SDK is in tests/requirements.txt)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script}: {stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout)))
 }

@@ -1,0 +1,367 @@
+//! The development authorization server (`mcp-gateway issuer`, also started by `run` when
+//! `dev_issuer:` is configured): what a developer without an identity provider logs in to.
+//!
+//! - `POST /token` with a JSON body mints a token directly (scripts, the stdio bridge's
+//!   `--issuer-url`), guarded by `X-Issuer-Token` when an admin token is configured;
+//! - the OAuth 2.1 authorization-code flow with PKCE that MCP clients run (`/authorize` shows a
+//!   plain login page where the developer picks user, roles and workspace), with clients
+//!   registered dynamically (RFC 7591, `POST /register`) or by Client ID Metadata Document;
+//! - RFC 8414 metadata and the JWKS of its signing key.
+//!
+//! Tokens are EdDSA-signed with a key derived from the gateway's JWT secret ([`key`]), carry the
+//! gateway's configured claim names, and are bound to the `resource` the client asked for (as
+//! `aud`). State (registered clients, pending codes) is in memory and bounded: a restart forgets
+//! registrations, and clients register again.
+
+mod authorize;
+mod clients;
+pub mod key;
+mod page;
+
+use crate::config::{file::ClaimsFile, Config};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest token lifetime `POST /token` grants.
+const MAX_TTL: u64 = 24 * 3600;
+
+/// The issuer's settings and state.
+pub struct Issuer {
+    url: String,
+    kid: String,
+    jwk: Value,
+    signing: EncodingKey,
+    admin_token: Option<String>,
+    ttl: Duration,
+    claims: ClaimsFile,
+    api_versions: Vec<String>,
+    /// The audience of tokens that name no resource: the gateway's first configured audience.
+    audience: Option<String>,
+    scopes_supported: Vec<String>,
+    roles: Vec<String>,
+    clients: clients::Clients,
+    codes: authorize::Codes,
+}
+
+/// What a token says about its holder.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub user: String,
+    pub roles: Vec<String>,
+    pub workspace: Option<String>,
+    pub api_version: Option<String>,
+    pub scope: Vec<String>,
+    pub resource: Option<String>,
+    pub client_id: Option<String>,
+}
+
+impl Issuer {
+    /// The issuer a configuration describes, or why there is none.
+    pub fn new(config: &Config, d: &crate::config::DevIssuer) -> Result<Self, String> {
+        let mut scopes_supported: Vec<String> = config
+            .scopes
+            .values()
+            .flat_map(|s| s.oauth_scopes.iter().cloned())
+            .collect();
+        scopes_supported.sort();
+        scopes_supported.dedup();
+        Ok(Issuer {
+            url: d.url.clone(),
+            kid: d.key.kid.clone(),
+            jwk: d.key.jwk(),
+            signing: d.key.encoding_key()?,
+            admin_token: d.admin_token.clone(),
+            ttl: d.token_ttl,
+            claims: config.jwt.claims.clone(),
+            api_versions: config.jwt.allowed_api_versions.clone(),
+            audience: config.jwt.audience.first().cloned(),
+            scopes_supported,
+            roles: config
+                .policy
+                .roles()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            clients: clients::Clients::default(),
+            codes: authorize::Codes::default(),
+        })
+    }
+
+    /// Settings for `mcp-gateway issuer`: the configured `dev_issuer` with `listen` overridden,
+    /// or, without that section, one derived from the JWT secret.
+    pub fn standalone(
+        config: &Config,
+        listen: Option<String>,
+        insecure_dev: bool,
+    ) -> Result<crate::config::DevIssuer, String> {
+        let mut d = match (&config.dev_issuer, &config.jwt.secret) {
+            (Some(d), _) => d.clone(),
+            (None, Some(secret)) => crate::config::DevIssuer {
+                listen: String::new(),
+                url: String::new(),
+                admin_token: std::env::var("MCP_GATEWAY_ISSUER_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty()),
+                token_ttl: Duration::from_secs(3600),
+                key: Arc::new(key::IssuerKey::derive(secret)),
+            },
+            (None, None) => {
+                return Err("the configuration has no JWT secret to derive the issuer key from (set JWT_SECRET_KEY or dev_secrets_file)".into())
+            }
+        };
+        if let Some(l) = listen {
+            if config
+                .dev_issuer
+                .as_ref()
+                .is_none_or(|c| c.url == format!("http://{}", c.listen))
+            {
+                d.url = format!("http://{l}");
+            }
+            d.listen = l;
+        }
+        if d.listen.is_empty() {
+            return Err(
+                "--listen is required when the configuration has no dev_issuer section".into(),
+            );
+        }
+        let addr: std::net::SocketAddr = d
+            .listen
+            .parse()
+            .map_err(|_| format!("{:?} is not an IP:port address", d.listen))?;
+        if !addr.ip().is_loopback() && !insecure_dev {
+            return Err(format!("{addr} is not a loopback address: anyone who reaches the development issuer can log in as anyone (pass --insecure-dev to allow it)"));
+        }
+        Ok(d)
+    }
+
+    /// The HTTP routes.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/.well-known/oauth-authorization-server", get(metadata))
+            .route("/.well-known/openid-configuration", get(metadata))
+            .route("/jwks.json", get(jwks))
+            .route("/register", post(clients::register))
+            .route(
+                "/authorize",
+                get(authorize::login_page).post(authorize::approve),
+            )
+            .route("/token", post(token))
+            .fallback(|| async {
+                oauth_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+            })
+            .with_state(self)
+    }
+
+    /// Serves until the listener fails.
+    pub async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        tracing::warn!(url = %self.url, "development authorization server listening; anyone who reaches it can log in as anyone");
+        axum::serve(listener, self.router()).await
+    }
+
+    /// Signs an access token for a grant; returns it with its lifetime in seconds.
+    fn sign(&self, g: &Grant, ttl: u64) -> Result<(String, u64), String> {
+        let now = crate::auth::now();
+        let names = &self.claims;
+        let mut c = Map::new();
+        c.insert("iss".into(), self.url.clone().into());
+        c.insert(names.user_id.clone(), g.user.clone().into());
+        c.insert(names.roles.clone(), g.roles.clone().into());
+        if let Some(w) = &g.workspace {
+            c.insert(names.tenant.clone(), w.clone().into());
+        }
+        if let (Some(claim), Some(v)) = (&names.api_version, &g.api_version) {
+            c.insert(claim.clone(), v.clone().into());
+        }
+        if let Some(aud) = g.resource.as_ref().or(self.audience.as_ref()) {
+            c.insert("aud".into(), aud.clone().into());
+        }
+        if !g.scope.is_empty() {
+            c.insert("scope".into(), g.scope.join(" ").into());
+        }
+        if let Some(id) = &g.client_id {
+            c.insert("client_id".into(), id.clone().into());
+        }
+        c.insert(names.iat.clone(), now.into());
+        c.insert(names.exp.clone(), (now + ttl).into());
+        c.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        let token = jsonwebtoken::encode(&header, &c, &self.signing).map_err(|e| e.to_string())?;
+        Ok((token, ttl))
+    }
+
+    /// The token endpoint's answer for a grant.
+    fn token_answer(&self, g: &Grant, ttl: u64) -> Response {
+        match self.sign(g, ttl) {
+            Ok((t, ttl)) => token_answer(t, ttl, &g.scope),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign a token");
+                oauth_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "cannot sign",
+                )
+            }
+        }
+    }
+
+    /// The scopes a request may have: those asked for that this gateway knows, or all of them.
+    fn granted_scopes(&self, asked: Option<&str>) -> Vec<String> {
+        match asked.map(str::split_whitespace) {
+            Some(asked) => asked
+                .filter(|s| self.scopes_supported.iter().any(|k| k == s))
+                .map(String::from)
+                .collect(),
+            None => self.scopes_supported.clone(),
+        }
+    }
+
+    /// The API version claim value: the one asked for when allowed, else the newest allowed.
+    fn api_version(&self, asked: Option<String>) -> Result<Option<String>, String> {
+        match asked {
+            Some(v) if self.api_versions.contains(&v) => Ok(Some(v)),
+            Some(v) => Err(format!("api_version {v:?} is not one the gateway accepts")),
+            None => Ok(self.api_versions.last().cloned()),
+        }
+    }
+}
+
+/// An OAuth error answer (RFC 6749 5.2).
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+fn token_answer(token: String, ttl: u64, scope: &[String]) -> Response {
+    let mut body = json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl});
+    if !scope.is_empty() {
+        body["scope"] = scope.join(" ").into();
+    }
+    (
+        StatusCode::OK,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(body),
+    )
+        .into_response()
+}
+
+/// RFC 8414 metadata.
+async fn metadata(axum::extract::State(i): axum::extract::State<Arc<Issuer>>) -> Response {
+    let u = &i.url;
+    Json(json!({
+        "issuer": u,
+        "authorization_endpoint": format!("{u}/authorize"),
+        "token_endpoint": format!("{u}/token"),
+        "registration_endpoint": format!("{u}/register"),
+        "jwks_uri": format!("{u}/jwks.json"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "scopes_supported": i.scopes_supported,
+        "client_id_metadata_document_supported": true,
+    }))
+    .into_response()
+}
+
+async fn jwks(axum::extract::State(i): axum::extract::State<Arc<Issuer>>) -> Response {
+    Json(json!({"keys": [i.jwk]})).into_response()
+}
+
+/// `POST /token` with JSON: a token for whoever the body names (development scripts).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectRequest {
+    user_id: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    workspace: Option<String>,
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    expires_in_seconds: Option<u64>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    resource: Option<String>,
+}
+
+/// `POST /token`: JSON for a direct token, a form for the OAuth grant.
+async fn token(
+    axum::extract::State(i): axum::extract::State<Arc<Issuer>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let is_json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return authorize::exchange(&i, &body);
+    }
+    if let Some(want) = &i.admin_token {
+        let given = headers
+            .get("x-issuer-token")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(given, want.as_bytes())) {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "X-Issuer-Token is missing or wrong",
+            );
+        }
+    }
+    let req: DirectRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("body: {e}"),
+            )
+        }
+    };
+    if req.user_id.is_empty() || req.user_id.len() > crate::auth::MAX_USER_ID {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "user_id must be 1 to 256 bytes",
+        );
+    }
+    let ttl = req.expires_in_seconds.unwrap_or(i.ttl.as_secs());
+    if ttl == 0 || ttl > MAX_TTL {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "expires_in_seconds must be between 1 and 86400",
+        );
+    }
+    let api_version = match i.api_version(req.api_version) {
+        Ok(v) => v,
+        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
+    };
+    let grant = Grant {
+        user: req.user_id,
+        roles: req.roles,
+        workspace: req.workspace,
+        api_version,
+        scope: i.granted_scopes(req.scope.as_deref()),
+        resource: req.resource,
+        client_id: None,
+    };
+    i.token_answer(&grant, ttl)
+}

@@ -1,0 +1,454 @@
+//! Logging in: the development issuer (`dev_issuer:`), OAuth 2.1 with PKCE through the official
+//! Python SDK's OAuth provider, resource-bound tokens, `insufficient_scope` step-up, and the stdio
+//! bridge asking the issuer for its tokens.
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+/// A gateway with two scopes over one calculator (`calculator`, `twin`), a development issuer,
+/// a public URL and `mcp:{scope}` OAuth scopes required.
+struct Login {
+    gw: Gateway,
+    spec: GatewaySpec,
+    issuer: String,
+    _up: Proc,
+}
+
+async fn login_gateway(admin_token: Option<&str>) -> Login {
+    let up = calculator(true).await;
+    let mut spec = GatewaySpec::new(&[up.port]);
+    let issuer_port = free_port();
+    let issuer = format!("http://127.0.0.1:{issuer_port}");
+    let admin = admin_token
+        .map(|t| format!("\n  admin_token: {t}"))
+        .unwrap_or_default();
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
+        &format!("authorization_servers: [{ISSUER}]\n"),
+        &format!(
+            "public_url: http://127.0.0.1:{}\ndev_issuer:\n  listen: 127.0.0.1:{issuer_port}{admin}\n",
+            spec.port
+        ),
+    );
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
+        &format!("  audience: {AUDIENCE}\n"),
+        &format!("  audience: {AUDIENCE}\n  required_scopes: [\"mcp:{{scope}}\"]\n"),
+    );
+    let twin = spec.tools_yaml.replacen("  calculator:", "  twin:", 1);
+    let twin = twin.trim_start_matches("scopes:\n");
+    spec.tools_yaml = format!("{}{twin}", spec.tools_yaml);
+    spec.policy_yaml = edit(
+        &spec.policy_yaml,
+        "allow: [\"calculator/*\"]",
+        "allow: [\"calculator/*\", \"twin/*\"]",
+    );
+    spec.policy_yaml = edit(
+        &spec.policy_yaml,
+        "allow: [\"calculator/exact_calculate\"]",
+        "allow: [\"calculator/exact_calculate\", \"twin/exact_calculate\"]",
+    );
+    let gw = spec.start().await;
+    wait_http(&format!("{issuer}/jwks.json")).await;
+    Login {
+        gw,
+        spec,
+        issuer,
+        _up: up,
+    }
+}
+
+fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn direct_token(issuer: &str, body: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn www_authenticate(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// The whole OAuth login as MCP clients run it, with the Python SDK's provider: discovery from the
+/// 401, registration, the login page, PKCE, the token bound to the endpoint, then the session
+/// filtered by the roles picked on the page.
+#[tokio::test]
+async fn python_sdk_logs_in_with_oauth_and_sees_only_its_tools() {
+    let l = login_gateway(None).await;
+    let url = l.gw.url("/calculator/mcp");
+    let seen = python_client_script("oauth_client.py", &[&url, "carol", "analyst"], &[]).await;
+    assert_eq!(seen["logins"], 1, "{seen}");
+    assert_eq!(seen["registered"], true, "{seen}");
+    assert_eq!(seen["page_title"], "Log in (development)", "{seen}");
+    let q = &seen["authorize_query"];
+    assert_eq!(q["code_challenge_method"], "S256", "{seen}");
+    assert_eq!(q["resource"], url.as_str(), "{seen}");
+    assert_eq!(q["scope"], "mcp:calculator", "{seen}");
+    // The analyst picked on the login page sees and calls only what analysts may.
+    assert_eq!(seen["tools"], json!(["exact_calculate"]), "{seen}");
+    assert_eq!(seen["call"]["structuredContent"]["result"], "3", "{seen}");
+    assert!(
+        seen["refused_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Unknown tool")),
+        "{seen}"
+    );
+    let token = seen["access_token"].as_str().unwrap();
+    let c = claims(token);
+    assert_eq!(c["aud"], url.as_str());
+    assert_eq!(c["iss"], l.issuer.as_str());
+    assert_eq!(c["sub"], "carol");
+    assert_eq!(c["roles"], json!(["analyst"]));
+    assert_eq!(c["scope"], "mcp:calculator");
+    // Bound to /calculator: the same token on another scope of the gateway is not valid there,
+    // even with the OAuth scope that scope needs.
+    let twin = Client::new(l.gw.url("/twin/mcp"), Some(token.to_string()))
+        .post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .await;
+    assert_eq!(twin.status(), 401);
+    assert!(
+        www_authenticate(&twin).contains("error=\"invalid_token\""),
+        "{}",
+        www_authenticate(&twin)
+    );
+    let audit = l.gw.audit_rows(1).await;
+    assert!(
+        audit.iter().any(|r| r["user_id"] == "carol"),
+        "the OAuth user is audited: {audit:?}"
+    );
+}
+
+/// The protected-resource metadata names the issuer and the scope's OAuth scope; a token without
+/// it gets 403 `insufficient_scope` naming what to ask for, and nothing reaches the upstream.
+#[tokio::test]
+async fn metadata_scopes_and_step_up() {
+    let l = login_gateway(None).await;
+    let http = reqwest::Client::new();
+    let prm: Value = http
+        .get(l.gw.url("/.well-known/oauth-protected-resource/twin/mcp"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(prm["authorization_servers"], json!([l.issuer]));
+    assert_eq!(prm["scopes_supported"], json!(["mcp:twin"]));
+    assert_eq!(prm["resource"], l.gw.url("/twin/mcp"));
+    let asm: Value = http
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server",
+            l.issuer
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(asm["issuer"], l.issuer.as_str());
+    assert_eq!(asm["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(asm["client_id_metadata_document_supported"], true);
+    assert_eq!(
+        asm["scopes_supported"],
+        json!(["mcp:calculator", "mcp:twin"])
+    );
+
+    let anonymous = Client::new(l.gw.url("/twin/mcp"), None)
+        .post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .await;
+    assert_eq!(anonymous.status(), 401);
+    assert!(
+        www_authenticate(&anonymous).contains("scope=\"mcp:twin\""),
+        "{}",
+        www_authenticate(&anonymous)
+    );
+
+    // A token for calculator only, from the issuer's direct endpoint.
+    let r = direct_token(
+        &l.issuer,
+        json!({"user_id": "dave", "roles": ["developer"], "scope": "mcp:calculator"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["scope"], "mcp:calculator");
+    let token = t["access_token"].as_str().unwrap().to_string();
+    assert_eq!(claims(&token)["aud"], AUDIENCE);
+    let mut calc = Client::new(l.gw.url("/calculator/mcp"), Some(token.clone()));
+    calc.initialize().await;
+    let ok = calc
+        .call(
+            2,
+            "exact_calculate",
+            json!({"operator": "add", "operands": ["1", "1"]}),
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+    let step_up = Client::new(l.gw.url("/twin/mcp"), Some(token))
+        .call(
+            3,
+            "exact_calculate",
+            json!({"operator": "add", "operands": ["1", "1"]}),
+        )
+        .await;
+    assert_eq!(step_up.status(), 403);
+    let challenge = www_authenticate(&step_up);
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"mcp:twin\"")
+            && challenge.contains("resource_metadata="),
+        "{challenge}"
+    );
+    let body = rpc_body(step_up).await;
+    assert_eq!(body["error"]["code"], -32003);
+    let rows = l.gw.audit_rows(3).await;
+    assert!(
+        rows.iter()
+            .any(|r| r["scope"] == "twin" && r["outcome"] == "denied"),
+        "{rows:?}"
+    );
+    // Unsigned by the issuer's key: refused even with the issuer's kid.
+    let forged = {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        h.kid = claims_kid(&calc.token.clone().unwrap());
+        jsonwebtoken::encode(
+            &h,
+            &json!({"sub": "eve", "iss": l.issuer, "aud": AUDIENCE, "exp": now() + 60, "scope": "mcp:calculator"}),
+            &jsonwebtoken::EncodingKey::from_secret(b"not-the-secret-not-the-secret-00"),
+        )
+        .unwrap()
+    };
+    let r = Client::new(l.gw.url("/calculator/mcp"), Some(forged))
+        .post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .await;
+    assert_eq!(r.status(), 401);
+    drop(l.spec);
+}
+
+fn claims_kid(token: &str) -> Option<String> {
+    jsonwebtoken::decode_header(token).unwrap().kid
+}
+
+/// The issuer's own refusals: admin token, unknown clients and redirect URIs, PKCE, one-time
+/// codes; and a client identified by a metadata document completes the flow by hand.
+#[tokio::test]
+async fn issuer_refuses_what_it_must_and_accepts_metadata_documents() {
+    let l = login_gateway(Some("s3cret-admin")).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = direct_token(&l.issuer, json!({"user_id": "x"})).await;
+    assert_eq!(r.status(), 401);
+    let r = http
+        .post(format!("{}/token", l.issuer))
+        .header("x-issuer-token", "s3cret-admin")
+        .json(&json!({"user_id": "x", "expires_in_seconds": 999999}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("expires_in_seconds"));
+
+    // A client metadata document served on loopback (the issuer is for development).
+    let redirect = "http://127.0.0.1:9/cb".to_string();
+    let doc_port = serve_router({
+        let redirect = redirect.clone();
+        move |port| {
+            let doc = json!({"client_id": format!("http://127.0.0.1:{port}/client.json"), "client_name": "Doc Client", "redirect_uris": [redirect]});
+            axum::Router::new().route(
+                "/client.json",
+                axum::routing::get(move || async move { axum::Json(doc) }),
+            )
+        }
+    })
+    .await;
+    let client_id = format!("http://127.0.0.1:{doc_port}/client.json");
+    let verifier = "v".repeat(50);
+    let challenge = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&verifier))
+    };
+    let resource = l.gw.url("/calculator/mcp");
+    let params = |client: &str, redirect: &str, challenge: &str| {
+        vec![
+            ("response_type", "code".to_string()),
+            ("client_id", client.to_string()),
+            ("redirect_uri", redirect.to_string()),
+            ("state", "st8".to_string()),
+            ("scope", "mcp:calculator".to_string()),
+            ("code_challenge", challenge.to_string()),
+            ("code_challenge_method", "S256".to_string()),
+            ("resource", resource.clone()),
+        ]
+    };
+    let authorize = format!("{}/authorize", l.issuer);
+    // Unknown client, foreign redirect URI: a page, never a redirect.
+    let r = http
+        .get(&authorize)
+        .query(&params("nobody", &redirect, &challenge))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("unknown client_id"));
+    let r = http
+        .get(&authorize)
+        .query(&params(&client_id, "http://127.0.0.1:9/evil", &challenge))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // No PKCE: back to the client with an error.
+    let r = http
+        .get(&authorize)
+        .query(&params(&client_id, &redirect, ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        loc.contains("error=invalid_request") && loc.contains("state=st8"),
+        "{loc}"
+    );
+    // The page names the client from its document; escaped values only.
+    let page = http
+        .get(&authorize)
+        .query(&params(&client_id, &redirect, &challenge))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<b>Doc Client</b>"));
+    let mut form = params(&client_id, &redirect, &challenge);
+    form.push(("user_id", "erin".into()));
+    form.push(("roles", "developer".into()));
+    let r = http.post(&authorize).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = loc.query_pairs().into_owned().collect();
+    assert_eq!(q["state"], "st8");
+    let code = q["code"].clone();
+    let exchange = |code: String, verifier: String| {
+        let http = http.clone();
+        let (issuer, client_id, redirect, resource) = (
+            l.issuer.clone(),
+            client_id.clone(),
+            redirect.clone(),
+            resource.clone(),
+        );
+        async move {
+            http.post(format!("{issuer}/token"))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", &redirect),
+                    ("client_id", &client_id),
+                    ("code_verifier", &verifier),
+                    ("resource", &resource),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let wrong = exchange(code.clone(), "w".repeat(50)).await;
+    assert_eq!(wrong.status(), 400);
+    assert_eq!(
+        wrong.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
+    );
+    // A failed exchange spent the code: it is one-time.
+    let again = exchange(code, verifier.clone()).await;
+    assert_eq!(again.status(), 400);
+    // A fresh login, exchanged correctly.
+    let r = http.post(&authorize).form(&form).send().await.unwrap();
+    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let code = loc
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let ok = exchange(code, verifier).await;
+    assert_eq!(ok.status(), 200);
+    let token = ok.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(claims(&token)["client_id"], client_id.as_str());
+    let list = Client::new(resource, Some(token))
+        .post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .await;
+    assert_eq!(list.status(), 200);
+}
+
+/// A stdio-only client runs the bridge, which asks the development issuer for its token.
+#[tokio::test]
+async fn stdio_bridge_gets_its_token_from_the_issuer() {
+    let l = login_gateway(None).await;
+    let endpoint = l.gw.url("/calculator/mcp");
+    let args = [
+        bin(),
+        &endpoint,
+        "--issuer-url",
+        &l.issuer,
+        "--user-id",
+        "frank",
+        "--roles",
+        "analyst",
+    ];
+    let seen = python_client_script("stdio_bridge.py", &args, &[]).await;
+    assert_eq!(seen["tools"], json!(["exact_calculate"]), "{seen}");
+    assert_eq!(seen["call"]["structuredContent"]["result"], "3", "{seen}");
+    assert!(
+        seen.get("refused").is_none() || seen["refused"]["isError"] == true,
+        "{seen}"
+    );
+    let rows = l.gw.audit_rows(3).await;
+    assert!(rows.iter().any(|r| r["user_id"] == "frank"), "{rows:?}");
+}
+
+/// The issuer never listens beyond loopback unless told to.
+#[test]
+fn issuer_stays_on_loopback() {
+    let mut spec = GatewaySpec::new(&[1]);
+    spec.gateway_yaml
+        .push_str("dev_issuer:\n  listen: 0.0.0.0:18010\n");
+    let (ok, out) = spec.check();
+    assert!(!ok);
+    assert!(
+        out.contains("dev_issuer.listen: not a loopback address"),
+        "{out}"
+    );
+    let plain = GatewaySpec::new(&[1]);
+    let out = std::process::Command::new(bin())
+        .args(["issuer", "--listen", "0.0.0.0:18011", "-c"])
+        .arg(plain.write())
+        .envs(plain.env.iter().cloned())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a loopback address"), "{stderr}");
+}
