@@ -50,6 +50,7 @@ pub fn runtime(mut config: Config) -> Result<(Arc<Runtime>, Services), String> {
             auth,
             sessions,
             upstreams,
+            legacy: Default::default(),
             audit,
             limits,
             user_inflight,

@@ -67,11 +67,11 @@ pub fn route(session: &Session, ctx: &mut RequestCtx) -> Result<Route, GatewayEr
     }
 }
 
-/// `/S/sse` or `/S/mcp` → `S`.
+/// `/S/sse`, `/S/mcp` or `/S/messages` (legacy HTTP+SSE) → `S`.
 fn scope_of(path: &str) -> Option<&str> {
     let rest = path.strip_prefix('/')?;
     let (scope, endpoint) = rest.split_once('/')?;
-    matches!(endpoint, "sse" | "mcp").then_some(scope)
+    matches!(endpoint, "sse" | "mcp" | "messages").then_some(scope)
 }
 
 fn clip(path: &str) -> String {

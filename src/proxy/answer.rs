@@ -31,6 +31,7 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     let rewrite_as = (resp.status == 200 && matches!(ctx.rewrite, ResponseRewrite::ListPending))
         .then(|| content_type.to_string());
     check_total_timeout(ctx)?;
+    super::legacy::header(resp, ctx)?;
     seal_session(resp, ctx)?;
     if ctx.streaming {
         resp.insert_header("X-Accel-Buffering", "no")?;

@@ -73,6 +73,8 @@ pub struct RequestCtx {
     pub version: &'static str,
     /// The request's `Origin`, when it is one of `allowed_origins` (answers then carry CORS).
     pub cors_origin: Option<String>,
+    /// A legacy HTTP+SSE message: its answer goes to the client's stream.
+    pub legacy: Option<super::legacy::Legacy>,
     /// The connection's head clock, restarted for the next request once this one is done.
     pub head_clock: Option<crate::listen::HeadClock>,
 }
@@ -105,6 +107,7 @@ impl RequestCtx {
             streaming: false,
             upstream_error_body: None,
             head_clock: None,
+            legacy: None,
             cors_origin: None,
             version: crate::jsonrpc::DEFAULT_VERSION,
         }

@@ -141,7 +141,9 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
-        answer::body(body, end_of_stream, ctx).map(|_| None)
+        answer::body(body, end_of_stream, ctx)?;
+        super::legacy::divert(body, end_of_stream, ctx);
+        Ok(None)
     }
 
     async fn fail_to_proxy(

@@ -5,7 +5,7 @@
 
 use super::authz::Decision;
 use super::ctx::RequestCtx;
-use super::{admit, authn, authz, body, limit, modern, respond};
+use super::{admit, authn, authz, body, legacy, limit, modern, respond};
 use crate::error::GatewayError;
 use crate::jsonrpc;
 use pingora_proxy::Session;
@@ -23,8 +23,13 @@ pub async fn inspect(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
     authn::authenticate(session, ctx).await?;
     authz::admit_caller(ctx)?;
     limit::hold_user_slot(ctx)?;
-    // 2026-07-28 has no sessions: an `Mcp-Session-Id` is ignored, never opened.
-    if !ctx.is_modern() {
+    if legacy::is_message_path(session.req_header().uri.path()) {
+        legacy::open_message(session, ctx)?;
+    } else if legacy::opens_stream(session) && !ctx.is_modern() {
+        legacy::serve(session, ctx).await?;
+        return Ok(true);
+    } else if !ctx.is_modern() {
+        // 2026-07-28 has no sessions: an `Mcp-Session-Id` is ignored, never opened.
         authn::open_session(session, ctx)?;
     }
     if session.req_header().method != "POST" {
@@ -58,6 +63,7 @@ pub async fn decide(
         }
         Decision::Refuse(e) => Err(e),
         Decision::Answer(body) => {
+            legacy::refusal(ctx, &body);
             respond::json(session, ctx, 200, body, &[])
                 .await
                 .map_err(|_| GatewayError::Internal)?;

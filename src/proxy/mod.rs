@@ -16,6 +16,7 @@ pub mod failure;
 pub mod filter;
 mod hooks;
 pub mod inbound;
+pub mod legacy;
 pub mod limit;
 pub mod modern;
 pub mod names;
@@ -41,6 +42,8 @@ pub struct Runtime {
     pub user_inflight: Arc<crate::limits::inflight::Inflight>,
     pub upstream_inflight: Arc<crate::limits::inflight::Inflight>,
     pub upstreams: HashMap<String, Arc<ScopeUpstreams>>,
+    /// Legacy HTTP+SSE streams open in this instance.
+    pub legacy: Arc<legacy::Streams>,
 }
 
 /// The gateway proxy. Each request takes the runtime current when it starts and keeps it to the

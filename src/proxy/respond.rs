@@ -121,7 +121,9 @@ pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) 
     if let Some(secs) = err.retry_after() {
         extra.push(("Retry-After", secs.to_string()));
     }
-    json(session, ctx, err.status(), err.body(ctx.rpc_id()), &extra).await
+    let body = err.body(ctx.rpc_id());
+    super::legacy::refusal(ctx, &body);
+    json(session, ctx, err.status(), body, &extra).await
 }
 
 /// The public base URL: configured, or from the request's `Host`.

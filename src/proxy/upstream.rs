@@ -93,6 +93,10 @@ fn rewrite(
             req.remove_header(&names::TENANT_ID);
         }
     }
+    if ctx.legacy.is_some() {
+        // Legacy clients accept whatever the stream carries; the upstream speaks Streamable HTTP.
+        req.insert_header(header::ACCEPT, "application/json, text/event-stream")?;
+    }
     match &caller.session {
         Some(s) => req.insert_header(names::written::SESSION_ID, s.upstream_session.as_str())?,
         None => {

@@ -11,6 +11,7 @@ mod connections;
 mod door;
 mod endpoints;
 mod git;
+mod legacy;
 mod limits;
 mod login;
 mod modern;

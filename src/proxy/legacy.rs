@@ -1,0 +1,381 @@
+//! The legacy HTTP+SSE transport (protocol 2024-11-05) for clients that still speak it, over
+//! Streamable HTTP upstreams.
+//!
+//! `GET /S/sse` (event-stream accepted, no `Mcp-Session-Id`) opens a stream held by the gateway;
+//! its first event, `endpoint`, names `/S/messages?session=<id>` inside the scope, never an
+//! upstream. Each POST there is an ordinary request through every step (authentication by the
+//! stream's owner only, grants, limits, list filtering, one audit row), forwarded to the upstream
+//! as Streamable HTTP in the upstream session the stream's `initialize` opened. The POST is
+//! answered 202 and the upstream's answer (JSON, or each event of an SSE answer) goes to the
+//! stream as `message` events. Streamable HTTP clients keep using `/S/sse` as before: they POST,
+//! or GET with a session id.
+//!
+//! Streams live in the instance that opened them: behind several instances, route a client's
+//! connections to one instance (source-address affinity) or use Streamable HTTP.
+
+use super::ctx::{Admitted, RequestCtx};
+use crate::error::GatewayError;
+use crate::session::{user_hash, SessionBinding};
+use bytes::{Bytes, BytesMut};
+use pingora::http::ResponseHeader;
+use pingora_proxy::Session;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Streams open at once in one instance, and per user.
+const MAX_STREAMS: usize = 10_000;
+const MAX_PER_USER: usize = 32;
+/// Messages waiting for a slow client before its stream is closed (it reconnects).
+const QUEUE: usize = 256;
+/// A comment line this often keeps proxies from closing an idle stream and finds dead clients.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// One client's stream.
+pub struct Stream {
+    scope: String,
+    user_hash: String,
+    tx: mpsc::Sender<Bytes>,
+    /// The upstream session its `initialize` opened.
+    binding: Mutex<Option<SessionBinding>>,
+}
+
+impl Stream {
+    /// Queues a message for the client; a client that does not read loses its stream.
+    fn send(&self, message: Bytes) -> bool {
+        self.tx.try_send(message).is_ok()
+    }
+}
+
+/// The streams of this instance, by id.
+#[derive(Default)]
+pub struct Streams {
+    open: Mutex<HashMap<String, Arc<Stream>>>,
+}
+
+impl Streams {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Stream>>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn open(
+        &self,
+        scope: &str,
+        user_hash: String,
+    ) -> Result<(String, mpsc::Receiver<Bytes>), GatewayError> {
+        let mut open = self.lock();
+        let mine = open.values().filter(|s| s.user_hash == user_hash).count();
+        if open.len() >= MAX_STREAMS || mine >= MAX_PER_USER {
+            return Err(GatewayError::TooManyConcurrent);
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        open.insert(
+            id.clone(),
+            Arc::new(Stream {
+                scope: scope.to_string(),
+                user_hash,
+                tx,
+                binding: Mutex::new(None),
+            }),
+        );
+        Ok((id, rx))
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Stream>> {
+        self.lock().get(id).cloned()
+    }
+
+    fn close(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    /// Streams open now (tests, metrics).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whether a request on a scope opens a legacy stream: `GET /S/sse` accepting an event stream,
+/// with no session id (a Streamable HTTP client's GET always carries one).
+pub fn opens_stream(session: &Session) -> bool {
+    let req = session.req_header();
+    req.method == http::Method::GET
+        && req.uri.path().ends_with("/sse")
+        && !req.headers.contains_key(&super::names::SESSION_ID)
+        && req
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+/// Whether the path is a scope's legacy message endpoint.
+pub fn is_message_path(path: &str) -> bool {
+    path.ends_with("/messages")
+}
+
+/// Serves the stream until the client goes away. Returns once it is over.
+pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    let Admitted {
+        scope, identity, ..
+    } = ctx.admitted()?;
+    let scope_name = scope.scope.name.clone();
+    let owner = user_hash(&identity.user, identity.tenant.as_deref());
+    let streams = ctx.rt.legacy.clone();
+    let (id, mut rx) = streams.open(&scope_name, owner)?;
+    let result = pump(session, ctx, &scope_name, &id, &mut rx).await;
+    streams.close(&id);
+    ctx.streaming = true;
+    result.map_err(|_| GatewayError::Internal)
+}
+
+async fn pump(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    scope: &str,
+    id: &str,
+    rx: &mut mpsc::Receiver<Bytes>,
+) -> pingora::Result<()> {
+    let mut h = ResponseHeader::build(200, Some(6))?;
+    h.insert_header(http::header::CONTENT_TYPE, "text/event-stream")?;
+    h.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
+    h.insert_header("X-Accel-Buffering", "no")?;
+    h.insert_header(super::names::written::REQUEST_ID, ctx.request_id.as_str())?;
+    super::cors::decorate(&mut h, ctx)?;
+    session.write_response_header(Box::new(h), false).await?;
+    let endpoint = format!("event: endpoint\ndata: /{scope}/messages?session={id}\n\n");
+    session
+        .write_response_body(Some(Bytes::from(endpoint)), false)
+        .await?;
+    let mut tick = tokio::time::interval(KEEPALIVE);
+    tick.tick().await;
+    loop {
+        let chunk = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => break,
+            },
+            _ = tick.tick() => Bytes::from_static(b": keepalive\n\n"),
+        };
+        // A failed write is the client gone: the stream is over, normally.
+        if session
+            .write_response_body(Some(chunk), false)
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+    session.write_response_body(None, true).await
+}
+
+/// For `POST /S/messages?session=<id>`: the stream must exist, be on this scope and belong to the
+/// caller (anything else is an unknown session, 404); its upstream session, once there is one,
+/// routes the request.
+pub fn open_message(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    if session.req_header().method != http::Method::POST {
+        return Err(GatewayError::MethodNotAllowed(
+            "the legacy message endpoint takes POST only",
+        ));
+    }
+    let id = session
+        .req_header()
+        .uri
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("session="))
+        .unwrap_or_default();
+    let Admitted {
+        scope, identity, ..
+    } = ctx.admitted()?;
+    let stream = ctx.rt.legacy.get(id).ok_or(GatewayError::UnknownSession)?;
+    if stream.scope != scope.scope.name {
+        return Err(GatewayError::UnknownSession);
+    }
+    if stream.user_hash != user_hash(&identity.user, identity.tenant.as_deref()) {
+        tracing::warn!(request_id = %ctx.request_id, user = %identity.user, "legacy stream used by another user");
+        return Err(GatewayError::UnknownSession);
+    }
+    let binding = stream
+        .binding
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let Some(b) = &binding {
+        ctx.picked = Some(
+            scope
+                .get_healthy(&b.upstream)
+                .ok_or(GatewayError::UnknownSession)?,
+        );
+    }
+    if let Some(caller) = ctx.caller.as_mut() {
+        caller.session = binding;
+    }
+    ctx.legacy = Some(Legacy {
+        stream,
+        sse: false,
+        pending: BytesMut::new(),
+        diverting: false,
+    });
+    Ok(())
+}
+
+/// A legacy message on its way: where its answer goes.
+pub struct Legacy {
+    stream: Arc<Stream>,
+    /// The upstream answered with an event stream.
+    sse: bool,
+    pending: BytesMut,
+    /// The answer goes to the stream (a 2xx answer); otherwise it goes to the POST as it is.
+    diverting: bool,
+}
+
+/// The upstream's answer header for a legacy message: its session id is kept for the stream (never
+/// shown), and a successful answer becomes 202 with its body diverted to the stream.
+pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> pingora::Result<()> {
+    let Some(legacy) = ctx.legacy.as_mut() else {
+        return Ok(());
+    };
+    if let (Some(id), Some(picked), Some(caller)) = (
+        resp.headers
+            .get(&super::names::SESSION_ID)
+            .and_then(|v| v.to_str().ok()),
+        &ctx.picked,
+        &ctx.caller,
+    ) {
+        *legacy
+            .stream
+            .binding
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(SessionBinding {
+            scope: caller.scope.scope.name.clone(),
+            upstream: picked.addr.clone(),
+            upstream_session: id.to_string(),
+            user_hash: legacy.stream.user_hash.clone(),
+        });
+    }
+    resp.remove_header(&super::names::SESSION_ID);
+    if !resp.status.is_success() {
+        return Ok(());
+    }
+    legacy.sse = resp
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    legacy.diverting = true;
+    resp.set_status(202)?;
+    resp.remove_header(&http::header::CONTENT_TYPE);
+    resp.remove_header(&http::header::CONTENT_LENGTH);
+    resp.remove_header("X-Accel-Buffering");
+    Ok(())
+}
+
+/// Moves a legacy answer's body (already filtered) to the client's stream.
+pub fn divert(body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) {
+    let Some(legacy) = ctx.legacy.as_mut().filter(|l| l.diverting) else {
+        return;
+    };
+    if let Some(b) = body.take() {
+        legacy.pending.extend_from_slice(&b);
+    }
+    let mut delivered = true;
+    if legacy.sse {
+        while let Some((end, sep)) = crate::sse::next_event(&legacy.pending) {
+            let event = legacy.pending.split_to(end + sep);
+            if let Some(data) = event_data(&event[..end]) {
+                delivered &= legacy.stream.send(message(&data));
+            }
+        }
+    }
+    if end_of_stream {
+        let rest = legacy.pending.split();
+        let rest = if legacy.sse {
+            event_data(&rest)
+        } else {
+            Some(rest.to_vec())
+        };
+        if let Some(data) = rest.filter(|d| !d.iter().all(u8::is_ascii_whitespace)) {
+            delivered &= legacy.stream.send(message(&data));
+        }
+    }
+    if !delivered {
+        tracing::warn!(request_id = %ctx.request_id, "legacy stream is not read; message dropped");
+    }
+}
+
+/// The data lines of one SSE event, joined; `None` for an event without data (a priming event,
+/// a comment).
+fn event_data(event: &[u8]) -> Option<Vec<u8>> {
+    let mut data: Option<Vec<u8>> = None;
+    for line in event.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(v) = line.strip_prefix(b"data:") {
+            let v = v.strip_prefix(b" ").unwrap_or(v);
+            let d = data.get_or_insert_with(Vec::new);
+            if !d.is_empty() {
+                d.push(b'\n');
+            }
+            d.extend_from_slice(v);
+        }
+    }
+    data.filter(|d| !d.is_empty())
+}
+
+/// A `message` event carrying one JSON-RPC message on one line.
+fn message(data: &[u8]) -> Bytes {
+    let compact;
+    let line = if data.contains(&b'\n') {
+        compact = serde_json::from_slice::<serde_json::Value>(data)
+            .ok()
+            .and_then(|v| serde_json::to_vec(&v).ok())
+            .unwrap_or_else(|| {
+                data.iter()
+                    .map(|b| if *b == b'\n' { b' ' } else { *b })
+                    .collect()
+            });
+        &compact[..]
+    } else {
+        data
+    };
+    let mut out = BytesMut::with_capacity(line.len() + 24);
+    out.extend_from_slice(b"event: message\ndata: ");
+    out.extend_from_slice(line);
+    out.extend_from_slice(b"\n\n");
+    out.freeze()
+}
+
+/// Also delivers a refusal of a legacy message to its stream: the client waits for the answer
+/// there, not on the POST.
+pub fn refusal(ctx: &RequestCtx, body: &[u8]) {
+    if let (Some(legacy), Some(_)) = (&ctx.legacy, ctx.rpc_id()) {
+        legacy.stream.send(message(body));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_data_and_messages() {
+        assert_eq!(event_data(b"id: 1\ndata: {\"a\":1}").unwrap(), b"{\"a\":1}");
+        assert_eq!(
+            event_data(b"data: {\"a\":\ndata: 1}").unwrap(),
+            b"{\"a\":\n1}"
+        );
+        assert!(event_data(b"id: 0\ndata:").is_none());
+        assert!(event_data(b": comment").is_none());
+        assert_eq!(
+            &message(b"{\"a\":\n1}")[..],
+            b"event: message\ndata: {\"a\":1}\n\n"
+        );
+    }
+}
