@@ -29,7 +29,8 @@ pub fn trim_capabilities(
     result: &mut serde_json::Map<String, serde_json::Value>,
     allowed: &dyn Visible,
 ) -> bool {
-    if !result.contains_key("protocolVersion") {
+    // An `initialize` result, or a 2026-07-28 `server/discover` result.
+    if !result.contains_key("protocolVersion") && !result.contains_key("supportedVersions") {
         return false;
     }
     let Some(caps) = result

@@ -19,3 +19,4 @@ mod outcomes;
 mod rbac;
 mod routing;
 mod tools;
+mod typescript;

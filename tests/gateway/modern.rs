@@ -125,3 +125,37 @@ async fn unsupported_versions_name_the_supported_ones() {
     let supported = v["error"]["data"]["supported"].as_array().unwrap();
     assert!(supported.contains(&json!("2026-07-28")), "{v}");
 }
+
+/// The bundled calculator marks its 2026-07-28 `tools/list` as `cacheScope: public`; through the
+/// gateway that list is cut to the caller's grants, so it comes back private and short-lived, and
+/// `server/discover` advertises only what the caller may use.
+#[tokio::test]
+async fn filtered_answers_are_never_publicly_cacheable() {
+    let up = calculator(true).await;
+    let gw = GatewaySpec::new(&[up.port]).start().await;
+    let analyst = token("bob", &["analyst"], json!({}));
+    let mut client = Client::new(gw.url("/calculator/mcp"), Some(analyst));
+    client.version = Some("2026-07-28");
+    let post = |method: &str| {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": {"_meta": envelope("2026-07-28")}});
+        client
+            .request(reqwest::Method::POST)
+            .header("mcp-method", method)
+            .json(&body)
+            .send()
+    };
+    let list = rpc_body(post("tools/list").await.unwrap()).await;
+    assert_eq!(tool_names(&list), vec!["exact_calculate".to_string()]);
+    assert_eq!(list["result"]["cacheScope"], "private", "{list}");
+    assert!(
+        list["result"]["ttlMs"].as_u64().unwrap() <= 60_000,
+        "{list}"
+    );
+    let discover = rpc_body(post("server/discover").await.unwrap()).await;
+    assert_eq!(
+        discover["result"]["capabilities"],
+        json!({"tools": {}}),
+        "{discover}"
+    );
+    assert_eq!(discover["result"]["cacheScope"], "private", "{discover}");
+}

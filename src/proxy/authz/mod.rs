@@ -133,9 +133,9 @@ fn method_rule(policy: &Policy, caller: &Admitted, m: &Message) -> Result<Rule, 
     };
     let denied = |d: Denied| Err(GatewayError::Denied(d));
     match method {
-        // The initialize result advertises only the capabilities the caller may use.
-        "initialize" => Ok(Rule::FilterList),
-        "ping" | "server/discover" | "logging/setLevel" => Ok(Rule::Pass),
+        // The initialize and discover results advertise only the capabilities the caller may use.
+        "initialize" | "server/discover" => Ok(Rule::FilterList),
+        "ping" | "logging/setLevel" => Ok(Rule::Pass),
         _ if method.starts_with("notifications/") => Ok(Rule::Pass),
         "tools/list" => Ok(Rule::FilterList),
         "tools/call" => {

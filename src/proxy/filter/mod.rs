@@ -204,7 +204,32 @@ fn filter_one(msg: &mut Value, allowed: &dyn Visible) -> bool {
             changed = true;
         }
     }
-    super::visible::trim_capabilities(result, allowed) || changed
+    changed |= super::visible::trim_capabilities(result, allowed);
+    if changed {
+        keep_private(result);
+    }
+    changed
+}
+
+/// The longest a filtered result may be cached by a client (`ttlMs`), so that a change of the
+/// caller's grants shows within a minute.
+pub const MAX_FILTERED_TTL_MS: u64 = 60_000;
+
+/// A result cut down for one caller is theirs alone (2026-07-28 cache hints): `cacheScope`
+/// `private` (never `public`, which lets a client or cache serve it to other users) and a `ttlMs`
+/// of at most [`MAX_FILTERED_TTL_MS`]. Results without hints are left alone: clients treat a
+/// missing `cacheScope` as private.
+fn keep_private(result: &mut serde_json::Map<String, Value>) {
+    if let Some(scope) = result.get_mut("cacheScope") {
+        *scope = Value::from("private");
+    }
+    if let Some(ttl) = result.get_mut("ttlMs") {
+        let clamped = ttl.as_u64().unwrap_or(0).min(MAX_FILTERED_TTL_MS);
+        *ttl = Value::from(clamped);
+        result
+            .entry("cacheScope")
+            .or_insert_with(|| Value::from("private"));
+    }
 }
 
 #[cfg(test)]

@@ -99,3 +99,28 @@ fn mutated_streams_are_filtered_whatever_the_chunking() {
         }
     }
 }
+
+/// A list cut down for one caller never stays cacheable for others (2026-07-28 hints), and a
+/// discover result advertises only what the caller may use.
+#[test]
+fn filtered_results_are_private_and_short_lived() {
+    let list = br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","ttlMs":3600000,"cacheScope":"public","tools":[{"name":"a"},{"name":"b"}]}}"#;
+    let out = match filter_json(list, allowed().as_ref()) {
+        Filtered::Changed(b) => serde_json::from_slice::<Value>(&b).unwrap(),
+        _ => panic!("a list is rewritten"),
+    };
+    assert_eq!(out["result"]["cacheScope"], "private");
+    assert_eq!(out["result"]["ttlMs"], MAX_FILTERED_TTL_MS);
+    assert_eq!(out["result"]["tools"].as_array().unwrap().len(), 1);
+    let discover = br#"{"jsonrpc":"2.0","id":2,"result":{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{},"prompts":{},"resources":{}},"ttlMs":5,"cacheScope":"public"}}"#;
+    let out = match filter_json(discover, allowed().as_ref()) {
+        Filtered::Changed(b) => serde_json::from_slice::<Value>(&b).unwrap(),
+        _ => panic!("a discover result is rewritten"),
+    };
+    assert_eq!(
+        out["result"]["capabilities"],
+        serde_json::json!({"tools": {}})
+    );
+    assert_eq!(out["result"]["cacheScope"], "private");
+    assert_eq!(out["result"]["ttlMs"], 5);
+}

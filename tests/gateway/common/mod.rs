@@ -603,3 +603,34 @@ pub async fn python_client_script(script: &str, args: &[&str], env: &[(String, S
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout)))
 }
+
+/// Runs the official TypeScript SDK client (`tests/node/client.mjs`) and returns what it saw.
+/// Installs the locked npm packages first when they are missing (a fresh clone).
+pub async fn node_client(url: &str, token: &str, mode: &str) -> Value {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    {
+        let _once = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+        if !dir
+            .join("node_modules/@modelcontextprotocol/client")
+            .exists()
+        {
+            let ok = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&dir)
+                .status()
+                .expect("npm runs (Node.js and npm: .ci/run installs them)");
+            assert!(ok.success(), "npm ci in tests/node failed");
+        }
+    }
+    let out = tokio::process::Command::new("node")
+        .arg(dir.join("client.mjs"))
+        .args([url, token, mode])
+        .output()
+        .await
+        .expect("node runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "node client {mode}: {stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout)))
+}
