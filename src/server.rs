@@ -51,6 +51,7 @@ pub fn runtime(mut config: Config) -> Result<(Arc<Runtime>, Services), String> {
             sessions,
             upstreams,
             legacy: Default::default(),
+            bridged: Default::default(),
             audit,
             limits,
             user_inflight,

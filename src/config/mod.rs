@@ -147,6 +147,8 @@ pub struct ScopeConfig {
     pub total_timeout: Option<Duration>,
     /// OAuth scopes a token needs here (`jwt.required_scopes` with this scope's name).
     pub oauth_scopes: Vec<String>,
+    /// Set when the upstreams speak only this older revision: 2026-07-28 clients are bridged.
+    pub upstream_version: Option<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -611,6 +613,23 @@ fn build_scopes(
                 "at least one upstream is needed",
             ));
         }
+        let upstream_version = match scope.upstream_version.as_deref() {
+            None => None,
+            Some(v) => {
+                let older = crate::jsonrpc::SUPPORTED_VERSIONS
+                    .iter()
+                    .copied()
+                    .find(|s| *s == v && *s != crate::jsonrpc::MODERN_VERSION);
+                if older.is_none() {
+                    problems.push(Problem::new(
+                        path,
+                        at("upstream_version"),
+                        format!("{v:?} is not a revision older than 2026-07-28 that the gateway speaks (2025-03-26, 2025-06-18, 2025-11-25)"),
+                    ));
+                }
+                older
+            }
+        };
         let mut upstreams = Vec::new();
         for (i, u) in scope.upstreams.iter().enumerate() {
             let parsed = match (&u.url, &u.spawn) {
@@ -712,6 +731,7 @@ fn build_scopes(
                 outlier: scope.outlier,
                 total_timeout: scope.total_timeout,
                 oauth_scopes: Vec::new(),
+                upstream_version,
             },
         );
     }

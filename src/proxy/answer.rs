@@ -21,6 +21,16 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         respond::replace_upstream_error(resp, ctx)?;
         return resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str());
     }
+    if resp.status == 404 && ctx.bridged.is_some() {
+        // The upstream forgot the gateway's session: the next request opens a new one. A 404
+        // means "method not found" to a 2026-07-28 client, so this one gets a 502 (-32008).
+        if let Some(p) = &ctx.picked {
+            ctx.rt.bridged.forget(&p.addr);
+        }
+        respond::replace_upstream_error(resp, ctx)?;
+        resp.set_status(502)?;
+        return resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str());
+    }
     let content_type = resp
         .headers
         .get(http::header::CONTENT_TYPE)
@@ -37,7 +47,11 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         resp.insert_header("X-Accel-Buffering", "no")?;
     }
     if let Some(content_type) = rewrite_as {
-        if ctx.rewrite.start(&content_type, visible::of(ctx)) {
+        let allowed = match ctx.bridged {
+            Some(_) => Box::new(super::translate::Stamped(visible::of(ctx))),
+            None => visible::of(ctx),
+        };
+        if ctx.rewrite.start(&content_type, allowed) {
             resp.remove_header("content-length");
         }
     }

@@ -73,6 +73,8 @@ pub struct RequestCtx {
     pub version: &'static str,
     /// The request's `Origin`, when it is one of `allowed_origins` (answers then carry CORS).
     pub cors_origin: Option<String>,
+    /// A 2026-07-28 request on an older upstream: its revision and the gateway's session there.
+    pub bridged: Option<(&'static str, Arc<super::translate::Opened>)>,
     /// A legacy HTTP+SSE message: its answer goes to the client's stream.
     pub legacy: Option<super::legacy::Legacy>,
     /// The connection's head clock, restarted for the next request once this one is done.
@@ -108,6 +110,7 @@ impl RequestCtx {
             upstream_error_body: None,
             head_clock: None,
             legacy: None,
+            bridged: None,
             cors_origin: None,
             version: crate::jsonrpc::DEFAULT_VERSION,
         }

@@ -5,7 +5,7 @@
 
 use super::authz::Decision;
 use super::ctx::RequestCtx;
-use super::{admit, authn, authz, body, legacy, limit, modern, respond};
+use super::{admit, authn, authz, body, legacy, limit, modern, respond, translate};
 use crate::error::GatewayError;
 use crate::jsonrpc;
 use pingora_proxy::Session;
@@ -32,6 +32,7 @@ pub async fn inspect(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
         // 2026-07-28 has no sessions: an `Mcp-Session-Id` is ignored, never opened.
         authn::open_session(session, ctx)?;
     }
+    translate::prepare(ctx).await?;
     if session.req_header().method != "POST" {
         return Ok(false);
     }
@@ -59,7 +60,15 @@ pub async fn decide(
     match decision {
         Decision::Forward => {
             limit::check(ctx).await?;
-            Ok(false)
+            match translate::discover_answer(ctx) {
+                Some(body) => {
+                    respond::json(session, ctx, 200, body, &[])
+                        .await
+                        .map_err(|_| GatewayError::Internal)?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
         }
         Decision::Refuse(e) => Err(e),
         Decision::Answer(body) => {

@@ -21,6 +21,7 @@ pub mod limit;
 pub mod modern;
 pub mod names;
 pub mod respond;
+pub mod translate;
 pub mod upstream;
 pub mod visible;
 
@@ -44,6 +45,8 @@ pub struct Runtime {
     pub upstreams: HashMap<String, Arc<ScopeUpstreams>>,
     /// Legacy HTTP+SSE streams open in this instance.
     pub legacy: Arc<legacy::Streams>,
+    /// The gateway's own upstream sessions for 2026-07-28 clients on older upstreams.
+    pub bridged: translate::Pool,
 }
 
 /// The gateway proxy. Each request takes the runtime current when it starts and keeps it to the

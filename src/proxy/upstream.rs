@@ -93,6 +93,9 @@ fn rewrite(
             req.remove_header(&names::TENANT_ID);
         }
     }
+    if let Some((version, _)) = &ctx.bridged {
+        req.insert_header(names::PROTOCOL_VERSION, *version)?;
+    }
     if ctx.legacy.is_some() {
         // Legacy clients accept whatever the stream carries; the upstream speaks Streamable HTTP.
         req.insert_header(header::ACCEPT, "application/json, text/event-stream")?;

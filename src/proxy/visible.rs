@@ -16,6 +16,10 @@ pub trait Visible: Send + Sync {
     /// Whether the caller may use anything behind a server capability (`tools`, `resources`,
     /// `prompts`, `completions`); the `initialize` result advertises only those.
     fn capability(&self, name: &str) -> bool;
+    /// Whether results get `resultType: "complete"` (2026-07-28 clients on an older upstream).
+    fn stamps_result_type(&self) -> bool {
+        false
+    }
 }
 
 /// Server capabilities that stand for things a grant gives; anything else (logging, tasks,

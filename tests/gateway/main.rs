@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 mod body;
 mod bridge;
+mod bridging;
 mod browsers;
 mod common;
 mod config;

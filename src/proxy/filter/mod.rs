@@ -205,8 +205,39 @@ fn filter_one(msg: &mut Value, allowed: &dyn Visible) -> bool {
         }
     }
     changed |= super::visible::trim_capabilities(result, allowed);
+    if allowed.stamps_result_type() {
+        changed |= stamp(result);
+    }
     if changed {
         keep_private(result);
+    }
+    changed
+}
+
+/// A result from an older upstream as 2026-07-28 clients need it: `resultType`, and on the
+/// results of cacheable methods (lists, `resources/read`) the required `ttlMs` / `cacheScope`,
+/// as "do not reuse" (0, private): the upstream said nothing about freshness.
+fn stamp(result: &mut serde_json::Map<String, Value>) -> bool {
+    let mut changed = false;
+    if !result.contains_key("resultType") {
+        result.insert("resultType".into(), Value::from("complete"));
+        changed = true;
+    }
+    let cacheable = [
+        "tools",
+        "resources",
+        "resourceTemplates",
+        "prompts",
+        "contents",
+    ]
+    .iter()
+    .any(|k| result.contains_key(*k));
+    if cacheable && !result.contains_key("ttlMs") {
+        result.insert("ttlMs".into(), Value::from(0));
+        result
+            .entry("cacheScope")
+            .or_insert_with(|| Value::from("private"));
+        changed = true;
     }
     changed
 }

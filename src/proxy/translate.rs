@@ -1,0 +1,232 @@
+//! 2026-07-28 clients on upstreams that speak only an older revision (`upstream_version:` on the
+//! scope). The client is stateless; the upstream wants an `initialize` and, when it keeps sessions,
+//! its session id on every request. So the gateway opens one upstream session per upstream
+//! itself (kept in a small pool, opened again when the upstream forgets it), sends each bridged
+//! request in it with the upstream's revision in `MCP-Protocol-Version`, answers `server/discover`
+//! from what that `initialize` told it, and stamps `resultType: "complete"` on results.
+//!
+//! Not translated: server-to-client requests (sampling, elicitation, roots) — the gateway's own
+//! `initialize` declares no client capabilities, so an upstream that follows the protocol never
+//! sends them — and 2025 clients on upstreams that speak only 2026-07-28.
+
+use super::ctx::RequestCtx;
+use super::visible::{self, Visible};
+use crate::error::GatewayError;
+use crate::session::{user_hash, SessionBinding};
+use crate::upstream::{Picked, ScopeUpstreams};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// An upstream session the gateway opened for bridged requests.
+pub struct Opened {
+    /// The upstream's `Mcp-Session-Id`, when it keeps sessions.
+    pub session: Option<String>,
+    /// Its `initialize` result (capabilities, server info, instructions).
+    pub init: Value,
+}
+
+/// The gateway's own upstream sessions, one per upstream address.
+pub struct Pool {
+    opened: Mutex<HashMap<String, Arc<Opened>>>,
+    http: reqwest::Client,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self {
+            opened: Mutex::default(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Opened>>> {
+        self.opened.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The session on `picked`, opened now when there is none.
+    async fn get(
+        &self,
+        scope: &ScopeUpstreams,
+        picked: &Picked,
+        version: &str,
+    ) -> Result<Arc<Opened>, GatewayError> {
+        if let Some(o) = self.lock().get(&picked.addr) {
+            return Ok(o.clone());
+        }
+        let opened = Arc::new(self.open(scope, picked, version).await.map_err(|e| {
+            tracing::warn!(upstream = %picked.addr, error = %e, "cannot open an upstream session for 2026-07-28 clients");
+            GatewayError::UpstreamFailed("the upstream could not be initialized".into())
+        })?);
+        self.lock().insert(picked.addr.clone(), opened.clone());
+        Ok(opened)
+    }
+
+    /// Forgets a session the upstream no longer knows; the next request opens a new one.
+    pub fn forget(&self, addr: &str) {
+        self.lock().remove(addr);
+    }
+
+    async fn open(
+        &self,
+        scope: &ScopeUpstreams,
+        picked: &Picked,
+        version: &str,
+    ) -> Result<Opened, String> {
+        let t = &picked.target;
+        let url = format!(
+            "{}://{}{}",
+            if t.tls { "https" } else { "http" },
+            t.authority(),
+            t.path
+        );
+        let post = |body: Value, session: Option<&str>| {
+            let mut r = self
+                .http
+                .post(&url)
+                .header("x-gateway-auth", scope.auth_header.clone())
+                .header("accept", "application/json, text/event-stream")
+                .json(&body);
+            if let Some(s) = session {
+                r = r
+                    .header("mcp-session-id", s)
+                    .header("mcp-protocol-version", version);
+            }
+            r.send()
+        };
+        let init = json!({"jsonrpc": "2.0", "id": "mcp-gateway-init", "method": "initialize", "params": {
+            "protocolVersion": version,
+            "capabilities": {},
+            "clientInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")}}});
+        let resp = post(init, None)
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("initialize answered {}", resp.status()));
+        }
+        let session = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = resp.text().await.map_err(|e| e.without_url().to_string())?;
+        let result = answer_of(&text).ok_or("initialize gave no result")?;
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        post(note, session.as_deref())
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        Ok(Opened {
+            session,
+            init: result,
+        })
+    }
+}
+
+/// The `result` of a JSON-RPC answer given as JSON or as an SSE stream.
+fn answer_of(text: &str) -> Option<Value> {
+    let whole = serde_json::from_str::<Value>(text).ok();
+    let from_events = || {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find(|v| v.get("result").is_some())
+    };
+    whole.or_else(from_events)?.get("result").cloned()
+}
+
+/// For a 2026-07-28 request on a bridged scope: picks the upstream and puts the request in the
+/// gateway's session there. Nothing for other requests.
+pub async fn prepare(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    let caller = ctx.admitted()?;
+    let scope = caller.scope.clone();
+    let Some(version) = scope.scope.upstream_version.filter(|_| ctx.is_modern()) else {
+        return Ok(());
+    };
+    let picked = scope
+        .select(caller.identity.user.as_bytes(), &ctx.tried)
+        .ok_or_else(|| GatewayError::NoHealthyUpstream(scope.scope.name.clone()))?;
+    let hash = user_hash(&caller.identity.user, caller.identity.tenant.as_deref());
+    let opened = ctx.rt.bridged.get(&scope, &picked, version).await?;
+    if let (Some(s), Some(caller)) = (&opened.session, ctx.caller.as_mut()) {
+        caller.session = Some(SessionBinding {
+            scope: scope.scope.name.clone(),
+            upstream: picked.addr.clone(),
+            upstream_session: s.clone(),
+            user_hash: hash,
+        });
+    }
+    ctx.picked = Some(picked);
+    ctx.bridged = Some((version, opened));
+    Ok(())
+}
+
+/// After the body is allowed: `server/discover` on a bridged scope is answered here, from the
+/// upstream's `initialize`, with the capabilities cut to the caller's. Every other bridged answer
+/// goes through the response rewrite, which stamps its `resultType`.
+pub fn discover_answer(ctx: &mut RequestCtx) -> Option<Vec<u8>> {
+    let (_, opened) = ctx.bridged.as_ref()?;
+    if ctx.method() != Some("server/discover") {
+        ctx.rewrite = super::filter::ResponseRewrite::pending_list();
+        return None;
+    }
+    let init = &opened.init;
+    let mut result = json!({
+        "resultType": "complete",
+        "supportedVersions": [crate::jsonrpc::MODERN_VERSION],
+        "capabilities": init.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+        "ttlMs": 0,
+        "cacheScope": "private",
+        "_meta": {"io.modelcontextprotocol/serverInfo": init.get("serverInfo").cloned().unwrap_or_else(|| json!({}))},
+    });
+    if let Some(i) = init.get("instructions") {
+        result["instructions"] = i.clone();
+    }
+    if let Some(obj) = result.as_object_mut() {
+        visible::trim_capabilities(obj, visible::of(ctx).as_ref());
+    }
+    let id = ctx.rpc_id().unwrap_or("null");
+    Some(format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).into_bytes())
+}
+
+/// What a bridged caller sees: the same as anyone's, and results get `resultType`.
+pub struct Stamped(pub Box<dyn Visible>);
+
+impl Visible for Stamped {
+    fn tool(&self, name: &str) -> bool {
+        self.0.tool(name)
+    }
+    fn resource(&self, uri: &str) -> bool {
+        self.0.resource(uri)
+    }
+    fn prompt(&self, name: &str) -> bool {
+        self.0.prompt(name)
+    }
+    fn capability(&self, name: &str) -> bool {
+        self.0.capability(name)
+    }
+    fn stamps_result_type(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer_of;
+
+    #[test]
+    fn initialize_answers_as_json_or_events() {
+        let r = answer_of(r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25"}}"#);
+        assert_eq!(r.unwrap()["protocolVersion"], "2025-11-25");
+        let r = answer_of(
+            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"a\":1}}\n\n",
+        );
+        assert_eq!(r.unwrap()["a"], 1);
+        assert!(answer_of("nonsense").is_none());
+    }
+}

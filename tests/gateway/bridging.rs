@@ -1,0 +1,186 @@
+//! 2026-07-28 clients on an upstream that speaks only 2025-11-25 (`upstream_version:`): the
+//! gateway opens the upstream session itself, answers `server/discover`, and the official SDKs
+//! pinned to 2026-07-28 list and call tools, filtered per role.
+
+use crate::common::*;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What the old server saw: (method, session header, protocol version header).
+type Seen = Arc<Mutex<Vec<(String, Option<String>, Option<String>)>>>;
+
+#[derive(Clone, Default)]
+struct Old {
+    seen: Seen,
+    inits: Arc<AtomicUsize>,
+    forget: Arc<AtomicBool>,
+}
+
+/// A server of the 2025-11-25 revision only, with sessions: 2026-07-28 requests get 400, requests
+/// outside its session 404.
+async fn old_server(state: Old, headers: HeaderMap, body: String) -> axum::response::Response {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let msg: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let method = msg["method"].as_str().unwrap_or("").to_string();
+    state.seen.lock().unwrap().push((
+        method.clone(),
+        h("mcp-session-id"),
+        h("mcp-protocol-version"),
+    ));
+    if h("mcp-protocol-version").as_deref() == Some("2026-07-28") {
+        return (StatusCode::BAD_REQUEST, "unsupported version").into_response();
+    }
+    let session = format!("old-{}", state.inits.load(Ordering::SeqCst));
+    if method == "initialize" {
+        let n = state.inits.fetch_add(1, Ordering::SeqCst) + 1;
+        let result = json!({"protocolVersion": "2025-11-25", "serverInfo": {"name": "old-server", "version": "1"},
+            "capabilities": {"tools": {}, "prompts": {}}, "instructions": "speaks 2025 only"});
+        let reply = json!({"jsonrpc": "2.0", "id": msg["id"], "result": result});
+        return ([("mcp-session-id", format!("old-{n}"))], axum::Json(reply)).into_response();
+    }
+    if state.forget.swap(false, Ordering::SeqCst)
+        || h("mcp-session-id").as_deref() != Some(session.as_str())
+    {
+        return (StatusCode::NOT_FOUND, "no such session").into_response();
+    }
+    let Some(id) = msg.get("id").cloned() else {
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let result = match method.as_str() {
+        "tools/list" => json!({"tools": [
+            {"name": "exact_calculate", "inputSchema": {"type": "object"}},
+            {"name": "statistics", "inputSchema": {"type": "object"}}]}),
+        "tools/call" => {
+            let sum: i64 = msg["params"]["arguments"]["operands"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str()?.parse::<i64>().ok())
+                        .sum()
+                })
+                .unwrap_or(0);
+            json!({"content": [{"type": "text", "text": sum.to_string()}],
+                   "structuredContent": {"result": sum.to_string()}, "isError": false})
+        }
+        _ => {
+            let err = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "Method not found"}});
+            return axum::Json(err).into_response();
+        }
+    };
+    axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+}
+
+#[tokio::test]
+async fn sdk_clients_pinned_to_2026_reach_a_2025_only_server() {
+    let old = Old::default();
+    let port = serve_router({
+        let old = old.clone();
+        move |_| {
+            axum::Router::new()
+                .route(
+                    "/mcp",
+                    axum::routing::post(move |headers: HeaderMap, body: String| {
+                        old_server(old.clone(), headers, body)
+                    }),
+                )
+                .route("/health", axum::routing::get(|| async { "ok" }))
+        }
+    })
+    .await;
+    let mut spec = GatewaySpec::new(&[port]);
+    spec.scope_setting("upstream_version: 2025-11-25");
+    let gw = spec.start().await;
+    let analyst = token("bob", &["analyst"], json!({}));
+    let url = gw.url("/calculator/mcp");
+    let seen = python_client_script("modern_client.py", &[&url, &analyst, "2026-07-28"], &[]).await;
+    assert_eq!(seen["protocol"], "2026-07-28", "{seen}");
+    assert_eq!(seen["tools"], json!(["exact_calculate"]), "{seen}");
+    assert_eq!(seen["call"]["structuredContent"]["result"], "3", "{seen}");
+    assert!(
+        seen["refused_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Unknown tool")),
+        "{seen}"
+    );
+    let ts = node_client(&url, &analyst, "2026-07-28").await;
+    assert_eq!(ts["tools"], json!(["exact_calculate"]), "{ts}");
+    assert_eq!(ts["call"]["structuredContent"]["result"], "3", "{ts}");
+
+    // One upstream session for everyone; every request in it, in the upstream's revision.
+    assert_eq!(old.inits.load(Ordering::SeqCst), 1);
+    let requests = old.seen.lock().unwrap().clone();
+    assert!(
+        requests
+            .iter()
+            .all(|(_, _, v)| v.as_deref() != Some("2026-07-28")),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .filter(|(m, _, _)| m != "initialize")
+            .all(|(_, s, v)| s.as_deref() == Some("old-1") && v.as_deref() == Some("2025-11-25")),
+        "{requests:?}"
+    );
+    assert!(
+        !requests.iter().any(|(m, _, _)| m == "server/discover"),
+        "the gateway answers discover"
+    );
+
+    // server/discover from what the upstream's initialize said, cut to the caller's grants.
+    let mut c = Client::new(url.clone(), Some(analyst.clone()));
+    c.version = Some("2026-07-28");
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}});
+    let discover = c
+        .request(reqwest::Method::POST)
+        .header("mcp-method", "server/discover")
+        .json(&json!({"jsonrpc": "2.0", "id": 5, "method": "server/discover", "params": {"_meta": meta}}))
+        .send()
+        .await
+        .unwrap();
+    let d = rpc_body(discover).await;
+    assert_eq!(d["id"], 5);
+    assert_eq!(
+        d["result"]["supportedVersions"],
+        json!(["2026-07-28"]),
+        "{d}"
+    );
+    assert_eq!(
+        d["result"]["capabilities"],
+        json!({"tools": {}}),
+        "prompts are not the analyst's: {d}"
+    );
+    assert_eq!(d["result"]["instructions"], "speaks 2025 only");
+
+    // The upstream forgets the session: that request gets a 502, the next one a new session.
+    old.forget.store(true, Ordering::SeqCst);
+    let call = |id: u64| {
+        c.request(reqwest::Method::POST)
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "exact_calculate")
+            .json(
+                &json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+                "name": "exact_calculate", "arguments": {"operands": ["2", "2"]}, "_meta": meta}}),
+            )
+            .send()
+    };
+    let lost = call(6).await.unwrap();
+    assert_eq!(lost.status(), 502);
+    assert_eq!(rpc_body(lost).await["error"]["code"], -32008);
+    let again = rpc_body(call(7).await.unwrap()).await;
+    assert_eq!(
+        again["result"]["structuredContent"]["result"], "4",
+        "{again}"
+    );
+    assert_eq!(again["result"]["resultType"], "complete", "{again}");
+    assert_eq!(old.inits.load(Ordering::SeqCst), 2);
+}
