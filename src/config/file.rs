@@ -511,6 +511,18 @@ pub struct UpstreamFile {
     pub spawn: Option<Vec<String>>,
     #[serde(default = "default_weight")]
     pub weight: usize,
+    /// How the upstream speaks MCP: `streamable_http` (default) or `sse`, the legacy HTTP+SSE
+    /// transport (its `url` is the SSE endpoint, e.g. `http://host:8000/sse`).
+    #[serde(default)]
+    pub transport: UpstreamTransport,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamTransport {
+    #[default]
+    StreamableHttp,
+    Sse,
 }
 
 fn default_weight() -> usize {

@@ -168,6 +168,8 @@ pub struct UpstreamTarget {
     pub weight: usize,
     /// For a tool process the gateway runs: its arguments (the port is added).
     pub spawn: Option<Vec<String>>,
+    /// The upstream speaks only the legacy HTTP+SSE transport; `path` is its SSE endpoint.
+    pub legacy_sse: bool,
 }
 
 impl UpstreamTarget {
@@ -642,6 +644,14 @@ fn build_scopes(
             match parsed {
                 Ok(mut t) => {
                     t.weight = u.weight;
+                    t.legacy_sse = u.transport == file::UpstreamTransport::Sse;
+                    if t.legacy_sse && t.spawn.is_some() {
+                        problems.push(Problem::new(
+                            path,
+                            at(&format!("upstreams[{i}].transport")),
+                            "the bundled tools speak Streamable HTTP",
+                        ));
+                    }
                     if u.weight == 0 {
                         problems.push(Problem::new(
                             path,
@@ -665,6 +675,20 @@ fn build_scopes(
                     reason,
                 )),
             }
+        }
+        if upstreams.iter().any(|t| t.legacy_sse) && upstreams.iter().any(|t| !t.legacy_sse) {
+            problems.push(Problem::new(
+                path,
+                at("upstreams"),
+                "all upstreams of a scope speak one transport (transport: sse on all or none)",
+            ));
+        }
+        if scope.upstream_version.is_some() && upstreams.iter().any(|t| t.legacy_sse) {
+            problems.push(Problem::new(
+                path,
+                at("upstream_version"),
+                "bridging 2026-07-28 clients needs Streamable HTTP upstreams",
+            ));
         }
         let mut seen = Vec::new();
         for (i, tool) in scope.tools.iter().enumerate() {
@@ -784,6 +808,7 @@ fn parse_upstream(raw: &str) -> Result<UpstreamTarget, String> {
         tls,
         weight: 1,
         spawn: None,
+        legacy_sse: false,
     })
 }
 
@@ -797,6 +822,7 @@ fn spawned_upstream(args: &[String]) -> Result<UpstreamTarget, String> {
         tls: false,
         weight: 1,
         spawn: Some(args.to_vec()),
+        legacy_sse: false,
     })
 }
 

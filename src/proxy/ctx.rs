@@ -133,6 +133,15 @@ impl RequestCtx {
         self.version == crate::jsonrpc::DEFAULT_VERSION
     }
 
+    /// Whether the request must go to the upstream already picked (its session lives there).
+    pub fn pinned(&self) -> bool {
+        self.caller.as_ref().is_some_and(|c| c.session.is_some())
+            || self
+                .legacy
+                .as_ref()
+                .is_some_and(|l| l.upstream_path().is_some())
+    }
+
     pub fn identity(&self) -> Option<&Identity> {
         self.caller.as_ref().map(|c| c.identity.as_ref())
     }

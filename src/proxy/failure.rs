@@ -16,7 +16,7 @@ pub fn refused() -> Box<Error> {
 /// Retries a connect failure once on another upstream: nothing reached a tool yet. A session's
 /// upstream is not replaced; the client is told to start a new session.
 pub fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
-    if ctx.caller.as_ref().is_some_and(|c| c.session.is_some()) {
+    if ctx.pinned() {
         ctx.error = Some(GatewayError::UnknownSession);
         return e;
     }

@@ -28,6 +28,11 @@ pub async fn inspect(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
     } else if legacy::opens_stream(session) && !ctx.is_modern() {
         legacy::serve(session, ctx).await?;
         return Ok(true);
+    } else if legacy::is_legacy_scope(ctx) {
+        return Err(GatewayError::InvalidRequest(
+            "this scope's upstreams speak only the legacy HTTP+SSE transport: open GET /S/sse"
+                .into(),
+        ));
     } else if !ctx.is_modern() {
         // 2026-07-28 has no sessions: an `Mcp-Session-Id` is ignored, never opened.
         authn::open_session(session, ctx)?;

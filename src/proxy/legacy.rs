@@ -10,8 +10,15 @@
 //! stream as `message` events. Streamable HTTP clients keep using `/S/sse` as before: they POST,
 //! or GET with a session id.
 //!
+//! Upstreams may speak the legacy transport too (`transport: sse`): then the stream opens one to
+//! the upstream, whose `endpoint` (checked to stay on the upstream's origin) becomes where the
+//! stream's POSTs go, and the upstream's `message` events come to the client filtered like any
+//! answer (lists cut to the caller's grants). Streamable HTTP clients cannot use such a scope.
+//!
 //! Streams live in the instance that opened them: behind several instances, route a client's
 //! connections to one instance (source-address affinity) or use Streamable HTTP.
+
+mod upstream;
 
 use super::ctx::{Admitted, RequestCtx};
 use crate::error::GatewayError;
@@ -39,6 +46,8 @@ pub struct Stream {
     tx: mpsc::Sender<Bytes>,
     /// The upstream session its `initialize` opened.
     binding: Mutex<Option<SessionBinding>>,
+    /// A legacy upstream's stream: its address and the path its `endpoint` event named.
+    upstream: Option<(String, http::Uri)>,
 }
 
 impl Stream {
@@ -63,6 +72,7 @@ impl Streams {
         &self,
         scope: &str,
         user_hash: String,
+        upstream: Option<(String, http::Uri)>,
     ) -> Result<(String, mpsc::Receiver<Bytes>), GatewayError> {
         let mut open = self.lock();
         let mine = open.values().filter(|s| s.user_hash == user_hash).count();
@@ -78,6 +88,7 @@ impl Streams {
                 user_hash,
                 tx,
                 binding: Mutex::new(None),
+                upstream,
             }),
         );
         Ok((id, rx))
@@ -127,12 +138,26 @@ pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Ga
     } = ctx.admitted()?;
     let scope_name = scope.scope.name.clone();
     let owner = user_hash(&identity.user, identity.tenant.as_deref());
+    let mut upstream = match is_legacy_scope(ctx) {
+        true => Some(upstream::open(ctx).await?),
+        false => None,
+    };
+    let pinned = upstream
+        .as_ref()
+        .map(|u| (u.picked.addr.clone(), u.endpoint.clone()));
     let streams = ctx.rt.legacy.clone();
-    let (id, mut rx) = streams.open(&scope_name, owner)?;
-    let result = pump(session, ctx, &scope_name, &id, &mut rx).await;
+    let (id, mut rx) = streams.open(&scope_name, owner, pinned)?;
+    let result = pump(session, ctx, &scope_name, &id, &mut rx, upstream.as_mut()).await;
     streams.close(&id);
     ctx.streaming = true;
     result.map_err(|_| GatewayError::Internal)
+}
+
+/// Whether the scope's upstreams speak only the legacy transport.
+pub fn is_legacy_scope(ctx: &RequestCtx) -> bool {
+    ctx.scope
+        .as_ref()
+        .is_some_and(|s| s.scope.upstreams.iter().any(|t| t.legacy_sse))
 }
 
 async fn pump(
@@ -141,7 +166,9 @@ async fn pump(
     scope: &str,
     id: &str,
     rx: &mut mpsc::Receiver<Bytes>,
+    mut upstream: Option<&mut upstream::Upstream>,
 ) -> pingora::Result<()> {
+    let allowed = super::visible::of(ctx);
     let mut h = ResponseHeader::build(200, Some(6))?;
     h.insert_header(http::header::CONTENT_TYPE, "text/event-stream")?;
     h.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
@@ -156,9 +183,20 @@ async fn pump(
     let mut tick = tokio::time::interval(KEEPALIVE);
     tick.tick().await;
     loop {
+        let from_upstream = async {
+            match upstream.as_mut() {
+                Some(u) => u.next_messages(allowed.as_ref()).await,
+                None => std::future::pending().await,
+            }
+        };
         let chunk = tokio::select! {
             m = rx.recv() => match m {
                 Some(m) => m,
+                None => break,
+            },
+            m = from_upstream => match m {
+                Some(m) => m,
+                // The upstream ended its stream: so does the client's.
                 None => break,
             },
             _ = tick.tick() => Bytes::from_static(b": keepalive\n\n"),
@@ -208,10 +246,14 @@ pub fn open_message(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    if let Some(b) = &binding {
+    let pinned_to = binding
+        .as_ref()
+        .map(|b| &b.upstream)
+        .or(stream.upstream.as_ref().map(|u| &u.0));
+    if let Some(addr) = pinned_to {
         ctx.picked = Some(
             scope
-                .get_healthy(&b.upstream)
+                .get_healthy(addr)
                 .ok_or(GatewayError::UnknownSession)?,
         );
     }
@@ -235,6 +277,13 @@ pub struct Legacy {
     pending: BytesMut,
     /// The answer goes to the stream (a 2xx answer); otherwise it goes to the POST as it is.
     diverting: bool,
+}
+
+impl Legacy {
+    /// Where a legacy upstream wants this stream's messages.
+    pub fn upstream_path(&self) -> Option<&http::Uri> {
+        self.stream.upstream.as_ref().map(|u| &u.1)
+    }
 }
 
 /// The upstream's answer header for a legacy message: its session id is kept for the stream (never
@@ -262,7 +311,8 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> pingora::Resul
         });
     }
     resp.remove_header(&super::names::SESSION_ID);
-    if !resp.status.is_success() {
+    // A legacy upstream answers on its own stream, which the client's stream relays.
+    if !resp.status.is_success() || legacy.stream.upstream.is_some() {
         return Ok(());
     }
     legacy.sse = resp

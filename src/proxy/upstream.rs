@@ -16,7 +16,7 @@ use std::time::Duration;
 pub fn peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>, GatewayError> {
     let caller = ctx.admitted()?;
     let scope = caller.scope.clone();
-    if caller.session.is_none() {
+    if !ctx.pinned() {
         let picked = scope.select(caller.identity.user.as_bytes(), &ctx.tried);
         let picked = picked.ok_or_else(|| {
             ctx.connect_error
@@ -74,7 +74,10 @@ fn rewrite(
     picked: &Picked,
     peer: Option<std::net::SocketAddr>,
 ) -> pingora::Result<()> {
-    req.set_uri(picked.uri.clone());
+    match ctx.legacy.as_ref().and_then(|l| l.upstream_path()) {
+        Some(path) => req.set_uri(path.clone()),
+        None => req.set_uri(picked.uri.clone()),
+    }
     req.remove_header(&header::EXPECT);
     forwarding(req, ctx, peer)?;
     req.remove_header(&header::AUTHORIZATION);

@@ -159,3 +159,65 @@ async fn streamable_http_on_the_sse_path_still_works() {
     .await;
     assert_eq!(seen["tools"], json!(["exact_calculate"]), "{seen}");
 }
+
+/// An upstream that speaks only the legacy transport (the official Python SDK's SSE server,
+/// `transport: sse`): the SDK's `sse_client` reaches it through the gateway, its endpoint rewritten
+/// into the scope and its answers filtered; a Streamable HTTP client is told to use the stream.
+#[tokio::test]
+async fn legacy_clients_reach_a_legacy_upstream() {
+    let port = free_port();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/legacy_sse_server.py");
+    let mut server = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut spec = GatewaySpec::new(&[port]);
+    spec.without_health_check();
+    spec.tools_yaml = edit(
+        &spec.tools_yaml,
+        &format!("      - url: http://127.0.0.1:{port}/mcp\n"),
+        &format!("      - url: http://127.0.0.1:{port}/sse\n        transport: sse\n"),
+    );
+    let gw = spec.start().await;
+    let analyst = token("bob", &["analyst"], json!({}));
+    let seen = python_client_script(
+        "legacy_client.py",
+        &[&gw.url("/calculator/sse"), &analyst],
+        &[],
+    )
+    .await;
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(seen["tools"], json!(["exact_calculate"]), "{seen}");
+    let text = seen["call"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("\"3\""), "{seen}");
+    assert!(
+        seen["refused_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Unknown tool")),
+        "{seen}"
+    );
+    let streamable = Client::new(gw.url("/calculator/mcp"), Some(analyst))
+        .post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .await;
+    assert_eq!(streamable.status(), 400);
+    let body = rpc_body(streamable).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("legacy HTTP+SSE")),
+        "{body}"
+    );
+}

@@ -143,6 +143,16 @@ fn rewrite_event(event: &[u8], allowed: &dyn Visible) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// One JSON-RPC message from a legacy upstream's stream, filtered for the caller; `None` when it
+/// cannot be read (it is then not passed on).
+pub fn filter_message(data: &[u8], allowed: &dyn Visible) -> Option<Vec<u8>> {
+    match filter_json(data, allowed) {
+        Filtered::Unchanged => Some(data.to_vec()),
+        Filtered::Changed(new) => Some(new),
+        Filtered::Unreadable => None,
+    }
+}
+
 /// What filtering made of a JSON document.
 enum Filtered {
     Unchanged,
