@@ -472,10 +472,11 @@ pub struct ScopeFile {
     /// upstreams (for callers with a grant in the scope). Any other unknown method is refused.
     #[serde(default)]
     pub allow_methods: Vec<String>,
-    /// The newest protocol revision this scope's upstreams speak, when older than 2026-07-28: the
-    /// gateway then bridges 2026-07-28 clients to them (its own upstream sessions, a
-    /// gateway-made `server/discover`, `resultType` on results). Unset: requests pass in the
-    /// revision the client speaks.
+    /// The protocol revision this scope's upstreams speak, when they speak only one era: older
+    /// than 2026-07-28 (2026-07-28 clients are bridged: the gateway's own upstream sessions, a
+    /// gateway-made `server/discover`, `resultType` on results), or `2026-07-28` (2025 clients
+    /// are bridged: a gateway-made `initialize`, the `_meta` envelope and routing headers added).
+    /// Unset: requests pass in the revision the client speaks.
     #[serde(default)]
     pub upstream_version: Option<String>,
 }

@@ -147,7 +147,7 @@ pub struct ScopeConfig {
     pub total_timeout: Option<Duration>,
     /// OAuth scopes a token needs here (`jwt.required_scopes` with this scope's name).
     pub oauth_scopes: Vec<String>,
-    /// Set when the upstreams speak only this older revision: 2026-07-28 clients are bridged.
+    /// Set when the upstreams speak only this revision: clients of the other era are bridged.
     pub upstream_version: Option<&'static str>,
 }
 
@@ -618,18 +618,18 @@ fn build_scopes(
         let upstream_version = match scope.upstream_version.as_deref() {
             None => None,
             Some(v) => {
-                let older = crate::jsonrpc::SUPPORTED_VERSIONS
+                let known = crate::jsonrpc::SUPPORTED_VERSIONS
                     .iter()
                     .copied()
-                    .find(|s| *s == v && *s != crate::jsonrpc::MODERN_VERSION);
-                if older.is_none() {
+                    .find(|s| *s == v);
+                if known.is_none() {
                     problems.push(Problem::new(
                         path,
                         at("upstream_version"),
-                        format!("{v:?} is not a revision older than 2026-07-28 that the gateway speaks (2025-03-26, 2025-06-18, 2025-11-25)"),
+                        format!("{v:?} is not a revision the gateway speaks (2025-03-26, 2025-06-18, 2025-11-25, 2026-07-28)"),
                     ));
                 }
-                older
+                known
             }
         };
         let mut upstreams = Vec::new();

@@ -72,6 +72,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if ctx.large_body.is_none() {
+            super::translate::up::replace_body(ctx, chunk);
             return Ok(());
         }
         let decided = match body::hold(ctx, chunk.take(), end_of_stream) {
@@ -83,6 +84,7 @@ impl ProxyHttp for Gateway {
             Ok(Some(whole)) => match inbound::decide(session, ctx, &whole).await {
                 Ok(false) => {
                     *chunk = Some(whole);
+                    super::translate::up::replace_body(ctx, chunk);
                     return Ok(());
                 }
                 Ok(true) => return Err(refused()),

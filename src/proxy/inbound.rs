@@ -65,15 +65,24 @@ pub async fn decide(
     match decision {
         Decision::Forward => {
             limit::check(ctx).await?;
-            match translate::discover_answer(ctx) {
-                Some(body) => {
-                    respond::json(session, ctx, 200, body, &[])
-                        .await
-                        .map_err(|_| GatewayError::Internal)?;
-                    Ok(true)
-                }
-                None => Ok(false),
+            if let Some(body) = translate::discover_answer(ctx) {
+                respond::json(session, ctx, 200, body, &[])
+                    .await
+                    .map_err(|_| GatewayError::Internal)?;
+                return Ok(true);
             }
+            if !translate::up::applies(ctx) {
+                return Ok(false);
+            }
+            let (status, body) = match translate::up::prepare(ctx, bytes).await? {
+                None => return Ok(false),
+                Some(translate::up::Local::Json(body)) => (200, body),
+                Some(translate::up::Local::Accepted) => (202, Vec::new()),
+            };
+            respond::json(session, ctx, status, body, &[])
+                .await
+                .map_err(|_| GatewayError::Internal)?;
+            Ok(true)
         }
         Decision::Refuse(e) => Err(e),
         Decision::Answer(body) => {

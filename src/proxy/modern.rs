@@ -42,13 +42,7 @@ pub fn check(session: &Session, rpc: &Rpc) -> Result<(), GatewayError> {
             "Mcp-Method does not match the body's method",
         ));
     }
-    let named = match (method, &m.target) {
-        ("tools/call", _) => m.tool.as_deref(),
-        ("prompts/get", Some(Target::Prompt(name))) => Some(name.as_str()),
-        ("resources/read", Some(Target::Resource(uri))) => Some(uri.as_str()),
-        _ => None,
-    };
-    if let Some(named) = named {
+    if let Some(named) = routed_name(method, m) {
         let header = headers
             .get(&names::MCP_NAME)
             .and_then(|v| v.to_str().ok())
@@ -60,6 +54,34 @@ pub fn check(session: &Session, rpc: &Rpc) -> Result<(), GatewayError> {
         }
     }
     Ok(())
+}
+
+/// What `Mcp-Name` carries for a method: the tool, prompt or resource the body names.
+pub fn routed_name<'m>(method: &str, m: &'m crate::jsonrpc::Message) -> Option<&'m str> {
+    match (method, &m.target) {
+        ("tools/call", _) => m.tool.as_deref(),
+        ("prompts/get", Some(Target::Prompt(name))) => Some(name.as_str()),
+        ("resources/read", Some(Target::Resource(uri))) => Some(uri.as_str()),
+        _ => None,
+    }
+}
+
+/// A value for `Mcp-Name` / `Mcp-Method`: as it is when plain printable ASCII, else
+/// `=?base64?…?=` as the revision says.
+pub fn encode_header_value(value: &str) -> String {
+    use base64::Engine;
+    let plain = value.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !value.starts_with(' ')
+        && !value.ends_with(' ')
+        && !value.starts_with("=?");
+    if plain {
+        value.to_string()
+    } else {
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(value)
+        )
+    }
 }
 
 /// A header value as the revision encodes it: as it is, or `=?base64?…?=` for values that are not
@@ -90,5 +112,11 @@ mod tests {
         );
         assert_eq!(header_value("=?base64?w6lsw6ll?=").as_deref(), Some("élée"));
         assert_eq!(header_value("=?base64?!!?="), None);
+        for v in ["exact_calculate", "élée", " padded", "file:///a b"] {
+            assert_eq!(
+                header_value(&super::encode_header_value(v)).as_deref(),
+                Some(v)
+            );
+        }
     }
 }

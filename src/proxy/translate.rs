@@ -9,6 +9,8 @@
 //! `initialize` declares no client capabilities, so an upstream that follows the protocol never
 //! sends them — and 2025 clients on upstreams that speak only 2026-07-28.
 
+pub mod up;
+
 use super::ctx::RequestCtx;
 use super::visible::{self, Visible};
 use crate::error::GatewayError;
@@ -66,6 +68,58 @@ impl Pool {
         })?);
         self.lock().insert(picked.addr.clone(), opened.clone());
         Ok(opened)
+    }
+
+    /// What a 2026-07-28-only upstream says of itself (`server/discover`), asked once per upstream.
+    pub async fn discovered(
+        &self,
+        scope: &ScopeUpstreams,
+        picked: &Picked,
+    ) -> Result<Arc<Opened>, GatewayError> {
+        let key = format!("discover {}", picked.addr);
+        if let Some(o) = self.lock().get(&key) {
+            return Ok(o.clone());
+        }
+        let found = self.discover(scope, picked).await.map_err(|e| {
+            tracing::warn!(upstream = %picked.addr, error = %e, "cannot discover a 2026-07-28 upstream");
+            GatewayError::UpstreamFailed("the upstream could not be discovered".into())
+        })?;
+        let opened = Arc::new(Opened {
+            session: None,
+            init: found,
+        });
+        self.lock().insert(key, opened.clone());
+        Ok(opened)
+    }
+
+    async fn discover(&self, scope: &ScopeUpstreams, picked: &Picked) -> Result<Value, String> {
+        let t = &picked.target;
+        let url = format!(
+            "{}://{}{}",
+            if t.tls { "https" } else { "http" },
+            t.authority(),
+            t.path
+        );
+        let body = json!({"jsonrpc": "2.0", "id": "mcp-gateway-discover", "method": "server/discover",
+            "params": {"_meta": {
+                "io.modelcontextprotocol/protocolVersion": crate::jsonrpc::MODERN_VERSION,
+                "io.modelcontextprotocol/clientCapabilities": {}}}});
+        let resp = self
+            .http
+            .post(&url)
+            .header("x-gateway-auth", scope.auth_header.clone())
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", crate::jsonrpc::MODERN_VERSION)
+            .header("mcp-method", "server/discover")
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("server/discover answered {}", resp.status()));
+        }
+        let text = resp.text().await.map_err(|e| e.without_url().to_string())?;
+        answer_of(&text).ok_or_else(|| "server/discover gave no result".to_string())
     }
 
     /// Forgets a session the upstream no longer knows; the next request opens a new one.
@@ -145,7 +199,11 @@ fn answer_of(text: &str) -> Option<Value> {
 pub async fn prepare(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
     let caller = ctx.admitted()?;
     let scope = caller.scope.clone();
-    let Some(version) = scope.scope.upstream_version.filter(|_| ctx.is_modern()) else {
+    let Some(version) = scope
+        .scope
+        .upstream_version
+        .filter(|v| ctx.is_modern() && *v != crate::jsonrpc::MODERN_VERSION)
+    else {
         return Ok(());
     };
     let picked = scope

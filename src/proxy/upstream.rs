@@ -96,6 +96,9 @@ fn rewrite(
             req.remove_header(&names::TENANT_ID);
         }
     }
+    if let Some(t) = &ctx.to_modern {
+        super::translate::up::rewrite_headers(req, t)?;
+    }
     if let Some((version, _)) = &ctx.bridged {
         req.insert_header(names::PROTOCOL_VERSION, *version)?;
     }

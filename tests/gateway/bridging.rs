@@ -184,3 +184,132 @@ async fn sdk_clients_pinned_to_2026_reach_a_2025_only_server() {
     assert_eq!(again["result"]["resultType"], "complete", "{again}");
     assert_eq!(old.inits.load(Ordering::SeqCst), 2);
 }
+
+/// What the new server saw: (method, protocol version header, Mcp-Name header, `_meta` version).
+type SeenNew = Arc<Mutex<Vec<(String, Option<String>, Option<String>, Option<String>)>>>;
+
+/// A server of 2026-07-28 only: no `initialize`, every request with its envelope and headers.
+async fn new_server(seen: SeenNew, headers: HeaderMap, body: String) -> axum::response::Response {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let msg: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let method = msg["method"].as_str().unwrap_or("").to_string();
+    let meta = msg["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"]
+        .as_str()
+        .map(str::to_string);
+    seen.lock().unwrap().push((
+        method.clone(),
+        h("mcp-protocol-version"),
+        h("mcp-name"),
+        meta.clone(),
+    ));
+    let id = msg["id"].clone();
+    let error = |code: i64, message: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),
+            ),
+        )
+            .into_response()
+    };
+    if h("mcp-protocol-version").as_deref() != Some("2026-07-28") {
+        return error(-32022, "Unsupported protocol version");
+    }
+    if h("mcp-method").as_deref() != Some(method.as_str()) || meta.as_deref() != Some("2026-07-28")
+    {
+        return error(-32020, "Header mismatch");
+    }
+    let result = match method.as_str() {
+        "server/discover" => json!({"resultType": "complete", "supportedVersions": ["2026-07-28"],
+            "capabilities": {"tools": {}, "prompts": {}}, "ttlMs": 0, "cacheScope": "private",
+            "instructions": "speaks 2026 only",
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "new-server", "version": "2"}}}),
+        "tools/list" => {
+            json!({"resultType": "complete", "ttlMs": 60000, "cacheScope": "public", "tools": [
+            {"name": "exact_calculate", "inputSchema": {"type": "object"}},
+            {"name": "statistics", "inputSchema": {"type": "object"}}]})
+        }
+        "tools/call" if h("mcp-name").as_deref() == msg["params"]["name"].as_str() => {
+            let sum: i64 = msg["params"]["arguments"]["operands"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str()?.parse::<i64>().ok())
+                        .sum()
+                })
+                .unwrap_or(0);
+            json!({"resultType": "complete", "content": [{"type": "text", "text": sum.to_string()}],
+                   "structuredContent": {"result": sum.to_string()}, "isError": false})
+        }
+        "tools/call" => return error(-32020, "Mcp-Name mismatch"),
+        _ => return error(-32601, "Method not found"),
+    };
+    axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+}
+
+#[tokio::test]
+async fn sdk_clients_in_2025_reach_a_2026_only_server() {
+    let seen = SeenNew::default();
+    let port = serve_router({
+        let seen = seen.clone();
+        move |_| {
+            axum::Router::new()
+                .route(
+                    "/mcp",
+                    axum::routing::post(move |headers: HeaderMap, body: String| {
+                        new_server(seen.clone(), headers, body)
+                    }),
+                )
+                .route("/health", axum::routing::get(|| async { "ok" }))
+        }
+    })
+    .await;
+    let mut spec = GatewaySpec::new(&[port]);
+    spec.scope_setting("upstream_version: 2026-07-28");
+    let gw = spec.start().await;
+    let analyst = token("bob", &["analyst"], json!({}));
+    let url = gw.url("/calculator/mcp");
+    let py = python_client_script("modern_client.py", &[&url, &analyst, "legacy"], &[]).await;
+    let ts = node_client(&url, &analyst, "2025").await;
+    for seen in [&py, &ts] {
+        assert_eq!(seen["tools"], json!(["exact_calculate"]), "{seen}");
+        assert_eq!(seen["call"]["structuredContent"]["result"], "3", "{seen}");
+        let refused = seen["refused_error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+            + &seen["refused"].to_string();
+        assert!(refused.contains("Unknown tool"), "{seen}");
+    }
+    assert_eq!(ts["protocol"], "2025-11-25", "{ts}");
+    let requests = seen.lock().unwrap().clone();
+    // The upstream saw only 2026-07-28 requests, each with its envelope, and no initialize.
+    assert!(
+        requests
+            .iter()
+            .all(|(_, v, _, meta)| v.as_deref() == Some("2026-07-28")
+                && meta.as_deref() == Some("2026-07-28")),
+        "{requests:?}"
+    );
+    assert!(!requests
+        .iter()
+        .any(|(m, ..)| m == "initialize" || m.starts_with("notifications/")));
+    assert!(requests
+        .iter()
+        .any(|(m, _, name, _)| m == "tools/call" && name.as_deref() == Some("exact_calculate")));
+    // The initialize the gateway made, from discover, cut to the analyst's grants.
+    let mut c = Client::new(url, Some(analyst));
+    let init = c.initialize().await;
+    assert_eq!(init["result"]["serverInfo"]["name"], "new-server", "{init}");
+    assert_eq!(
+        init["result"]["capabilities"],
+        json!({"tools": {}}),
+        "{init}"
+    );
+    assert_eq!(init["result"]["instructions"], "speaks 2026 only");
+}

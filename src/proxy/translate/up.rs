@@ -1,0 +1,160 @@
+//! 2025 clients on upstreams that speak only 2026-07-28 (`upstream_version: 2026-07-28`). The
+//! client's session is the gateway's alone: `initialize` is answered here from the upstream's
+//! `server/discover` (capabilities cut to the caller's grants), `ping`, notifications and the
+//! client's responses are answered here (2026-07-28 has none of them), and every other request
+//! goes to the upstream with the revision's `_meta` envelope added to its params and its routing
+//! headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) set from the body. No session id is
+//! issued: the upstream is stateless. Batches are refused (the revision has none).
+
+use super::super::ctx::RequestCtx;
+use super::super::{modern, visible};
+use crate::error::GatewayError;
+use crate::jsonrpc::{Rpc, MODERN_VERSION, SUPPORTED_VERSIONS};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+/// A request on its way up, rewritten.
+pub struct ToModern {
+    pub body: Bytes,
+    pub method: String,
+    pub name: Option<String>,
+    /// The body was handed to the upstream already.
+    pub sent: bool,
+}
+
+/// What the gateway answers itself.
+pub enum Local {
+    Json(Vec<u8>),
+    Accepted,
+}
+
+/// Whether this request is a 2025 one on a 2026-07-28-only scope.
+pub fn applies(ctx: &RequestCtx) -> bool {
+    !ctx.is_modern()
+        && ctx
+            .scope
+            .as_ref()
+            .is_some_and(|s| s.scope.upstream_version == Some(MODERN_VERSION))
+}
+
+/// After the body is allowed: answers what the revision does not have, or rewrites the request.
+pub async fn prepare(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Local>, GatewayError> {
+    let m = match &ctx.rpc {
+        Some(Rpc::Single(m)) => m.clone(),
+        _ => {
+            return Err(GatewayError::InvalidRequest(
+                "JSON-RPC batches cannot reach this scope's upstreams (they speak 2026-07-28)"
+                    .into(),
+            ))
+        }
+    };
+    let (Some(method), Some(id)) = (m.method.as_deref(), m.id.as_deref()) else {
+        // A notification or the client's answer to a server request: nothing to pass on.
+        return Ok(Some(Local::Accepted));
+    };
+    match method {
+        "ping" => Ok(Some(Local::Json(
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#).into_bytes(),
+        ))),
+        "initialize" => initialize(ctx, body, id)
+            .await
+            .map(|b| Some(Local::Json(b))),
+        _ => {
+            let mut v: Value = serde_json::from_slice(body)
+                .map_err(|e| GatewayError::ParseError(e.to_string()))?;
+            let params = v
+                .as_object_mut()
+                .ok_or(GatewayError::Internal)?
+                .entry("params")
+                .or_insert_with(|| json!({}));
+            let meta = params
+                .as_object_mut()
+                .ok_or_else(|| GatewayError::InvalidRequest("params must be an object".into()))?
+                .entry("_meta")
+                .or_insert_with(|| json!({}));
+            let meta = meta.as_object_mut().ok_or_else(|| {
+                GatewayError::InvalidRequest("params._meta must be an object".into())
+            })?;
+            meta.insert(
+                "io.modelcontextprotocol/protocolVersion".into(),
+                MODERN_VERSION.into(),
+            );
+            meta.insert(
+                "io.modelcontextprotocol/clientCapabilities".into(),
+                json!({}),
+            );
+            let body = serde_json::to_vec(&v).map_err(|_| GatewayError::Internal)?;
+            ctx.to_modern = Some(ToModern {
+                body: Bytes::from(body),
+                method: method.to_string(),
+                name: modern::routed_name(method, &m).map(str::to_string),
+                sent: false,
+            });
+            Ok(None)
+        }
+    }
+}
+
+/// The `initialize` result, from the upstream's `server/discover`.
+async fn initialize(ctx: &RequestCtx, body: &[u8], id: &str) -> Result<Vec<u8>, GatewayError> {
+    let caller = ctx.admitted()?;
+    let scope = caller.scope.clone();
+    let picked = scope
+        .select(caller.identity.user.as_bytes(), &[])
+        .ok_or_else(|| GatewayError::NoHealthyUpstream(scope.scope.name.clone()))?;
+    let found = ctx.rt.bridged.discovered(&scope, &picked).await?;
+    let asked: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let asked = asked["params"]["protocolVersion"].as_str().unwrap_or("");
+    let version = SUPPORTED_VERSIONS
+        .iter()
+        .find(|v| **v == asked && **v != MODERN_VERSION)
+        .copied()
+        .unwrap_or("2025-11-25");
+    let d = &found.init;
+    let server_info = d["_meta"]["io.modelcontextprotocol/serverInfo"].clone();
+    let server_info = if server_info.is_object() {
+        server_info
+    } else {
+        json!({"name": scope.scope.name, "version": "unknown"})
+    };
+    let mut result = json!({
+        "protocolVersion": version,
+        "capabilities": d.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+        "serverInfo": server_info,
+    });
+    if let Some(i) = d.get("instructions") {
+        result["instructions"] = i.clone();
+    }
+    if let Some(obj) = result.as_object_mut() {
+        visible::trim_capabilities(obj, visible::of(ctx).as_ref());
+    }
+    Ok(format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).into_bytes())
+}
+
+/// The routing headers and framing of a rewritten request.
+pub fn rewrite_headers(
+    req: &mut pingora::http::RequestHeader,
+    t: &ToModern,
+) -> pingora::Result<()> {
+    use super::super::names;
+    req.insert_header(names::PROTOCOL_VERSION, MODERN_VERSION)?;
+    req.insert_header(names::MCP_METHOD, modern::encode_header_value(&t.method))?;
+    match &t.name {
+        Some(n) => req.insert_header(names::MCP_NAME, modern::encode_header_value(n))?,
+        None => {
+            req.remove_header(&names::MCP_NAME);
+        }
+    }
+    req.remove_header(&names::SESSION_ID);
+    // The body grew: it goes chunked, whatever length the client gave.
+    req.remove_header(&http::header::CONTENT_LENGTH);
+    req.insert_header(http::header::TRANSFER_ENCODING, "chunked")
+}
+
+/// The request body as the upstream gets it: the rewritten body once, nothing of the client's.
+pub fn replace_body(ctx: &mut RequestCtx, chunk: &mut Option<Bytes>) {
+    if let Some(t) = ctx.to_modern.as_mut() {
+        *chunk = Some(if t.sent { Bytes::new() } else { t.body.clone() });
+        t.sent = true;
+    }
+}
