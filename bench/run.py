@@ -133,9 +133,12 @@ USERS_SCENARIO = "10,000 users under per-user limits, 256 conns"
 
 
 class Contender:
-    """`urls` maps the upstream kind ("json" or "sse") to the URL that reaches it through this contender."""
+    """`urls` maps the upstream kind ("json" or "sse") to the URL that reaches it through this contender.
+    "bridged" is the gateway's scope that bridges 2026-07-28 clients to the calculator in 2025-11-25;
+    the others reach the calculator as for "json" (it speaks 2026-07-28 itself)."""
 
     def __init__(self, name, urls, proc, extra_pids=lambda: [], only=None):
+        urls.setdefault("bridged", urls["json"])
         self.name, self.urls, self.proc, self.extra_pids, self.only = name, urls, proc, extra_pids, only
 
     def pids(self):
@@ -187,8 +190,14 @@ allowed_origins: [{BENCH_ORIGIN}]
       - url: http://127.0.0.1:{sse_port}/mcp
     health_check: {{ kind: tcp, interval: 5s }}
     tools: [exact_calculate, statistics]
+  calcbridged:
+    upstreams:
+      - url: http://127.0.0.1:{upstream_port}/mcp
+    health_check: {{ kind: tcp, interval: 5s }}
+    tools: [exact_calculate, statistics]
+    upstream_version: 2025-11-25
 """)
-    open(f"{d}/policy.yaml", "w").write('roles:\n  developer: { allow: ["calculator/*", "calcsse/*"] }\n'
+    open(f"{d}/policy.yaml", "w").write('roles:\n  developer: { allow: ["calculator/*", "calcsse/*", "calcbridged/*"] }\n'
                                         + ("rate_limits:\n  - { name: never-hit, key: user, rate: 1000000/s }\n" if limits else ""))
     return f"{d}/gateway.yaml", port
 
@@ -375,6 +384,7 @@ http {{
             procs.append(p)
             wait_port(port)
             contenders.append(Contender(name, {"json": f"http://127.0.0.1:{port}/calculator/mcp",
+                                               "bridged": f"http://127.0.0.1:{port}/calcbridged/mcp",
                                                "sse": f"http://127.0.0.1:{port}/calcsse/mcp"}, p, only=only))
         time.sleep(1)
 
@@ -415,6 +425,7 @@ http {{
                 ("tools/call 500 KiB, 32 conns", "json", 32, {"BENCH_BODY_FILE": big(500 * 1024)}),
                 ("tools/list filtered, 64 conns", "json", 64, {"BENCH_BODY_FILE": listing}),
                 ("tools/call in 2026-07-28 (envelope and routing headers checked), 64 conns", "json", 64, {"BENCH_BODY_FILE": modern, "BENCH_MODERN": "1"}),
+                ("tools/call in 2026-07-28 bridged to a 2025-11-25 upstream, 64 conns", "bridged", 64, {"BENCH_BODY_FILE": modern, "BENCH_MODERN": "1"}),
                 ("tools/call from an allowed browser Origin (CORS), 64 conns", "json", 64, {"BENCH_BODY_FILE": small, "BENCH_ORIGIN": BENCH_ORIGIN}),
                 ("tools/call answered as SSE, 64 conns", "sse", 64, {"BENCH_BODY_FILE": small}),
                 ("fresh HS256 token per request, 64 conns", "json", 64, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": fresh}),

@@ -75,8 +75,8 @@ pub struct RequestCtx {
     pub cors_origin: Option<String>,
     /// A 2026-07-28 request on an older upstream: its revision and the gateway's session there.
     pub bridged: Option<(&'static str, Arc<super::translate::Opened>)>,
-    /// A 2025 request on a 2026-07-28-only upstream, rewritten.
-    pub to_modern: Option<super::translate::up::ToModern>,
+    /// A request bridged to the other era, its body rewritten for the upstream.
+    pub rewritten: Option<super::translate::up::Rewritten>,
     /// A legacy HTTP+SSE message: its answer goes to the client's stream.
     pub legacy: Option<super::legacy::Legacy>,
     /// The connection's head clock, restarted for the next request once this one is done.
@@ -113,7 +113,7 @@ impl RequestCtx {
             head_clock: None,
             legacy: None,
             bridged: None,
-            to_modern: None,
+            rewritten: None,
             cors_origin: None,
             version: crate::jsonrpc::DEFAULT_VERSION,
         }

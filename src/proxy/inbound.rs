@@ -65,7 +65,7 @@ pub async fn decide(
     match decision {
         Decision::Forward => {
             limit::check(ctx).await?;
-            if let Some(body) = translate::discover_answer(ctx) {
+            if let Some(body) = translate::discover_answer(ctx, bytes)? {
                 respond::json(session, ctx, 200, body, &[])
                     .await
                     .map_err(|_| GatewayError::Internal)?;

@@ -227,11 +227,14 @@ pub async fn prepare(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
 /// After the body is allowed: `server/discover` on a bridged scope is answered here, from the
 /// upstream's `initialize`, with the capabilities cut to the caller's. Every other bridged answer
 /// goes through the response rewrite, which stamps its `resultType`.
-pub fn discover_answer(ctx: &mut RequestCtx) -> Option<Vec<u8>> {
-    let (_, opened) = ctx.bridged.as_ref()?;
+pub fn discover_answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>, GatewayError> {
+    let Some((_, opened)) = ctx.bridged.as_ref() else {
+        return Ok(None);
+    };
     if ctx.method() != Some("server/discover") {
         ctx.rewrite = super::filter::ResponseRewrite::pending_list();
-        return None;
+        ctx.rewritten = Some(up::strip_envelope(body)?);
+        return Ok(None);
     }
     let init = &opened.init;
     let mut result = json!({
@@ -249,7 +252,9 @@ pub fn discover_answer(ctx: &mut RequestCtx) -> Option<Vec<u8>> {
         visible::trim_capabilities(obj, visible::of(ctx).as_ref());
     }
     let id = ctx.rpc_id().unwrap_or("null");
-    Some(format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).into_bytes())
+    Ok(Some(
+        format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).into_bytes(),
+    ))
 }
 
 /// What a bridged caller sees: the same as anyone's, and results get `resultType`.

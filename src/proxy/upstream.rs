@@ -96,7 +96,7 @@ fn rewrite(
             req.remove_header(&names::TENANT_ID);
         }
     }
-    if let Some(t) = &ctx.to_modern {
+    if let Some(t) = &ctx.rewritten {
         super::translate::up::rewrite_headers(req, t)?;
     }
     if let Some((version, _)) = &ctx.bridged {

@@ -313,3 +313,38 @@ async fn sdk_clients_in_2025_reach_a_2026_only_server() {
     );
     assert_eq!(init["result"]["instructions"], "speaks 2026 only");
 }
+
+/// The bundled calculator, keeping sessions, reached in 2025-11-25 by a client pinned to
+/// 2026-07-28 (the same tool that the other tests reach in 2026-07-28 directly).
+#[tokio::test]
+async fn the_bundled_tool_reached_in_2025_by_a_2026_client() {
+    let up = calculator(false).await;
+    let mut spec = GatewaySpec::new(&[up.port]);
+    spec.scope_setting("upstream_version: 2025-11-25");
+    let gw = spec.start().await;
+    let analyst = token("bob", &["analyst"], json!({}));
+    let url = gw.url("/calculator/mcp");
+    let seen = python_client_script("modern_client.py", &[&url, &analyst, "2026-07-28"], &[]).await;
+    assert_eq!(seen["protocol"], "2026-07-28", "{seen}");
+    assert_eq!(seen["tools"], json!(["exact_calculate"]), "{seen}");
+    assert_eq!(seen["call"]["structuredContent"]["result"], "3", "{seen}");
+    // Unauthenticated discovery learns nothing: 401 with the way to log in.
+    let anonymous = Client::new(url, None)
+        .request(reqwest::Method::POST)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "server/discover")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("resource_metadata="));
+    assert_eq!(rpc_body(anonymous).await["error"]["code"], -32001);
+}

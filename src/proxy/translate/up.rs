@@ -13,14 +13,41 @@ use crate::jsonrpc::{Rpc, MODERN_VERSION, SUPPORTED_VERSIONS};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-/// A request on its way up, rewritten.
-pub struct ToModern {
+/// A request body rewritten for the upstream's revision (either way).
+pub struct Rewritten {
     pub body: Bytes,
-    pub method: String,
-    pub name: Option<String>,
+    /// Toward a 2026-07-28 upstream: the method and name for its routing headers.
+    pub route: Option<(String, Option<String>)>,
     /// The body was handed to the upstream already.
     pub sent: bool,
 }
+
+/// Toward an older upstream: the body without the 2026-07-28 envelope in `params._meta` (a
+/// server that speaks both revisions would take it for a 2026-07-28 request).
+pub fn strip_envelope(body: &[u8]) -> Result<Rewritten, GatewayError> {
+    let mut v: Value =
+        serde_json::from_slice(body).map_err(|e| GatewayError::ParseError(e.to_string()))?;
+    if let Some(params) = v.get_mut("params").and_then(Value::as_object_mut) {
+        if let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) {
+            meta.retain(|k, _| !ENVELOPE.contains(&k.as_str()));
+            if meta.is_empty() {
+                params.remove("_meta");
+            }
+        }
+    }
+    Ok(Rewritten {
+        body: Bytes::from(serde_json::to_vec(&v).map_err(|_| GatewayError::Internal)?),
+        route: None,
+        sent: false,
+    })
+}
+
+/// The per-request envelope of 2026-07-28 in `params._meta`.
+const ENVELOPE: [&str; 3] = [
+    "io.modelcontextprotocol/protocolVersion",
+    "io.modelcontextprotocol/clientCapabilities",
+    "io.modelcontextprotocol/clientInfo",
+];
 
 /// What the gateway answers itself.
 pub enum Local {
@@ -84,10 +111,12 @@ pub async fn prepare(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Local>,
                 json!({}),
             );
             let body = serde_json::to_vec(&v).map_err(|_| GatewayError::Internal)?;
-            ctx.to_modern = Some(ToModern {
+            ctx.rewritten = Some(Rewritten {
                 body: Bytes::from(body),
-                method: method.to_string(),
-                name: modern::routed_name(method, &m).map(str::to_string),
+                route: Some((
+                    method.to_string(),
+                    modern::routed_name(method, &m).map(str::to_string),
+                )),
                 sent: false,
             });
             Ok(None)
@@ -134,18 +163,20 @@ async fn initialize(ctx: &RequestCtx, body: &[u8], id: &str) -> Result<Vec<u8>, 
 /// The routing headers and framing of a rewritten request.
 pub fn rewrite_headers(
     req: &mut pingora::http::RequestHeader,
-    t: &ToModern,
+    t: &Rewritten,
 ) -> pingora::Result<()> {
     use super::super::names;
-    req.insert_header(names::PROTOCOL_VERSION, MODERN_VERSION)?;
-    req.insert_header(names::MCP_METHOD, modern::encode_header_value(&t.method))?;
-    match &t.name {
-        Some(n) => req.insert_header(names::MCP_NAME, modern::encode_header_value(n))?,
-        None => {
-            req.remove_header(&names::MCP_NAME);
+    if let Some((method, name)) = &t.route {
+        req.insert_header(names::PROTOCOL_VERSION, MODERN_VERSION)?;
+        req.insert_header(names::MCP_METHOD, modern::encode_header_value(method))?;
+        match name {
+            Some(n) => req.insert_header(names::MCP_NAME, modern::encode_header_value(n))?,
+            None => {
+                req.remove_header(&names::MCP_NAME);
+            }
         }
+        req.remove_header(&names::SESSION_ID);
     }
-    req.remove_header(&names::SESSION_ID);
     // The body grew: it goes chunked, whatever length the client gave.
     req.remove_header(&http::header::CONTENT_LENGTH);
     req.insert_header(http::header::TRANSFER_ENCODING, "chunked")
@@ -153,7 +184,7 @@ pub fn rewrite_headers(
 
 /// The request body as the upstream gets it: the rewritten body once, nothing of the client's.
 pub fn replace_body(ctx: &mut RequestCtx, chunk: &mut Option<Bytes>) {
-    if let Some(t) = ctx.to_modern.as_mut() {
+    if let Some(t) = ctx.rewritten.as_mut() {
         *chunk = Some(if t.sent { Bytes::new() } else { t.body.clone() });
         t.sent = true;
     }
