@@ -117,7 +117,11 @@ async fn check(i: &Issuer, p: &AuthorizeParams) -> Result<String, Response> {
         .resolve(&p.client_id)
         .await
         .map_err(|e| bad_request(&e))?;
-    if !client.redirect_uris.contains(&p.redirect_uri) {
+    if !client
+        .redirect_uris
+        .iter()
+        .any(|r| redirect_matches(r, &p.redirect_uri))
+    {
         return Err(bad_request("redirect_uri is not one the client registered"));
     }
     if p.response_type != "code" {
@@ -144,6 +148,25 @@ async fn check(i: &Issuer, p: &AuthorizeParams) -> Result<String, Response> {
         }
     }
     Ok(client.name.unwrap_or_else(|| p.client_id.clone()))
+}
+
+/// A redirect URI matches the registered one exactly, except that a loopback one may use any port
+/// (RFC 8252 7.3, OAuth 2.1: native clients such as editors listen on a port of the moment).
+fn redirect_matches(registered: &str, asked: &str) -> bool {
+    if registered == asked {
+        return true;
+    }
+    let (Ok(r), Ok(a)) = (url::Url::parse(registered), url::Url::parse(asked)) else {
+        return false;
+    };
+    let loopback = |u: &url::Url| {
+        u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"))
+    };
+    loopback(&r)
+        && loopback(&a)
+        && r.host_str() == a.host_str()
+        && r.path() == a.path()
+        && r.query() == a.query()
 }
 
 /// `GET /authorize`: the login page.
@@ -288,6 +311,35 @@ fn pkce_matches(verifier: &str, challenge: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_redirects_may_change_port() {
+        use super::redirect_matches;
+        assert!(redirect_matches(
+            "http://127.0.0.1:33418/",
+            "http://127.0.0.1:40001/"
+        ));
+        assert!(redirect_matches(
+            "https://vscode.dev/redirect",
+            "https://vscode.dev/redirect"
+        ));
+        assert!(!redirect_matches(
+            "https://vscode.dev/redirect",
+            "https://vscode.dev:444/redirect"
+        ));
+        assert!(!redirect_matches(
+            "http://127.0.0.1:1/cb",
+            "http://127.0.0.1:2/other"
+        ));
+        assert!(!redirect_matches(
+            "http://127.0.0.1:1/cb",
+            "http://localhost:1/cb"
+        ));
+        assert!(!redirect_matches(
+            "http://example.com:1/cb",
+            "http://example.com:2/cb"
+        ));
+    }
 
     #[test]
     fn pkce_s256() {
