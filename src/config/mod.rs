@@ -176,6 +176,12 @@ impl UpstreamTarget {
     pub fn authority(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
+
+    /// The URL the gateway's own requests use (bridging, legacy streams).
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}:{}{}", self.host, self.port, self.path)
+    }
 }
 
 /// Reads (`Sources::read`) and validates `gateway.yaml` and the files it names.

@@ -65,19 +65,8 @@ pub async fn decide(
     match decision {
         Decision::Forward => {
             limit::check(ctx).await?;
-            if let Some(body) = translate::discover_answer(ctx, bytes)? {
-                respond::json(session, ctx, 200, body, &[])
-                    .await
-                    .map_err(|_| GatewayError::Internal)?;
-                return Ok(true);
-            }
-            if !translate::up::applies(ctx) {
+            let Some((status, body)) = translate::answer_here(ctx, bytes).await? else {
                 return Ok(false);
-            }
-            let (status, body) = match translate::up::prepare(ctx, bytes).await? {
-                None => return Ok(false),
-                Some(translate::up::Local::Json(body)) => (200, body),
-                Some(translate::up::Local::Accepted) => (202, Vec::new()),
             };
             respond::json(session, ctx, status, body, &[])
                 .await
@@ -86,7 +75,6 @@ pub async fn decide(
         }
         Decision::Refuse(e) => Err(e),
         Decision::Answer(body) => {
-            legacy::refusal(ctx, &body);
             respond::json(session, ctx, 200, body, &[])
                 .await
                 .map_err(|_| GatewayError::Internal)?;

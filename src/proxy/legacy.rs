@@ -402,9 +402,9 @@ fn message(data: &[u8]) -> Bytes {
     out.freeze()
 }
 
-/// Also delivers a refusal of a legacy message to its stream: the client waits for the answer
-/// there, not on the POST.
-pub fn refusal(ctx: &RequestCtx, body: &[u8]) {
+/// Also delivers an answer the gateway itself gives a legacy message (a refusal, an answer made
+/// here) to its stream: the client waits for it there, not on the POST.
+pub fn also_to_stream(ctx: &RequestCtx, body: &[u8]) {
     if let (Some(legacy), Some(_)) = (&ctx.legacy, ctx.rpc_id()) {
         legacy.stream.send(message(body));
     }

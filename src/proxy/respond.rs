@@ -17,6 +17,7 @@ pub async fn json(
     body: Vec<u8>,
     extra: &[(&'static str, String)],
 ) -> Result<()> {
+    super::legacy::also_to_stream(ctx, &body);
     let mut h = ResponseHeader::build(status, Some(4 + extra.len()))?;
     h.insert_header("Content-Type", "application/json")?;
     h.insert_header("Content-Length", body.len().to_string())?;
@@ -121,9 +122,7 @@ pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) 
     if let Some(secs) = err.retry_after() {
         extra.push(("Retry-After", secs.to_string()));
     }
-    let body = err.body(ctx.rpc_id());
-    super::legacy::refusal(ctx, &body);
-    json(session, ctx, err.status(), body, &extra).await
+    json(session, ctx, err.status(), err.body(ctx.rpc_id()), &extra).await
 }
 
 /// The public base URL: configured, or from the request's `Host`.

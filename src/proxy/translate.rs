@@ -29,9 +29,11 @@ pub struct Opened {
     pub init: Value,
 }
 
-/// The gateway's own upstream sessions, one per upstream address.
+/// The gateway's own upstream sessions (older upstreams) and discovery results (2026-07-28-only
+/// upstreams), one per upstream address.
 pub struct Pool {
     opened: Mutex<HashMap<String, Arc<Opened>>>,
+    discovered: Mutex<HashMap<String, Arc<Opened>>>,
     http: reqwest::Client,
 }
 
@@ -39,6 +41,7 @@ impl Default for Pool {
     fn default() -> Self {
         Self {
             opened: Mutex::default(),
+            discovered: Mutex::default(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -52,6 +55,27 @@ impl Pool {
         self.opened.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// What `table` holds for `picked`, made by `make` when it holds nothing (no lock is held
+    /// while `make` talks to the upstream). `what` names the step in the client's error.
+    async fn cached(
+        &self,
+        table: &Mutex<HashMap<String, Arc<Opened>>>,
+        picked: &Picked,
+        what: &'static str,
+        make: impl std::future::Future<Output = Result<Opened, String>>,
+    ) -> Result<Arc<Opened>, GatewayError> {
+        let lock = || table.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(o) = lock().get(&picked.addr) {
+            return Ok(o.clone());
+        }
+        let opened = Arc::new(make.await.map_err(|e| {
+            tracing::warn!(upstream = %picked.addr, error = %e, step = what, "cannot bridge to an upstream");
+            GatewayError::UpstreamFailed(format!("the upstream could not be {what}").into())
+        })?);
+        lock().insert(picked.addr.clone(), opened.clone());
+        Ok(opened)
+    }
+
     /// The session on `picked`, opened now when there is none.
     async fn get(
         &self,
@@ -59,15 +83,8 @@ impl Pool {
         picked: &Picked,
         version: &str,
     ) -> Result<Arc<Opened>, GatewayError> {
-        if let Some(o) = self.lock().get(&picked.addr) {
-            return Ok(o.clone());
-        }
-        let opened = Arc::new(self.open(scope, picked, version).await.map_err(|e| {
-            tracing::warn!(upstream = %picked.addr, error = %e, "cannot open an upstream session for 2026-07-28 clients");
-            GatewayError::UpstreamFailed("the upstream could not be initialized".into())
-        })?);
-        self.lock().insert(picked.addr.clone(), opened.clone());
-        Ok(opened)
+        let make = self.open(scope, picked, version);
+        self.cached(&self.opened, picked, "initialized", make).await
     }
 
     /// What a 2026-07-28-only upstream says of itself (`server/discover`), asked once per upstream.
@@ -76,42 +93,39 @@ impl Pool {
         scope: &ScopeUpstreams,
         picked: &Picked,
     ) -> Result<Arc<Opened>, GatewayError> {
-        let key = format!("discover {}", picked.addr);
-        if let Some(o) = self.lock().get(&key) {
-            return Ok(o.clone());
-        }
-        let found = self.discover(scope, picked).await.map_err(|e| {
-            tracing::warn!(upstream = %picked.addr, error = %e, "cannot discover a 2026-07-28 upstream");
-            GatewayError::UpstreamFailed("the upstream could not be discovered".into())
-        })?;
-        let opened = Arc::new(Opened {
-            session: None,
-            init: found,
-        });
-        self.lock().insert(key, opened.clone());
-        Ok(opened)
+        let make = async {
+            Ok(Opened {
+                session: None,
+                init: self.discover(scope, picked).await?,
+            })
+        };
+        self.cached(&self.discovered, picked, "discovered", make)
+            .await
+    }
+
+    /// A POST of the gateway's own to `picked`, as the upstream expects any request.
+    fn post(
+        &self,
+        scope: &ScopeUpstreams,
+        picked: &Picked,
+        body: &Value,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .post(picked.target.url())
+            .header("x-gateway-auth", scope.auth_header.clone())
+            .header("accept", "application/json, text/event-stream")
+            .json(body)
     }
 
     async fn discover(&self, scope: &ScopeUpstreams, picked: &Picked) -> Result<Value, String> {
-        let t = &picked.target;
-        let url = format!(
-            "{}://{}{}",
-            if t.tls { "https" } else { "http" },
-            t.authority(),
-            t.path
-        );
         let body = json!({"jsonrpc": "2.0", "id": "mcp-gateway-discover", "method": "server/discover",
             "params": {"_meta": {
                 "io.modelcontextprotocol/protocolVersion": crate::jsonrpc::MODERN_VERSION,
                 "io.modelcontextprotocol/clientCapabilities": {}}}});
         let resp = self
-            .http
-            .post(&url)
-            .header("x-gateway-auth", scope.auth_header.clone())
-            .header("accept", "application/json, text/event-stream")
+            .post(scope, picked, &body)
             .header("mcp-protocol-version", crate::jsonrpc::MODERN_VERSION)
             .header("mcp-method", "server/discover")
-            .json(&body)
             .send()
             .await
             .map_err(|e| e.without_url().to_string())?;
@@ -133,20 +147,8 @@ impl Pool {
         picked: &Picked,
         version: &str,
     ) -> Result<Opened, String> {
-        let t = &picked.target;
-        let url = format!(
-            "{}://{}{}",
-            if t.tls { "https" } else { "http" },
-            t.authority(),
-            t.path
-        );
         let post = |body: Value, session: Option<&str>| {
-            let mut r = self
-                .http
-                .post(&url)
-                .header("x-gateway-auth", scope.auth_header.clone())
-                .header("accept", "application/json, text/event-stream")
-                .json(&body);
+            let mut r = self.post(scope, picked, &body);
             if let Some(s) = session {
                 r = r
                     .header("mcp-session-id", s)
@@ -198,14 +200,16 @@ fn answer_of(text: &str) -> Option<Value> {
 /// gateway's session there. Nothing for other requests.
 pub async fn prepare(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
     let caller = ctx.admitted()?;
-    let scope = caller.scope.clone();
-    let Some(version) = scope
+    // Decided before anything is cloned: every request passes here.
+    let Some(version) = caller
+        .scope
         .scope
         .upstream_version
         .filter(|v| ctx.is_modern() && *v != crate::jsonrpc::MODERN_VERSION)
     else {
         return Ok(());
     };
+    let scope = caller.scope.clone();
     let picked = scope
         .select(caller.identity.user.as_bytes(), &ctx.tried)
         .ok_or_else(|| GatewayError::NoHealthyUpstream(scope.scope.name.clone()))?;
@@ -224,10 +228,29 @@ pub async fn prepare(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
     Ok(())
 }
 
-/// After the body is allowed: `server/discover` on a bridged scope is answered here, from the
-/// upstream's `initialize`, with the capabilities cut to the caller's. Every other bridged answer
-/// goes through the response rewrite, which stamps its `resultType`.
-pub fn discover_answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>, GatewayError> {
+/// After the body is allowed, for a request bridged either way: the status and body of what the
+/// gateway answers itself, or `None` when the (rewritten) request goes to the upstream.
+pub async fn answer_here(
+    ctx: &mut RequestCtx,
+    body: &[u8],
+) -> Result<Option<(u16, Vec<u8>)>, GatewayError> {
+    if let Some(answer) = discover_answer(ctx, body)? {
+        return Ok(Some((200, answer)));
+    }
+    if !up::applies(ctx) {
+        return Ok(None);
+    }
+    Ok(match up::prepare(ctx, body).await? {
+        None => None,
+        Some(up::Local::Json(answer)) => Some((200, answer)),
+        Some(up::Local::Accepted) => Some((202, Vec::new())),
+    })
+}
+
+/// `server/discover` on a scope of older upstreams is answered here, from the upstream's
+/// `initialize`, with the capabilities cut to the caller's. Every other bridged answer goes
+/// through the response rewrite, which stamps its `resultType`.
+fn discover_answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>, GatewayError> {
     let Some((_, opened)) = ctx.bridged.as_ref() else {
         return Ok(None);
     };

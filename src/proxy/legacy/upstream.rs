@@ -28,13 +28,7 @@ pub async fn open(ctx: &RequestCtx) -> Result<Upstream, GatewayError> {
     let picked = scope
         .select(caller.identity.user.as_bytes(), &[])
         .ok_or_else(|| GatewayError::NoHealthyUpstream(scope.scope.name.clone()))?;
-    let t = &picked.target;
-    let base = format!(
-        "{}://{}{}",
-        if t.tls { "https" } else { "http" },
-        t.authority(),
-        t.path
-    );
+    let base = picked.target.url();
     let failed = |why: String| {
         tracing::warn!(request_id = %ctx.request_id, upstream = %picked.addr, error = %why, "legacy upstream stream failed");
         GatewayError::UpstreamFailed("the upstream's event stream could not be opened".into())
