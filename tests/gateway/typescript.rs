@@ -20,17 +20,7 @@ async fn typescript_sdk_in_every_transport() {
         if let Some(p) = protocol {
             assert_eq!(seen["protocol"], p, "{mode}: {seen}");
         }
-        assert_eq!(seen["tools"], json!(["exact_calculate"]), "{mode}: {seen}");
-        assert_eq!(
-            seen["call"]["structuredContent"]["result"], "3",
-            "{mode}: {seen}"
-        );
-        let refused = seen["refused_error"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-            + &seen["refused"].to_string();
-        assert!(refused.contains("Unknown tool"), "{mode}: {seen}");
+        assert_analyst_view(&seen, mode);
     }
     // One denied row per client, each with the refused tool.
     let denied = |rows: &[serde_json::Value]| {

@@ -634,3 +634,21 @@ pub async fn node_client(url: &str, token: &str, mode: &str) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout)))
 }
+
+/// What an analyst's client must have seen through the test gateway (policy `analyst`:
+/// `calculator/exact_calculate` only): the one tool listed, the call answered `1 + 2 = 3`, and
+/// `statistics` refused exactly like a tool that does not exist.
+pub fn assert_analyst_view(seen: &Value, label: &str) {
+    assert_eq!(seen["tools"], json!(["exact_calculate"]), "{label}: {seen}");
+    assert_eq!(
+        seen["call"]["structuredContent"]["result"], "3",
+        "{label}: {seen}"
+    );
+    let refused = seen["refused_error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{label}: statistics was not refused: {seen}"));
+    assert!(
+        refused.contains("Unknown tool: statistics"),
+        "{label}: {refused}"
+    );
+}
