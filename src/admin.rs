@@ -74,7 +74,7 @@ pub async fn show(
             "SELECT to_json(a)::text FROM (
                SELECT time, request_id, instance, user_id, tenant, roles, scope, method, tool, jsonrpc_id, outcome,
                       reason, rpc_error_code, http_status, upstream, latency_ms, upstream_latency_ms, request_bytes,
-                      response_bytes, client_addr, session_hash, arguments_mode, arguments
+                      response_bytes, client_addr, session_hash, arguments_mode, arguments, client_cert
                FROM audit_log
                WHERE ($1::text IS NULL OR request_id = $1) AND ($2::text IS NULL OR user_id = $2)
                ORDER BY time DESC, id DESC LIMIT $3) a",

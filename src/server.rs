@@ -104,8 +104,9 @@ pub fn run(config: Config) -> Result<(), String> {
         upstream_keepalive_pool_size: 256,
         ..Default::default()
     };
-    let listen = config.listen.clone();
+    let listeners = config.listeners.clone();
     let (rt, services) = runtime(config)?;
+    let tls = Arc::new(crate::listen::Terminators::new(&listeners));
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let limits = connection_limits(&rt.config.connections);
@@ -117,14 +118,20 @@ pub fn run(config: Config) -> Result<(), String> {
     app.server_options = Some(options);
     let mut proxy = pingora::services::listening::Service::new(
         "mcp-gateway proxy".to_string(),
-        crate::listen::Guarded::new(app, limits).on_refused_head({
-            let audit = rt.audit.clone();
-            Arc::new(move |r: crate::listen::RefusedHead| {
-                crate::proxy::audit::refused_head(&audit, r)
-            })
-        }),
+        crate::listen::Guarded::new(app, limits)
+            .with_tls(tls.clone())
+            .on_refused_head({
+                let audit = rt.audit.clone();
+                Arc::new(move |r: crate::listen::RefusedHead| {
+                    crate::proxy::audit::refused_head(&audit, r)
+                })
+            }),
     );
-    proxy.add_listener(ListenerConfig::tcp(listen.clone()).l4_buffer(DOWNSTREAM_BUFFERS));
+    for l in &listeners {
+        proxy
+            .add_listener(ListenerConfig::tcp(l.address.to_string()).l4_buffer(DOWNSTREAM_BUFFERS));
+    }
+    crate::listen::tls::publish_expiry(&listeners);
     let tools = server.add_services(services.tools);
     let handles = server.add_services(services.background);
     for h in &handles {
@@ -155,7 +162,10 @@ pub fn run(config: Config) -> Result<(), String> {
             IssuerService(std::sync::Mutex::new(Some((Arc::new(issuer), listener)))),
         ));
     }
-    tracing::info!(%listen, scopes = rt.upstreams.len(), "mcp-gateway listening");
+    for l in &listeners {
+        let scheme = if l.tls.is_some() { "https" } else { "http" };
+        tracing::info!(address = %l.address, scheme, scopes = rt.upstreams.len(), "mcp-gateway listening");
+    }
     server.run(RunArgs::default());
     // Every proxy thread is done: store what the audit writer had not stored yet.
     match tokio::runtime::Builder::new_current_thread()

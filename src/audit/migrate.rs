@@ -5,10 +5,16 @@
 use tokio_postgres::Client;
 
 /// Every migration, in order. A test checks this list against the `migrations/` folder.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_audit_log",
-    include_str!("../../migrations/0001_audit_log.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_audit_log",
+        include_str!("../../migrations/0001_audit_log.sql"),
+    ),
+    (
+        "0002_client_cert",
+        include_str!("../../migrations/0002_client_cert.sql"),
+    ),
+];
 
 /// Applies the migrations not applied yet; returns their names.
 pub async fn migrate(client: &mut Client) -> Result<Vec<&'static str>, tokio_postgres::Error> {

@@ -31,4 +31,7 @@ pub struct AuditRecord {
     pub session_hash: Option<String>,
     pub arguments_mode: String,
     pub arguments: Option<String>,
+    /// Subject of the verified TLS client certificate (mTLS listeners), at most 256 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
 }

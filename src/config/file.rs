@@ -11,9 +11,12 @@ use std::time::Duration;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayFile {
-    /// Address the proxy listens on.
-    #[serde(default = "default_listen")]
-    pub listen: String,
+    /// Address of one plain-HTTP listener (shorthand for `listeners: [{address: ...}]`).
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// The proxy's listeners, each plain HTTP or TLS (HTTP/2 and HTTP/1.1 by ALPN).
+    #[serde(default)]
+    pub listeners: Vec<ListenerFile>,
     /// Address of the Prometheus metrics listener (kept apart from client traffic).
     #[serde(default)]
     pub metrics_listen: Option<String>,
@@ -67,6 +70,44 @@ pub struct GatewayFile {
     /// tokens are trusted by this gateway; leave it out in production.
     #[serde(default)]
     pub dev_issuer: Option<DevIssuerFile>,
+}
+
+/// One entry of `listeners:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    /// `IP:port`.
+    pub address: String,
+    /// TLS termination; without it the listener speaks plain HTTP/1.1.
+    #[serde(default)]
+    pub tls: Option<TlsFile>,
+}
+
+/// `listeners[].tls`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// PEM certificate chain, leaf first; relative to gateway.yaml.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    pub key_file: PathBuf,
+    /// Lowest TLS version accepted: "1.2" (default) or "1.3".
+    #[serde(default)]
+    pub min_version: Option<String>,
+    /// PEM certificates of the CAs that sign client certificates (mTLS).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// `optional` (a client certificate, when sent, must verify) or `required`.
+    #[serde(default)]
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// Whether a TLS listener asks for client certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    Optional,
+    Required,
 }
 
 /// `dev_issuer:` in gateway.yaml.
@@ -268,9 +309,6 @@ pub enum ArgumentsFile {
     Encrypted,
 }
 
-fn default_listen() -> String {
-    "127.0.0.1:8000".into()
-}
 fn default_grace() -> Duration {
     Duration::from_secs(5)
 }

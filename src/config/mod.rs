@@ -13,6 +13,7 @@
 
 pub mod env;
 pub mod file;
+pub mod listeners;
 pub mod problem;
 pub mod secrets;
 pub mod source;
@@ -33,7 +34,8 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Config {
     pub source: PathBuf,
-    pub listen: String,
+    /// The proxy's listeners (`listen` is the shorthand for one plain listener).
+    pub listeners: Vec<listeners::Listener>,
     pub metrics_listen: Option<String>,
     pub threads: usize,
     pub shutdown_grace: Duration,
@@ -315,25 +317,23 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
             ));
         }
     }
-    for (field, addr) in [
-        ("listen", Some(&gateway.listen)),
-        ("metrics_listen", gateway.metrics_listen.as_ref()),
-    ] {
-        if let Some(addr) = addr {
-            if addr.parse::<std::net::SocketAddr>().is_err() {
-                problems.push(Problem::new(
-                    path,
-                    field,
-                    format!("{addr:?} is not an IP:port address"),
-                ));
-            }
+    let listeners = listeners::build(
+        sources,
+        gateway.listen.as_deref(),
+        &gateway.listeners,
+        &mut problems,
+    );
+    if let Some(addr) = &gateway.metrics_listen {
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(Problem::new(
+                path,
+                "metrics_listen",
+                format!("{addr:?} is not an IP:port address"),
+            ));
         }
     }
     // Without a configured public URL the metadata would name whatever `Host` a client sent.
-    let exposed = gateway
-        .listen
-        .parse::<std::net::SocketAddr>()
-        .is_ok_and(|a| !a.ip().is_loopback());
+    let exposed = listeners.iter().any(|l| !l.address.ip().is_loopback());
     if exposed && gateway.public_url.is_none() {
         problems.push(Problem::new(
             path,
@@ -405,7 +405,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
     };
     Ok(Config {
         source: path.to_path_buf(),
-        listen: gateway.listen,
+        listeners,
         metrics_listen: gateway.metrics_listen,
         threads: gateway.threads.unwrap_or(2).max(1),
         shutdown_grace: gateway.shutdown_grace,

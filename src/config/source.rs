@@ -11,15 +11,16 @@ use std::path::{Path, PathBuf};
 pub type Env = BTreeMap<String, String>;
 
 /// A file as it was found.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Found {
     Bytes(Vec<u8>),
     Missing,
     Unreadable(String),
 }
 
-/// The configuration's raw material.
-#[derive(Debug, Clone)]
+/// The configuration's raw material. Two equal `Sources` validate to the same configuration:
+/// the watcher compares them to know when to reload.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sources {
     /// `gateway.yaml`; the other files are named relative to its directory.
     pub path: PathBuf,
@@ -119,6 +120,13 @@ impl Sources {
         for keys in [&["dev_secrets_file"][..], &["jwt", "public_key_file"]] {
             if let Some(f) = get(keys) {
                 out.push(base.join(f));
+            }
+        }
+        if let Some(v) = &value {
+            for f in super::listeners::named_files(v) {
+                if let Ok(f) = super::env::expand_str(&f, &self.env) {
+                    out.push(base.join(f));
+                }
             }
         }
         out

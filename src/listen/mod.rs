@@ -8,8 +8,10 @@
 //! in `mcp_connections_refused_total{reason}`.
 
 mod guard;
+pub mod tls;
 
 pub use guard::{HeadClock, OnRefusedHead, RefusedHead};
+pub use tls::Terminators;
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
@@ -72,6 +74,7 @@ pub struct Guarded<A> {
     limits: ConnectionLimits,
     counts: Arc<Counts>,
     on_refused_head: Option<OnRefusedHead>,
+    tls: Arc<Terminators>,
 }
 
 impl<A> Guarded<A> {
@@ -81,7 +84,14 @@ impl<A> Guarded<A> {
             limits,
             counts: Arc::default(),
             on_refused_head: None,
+            tls: Arc::default(),
         }
+    }
+
+    /// Terminates TLS on the listeners that have it.
+    pub fn with_tls(mut self, tls: Arc<Terminators>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Reports each request head the listener answered itself (see `guard`).
@@ -137,6 +147,20 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
                 return None;
             }
         };
+        let stream = match self.tls.terminate(stream, self.limits.head_timeout).await {
+            Ok(s) => s,
+            Err(reason) => {
+                crate::metrics::CONNECTIONS_REFUSED
+                    .with_label_values(&[reason])
+                    .inc();
+                return None;
+            }
+        };
+        if stream.selected_alpn_proto() == Some(pingora::protocols::ALPN::H2) {
+            // HTTP/2 multiplexes requests and has its own framing and flow control: the head
+            // clock below reads HTTP/1 heads, so an h2 connection goes to the proxy as it is.
+            return self.inner.process_new(stream, shutdown).await;
+        }
         let stream: Stream = Box::new(guard::Deadlined::new(
             stream,
             self.limits.head_timeout,

@@ -19,5 +19,6 @@ mod modern;
 mod outcomes;
 mod rbac;
 mod routing;
+mod tls;
 mod tools;
 mod typescript;

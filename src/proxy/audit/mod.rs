@@ -182,6 +182,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         session_hash: session_id.map(short_hash),
         arguments_mode: audit.config.arguments.name().to_string(),
         arguments,
+        client_cert: crate::listen::tls::client_cert(session).map(|c| c.subject.clone()),
     });
 }
 
@@ -231,6 +232,7 @@ pub fn refused_head(audit: &crate::audit::Audit, r: crate::listen::RefusedHead) 
         session_hash: None,
         arguments_mode: audit.config.arguments.name().to_string(),
         arguments: None,
+        client_cert: None,
     });
 }
 

@@ -1,0 +1,183 @@
+//! TLS at the listener: HTTP/2 and HTTP/1.1 by ALPN, TLS 1.2/1.3, clients that verify, and the
+//! plain listener beside it.
+
+use crate::common::*;
+use serde_json::json;
+
+/// A CA and a server certificate for `localhost` / 127.0.0.1 signed by it, as PEM.
+struct Certs {
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+fn certs() -> Certs {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "test CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    Certs {
+        ca: ca.pem(),
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    }
+}
+
+/// A gateway with a TLS listener (`min_version`) beside its plain one; returns the TLS port.
+async fn tls_gateway(upstream: u16, c: &Certs, min_version: &str) -> (Gateway, u16) {
+    let mut spec = GatewaySpec::new(&[upstream]);
+    let tls_port = free_port();
+    std::fs::write(spec.dir.path().join("server.pem"), &c.cert).unwrap();
+    std::fs::write(spec.dir.path().join("server.key"), &c.key).unwrap();
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
+        &format!("listen: 127.0.0.1:{}\n", spec.port),
+        &format!(
+            "listeners:\n  - address: 127.0.0.1:{tls_port}\n    tls: {{ cert_file: server.pem, key_file: server.key, min_version: \"{min_version}\" }}\n  - address: 127.0.0.1:{}\n",
+            spec.port
+        ),
+    );
+    (spec.start().await, tls_port)
+}
+
+fn verifying(c: &Certs) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(c.ca.as_bytes()).unwrap())
+}
+
+async fn call_over(http: reqwest::Client, url: String) -> (reqwest::Version, serde_json::Value) {
+    let mut client = Client::new(url, Some(token("alice", &["developer"], json!({}))));
+    client.http = http;
+    client.initialize().await;
+    let r = client
+        .call(
+            1,
+            "exact_calculate",
+            json!({"operator": "multiply", "operands": ["6", "7"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let version = r.version();
+    (version, rpc_body(r).await)
+}
+
+/// One MCP session over HTTP/2 and one over HTTP/1.1, both through TLS, each completing a
+/// `tools/call`; the plain listener still answers; a client that does not trust the CA is refused.
+#[tokio::test]
+async fn mcp_over_tls_with_h2_and_http1() {
+    let upstream = calculator(false).await;
+    let c = certs();
+    let (gw, tls_port) = tls_gateway(upstream.port, &c, "1.2").await;
+    let url = format!("https://localhost:{tls_port}/calculator/mcp");
+
+    let (v, body) = call_over(verifying(&c).build().unwrap(), url.clone()).await;
+    assert_eq!(v, reqwest::Version::HTTP_2, "ALPN picks h2");
+    assert!(body.to_string().contains("42"), "{body}");
+
+    let (v, body) = call_over(verifying(&c).http1_only().build().unwrap(), url.clone()).await;
+    assert_eq!(v, reqwest::Version::HTTP_11);
+    assert!(body.to_string().contains("42"), "{body}");
+
+    // TLS 1.2 only, still accepted by a "1.2" listener.
+    let r = verifying(&c)
+        .max_tls_version(reqwest::tls::Version::TLS_1_2)
+        .build()
+        .unwrap()
+        .get(format!("https://localhost:{tls_port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A client that verifies and does not know the CA: no connection.
+    let untrusting = reqwest::Client::builder()
+        .use_rustls_tls()
+        .build()
+        .unwrap()
+        .get(format!("https://localhost:{tls_port}/healthz"))
+        .send()
+        .await;
+    assert!(untrusting.is_err(), "an unknown CA must fail verification");
+
+    // A wrong host name fails verification too (the certificate names localhost, not this).
+    let wrong_host = verifying(&c)
+        .resolve(
+            "wrong.example.com",
+            format!("127.0.0.1:{tls_port}").parse().unwrap(),
+        )
+        .build()
+        .unwrap()
+        .get(format!("https://wrong.example.com:{tls_port}/healthz"))
+        .send()
+        .await;
+    assert!(wrong_host.is_err(), "a wrong host name must fail");
+
+    let plain = reqwest::get(gw.url("/healthz")).await.unwrap();
+    assert_eq!(plain.status(), 200, "the plain listener stays");
+    drop(gw);
+}
+
+/// `min_version: "1.3"` refuses a client that offers at most TLS 1.2 and accepts TLS 1.3.
+#[tokio::test]
+async fn min_version_1_3_refuses_tls_1_2() {
+    let upstream = calculator(false).await;
+    let c = certs();
+    let (gw, tls_port) = tls_gateway(upstream.port, &c, "1.3").await;
+    let url = format!("https://localhost:{tls_port}/healthz");
+    let old = verifying(&c)
+        .max_tls_version(reqwest::tls::Version::TLS_1_2)
+        .build()
+        .unwrap()
+        .get(&url)
+        .send()
+        .await;
+    assert!(old.is_err(), "TLS 1.2 must be refused");
+    let new = verifying(&c)
+        .build()
+        .unwrap()
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(new.status(), 200);
+    let m = gw.metrics_text().await;
+    assert!(
+        metric(
+            &m,
+            "mcp_connections_refused_total{reason=\"tls_handshake\"}"
+        ) >= 1.0,
+        "{m}"
+    );
+    assert!(m.contains("mcp_tls_certificate_expiry_timestamp_seconds{"));
+}
+
+/// A certificate file without a matching key is a config error naming the field.
+#[tokio::test]
+async fn a_key_that_does_not_fit_is_a_config_error() {
+    let c = certs();
+    let other = certs();
+    let mut spec = GatewaySpec::new(&[free_port()]);
+    std::fs::write(spec.dir.path().join("server.pem"), &c.cert).unwrap();
+    std::fs::write(spec.dir.path().join("server.key"), &other.key).unwrap();
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
+        &format!("listen: 127.0.0.1:{}\n", spec.port),
+        "listeners:\n  - address: 127.0.0.1:1\n    tls: { cert_file: server.pem, key_file: server.key, min_version: \"1.4\" }\n",
+    );
+    let (ok, err) = spec.check();
+    assert!(!ok);
+    assert!(err.contains("listeners[0].tls.min_version"), "{err}");
+    spec.gateway_yaml = edit(&spec.gateway_yaml, "\"1.4\"", "\"1.3\"");
+    let (ok, err) = spec.check();
+    assert!(!ok);
+    assert!(err.contains("listeners[0].tls.key_file"), "{err}");
+}
