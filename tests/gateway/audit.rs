@@ -314,7 +314,10 @@ async fn migrate_twice_is_a_no_op() {
     with_db(&mut spec, &pg);
     let path = spec.write();
     let migrate = || cli(&["migrate"], &path, &spec.env);
-    assert_eq!(migrate().trim(), "applied: 0001_audit_log");
+    assert_eq!(
+        migrate().trim(),
+        "applied: 0001_audit_log, 0002_client_cert"
+    );
     assert_eq!(migrate().trim(), "database is up to date");
     let db = pg.client().await;
     let n: i64 = db
@@ -322,7 +325,7 @@ async fn migrate_twice_is_a_no_op() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 1);
+    assert_eq!(n, 2, "each migration recorded once");
     let idx: Vec<String> = db
         .query(
             "SELECT indexdef FROM pg_indexes WHERE tablename = 'audit_log'",

@@ -181,3 +181,86 @@ async fn a_key_that_does_not_fit_is_a_config_error() {
     assert!(!ok);
     assert!(err.contains("listeners[0].tls.key_file"), "{err}");
 }
+
+/// A client certificate for `cn`, signed by a new CA: (CA PEM, cert + key PEM).
+fn client_identity(cn: &str) -> (String, String) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "client CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    (ca.pem(), format!("{}{}", cert.pem(), key.serialize_pem()))
+}
+
+/// mTLS: `required` refuses a client without a certificate and one from another CA, accepts a
+/// verified one and writes its subject in the audit row; `optional` also lets anonymous clients in.
+#[tokio::test]
+async fn client_certificates_required_and_optional() {
+    let upstream = calculator(false).await;
+    let c = certs();
+    let (client_ca, identity) = client_identity("agent-1");
+    let (_, stranger) = client_identity("agent-1");
+    for auth in ["required", "optional"] {
+        let mut spec = GatewaySpec::new(&[upstream.port]);
+        let tls_port = free_port();
+        let d = spec.dir.path();
+        std::fs::write(d.join("server.pem"), &c.cert).unwrap();
+        std::fs::write(d.join("server.key"), &c.key).unwrap();
+        std::fs::write(d.join("clients.pem"), &client_ca).unwrap();
+        spec.gateway_yaml = edit(
+            &spec.gateway_yaml,
+            &format!("listen: 127.0.0.1:{}\n", spec.port),
+            &format!(
+                "listeners:\n  - address: 127.0.0.1:{tls_port}\n    tls: {{ cert_file: server.pem, key_file: server.key, client_ca_file: clients.pem, client_auth: {auth} }}\n  - address: 127.0.0.1:{}\n",
+                spec.port
+            ),
+        );
+        let gw = spec.start().await;
+        let url = format!("https://localhost:{tls_port}/calculator/mcp");
+        let with = |pem: &str| {
+            verifying(&c)
+                .identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap())
+                .build()
+                .unwrap()
+        };
+        let (_, body) = call_over(with(&identity), url.clone()).await;
+        assert!(body.to_string().contains("42"), "{auth}: {body}");
+        let rows = gw.audit_rows(3).await;
+        let call = rows
+            .iter()
+            .find(|r| r["method"] == "tools/call")
+            .expect("a tools/call row");
+        assert_eq!(call["client_cert"], "CN=agent-1", "{auth}: {call}");
+
+        let from_stranger = verifying(&c)
+            .identity(reqwest::Identity::from_pem(stranger.as_bytes()).unwrap())
+            .build()
+            .unwrap()
+            .get(format!("https://localhost:{tls_port}/healthz"))
+            .send()
+            .await;
+        assert!(
+            from_stranger.is_err(),
+            "{auth}: a certificate of another CA"
+        );
+
+        let anonymous = verifying(&c)
+            .build()
+            .unwrap()
+            .get(format!("https://localhost:{tls_port}/healthz"))
+            .send()
+            .await;
+        match auth {
+            "required" => assert!(anonymous.is_err(), "no certificate must be refused"),
+            _ => assert_eq!(anonymous.unwrap().status(), 200),
+        }
+    }
+}
