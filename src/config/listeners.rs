@@ -29,8 +29,6 @@ pub struct TlsListener {
     pub cert_file: PathBuf,
     /// The leaf certificate's expiry (Unix seconds), for `mcp_tls_certificate_expiry_timestamp_seconds`.
     pub not_after: i64,
-    /// A digest of every file it was built from: equal digests, equal settings.
-    pub fingerprint: [u8; 32],
 }
 
 impl std::fmt::Debug for TlsListener {
@@ -132,14 +130,10 @@ fn build_tls(
     let mut problem = |f: &str, reason: String| {
         problems.push(Problem::new(path, format!("{field}.{f}"), reason));
     };
-    let mut fingerprint = sha2::Sha256::default();
-    let mut read = |f: &str, file: &Path, problem: &mut dyn FnMut(&str, String)| {
+    let read = |f: &str, file: &Path, problem: &mut dyn FnMut(&str, String)| {
         let full = base.join(file);
         match sources.file(&full) {
-            Ok(bytes) => {
-                sha2::Digest::update(&mut fingerprint, bytes);
-                Some(bytes.to_vec())
-            }
+            Ok(bytes) => Some(bytes),
             Err(e) => {
                 problem(f, format!("{}: {e}", full.display()));
                 None
@@ -153,7 +147,6 @@ fn build_tls(
         .as_ref()
         .and_then(|f| read("client_ca_file", f, &mut problem));
     let certs: Vec<CertificateDer<'static>> = cert_pem
-        .as_deref()
         .map(|b| CertificateDer::pem_slice_iter(b).collect::<Result<Vec<_>, _>>())
         .transpose()
         .unwrap_or_else(|e| {
@@ -170,18 +163,16 @@ fn build_tls(
             format!("{}: no CERTIFICATE in it", t.cert_file.display()),
         );
     }
-    let key = key_pem
-        .as_deref()
-        .and_then(|b| match PrivateKeyDer::from_pem_slice(b) {
-            Ok(k) => Some(k),
-            Err(e) => {
-                problem(
-                    "key_file",
-                    format!("{}: no private key in it ({e})", t.key_file.display()),
-                );
-                None
-            }
-        });
+    let key = key_pem.and_then(|b| match PrivateKeyDer::from_pem_slice(b) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            problem(
+                "key_file",
+                format!("{}: no private key in it ({e})", t.key_file.display()),
+            );
+            None
+        }
+    });
     let versions: &[&'static rustls::SupportedProtocolVersion] =
         match t.min_version.as_deref().unwrap_or("1.2") {
             "1.2" => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -284,17 +275,11 @@ fn build_tls(
     };
     // HTTP/2 first: MCP clients that speak it multiplex their calls on one connection.
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    sha2::Digest::update(&mut fingerprint, field.as_bytes());
-    sha2::Digest::update(
-        &mut fingerprint,
-        format!("{:?}{:?}", t.min_version, client_auth).as_bytes(),
-    );
     Some(TlsListener {
         server: Arc::new(server),
         client_auth,
         cert_file: base.join(&t.cert_file),
         not_after,
-        fingerprint: sha2::Digest::finalize(fingerprint).into(),
     })
 }
 

@@ -110,13 +110,13 @@ impl Deadlined {
         }
     }
 
-    /// Whether what is written now is Pingora's answer to a head the proxy never saw (HTTP/1
-    /// only: an HTTP/2 connection writes its own frames before any request).
+    /// Whether what is written now is Pingora's answer to a head the proxy never saw. Only
+    /// HTTP/1 connections get a head clock (`Guarded` hands HTTP/2 ones to the proxy as they are:
+    /// they write their own frames before any request).
     fn writing_for_pingora(&self) -> bool {
         self.replacement.is_some()
             || self.replaced
-            || (self.clock.0.load(Ordering::Acquire) == IN_HEAD
-                && self.inner.selected_alpn_proto() != Some(ALPN::H2))
+            || self.clock.0.load(Ordering::Acquire) == IN_HEAD
     }
 
     /// Writes the gateway's refusal in place of `buf` (Pingora's own answer); `buf` counts as

@@ -1,11 +1,9 @@
 //! TLS termination, inside the listener's own accept step rather than Pingora's listener TLS: the
 //! connection limits apply before a handshake is paid for, the head deadline also bounds the
-//! handshake, and each listener's settings (certificate, client CAs, versions) sit behind one
-//! atomic pointer that a reload swaps. New handshakes use the new certificate; established
-//! connections keep the session they negotiated.
+//! handshake, and each listener's settings (certificate, client CAs, versions) come from the
+//! validated configuration (Pingora's `TlsSettings` always allows TLS 1.2).
 
 use crate::config::listeners::Listener;
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::listeners::tls::Acceptor;
 use pingora::listeners::TlsAccept;
@@ -48,10 +46,10 @@ impl TlsAccept for Identify {
     }
 }
 
-/// One listener's TLS: its acceptor, swapped on rotation.
+/// One listener's TLS acceptor.
 struct Terminator {
     address: SocketAddr,
-    acceptor: ArcSwap<Acceptor>,
+    acceptor: Acceptor,
 }
 
 /// The TLS listeners of the proxy, found by the local address a connection arrived on.
@@ -69,40 +67,22 @@ impl Terminators {
                     let tls = l.tls.as_ref()?;
                     Some(Terminator {
                         address: l.address,
-                        acceptor: ArcSwap::from_pointee(Acceptor::from_server_config(
-                            tls.server.clone(),
-                        )),
+                        acceptor: Acceptor::from_server_config(tls.server.clone()),
                     })
                 })
                 .collect(),
         }
     }
 
-    /// New handshakes on each listener use its new settings (same addresses: a reload refuses
-    /// listener changes before this).
-    pub fn update(&self, listeners: &[Listener]) {
-        for l in listeners {
-            let Some(tls) = &l.tls else { continue };
-            if let Some(t) = self.listeners.iter().find(|t| t.address == l.address) {
-                t.acceptor
-                    .store(Arc::new(Acceptor::from_server_config(tls.server.clone())));
-            }
-        }
-    }
-
     /// The acceptor of the TLS listener a connection to `local` came in on.
-    fn for_local(&self, local: &SocketAddr) -> Option<Arc<Acceptor>> {
+    fn for_local(&self, local: &SocketAddr) -> Option<&Acceptor> {
         self.listeners
             .iter()
             .find(|t| {
                 t.address.port() == local.port()
                     && (t.address.ip().is_unspecified() || t.address.ip() == local.ip())
             })
-            .map(|t| t.acceptor.load_full())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.listeners.is_empty()
+            .map(|t| &t.acceptor)
     }
 
     /// Completes the TLS handshake when the connection came to a TLS listener; `Ok(stream)`
@@ -112,6 +92,9 @@ impl Terminators {
         stream: pingora::protocols::Stream,
         deadline: std::time::Duration,
     ) -> Result<pingora::protocols::Stream, &'static str> {
+        if self.listeners.is_empty() {
+            return Ok(stream);
+        }
         let local = stream
             .get_socket_digest()
             .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied());
@@ -126,7 +109,7 @@ impl Terminators {
             return Err("tls_handshake");
         };
         let handshake =
-            pingora::protocols::tls::server::handshake_with_callback(&acceptor, *tcp, &Identify);
+            pingora::protocols::tls::server::handshake_with_callback(acceptor, *tcp, &Identify);
         match tokio::time::timeout(deadline, handshake).await {
             Ok(Ok(s)) => Ok(Box::new(s)),
             Ok(Err(e)) => {
