@@ -2,8 +2,8 @@
 //!
 //! The proxy ([`proxy::Gateway`], a Pingora `ProxyHttp`) reads each JSON-RPC request, checks the
 //! caller's JWT, applies role-based grants per tool, and forwards to a healthy upstream MCP server
-//! of the request's scope. Embed it in your own Pingora server with [`server::runtime`] and
-//! [`proxy::Gateway::new`], or run the `mcp-gateway` binary.
+//! of the request's scope. Embed it in your own Pingora server with [`server::runtime`],
+//! [`proxy::Gateway::new`] and [`reload::Reloader`], or run the `mcp-gateway` binary.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -22,6 +22,7 @@ pub(crate) mod mutate;
 pub mod outcome;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod session;
 pub mod sse;

@@ -1,13 +1,10 @@
-//! Assembles the Pingora server: the proxy service on `listen`, one background health-check
-//! service per scope, the tool processes, the JWKS refresher, the audit writer and the metrics
-//! listener; and after the server stops, the last audit flush.
+//! Assembles the Pingora server: the proxy service on its listeners, the reloader (which starts
+//! the upstream pools with their health checks and tool processes, and replaces the runtime when
+//! the configuration changes), the audit writer, the metrics listener and the development issuer;
+//! and after the server stops, the last audit flush.
 
-use crate::auth::jwks::Jwks;
-use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::proxy::{Gateway, Runtime};
-use crate::session::SessionKeys;
-use crate::upstream::Services;
 use async_trait::async_trait;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
@@ -15,50 +12,10 @@ use pingora::server::{RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use std::sync::Arc;
 
-/// Builds the runtime the proxy runs on, and the background services it needs.
-pub fn runtime(mut config: Config) -> Result<(Arc<Runtime>, Services), String> {
-    config.assign_spawn_ports()?;
-    let auth = Authenticator::new(config.jwt.clone())?;
-    let sessions = SessionKeys::new(&config.session_secrets);
-    let (upstreams, mut services) = crate::upstream::build(&config)?;
-    let audit = crate::audit::Audit::new(config.audit.clone());
-    let store = match &config.rate_limit_store {
-        Some(s) => Some(crate::limits::RedisStore::new(
-            &s.redis_url,
-            s.timeout,
-            s.on_error,
-        )?),
-        None => None,
-    };
-    let limits = crate::limits::RateLimits::new(std::mem::take(&mut config.rate_limits), store);
-    let user_inflight =
-        crate::limits::inflight::Inflight::new(config.limits.max_concurrent_per_user);
-    let upstream_inflight =
-        crate::limits::inflight::Inflight::new(config.limits.max_concurrent_per_upstream);
-    services.background.push(Box::new(background_service(
-        "audit",
-        AuditWriter(audit.clone()),
-    )));
-    if let Some(jwks) = auth.jwks() {
-        services
-            .background
-            .push(Box::new(background_service("jwks", JwksRefresher(jwks))));
-    }
-    Ok((
-        Arc::new(Runtime {
-            config,
-            auth,
-            sessions,
-            upstreams,
-            legacy: Default::default(),
-            bridged: Default::default(),
-            audit,
-            limits,
-            user_inflight,
-            upstream_inflight,
-        }),
-        services,
-    ))
+/// Builds the runtime the proxy starts on (its upstream pools are started by the reloader, a
+/// background service of the server).
+pub fn runtime(config: Config) -> Result<Arc<Runtime>, String> {
+    crate::reload::runtime::build(config, None).map(Arc::new)
 }
 
 /// Pingora gives each client connection a 64 KiB read buffer by default, zero-filled when the
@@ -105,12 +62,18 @@ pub fn run(config: Config) -> Result<(), String> {
         ..Default::default()
     };
     let listeners = config.listeners.clone();
-    let (rt, services) = runtime(config)?;
+    let rt = runtime(config)?;
+    let audit = rt.audit.clone();
     let tls = Arc::new(crate::listen::Terminators::new(&listeners));
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let limits = connection_limits(&rt.config.connections);
-    let mut app = pingora::proxy::http_proxy(&server.configuration, Gateway::new(rt.clone()));
+    let gateway = Gateway::new(rt.clone());
+    let reloader = crate::reload::Reloader {
+        current: gateway.shared(),
+        tls: tls.clone(),
+    };
+    let mut app = pingora::proxy::http_proxy(&server.configuration, gateway);
     // CONNECT reaches the gateway's own refusal (a JSON-RPC 405 with a request id) instead of
     // Pingora's empty one; nothing is ever tunnelled (`admit::route` refuses it first).
     let mut options = pingora::apps::HttpServerOptions::default();
@@ -132,21 +95,12 @@ pub fn run(config: Config) -> Result<(), String> {
             .add_listener(ListenerConfig::tcp(l.address.to_string()).l4_buffer(DOWNSTREAM_BUFFERS));
     }
     crate::listen::tls::publish_expiry(&listeners);
-    let tools = server.add_services(services.tools);
-    let handles = server.add_services(services.background);
-    for h in &handles {
-        for t in &tools {
-            h.add_dependency(t);
-        }
-    }
+    // The proxy opens once the upstream pools can take traffic and the audit writer runs.
+    let reloader = server.add_service(background_service("reload", reloader));
+    let writer = server.add_service(background_service("audit", AuditWriter(rt.audit.clone())));
     let proxy = server.add_service(proxy);
-    for h in &handles {
-        proxy.add_dependency(h);
-    }
-    server.add_service(background_service(
-        "health-metrics",
-        HealthMetrics(rt.clone()),
-    ));
+    proxy.add_dependency(&reloader);
+    proxy.add_dependency(&writer);
     if let Some(addr) = &rt.config.metrics_listen {
         let mut metrics = pingora_prometheus::prometheus_http_service();
         metrics.add_tcp(addr);
@@ -166,13 +120,14 @@ pub fn run(config: Config) -> Result<(), String> {
         let scheme = if l.tls.is_some() { "https" } else { "http" };
         tracing::info!(address = %l.address, scheme, scopes = rt.upstreams.len(), "mcp-gateway listening");
     }
+    drop(rt);
     server.run(RunArgs::default());
     // Every proxy thread is done: store what the audit writer had not stored yet.
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(flush) => flush.block_on(rt.audit.finish()),
+        Ok(flush) => flush.block_on(audit.finish()),
         Err(e) => tracing::error!(error = %e, "cannot run the final audit flush"),
     }
     tracing::info!("mcp-gateway stopped");
@@ -187,46 +142,6 @@ impl BackgroundService for AuditWriter {
         // Rows of requests that finish during the grace period stay queued and are stored by
         // `Audit::finish` once every proxy thread is done.
         self.0.run(shutdown).await;
-    }
-}
-
-/// Once a second: publishes upstream health as a gauge; every ten, forgets idle rate-limit keys.
-struct HealthMetrics(Arc<Runtime>);
-
-#[async_trait]
-impl BackgroundService for HealthMetrics {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        let mut n: u64 = 0;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
-            }
-            n += 1;
-            if n % 10 == 0 {
-                self.0.limits.sweep();
-            }
-            for (scope, up) in &self.0.upstreams {
-                for (addr, healthy) in up.health() {
-                    crate::metrics::UPSTREAM_HEALTHY
-                        .with_label_values(&[scope, &addr])
-                        .set(i64::from(healthy));
-                }
-            }
-        }
-    }
-}
-
-struct JwksRefresher(Arc<Jwks>);
-
-#[async_trait]
-impl BackgroundService for JwksRefresher {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        tokio::select! {
-            _ = self.0.clone().refresh_forever() => {}
-            _ = shutdown.changed() => {}
-        }
     }
 }
 

@@ -7,7 +7,7 @@ use arc_swap::ArcSwap;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 #[derive(Clone)]
@@ -50,12 +50,20 @@ impl Jwks {
     }
 
     /// Refreshes forever, every `refresh`; for a background task.
-    pub async fn refresh_forever(self: Arc<Self>) {
+    /// Refreshes every `refresh` for as long as the key set is in use (a reload that changes the
+    /// JWT settings drops it once the last request on the old settings is done).
+    pub async fn refresh_while_used(this: Weak<Self>) {
         loop {
-            if let Err(e) = self.fetch().await {
-                tracing::warn!(url = %self.url, error = %e, "JWKS refresh failed; keeping the previous keys");
-            }
-            tokio::time::sleep(self.refresh).await;
+            let refresh = {
+                let Some(jwks) = this.upgrade() else {
+                    return;
+                };
+                if let Err(e) = jwks.fetch().await {
+                    tracing::warn!(url = %jwks.url, error = %e, "JWKS refresh failed; keeping the previous keys");
+                }
+                jwks.refresh
+            };
+            tokio::time::sleep(refresh).await;
         }
     }
 

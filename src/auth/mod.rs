@@ -174,6 +174,12 @@ impl Authenticator {
         })
     }
 
+    /// The settings it checks tokens with (a reload keeps this authenticator, and its cache,
+    /// when they stay the same).
+    pub fn settings(&self) -> &JwtSettings {
+        &self.settings
+    }
+
     /// The JWKS key set, when one is configured, so the server can refresh it in the background.
     pub fn jwks(&self) -> Option<Arc<jwks::Jwks>> {
         self.jwks.clone()

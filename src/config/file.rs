@@ -27,6 +27,10 @@ pub struct GatewayFile {
     /// Worker threads of the proxy service.
     #[serde(default)]
     pub threads: Option<usize>,
+    /// How often the configuration files (and the files they name) are checked for changes; a
+    /// change is validated and applied without a restart. `0s` leaves reloading to `SIGHUP`.
+    #[serde(default = "default_watch_interval", with = "duration")]
+    pub watch_interval: Duration,
     /// How long a graceful shutdown waits for requests in flight.
     #[serde(default = "default_grace", with = "duration")]
     pub shutdown_grace: Duration,
@@ -129,6 +133,10 @@ pub struct DevIssuerFile {
     /// Lifetime of the tokens it issues.
     #[serde(default = "default_issuer_ttl", with = "duration")]
     pub token_ttl: Duration,
+}
+
+fn default_watch_interval() -> Duration {
+    Duration::from_secs(2)
 }
 
 fn default_issuer_ttl() -> Duration {
@@ -431,7 +439,7 @@ impl OneOrMany {
 }
 
 /// Claim names, for identity providers that do not use the usual ones.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimsFile {
     #[serde(default = "claim_sub")]

@@ -4,7 +4,7 @@
 //! 2. `validate`: a pure function from `Sources` to the immutable [`Config`] model, reporting every
 //!    problem at once, each naming the file, the field and the reason (so one `mcp-gateway check`
 //!    run shows all that is wrong, and changes nothing).
-//! 3. The runtime built from the model (`server::runtime`: limiter state, pools, spawned tools),
+//! 3. The runtime built from the model (`reload::runtime`: limiter state, pools, spawned tools),
 //!    held by the proxy so that a new one can replace it while requests in flight keep theirs.
 //!
 //! Policy and rate limits compile their own sections here (they report `problem::Problem`s and
@@ -38,6 +38,8 @@ pub struct Config {
     pub listeners: Vec<listeners::Listener>,
     pub metrics_listen: Option<String>,
     pub threads: usize,
+    /// How often the files are checked for changes (zero: only on `SIGHUP`).
+    pub watch_interval: Duration,
     pub shutdown_grace: Duration,
     pub limits: Limits,
     pub jwt: JwtSettings,
@@ -71,24 +73,6 @@ impl Config {
             None => Ok(()),
         }
     }
-
-    /// Picks a free loopback port for each tool process the gateway runs itself. Part of
-    /// starting the runtime, not of validation: binding a port is a side effect.
-    pub fn assign_spawn_ports(&mut self) -> Result<(), String> {
-        for scope in self.scopes.values_mut() {
-            for t in scope
-                .upstreams
-                .iter_mut()
-                .filter(|t| t.spawn.is_some() && t.port == 0)
-            {
-                t.port = std::net::TcpListener::bind("127.0.0.1:0")
-                    .and_then(|l| l.local_addr())
-                    .map_err(|e| format!("no free loopback port for a tool process: {e}"))?
-                    .port();
-            }
-        }
-        Ok(())
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -100,8 +84,8 @@ pub struct Limits {
     pub max_concurrent_per_upstream: u32,
 }
 
-/// How tokens are checked.
-#[derive(Debug, Clone)]
+/// How tokens are checked. Equal settings let a reload keep the verified-token cache.
+#[derive(Debug, Clone, PartialEq)]
 pub struct JwtSettings {
     pub algorithms: Vec<Algorithm>,
     pub secret: Option<Vec<u8>>,
@@ -153,7 +137,7 @@ pub struct ScopeConfig {
     pub upstream_version: Option<&'static str>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheck {
     pub kind: HealthCheckKind,
     pub path: String,
@@ -408,6 +392,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         listeners,
         metrics_listen: gateway.metrics_listen,
         threads: gateway.threads.unwrap_or(2).max(1),
+        watch_interval: gateway.watch_interval,
         shutdown_grace: gateway.shutdown_grace,
         limits: Limits {
             max_body_bytes: gateway.limits.max_body_bytes,

@@ -88,6 +88,33 @@ impl Sources {
             .filter(|v| !v.trim().is_empty())
     }
 
+    /// A short hash of every file read (names and contents, not the environment): equal on every
+    /// instance that runs the same files, so an operator can see which version each one runs.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (path, found) in &self.files {
+            h.update(path.as_os_str().as_encoded_bytes());
+            h.update([0]);
+            match found {
+                Found::Bytes(b) => {
+                    h.update((b.len() as u64).to_be_bytes());
+                    h.update(b);
+                }
+                Found::Missing | Found::Unreadable(_) => h.update(u64::MAX.to_be_bytes()),
+            }
+        }
+        h.finalize()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// `gateway.yaml` as written (no environment expanded), when it is valid YAML.
+    pub fn gateway_yaml(&self) -> Option<serde_yaml_ng::Value> {
+        serde_yaml_ng::from_slice(self.file(&self.path).ok()?).ok()
+    }
+
     fn load(&mut self, path: &Path) {
         let found = match std::fs::read(path) {
             Ok(b) => Found::Bytes(b),
@@ -100,10 +127,7 @@ impl Sources {
     /// The files `gateway.yaml` names, found without validating it (validation reports what is
     /// wrong with it later, from these same bytes).
     fn named_files(&self) -> Vec<PathBuf> {
-        let value: Option<serde_yaml_ng::Value> = self
-            .file(&self.path)
-            .ok()
-            .and_then(|b| serde_yaml_ng::from_slice(b).ok());
+        let value = self.gateway_yaml();
         let get = |keys: &[&str]| -> Option<String> {
             let mut v = value.as_ref()?;
             for k in keys {

@@ -16,6 +16,13 @@ pub struct IssuerKey {
     pub kid: String,
 }
 
+/// Two keys are the same key when their key ids (hashes of the public key) are.
+impl PartialEq for IssuerKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.kid == other.kid
+    }
+}
+
 impl std::fmt::Debug for IssuerKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IssuerKey")

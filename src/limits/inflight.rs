@@ -36,6 +36,15 @@ impl Inflight {
         })
     }
 
+    /// The same limit, or a new one: what a reload keeps, so calls in flight stay counted.
+    pub fn keep_or_new(running: &Arc<Self>, limit: u32) -> Arc<Self> {
+        if running.limit == limit {
+            running.clone()
+        } else {
+            Self::new(limit)
+        }
+    }
+
     pub fn enabled(&self) -> bool {
         self.limit > 0
     }

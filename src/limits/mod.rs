@@ -19,6 +19,7 @@ use governor::{Quota, RateLimiter};
 use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 pub use store::RedisStore;
 
@@ -28,6 +29,8 @@ type LocalLimiter = RateLimiter<String, DefaultKeyedStateStore<String>, QuantaCl
 /// [`RateLimits`], built by the runtime.
 pub struct Rule {
     pub name: String,
+    /// The rule as written: a reload keeps the state of a rule whose name and definition stay.
+    definition: String,
     key: RateLimitKey,
     /// One call is earned back every `period`.
     period: Duration,
@@ -106,9 +109,9 @@ fn key(parts: &[&str]) -> String {
 /// or in the shared store.
 pub struct RateLimits {
     pub rules: Vec<Rule>,
-    locals: Vec<LocalLimiter>,
+    locals: Vec<Arc<LocalLimiter>>,
     clock: QuantaClock,
-    store: Option<RedisStore>,
+    store: Option<Arc<RedisStore>>,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -243,6 +246,7 @@ impl RateLimits {
             let quota = quota.allow_burst(NonZeroU32::new(capacity).unwrap_or(NonZeroU32::MIN));
             rules.push(Rule {
                 name: f.name.clone(),
+                definition: format!("{f:?}"),
                 key: f.key,
                 period,
                 capacity,
@@ -257,15 +261,43 @@ impl RateLimits {
     }
 
     pub fn new(rules: Vec<Rule>, store: Option<RedisStore>) -> Self {
+        let clock = QuantaClock::default();
         let locals = rules
             .iter()
-            .map(|r| RateLimiter::dashmap_with_clock(r.quota, QuantaClock::default()))
+            .map(|r| Arc::new(RateLimiter::dashmap_with_clock(r.quota, clock.clone())))
             .collect();
         Self {
             rules,
             locals,
-            clock: QuantaClock::default(),
-            store,
+            clock,
+            store: store.map(Arc::new),
+        }
+    }
+
+    /// The limits of a reloaded policy: a rule whose name and definition did not change keeps
+    /// the budgets spent under `running`; the shared store (which a reload cannot change) stays.
+    pub fn carried_over(rules: Vec<Rule>, running: &RateLimits) -> Self {
+        let locals = rules
+            .iter()
+            .map(|r| {
+                let kept = running
+                    .rules
+                    .iter()
+                    .position(|o| o.name == r.name && o.definition == r.definition);
+                match kept {
+                    Some(i) => running.locals[i].clone(),
+                    None => Arc::new(RateLimiter::dashmap_with_clock(
+                        r.quota,
+                        running.clock.clone(),
+                    )),
+                }
+            })
+            .collect();
+        Self {
+            rules,
+            locals,
+            clock: running.clock.clone(),
+            store: running.store.clone(),
         }
     }
 

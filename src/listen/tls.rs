@@ -4,6 +4,7 @@
 //! validated configuration (Pingora's `TlsSettings` always allows TLS 1.2).
 
 use crate::config::listeners::Listener;
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::listeners::tls::Acceptor;
 use pingora::listeners::TlsAccept;
@@ -46,10 +47,11 @@ impl TlsAccept for Identify {
     }
 }
 
-/// One listener's TLS acceptor.
+/// One listener's TLS acceptor; a reload replaces it (new certificate, client CAs, versions) for
+/// the handshakes that start after it, established connections keep theirs.
 struct Terminator {
     address: SocketAddr,
-    acceptor: Acceptor,
+    acceptor: ArcSwap<Acceptor>,
 }
 
 /// The TLS listeners of the proxy, found by the local address a connection arrived on.
@@ -67,22 +69,39 @@ impl Terminators {
                     let tls = l.tls.as_ref()?;
                     Some(Terminator {
                         address: l.address,
-                        acceptor: Acceptor::from_server_config(tls.server.clone()),
+                        acceptor: ArcSwap::from_pointee(Acceptor::from_server_config(
+                            tls.server.clone(),
+                        )),
                     })
                 })
                 .collect(),
         }
     }
 
+    /// Takes each TLS listener's settings from `listeners` (a reload: the same addresses, each
+    /// still TLS or still plain, which the reload checked).
+    pub fn update(&self, listeners: &[Listener]) {
+        for t in &self.listeners {
+            let tls = listeners
+                .iter()
+                .find(|l| l.address == t.address)
+                .and_then(|l| l.tls.as_ref());
+            if let Some(tls) = tls {
+                t.acceptor
+                    .store(Arc::new(Acceptor::from_server_config(tls.server.clone())));
+            }
+        }
+    }
+
     /// The acceptor of the TLS listener a connection to `local` came in on.
-    fn for_local(&self, local: &SocketAddr) -> Option<&Acceptor> {
+    fn for_local(&self, local: &SocketAddr) -> Option<Arc<Acceptor>> {
         self.listeners
             .iter()
             .find(|t| {
                 t.address.port() == local.port()
                     && (t.address.ip().is_unspecified() || t.address.ip() == local.ip())
             })
-            .map(|t| &t.acceptor)
+            .map(|t| t.acceptor.load_full())
     }
 
     /// Completes the TLS handshake when the connection came to a TLS listener; `Ok(stream)`
@@ -109,7 +128,7 @@ impl Terminators {
             return Err("tls_handshake");
         };
         let handshake =
-            pingora::protocols::tls::server::handshake_with_callback(acceptor, *tcp, &Identify);
+            pingora::protocols::tls::server::handshake_with_callback(&acceptor, *tcp, &Identify);
         match tokio::time::timeout(deadline, handshake).await {
             Ok(Ok(s)) => Ok(Box::new(s)),
             Ok(Err(e)) => {

@@ -36,7 +36,8 @@ use std::sync::Arc;
 /// Everything a request runs on; built once from a `Config`.
 pub struct Runtime {
     pub config: Config,
-    pub auth: Authenticator,
+    /// Shared with the next runtime when a reload leaves the JWT settings as they were.
+    pub auth: Arc<Authenticator>,
     pub sessions: SessionKeys,
     pub audit: Arc<crate::audit::Audit>,
     pub limits: crate::limits::RateLimits,
@@ -46,7 +47,7 @@ pub struct Runtime {
     /// Legacy HTTP+SSE streams open in this instance.
     pub legacy: Arc<legacy::Streams>,
     /// The gateway's own upstream sessions for 2026-07-28 clients on older upstreams.
-    pub bridged: translate::Pool,
+    pub bridged: Arc<translate::Pool>,
 }
 
 /// The gateway proxy. Each request takes the runtime current when it starts and keeps it to the
@@ -60,6 +61,11 @@ impl Gateway {
         Self {
             rt: Arc::new(ArcSwap::new(rt)),
         }
+    }
+
+    /// The runtime pointer itself, for the reloader that replaces it.
+    pub fn shared(&self) -> Arc<ArcSwap<Runtime>> {
+        self.rt.clone()
     }
 
     /// Replaces the runtime for requests that start from now on; returns the one replaced.

@@ -76,9 +76,7 @@ impl TestRuntime {
             Env::new(),
         );
         let config = crate::config::validate(&sources).unwrap_or_else(|e| panic!("{e}"));
-        crate::server::runtime(config)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .0
+        crate::server::runtime(config).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 

@@ -1,43 +1,22 @@
-//! The upstream MCP servers of each scope: one pingora-load-balancing `LoadBalancer` per scope with
-//! the configured strategy and weights, and its health checks running as a background service; `spawn` runs the tool processes the gateway starts itself.
+//! The upstream MCP servers of each scope: a [`pool::Pool`] per scope (a pingora-load-balancing
+//! `LoadBalancer` with the configured strategy, weights and health check, kept across reloads
+//! while the scope's upstreams stay the same); `spawn` runs the tool processes the gateway starts
+//! itself.
 
+pub mod pool;
 pub mod spawn;
 
-use crate::config::file::{Balance, HealthCheckKind};
 use crate::config::{Config, ScopeConfig, UpstreamTarget};
-use pingora::http::RequestHeader;
-use pingora::services::background::background_service;
-use pingora::services::ServiceWithDependents;
-use pingora_load_balancing::discovery::Static;
-use pingora_load_balancing::health_check::{HttpHealthCheck, TcpHealthCheck};
-use pingora_load_balancing::selection::{Consistent, Random, RoundRobin};
-use pingora_load_balancing::{Backend, Backends, LoadBalancer};
-use std::collections::{BTreeSet, HashMap};
+use pingora_load_balancing::Backend;
+use pool::{Balancer, Pool, PoolSpec};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-enum Balancer {
-    RoundRobin(Arc<LoadBalancer<RoundRobin>>),
-    Random(Arc<LoadBalancer<Random>>),
-    Consistent(Arc<LoadBalancer<Consistent>>),
-}
-
-/// Background services Pingora runs beside the proxy.
-#[derive(Default)]
-pub struct Services {
-    /// Tool processes; everything else starts once they answer.
-    pub tools: Vec<Box<dyn ServiceWithDependents>>,
-    /// Health checks and other background work.
-    pub background: Vec<Box<dyn ServiceWithDependents>>,
-}
-
-/// The upstreams of one scope.
+/// The upstreams of one scope, as one configuration sees them.
 pub struct ScopeUpstreams {
     pub scope: Arc<ScopeConfig>,
-    balancer: Balancer,
-    /// Every backend, with what the request path needs precomputed (a scope has a handful: a
-    /// linear search beats hashing a formatted address).
-    endpoints: Vec<Picked>,
+    pub pool: Arc<Pool>,
     /// The gateway's secret as the `X-Gateway-Auth` value (marked sensitive).
     pub auth_header: http::HeaderValue,
 }
@@ -94,7 +73,7 @@ impl ScopeUpstreams {
             let ejected = outliers && e.outlier.ejected_until_ms.load(Ordering::Relaxed) > now;
             !tried && !ejected
         };
-        let backend = match &self.balancer {
+        let backend = match &self.pool.balancer {
             Balancer::RoundRobin(lb) => lb.select_with(key, 64, accept),
             Balancer::Random(lb) => lb.select_with(key, 64, accept),
             Balancer::Consistent(lb) => lb.select_with(key, 64, accept),
@@ -104,13 +83,13 @@ impl ScopeUpstreams {
 
     fn endpoint(&self, b: &Backend) -> Option<&Picked> {
         let sock = b.addr.as_inet()?;
-        self.endpoints.iter().find(|e| e.sock == *sock)
+        self.pool.endpoints.iter().find(|e| e.sock == *sock)
     }
 
     /// The named upstream if it is still configured and healthy (for sessions pinned to it).
     pub fn get_healthy(&self, addr: &str) -> Option<Picked> {
-        let e = self.endpoints.iter().find(|e| e.addr == addr)?;
-        let backends = self.backends();
+        let e = self.pool.endpoints.iter().find(|e| e.addr == addr)?;
+        let backends = self.pool.backends();
         let healthy = backends
             .get_backend()
             .iter()
@@ -144,7 +123,7 @@ impl ScopeUpstreams {
 
     /// Every upstream with its health.
     pub fn health(&self) -> Vec<(String, bool)> {
-        let backends = self.backends();
+        let backends = self.pool.backends();
         backends
             .get_backend()
             .iter()
@@ -154,133 +133,41 @@ impl ScopeUpstreams {
 
     /// Whether any upstream is healthy.
     pub fn any_healthy(&self) -> bool {
-        let backends = self.backends();
+        let backends = self.pool.backends();
         backends.get_backend().iter().any(|b| backends.ready(b))
-    }
-
-    fn backends(&self) -> &Backends {
-        match &self.balancer {
-            Balancer::RoundRobin(lb) => lb.backends(),
-            Balancer::Random(lb) => lb.backends(),
-            Balancer::Consistent(lb) => lb.backends(),
-        }
     }
 }
 
-/// Builds the load balancers of every scope, and the background services that health-check them.
-pub fn build(config: &Config) -> Result<(HashMap<String, Arc<ScopeUpstreams>>, Services), String> {
-    let mut scopes = HashMap::new();
-    let mut services = Services::default();
+/// The upstreams of every scope: the pool of `previous` (the running configuration's) where a
+/// scope's upstreams, strategy and health check did not change, a new (not yet started) pool
+/// elsewhere. Blocks briefly (each new load balancer's first update): call it where blocking is
+/// allowed.
+pub fn build(
+    config: &Config,
+    previous: Option<&HashMap<String, Arc<ScopeUpstreams>>>,
+) -> Result<HashMap<String, Arc<ScopeUpstreams>>, String> {
     let mut auth_header = http::HeaderValue::from_str(&config.upstream_secret)
         .map_err(|_| "the upstream shared secret is not a valid header value".to_string())?;
     auth_header.set_sensitive(true);
+    let mut scopes = HashMap::new();
     for scope in config.scopes.values() {
-        let mut set = BTreeSet::new();
-        let mut endpoints = Vec::new();
-        for t in &scope.upstreams {
-            if let Some(args) = &t.spawn {
-                let supervisor = spawn::Supervisor {
-                    name: format!("{}@{}", scope.name, t.port),
-                    args: args.clone(),
-                    port: t.port,
-                    secret: config.upstream_secret.clone(),
-                    health_path: scope
-                        .health
-                        .as_ref()
-                        .map(|h| h.path.clone())
-                        .unwrap_or_else(|| "/health".into()),
-                };
-                services.tools.push(Box::new(background_service(
-                    &format!("tool:{}:{}", scope.name, t.port),
-                    supervisor,
-                )));
-            }
-            let backend = Backend::new_with_weight(&t.authority(), t.weight)
-                .map_err(|e| format!("scope {}: upstream {}: {e}", scope.name, t.authority()))?;
-            let sock = *backend.addr.as_inet().ok_or_else(|| {
-                format!(
-                    "scope {}: upstream {}: not an IP address",
-                    scope.name,
-                    t.authority()
-                )
-            })?;
-            let uri = t.path.parse::<http::Uri>().map_err(|e| {
-                format!(
-                    "scope {}: upstream {}: path {:?}: {e}",
-                    scope.name,
-                    t.authority(),
-                    t.path
-                )
-            })?;
-            let host_header = http::HeaderValue::from_str(&t.authority())
-                .map_err(|e| format!("scope {}: upstream {}: {e}", scope.name, t.authority()))?;
-            endpoints.push(Arc::new(Endpoint {
-                addr: backend.addr.to_string(),
-                sock,
-                target: t.clone(),
-                uri,
-                host_header,
-                outlier: Outlier::default(),
-            }));
-            set.insert(backend);
-        }
-        let mut backends = Backends::new(Static::new(set));
-        if let Some(h) = &scope.health {
-            match h.kind {
-                HealthCheckKind::Tcp => backends.set_health_check(TcpHealthCheck::new()),
-                HealthCheckKind::Http => {
-                    let first = &scope.upstreams[0];
-                    let mut hc = HttpHealthCheck::new(&first.host, first.tls);
-                    let mut req = RequestHeader::build("GET", h.path.as_bytes(), None)
-                        .map_err(|e| e.to_string())?;
-                    req.insert_header("Host", first.authority())
-                        .map_err(|e| e.to_string())?;
-                    hc.req = req;
-                    backends.set_health_check(Box::new(hc));
-                }
-            }
-        }
-        let interval = scope.health.as_ref().map(|h| h.interval);
-        let name = format!("upstreams:{}", scope.name);
-        macro_rules! lb {
-            ($variant:ident) => {{
-                let mut lb = LoadBalancer::from_backends(backends);
-                lb.health_check_frequency = interval;
-                lb.parallel_health_check = true;
-                // Static discovery cannot fail; the first update fills the selector.
-                first_update(&lb);
-                let svc = background_service(&name, lb);
-                let task = svc.task();
-                services.background.push(Box::new(svc));
-                Balancer::$variant(task)
-            }};
-        }
-        let balancer = match scope.balance {
-            Balance::RoundRobin => lb!(RoundRobin),
-            Balance::Random => lb!(Random),
-            Balance::Consistent => lb!(Consistent),
+        let spec = PoolSpec::of(scope);
+        let kept = previous
+            .and_then(|p| p.get(&scope.name))
+            .filter(|p| p.pool.spec == spec)
+            .map(|p| p.pool.clone());
+        let pool = match kept {
+            Some(p) => p,
+            None => Arc::new(Pool::new(spec, &config.upstream_secret)?),
         };
         scopes.insert(
             scope.name.clone(),
             Arc::new(ScopeUpstreams {
                 scope: Arc::new(scope.clone()),
-                balancer,
-                endpoints,
+                pool,
                 auth_header: auth_header.clone(),
             }),
         );
     }
-    Ok((scopes, services))
-}
-
-/// Runs the load balancer's first discovery update synchronously (static discovery never waits).
-fn first_update<S>(lb: &LoadBalancer<S>)
-where
-    S: pingora_load_balancing::selection::BackendSelection + 'static,
-    S::Iter: pingora_load_balancing::selection::BackendIter,
-{
-    let rt = tokio::runtime::Builder::new_current_thread().build();
-    if let Ok(rt) = rt {
-        let _ = rt.block_on(lb.update());
-    }
+    Ok(scopes)
 }

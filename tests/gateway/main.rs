@@ -18,6 +18,7 @@ mod login;
 mod modern;
 mod outcomes;
 mod rbac;
+mod reload;
 mod routing;
 mod tls;
 mod tools;

@@ -50,6 +50,8 @@ async fn tls_gateway(upstream: u16, c: &Certs, min_version: &str) -> (Gateway, u
             spec.port
         ),
     );
+    // Reloads in these tests come from SIGHUP only (a watcher could see a half-written rotation).
+    spec.gateway_yaml.push_str("watch_interval: 0s\n");
     (spec.start().await, tls_port)
 }
 
@@ -263,4 +265,50 @@ async fn client_certificates_required_and_optional() {
             _ => assert_eq!(anonymous.unwrap().status(), 200),
         }
     }
+}
+
+/// Certificate rotation without restart: new files and `SIGHUP` → new handshakes get the new
+/// certificate while an established connection goes on; a key that does not fit keeps the
+/// current certificate, and the refusal names the field.
+#[tokio::test]
+async fn certificates_rotate_without_restart() {
+    let upstream = calculator(false).await;
+    let (old, new) = (certs(), certs());
+    let (gw, tls_port) = tls_gateway(upstream.port, &old, "1.2").await;
+    let url = format!("https://localhost:{tls_port}/calculator/mcp");
+    let health = format!("https://localhost:{tls_port}/healthz");
+    // One HTTP/2 connection, kept open by the client's pool.
+    let kept = verifying(&old).build().unwrap();
+    let (v, body) = call_over(kept.clone(), url.clone()).await;
+    assert_eq!(v, reqwest::Version::HTTP_2);
+    assert!(body.to_string().contains("42"), "{body}");
+
+    gw.write_file("server.pem", &new.cert);
+    gw.write_file("server.key", &new.key);
+    assert_eq!(gw.sighup().await, "ok");
+
+    // The open connection still works: a new one would not verify against the old CA.
+    let r = kept.get(&health).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the established connection goes on");
+    let fresh_old = verifying(&old).build().unwrap().get(&health).send().await;
+    assert!(
+        fresh_old.is_err(),
+        "new handshakes no longer show the old certificate"
+    );
+    let (_, body) = call_over(verifying(&new).build().unwrap(), url.clone()).await;
+    assert!(body.to_string().contains("42"), "{body}");
+
+    // A key of another certificate: refused, the current certificate stays.
+    gw.write_file("server.key", &certs().key);
+    assert_eq!(gw.sighup().await, "rejected");
+    let log = gw.log_with("configuration reload refused").await;
+    assert!(log.contains("listeners[0].tls.key_file"), "{log}");
+    let r = verifying(&new)
+        .build()
+        .unwrap()
+        .get(&health)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }

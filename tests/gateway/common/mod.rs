@@ -320,6 +320,52 @@ impl Gateway {
         panic!("gateway did not stop within 30 s");
     }
 
+    /// Replaces one of the gateway's files (relative to its directory), atomically as editors
+    /// and Kubernetes do it (a new file renamed over the old one).
+    pub fn write_file(&self, name: &str, text: &str) {
+        let path = self.dir.path().join(name);
+        let tmp = self.dir.path().join(format!(".{name}.new"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+
+    /// Reloads counted so far, applied and refused.
+    pub async fn reloads(&self) -> (f64, f64) {
+        let m = self.metrics_text().await;
+        (
+            metric_or_zero(&m, "mcp_config_reloads_total{result=\"ok\"}"),
+            metric_or_zero(&m, "mcp_config_reloads_total{result=\"rejected\"}"),
+        )
+    }
+
+    /// Waits until a reload after `before` (from [`Gateway::reloads`]) is counted; returns
+    /// `"ok"` or `"rejected"`. Panics after 10 s.
+    pub async fn next_reload(&self, before: (f64, f64)) -> &'static str {
+        for _ in 0..200 {
+            let now = self.reloads().await;
+            if now.1 > before.1 {
+                return "rejected";
+            }
+            if now.0 > before.0 {
+                return "ok";
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no reload counted within 10 s:\n{}", self.log_text());
+    }
+
+    /// Sends `SIGHUP` and waits for the reload it asks for: `"ok"` or `"rejected"`.
+    pub async fn sighup(&self) -> &'static str {
+        let before = self.reloads().await;
+        let pid = self.proc.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success());
+        self.next_reload(before).await
+    }
+
     /// The gateway's Prometheus page.
     pub async fn metrics_text(&self) -> String {
         reqwest::get(&self.metrics)

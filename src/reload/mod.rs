@@ -1,0 +1,225 @@
+//! Live reload. One background service owns the running configuration's life: it starts the
+//! first runtime's upstream pools (the proxy opens once they can take traffic), then watches the
+//! files (`watch_interval`) and listens for `SIGHUP`. A changed configuration is validated in
+//! full, exactly as `check` does, and refused as a whole if anything is wrong or a start-only
+//! setting changed ([`fixed`]); otherwise its runtime is built ([`runtime`]), its new pools are
+//! started and health-checked, and it replaces the running one atomically: a request keeps the
+//! runtime it started with. Every second it also publishes upstream health and, every ten,
+//! forgets idle rate-limit keys.
+
+pub mod fixed;
+pub mod runtime;
+
+use crate::config::{Problem, Sources};
+use crate::listen::Terminators;
+use crate::metrics;
+use crate::proxy::Runtime;
+use crate::upstream::pool::Pool;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use pingora::services::ServiceReadyNotifier;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The background service that starts, reloads and looks after the runtime.
+pub struct Reloader {
+    pub current: Arc<ArcSwap<Runtime>>,
+    /// The TLS listeners, whose certificates a reload replaces.
+    pub tls: Arc<Terminators>,
+}
+
+/// Reads the configuration's files away from the async threads.
+async fn read(path: PathBuf) -> Option<Sources> {
+    tokio::task::spawn_blocking(move || Sources::read(&path))
+        .await
+        .ok()
+}
+
+/// Starts what `rt` needs that is not running yet: its new upstream pools (tool processes
+/// answering, first health check done) and, for a new authenticator, the JWKS refresher.
+async fn start(rt: &Runtime, running: Option<&Runtime>) {
+    futures_util::future::join_all(rt.upstreams.values().map(|u| u.pool.start())).await;
+    let new_auth = running.is_none_or(|r| !Arc::ptr_eq(&r.auth, &rt.auth));
+    if let (true, Some(jwks)) = (new_auth, rt.auth.jwks()) {
+        tokio::spawn(crate::auth::jwks::Jwks::refresh_while_used(Arc::downgrade(
+            &jwks,
+        )));
+    }
+}
+
+fn publish_running(sources: &Sources) {
+    metrics::CONFIG_INFO.reset();
+    metrics::CONFIG_INFO
+        .with_label_values(&[&sources.digest()])
+        .set(1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    metrics::CONFIG_LAST_RELOAD_SUCCESS.set(now as i64);
+}
+
+/// Upstream health as a gauge (once a second).
+fn publish_health(rt: &Runtime) {
+    for (scope, up) in &rt.upstreams {
+        for (addr, healthy) in up.health() {
+            metrics::UPSTREAM_HEALTHY
+                .with_label_values(&[scope, &addr])
+                .set(i64::from(healthy));
+        }
+    }
+}
+
+/// The pools of `old` that `new` no longer uses.
+fn removed(old: &Runtime, new: &Runtime) -> Vec<Arc<Pool>> {
+    old.upstreams
+        .values()
+        .filter(|o| {
+            !new.upstreams
+                .values()
+                .any(|n| Arc::ptr_eq(&n.pool, &o.pool))
+        })
+        .map(|o| o.pool.clone())
+        .collect()
+}
+
+impl Reloader {
+    /// Validates and applies `next`; on success the running configuration is `next`.
+    async fn apply(&self, running: &Sources, next: &Sources) -> Result<(), Vec<Problem>> {
+        let config = crate::config::validate(next).map_err(|e| e.0)?;
+        let old = self.current.load_full();
+        let fixed = fixed::changed((running, &old.config), (next, &config));
+        if !fixed.is_empty() {
+            return Err(fixed);
+        }
+        let path = config.source.clone();
+        let base = old.clone();
+        let built = tokio::task::spawn_blocking(move || runtime::build(config, Some(&base)))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+        let new = Arc::new(built.map_err(|e| vec![Problem::new(&path, "", e)])?);
+        start(&new, Some(&old)).await;
+        self.current.store(new.clone());
+        publish_health(&new);
+        self.tls.update(&new.config.listeners);
+        crate::listen::tls::publish_expiry(&new.config.listeners);
+        let gone = removed(&old, &new);
+        for p in &gone {
+            for e in p.endpoints() {
+                let _ = metrics::UPSTREAM_HEALTHY.remove_label_values(&[&p.spec.scope, &e.addr]);
+            }
+        }
+        if !gone.is_empty() {
+            // Requests already on a removed pool (open SSE streams) may finish for up to
+            // `shutdown_grace`; then its health checks and tool processes stop.
+            let grace = new.config.shutdown_grace;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                gone.iter().for_each(|p| p.retire());
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start_with_ready_notifier(
+        &self,
+        mut shutdown: ShutdownWatch,
+        ready: ServiceReadyNotifier,
+    ) {
+        let first = self.current.load_full();
+        start(&first, None).await;
+        publish_health(&first);
+        ready.notify_ready();
+        let path = first.config.source.clone();
+        drop(first);
+        let Some(mut running) = read(path.clone()).await else {
+            return;
+        };
+        publish_running(&running);
+        let mut seen = running.clone();
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reloads follow file changes only");
+                None
+            }
+        };
+        let tick_every = |rt: &Runtime| {
+            let w = rt.config.watch_interval;
+            if w.is_zero() {
+                Duration::from_secs(1)
+            } else {
+                w.clamp(Duration::from_millis(100), Duration::from_secs(1))
+            }
+        };
+        let mut every = tick_every(&self.current.load());
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut last_watch, mut last_health, mut last_sweep) =
+            (Instant::now(), Instant::now(), Instant::now());
+        loop {
+            let forced = tokio::select! {
+                _ = tick.tick() => false,
+                Some(()) = async { hangup.as_mut()?.recv().await } => true,
+                _ = shutdown.changed() => break,
+            };
+            let rt = self.current.load_full();
+            if last_health.elapsed() >= Duration::from_secs(1) {
+                last_health = Instant::now();
+                publish_health(&rt);
+            }
+            if last_sweep.elapsed() >= Duration::from_secs(10) {
+                last_sweep = Instant::now();
+                rt.limits.sweep();
+            }
+            let watch = rt.config.watch_interval;
+            drop(rt);
+            if !forced && (watch.is_zero() || last_watch.elapsed() < watch) {
+                continue;
+            }
+            last_watch = Instant::now();
+            let Some(next) = read(path.clone()).await else {
+                continue;
+            };
+            if !forced && next == seen {
+                continue;
+            }
+            seen = next.clone();
+            let why = if forced { "SIGHUP" } else { "files changed" };
+            match self.apply(&running, &next).await {
+                Ok(()) => {
+                    running = next;
+                    publish_running(&running);
+                    metrics::CONFIG_RELOADS.with_label_values(&["ok"]).inc();
+                    tracing::info!(reason = why, hash = %running.digest(), "configuration reloaded");
+                }
+                Err(problems) => {
+                    metrics::CONFIG_RELOADS
+                        .with_label_values(&["rejected"])
+                        .inc();
+                    for p in &problems {
+                        tracing::error!(file = %p.file, field = %p.field, reason = %p.reason, "configuration reload refused; the running configuration stays");
+                    }
+                }
+            }
+            let now = tick_every(&self.current.load());
+            if now != every {
+                every = now;
+                tick = tokio::time::interval(every);
+            }
+        }
+        // The proxy drains for `shutdown_grace`; tool processes serve it until then.
+        let rt = self.current.load_full();
+        tokio::time::sleep(rt.config.shutdown_grace).await;
+        for u in rt.upstreams.values() {
+            u.pool.retire();
+        }
+    }
+}

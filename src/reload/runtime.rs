@@ -1,0 +1,63 @@
+//! The runtime a configuration runs on, built for the first start or for a reload. A reload
+//! carries over what must not reset under a client: the verified-token cache (when the JWT
+//! settings stay), the budgets of rate limits whose name and definition stay, the upstream pools
+//! of unchanged scopes (their health, outlier state and tool processes), the calls in flight per
+//! user and upstream, the open legacy streams and bridged sessions, and the audit queue.
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::limits::inflight::Inflight;
+use crate::limits::{RateLimits, RedisStore};
+use crate::proxy::Runtime;
+use crate::session::SessionKeys;
+use std::sync::Arc;
+
+/// Builds the runtime for `config`; with `running`, keeps what the reload leaves unchanged.
+/// New upstream pools are built but not started (`reload::start`). Blocks briefly (a new load
+/// balancer's first update): call it where blocking is allowed.
+pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, String> {
+    let auth = match running {
+        Some(r) if r.auth.settings() == &config.jwt => r.auth.clone(),
+        _ => Arc::new(Authenticator::new(config.jwt.clone())?),
+    };
+    let sessions = SessionKeys::new(&config.session_secrets);
+    let upstreams = crate::upstream::build(&config, running.map(|r| &r.upstreams))?;
+    let rules = std::mem::take(&mut config.rate_limits);
+    let l = &config.limits;
+    let rt = match running {
+        Some(r) => Runtime {
+            limits: RateLimits::carried_over(rules, &r.limits),
+            user_inflight: Inflight::keep_or_new(&r.user_inflight, l.max_concurrent_per_user),
+            upstream_inflight: Inflight::keep_or_new(
+                &r.upstream_inflight,
+                l.max_concurrent_per_upstream,
+            ),
+            legacy: r.legacy.clone(),
+            bridged: r.bridged.clone(),
+            audit: r.audit.clone(),
+            auth,
+            sessions,
+            upstreams,
+            config,
+        },
+        None => {
+            let store = match &config.rate_limit_store {
+                Some(s) => Some(RedisStore::new(&s.redis_url, s.timeout, s.on_error)?),
+                None => None,
+            };
+            Runtime {
+                limits: RateLimits::new(rules, store),
+                user_inflight: Inflight::new(l.max_concurrent_per_user),
+                upstream_inflight: Inflight::new(l.max_concurrent_per_upstream),
+                legacy: Default::default(),
+                bridged: Default::default(),
+                audit: crate::audit::Audit::new(config.audit.clone()),
+                auth,
+                sessions,
+                upstreams,
+                config,
+            }
+        }
+    };
+    Ok(rt)
+}

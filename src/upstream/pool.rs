@@ -1,0 +1,243 @@
+//! The backends of one scope as a unit that outlives a configuration: its load balancer, its
+//! endpoints (with their outlier state), its health checks and the tool processes it runs. A
+//! reload that leaves a scope's upstreams, strategy and health check as they were keeps the pool,
+//! so its health, counters and processes carry over; a changed scope gets a new pool, which is
+//! started (tools answering, one health check done) before any request can pick it.
+
+use super::spawn::Supervisor;
+use super::{Endpoint, Outlier, Picked};
+use crate::config::file::{Balance, HealthCheckKind};
+use crate::config::{HealthCheck, ScopeConfig, UpstreamTarget};
+use pingora::http::RequestHeader;
+use pingora::services::background::BackgroundService;
+use pingora::services::ServiceReadyNotifier;
+use pingora_load_balancing::discovery::Static;
+use pingora_load_balancing::health_check::{HttpHealthCheck, TcpHealthCheck};
+use pingora_load_balancing::selection::{Consistent, Random, RoundRobin};
+use pingora_load_balancing::{Backend, Backends, LoadBalancer};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub(super) enum Balancer {
+    RoundRobin(LoadBalancer<RoundRobin>),
+    Random(LoadBalancer<Random>),
+    Consistent(LoadBalancer<Consistent>),
+}
+
+/// What a pool is built from: a scope whose spec is equal keeps the running pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolSpec {
+    pub scope: String,
+    /// As configured (a spawned tool's port still 0).
+    pub upstreams: Vec<UpstreamTarget>,
+    pub balance: Balance,
+    pub health: Option<HealthCheck>,
+}
+
+impl PoolSpec {
+    pub fn of(scope: &ScopeConfig) -> Self {
+        Self {
+            scope: scope.name.clone(),
+            upstreams: scope.upstreams.clone(),
+            balance: scope.balance,
+            health: scope.health.clone(),
+        }
+    }
+}
+
+/// The upstreams of one scope, shared by every runtime whose scope has the same [`PoolSpec`].
+pub struct Pool {
+    pub spec: PoolSpec,
+    pub(super) balancer: Balancer,
+    /// Every backend, with what the request path needs precomputed (a scope has a handful: a
+    /// linear search beats hashing a formatted address).
+    pub(super) endpoints: Vec<Picked>,
+    supervisors: Vec<Arc<Supervisor>>,
+    started: AtomicBool,
+    /// Retiring the pool (or dropping it) stops its health checks and tool processes.
+    stop: watch::Sender<bool>,
+}
+
+/// Picks a free loopback port for a tool process the gateway runs itself.
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free loopback port for a tool process: {e}"))
+}
+
+impl Pool {
+    /// Builds the pool: binds nothing and starts nothing (see [`Pool::start`]), but picks the
+    /// ports of its tool processes.
+    pub fn new(spec: PoolSpec, secret: &str) -> Result<Self, String> {
+        let name = &spec.scope;
+        let mut set = BTreeSet::new();
+        let mut endpoints = Vec::new();
+        let mut supervisors = Vec::new();
+        for t in &spec.upstreams {
+            let mut t = t.clone();
+            if let Some(args) = &t.spawn {
+                if t.port == 0 {
+                    t.port = free_port()?;
+                }
+                supervisors.push(Arc::new(Supervisor {
+                    name: format!("{name}@{}", t.port),
+                    args: args.clone(),
+                    port: t.port,
+                    secret: secret.to_string(),
+                    health_path: spec
+                        .health
+                        .as_ref()
+                        .map(|h| h.path.clone())
+                        .unwrap_or_else(|| "/health".into()),
+                }));
+            }
+            let backend = Backend::new_with_weight(&t.authority(), t.weight)
+                .map_err(|e| format!("scope {name}: upstream {}: {e}", t.authority()))?;
+            let sock = *backend.addr.as_inet().ok_or_else(|| {
+                format!(
+                    "scope {name}: upstream {}: not an IP address",
+                    t.authority()
+                )
+            })?;
+            let uri = t.path.parse::<http::Uri>().map_err(|e| {
+                format!(
+                    "scope {name}: upstream {}: path {:?}: {e}",
+                    t.authority(),
+                    t.path
+                )
+            })?;
+            let host_header = http::HeaderValue::from_str(&t.authority())
+                .map_err(|e| format!("scope {name}: upstream {}: {e}", t.authority()))?;
+            endpoints.push(Arc::new(Endpoint {
+                addr: backend.addr.to_string(),
+                sock,
+                target: t,
+                uri,
+                host_header,
+                outlier: Outlier::default(),
+            }));
+            set.insert(backend);
+        }
+        let mut backends = Backends::new(Static::new(set));
+        if let Some(h) = &spec.health {
+            match h.kind {
+                HealthCheckKind::Tcp => backends.set_health_check(TcpHealthCheck::new()),
+                HealthCheckKind::Http => {
+                    let first = &spec.upstreams[0];
+                    let mut hc = HttpHealthCheck::new(&first.host, first.tls);
+                    let mut req = RequestHeader::build("GET", h.path.as_bytes(), None)
+                        .map_err(|e| e.to_string())?;
+                    req.insert_header("Host", first.authority())
+                        .map_err(|e| e.to_string())?;
+                    hc.req = req;
+                    backends.set_health_check(Box::new(hc));
+                }
+            }
+        }
+        macro_rules! lb {
+            ($variant:ident) => {{
+                let lb = LoadBalancer::from_backends(backends);
+                // Static discovery cannot fail; the first update fills the selector.
+                first_update(&lb);
+                Balancer::$variant(lb)
+            }};
+        }
+        let balancer = match spec.balance {
+            Balance::RoundRobin => lb!(RoundRobin),
+            Balance::Random => lb!(Random),
+            Balance::Consistent => lb!(Consistent),
+        };
+        Ok(Self {
+            spec,
+            balancer,
+            endpoints,
+            supervisors,
+            started: AtomicBool::new(false),
+            stop: watch::channel(false).0,
+        })
+    }
+
+    /// Every backend of the pool.
+    pub fn endpoints(&self) -> &[Picked] {
+        &self.endpoints
+    }
+
+    pub(super) fn backends(&self) -> &Backends {
+        match &self.balancer {
+            Balancer::RoundRobin(lb) => lb.backends(),
+            Balancer::Random(lb) => lb.backends(),
+            Balancer::Consistent(lb) => lb.backends(),
+        }
+    }
+
+    /// Starts the pool's tool processes and health checks on the current tokio runtime, and
+    /// returns once it can take traffic: every tool process answers (or 30 s passed, so a broken
+    /// tool cannot hold the gateway back: the health check then reports it) and the first health
+    /// check is done. A pool already started returns at once.
+    pub async fn start(self: &Arc<Self>) {
+        if self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut ready = Vec::new();
+        for s in &self.supervisors {
+            let (tx, mut rx) = watch::channel(false);
+            let (s, stop) = (s.clone(), self.stop.subscribe());
+            tokio::spawn(async move {
+                s.start_with_ready_notifier(stop, ServiceReadyNotifier::new(tx))
+                    .await
+            });
+            ready.push(async move {
+                let _ = rx.wait_for(|r| *r).await;
+            });
+        }
+        futures_util::future::join_all(ready).await;
+        if let Some(h) = &self.spec.health {
+            self.backends().run_health_check(true).await;
+            tokio::spawn(check_health(
+                Arc::downgrade(self),
+                h.interval,
+                self.stop.subscribe(),
+            ));
+        }
+    }
+
+    /// Stops the pool's health checks and tool processes (a retired pool's requests in flight
+    /// may still finish on it if its upstreams are not processes of its own).
+    pub fn retire(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Health-checks a pool every `interval` for as long as it exists and is not retired.
+async fn check_health(pool: Weak<Pool>, interval: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        tokio::select! {
+            _ = pool.backends().run_health_check(true) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Runs the load balancer's first discovery update (static discovery never waits) from
+/// synchronous code: on a thread without a tokio runtime, or one where blocking is allowed.
+fn first_update<S>(lb: &LoadBalancer<S>)
+where
+    S: pingora_load_balancing::selection::BackendSelection + 'static,
+    S::Iter: pingora_load_balancing::selection::BackendIter,
+{
+    let rt = tokio::runtime::Builder::new_current_thread().build();
+    if let Ok(rt) = rt {
+        let _ = rt.block_on(lb.update());
+    }
+}
