@@ -525,6 +525,27 @@ pub struct ScopeFile {
     /// Unset: requests pass in the revision the client speaks.
     #[serde(default)]
     pub upstream_version: Option<String>,
+    /// TLS toward this scope's `https` upstreams (files relative to this file).
+    #[serde(default)]
+    pub tls: Option<UpstreamTlsFile>,
+}
+
+/// `tls:` of a scope: how the gateway verifies its `https` upstreams and what it presents to them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsFile {
+    /// PEM CAs the upstreams' certificates must chain to, instead of the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain presented to upstreams that require a client certificate.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// Its PEM private key.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// The name checked in the upstreams' certificates and sent as SNI, when not the URL's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 /// Passive outlier ejection.

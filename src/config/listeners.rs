@@ -43,7 +43,7 @@ impl std::fmt::Debug for TlsListener {
 
 /// The provider Pingora installs too (ring), named explicitly so that building a configuration
 /// does not depend on a process-wide default.
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(super) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 

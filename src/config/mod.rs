@@ -17,6 +17,7 @@ pub mod listeners;
 pub mod problem;
 pub mod secrets;
 pub mod source;
+pub mod upstream_tls;
 
 pub use problem::{ConfigErrors, Problem};
 pub use source::Sources;
@@ -135,6 +136,8 @@ pub struct ScopeConfig {
     pub oauth_scopes: Vec<String>,
     /// Set when the upstreams speak only this revision: clients of the other era are bridged.
     pub upstream_version: Option<&'static str>,
+    /// TLS settings for the `https` upstreams (`tls:`); unset: system roots, the URL's host.
+    pub upstream_tls: Option<std::sync::Arc<upstream_tls::UpstreamTls>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -203,7 +206,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
     let Some(mut gateway) = gateway else {
         let limits = file::LimitsFile::default();
         if let Some(t) = tools {
-            let scopes = build_scopes(&tools_path, t, &limits, &mut problems);
+            let scopes = build_scopes(sources, &tools_path, t, &limits, &mut problems);
             if let Some(p) = policy {
                 rate_limits(&policy_path, &p, &scopes, &mut problems);
                 Policy::compile(&policy_path, &p, &scope_tools(&scopes), &mut problems);
@@ -213,7 +216,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
     };
     env::apply_overrides(&mut gateway, &sources.env, &mut problems);
     let scopes = tools
-        .map(|t| build_scopes(&tools_path, t, &gateway.limits, &mut problems))
+        .map(|t| build_scopes(sources, &tools_path, t, &gateway.limits, &mut problems))
         .unwrap_or_default();
     let rate_limits = policy
         .as_ref()
@@ -581,6 +584,7 @@ fn scope_tools(scopes: &BTreeMap<String, ScopeConfig>) -> crate::policy::ScopeTo
 }
 
 fn build_scopes(
+    sources: &Sources,
     path: &Path,
     tools: ToolsFile,
     limits: &file::LimitsFile,
@@ -710,6 +714,17 @@ fn build_scopes(
                 ));
             }
         }
+        let upstream_tls = scope.tls.as_ref().and_then(|t| {
+            if !upstreams.iter().any(|u| u.tls) {
+                problems.push(Problem::new(
+                    path,
+                    at("tls"),
+                    "no upstream of this scope is https://",
+                ));
+                return None;
+            }
+            upstream_tls::build(sources, path, &at("tls"), t, problems).map(std::sync::Arc::new)
+        });
         if let Some(h) = &scope.health_check {
             if h.kind == HealthCheckKind::Http && !h.path.starts_with('/') {
                 problems.push(Problem::new(
@@ -747,6 +762,7 @@ fn build_scopes(
                 total_timeout: scope.total_timeout,
                 oauth_scopes: Vec::new(),
                 upstream_version,
+                upstream_tls,
             },
         );
     }
@@ -1007,6 +1023,46 @@ fn build_dev_issuer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Upstream TLS problems name the scope's field: `tls` on a scope without an https upstream,
+    /// a missing CA file, a client certificate without its key, a bad server name.
+    #[test]
+    fn upstream_tls_problems_are_named() {
+        let dir = Path::new("/in-memory");
+        let validate_tools = |tools: &str| {
+            let files = [
+                ("gateway.yaml", "listen: 127.0.0.1:8000\ntools_file: tools.yaml\npolicy_file: policy.yaml\njwt: { algorithms: [HS256], secret: '0123456789abcdef0123456789abcdef' }\nupstream_shared_secret: '0123456789abcdef0123456789abcdef'\nsession_secrets: ['0123456789abcdef0123456789abcdef']\n"),
+                ("tools.yaml", tools),
+                ("policy.yaml", "roles:\n  dev: { allow: ['calc/*'] }\n"),
+            ]
+            .map(|(name, text)| (dir.join(name), text.as_bytes().to_vec()));
+            let sources = Sources::in_memory(&dir.join("gateway.yaml"), files, source::Env::new());
+            validate(&sources)
+                .map(|_| ())
+                .unwrap_err()
+                .0
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.reason))
+                .collect::<Vec<_>>()
+        };
+        let plain = validate_tools("scopes:\n  calc:\n    upstreams: [{ url: 'http://127.0.0.1:9/mcp' }]\n    tools: [t]\n    tls: { ca_file: ca.pem }\n");
+        assert!(
+            plain[0].starts_with("scopes.calc.tls: no upstream"),
+            "{plain:?}"
+        );
+        let https = validate_tools("scopes:\n  calc:\n    upstreams: [{ url: 'https://127.0.0.1:9/mcp' }]\n    tools: [t]\n    tls: { ca_file: ca.pem, client_cert_file: me.pem, server_name: 'not a name' }\n");
+        let fields: Vec<&str> = https.iter().map(|p| p.split(':').next().unwrap()).collect();
+        assert_eq!(
+            fields,
+            [
+                "scopes.calc.tls.ca_file",
+                "scopes.calc.tls.client_cert_file",
+                "scopes.calc.tls.client_cert_file",
+                "scopes.calc.tls.server_name"
+            ],
+            "{https:?}"
+        );
+    }
 
     /// Validation sees only its sources: the environment it is given, files held in memory; a
     /// missing development secrets file is generated in memory, a spawned tool gets no port yet.

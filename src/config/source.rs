@@ -38,8 +38,14 @@ impl Sources {
         };
         sources.load(path);
         let named = sources.named_files();
-        for f in named {
-            sources.load(&f);
+        for f in &named {
+            sources.load(f);
+        }
+        // tools.yaml (named first) names the upstream TLS files, relative to itself.
+        if let Some(tools) = named.first() {
+            for f in sources.tools_named_files(tools) {
+                sources.load(&f);
+            }
         }
         sources
     }
@@ -122,6 +128,23 @@ impl Sources {
             Err(e) => Found::Unreadable(e.to_string()),
         };
         self.files.insert(path.to_path_buf(), found);
+    }
+
+    /// The files tools.yaml names (upstream TLS), relative to its directory.
+    fn tools_named_files(&self, tools: &Path) -> Vec<PathBuf> {
+        let Some(value) = self
+            .file(tools)
+            .ok()
+            .and_then(|b| serde_yaml_ng::from_slice::<serde_yaml_ng::Value>(b).ok())
+        else {
+            return Vec::new();
+        };
+        let base = tools.parent().unwrap_or(Path::new("."));
+        super::upstream_tls::named_files(&value)
+            .into_iter()
+            .filter_map(|f| super::env::expand_str(&f, &self.env).ok())
+            .map(|f| base.join(f))
+            .collect()
     }
 
     /// The files `gateway.yaml` names, found without validating it (validation reports what is

@@ -75,11 +75,15 @@ pub fn classify(e: &Error, ctx: &RequestCtx) -> GatewayError {
         ConnectTimedout | ReadTimedout | WriteTimedout => {
             GatewayError::UpstreamTimeout("no answer in time".into())
         }
+        // Never a plain-text fallback: the request fails; the log has rustls's reason.
+        TLSHandshakeFailure | InvalidCert | HandshakeError => GatewayError::UpstreamFailed(
+            "TLS with the upstream failed (its certificate was not accepted, or it refused ours)"
+                .into(),
+        ),
         _ if *e.esource() == ErrorSource::Upstream => {
             GatewayError::UpstreamFailed("the upstream failed".into())
         }
-        ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure
-        | ConnectProxyFailure => {
+        ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure => {
             GatewayError::UpstreamFailed("could not connect to the upstream".into())
         }
         HTTPStatus(413) => GatewayError::PayloadTooLarge {

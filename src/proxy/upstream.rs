@@ -41,6 +41,9 @@ pub fn peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>, GatewayError> {
     o.read_timeout = Some(scope.scope.read_timeout);
     o.write_timeout = Some(scope.scope.read_timeout);
     o.idle_timeout = Some(Duration::from_secs(60));
+    if let (true, Some(tls)) = (picked.target.tls, &scope.scope.upstream_tls) {
+        crate::upstream::apply_tls(&mut peer, tls);
+    }
     Ok(Box::new(peer))
 }
 

@@ -6,6 +6,7 @@
 pub mod pool;
 pub mod spawn;
 
+use crate::config::upstream_tls::UpstreamTls;
 use crate::config::{Config, ScopeConfig, UpstreamTarget};
 use pingora_load_balancing::Backend;
 use pool::{Balancer, Pool, PoolSpec};
@@ -135,6 +136,20 @@ impl ScopeUpstreams {
     pub fn any_healthy(&self) -> bool {
         let backends = self.pool.backends();
         backends.get_backend().iter().any(|b| backends.ready(b))
+    }
+}
+
+/// Puts a scope's upstream TLS settings on a peer: its CAs, its client certificate, the name
+/// checked and sent as SNI.
+pub fn apply_tls(peer: &mut pingora::upstreams::peer::HttpPeer, tls: &UpstreamTls) {
+    if let Some(ca) = &tls.ca {
+        peer.options.ca = Some(ca.clone());
+    }
+    if let Some(c) = &tls.client {
+        peer.client_cert_key = Some(c.clone());
+    }
+    if let Some(n) = &tls.server_name {
+        peer.sni.clone_from(n);
     }
 }
 

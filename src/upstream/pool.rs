@@ -7,6 +7,7 @@
 use super::spawn::Supervisor;
 use super::{Endpoint, Outlier, Picked};
 use crate::config::file::{Balance, HealthCheckKind};
+use crate::config::upstream_tls::UpstreamTls;
 use crate::config::{HealthCheck, ScopeConfig, UpstreamTarget};
 use pingora::http::RequestHeader;
 use pingora::services::background::BackgroundService;
@@ -35,6 +36,7 @@ pub struct PoolSpec {
     pub upstreams: Vec<UpstreamTarget>,
     pub balance: Balance,
     pub health: Option<HealthCheck>,
+    pub tls: Option<Arc<UpstreamTls>>,
 }
 
 impl PoolSpec {
@@ -44,6 +46,7 @@ impl PoolSpec {
             upstreams: scope.upstreams.clone(),
             balance: scope.balance,
             health: scope.health.clone(),
+            tls: scope.upstream_tls.clone(),
         }
     }
 }
@@ -129,6 +132,11 @@ impl Pool {
                 HealthCheckKind::Http => {
                     let first = &spec.upstreams[0];
                     let mut hc = HttpHealthCheck::new(&first.host, first.tls);
+                    // The same TLS settings as the requests: a check that trusted more would
+                    // report healthy an upstream no request can reach.
+                    if let Some(t) = &spec.tls {
+                        super::apply_tls(&mut hc.peer_template, t);
+                    }
                     let mut req = RequestHeader::build("GET", h.path.as_bytes(), None)
                         .map_err(|e| e.to_string())?;
                     req.insert_header("Host", first.authority())

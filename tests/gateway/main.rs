@@ -23,3 +23,4 @@ mod routing;
 mod tls;
 mod tools;
 mod typescript;
+mod upstream_tls;

@@ -5,10 +5,10 @@ use crate::common::*;
 use serde_json::json;
 
 /// A CA and a server certificate for `localhost` / 127.0.0.1 signed by it, as PEM.
-struct Certs {
-    ca: String,
-    cert: String,
-    key: String,
+pub struct Certs {
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
 }
 
 /// A new self-signed CA named `cn`, with its key.
@@ -23,7 +23,7 @@ fn ca(cn: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
     (cert, key)
 }
 
-fn certs() -> Certs {
+pub fn certs() -> Certs {
     let (ca, ca_key) = ca("test CA");
     let params =
         rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
@@ -191,7 +191,7 @@ async fn a_key_that_does_not_fit_is_a_config_error() {
 }
 
 /// A client certificate for `cn`, signed by a new CA: (CA PEM, cert + key PEM).
-fn client_identity(cn: &str) -> (String, String) {
+pub fn client_identity(cn: &str) -> (String, String) {
     let (ca, ca_key) = ca("client CA");
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params
