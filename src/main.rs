@@ -47,7 +47,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
-    Run,
+    Run {
+        /// Take the listening sockets over from the running gateway (same `upgrade_socket`)
+        /// instead of binding them: start this, then send the running one SIGQUIT; it hands
+        /// over, drains and exits. No connection is refused on the way.
+        #[arg(long)]
+        upgrade: bool,
+    },
     /// Validate the configuration, report every problem, and exit.
     Check,
     /// Mint a JWT signed with the configured HS key, for local testing.
@@ -159,10 +165,10 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run => {
+        Command::Run { upgrade } => {
             let mut config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
             config.persist_dev_secrets().map_err(|e| anyhow!(e))?;
-            mcp_gateway::server::run(config).map_err(|e| anyhow!(e))
+            mcp_gateway::server::run(config, upgrade).map_err(|e| anyhow!(e))
         }
         Command::Check => {
             let config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;

@@ -52,9 +52,12 @@ fn connection_limits(c: &crate::listen::ConnectionLimits) -> crate::listen::Conn
     limits
 }
 
-/// Runs the gateway until it is told to stop (SIGTERM: graceful, SIGINT: fast).
-pub fn run(config: Config) -> Result<(), String> {
+/// Runs the gateway until it is told to stop (SIGTERM: graceful, SIGINT: fast; SIGQUIT: hand the
+/// listening sockets to a process started with `upgrade`, then drain). With `upgrade`, the
+/// listening sockets are taken over from the running process instead of bound.
+pub fn run(config: Config, upgrade: bool) -> Result<(), String> {
     let conf = ServerConf {
+        upgrade_sock: config.upgrade_socket.display().to_string(),
         threads: config.threads,
         grace_period_seconds: Some(config.shutdown_grace.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.shutdown_grace.as_secs().max(1)),
@@ -65,7 +68,11 @@ pub fn run(config: Config) -> Result<(), String> {
     let rt = runtime(config)?;
     let audit = rt.audit.clone();
     let tls = Arc::new(crate::listen::Terminators::new(&listeners));
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let limits = connection_limits(&rt.config.connections);
     let gateway = Gateway::new(rt.clone());

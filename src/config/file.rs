@@ -74,6 +74,10 @@ pub struct GatewayFile {
     /// tokens are trusted by this gateway; leave it out in production.
     #[serde(default)]
     pub dev_issuer: Option<DevIssuerFile>,
+    /// The Unix socket a new process takes the listening sockets over (`run --upgrade`); by
+    /// default `$TMPDIR/mcp-gateway-<first listener port>.sock`.
+    #[serde(default)]
+    pub upgrade_socket: Option<PathBuf>,
 }
 
 /// One entry of `listeners:`.

@@ -39,6 +39,8 @@ pub struct Config {
     pub listeners: Vec<listeners::Listener>,
     pub metrics_listen: Option<String>,
     pub threads: usize,
+    /// Where `run --upgrade` receives the listening sockets of the running process.
+    pub upgrade_socket: PathBuf,
     /// How often the files are checked for changes (zero: only on `SIGHUP`).
     pub watch_interval: Duration,
     pub shutdown_grace: Duration,
@@ -310,6 +312,11 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         &gateway.listeners,
         &mut problems,
     );
+    let upgrade_socket = gateway.upgrade_socket.clone().unwrap_or_else(|| {
+        let tmp = sources.var("TMPDIR").unwrap_or("/tmp");
+        let port = listeners.first().map_or(0, |l| l.address.port());
+        Path::new(tmp).join(format!("mcp-gateway-{port}.sock"))
+    });
     if let Some(addr) = &gateway.metrics_listen {
         if addr.parse::<std::net::SocketAddr>().is_err() {
             problems.push(Problem::new(
@@ -395,6 +402,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         listeners,
         metrics_listen: gateway.metrics_listen,
         threads: gateway.threads.unwrap_or(2).max(1),
+        upgrade_socket: base.join(upgrade_socket),
         watch_interval: gateway.watch_interval,
         shutdown_grace: gateway.shutdown_grace,
         limits: Limits {

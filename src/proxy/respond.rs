@@ -196,8 +196,12 @@ pub async fn healthz(session: &mut Session, ctx: &RequestCtx) -> Result<()> {
     json(session, ctx, 200, br#"{"status":"ok"}"#.to_vec(), &[]).await
 }
 
-/// Ready when every scope has a healthy upstream.
+/// Ready when every scope has a healthy upstream and the process is not draining.
 pub async fn readyz(session: &mut Session, ctx: &RequestCtx) -> Result<()> {
+    if crate::reload::draining() {
+        let body = br#"{"status":"draining"}"#.to_vec();
+        return json(session, ctx, 503, body, &[]).await;
+    }
     let mut scopes = serde_json::Map::new();
     let mut ready = true;
     for (name, s) in &ctx.rt.upstreams {

@@ -15,6 +15,7 @@ const AT_START: &[&str] = &[
     "rate_limit_store",
     "connections",
     "dev_issuer",
+    "upgrade_socket",
 ];
 
 const RESTART: &str = "cannot change while the gateway runs; restart it (or hand over to a new process: README, Upgrades) to apply this edit";

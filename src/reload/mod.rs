@@ -24,6 +24,23 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Set once this process is on its way out (SIGTERM, or SIGQUIT for an upgrade): `/readyz`
+/// answers 503 from then on so load balancers stop sending, while requests in flight finish.
+static DRAINING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn draining() -> bool {
+    DRAINING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn start_draining(why: &str) {
+    if !DRAINING.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::info!(
+            reason = why,
+            "draining: /readyz answers 503, requests in flight finish"
+        );
+    }
+}
+
 /// The background service that starts, reloads and looks after the runtime.
 pub struct Reloader {
     pub current: Arc<ArcSwap<Runtime>>,
@@ -151,6 +168,10 @@ impl BackgroundService for Reloader {
                 None
             }
         };
+        // Pingora acts on SIGQUIT (hand over the sockets) and SIGTERM itself; this only marks
+        // the drain at once (after an upgrade's hand-over Pingora waits a few seconds more before
+        // it tells the services).
+        let mut quit = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::quit()).ok();
         let tick_every = |rt: &Runtime| {
             let w = rt.config.watch_interval;
             if w.is_zero() {
@@ -168,6 +189,10 @@ impl BackgroundService for Reloader {
             let forced = tokio::select! {
                 _ = tick.tick() => false,
                 Some(()) = async { hangup.as_mut()?.recv().await } => true,
+                Some(()) = async { quit.as_mut()?.recv().await } => {
+                    start_draining("SIGQUIT");
+                    continue;
+                }
                 _ = shutdown.changed() => break,
             };
             let rt = self.current.load_full();
@@ -181,7 +206,8 @@ impl BackgroundService for Reloader {
             }
             let watch = rt.config.watch_interval;
             drop(rt);
-            if !forced && (watch.is_zero() || last_watch.elapsed() < watch) {
+            // A draining process leaves configuration changes to its successor.
+            if draining() || (!forced && (watch.is_zero() || last_watch.elapsed() < watch)) {
                 continue;
             }
             last_watch = Instant::now();
@@ -215,6 +241,7 @@ impl BackgroundService for Reloader {
                 tick = tokio::time::interval(every);
             }
         }
+        start_draining("shutdown");
         // The proxy drains for `shutdown_grace`; tool processes serve it until then.
         let rt = self.current.load_full();
         tokio::time::sleep(rt.config.shutdown_grace).await;

@@ -23,4 +23,5 @@ mod routing;
 mod tls;
 mod tools;
 mod typescript;
+mod upgrade;
 mod upstream_tls;
