@@ -312,3 +312,30 @@ async fn certificates_rotate_without_restart() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// The official Python SDK completes a session through TLS, over HTTP/2 and over HTTP/1.1,
+/// verifying the gateway's certificate against the test CA.
+#[tokio::test]
+async fn the_python_sdk_over_tls_with_h2_and_http1() {
+    let upstream = calculator(false).await;
+    let c = certs();
+    let (gw, tls_port) = tls_gateway(upstream.port, &c, "1.2").await;
+    let ca_file = gw.dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &c.ca).unwrap();
+    let url = format!("https://localhost:{tls_port}/calculator/mcp");
+    let analyst = token("ann", &["analyst"], json!({}));
+    for (version, expected) in [("h2", "HTTP/2"), ("http1", "HTTP/1.1")] {
+        let seen = python_client_script(
+            "tls_client.py",
+            &[&url, &analyst, ca_file.to_str().unwrap(), version],
+            &[],
+        )
+        .await;
+        assert_analyst_view(&seen, version);
+        assert_eq!(
+            seen["http_versions"],
+            json!([expected]),
+            "{version}: {seen}"
+        );
+    }
+}
