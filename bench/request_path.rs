@@ -110,12 +110,14 @@ fn policy_decision(b: divan::Bencher) {
                 "developer".to_string(),
                 RoleFile {
                     allow: vec!["calculator/*".into()],
+                    client_cert: None,
                 },
             ),
             (
                 "analyst".to_string(),
                 RoleFile {
                     allow: vec!["calculator/exact_calculate".into()],
+                    client_cert: None,
                 },
             ),
         ]),
@@ -137,6 +139,7 @@ fn policy_resource_decision(b: divan::Bencher) {
                     "calculator/resource:document://public/*".into(),
                     "calculator/prompt:summarize".into(),
                 ],
+                client_cert: None,
             },
         )]),
         rate_limits: vec![],

@@ -699,6 +699,11 @@ pub struct RoleFile {
     /// `scope/tool` patterns with `*` globs, e.g. `calculator/*`.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// When set, the role counts only on a connection with a verified client certificate whose
+    /// subject (RFC 4514, e.g. `CN=ci-7,O=Example`) matches this `*` glob: a token alone does
+    /// not carry it.
+    #[serde(default)]
+    pub client_cert: Option<String>,
 }
 
 /// Durations written as `5s`, `250ms`, `1m`.

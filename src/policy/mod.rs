@@ -40,6 +40,8 @@ pub enum Kind {
 #[derive(Debug, Default)]
 pub struct Policy {
     grants: HashMap<String, HashMap<String, ScopeGrant>>,
+    /// Roles that count only with a matching verified client certificate (`client_cert:`).
+    cert_bound: HashMap<String, GlobMatcher>,
 }
 
 impl Policy {
@@ -52,6 +54,7 @@ impl Policy {
         problems: &mut Vec<Problem>,
     ) -> Policy {
         let mut grants: HashMap<String, HashMap<String, ScopeGrant>> = HashMap::default();
+        let mut cert_bound = HashMap::default();
         for (role, spec) in &file.roles {
             if role.is_empty() || role.chars().any(char::is_whitespace) {
                 problems.push(Problem::new(
@@ -59,6 +62,18 @@ impl Policy {
                     format!("roles.{role}"),
                     "a role name has no spaces",
                 ));
+            }
+            if let Some(subject) = &spec.client_cert {
+                match Glob::new(subject) {
+                    Ok(g) => {
+                        cert_bound.insert(role.clone(), g.compile_matcher());
+                    }
+                    Err(e) => problems.push(Problem::new(
+                        path,
+                        format!("roles.{role}.client_cert"),
+                        format!("{subject:?} is not a glob: {e}"),
+                    )),
+                }
             }
             let table = grants.entry(role.clone()).or_default();
             for (i, pattern) in spec.allow.iter().enumerate() {
@@ -68,7 +83,29 @@ impl Policy {
                 }
             }
         }
-        Policy { grants }
+        Policy { grants, cert_bound }
+    }
+
+    /// The caller's roles without those bound to a client certificate this connection did not
+    /// present (`subject`: the verified one, if any); `None` when every role stands, which is
+    /// the answer without a lookup when the policy binds no role to a certificate.
+    pub fn roles_on_connection(
+        &self,
+        roles: &[String],
+        subject: Option<&str>,
+    ) -> Option<Vec<String>> {
+        if self.cert_bound.is_empty() {
+            return None;
+        }
+        let stands = |r: &String| {
+            self.cert_bound
+                .get(r)
+                .is_none_or(|m| subject.is_some_and(|s| m.is_match(s)))
+        };
+        if roles.iter().all(stands) {
+            return None;
+        }
+        Some(roles.iter().filter(|r| stands(r)).cloned().collect())
     }
 
     fn scope_grants<'a>(
@@ -211,6 +248,7 @@ mod tests {
                         r.to_string(),
                         RoleFile {
                             allow: a.iter().map(|s| s.to_string()).collect(),
+                            client_cert: None,
                         },
                     )
                 })

@@ -16,12 +16,26 @@ pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(),
         .get(http::header::AUTHORIZATION)
         .map(|v| v.as_bytes());
     let token = Authenticator::bearer(header).map_err(GatewayError::Unauthorized)?;
-    let identity = ctx
+    let mut identity = ctx
         .rt
         .auth
         .verify(token)
         .await
         .map_err(GatewayError::Unauthorized)?;
+    let subject = crate::listen::tls::client_cert(session).map(|c| c.subject.as_str());
+    if let Some(roles) = ctx
+        .rt
+        .config
+        .policy
+        .roles_on_connection(&identity.roles, subject)
+    {
+        // A role bound to a client certificate this connection lacks: the caller goes on with
+        // the others (the audit row shows those).
+        identity = std::sync::Arc::new(crate::auth::Identity {
+            roles,
+            ..(*identity).clone()
+        });
+    }
     let scope = ctx.scope.clone().ok_or(GatewayError::Internal)?;
     if let Some(resources) = &identity.resources {
         let base = ctx.rt.config.public_url.as_deref();

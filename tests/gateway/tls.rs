@@ -36,9 +36,9 @@ pub fn certs() -> Certs {
     }
 }
 
-/// A gateway with a TLS listener (`min_version`) beside its plain one; returns the TLS port.
-async fn tls_gateway(upstream: u16, c: &Certs, min_version: &str) -> (Gateway, u16) {
-    let mut spec = GatewaySpec::new(&[upstream]);
+/// Puts a TLS listener with `c`'s certificate and the `settings` (more `tls:` fields) beside the
+/// spec's plain one; returns its port.
+fn with_tls_listener(spec: &mut GatewaySpec, c: &Certs, settings: &str) -> u16 {
     let tls_port = free_port();
     std::fs::write(spec.dir.path().join("server.pem"), &c.cert).unwrap();
     std::fs::write(spec.dir.path().join("server.key"), &c.key).unwrap();
@@ -46,10 +46,17 @@ async fn tls_gateway(upstream: u16, c: &Certs, min_version: &str) -> (Gateway, u
         &spec.gateway_yaml,
         &format!("listen: 127.0.0.1:{}\n", spec.port),
         &format!(
-            "listeners:\n  - address: 127.0.0.1:{tls_port}\n    tls: {{ cert_file: server.pem, key_file: server.key, min_version: \"{min_version}\" }}\n  - address: 127.0.0.1:{}\n",
+            "listeners:\n  - address: 127.0.0.1:{tls_port}\n    tls: {{ cert_file: server.pem, key_file: server.key, {settings} }}\n  - address: 127.0.0.1:{}\n",
             spec.port
         ),
     );
+    tls_port
+}
+
+/// A gateway with a TLS listener (`min_version`) beside its plain one; returns the TLS port.
+async fn tls_gateway(upstream: u16, c: &Certs, min_version: &str) -> (Gateway, u16) {
+    let mut spec = GatewaySpec::new(&[upstream]);
+    let tls_port = with_tls_listener(&mut spec, c, &format!("min_version: \"{min_version}\""));
     // Reloads in these tests come from SIGHUP only (a watcher could see a half-written rotation).
     spec.gateway_yaml.push_str("watch_interval: 0s\n");
     (spec.start().await, tls_port)
@@ -193,13 +200,18 @@ async fn a_key_that_does_not_fit_is_a_config_error() {
 /// A client certificate for `cn`, signed by a new CA: (CA PEM, cert + key PEM).
 pub fn client_identity(cn: &str) -> (String, String) {
     let (ca, ca_key) = ca("client CA");
+    (ca.pem(), signed_by(&ca, &ca_key, cn))
+}
+
+/// A client certificate for `cn` signed by `ca`, with its key, as PEM.
+fn signed_by(ca: &rcgen::Certificate, ca_key: &rcgen::KeyPair, cn: &str) -> String {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, cn);
     let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    (ca.pem(), format!("{}{}", cert.pem(), key.serialize_pem()))
+    let cert = params.signed_by(&key, ca, ca_key).unwrap();
+    format!("{}{}", cert.pem(), key.serialize_pem())
 }
 
 /// mTLS: `required` refuses a client without a certificate and one from another CA, accepts a
@@ -212,18 +224,11 @@ async fn client_certificates_required_and_optional() {
     let (_, stranger) = client_identity("agent-1");
     for auth in ["required", "optional"] {
         let mut spec = GatewaySpec::new(&[upstream.port]);
-        let tls_port = free_port();
-        let d = spec.dir.path();
-        std::fs::write(d.join("server.pem"), &c.cert).unwrap();
-        std::fs::write(d.join("server.key"), &c.key).unwrap();
-        std::fs::write(d.join("clients.pem"), &client_ca).unwrap();
-        spec.gateway_yaml = edit(
-            &spec.gateway_yaml,
-            &format!("listen: 127.0.0.1:{}\n", spec.port),
-            &format!(
-                "listeners:\n  - address: 127.0.0.1:{tls_port}\n    tls: {{ cert_file: server.pem, key_file: server.key, client_ca_file: clients.pem, client_auth: {auth} }}\n  - address: 127.0.0.1:{}\n",
-                spec.port
-            ),
+        std::fs::write(spec.dir.path().join("clients.pem"), &client_ca).unwrap();
+        let tls_port = with_tls_listener(
+            &mut spec,
+            &c,
+            &format!("client_ca_file: clients.pem, client_auth: {auth}"),
         );
         let gw = spec.start().await;
         let url = format!("https://localhost:{tls_port}/calculator/mcp");
@@ -338,4 +343,61 @@ async fn the_python_sdk_over_tls_with_h2_and_http1() {
             "{version}: {seen}"
         );
     }
+}
+
+/// A role bound to a client certificate (`client_cert:` in policy.yaml) counts only on a
+/// connection whose verified certificate matches: the same token gets nothing without one, or
+/// with a certificate of another name; the audit row shows the roles that stood.
+#[tokio::test]
+async fn a_role_bound_to_a_client_certificate_needs_it() {
+    let upstream = calculator(true).await;
+    let c = certs();
+    let mut spec = GatewaySpec::new(&[upstream.port]);
+    // Both identities chain to one client CA: only the subject differs.
+    let (ca_cert, ca_key) = ca("client CA");
+    let agent = signed_by(&ca_cert, &ca_key, "agent-1");
+    let intern = signed_by(&ca_cert, &ca_key, "intern-laptop");
+    std::fs::write(spec.dir.path().join("clients.pem"), ca_cert.pem()).unwrap();
+    let tls_port = with_tls_listener(
+        &mut spec,
+        &c,
+        "client_ca_file: clients.pem, client_auth: optional",
+    );
+    spec.policy_yaml =
+        "roles:\n  machine:\n    allow: [\"calculator/*\"]\n    client_cert: \"CN=agent-*\"\n"
+            .into();
+    let gw = spec.start().await;
+    let url = format!("https://localhost:{tls_port}/calculator/mcp");
+    let machine = token("build-bot", &["machine"], json!({}));
+    let over = |identity: Option<&str>| {
+        let mut b = verifying(&c);
+        if let Some(pem) = identity {
+            b = b.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+        }
+        let mut client = Client::new(url.clone(), Some(machine.clone()));
+        client.http = b.build().unwrap();
+        client
+    };
+    let add = json!({"operator": "add", "operands": ["1", "1"]});
+
+    let r = over(Some(&agent))
+        .call(1, "exact_calculate", add.clone())
+        .await;
+    assert_eq!(r.status(), 200, "the bound certificate carries the role");
+
+    for (label, client) in [
+        ("no certificate", over(None)),
+        ("another subject", over(Some(&intern))),
+        ("the plain listener", {
+            let mut p = over(None);
+            p.url = gw.url("/calculator/mcp");
+            p
+        }),
+    ] {
+        let r = client.call(2, "exact_calculate", add.clone()).await;
+        assert_eq!(r.status(), 403, "{label}");
+    }
+    let rows = gw.audit_rows(4).await;
+    assert_eq!(rows[0]["roles"], json!(["machine"]), "{}", rows[0]);
+    assert_eq!(rows[1]["roles"], json!([]), "{}", rows[1]);
 }
