@@ -159,12 +159,17 @@ def start_postgres(tmp):
     return f"postgres://postgres@127.0.0.1:{port}/postgres", stop
 
 
-def gateway_conf(tmp, name, upstream_port, sse_port, db_url, rs256_pem, limits=True):
+def gateway_conf(tmp, name, upstream_port, sse_port, db_url, rs256_pem, limits=True, tls=None):
+    """`tls`: (cert, key, port) of a TLS listener beside the plain one."""
     d = os.path.join(tmp, name)
     os.makedirs(d)
     port = free_port()
     audit = f"audit:\n  database_url: {db_url}\n  spool_file: spool.jsonl\n" if db_url else "audit:\n  enabled: false\n"
-    open(f"{d}/gateway.yaml", "w").write(f"""listen: 127.0.0.1:{port}
+    listen = f"listen: 127.0.0.1:{port}"
+    if tls:
+        listen = (f"listeners:\n  - address: 127.0.0.1:{port}\n  - address: 127.0.0.1:{tls[2]}\n"
+                  f"    tls: {{ cert_file: {tls[0]}, key_file: {tls[1]} }}")
+    open(f"{d}/gateway.yaml", "w").write(f"""{listen}
 tools_file: tools.yaml
 policy_file: policy.yaml
 threads: 2
@@ -218,6 +223,7 @@ wrk.headers["X-Gateway-Auth"] = os.getenv("BENCH_SECRET")
 if #tokens == 0 then wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN") end
 local origin = os.getenv("BENCH_ORIGIN")
 if origin then wrk.headers["Origin"] = origin end
+if os.getenv("BENCH_CLOSE") then wrk.headers["Connection"] = "close" end
 if os.getenv("BENCH_MODERN") then
   wrk.headers["MCP-Protocol-Version"] = "2026-07-28"
   wrk.headers["Mcp-Method"] = "tools/call"
@@ -294,6 +300,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=0, help="length of each measurement")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--tls", action="store_true", help="only the TLS scenarios (gateway and nginx)")
     args = ap.parse_args()
     secs = args.seconds or 3
     started = time.time()
@@ -318,7 +325,7 @@ def main():
         wait_port(up_port)
         wait_port(sse_port)
         t0 = time.time()
-        rs_pem, rs_tokens = rs256_keys(tmp, 0 if args.quick else 30000)
+        rs_pem, rs_tokens = rs256_keys(tmp, 0 if args.quick or args.tls else 30000)
         if rs_tokens:
             print(f"signed {len(rs_tokens)} RS256 tokens in {time.time() - t0:.0f} s", flush=True)
         pgtmp = os.path.join(tmp, "pgdir")
@@ -328,7 +335,12 @@ def main():
         contenders = [Contender("direct", {"json": f"http://127.0.0.1:{up_port}/mcp", "sse": f"http://127.0.0.1:{sse_port}/mcp"},
                                 procs[0], lambda: [sse_up.pid])]
 
-        ng_port = free_port()
+        # One certificate for both TLS contenders (ECDSA P-256, as most edge deployments use).
+        cert, key = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
+        sh(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert],
+           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ng_port, ng_tls_port, gw_tls_port = free_port(), free_port(), free_port()
         ng_dir = os.path.join(tmp, "nginx")
         os.makedirs(ng_dir)
         open(f"{ng_dir}/nginx.conf", "w").write(f"""worker_processes 2;
@@ -339,6 +351,21 @@ http {{
   access_log off;
   upstream up {{ server 127.0.0.1:{up_port}; keepalive 256; }}
   upstream upsse {{ server 127.0.0.1:{sse_port}; keepalive 256; }}
+  server {{
+    listen 127.0.0.1:{ng_tls_port} ssl;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_conf_command Ciphersuites TLS_AES_256_GCM_SHA384;
+    client_max_body_size 2m;
+    location / {{
+      proxy_pass http://up/mcp;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Gateway-Auth {SECRET};
+      proxy_buffering off;
+    }}
+  }}
   server {{
     listen 127.0.0.1:{ng_port};
     client_max_body_size 2m;
@@ -363,7 +390,8 @@ http {{
         ng = subprocess.Popen([nginx, "-c", f"{ng_dir}/nginx.conf", "-g", "daemon off;"], **quiet)
         procs.append(ng)
         wait_port(ng_port)
-        contenders.append(Contender("nginx", {"json": f"http://127.0.0.1:{ng_port}/", "sse": f"http://127.0.0.1:{ng_port}/calcsse/"},
+        contenders.append(Contender("nginx", {"json": f"http://127.0.0.1:{ng_port}/", "sse": f"http://127.0.0.1:{ng_port}/calcsse/",
+                                              "tls": f"https://127.0.0.1:{ng_tls_port}/"},
                                     ng, lambda: children(ng.pid)))
 
         bp_port = free_port()
@@ -379,13 +407,16 @@ http {{
                                        ("gateway-no-limits", None, False, {USERS_SCENARIO})]:
             if only and args.quick:
                 continue
-            conf, port = gateway_conf(tmp, name, up_port, sse_port, db, rs_pem, limits)
+            tls = (cert, key, gw_tls_port) if name == "gateway" else None
+            conf, port = gateway_conf(tmp, name, up_port, sse_port, db, rs_pem, limits, tls)
             p = subprocess.Popen([gw_bin, "run", "-c", conf], env={**os.environ, "RUST_LOG": "warn"}, **quiet)
             procs.append(p)
             wait_port(port)
-            contenders.append(Contender(name, {"json": f"http://127.0.0.1:{port}/calculator/mcp",
-                                               "bridged": f"http://127.0.0.1:{port}/calcbridged/mcp",
-                                               "sse": f"http://127.0.0.1:{port}/calcsse/mcp"}, p, only=only))
+            urls = {"json": f"http://127.0.0.1:{port}/calculator/mcp", "bridged": f"http://127.0.0.1:{port}/calcbridged/mcp",
+                    "sse": f"http://127.0.0.1:{port}/calcsse/mcp"}
+            if tls:
+                urls["tls"] = f"https://127.0.0.1:{gw_tls_port}/calculator/mcp"
+            contenders.append(Contender(name, urls, p, only=only))
         time.sleep(1)
 
         lua = os.path.join(tmp, "bench.lua")
@@ -416,8 +447,17 @@ http {{
         open(fresh_rs, "w").write("\n".join(rs_tokens))
 
         base = {"BENCH_LUA": lua, "BENCH_SECRET": SECRET, "BENCH_TOKEN": token("bench")}
+        # TLS 1.3 with the same certificate and cipher (TLS_AES_256_GCM_SHA384) on both sides;
+        # wrk resumes no session, so the second scenario pays a full handshake per request.
+        tls_scenarios = [
+            ("tools/call small over TLS, keep-alive, 64 conns", "tls", 64, {"BENCH_BODY_FILE": small}),
+            ("tools/call small over TLS, a new connection per request, 16 conns", "tls", 16,
+             {"BENCH_BODY_FILE": small, "BENCH_CLOSE": "1"}),
+        ]
         scenarios = [("tools/call small, 256 conns", "json", 256, {"BENCH_BODY_FILE": small})]
-        if not args.quick:
+        if args.tls:
+            scenarios = tls_scenarios
+        elif not args.quick:
             scenarios = [
                 ("tools/call small, 32 conns", "json", 32, {"BENCH_BODY_FILE": small}),
                 scenarios[0],
@@ -428,6 +468,7 @@ http {{
                 ("tools/call in 2026-07-28 bridged to a 2025-11-25 upstream, 64 conns", "bridged", 64, {"BENCH_BODY_FILE": modern, "BENCH_MODERN": "1"}),
                 ("tools/call from an allowed browser Origin (CORS), 64 conns", "json", 64, {"BENCH_BODY_FILE": small, "BENCH_ORIGIN": BENCH_ORIGIN}),
                 ("tools/call answered as SSE, 64 conns", "sse", 64, {"BENCH_BODY_FILE": small}),
+                *tls_scenarios,
                 ("fresh HS256 token per request, 64 conns", "json", 64, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": fresh}),
                 ("fresh RS256 token per request, 64 conns", "json", 64, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": fresh_rs}),
                 (USERS_SCENARIO, "json", 256, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": users}),
@@ -436,21 +477,24 @@ http {{
         results = {}
         steal0 = cpu_steal()
         # The headline scenario gets at least 5 rounds in a full run: its medians are what a script reads.
-        headline_rounds = args.rounds if args.quick else max(args.rounds, 5)
+        headline_rounds = args.rounds if args.quick or args.tls else max(args.rounds, 5)
         for rnd in range(headline_rounds):
             order = contenders[rnd % len(contenders):] + contenders[:rnd % len(contenders)]
             for sname, kind, conns, env in scenarios:
                 if rnd >= args.rounds and sname != "tools/call small, 256 conns":
                     continue
                 for c in order:
-                    if c.only and sname not in c.only:
+                    if (c.only and sname not in c.only) or kind not in c.urls:
                         continue
                     r = run_wrk(c, kind, conns, secs, {**base, **env})
                     results.setdefault((sname, c.name), []).append(r)
                     print(f"round {rnd + 1} {sname:<48} {c.name:<18} {r['rps']:>9.0f} req/s  p99 {r['p99']:.2f} ms  errors {r['errors']}", flush=True)
 
-        # Latency without saturation: every contender at half of nginx's peak rate (small tools/call).
         med = lambda xs: statistics.median(xs)
+        if args.tls:
+            print_tables(args, secs, headline_rounds, scenarios, contenders, results, idle, med)
+            return
+        # Latency without saturation: every contender at half of nginx's peak rate (small tools/call).
         key = "tools/call small, 256 conns"
         half = med([r["rps"] for r in results[(key, "nginx")]]) / 2
         # gateway-audit-off shows how much of the gateway's latency is PostgreSQL's share of the CPUs.
@@ -472,22 +516,7 @@ http {{
         except Exception as e:
             rows_written = f"unavailable ({e})"
 
-        print()
-        print(f"machine: {os.cpu_count()} cores, {cpu_model()}; {time.strftime('%Y-%m-%d')}; command: python3 bench/run.py{' --quick' if args.quick else ''}; "
-              f"{args.rounds} rounds x {secs} s ({headline_rounds} for small tools/call at 256 conns), medians")
-        for sname, _, _, _ in scenarios:
-            print(f"\n{sname}")
-            print(f"| contender | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req | RSS idle MB | RSS peak MB | errors | vs direct | vs nginx |")
-            print("|---|---|---|---|---|---|---|---|---|---|---|")
-            for c in contenders:
-                if (sname, c.name) not in results:
-                    continue
-                rs = results[(sname, c.name)]
-                rps = med([r["rps"] for r in rs])
-                ratio = lambda other: med([a["rps"] / b["rps"] for a, b in zip(rs, results[(sname, other)])])
-                print(f"| {c.name} | {rps:.0f} | {med([r['p50'] for r in rs]):.2f} | {med([r['p99'] for r in rs]):.2f} | {med([r['p999'] for r in rs]):.2f} | "
-                      f"{med([r['cpu_us'] for r in rs]):.1f} | {idle[c.name]:.1f} | {max(r['rss_peak'] for r in rs):.1f} | {sum(r['errors'] for r in rs)} | "
-                      f"{ratio('direct'):.2f} | {ratio('nginx'):.2f} |")
+        print_tables(args, secs, headline_rounds, scenarios, contenders, results, idle, med)
         steal1 = cpu_steal()
         print(f"\nCPU steal during the run: {100 * (steal1[0] - steal0[0]) / max(steal1[1] - steal0[1], 1):.1f}% of machine time")
         print(f"\nfixed rate: half of nginx's peak ({half:.0f} req/s), small tools/call, 32 conns, h2load")
@@ -519,6 +548,27 @@ http {{
         for f in cleanups:
             f()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def print_tables(args, secs, headline_rounds, scenarios, contenders, results, idle, med):
+    """One table per scenario: medians over the rounds, ratios to direct and nginx where they ran."""
+    print()
+    print(f"machine: {os.cpu_count()} cores, {cpu_model()}; {time.strftime('%Y-%m-%d')}; command: python3 bench/run.py{' --quick' if args.quick else ''}{' --tls' if args.tls else ''}; "
+          f"{args.rounds} rounds x {secs} s ({headline_rounds} for small tools/call at 256 conns), medians")
+    for sname, _, _, _ in scenarios:
+        print(f"\n{sname}")
+        print(f"| contender | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req | RSS idle MB | RSS peak MB | errors | vs direct | vs nginx |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for c in contenders:
+            if (sname, c.name) not in results:
+                continue
+            rs = results[(sname, c.name)]
+            rps = med([r["rps"] for r in rs])
+            ratio = lambda other: (f'{med([a["rps"] / b["rps"] for a, b in zip(rs, results[(sname, other)])]):.2f}'
+                                   if (sname, other) in results else "–")
+            print(f"| {c.name} | {rps:.0f} | {med([r['p50'] for r in rs]):.2f} | {med([r['p99'] for r in rs]):.2f} | {med([r['p999'] for r in rs]):.2f} | "
+                  f"{med([r['cpu_us'] for r in rs]):.1f} | {idle[c.name]:.1f} | {max(r['rss_peak'] for r in rs):.1f} | {sum(r['errors'] for r in rs)} | "
+                  f"{ratio('direct')} | {ratio('nginx')} |")
 
 
 def cpu_model():

@@ -24,9 +24,16 @@ fn ca(cn: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
 }
 
 pub fn certs() -> Certs {
+    certs_with(|_| {})
+}
+
+/// A CA and a server certificate for `localhost` / 127.0.0.1, with `adjust` applied to the
+/// server certificate's parameters.
+fn certs_with(adjust: impl FnOnce(&mut rcgen::CertificateParams)) -> Certs {
     let (ca, ca_key) = ca("test CA");
-    let params =
+    let mut params =
         rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    adjust(&mut params);
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
     Certs {
@@ -139,6 +146,33 @@ async fn mcp_over_tls_with_h2_and_http1() {
     let plain = reqwest::get(gw.url("/healthz")).await.unwrap();
     assert_eq!(plain.status(), 200, "the plain listener stays");
     drop(gw);
+}
+
+/// A gateway serving an expired certificate is refused by a client that verifies (the gateway
+/// serves what it is given; the expiry metric is what warns the operator in time).
+#[tokio::test]
+async fn an_expired_certificate_is_refused_by_a_verifying_client() {
+    let upstream = calculator(true).await;
+    let expired = certs_with(|p| {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    });
+    let (gw, tls_port) = tls_gateway(upstream.port, &expired, "1.2").await;
+    let r = verifying(&expired)
+        .build()
+        .unwrap()
+        .get(format!("https://localhost:{tls_port}/healthz"))
+        .send()
+        .await;
+    assert!(r.is_err(), "an expired certificate must fail verification");
+    let m = gw.metrics_text().await;
+    let expiry = metric(
+        &m,
+        &format!(
+            "mcp_tls_certificate_expiry_timestamp_seconds{{listener=\"127.0.0.1:{tls_port}\"}}"
+        ),
+    );
+    assert_eq!(expiry, 1_609_459_200.0, "2021-01-01T00:00:00Z");
 }
 
 /// `min_version: "1.3"` refuses a client that offers at most TLS 1.2 and accepts TLS 1.3.
