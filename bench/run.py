@@ -352,22 +352,12 @@ http {{
   upstream up {{ server 127.0.0.1:{up_port}; keepalive 256; }}
   upstream upsse {{ server 127.0.0.1:{sse_port}; keepalive 256; }}
   server {{
+    listen 127.0.0.1:{ng_port};
     listen 127.0.0.1:{ng_tls_port} ssl;
     ssl_certificate {cert};
     ssl_certificate_key {key};
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_conf_command Ciphersuites TLS_AES_256_GCM_SHA384;
-    client_max_body_size 2m;
-    location / {{
-      proxy_pass http://up/mcp;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Gateway-Auth {SECRET};
-      proxy_buffering off;
-    }}
-  }}
-  server {{
-    listen 127.0.0.1:{ng_port};
     client_max_body_size 2m;
     location /calcsse/ {{
       proxy_pass http://upsse/mcp;
