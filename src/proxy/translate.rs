@@ -110,8 +110,12 @@ impl Pool {
         picked: &Picked,
         body: &Value,
     ) -> reqwest::RequestBuilder {
-        self.http
+        scope
+            .pool
+            .own_client()
+            .unwrap_or(&self.http)
             .post(picked.target.url())
+            .timeout(Duration::from_secs(10))
             .header("x-gateway-auth", scope.auth_header.clone())
             .header("accept", "application/json, text/event-stream")
             .json(body)

@@ -59,6 +59,8 @@ pub struct Pool {
     /// linear search beats hashing a formatted address).
     pub(super) endpoints: Vec<Picked>,
     supervisors: Vec<Arc<Supervisor>>,
+    /// For the gateway's own requests when the scope has `tls:` settings.
+    own: Option<reqwest::Client>,
     started: AtomicBool,
     /// Retiring the pool (or dropping it) stops its health checks and tool processes.
     stop: watch::Sender<bool>,
@@ -159,14 +161,25 @@ impl Pool {
             Balance::Random => lb!(Random),
             Balance::Consistent => lb!(Consistent),
         };
+        let own = match &spec.tls {
+            Some(t) => Some(super::own::client(t).map_err(|e| format!("scope {name}: tls: {e}"))?),
+            None => None,
+        };
         Ok(Self {
             spec,
             balancer,
             endpoints,
             supervisors,
+            own,
             started: AtomicBool::new(false),
             stop: watch::channel(false).0,
         })
+    }
+
+    /// The client for the gateway's own requests to these upstreams, when the scope has `tls:`
+    /// settings (otherwise any client with the system roots will do).
+    pub fn own_client(&self) -> Option<&reqwest::Client> {
+        self.own.as_ref()
     }
 
     /// Every backend of the pool.

@@ -155,3 +155,32 @@ async fn an_upstream_certificate_that_does_not_verify_is_a_502() {
     );
     assert!(calc.received().is_empty(), "nothing reached the tool");
 }
+
+/// The gateway's own requests (a 2026-07-28 client bridged to a 2025-11-25 scope: the gateway
+/// opens its own upstream session) use the scope's TLS settings too: the private CA, the client
+/// certificate and the server name.
+#[tokio::test]
+async fn bridged_sessions_use_the_scope_tls_settings() {
+    let calc = calculator(true).await;
+    let server = certs();
+    let (gateway_ca, gateway_identity) = client_identity("mcp-gateway");
+    let (front, handshakes) = tls_front(calc.port, &server, &gateway_ca).await;
+    let mut spec = https_spec(
+        front,
+        "{ ca_file: upstream-ca.pem, client_cert_file: gateway.pem, client_key_file: gateway.pem, server_name: localhost }",
+    );
+    spec.scope_setting("upstream_version: 2025-11-25");
+    let d = spec.dir.path();
+    std::fs::write(d.join("upstream-ca.pem"), &server.ca).unwrap();
+    std::fs::write(d.join("gateway.pem"), &gateway_identity).unwrap();
+    let gw = spec.start().await;
+    let analyst = token("ann", &["analyst"], json!({}));
+    let url = gw.url("/calculator/mcp");
+    let seen = python_client_script("modern_client.py", &[&url, &analyst, "2026-07-28"], &[]).await;
+    assert_eq!(seen["protocol"], "2026-07-28", "{seen}");
+    assert_analyst_view(&seen, "bridged over https");
+    assert!(
+        handshakes.load(Ordering::Relaxed) >= 2,
+        "the gateway's own session and the calls"
+    );
+}

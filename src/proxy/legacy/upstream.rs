@@ -33,10 +33,13 @@ pub async fn open(ctx: &RequestCtx) -> Result<Upstream, GatewayError> {
         tracing::warn!(request_id = %ctx.request_id, upstream = %picked.addr, error = %why, "legacy upstream stream failed");
         GatewayError::UpstreamFailed("the upstream's event stream could not be opened".into())
     };
-    let client = reqwest::Client::builder()
-        .connect_timeout(scope.scope.connect_timeout)
-        .build()
-        .map_err(|e| failed(e.to_string()))?;
+    let client = match scope.pool.own_client() {
+        Some(c) => c.clone(),
+        None => reqwest::Client::builder()
+            .connect_timeout(scope.scope.connect_timeout)
+            .build()
+            .map_err(|e| failed(e.to_string()))?,
+    };
     let resp = client
         .get(&base)
         .header("accept", "text/event-stream")
