@@ -177,7 +177,6 @@ async fn spawned_tool_comes_back_after_being_killed() {
 /// the stream is still open.
 #[tokio::test]
 async fn get_stream_is_not_buffered() {
-    use futures_util::StreamExt;
     let up = calculator(false).await;
     let gw = GatewaySpec::new(&[up.port]).start().await;
     let mut client = gw.developer("alice");
@@ -189,22 +188,5 @@ async fn get_stream_is_not_buffered() {
         .unwrap()
         .starts_with("text/event-stream"));
     assert_eq!(r.headers()["x-accel-buffering"], "no");
-    let mut stream = r.bytes_stream();
-    let mut seen = String::new();
-    let first = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(chunk) = stream.next().await {
-            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-            if seen.contains("\n\n") {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(
-        first,
-        Ok(true),
-        "no complete event while the stream is open: {seen:?}"
-    );
-    assert!(!sse_events(&seen).is_empty());
+    first_event_while_open(r).await;
 }

@@ -435,3 +435,21 @@ async fn a_role_bound_to_a_client_certificate_needs_it() {
     assert_eq!(rows[0]["roles"], json!(["machine"]), "{}", rows[0]);
     assert_eq!(rows[1]["roles"], json!([]), "{}", rows[1]);
 }
+
+/// Over HTTP/2 through TLS, the server-to-client stream still passes event by event.
+#[tokio::test]
+async fn sse_stays_unbuffered_over_h2() {
+    let upstream = calculator(false).await;
+    let c = certs();
+    let (_gw, tls_port) = tls_gateway(upstream.port, &c, "1.2").await;
+    let mut client = Client::new(
+        format!("https://localhost:{tls_port}/calculator/mcp"),
+        Some(token("alice", &["developer"], json!({}))),
+    );
+    client.http = verifying(&c).build().unwrap();
+    client.initialize().await;
+    let r = client.open_stream().await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    first_event_while_open(r).await;
+}

@@ -399,6 +399,31 @@ impl Gateway {
     }
 }
 
+/// Reads an SSE response until its first complete event, which must come while the stream is
+/// still open (within 5 s): the proof that the gateway does not buffer the stream. Returns it.
+pub async fn first_event_while_open(r: reqwest::Response) -> String {
+    use futures_util::StreamExt;
+    let mut stream = r.bytes_stream();
+    let mut seen = String::new();
+    let first = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(chunk) = stream.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.contains("\n\n") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        first,
+        Ok(true),
+        "no complete event while the stream is open: {seen:?}"
+    );
+    assert!(!sse_events(&seen).is_empty());
+    seen
+}
+
 /// A signed HS256 token with the test issuer and audience; `extra` overrides claims.
 pub fn token(user: &str, roles: &[&str], extra: Value) -> String {
     let t = now();
