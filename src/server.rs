@@ -115,12 +115,21 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), String> {
     }
     if let Some(d) = &rt.config.dev_issuer {
         let issuer = crate::issuer::Issuer::new(&rt.config, d)?;
-        let listener = std::net::TcpListener::bind(&d.listen)
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|e| format!("dev_issuer.listen {}: {e}", d.listen))?;
+        // Its socket is not one Pingora hands over: after an upgrade the old process holds it
+        // until it exits, so the new one binds it once free; otherwise a taken port is an error
+        // at start.
+        let listen = if upgrade {
+            IssuerListen::Later(d.listen.clone())
+        } else {
+            IssuerListen::Bound(
+                std::net::TcpListener::bind(&d.listen)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .map_err(|e| format!("dev_issuer.listen {}: {e}", d.listen))?,
+            )
+        };
         server.add_service(background_service(
             "dev-issuer",
-            IssuerService(std::sync::Mutex::new(Some((Arc::new(issuer), listener)))),
+            IssuerService(std::sync::Mutex::new(Some((Arc::new(issuer), listen)))),
         ));
     }
     for l in &listeners {
@@ -153,17 +162,47 @@ impl BackgroundService for AuditWriter {
 }
 
 /// The development issuer, run beside the proxy (`dev_issuer:`).
-type IssuerParts = (Arc<crate::issuer::Issuer>, std::net::TcpListener);
+type IssuerParts = (Arc<crate::issuer::Issuer>, IssuerListen);
 struct IssuerService(std::sync::Mutex<Option<IssuerParts>>);
+
+enum IssuerListen {
+    Bound(std::net::TcpListener),
+    /// Bound when the address is free (after an upgrade, once the old process let go of it).
+    Later(String),
+}
+
+impl IssuerListen {
+    async fn listener(self) -> std::io::Result<tokio::net::TcpListener> {
+        match self {
+            IssuerListen::Bound(l) => tokio::net::TcpListener::from_std(l),
+            IssuerListen::Later(addr) => {
+                let mut tries = 0;
+                loop {
+                    match tokio::net::TcpListener::bind(&addr).await {
+                        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 600 => {
+                            tries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                        r => return r,
+                    }
+                }
+            }
+        }
+    }
+}
 
 #[async_trait]
 impl BackgroundService for IssuerService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let parts = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some((issuer, listener)) = parts else {
+        let Some((issuer, listen)) = parts else {
             return;
         };
-        let listener = match tokio::net::TcpListener::from_std(listener) {
+        let listener = tokio::select! {
+            l = listen.listener() => l,
+            _ = shutdown.changed() => return,
+        };
+        let listener = match listener {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(error = %e, "development issuer cannot listen");
