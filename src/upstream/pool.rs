@@ -66,6 +66,25 @@ pub struct Pool {
     stop: watch::Sender<bool>,
 }
 
+/// The addresses of an upstream: its IP, or every address its host name resolves to when the pool
+/// is built (a Compose service with replicas, a Kubernetes Service), each its own backend.
+fn resolve(t: &UpstreamTarget) -> Result<Vec<std::net::SocketAddr>, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(ip) = t.host.parse::<std::net::IpAddr>() {
+        return Ok(vec![std::net::SocketAddr::new(ip, t.port)]);
+    }
+    let mut addrs: Vec<_> = (t.host.as_str(), t.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {}: {e}", t.host))?
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(format!("{} resolves to no address", t.host));
+    }
+    Ok(addrs)
+}
+
 /// Picks a free loopback port for a tool process the gateway runs itself.
 fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -100,14 +119,6 @@ impl Pool {
                         .unwrap_or_else(|| "/health".into()),
                 }));
             }
-            let backend = Backend::new_with_weight(&t.authority(), t.weight)
-                .map_err(|e| format!("scope {name}: upstream {}: {e}", t.authority()))?;
-            let sock = *backend.addr.as_inet().ok_or_else(|| {
-                format!(
-                    "scope {name}: upstream {}: not an IP address",
-                    t.authority()
-                )
-            })?;
             let uri = t.path.parse::<http::Uri>().map_err(|e| {
                 format!(
                     "scope {name}: upstream {}: path {:?}: {e}",
@@ -117,15 +128,21 @@ impl Pool {
             })?;
             let host_header = http::HeaderValue::from_str(&t.authority())
                 .map_err(|e| format!("scope {name}: upstream {}: {e}", t.authority()))?;
-            endpoints.push(Arc::new(Endpoint {
-                addr: backend.addr.to_string(),
-                sock,
-                target: t,
-                uri,
-                host_header,
-                outlier: Outlier::default(),
-            }));
-            set.insert(backend);
+            for sock in
+                resolve(&t).map_err(|e| format!("scope {name}: upstream {}: {e}", t.authority()))?
+            {
+                let backend = Backend::new_with_weight(&sock.to_string(), t.weight)
+                    .map_err(|e| format!("scope {name}: upstream {sock}: {e}"))?;
+                endpoints.push(Arc::new(Endpoint {
+                    addr: backend.addr.to_string(),
+                    sock,
+                    target: t.clone(),
+                    uri: uri.clone(),
+                    host_header: host_header.clone(),
+                    outlier: Outlier::default(),
+                }));
+                set.insert(backend);
+            }
         }
         let mut backends = Backends::new(Static::new(set));
         if let Some(h) = &spec.health {

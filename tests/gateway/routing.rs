@@ -190,3 +190,34 @@ async fn get_stream_is_not_buffered() {
     assert_eq!(r.headers()["x-accel-buffering"], "no");
     first_event_while_open(r).await;
 }
+
+/// An upstream named by host name (as in Compose or Kubernetes) is resolved when its pool is
+/// built; every address it resolves to is a backend, health-checked like any other.
+#[tokio::test]
+async fn an_upstream_named_by_host_name() {
+    let up = calculator(true).await;
+    let mut spec = GatewaySpec::new(&[up.port]);
+    spec.tools_yaml = edit(
+        &spec.tools_yaml,
+        &format!("http://127.0.0.1:{}/mcp", up.port),
+        &format!("http://localhost:{}/mcp", up.port),
+    );
+    let gw = spec.start().await;
+    for id in 0..4 {
+        let r = gw
+            .developer("alice")
+            .call(
+                id,
+                "exact_calculate",
+                json!({"operator":"add","operands":["2","2"]}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let rows = gw.audit_rows(4).await;
+    assert!(
+        rows.iter()
+            .all(|r| r["upstream"] == format!("127.0.0.1:{}", up.port)),
+        "{rows:?}"
+    );
+}
