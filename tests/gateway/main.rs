@@ -20,6 +20,7 @@ mod outcomes;
 mod rbac;
 mod reload;
 mod routing;
+mod ship;
 mod tls;
 mod tools;
 mod typescript;

@@ -1,0 +1,301 @@
+//! What ships beside the binary (`docker/`, `Makefile`): the Compose stack validates with and
+//! without the development override and publishes only the gateway; its configuration passes
+//! `check`; the alert rules pass `promtool` and their unit tests; the Makefile's targets run the
+//! commands they say; and a real Prometheus with the shipped scrape configuration scrapes a running
+//! gateway.
+
+use crate::common::*;
+use serde_yaml_ng::Value as Yaml;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `docker/.env.example` as environment variables.
+fn example_env() -> Vec<(String, String)> {
+    std::fs::read_to_string(root().join("docker/.env.example"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains('='))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.trim().to_string(), v.trim().to_string())
+        })
+        .collect()
+}
+
+/// `docker-compose config` of the stack (plus `extra` files), as Compose resolves it.
+fn compose_config(extra: &[&str]) -> Yaml {
+    let mut cmd = Command::new("docker-compose");
+    cmd.current_dir(root().join("docker"))
+        .env("MCP_GATEWAY_ENV_FILE", ".env.example")
+        .args(["--env-file", ".env.example", "-f", "compose.yaml"]);
+    for f in extra {
+        cmd.args(["-f", f]);
+    }
+    let out = cmd
+        .arg("config")
+        .output()
+        .expect("docker-compose runs (Debian's docker-compose, installed by .ci/run)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_yaml_ng::from_slice(&out.stdout).unwrap()
+}
+
+fn names(v: &Yaml) -> Vec<String> {
+    v.as_sequence()
+        .map(|s| {
+            s.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .or_else(|| {
+            v.as_mapping().map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(String::from))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_compose_stack_publishes_only_the_gateway() {
+    let base = compose_config(&[]);
+    let services = base["services"].as_mapping().unwrap();
+    for expected in [
+        "gateway",
+        "migrate",
+        "postgres",
+        "redis",
+        "calculator",
+        "docs",
+        "git",
+        "prometheus",
+        "grafana",
+    ] {
+        assert!(services.contains_key(expected), "service {expected}");
+    }
+    for (name, s) in services {
+        let name = name.as_str().unwrap();
+        let published = s.get("ports").is_some_and(|p| {
+            !names(p).is_empty() || p.as_sequence().is_some_and(|x| !x.is_empty())
+        });
+        assert_eq!(
+            published,
+            name == "gateway",
+            "{name}: only the gateway publishes a port"
+        );
+        let networks = names(&s["networks"]);
+        if name == "gateway" {
+            assert_eq!(networks, ["edge", "internal"]);
+        } else {
+            assert_eq!(
+                networks,
+                ["internal"],
+                "{name} stays on the internal network"
+            );
+        }
+    }
+    assert_eq!(base["networks"]["internal"]["internal"], Yaml::Bool(true));
+    assert_eq!(base["services"]["calculator"]["deploy"]["replicas"], 2);
+    // Tools get their one secret, not the gateway's.
+    let tool_env = names(&base["services"]["calculator"]["environment"]);
+    assert_eq!(tool_env, ["TOOL_GATEWAY_SHARED_SECRET"]);
+    assert_eq!(
+        base["services"]["gateway"]["depends_on"]["migrate"]["condition"],
+        "service_completed_successfully"
+    );
+
+    let dev = compose_config(&["compose.dev.yaml"]);
+    let published = |s: &str| dev["services"][s].get("ports").is_some();
+    assert!(["postgres", "redis", "calculator", "grafana"]
+        .iter()
+        .all(|s| published(s)));
+}
+
+#[test]
+fn the_container_configuration_passes_check() {
+    let mut env = example_env();
+    env.push((
+        "DATABASE_URL".into(),
+        "postgres://mcp:x@postgres:5432/mcp".into(),
+    ));
+    env.push(("REDIS_URL".into(), "redis://redis:6379/0".into()));
+    for file in ["gateway.yaml", "gateway.dev.yaml"] {
+        let (ok, out) = check_file(&root().join("docker/conf").join(file), &env);
+        assert!(ok, "{file}: {out}");
+        assert!(out.contains("3 scopes"), "{out}");
+    }
+}
+
+#[test]
+fn alert_rules_pass_promtool_and_their_tests() {
+    let dir = root().join("docker/prometheus");
+    for args in [
+        &["check", "rules", "alerts.yaml"][..],
+        &["test", "rules", "alerts.test.yaml"],
+        &["check", "config", "prometheus.yml"],
+    ] {
+        let out = Command::new("promtool")
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .expect("promtool runs (Debian's prometheus, installed by .ci/run)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "promtool {args:?}: {text}");
+    }
+    // Every alert has a unit test and a runbook.
+    let alerts: Yaml =
+        serde_yaml_ng::from_slice(&std::fs::read(dir.join("alerts.yaml")).unwrap()).unwrap();
+    let tests = std::fs::read_to_string(dir.join("alerts.test.yaml")).unwrap();
+    for rule in alerts["groups"][0]["rules"].as_sequence().unwrap() {
+        let name = rule["alert"].as_str().unwrap();
+        assert!(
+            tests.contains(&format!("alertname: {name}")),
+            "{name} has no test"
+        );
+        assert!(
+            rule["annotations"]["runbook"]
+                .as_str()
+                .is_some_and(|r| r.len() > 40),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn make_targets_print_the_commands_they_run() {
+    let expect = [
+        ("up", "docker compose -f docker/compose.yaml up -d"),
+        ("down", "docker compose -f docker/compose.yaml down"),
+        (
+            "logs",
+            "docker compose -f docker/compose.yaml logs -f gateway",
+        ),
+        (
+            "db-migrate",
+            "docker compose -f docker/compose.yaml exec gateway mcp-gateway migrate",
+        ),
+        (
+            "check",
+            "docker compose -f docker/compose.yaml exec gateway mcp-gateway check",
+        ),
+        (
+            "image",
+            "docker build -f docker/Dockerfile -t mcp-gateway:latest .",
+        ),
+    ];
+    for (target, command) in expect {
+        let out = Command::new("make")
+            .current_dir(root())
+            .args(["-n", target])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "make -n {target}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            command,
+            "{target}"
+        );
+    }
+    let out = Command::new("make")
+        .current_dir(root())
+        .args(["-n", "token", "USER=alice", "ROLES=analyst"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "docker compose -f docker/compose.yaml exec gateway mcp-gateway token --user alice --roles analyst --ttl 1h"
+    );
+}
+
+/// The shipped scrape configuration, pointed at this test's gateway, and the shipped alert rules:
+/// Prometheus scrapes it (`up` is 1) and its metrics can be queried.
+#[tokio::test]
+async fn prometheus_scrapes_a_running_gateway() {
+    let up = calculator(true).await;
+    let gw = GatewaySpec::new(&[up.port]).start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(root().join("docker/prometheus/prometheus.yml")).unwrap();
+    let metrics = gw
+        .metrics
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_string();
+    let config = edit(
+        &edit(&shipped, "gateway:9090", &metrics),
+        "scrape_interval: 15s",
+        "scrape_interval: 1s",
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    std::fs::copy(
+        root().join("docker/prometheus/alerts.yaml"),
+        dir.path().join("alerts.yaml"),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+        .spawn()
+        .expect("prometheus runs (Debian's prometheus, installed by .ci/run)");
+    let _prometheus = Proc { child, port };
+    let query = |q: &'static str| {
+        let url = format!("http://127.0.0.1:{port}/api/v1/query");
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .query(&[("query", q)])
+                .send()
+                .await
+                .ok()?;
+            let v: serde_json::Value = r.json().await.ok()?;
+            v["data"]["result"].as_array().cloned()
+        }
+    };
+    let mut seen = None;
+    for _ in 0..150 {
+        if let Some(r) = query("up{job=\"mcp-gateway\"}").await {
+            if r.first().is_some_and(|s| s["value"][1] == "1") {
+                seen = Some(r);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        seen.is_some(),
+        "Prometheus never saw the gateway up:\n{}",
+        std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+    );
+    let info = query("mcp_config_info").await.unwrap_or_default();
+    assert_eq!(info.len(), 1, "{info:?}");
+    let rules: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/api/v1/rules"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        rules["data"]["groups"][0]["rules"].as_array().map(Vec::len),
+        Some(11),
+        "the alert rules load"
+    );
+}
