@@ -299,3 +299,162 @@ async fn prometheus_scrapes_a_running_gateway() {
         "the alert rules load"
     );
 }
+
+/// `kubectl kustomize` of an overlay, as documents.
+fn kustomize(overlay: &str) -> Vec<Yaml> {
+    let out = Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(root().join("deploy/k8s/overlays").join(overlay))
+        .output()
+        .expect("kubectl runs (installed by .ci/run)");
+    assert!(
+        out.status.success(),
+        "{overlay}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use serde::Deserialize;
+    serde_yaml_ng::Deserializer::from_slice(&out.stdout)
+        .map(|d| Yaml::deserialize(d).unwrap())
+        .collect()
+}
+
+fn of_kind<'a>(docs: &'a [Yaml], kind: &str) -> Vec<&'a Yaml> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+/// Whether `selector` (matchLabels) selects the labels of some pod template in `docs`.
+fn selects_a_pod(docs: &[Yaml], selector: &Yaml) -> bool {
+    let Some(want) = selector["matchLabels"].as_mapping() else {
+        return true; // {} selects every pod
+    };
+    docs.iter()
+        .filter_map(|d| d["spec"]["template"]["metadata"]["labels"].as_mapping())
+        .any(|labels| want.iter().all(|(k, v)| labels.get(k) == Some(v)))
+}
+
+#[test]
+fn the_kubernetes_overlays_render_and_their_configuration_passes_check() {
+    for overlay in ["dev", "prod"] {
+        let docs = kustomize(overlay);
+        // The rendered ConfigMap's files pass check, with the Secret's variables set.
+        let cm = of_kind(&docs, "ConfigMap")
+            .into_iter()
+            .find(|c| {
+                c["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("mcp-gateway-config")
+            })
+            .expect("the configuration ConfigMap");
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in cm["data"].as_mapping().unwrap() {
+            std::fs::write(
+                dir.path().join(name.as_str().unwrap()),
+                text.as_str().unwrap(),
+            )
+            .unwrap();
+        }
+        let env: Vec<(String, String)> = [
+            ("JWT_SECRET_KEY", "k".repeat(40)),
+            ("TOOL_GATEWAY_SHARED_SECRET", "t".repeat(40)),
+            ("MCP_GATEWAY_SESSION_SECRETS", "s".repeat(40)),
+            ("MCP_GATEWAY_PUBLIC_URL", "https://mcp.example.com".into()),
+            ("DATABASE_URL", "postgres://mcp:x@postgres:5432/mcp".into()),
+            ("REDIS_URL", "redis://redis:6379/0".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let (ok, out) = check_file(&dir.path().join("gateway.yaml"), &env);
+        assert!(ok, "{overlay}: {out}");
+
+        let deployments = of_kind(&docs, "Deployment");
+        let gw = deployments
+            .iter()
+            .find(|d| d["metadata"]["name"] == "mcp-gateway")
+            .unwrap();
+        let pod = &gw["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["volumes"][0]["configMap"]["name"], cm["metadata"]["name"],
+            "{overlay}"
+        );
+        let c = &pod["containers"][0];
+        assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+        assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+        assert!(c["lifecycle"]["preStop"].is_mapping());
+        // Longer than the preStop pause plus shutdown_grace (10 s in the shipped configuration).
+        assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > 15);
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], Yaml::Bool(true));
+        for d in &deployments {
+            let name = d["metadata"]["name"].as_str().unwrap();
+            if ["postgres", "redis"].contains(&name) {
+                continue;
+            }
+            let sc = &d["spec"]["template"]["spec"]["containers"][0]["securityContext"];
+            assert_eq!(
+                sc["readOnlyRootFilesystem"],
+                Yaml::Bool(true),
+                "{overlay}/{name}"
+            );
+            assert_eq!(
+                sc["allowPrivilegeEscalation"],
+                Yaml::Bool(false),
+                "{overlay}/{name}"
+            );
+            assert_eq!(sc["capabilities"]["drop"][0], "ALL", "{overlay}/{name}");
+        }
+        // Every NetworkPolicy selects pods that exist, and so do the peers it admits.
+        let policies = of_kind(&docs, "NetworkPolicy");
+        assert!(policies
+            .iter()
+            .any(|p| p["metadata"]["name"] == "default-deny-ingress"));
+        for p in &policies {
+            let name = p["metadata"]["name"].as_str().unwrap();
+            assert!(
+                selects_a_pod(&docs, &p["spec"]["podSelector"]),
+                "{overlay}/{name}"
+            );
+            for rule in p["spec"]["ingress"].as_sequence().into_iter().flatten() {
+                for peer in rule["from"].as_sequence().into_iter().flatten() {
+                    if peer.get("namespaceSelector").is_none() {
+                        assert!(
+                            selects_a_pod(&docs, &peer["podSelector"]),
+                            "{overlay}/{name}: peer"
+                        );
+                    }
+                }
+            }
+        }
+        // Only the gateway has a policy that admits anyone.
+        let open: Vec<_> = policies
+            .iter()
+            .filter(|p| {
+                p["spec"]["ingress"]
+                    .as_sequence()
+                    .is_some_and(|rules| rules.iter().any(|r| r.get("from").is_none()))
+            })
+            .map(|p| p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"].clone())
+            .collect();
+        assert_eq!(open, [Yaml::from("mcp-gateway")], "{overlay}");
+        let secrets = of_kind(&docs, "Secret");
+        match overlay {
+            "dev" => {
+                assert_eq!(secrets.len(), 1);
+                assert!(deployments.iter().any(|d| d["metadata"]["name"] == "redis"));
+                assert!(of_kind(&docs, "StatefulSet")
+                    .iter()
+                    .any(|d| d["metadata"]["name"] == "postgres"));
+            }
+            _ => {
+                assert!(
+                    secrets.is_empty(),
+                    "production Secrets are created by the operator"
+                );
+                assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
+                assert_eq!(gw["spec"]["replicas"], 3);
+            }
+        }
+        assert_eq!(of_kind(&docs, "PodDisruptionBudget").len(), 1);
+        assert_eq!(of_kind(&docs, "HorizontalPodAutoscaler").len(), 1);
+    }
+}
