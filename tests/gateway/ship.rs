@@ -298,6 +298,49 @@ async fn prometheus_scrapes_a_running_gateway() {
         Some(11),
         "the alert rules load"
     );
+
+    // Every query of the shipped dashboard is valid PromQL on this Prometheus and names only
+    // metrics the gateway exports.
+    let dashboard: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root().join("docker/grafana/mcp-gateway.json")).unwrap(),
+    )
+    .unwrap();
+    let exported = std::fs::read_to_string(root().join("src/metrics.rs")).unwrap();
+    let mut queries = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "1m")
+                .replace("$instance", ".*");
+            let r: serde_json::Value = reqwest::Client::new()
+                .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+                .query(&[("query", expr.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(r["status"], "success", "{}: {expr}: {r}", panel["title"]);
+            for name in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("mcp_"))
+            {
+                let base = name
+                    .trim_end_matches("_bucket")
+                    .trim_end_matches("_sum")
+                    .trim_end_matches("_count");
+                assert!(
+                    exported.contains(&format!("\"{base}\"")),
+                    "{name} is not a gateway metric"
+                );
+            }
+            queries += 1;
+        }
+    }
+    assert!(queries >= 10, "{queries} dashboard queries");
 }
 
 /// `kubectl kustomize` of an overlay, as documents.
