@@ -217,6 +217,19 @@ fn make_targets_print_the_commands_they_run() {
     );
 }
 
+/// A PromQL query's whole answer (`Null` while Prometheus is not answering yet).
+async fn prometheus_query(port: u16, q: &str) -> serde_json::Value {
+    let r = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+        .query(&[("query", q)])
+        .send()
+        .await;
+    match r {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
 /// The shipped scrape configuration, pointed at this test's gateway, and the shipped alert rules:
 /// Prometheus scrapes it (`up` is 1) and its metrics can be queried.
 #[tokio::test]
@@ -257,18 +270,10 @@ async fn prometheus_scrapes_a_running_gateway() {
         .spawn()
         .expect("prometheus runs (Debian's prometheus, installed by .ci/run)");
     let _prometheus = Proc { child, port };
-    let query = |q: &'static str| {
-        let url = format!("http://127.0.0.1:{port}/api/v1/query");
-        async move {
-            let r = reqwest::Client::new()
-                .get(url)
-                .query(&[("query", q)])
-                .send()
-                .await
-                .ok()?;
-            let v: serde_json::Value = r.json().await.ok()?;
-            v["data"]["result"].as_array().cloned()
-        }
+    let query = |q: &'static str| async move {
+        prometheus_query(port, q).await["data"]["result"]
+            .as_array()
+            .cloned()
     };
     let mut seen = None;
     for _ in 0..150 {
@@ -314,15 +319,7 @@ async fn prometheus_scrapes_a_running_gateway() {
                 .unwrap()
                 .replace("$__rate_interval", "1m")
                 .replace("$instance", ".*");
-            let r: serde_json::Value = reqwest::Client::new()
-                .get(format!("http://127.0.0.1:{port}/api/v1/query"))
-                .query(&[("query", expr.as_str())])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let r = prometheus_query(port, &expr).await;
             assert_eq!(r["status"], "success", "{}: {expr}: {r}", panel["title"]);
             for name in expr
                 .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
