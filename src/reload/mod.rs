@@ -5,7 +5,8 @@
 //! setting changed ([`fixed`]); otherwise its runtime is built ([`runtime`]), its new pools are
 //! started and health-checked, and it replaces the running one atomically: a request keeps the
 //! runtime it started with. Every second it also publishes upstream health and, every ten,
-//! forgets idle rate-limit keys.
+//! forgets idle rate-limit keys; every thirty it resolves upstream host names again, and one that
+//! moved rebuilds its pool as a reload of the running files would.
 
 pub mod fixed;
 pub mod runtime;
@@ -102,7 +103,29 @@ fn removed(old: &Runtime, new: &Runtime) -> Vec<Arc<Pool>> {
         .collect()
 }
 
+/// How often upstream host names are resolved again; a name that moved rebuilds its pool (as a
+/// reload with the running files would).
+const DNS_REFRESH: Duration = Duration::from_secs(30);
+
 impl Reloader {
+    /// Whether a host name of a running pool resolves to other addresses now.
+    async fn addresses_moved(&self) -> bool {
+        let specs: Vec<_> = self
+            .current
+            .load()
+            .upstreams
+            .values()
+            .filter(|u| u.pool.spec.has_names())
+            .map(|u| u.pool.spec.clone())
+            .collect();
+        if specs.is_empty() {
+            return false;
+        }
+        tokio::task::spawn_blocking(move || specs.iter().any(|s| s.moved()))
+            .await
+            .unwrap_or(false)
+    }
+
     /// Validates and applies `next`; on success the running configuration is `next`.
     async fn apply(&self, running: &Sources, next: &Sources) -> Result<(), Vec<Problem>> {
         let config = crate::config::validate(next).map_err(|e| e.0)?;
@@ -183,8 +206,12 @@ impl BackgroundService for Reloader {
         let mut every = tick_every(&self.current.load());
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let (mut last_watch, mut last_health, mut last_sweep) =
-            (Instant::now(), Instant::now(), Instant::now());
+        let (mut last_watch, mut last_health, mut last_sweep, mut last_dns) = (
+            Instant::now(),
+            Instant::now(),
+            Instant::now(),
+            Instant::now(),
+        );
         loop {
             let forced = tokio::select! {
                 _ = tick.tick() => false,
@@ -207,18 +234,31 @@ impl BackgroundService for Reloader {
             let watch = rt.config.watch_interval;
             drop(rt);
             // A draining process leaves configuration changes to its successor.
-            if draining() || (!forced && (watch.is_zero() || last_watch.elapsed() < watch)) {
+            if draining() {
                 continue;
             }
-            last_watch = Instant::now();
-            let Some(next) = read(path.clone()).await else {
+            let mut reason = forced.then_some("SIGHUP");
+            let mut next = None;
+            if forced || (!watch.is_zero() && last_watch.elapsed() >= watch) {
+                last_watch = Instant::now();
+                if let Some(n) = read(path.clone()).await {
+                    if forced || n != seen {
+                        reason = reason.or(Some("files changed"));
+                        seen = n.clone();
+                        next = Some(n);
+                    }
+                }
+            }
+            if next.is_none() && last_dns.elapsed() >= DNS_REFRESH {
+                last_dns = Instant::now();
+                if self.addresses_moved().await {
+                    reason = Some("upstream addresses changed");
+                    next = Some(running.clone());
+                }
+            }
+            let (Some(why), Some(next)) = (reason, next) else {
                 continue;
             };
-            if !forced && next == seen {
-                continue;
-            }
-            seen = next.clone();
-            let why = if forced { "SIGHUP" } else { "files changed" };
             match self.apply(&running, &next).await {
                 Ok(()) => {
                     running = next;

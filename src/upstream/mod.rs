@@ -167,7 +167,7 @@ pub fn build(
     auth_header.set_sensitive(true);
     let mut scopes = HashMap::new();
     for scope in config.scopes.values() {
-        let spec = PoolSpec::of(scope);
+        let spec = PoolSpec::resolve(scope)?;
         let kept = previous
             .and_then(|p| p.get(&scope.name))
             .filter(|p| p.pool.spec == spec)

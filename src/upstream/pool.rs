@@ -37,17 +37,46 @@ pub struct PoolSpec {
     pub balance: Balance,
     pub health: Option<HealthCheck>,
     pub tls: Option<Arc<UpstreamTls>>,
+    /// What each upstream's host resolved to (empty for a spawned tool): a name that now
+    /// resolves differently makes a different spec, so a reload builds a new pool for it.
+    pub addresses: Vec<Vec<std::net::SocketAddr>>,
 }
 
 impl PoolSpec {
-    pub fn of(scope: &ScopeConfig) -> Self {
-        Self {
+    /// The spec of `scope`, its host names resolved (blocking: call it where that is allowed).
+    pub fn resolve(scope: &ScopeConfig) -> Result<Self, String> {
+        let addresses = scope
+            .upstreams
+            .iter()
+            .map(|t| match t.spawn {
+                Some(_) => Ok(Vec::new()),
+                None => resolve(t)
+                    .map_err(|e| format!("scope {}: upstream {}: {e}", scope.name, t.authority())),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
             scope: scope.name.clone(),
             upstreams: scope.upstreams.clone(),
             balance: scope.balance,
             health: scope.health.clone(),
             tls: scope.upstream_tls.clone(),
-        }
+            addresses,
+        })
+    }
+
+    /// Whether an upstream is named by host name (its addresses can change).
+    pub fn has_names(&self) -> bool {
+        self.upstreams
+            .iter()
+            .any(|t| t.spawn.is_none() && t.host.parse::<std::net::IpAddr>().is_err())
+    }
+
+    /// Whether its host names resolve to other addresses now (blocking).
+    pub fn moved(&self) -> bool {
+        self.upstreams
+            .iter()
+            .zip(&self.addresses)
+            .any(|(t, was)| t.spawn.is_none() && resolve(t).is_ok_and(|now| &now != was))
     }
 }
 
@@ -101,7 +130,7 @@ impl Pool {
         let mut set = BTreeSet::new();
         let mut endpoints = Vec::new();
         let mut supervisors = Vec::new();
-        for t in &spec.upstreams {
+        for (t, addresses) in spec.upstreams.iter().zip(&spec.addresses) {
             let mut t = t.clone();
             if let Some(args) = &t.spawn {
                 if t.port == 0 {
@@ -128,9 +157,13 @@ impl Pool {
             })?;
             let host_header = http::HeaderValue::from_str(&t.authority())
                 .map_err(|e| format!("scope {name}: upstream {}: {e}", t.authority()))?;
-            for sock in
-                resolve(&t).map_err(|e| format!("scope {name}: upstream {}: {e}", t.authority()))?
-            {
+            let spawned = [std::net::SocketAddr::from(([127, 0, 0, 1], t.port))];
+            let socks = if t.spawn.is_some() {
+                &spawned[..]
+            } else {
+                &addresses[..]
+            };
+            for &sock in socks {
                 let backend = Backend::new_with_weight(&sock.to_string(), t.weight)
                     .map_err(|e| format!("scope {name}: upstream {sock}: {e}"))?;
                 endpoints.push(Arc::new(Endpoint {
@@ -277,5 +310,40 @@ where
     let rt = tokio::runtime::Builder::new_current_thread().build();
     if let Ok(rt) = rt {
         let _ = rt.block_on(lb.update());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(host: &str, addresses: Vec<std::net::SocketAddr>) -> PoolSpec {
+        PoolSpec {
+            scope: "s".into(),
+            upstreams: vec![UpstreamTarget {
+                host: host.into(),
+                port: 8091,
+                path: "/mcp".into(),
+                tls: false,
+                weight: 1,
+                spawn: None,
+                legacy_sse: false,
+            }],
+            balance: Balance::RoundRobin,
+            health: None,
+            tls: None,
+            addresses: vec![addresses],
+        }
+    }
+
+    /// A host name is watched for new addresses; an IP address is not.
+    #[test]
+    fn a_host_name_that_resolves_elsewhere_has_moved() {
+        let now = resolve(&spec("localhost", vec![]).upstreams[0]).unwrap();
+        assert!(spec("localhost", now.clone()).has_names());
+        assert!(!spec("localhost", now).moved());
+        let elsewhere = vec!["192.0.2.7:8091".parse().unwrap()];
+        assert!(spec("localhost", elsewhere.clone()).moved());
+        assert!(!spec("192.0.2.7", elsewhere).has_names());
     }
 }
