@@ -143,15 +143,15 @@ impl Reloader {
         let new = Arc::new(built.map_err(|e| vec![Problem::new(&path, "", e)])?);
         start(&new, Some(&old)).await;
         self.current.store(new.clone());
-        publish_health(&new);
-        self.tls.update(&new.config.listeners);
-        crate::listen::tls::publish_expiry(&new.config.listeners);
         let gone = removed(&old, &new);
         for p in &gone {
             for e in p.endpoints() {
                 let _ = metrics::UPSTREAM_HEALTHY.remove_label_values(&[&p.spec.scope, &e.addr]);
             }
         }
+        publish_health(&new);
+        self.tls.update(&new.config.listeners);
+        crate::listen::tls::publish_expiry(&new.config.listeners);
         if !gone.is_empty() {
             // Requests already on a removed pool (open SSE streams) may finish for up to
             // `shutdown_grace`; then its health checks and tool processes stop.
