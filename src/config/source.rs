@@ -94,13 +94,17 @@ impl Sources {
             .filter(|v| !v.trim().is_empty())
     }
 
-    /// A short hash of every file read (names and contents, not the environment): equal on every
-    /// instance that runs the same files, so an operator can see which version each one runs.
+    /// A short hash of every file read (names relative to gateway.yaml, and contents; not the
+    /// environment): equal on every instance that runs the same files, wherever they are on disk,
+    /// so an operator can see which version each one runs.
     pub fn digest(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
+        let base = self.base();
         for (path, found) in &self.files {
-            h.update(path.as_os_str().as_encoded_bytes());
+            // Relative to gateway.yaml, so the same files elsewhere on disk hash the same.
+            let name = path.strip_prefix(base).unwrap_or(path);
+            h.update(name.as_os_str().as_encoded_bytes());
             h.update([0]);
             match found {
                 Found::Bytes(b) => {
@@ -177,5 +181,32 @@ impl Sources {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(dir: &str, policy: &str) -> Sources {
+        let d = Path::new(dir);
+        Sources::in_memory(
+            &d.join("gateway.yaml"),
+            [
+                (d.join("gateway.yaml"), b"listen: 127.0.0.1:8000\n".to_vec()),
+                (d.join("policy.yaml"), policy.as_bytes().to_vec()),
+            ],
+            Env::from([("HOME".to_string(), dir.to_string())]),
+        )
+    }
+
+    /// The same files in another directory (and another environment) hash the same; a changed
+    /// file does not.
+    #[test]
+    fn the_digest_follows_the_files_not_where_they_are() {
+        let a = at("/etc/mcp", "roles: {}\n");
+        assert_eq!(a.digest(), at("/srv/other", "roles: {}\n").digest());
+        assert_ne!(a.digest(), at("/etc/mcp", "roles: { a: {} }\n").digest());
+        assert_eq!(a.digest().len(), 12);
     }
 }
