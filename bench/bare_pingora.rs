@@ -3,7 +3,8 @@
 //!
 //! Usage: bare-pingora LISTEN UPSTREAM SSE_UPSTREAM SECRET THREADS [READ_BUFFER]
 //!
-//! Paths under `/calcsse/` go to SSE_UPSTREAM (a tool answering as SSE), all others to UPSTREAM.
+//! Paths under `/calcsse/` go to SSE_UPSTREAM (a tool answering as SSE), paths under `/min/` to
+//! `$BARE_MIN_UPSTREAM` (the minimal upstream) when set, all others to UPSTREAM.
 //! READ_BUFFER is the client connections' read buffer in bytes: 0 by default, like the gateway;
 //! Pingora's own default is 64 KiB.
 
@@ -18,6 +19,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Bare {
     upstream: std::net::SocketAddr,
     sse_upstream: std::net::SocketAddr,
+    min_upstream: Option<std::net::SocketAddr>,
     secret: String,
 }
 
@@ -27,11 +29,11 @@ impl ProxyHttp for Bare {
     fn new_ctx(&self) {}
 
     async fn upstream_peer(&self, s: &mut Session, _c: &mut ()) -> Result<Box<HttpPeer>> {
-        let sse = s.req_header().uri.path().starts_with("/calcsse/");
-        let addr = if sse {
-            self.sse_upstream
-        } else {
-            self.upstream
+        let path = s.req_header().uri.path();
+        let addr = match self.min_upstream {
+            Some(min) if path.starts_with("/min/") => min,
+            _ if path.starts_with("/calcsse/") => self.sse_upstream,
+            _ => self.upstream,
         };
         Ok(Box::new(HttpPeer::new(addr, false, String::new())))
     }
@@ -72,6 +74,9 @@ fn main() {
     let bare = Bare {
         upstream: upstream.parse().expect("UPSTREAM is ip:port"),
         sse_upstream: sse_upstream.parse().expect("SSE_UPSTREAM is ip:port"),
+        min_upstream: std::env::var("BARE_MIN_UPSTREAM")
+            .ok()
+            .map(|a| a.parse().expect("BARE_MIN_UPSTREAM is ip:port")),
         secret: secret.clone(),
     };
     let mut svc = pingora::proxy::http_proxy_service(&server.configuration, bare);

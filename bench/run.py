@@ -130,6 +130,7 @@ def children(pid):
 
 
 USERS_SCENARIO = "10,000 users under per-user limits, 256 conns"
+HEADLINE = "tools/call small on a minimal upstream, 256 conns"
 
 
 class Contender:
@@ -159,7 +160,7 @@ def start_postgres(tmp):
     return f"postgres://postgres@127.0.0.1:{port}/postgres", stop
 
 
-def gateway_conf(tmp, name, upstream_port, sse_port, db_url, rs256_pem, limits=True, tls=None):
+def gateway_conf(tmp, name, upstream_port, sse_port, db_url, rs256_pem, limits=True, tls=None, min_port=None):
     """`tls`: (cert, key, port) of a TLS listener beside the plain one."""
     d = os.path.join(tmp, name)
     os.makedirs(d)
@@ -201,8 +202,13 @@ allowed_origins: [{BENCH_ORIGIN}]
     health_check: {{ kind: tcp, interval: 5s }}
     tools: [exact_calculate, statistics]
     upstream_version: 2025-11-25
+  minimal:
+    upstreams:
+      - url: http://127.0.0.1:{min_port}/mcp
+    health_check: {{ kind: tcp, interval: 5s }}
+    tools: [exact_calculate]
 """)
-    open(f"{d}/policy.yaml", "w").write('roles:\n  developer: { allow: ["calculator/*", "calcsse/*", "calcbridged/*"] }\n'
+    open(f"{d}/policy.yaml", "w").write('roles:\n  developer: { allow: ["calculator/*", "calcsse/*", "calcbridged/*", "minimal/*"] }\n'
                                         + ("rate_limits:\n  - { name: never-hit, key: user, rate: 1000000/s }\n" if limits else ""))
     return f"{d}/gateway.yaml", port
 
@@ -307,10 +313,11 @@ def main():
     ensure_tools()
     build_started = time.time()
     if not args.no_build:
-        sh(["cargo", "build", "--release", "--bin", "mcp-gateway", "--example", "bare-pingora"], cwd=ROOT)
+        sh(["cargo", "build", "--release", "--bin", "mcp-gateway", "--example", "bare-pingora", "--example", "minimal-upstream"], cwd=ROOT)
     build_seconds = time.time() - build_started
     gw_bin = os.path.join(ROOT, "target/release/mcp-gateway")
     bare_bin = os.path.join(ROOT, "target/release/examples/bare-pingora")
+    min_bin = os.path.join(ROOT, "target/release/examples/minimal-upstream")
     tmp = tempfile.mkdtemp(prefix="mcp-bench-")
     os.chmod(tmp, 0o755)
     procs, cleanups = [], []
@@ -322,8 +329,13 @@ def main():
         sse_up = subprocess.Popen([gw_bin, "tool", "calculator", "--sse", "--listen", f"127.0.0.1:{sse_port}"],
                                   env={**os.environ, "TOOL_GATEWAY_SHARED_SECRET": SECRET, "RUST_LOG": "warn"}, **quiet)
         procs.append(sse_up)
+        # The headline's upstream: a fixed answer, so the proxies' own cost shows.
+        min_port = free_port()
+        min_up = subprocess.Popen([min_bin, f"127.0.0.1:{min_port}", "2"], **quiet)
+        procs.append(min_up)
         wait_port(up_port)
         wait_port(sse_port)
+        wait_port(min_port)
         t0 = time.time()
         rs_pem, rs_tokens = rs256_keys(tmp, 0 if args.quick or args.tls else 30000)
         if rs_tokens:
@@ -332,8 +344,9 @@ def main():
         os.makedirs(pgtmp)
         db_url, pg_stop = start_postgres(pgtmp)
         cleanups.append(pg_stop)
-        contenders = [Contender("direct", {"json": f"http://127.0.0.1:{up_port}/mcp", "sse": f"http://127.0.0.1:{sse_port}/mcp"},
-                                procs[0], lambda: [sse_up.pid])]
+        contenders = [Contender("direct", {"json": f"http://127.0.0.1:{up_port}/mcp", "sse": f"http://127.0.0.1:{sse_port}/mcp",
+                                           "min": f"http://127.0.0.1:{min_port}/mcp"},
+                                procs[0], lambda: [sse_up.pid, min_up.pid])]
 
         # One certificate for both TLS contenders (ECDSA P-256, as most edge deployments use).
         cert, key = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
@@ -343,6 +356,14 @@ def main():
         ng_port, ng_tls_port, gw_tls_port = free_port(), free_port(), free_port()
         ng_dir = os.path.join(tmp, "nginx")
         os.makedirs(ng_dir)
+        # One location per upstream: keep-alive to it, the upstream secret, no buffering.
+        locations = "\n".join(f"""    location {path} {{
+      proxy_pass http://{up}/mcp;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Gateway-Auth {SECRET};
+      proxy_buffering off;
+    }}""" for path, up in [("/min/", "upmin"), ("/calcsse/", "upsse"), ("/", "up")])
         open(f"{ng_dir}/nginx.conf", "w").write(f"""worker_processes 2;
 pid {ng_dir}/nginx.pid;
 error_log {ng_dir}/error.log warn;
@@ -351,6 +372,7 @@ http {{
   access_log off;
   upstream up {{ server 127.0.0.1:{up_port}; keepalive 256; }}
   upstream upsse {{ server 127.0.0.1:{sse_port}; keepalive 256; }}
+  upstream upmin {{ server 127.0.0.1:{min_port}; keepalive 256; }}
   server {{
     listen 127.0.0.1:{ng_port};
     listen 127.0.0.1:{ng_tls_port} ssl;
@@ -359,20 +381,7 @@ http {{
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_conf_command Ciphersuites TLS_AES_256_GCM_SHA384;
     client_max_body_size 2m;
-    location /calcsse/ {{
-      proxy_pass http://upsse/mcp;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Gateway-Auth {SECRET};
-      proxy_buffering off;
-    }}
-    location / {{
-      proxy_pass http://up/mcp;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Gateway-Auth {SECRET};
-      proxy_buffering off;
-    }}
+{locations}
   }}
 }}
 """)
@@ -381,14 +390,17 @@ http {{
         procs.append(ng)
         wait_port(ng_port)
         contenders.append(Contender("nginx", {"json": f"http://127.0.0.1:{ng_port}/", "sse": f"http://127.0.0.1:{ng_port}/calcsse/",
+                                              "min": f"http://127.0.0.1:{ng_port}/min/",
                                               "tls": f"https://127.0.0.1:{ng_tls_port}/"},
                                     ng, lambda: children(ng.pid)))
 
         bp_port = free_port()
-        bp = subprocess.Popen([bare_bin, f"127.0.0.1:{bp_port}", f"127.0.0.1:{up_port}", f"127.0.0.1:{sse_port}", SECRET, "2"], **quiet)
+        bp = subprocess.Popen([bare_bin, f"127.0.0.1:{bp_port}", f"127.0.0.1:{up_port}", f"127.0.0.1:{sse_port}", SECRET, "2"],
+                              env={**os.environ, "BARE_MIN_UPSTREAM": f"127.0.0.1:{min_port}"}, **quiet)
         procs.append(bp)
         wait_port(bp_port)
         contenders.append(Contender("pingora", {"json": f"http://127.0.0.1:{bp_port}/calculator/mcp",
+                                                "min": f"http://127.0.0.1:{bp_port}/min/mcp",
                                                 "sse": f"http://127.0.0.1:{bp_port}/calcsse/mcp"}, bp))
 
         # "gateway-no-limits" (audit off, no rate limit) runs only where it answers a question:
@@ -398,11 +410,12 @@ http {{
             if only and args.quick:
                 continue
             tls = (cert, key, gw_tls_port) if name == "gateway" else None
-            conf, port = gateway_conf(tmp, name, up_port, sse_port, db, rs_pem, limits, tls)
+            conf, port = gateway_conf(tmp, name, up_port, sse_port, db, rs_pem, limits, tls, min_port)
             p = subprocess.Popen([gw_bin, "run", "-c", conf], env={**os.environ, "RUST_LOG": "warn"}, **quiet)
             procs.append(p)
             wait_port(port)
             urls = {"json": f"http://127.0.0.1:{port}/calculator/mcp", "bridged": f"http://127.0.0.1:{port}/calcbridged/mcp",
+                    "min": f"http://127.0.0.1:{port}/minimal/mcp",
                     "sse": f"http://127.0.0.1:{port}/calcsse/mcp"}
             if tls:
                 urls["tls"] = f"https://127.0.0.1:{gw_tls_port}/calculator/mcp"
@@ -444,13 +457,16 @@ http {{
             ("tools/call small over TLS, a new connection per request, 16 conns", "tls", 16,
              {"BENCH_BODY_FILE": small, "BENCH_CLOSE": "1"}),
         ]
-        scenarios = [("tools/call small, 256 conns", "json", 256, {"BENCH_BODY_FILE": small})]
+        scenarios = [(HEADLINE, "min", 256, {"BENCH_BODY_FILE": small}),
+                     ("tools/call small, 256 conns", "json", 256, {"BENCH_BODY_FILE": small})]
         if args.tls:
             scenarios = tls_scenarios
         elif not args.quick:
             scenarios = [
-                ("tools/call small, 32 conns", "json", 32, {"BENCH_BODY_FILE": small}),
                 scenarios[0],
+                ("tools/call small on a minimal upstream, 32 conns", "min", 32, {"BENCH_BODY_FILE": small}),
+                ("tools/call small, 32 conns", "json", 32, {"BENCH_BODY_FILE": small}),
+                scenarios[1],
                 ("tools/call 60 KiB, 32 conns", "json", 32, {"BENCH_BODY_FILE": big(60 * 1024)}),
                 ("tools/call 500 KiB, 32 conns", "json", 32, {"BENCH_BODY_FILE": big(500 * 1024)}),
                 ("tools/list filtered, 64 conns", "json", 64, {"BENCH_BODY_FILE": listing}),
@@ -471,7 +487,7 @@ http {{
         for rnd in range(headline_rounds):
             order = contenders[rnd % len(contenders):] + contenders[:rnd % len(contenders)]
             for sname, kind, conns, env in scenarios:
-                if rnd >= args.rounds and sname != "tools/call small, 256 conns":
+                if rnd >= args.rounds and sname != HEADLINE:
                     continue
                 for c in order:
                     if (c.only and sname not in c.only) or kind not in c.urls:
@@ -518,15 +534,17 @@ http {{
             p99 = med([r["p99"] for r in rs])
             print(f"| {name} | {med([r['rps'] for r in rs]):.0f} | {med([r['p50'] for r in rs]):.2f} | {p99:.2f} | "
                   f"{med([r['p999'] for r in rs]):.2f} | {med([r['cpu_us'] for r in rs]):.1f} | {sum(r['errors'] for r in rs)} | {p99 - nginx_p99:+.2f} |")
-        g = results[(key, "gateway")]
         total_requests = sum(r["requests"] for rs in (results[(s, "gateway")] for s, _, _, _ in scenarios) for r in rs)
         total_requests += sum(r["requests"] for r in fixed["gateway"])
         print(f"\naudit (gateway, full policy): {total_requests} requests served; audit_log rows, span s: {rows_written}")
-        cpu = lambda name: med([r["cpu_us"] for r in results[(key, name)]])
-        print(f"cpu per request (small tools/call, 256 conns): gateway {cpu('gateway'):.1f} µs, pingora {cpu('pingora'):.1f} µs, nginx {cpu('nginx'):.1f} µs")
         print(f"wall time: {time.time() - started:.0f} s, of which {build_seconds:.0f} s building")
-        for other in ["nginx", "pingora", "direct"]:
-            print(f"ratio gateway/{other}: {med([a['rps'] / b['rps'] for a, b in zip(g, results[(key, other)])]):.3f}")
+        # The headline: the minimal upstream (the proxies' own cost); then the real tool.
+        for scenario, label in [(HEADLINE, ""), (key, " (calculator)")]:
+            cpu = lambda name: med([r["cpu_us"] for r in results[(scenario, name)]])
+            print(f"cpu per request{label}: gateway {cpu('gateway'):.1f} µs, pingora {cpu('pingora'):.1f} µs, nginx {cpu('nginx'):.1f} µs")
+            g = results[(scenario, "gateway")]
+            for other in ["nginx", "pingora", "direct"]:
+                print(f"ratio gateway/{other}{label}: {med([a['rps'] / b['rps'] for a, b in zip(g, results[(scenario, other)])]):.3f}")
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -544,7 +562,7 @@ def print_tables(args, secs, headline_rounds, scenarios, contenders, results, id
     """One table per scenario: medians over the rounds, ratios to direct and nginx where they ran."""
     print()
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}; {time.strftime('%Y-%m-%d')}; command: python3 bench/run.py{' --quick' if args.quick else ''}{' --tls' if args.tls else ''}; "
-          f"{args.rounds} rounds x {secs} s ({headline_rounds} for small tools/call at 256 conns), medians")
+          f"{args.rounds} rounds x {secs} s ({headline_rounds} for the headline), medians")
     for sname, _, _, _ in scenarios:
         print(f"\n{sname}")
         print(f"| contender | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req | RSS idle MB | RSS peak MB | errors | vs direct | vs nginx |")
