@@ -69,6 +69,14 @@ async fn tls_gateway(upstream: u16, c: &Certs, min_version: &str) -> (Gateway, u
     (spec.start().await, tls_port)
 }
 
+/// `GET url` with a client built from `builder` (a new connection, so a new handshake).
+async fn get_with(
+    builder: reqwest::ClientBuilder,
+    url: impl reqwest::IntoUrl,
+) -> reqwest::Result<reqwest::Response> {
+    builder.build().unwrap().get(url).send().await
+}
+
 fn verifying(c: &Certs) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .use_rustls_tls()
@@ -110,37 +118,31 @@ async fn mcp_over_tls_with_h2_and_http1() {
     assert!(body.to_string().contains("42"), "{body}");
 
     // TLS 1.2 only, still accepted by a "1.2" listener.
-    let r = verifying(&c)
-        .max_tls_version(reqwest::tls::Version::TLS_1_2)
-        .build()
-        .unwrap()
-        .get(format!("https://localhost:{tls_port}/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(
+        verifying(&c).max_tls_version(reqwest::tls::Version::TLS_1_2),
+        format!("https://localhost:{tls_port}/healthz"),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200);
 
     // A client that verifies and does not know the CA: no connection.
-    let untrusting = reqwest::Client::builder()
-        .use_rustls_tls()
-        .build()
-        .unwrap()
-        .get(format!("https://localhost:{tls_port}/healthz"))
-        .send()
-        .await;
+    let untrusting = get_with(
+        reqwest::Client::builder().use_rustls_tls(),
+        format!("https://localhost:{tls_port}/healthz"),
+    )
+    .await;
     assert!(untrusting.is_err(), "an unknown CA must fail verification");
 
     // A wrong host name fails verification too (the certificate names localhost, not this).
-    let wrong_host = verifying(&c)
-        .resolve(
+    let wrong_host = get_with(
+        verifying(&c).resolve(
             "wrong.example.com",
             format!("127.0.0.1:{tls_port}").parse().unwrap(),
-        )
-        .build()
-        .unwrap()
-        .get(format!("https://wrong.example.com:{tls_port}/healthz"))
-        .send()
-        .await;
+        ),
+        format!("https://wrong.example.com:{tls_port}/healthz"),
+    )
+    .await;
     assert!(wrong_host.is_err(), "a wrong host name must fail");
 
     let plain = reqwest::get(gw.url("/healthz")).await.unwrap();
@@ -158,12 +160,11 @@ async fn an_expired_certificate_is_refused_by_a_verifying_client() {
         p.not_after = rcgen::date_time_ymd(2021, 1, 1);
     });
     let (gw, tls_port) = tls_gateway(upstream.port, &expired, "1.2").await;
-    let r = verifying(&expired)
-        .build()
-        .unwrap()
-        .get(format!("https://localhost:{tls_port}/healthz"))
-        .send()
-        .await;
+    let r = get_with(
+        verifying(&expired),
+        format!("https://localhost:{tls_port}/healthz"),
+    )
+    .await;
     assert!(r.is_err(), "an expired certificate must fail verification");
     let m = gw.metrics_text().await;
     let expiry = metric(
@@ -182,21 +183,13 @@ async fn min_version_1_3_refuses_tls_1_2() {
     let c = certs();
     let (gw, tls_port) = tls_gateway(upstream.port, &c, "1.3").await;
     let url = format!("https://localhost:{tls_port}/healthz");
-    let old = verifying(&c)
-        .max_tls_version(reqwest::tls::Version::TLS_1_2)
-        .build()
-        .unwrap()
-        .get(&url)
-        .send()
-        .await;
+    let old = get_with(
+        verifying(&c).max_tls_version(reqwest::tls::Version::TLS_1_2),
+        &url,
+    )
+    .await;
     assert!(old.is_err(), "TLS 1.2 must be refused");
-    let new = verifying(&c)
-        .build()
-        .unwrap()
-        .get(&url)
-        .send()
-        .await
-        .unwrap();
+    let new = get_with(verifying(&c), &url).await.unwrap();
     assert_eq!(new.status(), 200);
     let m = gw.metrics_text().await;
     assert!(
@@ -281,24 +274,21 @@ async fn client_certificates_required_and_optional() {
             .expect("a tools/call row");
         assert_eq!(call["client_cert"], "CN=agent-1", "{auth}: {call}");
 
-        let from_stranger = verifying(&c)
-            .identity(reqwest::Identity::from_pem(stranger.as_bytes()).unwrap())
-            .build()
-            .unwrap()
-            .get(format!("https://localhost:{tls_port}/healthz"))
-            .send()
-            .await;
+        let from_stranger = get_with(
+            verifying(&c).identity(reqwest::Identity::from_pem(stranger.as_bytes()).unwrap()),
+            format!("https://localhost:{tls_port}/healthz"),
+        )
+        .await;
         assert!(
             from_stranger.is_err(),
             "{auth}: a certificate of another CA"
         );
 
-        let anonymous = verifying(&c)
-            .build()
-            .unwrap()
-            .get(format!("https://localhost:{tls_port}/healthz"))
-            .send()
-            .await;
+        let anonymous = get_with(
+            verifying(&c),
+            format!("https://localhost:{tls_port}/healthz"),
+        )
+        .await;
         match auth {
             "required" => assert!(anonymous.is_err(), "no certificate must be refused"),
             _ => assert_eq!(anonymous.unwrap().status(), 200),
@@ -329,7 +319,7 @@ async fn certificates_rotate_without_restart() {
     // The open connection still works: a new one would not verify against the old CA.
     let r = kept.get(&health).send().await.unwrap();
     assert_eq!(r.status(), 200, "the established connection goes on");
-    let fresh_old = verifying(&old).build().unwrap().get(&health).send().await;
+    let fresh_old = get_with(verifying(&old), &health).await;
     assert!(
         fresh_old.is_err(),
         "new handshakes no longer show the old certificate"
@@ -342,13 +332,7 @@ async fn certificates_rotate_without_restart() {
     assert_eq!(gw.sighup().await, "rejected");
     let log = gw.log_with("configuration reload refused").await;
     assert!(log.contains("listeners[0].tls.key_file"), "{log}");
-    let r = verifying(&new)
-        .build()
-        .unwrap()
-        .get(&health)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(verifying(&new), &health).await.unwrap();
     assert_eq!(r.status(), 200);
 }
 
