@@ -4,6 +4,7 @@
 //! file and field (and a reload with one keeps the running certificate).
 
 use super::file::{ClientAuth, ListenerFile, TlsFile};
+use super::pem::{certificates, provider};
 use super::{Problem, Sources};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -39,12 +40,6 @@ impl std::fmt::Debug for TlsListener {
             .field("not_after", &self.not_after)
             .finish_non_exhaustive()
     }
-}
-
-/// The provider Pingora installs too (ring), named explicitly so that building a configuration
-/// does not depend on a process-wide default.
-pub(super) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Validates `listen` and `listeners` (only one of them may be set).
@@ -147,22 +142,12 @@ fn build_tls(
         .as_ref()
         .and_then(|f| read("client_ca_file", f, &mut problem));
     let certs: Vec<CertificateDer<'static>> = cert_pem
-        .map(|b| CertificateDer::pem_slice_iter(b).collect::<Result<Vec<_>, _>>())
-        .transpose()
-        .unwrap_or_else(|e| {
-            problem(
-                "cert_file",
-                format!("{}: not PEM: {e}", t.cert_file.display()),
-            );
-            None
+        .and_then(|b| {
+            certificates(b)
+                .map_err(|e| problem("cert_file", format!("{}: {e}", t.cert_file.display())))
+                .ok()
         })
         .unwrap_or_default();
-    if cert_pem.is_some() && certs.is_empty() {
-        problem(
-            "cert_file",
-            format!("{}: no CERTIFICATE in it", t.cert_file.display()),
-        );
-    }
     let key = key_pem.and_then(|b| match PrivateKeyDer::from_pem_slice(b) {
         Ok(k) => Some(k),
         Err(e) => {
@@ -200,20 +185,13 @@ fn build_tls(
     };
     let mut roots = rustls::RootCertStore::empty();
     if let (Some(ca), Some(file)) = (&ca_pem, &t.client_ca_file) {
-        for c in CertificateDer::pem_slice_iter(ca) {
-            match c
+        let added = certificates(ca).and_then(|list| {
+            list.into_iter()
+                .try_for_each(|c| roots.add(c))
                 .map_err(|e| e.to_string())
-                .and_then(|c| roots.add(c).map_err(|e| e.to_string()))
-            {
-                Ok(()) => {}
-                Err(e) => problem("client_ca_file", format!("{}: {e}", file.display())),
-            }
-        }
-        if roots.is_empty() {
-            problem(
-                "client_ca_file",
-                format!("{}: no CERTIFICATE in it", file.display()),
-            );
+        });
+        if let Err(e) = added {
+            problem("client_ca_file", format!("{}: {e}", file.display()));
         }
     }
     if problems.len() > before || versions.is_empty() {

@@ -14,6 +14,7 @@
 pub mod env;
 pub mod file;
 pub mod listeners;
+pub mod pem;
 pub mod problem;
 pub mod secrets;
 pub mod source;

@@ -5,11 +5,12 @@
 //! proxy and the health checks put the result on every upstream connection.
 
 use super::file::UpstreamTlsFile;
+use super::pem::{certificates, provider};
 use super::{Problem, Sources};
 use pingora::protocols::tls::CaType;
 use pingora::utils::tls::{CertKey, WrappedX509};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::PrivateKeyDer;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::Arc;
@@ -40,22 +41,6 @@ impl std::fmt::Debug for UpstreamTls {
             .field("server_name", &self.server_name)
             .finish()
     }
-}
-
-/// Certificates of a PEM file, each checked to parse (Pingora parses them again, and would
-/// panic on one that does not).
-fn certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let mut out = Vec::new();
-    for c in CertificateDer::pem_slice_iter(pem) {
-        let c = c.map_err(|e| format!("not PEM: {e}"))?;
-        x509_parser::parse_x509_certificate(&c)
-            .map_err(|e| format!("a certificate that does not parse: {e}"))?;
-        out.push(c.to_vec());
-    }
-    if out.is_empty() {
-        return Err("no CERTIFICATE in it".into());
-    }
-    Ok(out)
 }
 
 /// Validates `scopes.<name>.tls` (`field` is that path; files are relative to `tools_path`).
@@ -102,7 +87,7 @@ pub fn build(
     let ca = ca.and_then(|(full, pem)| match certificates(pem) {
         Ok(list) => Some(
             list.into_iter()
-                .map(|der| WrappedX509::new(der, pingora::utils::tls::parse_x509))
+                .map(|der| WrappedX509::new(der.to_vec(), pingora::utils::tls::parse_x509))
                 .collect::<Vec<_>>(),
         ),
         Err(e) => {
@@ -129,22 +114,19 @@ pub fn build(
         (Some(chain), Some(key)) => {
             // The same check rustls makes when the connection is set up: the key must be usable
             // and belong to the certificate.
-            let fits = rustls::ClientConfig::builder_with_provider(super::listeners::provider())
+            let fits = rustls::ClientConfig::builder_with_provider(provider())
                 .with_safe_default_protocol_versions()
                 .map_err(|e| e.to_string())
                 .and_then(|b| {
                     b.with_root_certificates(rustls::RootCertStore::empty())
-                        .with_client_auth_cert(
-                            chain
-                                .iter()
-                                .map(|c| CertificateDer::from(c.clone()))
-                                .collect(),
-                            key.clone_key(),
-                        )
+                        .with_client_auth_cert(chain.clone(), key.clone_key())
                         .map_err(|e| e.to_string())
                 });
             match fits {
-                Ok(_) => Some(Arc::new(CertKey::new(chain, key.secret_der().to_vec()))),
+                Ok(_) => Some(Arc::new(CertKey::new(
+                    chain.iter().map(|c| c.to_vec()).collect(),
+                    key.secret_der().to_vec(),
+                ))),
                 Err(e) => {
                     problem(
                         "client_key_file",

@@ -57,7 +57,7 @@ impl ServerCertVerifier for Named {
 /// Builds the client (reads the system roots when the scope names no CA file: part of building
 /// the runtime, never of validation).
 pub fn client(tls: &UpstreamTls) -> Result<reqwest::Client, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::config::pem::provider();
     let mut roots = rustls::RootCertStore::empty();
     match &tls.ca {
         Some(ca) => {
