@@ -87,16 +87,18 @@ impl Policy {
     }
 
     /// The caller's roles without those bound to a client certificate this connection did not
-    /// present (`subject`: the verified one, if any); `None` when every role stands, which is
-    /// the answer without a lookup when the policy binds no role to a certificate.
-    pub fn roles_on_connection(
+    /// present (`subject` gives the verified one, if any, and is asked only when a role is bound
+    /// to one); `None` when every role stands, which is the answer without a lookup when the
+    /// policy binds no role to a certificate.
+    pub fn roles_on_connection<'s>(
         &self,
         roles: &[String],
-        subject: Option<&str>,
+        subject: impl FnOnce() -> Option<&'s str>,
     ) -> Option<Vec<String>> {
         if self.cert_bound.is_empty() {
             return None;
         }
+        let subject = subject();
         let stands = |r: &String| {
             self.cert_bound
                 .get(r)

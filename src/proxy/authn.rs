@@ -22,7 +22,7 @@ pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(),
         .verify(token)
         .await
         .map_err(GatewayError::Unauthorized)?;
-    let subject = crate::listen::tls::client_cert(session).map(|c| c.subject.as_str());
+    let subject = || crate::listen::tls::client_cert(session).map(|c| c.subject.as_str());
     if let Some(roles) = ctx
         .rt
         .config

@@ -68,15 +68,16 @@ async fn start(rt: &Runtime, running: Option<&Runtime>) {
     }
 }
 
-fn publish_running(sources: &Sources) {
+/// Publishes the running configuration's hash and load time; returns the hash.
+fn publish_running(sources: &Sources) -> String {
+    let hash = sources.digest();
     metrics::CONFIG_INFO.reset();
-    metrics::CONFIG_INFO
-        .with_label_values(&[&sources.digest()])
-        .set(1);
+    metrics::CONFIG_INFO.with_label_values(&[&hash]).set(1);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     metrics::CONFIG_LAST_RELOAD_SUCCESS.set(now as i64);
+    hash
 }
 
 /// Upstream health as a gauge (once a second).
@@ -262,9 +263,9 @@ impl BackgroundService for Reloader {
             match self.apply(&running, &next).await {
                 Ok(()) => {
                     running = next;
-                    publish_running(&running);
+                    let hash = publish_running(&running);
                     metrics::CONFIG_RELOADS.with_label_values(&["ok"]).inc();
-                    tracing::info!(reason = why, hash = %running.digest(), "configuration reloaded");
+                    tracing::info!(reason = why, hash = %hash, "configuration reloaded");
                 }
                 Err(problems) => {
                     metrics::CONFIG_RELOADS
