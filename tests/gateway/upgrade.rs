@@ -5,24 +5,14 @@
 
 use crate::common::*;
 use serde_json::json;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Starts `mcp-gateway run --upgrade` on `spec`'s files; it waits for the running process's sockets.
 fn successor(spec: &GatewaySpec) -> Proc {
-    let log = std::fs::File::create(spec.dir.path().join("successor.log")).unwrap();
-    let child = Command::new(bin())
-        .args(["--log-format", "text", "run", "--upgrade", "-c"])
-        .arg(spec.dir.path().join("gateway.yaml"))
-        .envs(spec.env.iter().cloned())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
     Proc {
-        child,
+        child: spec.spawn(&["--upgrade"], "successor.log"),
         port: spec.port,
     }
 }

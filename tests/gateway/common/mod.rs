@@ -203,19 +203,26 @@ audit:
         d.join("gateway.yaml")
     }
 
-    /// Starts the gateway and waits until it answers.
-    pub async fn start(&self) -> Gateway {
-        let path = self.write();
-        let log = std::fs::File::create(self.dir.path().join("gateway.log")).unwrap();
-        let child = Command::new(bin())
-            .args(["--log-format", "text", "run", "-c"])
-            .arg(&path)
+    /// `mcp-gateway run` (with `extra` arguments) on the files as written, its log in `log`.
+    pub fn spawn(&self, extra: &[&str], log: &str) -> Child {
+        let log = std::fs::File::create(self.dir.path().join(log)).unwrap();
+        Command::new(bin())
+            .args(["--log-format", "text", "run"])
+            .args(extra)
+            .arg("-c")
+            .arg(self.dir.path().join("gateway.yaml"))
             .envs(self.env.iter().cloned())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Starts the gateway and waits until it answers.
+    pub async fn start(&self) -> Gateway {
+        self.write();
+        let child = self.spawn(&[], "gateway.log");
         let base = format!("http://127.0.0.1:{}", self.port);
         wait_http(&format!("{base}/healthz")).await;
         wait_http(&format!("http://127.0.0.1:{}/metrics", self.metrics_port)).await;
