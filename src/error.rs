@@ -55,6 +55,19 @@ pub enum GatewayError {
     RateLimited { limit: String, retry_after: u64 },
     #[error("Too many requests in flight for this user")]
     TooManyConcurrent,
+    /// The caller has `limits.max_jobs_per_user` jobs queued or running.
+    #[error("Too many jobs queued or running for this user: wait for one to finish")]
+    TooManyJobs,
+    /// No job (or task) with this id belongs to the caller: it looks exactly like one that does
+    /// not exist.
+    #[error("Unknown job: {0}")]
+    JobNotFound(String),
+    /// The job is not in a state that allows this (its result while it runs, cancelling a
+    /// finished one).
+    #[error("{0}")]
+    JobConflict(String),
+    #[error("Jobs unavailable: {0}")]
+    JobsUnavailable(&'static str),
     #[error("Rate limits cannot be checked right now")]
     LimiterUnavailable,
     #[error("Upstream saturated: too many requests in flight")]
@@ -149,12 +162,14 @@ impl GatewayError {
             Unauthorized(_) => 401,
             Forbidden(_) | InsufficientScope(_) => 403,
             Denied(_) => 200,
-            UnknownSession | NotFound(_) => 404,
+            UnknownSession | NotFound(_) | JobNotFound(_) => 404,
+            JobConflict(_) => 409,
             MethodNotAllowed(_) => 405,
             PayloadTooLarge { .. } => 413,
             UpstreamFailed(_) => 502,
-            NoHealthyUpstream(_) | AuditUnavailable | LimiterUnavailable | UpstreamSaturated => 503,
-            RateLimited { .. } | TooManyConcurrent => 429,
+            NoHealthyUpstream(_) | AuditUnavailable | LimiterUnavailable | UpstreamSaturated
+            | JobsUnavailable(_) => 503,
+            RateLimited { .. } | TooManyConcurrent | TooManyJobs => 429,
             UpstreamTimeout(_) => 504,
             Internal => 500,
         }
@@ -168,7 +183,7 @@ impl GatewayError {
             InvalidRequest(_) | UnsupportedMediaType | NotFound(_) | MethodNotAllowed(_) => -32600,
             UnsupportedVersion(_) => -32022,
             HeaderMismatch(_) => -32020,
-            InvalidParams(_) => -32602,
+            InvalidParams(_) | JobNotFound(_) | JobConflict(_) => -32602,
             Unauthorized(_) => -32001,
             Forbidden(_) | InsufficientScope(_) => -32003,
             Denied(d) => d.code(),
@@ -177,7 +192,8 @@ impl GatewayError {
             UpstreamFailed(_) => -32008,
             NoHealthyUpstream(_) => -32006,
             AuditUnavailable => -32009,
-            RateLimited { .. } | TooManyConcurrent => -32004,
+            RateLimited { .. } | TooManyConcurrent | TooManyJobs => -32004,
+            JobsUnavailable(_) => -32013,
             LimiterUnavailable => -32011,
             UpstreamSaturated => -32012,
             UpstreamTimeout(_) => -32007,
@@ -190,6 +206,8 @@ impl GatewayError {
         match self {
             GatewayError::RateLimited { retry_after, .. } => Some(*retry_after),
             GatewayError::TooManyConcurrent
+            | GatewayError::TooManyJobs
+            | GatewayError::JobsUnavailable(_)
             | GatewayError::UpstreamSaturated
             | GatewayError::AuditUnavailable => Some(1),
             _ => None,

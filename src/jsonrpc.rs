@@ -33,6 +33,8 @@ pub const MAX_URI: usize = 2048;
 pub enum Target {
     Prompt(String),
     Resource(String),
+    /// The `taskId` of `tasks/get`, `tasks/result` and `tasks/cancel`.
+    Task(String),
 }
 
 /// One JSON-RPC message as far as the gateway cares.
@@ -50,6 +52,8 @@ pub struct Message {
     pub target: Option<Target>,
     /// `params._meta`'s protocol envelope, when the request carries `_meta` (2026-07-28).
     pub envelope: Option<Envelope>,
+    /// A `tools/call` that asks to run as a task (`params.task` is an object).
+    pub task: bool,
 }
 
 /// What `params._meta` says of the protocol (2026-07-28): the version, if a string, and whether the
@@ -112,6 +116,8 @@ struct Params<'a> {
     uri: Option<Cow<'a, str>>,
     reference: Option<Reference<'a>>,
     meta: Option<Envelope>,
+    task: bool,
+    task_id: Option<Cow<'a, str>>,
 }
 
 /// The `ref` of `completion/complete`: `{"type": "ref/prompt", "name"}` or
@@ -201,6 +207,14 @@ impl<'de> serde::de::Visitor<'de> for ParamsVisitor {
                 ParamsKey::Meta => {
                     params.meta = Some(map.next_value::<MaybeEnvelope>()?.0.unwrap_or_default())
                 }
+                ParamsKey::Task if params.task => return Err(A::Error::duplicate_field("task")),
+                ParamsKey::Task => {
+                    params.task = map.next_value::<Option<TaskObject>>()?.is_some();
+                }
+                ParamsKey::TaskId if params.task_id.is_some() => {
+                    return Err(A::Error::duplicate_field("taskId"))
+                }
+                ParamsKey::TaskId => params.task_id = map.next_value::<MaybeStr<'de>>()?.0,
                 ParamsKey::Other => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
@@ -222,7 +236,23 @@ enum ParamsKey {
     Uri,
     Ref,
     Meta,
+    Task,
+    TaskId,
     Other,
+}
+
+/// `params.task`: an object marks a task-augmented request; its content is read by the task
+/// step. `null` counts as absent.
+struct TaskObject;
+
+impl<'de> Deserialize<'de> for TaskObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde::de::IgnoredAny::deserialize(d) {
+            Ok(_) => Ok(TaskObject),
+            Err(e) => Err(D::Error::custom(e)),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for ParamsKey {
@@ -240,6 +270,8 @@ impl<'de> Deserialize<'de> for ParamsKey {
                     "uri" => ParamsKey::Uri,
                     "ref" => ParamsKey::Ref,
                     "_meta" => ParamsKey::Meta,
+                    "task" => ParamsKey::Task,
+                    "taskId" => ParamsKey::TaskId,
                     _ => ParamsKey::Other,
                 })
             }
@@ -461,6 +493,7 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
             }
             let mut params = w.params;
             let envelope = params.as_mut().and_then(|p| p.meta.take());
+            let task = params.as_ref().is_some_and(|p| p.task);
             let (tool, arguments, target) = match method.as_ref() {
                 "tools/call" => {
                     let params = params.ok_or(GatewayError::InvalidRequest(
@@ -497,6 +530,11 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
                     };
                     (None, None, Some(target))
                 }
+                "tasks/get" | "tasks/result" | "tasks/cancel" => {
+                    let id = params.and_then(|p| p.task_id);
+                    let id = name_of(id, "tasks methods need params.taskId as a string")?;
+                    (None, None, Some(Target::Task(id)))
+                }
                 _ => (None, None, None),
             };
             Ok(Message {
@@ -506,6 +544,7 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
                 tool,
                 target,
                 envelope,
+                task,
             })
         }
         None if (w.result.is_some() || w.error.is_some()) && id.is_some() => Ok(Message {
@@ -515,6 +554,7 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
             tool: None,
             target: None,
             envelope: None,
+            task: false,
         }),
         None => Err(GatewayError::InvalidRequest(
             "a JSON-RPC message needs a method, or a result/error and an id".into(),

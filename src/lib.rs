@@ -12,6 +12,7 @@ pub mod bridge;
 pub mod config;
 pub mod error;
 pub mod issuer;
+pub mod jobs;
 pub mod jsonrpc;
 pub mod limits;
 pub mod listen;

@@ -101,6 +101,8 @@ impl Outcome<'_> {
                 | InvalidParams(_)
                 | UnsupportedMediaType
                 | NotFound(_)
+                | JobNotFound(_)
+                | JobConflict(_)
                 | MethodNotAllowed(_) => Class::Invalid,
                 Unauthorized(_) => Class::Unauthenticated,
                 Forbidden(_)
@@ -108,8 +110,10 @@ impl Outcome<'_> {
                 | Denied(_)
                 | UnknownSession
                 | PayloadTooLarge { .. } => Class::Denied,
-                RateLimited { .. } | TooManyConcurrent => Class::RateLimited,
-                LimiterUnavailable | UpstreamSaturated | AuditUnavailable => Class::Unavailable,
+                RateLimited { .. } | TooManyConcurrent | TooManyJobs => Class::RateLimited,
+                LimiterUnavailable | UpstreamSaturated | AuditUnavailable | JobsUnavailable(_) => {
+                    Class::Unavailable
+                }
                 UpstreamFailed(_) | NoHealthyUpstream(_) => Class::UpstreamError,
                 UpstreamTimeout(_) => Class::Timeout,
                 Internal => Class::Internal,
@@ -147,7 +151,9 @@ impl Outcome<'_> {
             Outcome::Gateway(Denied(_) | Forbidden(_) | InsufficientScope(_)) => {
                 Some(Alert::PolicyDenial)
             }
-            Outcome::Gateway(RateLimited { .. } | TooManyConcurrent) => Some(Alert::RateLimited),
+            Outcome::Gateway(RateLimited { .. } | TooManyConcurrent | TooManyJobs) => {
+                Some(Alert::RateLimited)
+            }
             Outcome::Gateway(AuditUnavailable) => Some(Alert::AuditRefused),
             _ => None,
         }
@@ -205,6 +211,10 @@ mod tests {
             UpstreamSaturated,
             AuditUnavailable,
             Internal,
+            TooManyJobs,
+            JobNotFound("8f2c".into()),
+            JobConflict("the job is still working".into()),
+            JobsUnavailable("the job store cannot be reached"),
         ];
         for e in &all {
             match e {
@@ -219,6 +229,7 @@ mod tests {
                 UpstreamFailed(_) | NoHealthyUpstream(_) | UpstreamTimeout(_) => {}
                 RateLimited { .. } | TooManyConcurrent | LimiterUnavailable => {}
                 UpstreamSaturated | AuditUnavailable | Internal => {}
+                TooManyJobs | JobNotFound(_) | JobConflict(_) | JobsUnavailable(_) => {}
             }
         }
         all
@@ -288,6 +299,16 @@ mod tests {
                 "audit trail",
             ),
             (500, -32603, Class::Internal, None, "Internal error"),
+            (
+                429,
+                -32004,
+                Class::RateLimited,
+                Some(RateLimited),
+                "Too many jobs",
+            ),
+            (404, -32602, Class::Invalid, None, "8f2c"),
+            (409, -32602, Class::Invalid, None, "still working"),
+            (503, -32013, Class::Unavailable, None, "job store"),
         ];
         let all = every_refusal();
         assert_eq!(all.len(), want.len());
@@ -308,7 +329,7 @@ mod tests {
             }
             assert_eq!(
                 e.retry_after().is_some(),
-                matches!(status, 429) || *code == -32012 || *code == -32009,
+                matches!(status, 429) || matches!(*code, -32012 | -32009 | -32013),
                 "{e:?}"
             );
         }

@@ -105,6 +105,10 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), String> {
     // The proxy opens once the upstream pools can take traffic and the audit writer runs.
     let reloader = server.add_service(background_service("reload", reloader));
     let writer = server.add_service(background_service("audit", AuditWriter(rt.audit.clone())));
+    server.add_service(background_service(
+        "jobs",
+        crate::jobs::JobsService(rt.jobs.clone()),
+    ));
     let proxy = server.add_service(proxy);
     proxy.add_dependency(&reloader);
     proxy.add_dependency(&writer);

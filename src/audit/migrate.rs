@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_client_cert",
         include_str!("../../migrations/0002_client_cert.sql"),
     ),
+    ("0003_jobs", include_str!("../../migrations/0003_jobs.sql")),
 ];
 
 /// Applies the migrations not applied yet; returns their names.

@@ -34,4 +34,7 @@ pub struct AuditRecord {
     /// Subject of the verified TLS client certificate (mTLS listeners), at most 256 bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cert: Option<String>,
+    /// The job this row belongs to: its submission and its completion carry the same id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
 }

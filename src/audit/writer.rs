@@ -289,6 +289,7 @@ async fn copy(client: &deadpool_postgres::Client, rows: &[AuditRecord]) -> Resul
                 &r.arguments_mode,
                 &r.arguments,
                 &r.client_cert,
+                &r.job_id,
             ])
             .await
             .map_err(|e| e.to_string())?;
@@ -332,6 +333,7 @@ async fn insert(client: &deadpool_postgres::Client, rows: &[AuditRecord]) -> Res
                 &c.arguments_mode,
                 &c.arguments,
                 &c.client_cert,
+                &c.job_id,
             ],
         )
         .await
@@ -344,7 +346,7 @@ macro_rules! columns {
     () => {
         "time, request_id, instance, user_id, tenant, roles, scope, method, tool, jsonrpc_id, outcome,
         reason, rpc_error_code, http_status, upstream, latency_ms, upstream_latency_ms, request_bytes,
-        response_bytes, client_addr, session_hash, arguments_mode, arguments, client_cert"
+        response_bytes, client_addr, session_hash, arguments_mode, arguments, client_cert, job_id"
     };
 }
 
@@ -380,6 +382,7 @@ const COPY_TYPES: &[Type] = &[
     Type::TEXT,
     Type::TEXT,
     Type::TEXT,
+    Type::TEXT,
 ];
 
 const INSERT: &str = concat!(
@@ -388,12 +391,12 @@ const INSERT: &str = concat!(
     ")
 SELECT 'epoch'::timestamptz + u.t * interval '1 microsecond', u.rid, u.inst, u.uid, u.ten,
     string_to_array(u.roles, E'\\x1f'), u.scope, u.method, u.tool, u.jid, u.outcome, u.reason, u.code, u.status,
-    u.upstream, u.lat, u.ulat, u.reqb, u.respb, u.caddr, u.shash, u.amode, u.args, u.ccert
+    u.upstream, u.lat, u.ulat, u.reqb, u.respb, u.caddr, u.shash, u.amode, u.args, u.ccert, u.job
 FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
     $9::text[], $10::text[], $11::text[], $12::text[], $13::int4[], $14::int4[], $15::text[], $16::float8[],
-    $17::float8[], $18::int8[], $19::int8[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[])
+    $17::float8[], $18::int8[], $19::int8[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[])
     AS u(t, rid, inst, uid, ten, roles, scope, method, tool, jid, outcome, reason, code, status, upstream, lat,
-         ulat, reqb, respb, caddr, shash, amode, args, ccert)
+         ulat, reqb, respb, caddr, shash, amode, args, ccert, job)
 ON CONFLICT (request_id) DO NOTHING"
 );
 
@@ -423,6 +426,7 @@ struct Columns<'a> {
     arguments_mode: Vec<&'a str>,
     arguments: Vec<Option<&'a str>>,
     client_cert: Vec<Option<&'a str>>,
+    job_id: Vec<Option<&'a str>>,
 }
 
 impl<'a> From<&'a [AuditRecord]> for Columns<'a> {
@@ -470,6 +474,7 @@ impl<'a> From<&'a [AuditRecord]> for Columns<'a> {
             arguments_mode: text!(arguments_mode),
             arguments: opt_text!(arguments),
             client_cert: opt_text!(client_cert),
+            job_id: opt_text!(job_id),
         }
     }
 }

@@ -78,6 +78,9 @@ pub struct GatewayFile {
     /// default `$TMPDIR/mcp-gateway-<first listener port>.sock`.
     #[serde(default)]
     pub upgrade_socket: Option<PathBuf>,
+    /// Background tool calls: MCP tasks and the REST job API.
+    #[serde(default)]
+    pub jobs: JobsFile,
 }
 
 /// One entry of `listeners:`.
@@ -341,6 +344,10 @@ pub struct LimitsFile {
     /// Requests one upstream may have in flight at once (0: no limit); over it → 503.
     #[serde(default)]
     pub max_concurrent_per_upstream: u32,
+    /// Jobs (MCP tasks and REST jobs) one user may have queued or running at once (0: no
+    /// limit); over it → 429.
+    #[serde(default = "default_max_jobs_per_user")]
+    pub max_jobs_per_user: u32,
 }
 
 impl Default for LimitsFile {
@@ -351,8 +358,90 @@ impl Default for LimitsFile {
             upstream_read_timeout: default_read_timeout(),
             max_concurrent_per_user: 0,
             max_concurrent_per_upstream: 0,
+            max_jobs_per_user: default_max_jobs_per_user(),
         }
     }
+}
+
+fn default_max_jobs_per_user() -> u32 {
+    20
+}
+
+/// `jobs:` in gateway.yaml: tool calls the gateway runs in the background (MCP tasks, REST jobs).
+/// Start-only: the store and the workers live as long as the process.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsFile {
+    /// Off: `params.task` and the REST job API are refused; `POST /mcp/invoke` still runs calls
+    /// synchronously.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Background calls this instance runs at once; more wait `queued`.
+    #[serde(default = "default_job_workers")]
+    pub workers: usize,
+    /// How long a job survives its instance's silence: the running instance renews the lease
+    /// every third of it; past it, any instance marks the job `failed` (never runs it again).
+    #[serde(default = "default_job_lease", with = "duration")]
+    pub lease: Duration,
+    /// How long a job and its result are kept from creation when the client asks for nothing else.
+    #[serde(default = "default_job_ttl", with = "duration")]
+    pub default_ttl: Duration,
+    /// The longest retention a client may ask for (`params.task.ttl`, `ttl_ms`).
+    #[serde(default = "default_job_max_ttl", with = "duration")]
+    pub max_ttl: Duration,
+    /// The polling interval suggested to clients.
+    #[serde(default = "default_job_poll", with = "duration")]
+    pub poll_interval: Duration,
+    /// The longest a background call may run (the scope's `total_timeout` when shorter).
+    #[serde(default = "default_job_max_run", with = "duration")]
+    pub max_run: Duration,
+    /// Jobs kept in memory without a database (oldest finished ones are dropped first).
+    #[serde(default = "default_job_capacity")]
+    pub memory_capacity: usize,
+    /// The largest result stored; a bigger one fails the job with that reason.
+    #[serde(default = "default_job_result_bytes")]
+    pub max_result_bytes: usize,
+}
+
+impl Default for JobsFile {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            workers: default_job_workers(),
+            lease: default_job_lease(),
+            default_ttl: default_job_ttl(),
+            max_ttl: default_job_max_ttl(),
+            poll_interval: default_job_poll(),
+            max_run: default_job_max_run(),
+            memory_capacity: default_job_capacity(),
+            max_result_bytes: default_job_result_bytes(),
+        }
+    }
+}
+
+fn default_job_workers() -> usize {
+    8
+}
+fn default_job_lease() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_job_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_job_max_ttl() -> Duration {
+    Duration::from_secs(86_400)
+}
+fn default_job_poll() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_job_max_run() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_job_capacity() -> usize {
+    10_000
+}
+fn default_job_result_bytes() -> usize {
+    16 * 1024 * 1024
 }
 
 fn default_max_body() -> u64 {
@@ -532,6 +621,21 @@ pub struct ScopeFile {
     /// TLS toward this scope's `https` upstreams (files relative to this file).
     #[serde(default)]
     pub tls: Option<UpstreamTlsFile>,
+    /// Who runs task-augmented `tools/call`s (`params.task`) and answers `tasks/*`: `gateway`
+    /// (default; works with any upstream: the gateway runs the call in the background and keeps
+    /// the task, owned by its caller) or `upstream` (the upstream implements tasks itself; the
+    /// task methods pass through inside the caller's own session).
+    #[serde(default)]
+    pub tasks: TaskMode,
+}
+
+/// `tasks:` of a scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskMode {
+    #[default]
+    Gateway,
+    Upstream,
 }
 
 /// `tls:` of a scope: how the gateway verifies its `https` upstreams and what it presents to them.

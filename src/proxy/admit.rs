@@ -24,6 +24,8 @@ pub enum Route {
     Scoped,
     /// A browser's CORS preflight for a scoped endpoint or its metadata.
     Preflight,
+    /// The REST API under `/mcp/` (invoke, jobs, OpenAPI document).
+    Rest(crate::jobs::rest::Route),
 }
 
 /// Resolves the path; for a scoped endpoint, sets `ctx.scope`.
@@ -51,6 +53,9 @@ pub fn route(session: &Session, ctx: &mut RequestCtx) -> Result<Route, GatewayEr
             "no protected resource at {}",
             clip(path)
         )));
+    }
+    if let Some(r) = crate::jobs::rest::route(path) {
+        return Ok(Route::Rest(r));
     }
     match scope_of(path).and_then(|s| ctx.rt.upstreams.get(s)) {
         Some(scope) => {

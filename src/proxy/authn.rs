@@ -3,27 +3,37 @@
 
 use super::ctx::{Admitted, RequestCtx};
 use super::names;
-use crate::auth::{AuthError, Authenticator};
+use crate::auth::{AuthError, Authenticator, Identity};
 use crate::error::GatewayError;
 use crate::session::user_hash;
+use crate::upstream::ScopeUpstreams;
 use pingora_proxy::Session;
+use std::sync::Arc;
 
-/// Verifies the caller's token and sets `ctx.caller`.
+/// Verifies the caller's token and sets `ctx.caller` on the request's scope.
 pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    let identity = identity(session, ctx).await?;
+    let scope = ctx.scope.clone().ok_or(GatewayError::Internal)?;
+    admit_on(ctx, identity, scope)
+}
+
+/// The caller behind the request's bearer token (verified once, then cached), with the roles that
+/// stand on this connection.
+pub async fn identity(session: &Session, ctx: &RequestCtx) -> Result<Arc<Identity>, GatewayError> {
     let header = session
         .req_header()
         .headers
         .get(http::header::AUTHORIZATION)
         .map(|v| v.as_bytes());
     let token = Authenticator::bearer(header).map_err(GatewayError::Unauthorized)?;
-    let mut identity = ctx
+    let identity = ctx
         .rt
         .auth
         .verify(token)
         .await
         .map_err(GatewayError::Unauthorized)?;
     let subject = || crate::listen::tls::client_cert(session).map(|c| c.subject.as_str());
-    if let Some(roles) = ctx
+    match ctx
         .rt
         .config
         .policy
@@ -31,12 +41,21 @@ pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(),
     {
         // A role bound to a client certificate this connection lacks: the caller goes on with
         // the others (the audit row shows those).
-        identity = std::sync::Arc::new(crate::auth::Identity {
+        Some(roles) => Ok(Arc::new(Identity {
             roles,
             ..(*identity).clone()
-        });
+        })),
+        None => Ok(identity),
     }
-    let scope = ctx.scope.clone().ok_or(GatewayError::Internal)?;
+}
+
+/// The token's own limits on where it may be used: its resource indicators must name `scope`'s
+/// endpoint, and it must carry the OAuth scopes `scope` requires.
+pub fn fits_scope(
+    ctx: &RequestCtx,
+    identity: &Identity,
+    scope: &ScopeUpstreams,
+) -> Result<(), GatewayError> {
     if let Some(resources) = &identity.resources {
         let base = ctx.rt.config.public_url.as_deref();
         if !resources
@@ -51,6 +70,16 @@ pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(),
             scope.scope.oauth_scopes.join(" "),
         ));
     }
+    Ok(())
+}
+
+/// Admits a verified caller on `scope` (see [`fits_scope`]) and sets `ctx.caller`.
+pub fn admit_on(
+    ctx: &mut RequestCtx,
+    identity: Arc<Identity>,
+    scope: Arc<ScopeUpstreams>,
+) -> Result<(), GatewayError> {
+    fits_scope(ctx, &identity, &scope)?;
     ctx.caller = Some(Admitted {
         scope,
         identity,

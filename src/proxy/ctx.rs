@@ -79,6 +79,8 @@ pub struct RequestCtx {
     pub rewritten: Option<super::translate::up::Rewritten>,
     /// A legacy HTTP+SSE message: its answer goes to the client's stream.
     pub legacy: Option<super::legacy::Legacy>,
+    /// The job this request submitted (or, for the REST job API, the job it read).
+    pub job: Option<String>,
     /// The connection's head clock, restarted for the next request once this one is done.
     pub head_clock: Option<crate::listen::HeadClock>,
 }
@@ -111,6 +113,7 @@ impl RequestCtx {
             streaming: false,
             upstream_error_body: None,
             head_clock: None,
+            job: None,
             legacy: None,
             bridged: None,
             rewritten: None,

@@ -47,6 +47,11 @@ impl ProxyHttp for Gateway {
                     .map(|_| true)
             }
             Ok(Route::Preflight) => respond::preflight(session, ctx).await,
+            Ok(Route::Rest(r)) => {
+                return crate::jobs::rest::serve(session, ctx, r)
+                    .await
+                    .map(|_| true)
+            }
             Ok(Route::Scoped) => inbound::inspect(session, ctx).await,
             Err(e) => {
                 session.set_keepalive(None);

@@ -65,6 +65,12 @@ pub async fn decide(
     match decision {
         Decision::Forward => {
             limit::check(ctx).await?;
+            if let Some(answer) = crate::jobs::tasks::answer(ctx, bytes).await? {
+                respond::json(session, ctx, 200, answer, &[])
+                    .await
+                    .map_err(|_| GatewayError::Internal)?;
+                return Ok(true);
+            }
             let Some((status, body)) = translate::answer_here(ctx, bytes).await? else {
                 return Ok(false);
             };

@@ -48,6 +48,8 @@ pub struct Runtime {
     pub legacy: Arc<legacy::Streams>,
     /// The gateway's own upstream sessions for 2026-07-28 clients on older upstreams.
     pub bridged: Arc<translate::Pool>,
+    /// Background tool calls (MCP tasks, REST jobs); built at start, kept across reloads.
+    pub jobs: Arc<crate::jobs::Jobs>,
 }
 
 /// The gateway proxy. Each request takes the runtime current when it starts and keeps it to the

@@ -90,8 +90,28 @@ impl ReplacedBody {
 
 /// Renders a refusal: status, headers (`WWW-Authenticate`, `Allow`) and the JSON-RPC error body.
 pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) -> Result<()> {
+    let extra = error_headers(session, ctx, err);
+    json(session, ctx, err.status(), err.body(ctx.rpc_id()), &extra).await
+}
+
+/// The headers a refusal carries: `WWW-Authenticate` for token problems (with the protected
+/// resource's metadata on MCP endpoints), `Allow`, `Retry-After`.
+pub fn error_headers(
+    session: &Session,
+    ctx: &RequestCtx,
+    err: &GatewayError,
+) -> Vec<(&'static str, String)> {
     let mut extra = Vec::new();
     match err {
+        // The REST API has no protected-resource metadata of its own.
+        GatewayError::Unauthorized(reason) if ctx.scope.is_none() => {
+            let value = if *reason == crate::auth::AuthError::Missing {
+                "Bearer".to_string()
+            } else {
+                "Bearer error=\"invalid_token\"".to_string()
+            };
+            extra.push(("WWW-Authenticate", value));
+        }
         GatewayError::Unauthorized(reason) => {
             let metadata = resource_metadata_url(session, ctx);
             let scope = ctx
@@ -122,7 +142,7 @@ pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) 
     if let Some(secs) = err.retry_after() {
         extra.push(("Retry-After", secs.to_string()));
     }
-    json(session, ctx, err.status(), err.body(ctx.rpc_id()), &extra).await
+    extra
 }
 
 /// The public base URL: configured, or from the request's `Host`.

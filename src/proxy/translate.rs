@@ -77,7 +77,7 @@ impl Pool {
     }
 
     /// The session on `picked`, opened now when there is none.
-    async fn get(
+    pub(crate) async fn get(
         &self,
         scope: &ScopeUpstreams,
         picked: &Picked,
@@ -104,7 +104,7 @@ impl Pool {
     }
 
     /// A POST of the gateway's own to `picked`, as the upstream expects any request.
-    fn post(
+    pub(crate) fn post(
         &self,
         scope: &ScopeUpstreams,
         picked: &Picked,

@@ -16,6 +16,7 @@ const AT_START: &[&str] = &[
     "connections",
     "dev_issuer",
     "upgrade_socket",
+    "jobs",
 ];
 
 const RESTART: &str = "cannot change while the gateway runs; restart it (or hand over to a new process: README, Upgrades) to apply this edit";

@@ -2,7 +2,7 @@
 //! carries over what must not reset under a client: the verified-token cache (when the JWT
 //! settings stay), the budgets of rate limits whose name and definition stay, the upstream pools
 //! of unchanged scopes (their health, outlier state and tool processes), the calls in flight per
-//! user and upstream, the open legacy streams and bridged sessions, and the audit queue.
+//! user and upstream, the open legacy streams and bridged sessions, the audit queue and the jobs.
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -35,6 +35,7 @@ pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, S
             legacy: r.legacy.clone(),
             bridged: r.bridged.clone(),
             audit: r.audit.clone(),
+            jobs: r.jobs.clone(),
             auth,
             sessions,
             upstreams,
@@ -45,13 +46,16 @@ pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, S
                 Some(s) => Some(RedisStore::new(&s.redis_url, s.timeout, s.on_error)?),
                 None => None,
             };
+            let audit = crate::audit::Audit::new(config.audit.clone());
+            let jobs = crate::jobs::Jobs::new(config.jobs.clone(), &config.audit, audit.clone());
             Runtime {
                 limits: RateLimits::new(rules, store),
                 user_inflight: Inflight::new(l.max_concurrent_per_user),
                 upstream_inflight: Inflight::new(l.max_concurrent_per_upstream),
                 legacy: Default::default(),
                 bridged: Default::default(),
-                audit: crate::audit::Audit::new(config.audit.clone()),
+                audit,
+                jobs,
                 auth,
                 sessions,
                 upstreams,

@@ -183,6 +183,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         arguments_mode: audit.config.arguments.name().to_string(),
         arguments,
         client_cert: crate::listen::tls::client_cert(session).map(|c| c.subject.clone()),
+        job_id: ctx.job.clone(),
     });
 }
 
@@ -233,6 +234,7 @@ pub fn refused_head(audit: &crate::audit::Audit, r: crate::listen::RefusedHead) 
         arguments_mode: audit.config.arguments.name().to_string(),
         arguments: None,
         client_cert: None,
+        job_id: None,
     });
 }
 

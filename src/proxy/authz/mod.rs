@@ -10,7 +10,10 @@
 //!   real reason goes to the log and the audit row);
 //! - the list methods pass when the caller holds a grant of that kind, and their answers are
 //!   filtered (see `filter`);
-//! - `tasks/*` pass only inside a session the caller owns (a task id alone proves nothing);
+//! - `tasks/*`: on a scope whose tasks the gateway runs (`tasks: gateway`), they pass and are
+//!   answered from the caller's own jobs (another user's task id is unknown to them); on a scope
+//!   that leaves tasks to its upstreams, only inside a session the caller owns (a task id alone
+//!   proves nothing);
 //! - any other method is refused as not found, unless the scope names it in `allow_methods`.
 
 use super::ctx::{Admitted, RequestCtx};
@@ -186,10 +189,10 @@ fn method_rule(policy: &Policy, caller: &Admitted, m: &Message) -> Result<Rule, 
                 uri,
                 "resource not granted to any of the caller's roles",
             )),
-            None => Err(GatewayError::Internal),
+            None | Some(Target::Task(_)) => Err(GatewayError::Internal),
         },
         "tasks/get" | "tasks/result" | "tasks/list" | "tasks/cancel" => {
-            if session.is_some() {
+            if session.is_some() || scope.scope.tasks == crate::config::file::TaskMode::Gateway {
                 Ok(Rule::Pass)
             } else {
                 denied(Denied::method(

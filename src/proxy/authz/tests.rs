@@ -56,12 +56,7 @@ fn lists_are_filtered_and_unknown_methods_refused() {
     assert!(matches!(decide(&mut ctx, &rpc(list)), Decision::Forward));
     assert!(matches!(ctx.rewrite, ResponseRewrite::ListPending));
     // The analyst holds a tool grant only: no resources, no prompts, no unknown methods.
-    for method in [
-        "resources/list",
-        "prompts/list",
-        "sampling/anything",
-        "tasks/get",
-    ] {
+    for method in ["resources/list", "prompts/list", "sampling/anything"] {
         let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{}}}}"#);
         let mut ctx = admitted(&rt, "bob", &["analyst"]);
         match decide(&mut ctx, &rpc(&body)) {
@@ -69,6 +64,32 @@ fn lists_are_filtered_and_unknown_methods_refused() {
             _ => panic!("{method} must be refused"),
         }
     }
+}
+
+/// On a scope whose tasks the gateway runs (the default), the task methods pass to the task
+/// step, which answers from the caller's own jobs only; a task method without a task id is
+/// malformed.
+#[test]
+fn task_methods_pass_to_the_gateways_own_tasks() {
+    let rt = TestRuntime::new().build();
+    for method in ["tasks/get", "tasks/result", "tasks/cancel"] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"taskId":"abc"}}}}"#
+        );
+        let mut ctx = admitted(&rt, "bob", &["analyst"]);
+        assert!(
+            matches!(decide(&mut ctx, &rpc(&body)), Decision::Forward),
+            "{method}"
+        );
+        let bare = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{}}}}"#);
+        assert!(
+            crate::jsonrpc::parse(bare.as_bytes(), false, false).is_err(),
+            "{method}"
+        );
+    }
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tasks/list"}"#;
+    let mut ctx = admitted(&rt, "bob", &["analyst"]);
+    assert!(matches!(decide(&mut ctx, &rpc(list)), Decision::Forward));
 }
 
 #[test]

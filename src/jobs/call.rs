@@ -1,0 +1,389 @@
+//! One tool call the gateway makes itself (a job, or a synchronous `POST /mcp/invoke`): it picks
+//! a healthy upstream of the scope and sends the `tools/call` in the revision that upstream
+//! speaks — in the gateway's own upstream session for older upstreams (shared with bridged
+//! requests), or stateless with the `_meta` envelope for 2026-07-28-only ones. The caller's
+//! identity travels as on a proxied call (`X-User-ID`, `X-Tenant-ID`, `X-Request-ID`); the
+//! client's token never does.
+//!
+//! Cancelling stops the wait and tells the upstream with `notifications/cancelled`.
+
+use crate::auth::Identity;
+use crate::error::GatewayError;
+use crate::jsonrpc::MODERN_VERSION;
+use crate::outcome::Class;
+use crate::proxy::translate;
+use crate::upstream::{Picked, ScopeUpstreams};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the call needs, taken from the request that asked for it (after it was allowed).
+pub struct Call {
+    pub scope: Arc<ScopeUpstreams>,
+    pub bridged: Arc<translate::Pool>,
+    pub identity: Arc<Identity>,
+    pub tool: String,
+    /// The `arguments` object as the client sent it.
+    pub arguments: Value,
+    /// The request that submitted it (the upstream sees it in `X-Request-ID`).
+    pub request_id: String,
+}
+
+/// Why a call has no result.
+#[derive(Debug)]
+pub enum Failure {
+    Cancelled,
+    Gateway(GatewayError),
+}
+
+/// How a call ended.
+pub struct Ended {
+    /// The JSON-RPC answer's `{"result": …}` or `{"error": …}`, as JSON text.
+    pub result: Result<String, Failure>,
+    pub upstream: Option<Picked>,
+    /// Whether the result is a tool error (`isError`), or the JSON-RPC error code.
+    pub tool_error: bool,
+    pub rpc_code: Option<i32>,
+}
+
+impl Call {
+    /// A job's time limit: `max_run`, or the scope's `total_timeout` when that is shorter.
+    pub fn timeout(&self, max_run: Duration) -> Duration {
+        self.scope
+            .scope
+            .total_timeout
+            .map_or(max_run, |t| t.min(max_run))
+    }
+
+    /// A synchronous call's time limit: the scope's `total_timeout`, else its read timeout.
+    pub fn sync_timeout(&self) -> Duration {
+        self.scope
+            .scope
+            .total_timeout
+            .unwrap_or(self.scope.scope.read_timeout)
+    }
+
+    /// Makes the call; `cancelled` resolving stops it.
+    pub async fn run(
+        &self,
+        job_id: &str,
+        timeout: Duration,
+        cancelled: impl std::future::Future<Output = ()>,
+    ) -> Ended {
+        let Some(picked) = self.scope.select(self.identity.user.as_bytes(), &[]) else {
+            return self.failed(
+                None,
+                GatewayError::NoHealthyUpstream(self.scope.scope.name.clone()),
+            );
+        };
+        let rpc_id = format!("\"mcp-gateway-job-{job_id}\"");
+        let sent = async {
+            match self.send(&picked, &rpc_id, timeout).await {
+                // The upstream forgot the gateway's session: open a new one, once.
+                Err(Sent::SessionGone) => {
+                    self.bridged.forget(&picked.addr);
+                    self.send(&picked, &rpc_id, timeout).await
+                }
+                other => other,
+            }
+        };
+        tokio::select! {
+            r = sent => match r {
+                Ok(text) => self.ended(&picked, text),
+                Err(Sent::Failed(e)) => self.failed(Some(&picked), e),
+                Err(Sent::SessionGone) => self.failed(Some(&picked), GatewayError::UpstreamFailed("the upstream lost the session".into())),
+            },
+            _ = cancelled => {
+                self.tell_cancelled(&picked, &rpc_id).await;
+                Ended { result: Err(Failure::Cancelled), upstream: Some(picked), tool_error: false, rpc_code: None }
+            }
+        }
+    }
+
+    fn failed(&self, picked: Option<&Picked>, e: GatewayError) -> Ended {
+        Ended {
+            rpc_code: Some(e.code()),
+            result: Err(Failure::Gateway(e)),
+            upstream: picked.cloned(),
+            tool_error: false,
+        }
+    }
+
+    fn ended(&self, picked: &Picked, answer: Value) -> Ended {
+        let tool_error = answer
+            .pointer("/result/isError")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let rpc_code = answer
+            .pointer("/error/code")
+            .and_then(Value::as_i64)
+            .map(|c| c as i32);
+        let kept = match (answer.get("result"), answer.get("error")) {
+            (Some(r), _) => json!({ "result": r }),
+            (None, Some(e)) => json!({ "error": e }),
+            _ => {
+                return self.failed(
+                    Some(picked),
+                    GatewayError::UpstreamFailed("the upstream's answer holds no result".into()),
+                )
+            }
+        };
+        Ended {
+            result: Ok(kept.to_string()),
+            upstream: Some(picked.clone()),
+            tool_error,
+            rpc_code,
+        }
+    }
+
+    /// The revision to speak and the gateway's session there (none toward 2026-07-28-only
+    /// upstreams, which keep no sessions).
+    async fn session(
+        &self,
+        picked: &Picked,
+    ) -> Result<Option<(&'static str, Option<String>)>, GatewayError> {
+        match self.scope.scope.upstream_version {
+            Some(MODERN_VERSION) => Ok(None),
+            v => {
+                let version = v.unwrap_or("2025-11-25");
+                let opened = self.bridged.get(&self.scope, picked, version).await?;
+                Ok(Some((version, opened.session.clone())))
+            }
+        }
+    }
+
+    fn request(
+        &self,
+        picked: &Picked,
+        body: &Value,
+        session: &Option<(&'static str, Option<String>)>,
+        method: &str,
+    ) -> reqwest::RequestBuilder {
+        let mut r = self
+            .bridged
+            .post(&self.scope, picked, body)
+            .header("x-request-id", self.request_id.as_str())
+            .header("x-user-id", self.identity.user.as_str());
+        if let Some(t) = &self.identity.tenant {
+            r = r.header("x-tenant-id", t.as_str());
+        }
+        match session {
+            Some((version, s)) => {
+                r = r.header("mcp-protocol-version", *version);
+                if let Some(s) = s {
+                    r = r.header("mcp-session-id", s.as_str());
+                }
+            }
+            None => {
+                r = r
+                    .header("mcp-protocol-version", MODERN_VERSION)
+                    .header("mcp-method", method);
+                if method == "tools/call" {
+                    r = r.header(
+                        "mcp-name",
+                        crate::proxy::modern::encode_header_value(&self.tool),
+                    );
+                }
+            }
+        }
+        r
+    }
+
+    async fn send(&self, picked: &Picked, rpc_id: &str, timeout: Duration) -> Result<Value, Sent> {
+        let session = self.session(picked).await.map_err(Sent::Failed)?;
+        let mut params = json!({ "name": self.tool, "arguments": self.arguments });
+        if session.is_none() {
+            params["_meta"] = envelope();
+        }
+        let id: Value = serde_json::from_str(rpc_id).unwrap_or(Value::Null);
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
+        let resp = self
+            .request(picked, &body, &session, "tools/call")
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| Sent::Failed(transport(e)))?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::NOT_FOUND
+            && session.as_ref().is_some_and(|(_, s)| s.is_some())
+        {
+            return Err(Sent::SessionGone);
+        }
+        if !status.is_success() {
+            return Err(Sent::Failed(GatewayError::UpstreamFailed(
+                format!("the upstream answered HTTP {}", status.as_u16()).into(),
+            )));
+        }
+        let text = resp.text().await.map_err(|e| Sent::Failed(transport(e)))?;
+        answer_to(&text, &id).ok_or_else(|| {
+            Sent::Failed(GatewayError::UpstreamFailed(
+                "the upstream's answer is not a JSON-RPC answer to the call".into(),
+            ))
+        })
+    }
+
+    /// `notifications/cancelled` for the call, best effort.
+    async fn tell_cancelled(&self, picked: &Picked, rpc_id: &str) {
+        let Ok(session) = self.session(picked).await else {
+            return;
+        };
+        let id: Value = serde_json::from_str(rpc_id).unwrap_or(Value::Null);
+        let mut params = json!({"requestId": id, "reason": "cancelled by its owner"});
+        if session.is_none() {
+            params["_meta"] = envelope();
+        }
+        let body = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params});
+        let sent = self
+            .request(picked, &body, &session, "notifications/cancelled")
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        if let Err(e) = sent {
+            tracing::info!(error = %e.without_url(), "cancellation not delivered to the upstream");
+        }
+    }
+
+    /// The row that records a job's end, linked to its submission by the job id.
+    pub fn audit_end(
+        &self,
+        audit: &crate::audit::Audit,
+        job: &super::Job,
+        ended: &Ended,
+        elapsed: Duration,
+        status: super::Status,
+    ) {
+        if !audit.enabled() {
+            return;
+        }
+        let (outcome, reason) = match (&ended.result, status) {
+            (Err(Failure::Cancelled), _) | (_, super::Status::Cancelled) => {
+                (Class::Ok, Some("job cancelled by its owner".to_string()))
+            }
+            (Err(Failure::Gateway(e)), _) => (
+                crate::outcome::Outcome::Gateway(e).class(),
+                Some(e.to_string()),
+            ),
+            (Ok(_), super::Status::Failed) => (
+                Class::Internal,
+                Some("the result could not be stored".to_string()),
+            ),
+            (Ok(_), _) if ended.tool_error => (Class::ToolError, None),
+            (Ok(_), _) if ended.rpc_code.is_some() => (Class::RpcError, None),
+            (Ok(_), _) => (Class::Ok, None),
+        };
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        audit.submit(crate::audit::AuditRecord {
+            time_us: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0),
+            request_id: uuid::Uuid::new_v4().simple().to_string(),
+            instance: audit.config.instance.clone(),
+            user_id: Some(crate::logs::clip(&job.owner.user).into_owned()),
+            tenant: self
+                .identity
+                .tenant
+                .as_deref()
+                .map(|t| crate::logs::clip(t).into_owned()),
+            roles: self
+                .identity
+                .roles
+                .iter()
+                .take(32)
+                .map(|r| crate::logs::clip(r).into_owned())
+                .collect(),
+            scope: Some(job.scope.clone()),
+            method: Some("tools/call".into()),
+            tool: Some(job.tool.clone()),
+            jsonrpc_id: None,
+            outcome,
+            reason,
+            rpc_error_code: ended.rpc_code,
+            http_status: 200,
+            upstream: ended.upstream.as_ref().map(|p| p.addr.clone()),
+            latency_ms: ms,
+            upstream_latency_ms: Some(ms),
+            request_bytes: 0,
+            response_bytes: ended.result.as_ref().map_or(0, |t| t.len() as i64),
+            client_addr: None,
+            session_hash: None,
+            arguments_mode: audit.config.arguments.name().to_string(),
+            arguments: None,
+            client_cert: None,
+            job_id: Some(job.id.clone()),
+        });
+    }
+}
+
+enum Sent {
+    Failed(GatewayError),
+    SessionGone,
+}
+
+fn transport(e: reqwest::Error) -> GatewayError {
+    if e.is_timeout() {
+        GatewayError::UpstreamTimeout("the tool did not answer in time".into())
+    } else {
+        tracing::warn!(error = %e.without_url(), "job call to the upstream failed");
+        GatewayError::UpstreamFailed("the upstream could not be reached".into())
+    }
+}
+
+/// The 2026-07-28 envelope the gateway sends as a client of its own.
+fn envelope() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
+    })
+}
+
+/// The JSON-RPC answer with `id` in a JSON body or an SSE stream (server requests and
+/// notifications on the way are skipped).
+fn answer_to(text: &str, id: &Value) -> Option<Value> {
+    let is_answer = |v: &Value| {
+        v.get("id") == Some(id) && (v.get("result").is_some() || v.get("error").is_some())
+    };
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        return is_answer(&v).then_some(v);
+    }
+    // SSE: an event's data may span several `data:` lines.
+    let mut data = String::new();
+    for line in text.lines().chain(std::iter::once("")) {
+        if let Some(d) = line.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(d.strip_prefix(' ').unwrap_or(d));
+        } else if line.is_empty() && !data.is_empty() {
+            if let Ok(v) = serde_json::from_str::<Value>(&data) {
+                if is_answer(&v) {
+                    return Some(v);
+                }
+            }
+            data.clear();
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer_to;
+    use serde_json::json;
+
+    #[test]
+    fn the_answer_is_found_in_json_or_among_events() {
+        let id = json!("j1");
+        let v = answer_to(
+            r#"{"jsonrpc":"2.0","id":"j1","result":{"content":[]}}"#,
+            &id,
+        )
+        .unwrap();
+        assert_eq!(v["result"]["content"], json!([]));
+        let sse = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"j1\",\"error\":{\"code\":-32602,\"message\":\"x\"}}\n\n";
+        assert_eq!(answer_to(sse, &id).unwrap()["error"]["code"], -32602);
+        assert!(answer_to(r#"{"jsonrpc":"2.0","id":"other","result":{}}"#, &id).is_none());
+        assert!(answer_to("garbage", &id).is_none());
+    }
+}

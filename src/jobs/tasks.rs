@@ -1,0 +1,328 @@
+//! MCP tasks answered by the gateway (scopes with `tasks: gateway`, the default): a `tools/call`
+//! with `params.task` becomes a job and is answered at once with the task; `tasks/get`,
+//! `tasks/result`, `tasks/list` and `tasks/cancel` read and change the caller's own jobs. The
+//! request has passed the same door as any `tools/call` by then (grant, rate limits).
+//!
+//! Shapes: 2025-11-25 (`CreateTaskResult {task}`, `tasks/result` blocks until the task ends and
+//! returns exactly the call's result or error) and the 2026-07-28 tasks extension (a flat result
+//! with `resultType: "task"`, `ttlMs`, `pollIntervalMs`; `tasks/get` carries the result or error
+//! inline once the task ended).
+
+use super::{call::Call, rfc3339, store::Filter, Job, Kind, Owner, Status};
+use crate::error::GatewayError;
+use crate::jsonrpc::{Rpc, Target};
+use crate::proxy::ctx::RequestCtx;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Tasks a `tasks/list` page holds.
+const PAGE: usize = 100;
+
+/// The JSON-RPC answer for a task request the gateway serves itself; `None` for anything else
+/// (or on a scope that leaves tasks to its upstreams).
+pub async fn answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>, GatewayError> {
+    let caller = ctx.admitted()?;
+    if caller.scope.scope.tasks != crate::config::file::TaskMode::Gateway {
+        return Ok(None);
+    }
+    let Some(Rpc::Single(m)) = &ctx.rpc else {
+        return Ok(None);
+    };
+    let method = m.method.as_deref().unwrap_or("");
+    let task_id = match &m.target {
+        Some(Target::Task(id)) => Some(id.clone()),
+        _ => None,
+    };
+    let answer = match method {
+        "tools/call" if m.task => submit(ctx, body).await?,
+        "tasks/get" | "tasks/result" | "tasks/cancel" => {
+            let id = task_id.ok_or(GatewayError::Internal)?;
+            ctx.job = Some(id.clone());
+            match method {
+                "tasks/get" => get(ctx, &id).await?,
+                "tasks/result" => result(ctx, &id).await?,
+                _ => cancel(ctx, &id).await?,
+            }
+        }
+        "tasks/list" => list(ctx, body).await?,
+        _ => return Ok(None),
+    };
+    let id = ctx.rpc_id().unwrap_or("null");
+    Ok(Some(match answer {
+        Ok(result) => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).into_bytes(),
+        Err(error) => format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{error}}}"#).into_bytes(),
+    }))
+}
+
+/// A JSON-RPC result or error object.
+type Answer = Result<Value, Value>;
+
+fn unknown(id: &str) -> Answer {
+    Err(json!({"code": -32602, "message": format!("Unknown task: {}", crate::logs::clip(id))}))
+}
+
+#[derive(Deserialize)]
+struct TaskCall {
+    params: TaskCallParams,
+}
+
+#[derive(Deserialize)]
+struct TaskCallParams {
+    name: String,
+    #[serde(default)]
+    arguments: Option<Value>,
+    task: TaskParams,
+}
+
+#[derive(Deserialize)]
+struct TaskParams {
+    #[serde(default)]
+    ttl: Option<u64>,
+}
+
+async fn submit(ctx: &mut RequestCtx, body: &[u8]) -> Result<Answer, GatewayError> {
+    // Read again on this path only, for what the single pass does not keep (the arguments and
+    // the task's ttl).
+    let call: TaskCall = serde_json::from_slice(body).map_err(|e| {
+        GatewayError::InvalidParams(
+            format!("a task-augmented tools/call needs params.task as an object: {e}").into(),
+        )
+    })?;
+    let caller = ctx.admitted()?;
+    if caller.scope.scope.upstreams.iter().any(|u| u.legacy_sse) {
+        return Err(GatewayError::InvalidRequest(
+            "tasks are not available on a scope whose upstreams speak only the legacy HTTP+SSE transport".into(),
+        ));
+    }
+    let jobs = ctx.rt.jobs.clone();
+    let ttl = jobs.ttl(call.params.task.ttl);
+    let work = Call {
+        scope: caller.scope.clone(),
+        bridged: ctx.rt.bridged.clone(),
+        identity: caller.identity.clone(),
+        tool: call.params.name,
+        arguments: call.params.arguments.unwrap_or_else(|| json!({})),
+        request_id: ctx.request_id.clone(),
+    };
+    let owner = Owner::of(&caller.identity);
+    let job = jobs
+        .submit(
+            owner,
+            Kind::Task,
+            ttl,
+            ctx.rt.config.limits.max_jobs_per_user,
+            work,
+        )
+        .await?;
+    ctx.job = Some(job.id.clone());
+    let poll = jobs.settings.poll_interval;
+    Ok(Ok(if ctx.is_modern() {
+        let mut t = modern_task(&job, poll);
+        t["resultType"] = "task".into();
+        t
+    } else {
+        json!({ "task": task(&job, poll) })
+    }))
+}
+
+/// The caller's task, when it is theirs, in this scope, and not expired.
+async fn find(ctx: &RequestCtx, id: &str) -> Result<Option<Job>, GatewayError> {
+    let caller = ctx.admitted()?;
+    let job = ctx
+        .rt
+        .jobs
+        .store()?
+        .get(id, &Owner::of(&caller.identity))
+        .await?;
+    Ok(job.filter(|j| j.scope == caller.scope.scope.name && j.status != Status::Expired))
+}
+
+async fn get(ctx: &RequestCtx, id: &str) -> Result<Answer, GatewayError> {
+    let Some(job) = find(ctx, id).await? else {
+        return Ok(unknown(id));
+    };
+    let poll = ctx.rt.jobs.settings.poll_interval;
+    Ok(Ok(if ctx.is_modern() {
+        let mut t = modern_task(&job, poll);
+        t["resultType"] = "complete".into();
+        if let Some(o) = outcome(&job) {
+            match o {
+                Ok(r) => t["result"] = r,
+                Err(e) => t["error"] = e,
+            }
+        }
+        t
+    } else {
+        task(&job, poll)
+    }))
+}
+
+/// Waits (polling the store) until the task ends, within the scope's read timeout, then returns
+/// the call's own result or error.
+async fn result(ctx: &RequestCtx, id: &str) -> Result<Answer, GatewayError> {
+    let deadline = std::time::Instant::now() + ctx.admitted()?.scope.scope.read_timeout;
+    let poll = ctx
+        .rt
+        .jobs
+        .settings
+        .poll_interval
+        .min(Duration::from_millis(250));
+    loop {
+        let Some(job) = find(ctx, id).await? else {
+            return Ok(unknown(id));
+        };
+        if job.status.is_final() {
+            let related = json!({"io.modelcontextprotocol/related-task": {"taskId": job.id}});
+            return Ok(match outcome(&job) {
+                Some(Ok(mut r)) => {
+                    if let Some(o) = r.as_object_mut() {
+                        o.insert("_meta".into(), related);
+                    }
+                    Ok(r)
+                }
+                Some(Err(e)) => Err(e),
+                None => Err(
+                    json!({"code": -32603, "message": job.message.unwrap_or_else(|| format!("task {}", job.status.as_str())), "data": related}),
+                ),
+            });
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(Err(json!({"code": -32603,
+                "message": "the task is still working: poll tasks/get and ask for its result once it has ended"})));
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+async fn cancel(ctx: &RequestCtx, id: &str) -> Result<Answer, GatewayError> {
+    if find(ctx, id).await?.is_none() {
+        return Ok(unknown(id));
+    }
+    let owner = Owner::of(&ctx.admitted()?.identity);
+    let before_final = ctx
+        .rt
+        .jobs
+        .store()?
+        .get(id, &owner)
+        .await?
+        .is_some_and(|j| j.status.is_final());
+    if before_final {
+        return Ok(Err(json!({"code": -32602,
+            "message": "Cannot cancel a task that has already ended"})));
+    }
+    let Some(job) = ctx.rt.jobs.cancel(id, &owner).await? else {
+        return Ok(unknown(id));
+    };
+    let poll = ctx.rt.jobs.settings.poll_interval;
+    Ok(Ok(if ctx.is_modern() {
+        let mut t = modern_task(&job, poll);
+        t["resultType"] = "complete".into();
+        t
+    } else {
+        task(&job, poll)
+    }))
+}
+
+#[derive(Deserialize, Default)]
+struct ListRequest {
+    #[serde(default)]
+    params: Option<ListParams>,
+}
+
+#[derive(Deserialize, Default)]
+struct ListParams {
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+async fn list(ctx: &RequestCtx, body: &[u8]) -> Result<Answer, GatewayError> {
+    let req: ListRequest = serde_json::from_slice(body).unwrap_or_default();
+    let offset = match req.params.and_then(|p| p.cursor) {
+        Some(c) => match c.parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => {
+                return Ok(Err(
+                    json!({"code": -32602, "message": "Invalid cursor for tasks/list"}),
+                ))
+            }
+        },
+        None => 0,
+    };
+    let caller = ctx.admitted()?;
+    let filter = Filter {
+        status: None,
+        scope: Some(&caller.scope.scope.name),
+    };
+    let jobs = ctx
+        .rt
+        .jobs
+        .store()?
+        .list(&Owner::of(&caller.identity), filter, offset, PAGE + 1)
+        .await?;
+    let poll = ctx.rt.jobs.settings.poll_interval;
+    let tasks: Vec<Value> = jobs
+        .iter()
+        .filter(|j| j.status != Status::Expired)
+        .take(PAGE)
+        .map(|j| task(j, poll))
+        .collect();
+    let mut result = json!({ "tasks": tasks });
+    if jobs.len() > PAGE {
+        result["nextCursor"] = (offset + PAGE).to_string().into();
+    }
+    Ok(Ok(result))
+}
+
+/// The status a task shows: MCP has no `queued` (a queued call is working as far as the client
+/// knows).
+fn mcp_status(s: Status) -> &'static str {
+    match s {
+        Status::Queued | Status::Working => "working",
+        Status::Completed => "completed",
+        Status::Failed | Status::Expired => "failed",
+        Status::Cancelled => "cancelled",
+    }
+}
+
+/// A 2025-11-25 `Task`.
+fn task(job: &Job, poll: Duration) -> Value {
+    let mut t = json!({
+        "taskId": job.id,
+        "status": mcp_status(job.status),
+        "createdAt": rfc3339(job.created),
+        "lastUpdatedAt": rfc3339(job.updated),
+        "ttl": job.ttl_ms,
+        "pollInterval": poll.as_millis() as u64,
+    });
+    if let Some(m) = &job.message {
+        t["statusMessage"] = m.as_str().into();
+    }
+    t
+}
+
+/// A task in the 2026-07-28 extension's flat shape.
+fn modern_task(job: &Job, poll: Duration) -> Value {
+    let mut t = json!({
+        "taskId": job.id,
+        "status": mcp_status(job.status),
+        "createdAt": rfc3339(job.created),
+        "lastUpdatedAt": rfc3339(job.updated),
+        "ttlMs": job.ttl_ms,
+        "pollIntervalMs": poll.as_millis() as u64,
+    });
+    if let Some(m) = &job.message {
+        t["statusMessage"] = m.as_str().into();
+    }
+    t
+}
+
+/// The stored call outcome: its result, or its JSON-RPC error.
+pub fn outcome(job: &Job) -> Option<Result<Value, Value>> {
+    let v: Value = serde_json::from_str(job.outcome.as_deref()?).ok()?;
+    match (v.get("result"), v.get("error")) {
+        (Some(r), _) => Some(Ok(r.clone())),
+        (None, Some(e)) => Some(Err(e.clone())),
+        _ => None,
+    }
+}
