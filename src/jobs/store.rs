@@ -336,8 +336,8 @@ impl Postgres {
                 "INSERT INTO jobs (id, user_id, tenant, scope, tool, kind, status, created_at,
                     updated_at, expires_at, ttl_ms, lease_owner, lease_until)
                  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12
-                 WHERE $13 = 0 OR (SELECT count(*) FROM jobs WHERE user_id = $2 AND tenant = $3
-                     AND status IN ('queued', 'working')) < $13",
+                 WHERE $13::bigint = 0 OR (SELECT count(*) FROM jobs WHERE user_id = $2 AND tenant = $3
+                     AND status IN ('queued', 'working')) < $13::bigint",
                 &[
                     &job.id,
                     &job.owner.user,
@@ -513,8 +513,8 @@ impl Postgres {
         let gone = client
             .execute(
                 "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE status = 'expired'
-                     AND expires_at < now() - $1 * interval '1 second' LIMIT $2)",
-                &[&(EXPIRED_KEPT.as_secs() as f64), &SWEEP_BATCH],
+                     AND expires_at < $1 LIMIT $2)",
+                &[&(SystemTime::now() - EXPIRED_KEPT), &SWEEP_BATCH],
             )
             .await
             .map_err(unavailable)?;

@@ -303,6 +303,9 @@ impl Visible for Stamped {
     fn stamps_result_type(&self) -> bool {
         true
     }
+    fn gateway_tasks(&self) -> bool {
+        self.0.gateway_tasks()
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,11 @@ pub trait Visible: Send + Sync {
     fn stamps_result_type(&self) -> bool {
         false
     }
+    /// Whether the gateway runs tasks for this caller's tool calls here (the `initialize` result
+    /// then advertises the tasks capability, `server/discover` the tasks extension).
+    fn gateway_tasks(&self) -> bool {
+        false
+    }
 }
 
 /// Server capabilities that stand for things a grant gives; anything else (logging, tasks,
@@ -37,6 +42,7 @@ pub fn trim_capabilities(
     if !result.contains_key("protocolVersion") && !result.contains_key("supportedVersions") {
         return false;
     }
+    let initialize = result.contains_key("protocolVersion");
     let Some(caps) = result
         .get_mut("capabilities")
         .and_then(serde_json::Value::as_object_mut)
@@ -45,7 +51,26 @@ pub fn trim_capabilities(
     };
     let before = caps.len();
     caps.retain(|k, _| !GRANTED_CAPABILITIES.contains(&k.as_str()) || allowed.capability(k));
-    caps.len() != before
+    let trimmed = caps.len() != before;
+    if !allowed.gateway_tasks() {
+        return trimmed;
+    }
+    if initialize {
+        caps.insert(
+            "tasks".into(),
+            serde_json::json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}),
+        );
+    } else if let Some(ext) = caps
+        .entry("extensions")
+        .or_insert_with(|| serde_json::json!({}))
+        .as_object_mut()
+    {
+        ext.insert(
+            "io.modelcontextprotocol/tasks".into(),
+            serde_json::json!({}),
+        );
+    }
+    true
 }
 
 /// A plain list of tool names, with no resources or prompts (tests and benchmarks).
@@ -141,5 +166,10 @@ impl Visible for Visibility {
             }
             _ => true,
         }
+    }
+    fn gateway_tasks(&self) -> bool {
+        self.scope.scope.tasks == crate::config::file::TaskMode::Gateway
+            && self.rt.jobs.store.is_some()
+            && self.capability("tools")
     }
 }

@@ -12,6 +12,7 @@ mod connections;
 mod door;
 mod endpoints;
 mod git;
+mod jobs;
 mod legacy;
 mod limits;
 mod login;

@@ -682,6 +682,59 @@ pub async fn python_client_script(script: &str, args: &[&str], env: &[(String, S
         .unwrap_or_else(|_| panic!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// The Python of `tests/.venv-mcp1` (the 1.x SDK with its task API, and the OpenAPI validator),
+/// made from `tests/requirements-mcp1.txt` on first use.
+fn mcp1_python_path() -> PathBuf {
+    static MAKE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("tests/.venv-mcp1");
+    let python = venv.join("bin/python");
+    let _once = MAKE.lock().unwrap_or_else(|p| p.into_inner());
+    if !python.exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(&python)
+                .args(["-m", "pip", "install", "-q", "-r"])
+                .arg(root.join("tests/requirements-mcp1.txt"))
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(
+            made,
+            "cannot make tests/.venv-mcp1 from tests/requirements-mcp1.txt"
+        );
+    }
+    python
+}
+
+/// Runs a client script of `tests/clients` with the 1.x Python SDK; returns what it printed.
+pub async fn mcp1_python(script: &str, args: &[&str]) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    run_python(mcp1_python_path(), &[path.to_str().unwrap()], args).await
+}
+
+/// Runs Python code in the same environment; returns what it printed (JSON).
+pub async fn mcp1_python_code(code: &str, args: &[&str]) -> Value {
+    run_python(mcp1_python_path(), &["-c", code], args).await
+}
+
+async fn run_python(python: PathBuf, first: &[&str], args: &[&str]) -> Value {
+    let out = tokio::process::Command::new(python)
+        .args(first)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{first:?}: {stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout)))
+}
+
 /// Runs the official TypeScript SDK client (`tests/node/client.mjs`) and returns what it saw.
 /// Installs the locked npm packages first when they are missing (a fresh clone).
 pub async fn node_client(url: &str, token: &str, mode: &str) -> Value {
