@@ -48,6 +48,9 @@ pub async fn answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>
         "tasks/list" => list(ctx, body).await?,
         _ => return Ok(None),
     };
+    if let Err(e) = &answer {
+        ctx.scan.rpc_error_code = e.get("code").and_then(Value::as_i64).map(|c| c as i32);
+    }
     let id = ctx.rpc_id().unwrap_or("null");
     Ok(Some(match answer {
         Ok(result) => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).into_bytes(),
@@ -158,16 +161,18 @@ async fn get(ctx: &RequestCtx, id: &str) -> Result<Answer, GatewayError> {
     }))
 }
 
-/// Waits (polling the store) until the task ends, within the scope's read timeout, then returns
+/// Waits (polling the store, 2 ms at first, doubling) until the task ends, within the scope's read timeout, then returns
 /// the call's own result or error.
 async fn result(ctx: &RequestCtx, id: &str) -> Result<Answer, GatewayError> {
     let deadline = std::time::Instant::now() + ctx.admitted()?.scope.scope.read_timeout;
-    let poll = ctx
+    // Short calls end within milliseconds: look again soon, then back off to at most 250 ms.
+    let most = ctx
         .rt
         .jobs
         .settings
         .poll_interval
         .min(Duration::from_millis(250));
+    let mut wait = Duration::from_millis(2);
     loop {
         let Some(job) = find(ctx, id).await? else {
             return Ok(unknown(id));
@@ -191,7 +196,8 @@ async fn result(ctx: &RequestCtx, id: &str) -> Result<Answer, GatewayError> {
             return Ok(Err(json!({"code": -32603,
                 "message": "the task is still working: poll tasks/get and ask for its result once it has ended"})));
         }
-        tokio::time::sleep(poll).await;
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(most);
     }
 }
 

@@ -160,7 +160,8 @@ async fn sdk_clients_pinned_to_2026_reach_a_2025_only_server() {
     );
     assert_eq!(
         d["result"]["capabilities"],
-        json!({"tools": {}}),
+        // The gateway runs tasks for the analyst's tool: the tasks extension is advertised.
+        json!({"tools": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}}),
         "prompts are not the analyst's: {d}"
     );
     assert_eq!(d["result"]["instructions"], "speaks 2025 only");
@@ -288,7 +289,7 @@ async fn sdk_clients_in_2025_reach_a_2026_only_server() {
     assert_eq!(init["result"]["serverInfo"]["name"], "new-server", "{init}");
     assert_eq!(
         init["result"]["capabilities"],
-        json!({"tools": {}}),
+        json!({"tools": {}, "tasks": {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}}),
         "{init}"
     );
     assert_eq!(init["result"]["instructions"], "speaks 2026 only");

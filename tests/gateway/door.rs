@@ -229,9 +229,10 @@ async fn resources_prompts_and_completions_follow_their_grants() {
             "Method not found: made/up",
         ),
         (
+            // The gateway runs this scope's tasks: a task that is not the caller's is unknown.
             rpc(json!(16), "tasks/get", json!({"taskId": "someone-elses"})),
-            -32601,
-            "Method not found: tasks/get",
+            -32602,
+            "Unknown task: someone-elses",
         ),
     ];
     for (body, code, message) in &refused {
@@ -270,7 +271,14 @@ async fn resources_prompts_and_completions_follow_their_grants() {
     let boom = rows.iter().find(|r| r["method"] == "boom").unwrap();
     assert_eq!(boom["outcome"], "upstream_error", "{boom}");
     let denied: Vec<&Value> = rows.iter().filter(|r| r["outcome"] == "denied").collect();
-    assert_eq!(denied.len(), 10, "{rows:?}");
+    assert_eq!(denied.len(), 9, "{rows:?}");
+    // The foreign task id is answered by the gateway's task store: an error answer, not a denial.
+    let task = rows.iter().find(|r| r["method"] == "tasks/get").unwrap();
+    assert_eq!(
+        (task["outcome"].as_str(), task["rpc_error_code"].as_i64()),
+        (Some("rpc_error"), Some(-32602)),
+        "{task}"
+    );
     assert!(denied
         .iter()
         .any(|r| r["reason"] == "resource not granted to any of the caller's roles"));
@@ -607,14 +615,22 @@ async fn initialize_advertises_only_granted_capabilities() {
         "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})
     };
     let cases: [(&[&str], &[&str]); 3] = [
-        (&["analyst"], &["logging", "tools"]),
+        // Tasks (run by the gateway) come with a tool grant.
+        (&["analyst"], &["logging", "tasks", "tools"]),
         (
             &["reader"],
             &["completions", "logging", "prompts", "resources"],
         ),
         (
             &["developer"],
-            &["completions", "logging", "prompts", "resources", "tools"],
+            &[
+                "completions",
+                "logging",
+                "prompts",
+                "resources",
+                "tasks",
+                "tools",
+            ],
         ),
     ];
     for (roles, want) in cases {

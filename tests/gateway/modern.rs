@@ -132,7 +132,7 @@ async fn filtered_answers_are_never_publicly_cacheable() {
     let discover = rpc_body(post("server/discover").await.unwrap()).await;
     assert_eq!(
         discover["result"]["capabilities"],
-        json!({"tools": {}}),
+        json!({"tools": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}}),
         "{discover}"
     );
     assert_eq!(discover["result"]["cacheScope"], "private", "{discover}");
