@@ -273,10 +273,7 @@ impl Call {
         };
         let ms = elapsed.as_secs_f64() * 1000.0;
         audit.submit(crate::audit::AuditRecord {
-            time_us: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros() as i64)
-                .unwrap_or(0),
+            time_us: crate::proxy::audit::now_us(),
             request_id: uuid::Uuid::new_v4().simple().to_string(),
             instance: audit.config.instance.clone(),
             user_id: Some(crate::logs::clip(&job.owner.user).into_owned()),
@@ -289,7 +286,7 @@ impl Call {
                 .identity
                 .roles
                 .iter()
-                .take(32)
+                .take(crate::proxy::audit::MAX_ROLES)
                 .map(|r| crate::logs::clip(r).into_owned())
                 .collect(),
             scope: Some(job.scope.clone()),

@@ -420,13 +420,7 @@ fn resolve(
 async fn read_body(session: &mut Session, ctx: &RequestCtx) -> Result<Vec<u8>, GatewayError> {
     let limit = ctx.rt.config.limits.max_body_bytes;
     let req = session.req_header();
-    let json = req
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
+    if !crate::proxy::admit::is_json(req) {
         session.set_keepalive(None);
         return Err(GatewayError::UnsupportedMediaType);
     }

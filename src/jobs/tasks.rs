@@ -119,13 +119,11 @@ async fn submit(ctx: &mut RequestCtx, body: &[u8]) -> Result<Answer, GatewayErro
         )
         .await?;
     ctx.job = Some(job.id.clone());
-    let poll = jobs.settings.poll_interval;
+    let shown = shown(ctx, &job, "task");
     Ok(Ok(if ctx.is_modern() {
-        let mut t = modern_task(&job, poll);
-        t["resultType"] = "task".into();
-        t
+        shown
     } else {
-        json!({ "task": task(&job, poll) })
+        json!({ "task": shown })
     }))
 }
 
@@ -145,20 +143,15 @@ async fn get(ctx: &RequestCtx, id: &str) -> Result<Answer, GatewayError> {
     let Some(job) = find(ctx, id).await? else {
         return Ok(unknown(id));
     };
-    let poll = ctx.rt.jobs.settings.poll_interval;
-    Ok(Ok(if ctx.is_modern() {
-        let mut t = modern_task(&job, poll);
-        t["resultType"] = "complete".into();
-        if let Some(o) = outcome(&job) {
-            match o {
-                Ok(r) => t["result"] = r,
-                Err(e) => t["error"] = e,
-            }
+    let mut t = shown(ctx, &job, "complete");
+    if ctx.is_modern() {
+        match outcome(&job) {
+            Some(Ok(r)) => t["result"] = r,
+            Some(Err(e)) => t["error"] = e,
+            None => {}
         }
-        t
-    } else {
-        task(&job, poll)
-    }))
+    }
+    Ok(Ok(t))
 }
 
 /// Waits (polling the store, 2 ms at first, doubling) until the task ends, within the scope's read timeout, then returns
@@ -202,32 +195,18 @@ async fn result(ctx: &RequestCtx, id: &str) -> Result<Answer, GatewayError> {
 }
 
 async fn cancel(ctx: &RequestCtx, id: &str) -> Result<Answer, GatewayError> {
-    if find(ctx, id).await?.is_none() {
+    let Some(found) = find(ctx, id).await? else {
         return Ok(unknown(id));
-    }
-    let owner = Owner::of(&ctx.admitted()?.identity);
-    let before_final = ctx
-        .rt
-        .jobs
-        .store()?
-        .get(id, &owner)
-        .await?
-        .is_some_and(|j| j.status.is_final());
-    if before_final {
+    };
+    if found.status.is_final() {
         return Ok(Err(json!({"code": -32602,
             "message": "Cannot cancel a task that has already ended"})));
     }
+    let owner = Owner::of(&ctx.admitted()?.identity);
     let Some(job) = ctx.rt.jobs.cancel(id, &owner).await? else {
         return Ok(unknown(id));
     };
-    let poll = ctx.rt.jobs.settings.poll_interval;
-    Ok(Ok(if ctx.is_modern() {
-        let mut t = modern_task(&job, poll);
-        t["resultType"] = "complete".into();
-        t
-    } else {
-        task(&job, poll)
-    }))
+    Ok(Ok(shown(ctx, &job, "complete")))
 }
 
 #[derive(Deserialize, Default)]
@@ -266,12 +245,13 @@ async fn list(ctx: &RequestCtx, body: &[u8]) -> Result<Answer, GatewayError> {
         .store()?
         .list(&Owner::of(&caller.identity), filter, offset, PAGE + 1)
         .await?;
+    // `tasks/list` exists only in 2025-11-25: always its shape.
     let poll = ctx.rt.jobs.settings.poll_interval;
     let tasks: Vec<Value> = jobs
         .iter()
         .filter(|j| j.status != Status::Expired)
         .take(PAGE)
-        .map(|j| task(j, poll))
+        .map(|j| task(j, poll, None))
         .collect();
     let mut result = json!({ "tasks": tasks });
     if jobs.len() > PAGE {
@@ -291,34 +271,33 @@ fn mcp_status(s: Status) -> &'static str {
     }
 }
 
-/// A 2025-11-25 `Task`.
-fn task(job: &Job, poll: Duration) -> Value {
+/// A task as the request's revision shows it (see [`task`]); `result_type` is what a
+/// 2026-07-28 answer says it is.
+fn shown(ctx: &RequestCtx, job: &Job, result_type: &str) -> Value {
+    let modern = ctx.is_modern().then_some(result_type);
+    task(job, ctx.rt.jobs.settings.poll_interval, modern)
+}
+
+/// A 2025-11-25 `Task`, or with `modern` the 2026-07-28 extension's flat shape (`ttlMs`,
+/// `pollIntervalMs`, and that `resultType`).
+fn task(job: &Job, poll: Duration, modern: Option<&str>) -> Value {
+    let (ttl, poll_key) = match modern {
+        Some(_) => ("ttlMs", "pollIntervalMs"),
+        None => ("ttl", "pollInterval"),
+    };
     let mut t = json!({
         "taskId": job.id,
         "status": mcp_status(job.status),
         "createdAt": rfc3339(job.created),
         "lastUpdatedAt": rfc3339(job.updated),
-        "ttl": job.ttl_ms,
-        "pollInterval": poll.as_millis() as u64,
     });
+    t[ttl] = job.ttl_ms.into();
+    t[poll_key] = (poll.as_millis() as u64).into();
     if let Some(m) = &job.message {
         t["statusMessage"] = m.as_str().into();
     }
-    t
-}
-
-/// A task in the 2026-07-28 extension's flat shape.
-fn modern_task(job: &Job, poll: Duration) -> Value {
-    let mut t = json!({
-        "taskId": job.id,
-        "status": mcp_status(job.status),
-        "createdAt": rfc3339(job.created),
-        "lastUpdatedAt": rfc3339(job.updated),
-        "ttlMs": job.ttl_ms,
-        "pollIntervalMs": poll.as_millis() as u64,
-    });
-    if let Some(m) = &job.message {
-        t["statusMessage"] = m.as_str().into();
+    if let Some(r) = modern {
+        t["resultType"] = r.into();
     }
     t
 }

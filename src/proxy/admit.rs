@@ -133,18 +133,19 @@ pub fn check_scoped(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
             "the 2026-07-28 revision takes POST only",
         ));
     }
-    if req.method == "POST" {
-        let json = req
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-        if !json {
-            return Err(GatewayError::UnsupportedMediaType);
-        }
+    if req.method == "POST" && !is_json(req) {
+        return Err(GatewayError::UnsupportedMediaType);
     }
     Ok(())
+}
+
+/// Whether the request says its body is `application/json` (parameters allowed).
+pub fn is_json(req: &pingora::http::RequestHeader) -> bool {
+    req.headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Whether a comma-separated header value lists `token` (case-insensitive).

@@ -148,6 +148,17 @@ impl Rest {
         (s, v)
     }
 
+    async fn result(&self, id: &str) -> (u16, Value) {
+        let (s, v, _) = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/mcp/jobs/{id}/result"),
+                None,
+            )
+            .await;
+        (s, v)
+    }
+
     /// Polls the job until it is in `status` (or the time is up).
     async fn wait_for(&self, id: &str, status: &str, within: Duration) -> Value {
         let deadline = Instant::now() + within;
@@ -204,13 +215,7 @@ async fn rest_jobs_run_in_the_background_and_belong_to_their_caller() {
         matches!(v["status"].as_str(), Some("queued" | "working")),
         "{v}"
     );
-    let (s, v, _) = bob
-        .send(
-            reqwest::Method::GET,
-            &format!("/mcp/jobs/{id}/result"),
-            None,
-        )
-        .await;
+    let (s, v) = bob.result(&id).await;
     assert_eq!(s, 409, "{v}");
     assert!(
         v["error"]["message"]
@@ -223,13 +228,7 @@ async fn rest_jobs_run_in_the_background_and_belong_to_their_caller() {
         .wait_for(&id, "completed", Duration::from_secs(10))
         .await;
     assert_eq!(text_of(&done["result"]), "done a1", "{done}");
-    let (s, v, _) = bob
-        .send(
-            reqwest::Method::GET,
-            &format!("/mcp/jobs/{id}/result"),
-            None,
-        )
-        .await;
+    let (s, v) = bob.result(&id).await;
     assert_eq!((s, text_of(&v)), (200, "done a1"));
     assert_eq!(slow.runs("a1"), (1, 1));
 

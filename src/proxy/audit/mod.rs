@@ -39,7 +39,7 @@ pub fn outcome<'a>(ctx: &'a RequestCtx, status: u16, e: Option<&Error>) -> Outco
 }
 
 /// Unix time in microseconds, for the audit row.
-fn now_us() -> i64 {
+pub fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
@@ -47,7 +47,7 @@ fn now_us() -> i64 {
 }
 
 /// The most roles an audit row lists (a token may carry any number).
-const MAX_ROLES: usize = 32;
+pub const MAX_ROLES: usize = 32;
 
 fn short_hash(s: &str) -> String {
     hex::encode(&Sha256::digest(s.as_bytes())[..16])
