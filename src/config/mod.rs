@@ -407,12 +407,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         }
     }
     let audit = build_audit(sources, &gateway.audit, &mut problems);
-    let jobs = build_jobs(
-        sources,
-        &gateway.jobs,
-        &gateway.audit.arguments_key_id,
-        &mut problems,
-    );
+    let jobs = build_jobs(sources, &gateway.jobs, &gateway.audit, &mut problems);
     if !problems.is_empty() {
         return Err(ConfigErrors(problems));
     }
@@ -470,7 +465,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
 fn build_jobs(
     sources: &Sources,
     j: &file::JobsFile,
-    key_id: &str,
+    audit: &file::AuditFile,
     problems: &mut Vec<Problem>,
 ) -> JobsSettings {
     let path = sources.path.as_path();
@@ -515,11 +510,20 @@ fn build_jobs(
             problems.push(Problem::new(path, field, why));
         }
     }
-    let key = sources
-        .env
-        .get("MCP_GATEWAY_AUDIT_KEY")
-        .and_then(|k| crate::audit::arguments::parse_key(k).ok())
-        .map(|k| (key_id.to_string(), k));
+    // A key that is set must be a key; an encrypted audit reports it already.
+    let key = match sources
+        .var("MCP_GATEWAY_AUDIT_KEY")
+        .map(crate::audit::arguments::parse_key)
+    {
+        Some(Ok(k)) => Some((audit.arguments_key_id.clone(), k)),
+        Some(Err(e)) => {
+            if j.enabled && audit.arguments != file::ArgumentsFile::Encrypted {
+                problems.push(Problem::env("MCP_GATEWAY_AUDIT_KEY", e));
+            }
+            None
+        }
+        None => None,
+    };
     JobsSettings {
         enabled: j.enabled,
         workers: j.workers,

@@ -613,3 +613,46 @@ async fn mcp_tasks_are_run_by_the_gateway_for_a_tool_server_that_knows_none() {
     .await;
     assert_eq!(checked["valid"], true);
 }
+
+/// Jobs switched off: task calls and job submissions get 503 with the reason, a synchronous
+/// `POST /mcp/invoke` still runs; and `check` names a malformed audit key and a bad `jobs` field.
+#[tokio::test]
+async fn jobs_off_and_bad_jobs_settings_are_named() {
+    let slow = Slow::start().await;
+    let gw = spec(&slow, "jobs:\n  enabled: false\n").start().await;
+    let bob = Rest::new(&gw, "bob", &["analyst"]);
+    let (s, v, _) = bob
+        .invoke(json!({"tool_name": "slow", "arguments": {"ms": 1, "tag": "off"}, "async": true}))
+        .await;
+    assert_eq!((s, v["error"]["code"].as_i64()), (503, Some(-32013)), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("jobs.enabled: false"),
+        "{v}"
+    );
+    let (s, v, _) = bob
+        .invoke(json!({"tool_name": "slow", "arguments": {"ms": 1, "tag": "on"}}))
+        .await;
+    assert_eq!((s, text_of(&v)), (200, "done on"), "{v}");
+    let mut c = Client::new(gw.url("/slow/mcp"), Some(bob.token.clone()));
+    let init = c.initialize().await;
+    assert!(
+        init["result"]["capabilities"].get("tasks").is_none(),
+        "{init}"
+    );
+    let r = c
+        .post(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "slow", "arguments": {"ms": 1, "tag": "t"}, "task": {}}}))
+        .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(slow.runs("off").0 + slow.runs("t").0, 0);
+
+    let mut bad = spec(&slow, "jobs:\n  workers: 0\n");
+    bad.env
+        .push(("MCP_GATEWAY_AUDIT_KEY".into(), "not-a-key".into()));
+    let (ok, out) = bad.check();
+    assert!(!ok, "{out}");
+    assert!(out.contains("jobs.workers"), "{out}");
+    assert!(out.contains("MCP_GATEWAY_AUDIT_KEY"), "{out}");
+}
