@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Jobs benchmark: what a background call costs against a plain one, in one run, loopback only.
 
-Starts the release gateway on the shipped configuration (bundled calculator, jobs in memory) and,
+Starts the release gateway on a copy of the shipped configuration without its rate limit (bundled
+calculator, jobs in memory, audit to a file) and,
 for the same small `exact_calculate` call, measures completed calls per second and latency for:
 
   plain      tools/call (2025-11-25 session), one request
@@ -14,7 +15,7 @@ connection; the client is Python, so the absolute figures include its cost: read
     cargo build --release --bin mcp-gateway && python3 bench/jobs.py
 """
 
-import argparse, http.client, json, os, statistics, subprocess, sys, threading, time
+import argparse, http.client, json, os, shutil, statistics, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("MCP_GATEWAY_BIN", os.path.join(ROOT, "target/release/mcp-gateway"))
@@ -122,10 +123,18 @@ def main():
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--workers", type=int, default=4)
     args = ap.parse_args()
-    token = subprocess.check_output([BIN, "token", "--user", "bench", "--roles", "developer"],
+    # The shipped files, minus the per-user rate limit (the bench would hit it, not measure).
+    tmp = tempfile.mkdtemp(prefix="mcp-jobs-bench-")
+    shutil.copytree(os.path.join(ROOT, "conf"), os.path.join(tmp, "conf"))
+    os.makedirs(os.path.join(tmp, "policies"))
+    policy = open(os.path.join(ROOT, "policies/policy.yaml")).read().split("\nrate_limits:")[0]
+    open(os.path.join(tmp, "policies/policy.yaml"), "w").write(policy + "\n")
+    conf = os.path.join(tmp, "conf/gateway.yaml")
+    token = subprocess.check_output([BIN, "token", "-c", conf, "--user", "bench", "--roles", "developer"],
                                     cwd=ROOT, text=True).strip()
     env = dict(os.environ, RUST_LOG="warn")
-    gw = subprocess.Popen([BIN, "run"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gw = subprocess.Popen([BIN, "run", "-c", conf], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
     try:
         wait_port(8000)
         rows = [run(m, f, token, args.workers, args.seconds) for m, f in
@@ -133,6 +142,7 @@ def main():
     finally:
         gw.terminate()
         gw.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
     base = rows[0]["per_s"]
     print("| mode | calls | calls/s | ratio to plain | p50 ms | p99 ms |")
     print("|---|---|---|---|---|---|")
