@@ -100,11 +100,9 @@ async fn a_caller_without_a_grant_gets_403_for_everything() {
         }
     }
     assert_eq!(reached(&rec), Vec::<String>::new());
-    let metrics = gw.metrics_text().await;
-    assert!(
-        metric(&metrics, "mcp_policy_denials_total{scope=\"calculator\"}") >= 32.0,
-        "{metrics}"
-    );
+    let denials = "mcp_policy_denials_total{scope=\"calculator\"}";
+    let metrics = gw.metrics_when(denials, 32.0).await;
+    assert!(metric(&metrics, denials) >= 32.0, "{metrics}");
 }
 
 #[tokio::test]

@@ -373,11 +373,9 @@ async fn rest_jobs_run_in_the_background_and_belong_to_their_caller() {
     assert_eq!(anon.status(), 401);
     assert!(anon.headers().get("www-authenticate").is_some());
 
-    let metrics = gw.metrics_text().await;
-    assert!(
-        metric(&metrics, "mcp_jobs{status=\"completed\"}") >= 4.0,
-        "{metrics}"
-    );
+    let completed = "mcp_jobs{status=\"completed\"}";
+    let metrics = gw.metrics_when(completed, 4.0).await;
+    assert!(metric(&metrics, completed) >= 4.0, "{metrics}");
     assert!(metrics.contains("mcp_job_duration_seconds_count{scope=\"slow\",tool=\"slow\"}"));
     gw.stop();
 

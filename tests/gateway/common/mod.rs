@@ -383,6 +383,19 @@ impl Gateway {
             .unwrap()
     }
 
+    /// The Prometheus page once `series` has reached `n` (requests are counted in the logging
+    /// step, a moment after their answer is sent); the page as it is after 5 s otherwise.
+    pub async fn metrics_when(&self, series: &str, n: f64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = self.metrics_text().await;
+            if metric_or_zero(&text, series) >= n || Instant::now() > deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The audit file's rows once there are at least `n` (the writer stores them a moment after
     /// the answers); panics with what is there after 5 s.
     pub async fn audit_rows(&self, n: usize) -> Vec<Value> {
