@@ -66,6 +66,10 @@ pub enum GatewayError {
     /// finished one).
     #[error("{0}")]
     JobConflict(String),
+    /// `tools/call` arguments the tool's approved `inputSchema` rejects: each failing place by
+    /// its JSON pointer and keyword, never the value sent.
+    #[error("Invalid arguments for tool {tool}: {detail}")]
+    InvalidArguments { tool: String, detail: String },
     #[error("Jobs unavailable: {0}")]
     JobsUnavailable(&'static str),
     #[error("Rate limits cannot be checked right now")]
@@ -161,7 +165,7 @@ impl GatewayError {
             UnsupportedMediaType => 415,
             Unauthorized(_) => 401,
             Forbidden(_) | InsufficientScope(_) => 403,
-            Denied(_) => 200,
+            Denied(_) | InvalidArguments { .. } => 200,
             UnknownSession | NotFound(_) | JobNotFound(_) => 404,
             JobConflict(_) => 409,
             MethodNotAllowed(_) => 405,
@@ -183,7 +187,7 @@ impl GatewayError {
             InvalidRequest(_) | UnsupportedMediaType | NotFound(_) | MethodNotAllowed(_) => -32600,
             UnsupportedVersion(_) => -32022,
             HeaderMismatch(_) => -32020,
-            InvalidParams(_) | JobNotFound(_) | JobConflict(_) => -32602,
+            InvalidParams(_) | JobNotFound(_) | JobConflict(_) | InvalidArguments { .. } => -32602,
             Unauthorized(_) => -32001,
             Forbidden(_) | InsufficientScope(_) => -32003,
             Denied(d) => d.code(),

@@ -23,6 +23,7 @@ pub(crate) mod mutate;
 pub mod outcome;
 pub mod policy;
 pub mod proxy;
+pub mod registry;
 pub mod reload;
 pub mod server;
 pub mod session;

@@ -37,6 +37,8 @@ metric!(TLS_CERT_EXPIRY: IntGaugeVec = register_int_gauge_vec!("mcp_tls_certific
 metric!(CONNECTIONS_REFUSED: IntCounterVec = register_int_counter_vec!("mcp_connections_refused_total", "Client connections closed on arrival, by the limit they hit", &["reason"]));
 metric!(JOBS: IntGaugeVec = register_int_gauge_vec!("mcp_jobs", "Jobs (MCP tasks and REST jobs) in the store, by status", &["status"]));
 metric!(JOB_SECONDS: HistogramVec = register_histogram_vec!("mcp_job_duration_seconds", "How long background tool calls ran", &["scope", "tool"], vec![0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0]));
+metric!(TOOLS_ACTIVE: IntGaugeVec = register_int_gauge_vec!("mcp_tools_active", "Configured tools the scope's upstreams offer, as last read", &["scope"]));
+metric!(TOOL_DEFINITION_CHANGES: IntCounterVec = register_int_counter_vec!("mcp_tool_definition_changes_total", "Tool definitions seen to change (per upstream, as this instance saw them)", &["scope"]));
 metric!(AUDIT_REFUSED: IntCounter = register_int_counter!("mcp_audit_refused_total", "Requests refused because the audit queue was full (fail_closed)"));
 
 /// MCP methods worth a label of their own; anything else counts as `other`.

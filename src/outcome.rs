@@ -42,6 +42,8 @@ pub enum Class {
     /// unsupported version, wrong verb or path).
     Invalid,
     Denied,
+    /// `tools/call` arguments the tool's schema rejects.
+    InvalidArguments,
     Unauthenticated,
     RateLimited,
     /// The gateway cannot serve right now (audit queue full, limiter store down, upstream
@@ -60,6 +62,7 @@ impl Class {
             Class::RpcError => "rpc_error",
             Class::Invalid => "invalid",
             Class::Denied => "denied",
+            Class::InvalidArguments => "invalid_arguments",
             Class::Unauthenticated => "unauthenticated",
             Class::RateLimited => "rate_limited",
             Class::Unavailable => "unavailable",
@@ -104,6 +107,7 @@ impl Outcome<'_> {
                 | JobNotFound(_)
                 | JobConflict(_)
                 | MethodNotAllowed(_) => Class::Invalid,
+                InvalidArguments { .. } => Class::InvalidArguments,
                 Unauthorized(_) => Class::Unauthenticated,
                 Forbidden(_)
                 | InsufficientScope(_)
@@ -215,6 +219,10 @@ mod tests {
             JobNotFound("8f2c".into()),
             JobConflict("the job is still working".into()),
             JobsUnavailable("the job store cannot be reached"),
+            InvalidArguments {
+                tool: "statistics".into(),
+                detail: "/values: type (expected array)".into(),
+            },
         ];
         for e in &all {
             match e {
@@ -230,6 +238,7 @@ mod tests {
                 RateLimited { .. } | TooManyConcurrent | LimiterUnavailable => {}
                 UpstreamSaturated | AuditUnavailable | Internal => {}
                 TooManyJobs | JobNotFound(_) | JobConflict(_) | JobsUnavailable(_) => {}
+                InvalidArguments { .. } => {}
             }
         }
         all
@@ -309,6 +318,7 @@ mod tests {
             (404, -32602, Class::Invalid, None, "8f2c"),
             (409, -32602, Class::Invalid, None, "still working"),
             (503, -32013, Class::Unavailable, None, "job store"),
+            (200, -32602, Class::InvalidArguments, None, "/values: type"),
         ];
         let all = every_refusal();
         assert_eq!(all.len(), want.len());

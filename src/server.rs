@@ -76,6 +76,10 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), String> {
     server.bootstrap();
     let limits = connection_limits(&rt.config.connections);
     let gateway = Gateway::new(rt.clone());
+    let registry = crate::registry::RegistryService {
+        registry: rt.registry.clone(),
+        runtime: gateway.shared(),
+    };
     let reloader = crate::reload::Reloader {
         current: gateway.shared(),
         tls: tls.clone(),
@@ -109,6 +113,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), String> {
         "jobs",
         crate::jobs::JobsService(rt.jobs.clone()),
     ));
+    server.add_service(background_service("registry", registry));
     let proxy = server.add_service(proxy);
     proxy.add_dependency(&reloader);
     proxy.add_dependency(&writer);

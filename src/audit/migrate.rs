@@ -15,6 +15,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0002_client_cert.sql"),
     ),
     ("0003_jobs", include_str!("../../migrations/0003_jobs.sql")),
+    (
+        "0004_tool_registry",
+        include_str!("../../migrations/0004_tool_registry.sql"),
+    ),
 ];
 
 /// Applies the migrations not applied yet; returns their names.

@@ -81,6 +81,38 @@ pub struct GatewayFile {
     /// Background tool calls: MCP tasks and the REST job API.
     #[serde(default)]
     pub jobs: JobsFile,
+    /// The tool registry: how often the gateway reads its upstreams' tools and the approvals.
+    #[serde(default)]
+    pub registry: RegistryFile,
+}
+
+/// `registry:` in gateway.yaml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryFile {
+    /// How often every scope's tools are read from each healthy upstream (besides at start and
+    /// after each reload; the definitions in passing `tools/list` answers are read always).
+    #[serde(default = "default_registry_refresh", with = "duration")]
+    pub refresh: Duration,
+    /// How often approvals (`mcp-gateway tools approve`, any instance) are read from the store.
+    #[serde(default = "default_registry_sync", with = "duration")]
+    pub sync: Duration,
+}
+
+impl Default for RegistryFile {
+    fn default() -> Self {
+        Self {
+            refresh: default_registry_refresh(),
+            sync: default_registry_sync(),
+        }
+    }
+}
+
+fn default_registry_refresh() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_registry_sync() -> Duration {
+    Duration::from_secs(2)
 }
 
 /// One entry of `listeners:`.
@@ -605,8 +637,16 @@ pub struct ScopeFile {
     /// Longest a non-streaming answer may take in all (SSE streams have only the idle `timeout`).
     #[serde(default, with = "opt_duration")]
     pub total_timeout: Option<Duration>,
-    /// The tools this scope exposes; nothing else is ever shown or callable.
-    pub tools: Vec<String>,
+    /// The tools this scope exposes; nothing else is ever shown or callable. Each is a name, or
+    /// `{name, sha256}` to pin the definition approved for it.
+    pub tools: Vec<ToolFile>,
+    /// What a tool definition other than the approved one gets: `warn` (default: served, logged,
+    /// counted), `strict` (hidden from `tools/list` and refused until approved) or `off`.
+    #[serde(default)]
+    pub pin: PinMode,
+    /// Check `tools/call` arguments against the served definition's `inputSchema`.
+    #[serde(default = "default_true")]
+    pub validate_arguments: bool,
     /// JSON-RPC methods beyond the MCP ones the gateway knows that may reach this scope's
     /// upstreams (for callers with a grant in the scope). Any other unknown method is refused.
     #[serde(default)]
@@ -627,6 +667,48 @@ pub struct ScopeFile {
     /// task methods pass through inside the caller's own session).
     #[serde(default)]
     pub tasks: TaskMode,
+}
+
+/// One entry of a scope's `tools:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ToolFile {
+    Name(String),
+    Pinned(PinnedToolFile),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinnedToolFile {
+    pub name: String,
+    /// The approved definition's SHA-256 (`mcp-gateway tools show SCOPE/TOOL` prints it).
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+impl ToolFile {
+    pub fn name(&self) -> &str {
+        match self {
+            ToolFile::Name(n) => n,
+            ToolFile::Pinned(p) => &p.name,
+        }
+    }
+    pub fn sha256(&self) -> Option<&str> {
+        match self {
+            ToolFile::Name(_) => None,
+            ToolFile::Pinned(p) => p.sha256.as_deref(),
+        }
+    }
+}
+
+/// `pin:` of a scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinMode {
+    Strict,
+    #[default]
+    Warn,
+    Off,
 }
 
 /// `tasks:` of a scope.

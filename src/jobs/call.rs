@@ -327,7 +327,7 @@ fn transport(e: reqwest::Error) -> GatewayError {
 }
 
 /// The 2026-07-28 envelope the gateway sends as a client of its own.
-fn envelope() -> Value {
+pub(crate) fn envelope() -> Value {
     json!({
         "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
         "io.modelcontextprotocol/clientCapabilities": {},

@@ -191,6 +191,7 @@ pub async fn serve(
         Err(e) => {
             let status = match &e {
                 GatewayError::Denied(_) => 404,
+                GatewayError::InvalidArguments { .. } => 400,
                 e => e.status(),
             };
             let mut extra = respond::error_headers(session, ctx, &e);
@@ -311,7 +312,7 @@ async fn invoke(
         "params": {"name": req.tool_name, "arguments": arguments}}))
     .map_err(|_| GatewayError::Internal)?;
     ctx.request_bytes = raw.len() as u64;
-    let keep = ctx.rt.audit.config.arguments.wants_arguments();
+    let keep = ctx.rt.audit.config.arguments.wants_arguments() || scope.scope.validate_arguments;
     let rpc = crate::jsonrpc::parse(&body, false, keep)?;
     let decision = authz::decide(ctx, &rpc);
     ctx.rpc = Some(rpc);

@@ -55,7 +55,12 @@ pub async fn decide(
     bytes: &[u8],
 ) -> Result<bool, GatewayError> {
     ctx.request_bytes = bytes.len() as u64;
-    let keep_arguments = ctx.rt.audit.config.arguments.wants_arguments();
+    // Arguments are kept for the audit trail or for the schema check.
+    let keep_arguments = ctx.rt.audit.config.arguments.wants_arguments()
+        || ctx
+            .caller
+            .as_ref()
+            .is_some_and(|c| c.scope.scope.validate_arguments);
     let rpc = jsonrpc::parse(bytes, ctx.batches_allowed(), keep_arguments)?;
     if ctx.is_modern() {
         modern::check(session, &rpc)?;

@@ -50,6 +50,8 @@ pub struct Runtime {
     pub bridged: Arc<translate::Pool>,
     /// Background tool calls (MCP tasks, REST jobs); built at start, kept across reloads.
     pub jobs: Arc<crate::jobs::Jobs>,
+    /// The tool registry (definitions, approvals); built at start, kept across reloads.
+    pub registry: Arc<crate::registry::Registry>,
 }
 
 /// The gateway proxy. Each request takes the runtime current when it starts and keeps it to the

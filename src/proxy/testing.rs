@@ -57,6 +57,12 @@ impl TestRuntime {
         self
     }
 
+    /// Replaces `tools.yaml`.
+    pub fn tools(mut self, yaml: &str) -> Self {
+        self.tools = yaml.into();
+        self
+    }
+
     /// Appends to `policy.yaml` (e.g. `rate_limits:`).
     pub fn policy(mut self, extra: &str) -> Self {
         self.policy.push_str(extra);

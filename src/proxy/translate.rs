@@ -189,7 +189,7 @@ impl Pool {
 }
 
 /// The `result` of a JSON-RPC answer given as JSON or as an SSE stream.
-fn answer_of(text: &str) -> Option<Value> {
+pub(crate) fn answer_of(text: &str) -> Option<Value> {
     let whole = serde_json::from_str::<Value>(text).ok();
     let from_events = || {
         text.lines()
@@ -296,6 +296,9 @@ impl Visible for Stamped {
     }
     fn prompt(&self, name: &str) -> bool {
         self.0.prompt(name)
+    }
+    fn tool_definition(&self, tool: &Value) -> bool {
+        self.0.tool_definition(tool)
     }
     fn capability(&self, name: &str) -> bool {
         self.0.capability(name)

@@ -13,6 +13,11 @@ pub trait Visible: Send + Sync {
     /// A resource URI or a resource template's `uriTemplate`.
     fn resource(&self, uri: &str) -> bool;
     fn prompt(&self, name: &str) -> bool;
+    /// Whether a `tools/list` entry the caller may see by name is shown as defined (the tool
+    /// registry hides a version that is not the approved one on `pin: strict` scopes).
+    fn tool_definition(&self, _tool: &serde_json::Value) -> bool {
+        true
+    }
     /// Whether the caller may use anything behind a server capability (`tools`, `resources`,
     /// `prompts`, `completions`); the `initialize` result advertises only those.
     fn capability(&self, name: &str) -> bool;
@@ -97,6 +102,7 @@ pub fn of(ctx: &RequestCtx) -> Box<dyn Visible> {
             rt: ctx.rt.clone(),
             identity: c.identity.clone(),
             scope: c.scope.clone(),
+            upstream: ctx.picked.as_ref().map(|p| p.addr.clone()),
         }),
         None => Box::new(Nothing),
     }
@@ -123,9 +129,15 @@ struct Visibility {
     rt: Arc<super::Runtime>,
     identity: Arc<Identity>,
     scope: Arc<ScopeUpstreams>,
+    /// The upstream that answers (its address names it in the registry).
+    upstream: Option<String>,
 }
 
 impl Visible for Visibility {
+    fn tool_definition(&self, tool: &serde_json::Value) -> bool {
+        let upstream = self.upstream.as_deref().unwrap_or("");
+        self.rt.registry.listed(&self.scope.scope, upstream, tool)
+    }
     fn tool(&self, name: &str) -> bool {
         self.scope.scope.tools.iter().any(|t| t == name)
             && self

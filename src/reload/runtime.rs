@@ -2,7 +2,7 @@
 //! carries over what must not reset under a client: the verified-token cache (when the JWT
 //! settings stay), the budgets of rate limits whose name and definition stay, the upstream pools
 //! of unchanged scopes (their health, outlier state and tool processes), the calls in flight per
-//! user and upstream, the open legacy streams and bridged sessions, the audit queue and the jobs.
+//! user and upstream, the open legacy streams and bridged sessions, the audit queue, the jobs and the tool registry.
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -36,6 +36,7 @@ pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, S
             bridged: r.bridged.clone(),
             audit: r.audit.clone(),
             jobs: r.jobs.clone(),
+            registry: r.registry.clone(),
             auth,
             sessions,
             upstreams,
@@ -48,6 +49,10 @@ pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, S
             };
             let audit = crate::audit::Audit::new(config.audit.clone());
             let jobs = crate::jobs::Jobs::new(config.jobs.clone(), &config.audit, audit.clone());
+            let registry = crate::registry::Registry::new(
+                crate::registry::store::Store::for_audit(&config.audit)?,
+                config.audit.instance.clone(),
+            );
             Runtime {
                 limits: RateLimits::new(rules, store),
                 user_inflight: Inflight::new(l.max_concurrent_per_user),
@@ -56,6 +61,7 @@ pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, S
                 bridged: Default::default(),
                 audit,
                 jobs,
+                registry,
                 auth,
                 sessions,
                 upstreams,

@@ -62,7 +62,8 @@ pub fn decide(ctx: &mut RequestCtx, rpc: &Rpc) -> Decision {
     let mut refusals: Vec<(usize, GatewayError)> = Vec::new();
     let mut filter_list = false;
     for (i, m) in rpc.messages().iter().enumerate() {
-        match method_rule(policy, caller, m) {
+        match method_rule(policy, caller, m).and_then(|r| governed(&ctx.rt.registry, caller, m, r))
+        {
             Ok(Rule::Pass) => {}
             Ok(Rule::FilterList) => filter_list = true,
             Err(e) => {
@@ -113,6 +114,44 @@ pub fn decide(ctx: &mut RequestCtx, rpc: &Rpc) -> Decision {
             Decision::Answer(out)
         }
     }
+}
+
+/// A permitted `tools/call` on its tool's definition: held back while the scope pins a version
+/// the upstreams do not offer (`pin: strict`), and its arguments checked against the served
+/// version's `inputSchema` (`validate_arguments`).
+fn governed(
+    registry: &crate::registry::Registry,
+    caller: &Admitted,
+    m: &Message,
+    rule: Rule,
+) -> Result<Rule, GatewayError> {
+    if m.method.as_deref() != Some("tools/call") {
+        return Ok(rule);
+    }
+    let scope = &caller.scope.scope;
+    let tool = m.tool.as_deref().unwrap_or("");
+    let version = registry
+        .call(scope, tool)
+        .map_err(|reason| GatewayError::Denied(Denied::tool(tool, reason)))?;
+    let Some(validator) = version
+        .as_ref()
+        .and_then(|v| v.validator.as_ref())
+        .filter(|_| scope.validate_arguments)
+    else {
+        return Ok(rule);
+    };
+    let arguments = match m.arguments.as_deref() {
+        Some(raw) => serde_json::from_str(raw)
+            .map_err(|_| GatewayError::InvalidParams("arguments must be JSON".into()))?,
+        None => serde_json::Value::Object(Default::default()),
+    };
+    crate::registry::definition::check(validator, &arguments).map_err(|detail| {
+        GatewayError::InvalidArguments {
+            tool: tool.to_string(),
+            detail,
+        }
+    })?;
+    Ok(rule)
 }
 
 /// What a permitted message needs.

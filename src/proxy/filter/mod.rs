@@ -191,12 +191,12 @@ fn filter_json(body: &[u8], allowed: &dyn Visible) -> Filtered {
 }
 
 /// The lists a result may carry: the key, the field naming each entry, and who may see it.
-type Check = fn(&dyn Visible, &str) -> bool;
+type Check = fn(&dyn Visible, &str, &Value) -> bool;
 const LISTS: [(&str, &str, Check); 4] = [
-    ("tools", "name", |v, n| v.tool(n)),
-    ("resources", "uri", |v, n| v.resource(n)),
-    ("resourceTemplates", "uriTemplate", |v, n| v.resource(n)),
-    ("prompts", "name", |v, n| v.prompt(n)),
+    ("tools", "name", |v, n, t| v.tool(n) && v.tool_definition(t)),
+    ("resources", "uri", |v, n, _| v.resource(n)),
+    ("resourceTemplates", "uriTemplate", |v, n, _| v.resource(n)),
+    ("prompts", "name", |v, n, _| v.prompt(n)),
 ];
 
 fn filter_one(msg: &mut Value, allowed: &dyn Visible) -> bool {
@@ -209,7 +209,7 @@ fn filter_one(msg: &mut Value, allowed: &dyn Visible) -> bool {
             items.retain(|t| {
                 t.get(field)
                     .and_then(Value::as_str)
-                    .is_some_and(|n| check(allowed, n))
+                    .is_some_and(|n| check(allowed, n, t))
             });
             changed = true;
         }
