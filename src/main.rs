@@ -77,6 +77,12 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The tool registry: every scope's tools as their upstreams define them, with history and
+    /// approvals (shared by every gateway on the same database or audit folder).
+    Tools {
+        #[command(subcommand)]
+        command: ToolsCommand,
+    },
     /// Run one of the bundled MCP tool servers.
     Tool {
         /// calculator, docs or git
@@ -149,6 +155,31 @@ enum AuditCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum ToolsCommand {
+    /// Every scope/tool: status (approved, changed, inactive), current and approved SHA-256.
+    List,
+    /// One tool as JSON: its current definition, and the approved one when they differ.
+    Show {
+        /// SCOPE/TOOL
+        name: String,
+    },
+    /// Every event of one tool: first seen, changed, approved, active, inactive.
+    History {
+        /// SCOPE/TOOL
+        name: String,
+    },
+    /// Approve a version of a tool: its current one, or the one given (`pin: strict` scopes
+    /// serve it again once every upstream offers it).
+    Approve {
+        /// SCOPE/TOOL
+        name: String,
+        /// A version from the tool's history (default: the current one).
+        #[arg(long)]
+        sha256: Option<String>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Tool processes the gateway starts log in the same format.
@@ -200,6 +231,31 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(admin::show(&config, request_id, user, limit))
+        }
+        Command::Tools { command } => {
+            use mcp_gateway::registry::cli;
+            let config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let out = rt.block_on(async {
+                match &command {
+                    ToolsCommand::List => cli::list(&config).await,
+                    ToolsCommand::Show { name } => cli::show(&config, name).await,
+                    ToolsCommand::History { name } => cli::history(&config, name).await,
+                    ToolsCommand::Approve { name, sha256 } => {
+                        cli::approve(&config, name, sha256.as_deref()).await
+                    }
+                }
+            });
+            print!("{}", out.map_err(|e| anyhow!(e))?);
+            if matches!(
+                command,
+                ToolsCommand::Show { .. } | ToolsCommand::Approve { .. }
+            ) {
+                println!();
+            }
+            Ok(())
         }
         Command::Token {
             user,

@@ -113,7 +113,9 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), String> {
         "jobs",
         crate::jobs::JobsService(rt.jobs.clone()),
     ));
-    server.add_service(background_service("registry", registry));
+    // The registry reads the tools once the upstream pools can take traffic.
+    let registry = server.add_service(background_service("registry", registry));
+    registry.add_dependency(&reloader);
     let proxy = server.add_service(proxy);
     proxy.add_dependency(&reloader);
     proxy.add_dependency(&writer);

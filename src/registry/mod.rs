@@ -16,6 +16,7 @@
 //! reload and every `registry.refresh`, writes what it saw, and re-reads approvals every
 //! `registry.sync`, so an approval made anywhere applies in every instance.
 
+pub mod cli;
 pub mod definition;
 pub mod fetch;
 pub mod service;

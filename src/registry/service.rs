@@ -29,6 +29,9 @@ impl pingora::services::background::BackgroundService for RegistryService {
         let mut next_refresh = Instant::now();
         let mut next_sync = Instant::now();
         let mut forced_at: Option<Instant> = None;
+        // Scopes none of whose upstreams answered are read again soon, backing off.
+        let mut unread: HashSet<String> = HashSet::new();
+        let mut retry = (Instant::now(), Duration::from_secs(1));
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
@@ -48,8 +51,13 @@ impl pingora::services::background::BackgroundService for RegistryService {
                     }
                     if reloaded || next_refresh <= now {
                         next_refresh = now + rt.config.registry.refresh;
-                        self.refresh(&rt, None).await;
+                        unread = self.refresh(&rt, None).await;
+                        retry = (now + Duration::from_secs(1), Duration::from_secs(1));
                         last_rt = Some(rt);
+                    } else if !unread.is_empty() && retry.0 <= now {
+                        unread = self.refresh(&rt, Some(&unread)).await;
+                        let wait = (retry.1 * 2).min(rt.config.registry.refresh);
+                        retry = (now + wait, wait);
                     }
                 }
             }
@@ -77,8 +85,10 @@ impl RegistryService {
         }
     }
 
-    /// Reads the tools of every scope (or of `only`) from each healthy upstream.
-    async fn refresh(&self, rt: &Runtime, only: Option<&HashSet<String>>) {
+    /// Reads the tools of every scope (or of `only`) from each healthy upstream; returns the
+    /// scopes none of whose upstreams answered.
+    async fn refresh(&self, rt: &Runtime, only: Option<&HashSet<String>>) -> HashSet<String> {
+        let mut unread = HashSet::new();
         for (name, scope) in &rt.upstreams {
             if only.is_some_and(|o| !o.contains(name)) {
                 continue;
@@ -116,7 +126,11 @@ impl RegistryService {
                     self.write_seen(&scope.scope.name, tool_name, tool).await;
                 }
             }
-            if answered {
+            if !answered {
+                unread.insert(name.clone());
+                continue;
+            }
+            {
                 crate::metrics::TOOLS_ACTIVE
                     .with_label_values(&[name])
                     .set(offered.len() as i64);
@@ -134,6 +148,7 @@ impl RegistryService {
         if only.is_none() {
             self.retire_scopes(rt).await;
         }
+        unread
     }
 
     async fn write_seen(&self, scope: &str, tool_name: &str, tool: &serde_json::Value) {

@@ -12,6 +12,7 @@ mod connections;
 mod door;
 mod endpoints;
 mod git;
+mod governance;
 mod jobs;
 mod legacy;
 mod limits;
