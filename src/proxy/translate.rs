@@ -103,6 +103,11 @@ impl Pool {
             .await
     }
 
+    /// The HTTP client for upstreams without TLS settings of their own.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// A POST of the gateway's own to `picked`, as the upstream expects any request.
     pub(crate) fn post(
         &self,

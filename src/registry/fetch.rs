@@ -1,6 +1,7 @@
-//! The gateway asking one upstream for its tools, as a client of its own: in its own upstream
-//! session (`translate::Pool`, shared with bridged requests and jobs) toward older upstreams,
-//! stateless with the `_meta` envelope toward 2026-07-28-only ones; every page of `tools/list`.
+//! The gateway asking one upstream for its tools, as a client of its own (the HTTP clients of
+//! `translate::Pool`, with the scope's upstream TLS): in a session of its own toward older
+//! upstreams, stateless with the `_meta` envelope toward 2026-07-28-only ones; every page of
+//! `tools/list`.
 
 use crate::jsonrpc::MODERN_VERSION;
 use crate::proxy::translate::{answer_of, Pool};
@@ -13,42 +14,120 @@ const MAX_PAGES: usize = 50;
 /// Tools read at most from one upstream.
 const MAX_TOOLS: usize = 10_000;
 
-/// Every tool `picked` lists.
+/// Every request of the registry says so, so that an operator (and a test upstream that records
+/// what reaches it) can tell the gateway's own reads from its clients' traffic.
+pub const USER_AGENT: &str = concat!("mcp-gateway-registry/", env!("CARGO_PKG_VERSION"));
+
+/// The revision spoken and, for older upstreams, the session the read runs in.
+type Session = Option<(&'static str, Option<String>)>;
+
+fn request(
+    bridged: &Pool,
+    scope: &ScopeUpstreams,
+    picked: &Picked,
+    body: &Value,
+    session: &Session,
+    method: &str,
+) -> reqwest::RequestBuilder {
+    let mut req = bridged
+        .post(scope, picked, body)
+        .timeout(Duration::from_secs(10))
+        .header("user-agent", USER_AGENT);
+    match session {
+        Some((version, s)) => {
+            req = req.header("mcp-protocol-version", *version);
+            if let Some(s) = s {
+                req = req.header("mcp-session-id", s.as_str());
+            }
+        }
+        None => {
+            req = req
+                .header("mcp-protocol-version", MODERN_VERSION)
+                .header("mcp-method", method);
+        }
+    }
+    req
+}
+
+/// Every tool `picked` lists, read in a session of the registry's own (opened for the read and
+/// closed after it) toward older upstreams, statelessly toward 2026-07-28-only ones.
 pub async fn tools(
     bridged: &Pool,
     scope: &ScopeUpstreams,
     picked: &Picked,
 ) -> Result<Vec<Value>, String> {
-    match tools_once(bridged, scope, picked).await {
-        // The upstream forgot the gateway's session: open a new one, once.
-        Err(Gone) => {
-            bridged.forget(&picked.addr);
-            tools_once(bridged, scope, picked).await.map_err(|_| {
-                "the upstream forgot the gateway's session twice in a row".to_string()
-            })?
-        }
-        Ok(r) => r,
+    let session = if scope.scope.upstream_version == Some(MODERN_VERSION) {
+        None
+    } else {
+        Some(open(bridged, scope, picked).await?)
+    };
+    let listed = list(bridged, scope, picked, &session).await;
+    // The read's session is closed (best effort: an upstream may not support DELETE).
+    if let Some((version, Some(id))) = &session {
+        let _ = scope
+            .pool
+            .own_client()
+            .unwrap_or(bridged.http())
+            .delete(picked.target.url())
+            .timeout(Duration::from_secs(5))
+            .header("x-gateway-auth", scope.auth_header.clone())
+            .header("user-agent", USER_AGENT)
+            .header("mcp-protocol-version", *version)
+            .header("mcp-session-id", id.as_str())
+            .send()
+            .await;
     }
+    listed
 }
 
-/// The upstream answered 404 to a request in the gateway's session.
-struct Gone;
-
-async fn tools_once(
+async fn open(
     bridged: &Pool,
     scope: &ScopeUpstreams,
     picked: &Picked,
-) -> Result<Result<Vec<Value>, String>, Gone> {
-    let modern = scope.scope.upstream_version == Some(MODERN_VERSION);
-    let session = if modern {
-        None
-    } else {
-        let version = scope.scope.upstream_version.unwrap_or("2025-11-25");
-        match bridged.get(scope, picked, version).await {
-            Ok(o) => Some((version, o.session.clone())),
-            Err(e) => return Ok(Err(e.to_string())),
-        }
-    };
+) -> Result<(&'static str, Option<String>), String> {
+    let version = scope.scope.upstream_version.unwrap_or("2025-11-25");
+    let init = json!({"jsonrpc": "2.0", "id": "mcp-gateway-registry-init", "method": "initialize",
+        "params": {"protocolVersion": version, "capabilities": {},
+            "clientInfo": {"name": "mcp-gateway-registry", "version": env!("CARGO_PKG_VERSION")}}});
+    let resp = request(
+        bridged,
+        scope,
+        picked,
+        &init,
+        &Some((version, None)),
+        "initialize",
+    )
+    .send()
+    .await
+    .map_err(|e| e.without_url().to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!(
+            "initialize answered HTTP {}",
+            resp.status().as_u16()
+        ));
+    }
+    let id = resp
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let text = resp.text().await.map_err(|e| e.without_url().to_string())?;
+    answer_of(&text).ok_or("initialize gave no result")?;
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let session = (version, id);
+    request(bridged, scope, picked, &note, &Some(session.clone()), "")
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    Ok(session)
+}
+
+async fn list(
+    bridged: &Pool,
+    scope: &ScopeUpstreams,
+    picked: &Picked,
+    session: &Session,
+) -> Result<Vec<Value>, String> {
     let mut tools = Vec::new();
     let mut cursor: Option<String> = None;
     for page in 0..MAX_PAGES {
@@ -56,65 +135,37 @@ async fn tools_once(
         if let Some(c) = &cursor {
             params["cursor"] = Value::from(c.as_str());
         }
-        if modern {
+        if session.is_none() {
             params["_meta"] = crate::jobs::call::envelope();
         }
-        let body = json!({"jsonrpc": "2.0", "id": format!("mcp-gateway-tools-{page}"),
+        let body = json!({"jsonrpc": "2.0", "id": format!("mcp-gateway-registry-{page}"),
             "method": "tools/list", "params": params});
-        let mut req = bridged
-            .post(scope, picked, &body)
-            .timeout(Duration::from_secs(10));
-        match &session {
-            Some((version, s)) => {
-                req = req.header("mcp-protocol-version", *version);
-                if let Some(s) = s {
-                    req = req.header("mcp-session-id", s.as_str());
-                }
-            }
-            None => {
-                req = req
-                    .header("mcp-protocol-version", MODERN_VERSION)
-                    .header("mcp-method", "tools/list");
-            }
+        let resp = request(bridged, scope, picked, &body, session, "tools/list")
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!(
+                "tools/list answered HTTP {}",
+                resp.status().as_u16()
+            ));
         }
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => return Ok(Err(e.without_url().to_string())),
-        };
-        let status = resp.status();
-        if status == reqwest::StatusCode::NOT_FOUND
-            && session.as_ref().is_some_and(|(_, s)| s.is_some())
-        {
-            return Err(Gone);
-        }
-        if !status.is_success() {
-            return Ok(Err(format!("tools/list answered HTTP {}", status.as_u16())));
-        }
-        let text = match resp.text().await {
-            Ok(t) => t,
-            Err(e) => return Ok(Err(e.without_url().to_string())),
-        };
-        let Some(mut result) = answer_of(&text) else {
-            return Ok(Err("tools/list gave no result".into()));
-        };
+        let text = resp.text().await.map_err(|e| e.without_url().to_string())?;
+        let mut result = answer_of(&text).ok_or("tools/list gave no result")?;
         let Some(Value::Array(page_tools)) = result.get_mut("tools").map(Value::take) else {
-            return Ok(Err("the tools/list result holds no tools".into()));
+            return Err("the tools/list result holds no tools".into());
         };
         tools.extend(page_tools);
         if tools.len() > MAX_TOOLS {
-            return Ok(Err(format!(
-                "the upstream lists more than {MAX_TOOLS} tools"
-            )));
+            return Err(format!("the upstream lists more than {MAX_TOOLS} tools"));
         }
         cursor = result
             .get("nextCursor")
             .and_then(Value::as_str)
             .map(str::to_string);
         if cursor.is_none() {
-            return Ok(Ok(tools));
+            return Ok(tools);
         }
     }
-    Ok(Err(format!(
-        "tools/list did not end within {MAX_PAGES} pages"
-    )))
+    Err(format!("tools/list did not end within {MAX_PAGES} pages"))
 }

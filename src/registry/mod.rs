@@ -257,6 +257,31 @@ impl Registry {
         });
     }
 
+    /// Forgets what upstreams no longer in `scope` offered (they left with a reload), so a
+    /// version they offered does not hold a tool.
+    fn keep_upstreams(&self, scope: &str, addrs: &[&str]) {
+        let stale = |e: &Entry| {
+            e.seen
+                .iter()
+                .any(|(u, _)| !u.is_empty() && !addrs.contains(&&**u))
+        };
+        let view = self.view.load();
+        if !view.get(scope).is_some_and(|s| s.values().any(stale)) {
+            return;
+        }
+        drop(view);
+        self.view.rcu(|view| {
+            let mut next = (**view).clone();
+            if let Some(tools) = next.get_mut(scope) {
+                for e in tools.values_mut() {
+                    e.seen
+                        .retain(|(u, _)| u.is_empty() || addrs.contains(&&**u));
+                }
+            }
+            next
+        });
+    }
+
     /// The definitions waiting for the store (taken once, by the service).
     fn take_notes(&self) -> Option<tokio::sync::mpsc::Receiver<Note>> {
         self.queued.lock().unwrap_or_else(|p| p.into_inner()).take()

@@ -93,6 +93,13 @@ impl RegistryService {
             if only.is_some_and(|o| !o.contains(name)) {
                 continue;
             }
+            let addrs: Vec<&str> = scope
+                .pool
+                .endpoints()
+                .iter()
+                .map(|e| e.addr.as_str())
+                .collect();
+            self.registry.keep_upstreams(name, &addrs);
             let healthy: Vec<_> = scope
                 .pool
                 .endpoints()

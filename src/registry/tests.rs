@@ -76,3 +76,14 @@ fn a_hash_pinned_in_the_file_is_the_approved_version() {
     assert!(r.listed(s, "u1", &tool("pinned")));
     assert!(r.call(s, "exact_calculate").is_ok());
 }
+
+#[test]
+fn an_upstream_gone_with_a_reload_no_longer_holds_a_tool() {
+    let rt = scope("strict", "");
+    let (r, s) = (&rt.registry, &rt.config.scopes["calculator"]);
+    assert!(r.listed(s, "u1", &tool("adds")));
+    assert!(!r.listed(s, "u2", &tool("something else")));
+    assert_eq!(r.call(s, "exact_calculate").err(), Some(NOT_APPROVED));
+    r.keep_upstreams("calculator", &["u1"]);
+    assert!(r.call(s, "exact_calculate").is_ok());
+}

@@ -76,8 +76,17 @@ impl Recorder {
         Self { port, log }
     }
 
+    /// What reached the upstream, except the gateway's own reads of its tools (the tool registry,
+    /// marked by its `User-Agent`; no test client sends that).
     pub fn received(&self) -> Vec<Received> {
-        self.log.lock().unwrap().clone()
+        let registry = mcp_gateway::registry::fetch::USER_AGENT;
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.headers.get("user-agent").and_then(|v| v.to_str().ok()) != Some(registry))
+            .cloned()
+            .collect()
     }
 
     pub fn clear(&self) {
