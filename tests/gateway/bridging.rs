@@ -20,7 +20,9 @@ struct Old {
 }
 
 /// A server of the 2025-11-25 revision only, with sessions: 2026-07-28 requests get 400, requests
-/// outside its session 404.
+/// outside its session 404. It keeps one session at a time; the gateway's tool registry reads
+/// (marked by their `User-Agent`) are answered apart, so that what is counted here is the
+/// bridged traffic alone.
 async fn old_server(state: Old, headers: HeaderMap, body: String) -> axum::response::Response {
     let h = |n: &str| {
         headers
@@ -30,6 +32,21 @@ async fn old_server(state: Old, headers: HeaderMap, body: String) -> axum::respo
     };
     let msg: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let method = msg["method"].as_str().unwrap_or("").to_string();
+    if h("user-agent").as_deref() == Some(mcp_gateway::registry::fetch::USER_AGENT) {
+        let result = match method.as_str() {
+            "initialize" => {
+                json!({"protocolVersion": "2025-11-25", "serverInfo": {"name": "old-server", "version": "1"},
+                "capabilities": {"tools": {}}})
+            }
+            "tools/list" => {
+                json!({"tools": [{"name": "exact_calculate", "inputSchema": {"type": "object"}},
+                {"name": "statistics", "inputSchema": {"type": "object"}}]})
+            }
+            _ => return StatusCode::ACCEPTED.into_response(),
+        };
+        let reply = json!({"jsonrpc": "2.0", "id": msg["id"], "result": result});
+        return ([("mcp-session-id", "registry")], axum::Json(reply)).into_response();
+    }
     state.seen.lock().unwrap().push((
         method.clone(),
         h("mcp-session-id"),

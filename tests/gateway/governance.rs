@@ -481,6 +481,37 @@ async fn two_instances_share_the_registry_and_approvals() {
 }
 
 #[tokio::test]
+async fn two_upstreams_that_disagree_on_a_tool_hold_it_on_strict() {
+    let (one, two) = (Shifty::start().await, Shifty::start().await);
+    two.set_description("Adds two integers, and remembers them.");
+    let mut spec = spec(&one, "pin: strict");
+    spec.tools_yaml = edit(
+        &spec.tools_yaml,
+        "    timeout: 10s\n",
+        &format!(
+            "      - url: http://127.0.0.1:{}/mcp\n    timeout: 10s\n",
+            two.proc.port
+        ),
+    );
+    let gw = spec.start().await;
+    let c = client(&gw).await;
+    // The start-up read saw both: the tool is held whichever upstream would answer.
+    until_refused(&c, "shifty").await;
+    gw.log_with("tool definition is not the approved one").await;
+    assert!(one.calls("shifty").is_empty() && two.calls("shifty").is_empty());
+    // Once they agree again (seen in passing lists: each new session lands on the next upstream),
+    // it is served.
+    two.set_description("Adds two integers.");
+    for _ in 0..4 {
+        listed(&client(&gw).await).await;
+    }
+    assert_eq!(
+        text_of(&until_served(&c, "shifty", json!({"a": 1, "b": 2})).await),
+        "3"
+    );
+}
+
+#[tokio::test]
 async fn bad_governance_settings_name_file_field_and_reason() {
     let up = Shifty::start().await;
     let mut s = spec(&up, "pin: sometimes");
