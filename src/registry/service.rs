@@ -129,26 +129,27 @@ impl RegistryService {
                         continue;
                     }
                     self.registry.listed(&scope.scope, &e.addr, tool);
-                    offered.insert(tool_name.to_string());
-                    self.write_seen(&scope.scope.name, tool_name, tool).await;
+                    // One sighting per tool and read: upstreams that disagree do not make the
+                    // stored current version flip at every refresh (the view keeps each one's).
+                    if offered.insert(tool_name.to_string()) {
+                        self.write_seen(&scope.scope.name, tool_name, tool).await;
+                    }
                 }
             }
             if !answered {
                 unread.insert(name.clone());
                 continue;
             }
-            {
-                crate::metrics::TOOLS_ACTIVE
-                    .with_label_values(&[name])
-                    .set(offered.len() as i64);
-                if let Some(store) = &self.registry.store {
-                    let active: Vec<String> = offered.into_iter().collect();
-                    if let Err(e) = store
-                        .set_active(name, &active, &self.registry.instance)
-                        .await
-                    {
-                        tracing::warn!(error = %e, "tool registry not written");
-                    }
+            crate::metrics::TOOLS_ACTIVE
+                .with_label_values(&[name])
+                .set(offered.len() as i64);
+            if let Some(store) = &self.registry.store {
+                let active: Vec<String> = offered.into_iter().collect();
+                if let Err(e) = store
+                    .set_active(name, &active, &self.registry.instance)
+                    .await
+                {
+                    tracing::warn!(error = %e, "tool registry not written");
                 }
             }
         }
