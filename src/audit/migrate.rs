@@ -1,8 +1,60 @@
 //! Schema migrations: the numbered files of `migrations/`, compiled in, applied in order inside one
 //! transaction under an advisory lock (so two instances starting together do not race), and
-//! recorded in `schema_migrations` so running them again is a no-op.
+//! recorded in `schema_migrations` so running them again is a no-op. Also the connection pool the
+//! stores beside the audit trail (jobs, the tool registry) share the setup of.
 
-use tokio_postgres::Client;
+use deadpool_postgres::{Pool, PoolConfig, Runtime, Timeouts};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio_postgres::{Client, NoTls};
+
+/// A pool of at most `max_size` connections to `url`; `timeout` bounds waiting for one,
+/// connecting and recycling.
+pub fn pool(url: &str, max_size: usize, timeout: Duration) -> Result<Pool, String> {
+    let mut pg = deadpool_postgres::Config::new();
+    pg.url = Some(url.to_string());
+    let t = Some(timeout);
+    pg.pool = Some(PoolConfig {
+        max_size,
+        timeouts: Timeouts {
+            wait: t,
+            create: t,
+            recycle: t,
+        },
+        ..Default::default()
+    });
+    pg.create_pool(Some(Runtime::Tokio1), NoTls)
+        .map_err(|e| e.to_string())
+}
+
+/// The gateway's database as a store sees it: a pool whose first connection brings the schema up
+/// to date (when `audit.migrate_on_start`), so a store works whichever part of the gateway
+/// reaches the database first.
+pub struct Database {
+    pool: Pool,
+    migrate: bool,
+    migrated: AtomicBool,
+}
+
+impl Database {
+    pub fn new(url: &str, max_size: usize, migrate: bool) -> Result<Self, String> {
+        Ok(Self {
+            pool: pool(url, max_size, Duration::from_secs(3))?,
+            migrate,
+            migrated: AtomicBool::new(false),
+        })
+    }
+
+    /// A pooled connection, on a migrated schema.
+    pub async fn client(&self) -> Result<deadpool_postgres::Client, String> {
+        let mut client = self.pool.get().await.map_err(|e| e.to_string())?;
+        if self.migrate && !self.migrated.load(Ordering::Acquire) {
+            migrate(&mut client).await.map_err(|e| e.to_string())?;
+            self.migrated.store(true, Ordering::Release);
+        }
+        Ok(client)
+    }
+}
 
 /// Every migration, in order. A test checks this list against the `migrations/` folder.
 pub const MIGRATIONS: &[(&str, &str)] = &[

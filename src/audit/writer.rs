@@ -9,12 +9,11 @@ use super::record::AuditRecord;
 use super::spool::{append_jsonl, Spool};
 use super::{migrate, AuditConfig, SinkConfig};
 use crate::metrics;
-use deadpool_postgres::{Pool, PoolConfig, Runtime, Timeouts};
+use deadpool_postgres::Pool;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
-use tokio_postgres::NoTls;
 
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
@@ -41,19 +40,7 @@ impl Sink {
             SinkConfig::Off => Sink::Off,
             SinkConfig::File(path) => Sink::File(path.clone()),
             SinkConfig::Postgres { url, spool } => {
-                let mut pg = deadpool_postgres::Config::new();
-                pg.url = Some(url.clone());
-                let t = Some(Duration::from_secs(2));
-                pg.pool = Some(PoolConfig {
-                    max_size: 2,
-                    timeouts: Timeouts {
-                        wait: t,
-                        create: t,
-                        recycle: t,
-                    },
-                    ..Default::default()
-                });
-                let pool = match pg.create_pool(Some(Runtime::Tokio1), NoTls) {
+                let pool = match migrate::pool(url, 2, Duration::from_secs(2)) {
                     Ok(p) => p,
                     Err(e) => {
                         // The URL was checked at load time; should it still fail, rows go to the spool.

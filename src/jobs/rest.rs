@@ -457,7 +457,7 @@ async fn read_body(session: &mut Session, ctx: &RequestCtx) -> Result<Vec<u8>, G
 
 /// The caller's job: theirs, and in a scope their token may use; anything else is unknown.
 async fn owned(
-    ctx: &RequestCtx,
+    ctx: &mut RequestCtx,
     identity: &crate::auth::Identity,
     id: &str,
 ) -> Result<Job, GatewayError> {
@@ -477,6 +477,8 @@ async fn owned(
             return Err(unknown());
         }
     }
+    // The request's audit row names the job.
+    ctx.job = Some(job.id.clone());
     Ok(job)
 }
 
@@ -556,7 +558,6 @@ async fn get_job(
     id: &str,
 ) -> Result<Answer, GatewayError> {
     let job = owned(ctx, &identity, id).await?;
-    ctx.job = Some(job.id.clone());
     Ok((200, to_vec(&view(&job)), Vec::new()))
 }
 
@@ -577,7 +578,6 @@ async fn job_result(
     id: &str,
 ) -> Result<Answer, GatewayError> {
     let job = owned(ctx, &identity, id).await?;
-    ctx.job = Some(job.id.clone());
     match (job.status, super::tasks::outcome(&job)) {
         (Status::Completed, Some(Ok(result))) => Ok((200, to_vec(&result), Vec::new())),
         (s, _) if !s.is_final() => Err(GatewayError::JobConflict(format!(
@@ -609,7 +609,6 @@ async fn cancel_job(
     id: &str,
 ) -> Result<Answer, GatewayError> {
     let job = owned(ctx, &identity, id).await?;
-    ctx.job = Some(job.id.clone());
     if job.status.is_final() {
         return Err(GatewayError::JobConflict(format!(
             "the job has already ended ({})",

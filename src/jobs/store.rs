@@ -5,11 +5,9 @@
 //! never reveals or touches another user's job.
 
 use super::{Job, Kind, Owner, Status};
-use deadpool_postgres::{Pool, PoolConfig, Runtime, Timeouts};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
-use tokio_postgres::NoTls;
 
 /// How long an expired job still answers `expired` before its row goes.
 const EXPIRED_KEPT: Duration = Duration::from_secs(86_400);
@@ -47,27 +45,10 @@ impl Store {
     }
 
     pub fn postgres(url: &str, key: (String, [u8; 32]), migrate: bool) -> Result<Self, String> {
-        let mut pg = deadpool_postgres::Config::new();
-        pg.url = Some(url.to_string());
-        let t = Some(Duration::from_secs(3));
-        pg.pool = Some(PoolConfig {
-            max_size: 8,
-            timeouts: Timeouts {
-                wait: t,
-                create: t,
-                recycle: t,
-            },
-            ..Default::default()
-        });
-        let pool = pg
-            .create_pool(Some(Runtime::Tokio1), NoTls)
-            .map_err(|e| e.to_string())?;
         Ok(Store::Postgres(Box::new(Postgres {
-            pool,
+            db: crate::audit::migrate::Database::new(url, 8, migrate)?,
             sealer: crate::audit::ArgumentsMode::encrypted(&key.0, &key.1),
             key,
-            migrate,
-            migrated: std::sync::atomic::AtomicBool::new(false),
         })))
     }
 
@@ -295,11 +276,9 @@ impl Memory {
 }
 
 pub struct Postgres {
-    pool: Pool,
+    db: crate::audit::migrate::Database,
     sealer: crate::audit::ArgumentsMode,
     key: (String, [u8; 32]),
-    migrate: bool,
-    migrated: std::sync::atomic::AtomicBool,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -312,15 +291,7 @@ const COLUMNS: &str =
 
 impl Postgres {
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        use std::sync::atomic::Ordering;
-        let mut client = self.pool.get().await.map_err(unavailable)?;
-        if self.migrate && !self.migrated.load(Ordering::Acquire) {
-            crate::audit::migrate::migrate(&mut client)
-                .await
-                .map_err(unavailable)?;
-            self.migrated.store(true, Ordering::Release);
-        }
-        Ok(client)
+        self.db.client().await.map_err(StoreError::Unavailable)
     }
 
     async fn insert(

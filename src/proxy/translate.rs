@@ -83,7 +83,7 @@ impl Pool {
         picked: &Picked,
         version: &str,
     ) -> Result<Arc<Opened>, GatewayError> {
-        let make = self.open(scope, picked, version);
+        let make = self.open(scope, picked, version, None);
         self.cached(&self.opened, picked, "initialized", make).await
     }
 
@@ -150,14 +150,21 @@ impl Pool {
         self.lock().remove(addr);
     }
 
-    async fn open(
+    /// Opens an upstream session of the gateway's own (`initialize`, then
+    /// `notifications/initialized`); `agent` is the `User-Agent` its requests carry, when they
+    /// must be told apart (the tool registry's reads).
+    pub(crate) async fn open(
         &self,
         scope: &ScopeUpstreams,
         picked: &Picked,
         version: &str,
+        agent: Option<&'static str>,
     ) -> Result<Opened, String> {
         let post = |body: Value, session: Option<&str>| {
             let mut r = self.post(scope, picked, &body);
+            if let Some(a) = agent {
+                r = r.header("user-agent", a);
+            }
             if let Some(s) = session {
                 r = r
                     .header("mcp-session-id", s)

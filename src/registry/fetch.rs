@@ -56,10 +56,15 @@ pub async fn tools(
     scope: &ScopeUpstreams,
     picked: &Picked,
 ) -> Result<Vec<Value>, String> {
-    let session = if scope.scope.upstream_version == Some(MODERN_VERSION) {
-        None
-    } else {
-        Some(open(bridged, scope, picked).await?)
+    let session = match scope.scope.upstream_version {
+        Some(MODERN_VERSION) => None,
+        v => {
+            let version = v.unwrap_or("2025-11-25");
+            let opened = bridged
+                .open(scope, picked, version, Some(USER_AGENT))
+                .await?;
+            Some((version, opened.session))
+        }
     };
     let listed = list(bridged, scope, picked, &session).await;
     // The read's session is closed (best effort: an upstream may not support DELETE).
@@ -78,48 +83,6 @@ pub async fn tools(
             .await;
     }
     listed
-}
-
-async fn open(
-    bridged: &Pool,
-    scope: &ScopeUpstreams,
-    picked: &Picked,
-) -> Result<(&'static str, Option<String>), String> {
-    let version = scope.scope.upstream_version.unwrap_or("2025-11-25");
-    let init = json!({"jsonrpc": "2.0", "id": "mcp-gateway-registry-init", "method": "initialize",
-        "params": {"protocolVersion": version, "capabilities": {},
-            "clientInfo": {"name": "mcp-gateway-registry", "version": env!("CARGO_PKG_VERSION")}}});
-    let resp = request(
-        bridged,
-        scope,
-        picked,
-        &init,
-        &Some((version, None)),
-        "initialize",
-    )
-    .send()
-    .await
-    .map_err(|e| e.without_url().to_string())?;
-    if !resp.status().is_success() {
-        return Err(format!(
-            "initialize answered HTTP {}",
-            resp.status().as_u16()
-        ));
-    }
-    let id = resp
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let text = resp.text().await.map_err(|e| e.without_url().to_string())?;
-    answer_of(&text).ok_or("initialize gave no result")?;
-    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let session = (version, id);
-    request(bridged, scope, picked, &note, &Some(session.clone()), "")
-        .send()
-        .await
-        .map_err(|e| e.without_url().to_string())?;
-    Ok(session)
 }
 
 async fn list(

@@ -7,13 +7,11 @@
 //! Every write is a small read-modify-write that says what happened (`Seen`), so two instances
 //! seeing the same change record it once.
 
-use deadpool_postgres::{PoolConfig, Runtime, Timeouts};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
-use tokio_postgres::NoTls;
+use std::time::SystemTime;
 
 /// One scope/tool.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,9 +74,7 @@ pub enum Store {
 }
 
 pub struct Postgres {
-    pool: deadpool_postgres::Pool,
-    migrate: bool,
-    migrated: std::sync::atomic::AtomicBool,
+    db: crate::audit::migrate::Database,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -87,23 +83,8 @@ fn err(e: impl std::fmt::Display) -> String {
 
 impl Store {
     pub fn postgres(url: &str, migrate: bool) -> Result<Self, String> {
-        let mut pg = deadpool_postgres::Config::new();
-        pg.url = Some(url.to_string());
-        let t = Some(Duration::from_secs(3));
-        pg.pool = Some(PoolConfig {
-            max_size: 2,
-            timeouts: Timeouts {
-                wait: t,
-                create: t,
-                recycle: t,
-            },
-            ..Default::default()
-        });
-        let pool = pg.create_pool(Some(Runtime::Tokio1), NoTls).map_err(err)?;
         Ok(Store::Postgres(Box::new(Postgres {
-            pool,
-            migrate,
-            migrated: Default::default(),
+            db: crate::audit::migrate::Database::new(url, 2, migrate)?,
         })))
     }
 
@@ -223,12 +204,11 @@ impl Store {
                     sha.map(str::to_string),
                     actor.to_string(),
                 );
-                let r = modify(f, move |doc| {
+                modify(f, move |doc| {
                     Ok(doc.approve(&scope, &tool, sha.as_deref(), &actor))
                 })
                 .await
-                .map_err(ApproveError::Store)?;
-                r
+                .map_err(ApproveError::Store)?
             }
         }
     }
@@ -451,15 +431,7 @@ fn row_of(r: &tokio_postgres::Row) -> Row {
 
 impl Postgres {
     async fn client(&self) -> Result<deadpool_postgres::Client, String> {
-        use std::sync::atomic::Ordering;
-        let mut client = self.pool.get().await.map_err(err)?;
-        if self.migrate && !self.migrated.load(Ordering::Acquire) {
-            crate::audit::migrate::migrate(&mut client)
-                .await
-                .map_err(err)?;
-            self.migrated.store(true, Ordering::Release);
-        }
-        Ok(client)
+        self.db.client().await
     }
 
     async fn rows(&self) -> Result<Vec<Row>, String> {

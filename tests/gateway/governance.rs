@@ -20,28 +20,9 @@ struct Shifty {
 
 impl Shifty {
     async fn start() -> Shifty {
-        let port = free_port();
         let dir = tempfile::tempdir().unwrap();
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/shifty_server.py");
-        let child = std::process::Command::new("python3")
-            .arg(&script)
-            .arg(port.to_string())
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..150 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Shifty {
-            proc: Proc { child, port },
-            dir,
-        }
+        let proc = python_server("shifty_server.py", &[dir.path().as_os_str()]).await;
+        Shifty { proc, dir }
     }
 
     fn set_description(&self, text: &str) {
@@ -182,11 +163,10 @@ async fn strict_hides_a_changed_tool_and_refuses_it_until_approved() {
         1,
         "the held call reached the tool"
     );
-    let rows = gw.audit_rows(1).await;
+    let rows = audit_rows_where(&gw, 1, |r| r["jsonrpc_id"] == "3").await;
     let row = rows
-        .iter()
-        .find(|r| r["jsonrpc_id"] == "3")
-        .unwrap_or_else(|| panic!("{rows:?}"));
+        .first()
+        .unwrap_or_else(|| panic!("no audit row for id 3: {:?}", gw.audit_file_rows()));
     assert_eq!(row["outcome"], "denied");
     assert!(
         row["reason"]
@@ -340,12 +320,8 @@ async fn arguments_that_break_the_schema_are_refused_with_the_path() {
     );
     let ok = call(&c, 20, "echo_text", json!({"text": "hi", "count": 2})).await;
     assert_eq!(text_of(&ok), "hihi", "{ok}");
-    let rows = gw.audit_rows(7).await;
-    let invalid = rows
-        .iter()
-        .filter(|r| r["outcome"] == "invalid_arguments")
-        .count();
-    assert_eq!(invalid, cases.len(), "{rows:?}");
+    let invalid = audit_rows_where(&gw, cases.len(), |r| r["outcome"] == "invalid_arguments").await;
+    assert_eq!(invalid.len(), cases.len(), "{invalid:?}");
     let m = gw
         .metrics_when(
             "mcp_requests_total{method=\"tools/call\",outcome=\"invalid_arguments\",scope=\"shifty\"}",
@@ -402,6 +378,20 @@ async fn a_tool_removed_from_the_tools_file_is_inactive_and_comes_back() {
     assert_eq!(events, ["first_seen", "inactive", "active"], "{history}");
     // One definition throughout: no change was recorded.
     assert!(!history.contains("changed"));
+}
+
+/// The audit rows that match, once there are at least `n` (the writer stores rows a moment after
+/// the answers); what there is after 5 s otherwise.
+async fn audit_rows_where(gw: &Gateway, n: usize, matches: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = gw.audit_file_rows().into_iter().filter(&matches).collect();
+        if rows.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rows
 }
 
 /// Waits (up to 10 s) until `ok` holds.

@@ -16,27 +16,11 @@ struct Slow {
 
 impl Slow {
     async fn start() -> Slow {
-        let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("calls.log");
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/slow_server.py");
-        let child = std::process::Command::new("python3")
-            .arg(&script)
-            .arg(port.to_string())
-            .arg(&log)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..150 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let proc = python_server("slow_server.py", &[log.as_os_str()]).await;
         Slow {
-            proc: Proc { child, port },
+            proc,
             log,
             _dir: dir,
         }

@@ -165,22 +165,8 @@ async fn streamable_http_on_the_sse_path_still_works() {
 /// into the scope and its answers filtered; a Streamable HTTP client is told to use the stream.
 #[tokio::test]
 async fn legacy_clients_reach_a_legacy_upstream() {
-    let port = free_port();
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/legacy_sse_server.py");
-    let mut server = std::process::Command::new("python3")
-        .arg(&script)
-        .arg(port.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let mut server = python_server("legacy_sse_server.py", &[]).await;
+    let port = server.port;
     let mut spec = GatewaySpec::new(&[port]);
     spec.without_health_check();
     spec.tools_yaml = edit(
@@ -196,8 +182,7 @@ async fn legacy_clients_reach_a_legacy_upstream() {
         &[],
     )
     .await;
-    let _ = server.kill();
-    let _ = server.wait();
+    server.kill();
     assert_eq!(seen["tools"], json!(["exact_calculate"]), "{seen}");
     let text = seen["call"]["content"][0]["text"]
         .as_str()

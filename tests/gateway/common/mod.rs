@@ -70,6 +70,30 @@ pub async fn wait_http(url: &str) {
     panic!("{url} did not come up");
 }
 
+/// Starts `tests/servers/SCRIPT PORT ARGS…` (a test MCP server on the official Python SDK) on a
+/// free port and waits (up to 15 s) until it accepts connections.
+pub async fn python_server(script: &str, args: &[&std::ffi::OsStr]) -> Proc {
+    let port = free_port();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/servers")
+        .join(script);
+    let child = Command::new("python3")
+        .arg(&path)
+        .arg(port.to_string())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..150 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Proc { child, port }
+}
+
 /// Starts the bundled calculator as an upstream. `stateless` answers JSON without sessions;
 /// otherwise it keeps sessions and answers as SSE.
 pub async fn calculator(stateless: bool) -> Proc {
