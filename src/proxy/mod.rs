@@ -52,6 +52,8 @@ pub struct Runtime {
     pub jobs: Arc<crate::jobs::Jobs>,
     /// The tool registry (definitions, approvals); built at start, kept across reloads.
     pub registry: Arc<crate::registry::Registry>,
+    /// Filtered list results of this runtime (its policy, its tools).
+    pub lists: filter::cache::ListCache,
 }
 
 /// The gateway proxy. Each request takes the runtime current when it starts and keeps it to the

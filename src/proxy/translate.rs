@@ -12,6 +12,7 @@
 pub mod up;
 
 use super::ctx::RequestCtx;
+use super::filter::cache::{ListCache, View};
 use super::visible::{self, Visible};
 use crate::error::GatewayError;
 use crate::session::{user_hash, SessionBinding};
@@ -320,6 +321,9 @@ impl Visible for Stamped {
     }
     fn gateway_tasks(&self) -> bool {
         self.0.gateway_tasks()
+    }
+    fn cached(&self) -> Option<(&ListCache, View)> {
+        self.0.cached().map(|(c, v)| (c, v.part(b"stamped")))
     }
 }
 

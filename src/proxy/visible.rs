@@ -2,6 +2,7 @@
 //! is the same policy that decides calls (a tool it may not call is one it cannot see).
 
 use super::ctx::RequestCtx;
+use super::filter::cache::{ListCache, View};
 use crate::auth::Identity;
 use crate::policy::Kind;
 use crate::upstream::ScopeUpstreams;
@@ -29,6 +30,11 @@ pub trait Visible: Send + Sync {
     /// then advertises the tasks capability, `server/discover` the tasks extension).
     fn gateway_tasks(&self) -> bool {
         false
+    }
+    /// The cache of filtered results and everything that decides this caller's cut of one
+    /// (`None`: filtered every time).
+    fn cached(&self) -> Option<(&ListCache, View)> {
+        None
     }
 }
 
@@ -180,8 +186,27 @@ impl Visible for Visibility {
         }
     }
     fn gateway_tasks(&self) -> bool {
+        self.gateway_runs_tasks() && self.capability("tools")
+    }
+    /// The registry's state (a strict scope hides versions it has not approved), the scope, the
+    /// answering upstream, whether the gateway runs tasks here and the caller's roles: the policy
+    /// decides on nothing else. The cache belongs to this runtime (its policy and tools).
+    fn cached(&self) -> Option<(&ListCache, View)> {
+        let mut view = View::default()
+            .part(&self.rt.registry.generation().to_le_bytes())
+            .part(self.scope.scope.name.as_bytes())
+            .part(self.upstream.as_deref().unwrap_or("").as_bytes())
+            .part(&[u8::from(self.gateway_runs_tasks())]);
+        for role in &self.identity.roles {
+            view = view.part(role.as_bytes());
+        }
+        Some((&self.rt.lists, view))
+    }
+}
+
+impl Visibility {
+    fn gateway_runs_tasks(&self) -> bool {
         self.scope.scope.tasks == crate::config::file::TaskMode::Gateway
             && self.rt.jobs.store.is_some()
-            && self.capability("tools")
     }
 }

@@ -28,6 +28,7 @@ use arc_swap::ArcSwap;
 use definition::Sha;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use service::RegistryService;
@@ -84,6 +85,8 @@ pub const NOT_SEEN: &str = "tool definition not seen yet (pin: strict)";
 pub struct Registry {
     pub store: Option<store::Store>,
     view: ArcSwap<View>,
+    /// Counts the view's changes: filtered `tools/list` results are cached per generation.
+    generation: AtomicU64,
     notes: tokio::sync::mpsc::Sender<Note>,
     queued: Mutex<Option<tokio::sync::mpsc::Receiver<Note>>>,
     /// The name written as the actor of this instance's events.
@@ -96,6 +99,7 @@ impl Registry {
         Arc::new(Self {
             store,
             view: ArcSwap::default(),
+            generation: AtomicU64::new(0),
             notes,
             queued: Mutex::new(Some(rx)),
             instance,
@@ -183,6 +187,7 @@ impl Registry {
             entry.served = Some(version.clone());
             next
         });
+        self.changed_view();
         let before = before.unwrap_or_default();
         let previous = before
             .seen
@@ -243,6 +248,16 @@ impl Registry {
 
     /// The approvals the store holds now (`scope` → `tool` → approved SHA).
     fn set_approved(&self, approved: &HashMap<(String, String), Sha>) {
+        let view = self.view.load();
+        let same = approved.iter().all(|((scope, tool), sha)| {
+            view.get(scope)
+                .and_then(|s| s.get(tool))
+                .is_some_and(|e| e.approved == Some(*sha))
+        });
+        drop(view);
+        if same {
+            return;
+        }
         self.view.rcu(|view| {
             let mut next = (**view).clone();
             for ((scope, tool), sha) in approved {
@@ -255,6 +270,7 @@ impl Registry {
             }
             next
         });
+        self.changed_view();
     }
 
     /// Forgets what upstreams no longer in `scope` offered (they left with a reload), so a
@@ -280,6 +296,16 @@ impl Registry {
             }
             next
         });
+        self.changed_view();
+    }
+
+    /// Which state of the view the proxy reads (it changes after every change of the view).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn changed_view(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The definitions waiting for the store (taken once, by the service).

@@ -117,6 +117,33 @@ async fn tools_list_is_filtered_as_json() {
     assert_eq!(r.status(), 403);
 }
 
+/// Filtered results are cached per (upstream result, caller's roles): callers with different
+/// roles asking in turn, with ids of every kind, each get their own cut under their own id.
+#[tokio::test]
+async fn repeated_lists_stay_per_caller() {
+    let up = calculator(true).await;
+    let gw = GatewaySpec::new(&[up.port]).start().await;
+    let url = gw.url("/calculator/mcp");
+    let analyst = Client::new(url.clone(), Some(token("bob", &["analyst"], json!({}))));
+    let developer = Client::new(url, Some(token("carol", &["developer"], json!({}))));
+    let ids = [json!(1), json!("a-1"), json!(2), json!("b\"2"), json!(3)];
+    for (i, id) in ids.iter().enumerate() {
+        for (client, expected) in [
+            (&analyst, vec!["exact_calculate"]),
+            (&developer, vec!["exact_calculate", "statistics"]),
+        ] {
+            let r = client
+                .post(&json!({"jsonrpc":"2.0","id":id,"method":"tools/list"}))
+                .await;
+            assert_eq!(r.status(), 200);
+            let v = rpc_body(r).await;
+            assert_eq!(v["id"], *id, "round {i}");
+            assert_eq!(v["jsonrpc"], "2.0");
+            assert_eq!(tool_names(&v), expected, "round {i}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn tools_list_is_filtered_as_sse() {
     let up = calculator(false).await;

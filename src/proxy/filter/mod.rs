@@ -3,6 +3,8 @@
 //! use, whether the upstream answered `application/json` (collected, rewritten at the end) or
 //! `text/event-stream` (rewritten event by event as each arrives, so streams stay unbuffered).
 
+pub mod cache;
+
 use crate::sse::next_event;
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
@@ -168,7 +170,15 @@ fn unreadable_list() -> Vec<u8> {
 }
 
 /// Filters the lists in the result of a JSON-RPC response (or of each response of a batch).
+/// A single response is cut once per (result, caller's view) and then served from the cache.
 fn filter_json(body: &[u8], allowed: &dyn Visible) -> Filtered {
+    if let Some((lists, view)) = allowed.cached() {
+        match lists.filter(body, view, |result| filter_result_text(result, allowed)) {
+            Some(cache::Cached::Unchanged) => return Filtered::Unchanged,
+            Some(cache::Cached::Changed(new)) => return Filtered::Changed(new),
+            None => {}
+        }
+    }
     let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
         return Filtered::Unreadable;
     };
@@ -200,9 +210,21 @@ const LISTS: [(&str, &str, Check); 4] = [
 ];
 
 fn filter_one(msg: &mut Value, allowed: &dyn Visible) -> bool {
-    let Some(result) = msg.get_mut("result").and_then(Value::as_object_mut) else {
-        return false;
-    };
+    msg.get_mut("result")
+        .and_then(Value::as_object_mut)
+        .is_some_and(|result| filter_result(result, allowed))
+}
+
+/// A result as the upstream wrote it, cut for the caller; `None` when the cut leaves it as it was.
+fn filter_result_text(result: &str, allowed: &dyn Visible) -> Option<Vec<u8>> {
+    let mut value: Value = serde_json::from_str(result).ok()?;
+    let changed = filter_result(value.as_object_mut()?, allowed);
+    changed.then(|| serde_json::to_vec(&value).ok()).flatten()
+}
+
+/// Cuts one result's lists (and an `initialize` result's capabilities) to what the caller may
+/// see. Returns whether it changed.
+fn filter_result(result: &mut serde_json::Map<String, Value>, allowed: &dyn Visible) -> bool {
     let mut changed = false;
     for (key, field, check) in LISTS {
         if let Some(items) = result.get_mut(key).and_then(Value::as_array_mut) {

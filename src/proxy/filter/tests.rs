@@ -124,3 +124,138 @@ fn filtered_results_are_private_and_short_lived() {
     assert_eq!(out["result"]["cacheScope"], "private");
     assert_eq!(out["result"]["ttlMs"], 5);
 }
+
+/// A caller whose cut may be cached: the tools it may see name its view; counts the entries the
+/// filter asked about.
+struct CachedCaller<'a> {
+    lists: &'a cache::ListCache,
+    tools: Vec<String>,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> CachedCaller<'a> {
+    fn new(lists: &'a cache::ListCache, tools: &[&str]) -> Self {
+        Self {
+            lists,
+            tools: tools.iter().map(|t| t.to_string()).collect(),
+            asked: Default::default(),
+        }
+    }
+    fn asked(&self) -> usize {
+        self.asked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Visible for CachedCaller<'_> {
+    fn tool(&self, name: &str) -> bool {
+        self.asked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.tools.iter().any(|t| t == name)
+    }
+    fn resource(&self, _: &str) -> bool {
+        false
+    }
+    fn prompt(&self, _: &str) -> bool {
+        false
+    }
+    fn capability(&self, _: &str) -> bool {
+        true
+    }
+    fn cached(&self) -> Option<(&cache::ListCache, cache::View)> {
+        let view = self
+            .tools
+            .iter()
+            .fold(cache::View::default(), |v, t| v.part(t.as_bytes()));
+        Some((self.lists, view))
+    }
+}
+
+fn names(body: &[u8]) -> (Value, Vec<String>) {
+    let v: Value = serde_json::from_slice(body).unwrap();
+    let tools = v["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    (v["id"].clone(), tools)
+}
+
+fn cut(body: &str, caller: &dyn Visible) -> Vec<u8> {
+    match filter_json(body.as_bytes(), caller) {
+        Filtered::Changed(new) => new,
+        Filtered::Unchanged => body.as_bytes().to_vec(),
+        Filtered::Unreadable => panic!("unreadable"),
+    }
+}
+
+#[test]
+fn cached_cut_keeps_each_callers_id_and_view() {
+    let lists = cache::ListCache::default();
+    let a = CachedCaller::new(&lists, &["a"]);
+    let b = CachedCaller::new(&lists, &["b"]);
+    let list = |id: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"result":{{"tools":[{{"name":"a"}},{{"name":"b"}}],"ttlMs":90000,"cacheScope":"public"}}}}"#
+        )
+    };
+    assert_eq!(
+        names(&cut(&list("1"), &a)),
+        (Value::from(1), vec!["a".into()])
+    );
+    assert_eq!(a.asked(), 2);
+    // Another request of the same caller, another id: served from the cache, its own id.
+    let (id, tools) = names(&cut(&list(r#""req-7""#), &a));
+    assert_eq!((id, tools), (Value::from("req-7"), vec!["a".to_string()]));
+    assert_eq!(a.asked(), 2, "the second cut came from the cache");
+    // Another view of the same result is cut for itself.
+    assert_eq!(
+        names(&cut(&list("2"), &b)),
+        (Value::from(2), vec!["b".into()])
+    );
+    assert_eq!(names(&cut(&list("3"), &b)).1, vec!["b".to_string()]);
+    assert_eq!((a.asked(), b.asked()), (2, 2));
+    // The cached cut is still private and short-lived.
+    let v: Value = serde_json::from_slice(&cut(&list("4"), &a)).unwrap();
+    assert_eq!(v["result"]["cacheScope"], "private");
+    assert_eq!(v["result"]["ttlMs"], MAX_FILTERED_TTL_MS);
+    assert_eq!(v["jsonrpc"], "2.0");
+}
+
+#[test]
+fn cached_cut_follows_a_changed_result() {
+    let lists = cache::ListCache::default();
+    let a = CachedCaller::new(&lists, &["a", "c"]);
+    let one = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"b"}]}}"#;
+    let two = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"c"},{"name":"b"}]}}"#;
+    assert_eq!(names(&cut(one, &a)).1, vec!["a".to_string()]);
+    assert_eq!(names(&cut(two, &a)).1, vec!["c".to_string()]);
+    assert_eq!(names(&cut(one, &a)).1, vec!["a".to_string()]);
+    assert_eq!(lists.entries(), 2);
+}
+
+#[test]
+fn what_the_cache_does_not_handle_is_still_filtered() {
+    let lists = cache::ListCache::default();
+    let a = CachedCaller::new(&lists, &["a"]);
+    // A batch, a response with a member of its own, an error: the full path, nothing kept.
+    let batch = format!("[{LIST},{LIST}]");
+    let v: Value = serde_json::from_slice(&cut(&batch, &a)).unwrap();
+    for r in v.as_array().unwrap() {
+        assert_eq!(r["result"]["tools"].as_array().unwrap().len(), 1);
+    }
+    let extra = r#"{"jsonrpc":"2.0","id":1,"x":1,"result":{"tools":[{"name":"a"},{"name":"b"}]}}"#;
+    assert_eq!(names(&cut(extra, &a)).1, vec!["a".to_string()]);
+    let twice =
+        r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]},"result":{"tools":[{"name":"b"}]}}"#;
+    assert!(!String::from_utf8(cut(twice, &a))
+        .unwrap()
+        .contains(r#""b""#));
+    let error = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#;
+    assert_eq!(cut(error, &a), error.as_bytes());
+    assert_eq!(lists.entries(), 0);
+    assert!(matches!(
+        filter_json(b"{not json", &a),
+        Filtered::Unreadable
+    ));
+}
