@@ -469,6 +469,7 @@ http {{
                 scenarios[1],
                 ("tools/call 60 KiB, 32 conns", "json", 32, {"BENCH_BODY_FILE": big(60 * 1024)}),
                 ("tools/call 500 KiB, 32 conns", "json", 32, {"BENCH_BODY_FILE": big(500 * 1024)}),
+                ("tools/call small, 64 conns", "json", 64, {"BENCH_BODY_FILE": small}),
                 ("tools/list filtered, 64 conns", "json", 64, {"BENCH_BODY_FILE": listing}),
                 ("tools/call in 2026-07-28 (envelope and routing headers checked), 64 conns", "json", 64, {"BENCH_BODY_FILE": modern, "BENCH_MODERN": "1"}),
                 ("tools/call in 2026-07-28 bridged to a 2025-11-25 upstream, 64 conns", "bridged", 64, {"BENCH_BODY_FILE": modern, "BENCH_MODERN": "1"}),
@@ -534,6 +535,9 @@ http {{
             p99 = med([r["p99"] for r in rs])
             print(f"| {name} | {med([r['rps'] for r in rs]):.0f} | {med([r['p50'] for r in rs]):.2f} | {p99:.2f} | "
                   f"{med([r['p999'] for r in rs]):.2f} | {med([r['cpu_us'] for r in rs]):.1f} | {sum(r['errors'] for r in rs)} | {p99 - nginx_p99:+.2f} |")
+        pingora_p99 = med([r["p99"] for r in fixed["pingora"]])
+        for name in ["gateway", "gateway-audit-off"]:
+            print(f"fixed rate p99 {name} - pingora: {med([r['p99'] for r in fixed[name]]) - pingora_p99:+.2f} ms")
         total_requests = sum(r["requests"] for rs in (results[(s, "gateway")] for s, _, _, _ in scenarios) for r in rs)
         total_requests += sum(r["requests"] for r in fixed["gateway"])
         print(f"\naudit (gateway, full policy): {total_requests} requests served; audit_log rows, span s: {rows_written}")
@@ -545,6 +549,20 @@ http {{
             g = results[(scenario, "gateway")]
             for other in ["nginx", "pingora", "direct"]:
                 print(f"ratio gateway/{other}{label}: {med([a['rps'] / b['rps'] for a, b in zip(g, results[(scenario, other)])]):.3f}")
+        # The targets, round by round (each round runs every contender once).
+        g, n, p = (results[(HEADLINE, name)] for name in ["gateway", "nginx", "pingora"])
+        print(f"headline rounds with gateway >= 0.6x nginx: {sum(a['rps'] >= 0.6 * b['rps'] for a, b in zip(g, n))}/{len(g)}")
+        print(f"headline rounds with gateway CPU per request <= 1.15x pingora: "
+              f"{sum(a['cpu_us'] <= 1.15 * b['cpu_us'] for a, b in zip(g, p))}/{len(g)}; "
+              f"per round: {', '.join('%.2f' % (a['cpu_us'] / b['cpu_us']) for a, b in zip(g, p))}")
+        pairs = [("fresh RS256 token per request, 64 conns", "fresh HS256 token per request, 64 conns", "ratio fresh RS256/HS256"),
+                 ("tools/list filtered, 64 conns", "tools/call small, 64 conns", "ratio tools/list/tools/call")]
+        for a_name, b_name, label in pairs:
+            if (a_name, "gateway") in results and (b_name, "gateway") in results:
+                a, b = results[(a_name, "gateway")], results[(b_name, "gateway")]
+                print(f"{label} (gateway): {med([x['rps'] / y['rps'] for x, y in zip(a, b)]):.3f} req/s, "
+                      f"CPU per request {med([x['cpu_us'] for x in a]):.1f} vs {med([y['cpu_us'] for y in b]):.1f} µs")
+        print(f"gateway peak RSS under load: {max(r['rss_peak'] for (s, name), rs in results.items() if name == 'gateway' for r in rs):.1f} MB")
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

@@ -272,7 +272,10 @@ pub struct AuditFile {
     pub queue_capacity: usize,
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// How long the writer gathers rows for one batch once the first has arrived.
+    /// How long the writer gathers rows for one batch once the first has arrived. Short: the
+    /// database's work per batch runs in small bursts instead of long ones that, on a shared
+    /// machine, delay the proxy threads (50 ms added ~2 ms to the p99 at half load; 5 ms ~0.5 ms,
+    /// for ~18% more database CPU per row).
     #[serde(default = "default_flush_interval", with = "duration")]
     pub flush_interval: Duration,
     /// What happens when the queue is full.
@@ -328,7 +331,7 @@ fn default_batch_size() -> usize {
     500
 }
 fn default_flush_interval() -> Duration {
-    Duration::from_millis(50)
+    Duration::from_millis(5)
 }
 fn default_key_id() -> String {
     "k1".into()

@@ -199,3 +199,91 @@ async fn a_trickling_or_idle_client_is_cut_at_the_head_deadline() {
     }
     assert_eq!(rec.received().len(), 2);
 }
+
+/// A request's header and body reach the upstream together (one segment: the gateway writes
+/// them with one system call), so a tool is woken once per request. The upstream here reads
+/// each request with as few reads as it takes and counts them.
+#[tokio::test]
+async fn a_request_reaches_the_upstream_in_one_piece() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let reads: std::sync::Arc<std::sync::Mutex<Vec<usize>>> = Default::default();
+    let seen = reads.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                let mut count = 0;
+                loop {
+                    let Ok(n) = s.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    count += 1;
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + length {
+                        continue;
+                    }
+                    let body = &buf[end + 4..end + 4 + length];
+                    let answer = if text.starts_with("POST") {
+                        seen.lock().unwrap().push(count);
+                        let id = serde_json::from_slice::<serde_json::Value>(body)
+                            .map(|v| v["id"].clone())
+                            .unwrap_or_default();
+                        json!({"jsonrpc":"2.0","id":id,"result":{"content":[{"type":"text","text":"ok"}]}})
+                            .to_string()
+                    } else {
+                        "ok".to_string()
+                    };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        answer.len()
+                    );
+                    if s.write_all(format!("{head}{answer}").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    buf.clear();
+                    count = 0;
+                }
+            });
+        }
+    });
+    let gw = GatewaySpec::new(&[port]).start().await;
+    let dev = gw.developer("carol");
+    for i in 0..20 {
+        let r = dev
+            .call(
+                i,
+                "exact_calculate",
+                json!({"operator":"add","operands":["1","2"]}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let reads = reads.lock().unwrap().clone();
+    assert!(reads.len() >= 20, "{reads:?}");
+    assert!(
+        reads.iter().all(|&n| n == 1),
+        "reads per request: {reads:?}"
+    );
+}

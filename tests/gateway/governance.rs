@@ -163,7 +163,7 @@ async fn strict_hides_a_changed_tool_and_refuses_it_until_approved() {
         1,
         "the held call reached the tool"
     );
-    let rows = audit_rows_where(&gw, 1, |r| r["jsonrpc_id"] == "3").await;
+    let rows = gw.audit_rows_where(1, |r| r["jsonrpc_id"] == "3").await;
     let row = rows
         .first()
         .unwrap_or_else(|| panic!("no audit row for id 3: {:?}", gw.audit_file_rows()));
@@ -320,7 +320,9 @@ async fn arguments_that_break_the_schema_are_refused_with_the_path() {
     );
     let ok = call(&c, 20, "echo_text", json!({"text": "hi", "count": 2})).await;
     assert_eq!(text_of(&ok), "hihi", "{ok}");
-    let invalid = audit_rows_where(&gw, cases.len(), |r| r["outcome"] == "invalid_arguments").await;
+    let invalid = gw
+        .audit_rows_where(cases.len(), |r| r["outcome"] == "invalid_arguments")
+        .await;
     assert_eq!(invalid.len(), cases.len(), "{invalid:?}");
     let m = gw
         .metrics_when(
@@ -378,20 +380,6 @@ async fn a_tool_removed_from_the_tools_file_is_inactive_and_comes_back() {
     assert_eq!(events, ["first_seen", "inactive", "active"], "{history}");
     // One definition throughout: no change was recorded.
     assert!(!history.contains("changed"));
-}
-
-/// The audit rows that match, once there are at least `n` (the writer stores rows a moment after
-/// the answers); what there is after 5 s otherwise.
-async fn audit_rows_where(gw: &Gateway, n: usize, matches: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let mut rows = Vec::new();
-    for _ in 0..100 {
-        rows = gw.audit_file_rows().into_iter().filter(&matches).collect();
-        if rows.len() >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    rows
 }
 
 /// Waits (up to 10 s) until `ok` holds.

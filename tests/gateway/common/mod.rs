@@ -433,6 +433,24 @@ impl Gateway {
         panic!("fewer than {n} audit rows: {:?}", self.audit_file_rows());
     }
 
+    /// The audit rows that match, once there are at least `n` (rows of other requests may be
+    /// stored before them); what there is after 5 s otherwise.
+    pub async fn audit_rows_where(&self, n: usize, matches: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut rows = Vec::new();
+        for _ in 0..100 {
+            rows = self
+                .audit_file_rows()
+                .into_iter()
+                .filter(&matches)
+                .collect();
+            if rows.len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        rows
+    }
+
     /// The audit rows written to the JSON-lines file.
     pub fn audit_file_rows(&self) -> Vec<Value> {
         std::fs::read_to_string(self.dir.path().join("audit.jsonl"))
