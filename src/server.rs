@@ -21,11 +21,14 @@ pub fn runtime(config: Config) -> Result<Arc<Runtime>, String> {
 /// Pingora gives each client connection a 64 KiB read buffer by default, zero-filled when the
 /// connection is accepted and kept for its whole life: 16 MB at 256 keep-alive clients. The HTTP
 /// layer reads headers into its own buffer and bodies into its own, so the extra layer only copies;
-/// without it a small request is still one `recvfrom` (bench/README.md). The small write buffer
-/// stays: it lets a response's header and a short body leave in one `sendto`.
+/// without it a small request is still one `recvfrom` (bench/README.md). The write buffer lets a
+/// response's header and a short body leave in one `sendto`; at 8 KiB instead of Pingora's 1460
+/// bytes that includes a filtered list (chunked: its length is known only once it is cut), whose
+/// header the patched Pingora holds until the body (vendor/pingora-core/PATCH.md). Streams are
+/// not held back: each chunk of a stream is flushed as it is written.
 const DOWNSTREAM_BUFFERS: L4BufferSettings = L4BufferSettings {
     read: Some(0),
-    write: None,
+    write: Some(8192),
 };
 
 /// The connection limits, with `max` kept below the file-descriptor limit (raised first to the hard

@@ -287,3 +287,40 @@ async fn a_request_reaches_the_upstream_in_one_piece() {
         "reads per request: {reads:?}"
     );
 }
+
+/// A filtered list (its length changes, so it goes out chunked) reaches the client whole in one
+/// piece: header, the cut list and the last chunk, not the header first and the rest after it.
+#[tokio::test]
+async fn a_filtered_list_reaches_the_client_in_one_piece() {
+    let rec = Recorder::start().await;
+    let gw = GatewaySpec::new(&[rec.port]).start().await;
+    let url = gw.url("/calculator/mcp");
+    let authority = url.split('/').nth(2).unwrap().to_string();
+    let body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#;
+    let request = format!(
+        "POST /calculator/mcp HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n{body}",
+        token("bob", &["analyst"], json!({})),
+        body.len()
+    );
+    let mut s = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    for _ in 0..5 {
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("transfer-encoding: chunked"),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\n0\r\n\r\n"), "one read: {text}");
+        assert!(
+            text.contains("exact_calculate") && !text.contains("statistics"),
+            "{text}"
+        );
+    }
+}

@@ -1332,6 +1332,27 @@ impl BodyWriter {
         }
     }
 
+    /// The last chunk of a chunked body and the terminating chunk in one vectored write, flushed
+    /// once (mcp-gateway patch; see PATCH.md). Other body modes write as [`Self::write_body`].
+    pub async fn write_last_chunk<S>(&mut self, stream: &mut S, buf: &[u8]) -> Result<Option<usize>>
+    where
+        S: AsyncWrite + Unpin + Send,
+    {
+        let BM::ChunkedEncoding(written) = self.body_mode else {
+            return self.write_body(stream, buf).await;
+        };
+        let mut out = Bytes::from(format!("{:X}\r\n", buf.len()))
+            .chain(buf)
+            .chain(&b"\r\n0\r\n\r\n"[..]);
+        stream
+            .write_all_buf(&mut out)
+            .await
+            .or_err(WriteError, "while writing body")?;
+        stream.flush().await.or_err(WriteError, "flushing body")?;
+        self.body_mode = BM::Complete(written + buf.len());
+        Ok(Some(buf.len()))
+    }
+
     pub fn finished(&self) -> bool {
         match self.body_mode {
             BM::Complete(_) => true,

@@ -919,8 +919,11 @@ impl HttpSession {
         // likely to be real time communication. So do flush when
         // 1. 1xx response: client needs to see it before the rest of response
         // 2. No content length: the response could be generated in real time
+        // (mcp-gateway patch, PATCH.md) Except a JSON document: it is of no use before its end,
+        // so its header leaves with its body.
         let should_flush = header.status.is_informational()
-            || header.headers.get(header::CONTENT_LENGTH).is_none();
+            || (header.headers.get(header::CONTENT_LENGTH).is_none()
+                && !is_json_document(header));
 
         Ok(Some((write_buf.freeze(), should_flush)))
     }
@@ -1505,6 +1508,26 @@ impl HttpSession {
         Ok(())
     }
 
+    /// The last bytes of a chunked response with its terminating chunk, in one write (mcp-gateway
+    /// patch, PATCH.md).
+    async fn write_last_chunk(&mut self, buf: &[u8]) -> Result<Option<usize>> {
+        let limit = self.write_timeout(buf.len());
+        let write = self
+            .body_writer
+            .write_last_chunk(&mut self.underlying_stream, buf);
+        let written = match limit {
+            Some(t) => match timeout(t, write).await {
+                Ok(res) => res,
+                Err(_) => Error::e_explain(WriteTimedout, format!("writing body, timeout: {t:?}")),
+            },
+            None => write.await,
+        };
+        if let Ok(Some(num_bytes)) = written {
+            self.body_bytes_sent += num_bytes;
+        }
+        written
+    }
+
     async fn response_duplex(&mut self, task: HttpTask) -> Result<bool> {
         let end_stream = match task {
             HttpTask::Header(header, end_stream) => {
@@ -1512,6 +1535,19 @@ impl HttpSession {
                     .await
                     .map_err(|e| e.into_down())?;
                 end_stream
+            }
+            HttpTask::Body(Some(d), true)
+                if !d.is_empty()
+                    && !self.upgraded
+                    && matches!(
+                        self.body_writer.body_mode,
+                        super::body::BodyMode::ChunkedEncoding(_)
+                    ) =>
+            {
+                self.write_last_chunk(&d)
+                    .await
+                    .map_err(|e| e.into_down())?;
+                true
             }
             HttpTask::Body(data, end_stream) => {
                 self.write_non_empty_body(data, false).await?;
@@ -1587,7 +1623,23 @@ impl HttpSession {
                 }
             }
         }
-        self.write_body_buf().await.map_err(|e| e.into_down())?;
+        if end_stream
+            && !self.body_write_buf.is_empty()
+            && !self.upgraded
+            && matches!(
+                self.body_writer.body_mode,
+                super::body::BodyMode::ChunkedEncoding(_)
+            )
+        {
+            // (mcp-gateway patch, PATCH.md) The last chunk with the terminating one.
+            let buf = std::mem::take(&mut self.body_write_buf);
+            let written = self.write_last_chunk(&buf).await;
+            self.body_write_buf = buf;
+            self.body_write_buf.clear();
+            written.map_err(|e| e.into_down())?;
+        } else {
+            self.write_body_buf().await.map_err(|e| e.into_down())?;
+        }
         if end_stream {
             // no-op if body wasn't initialized or is finished already
             self.finish_body().await.map_err(|e| e.into_down())?;
@@ -1852,6 +1904,16 @@ fn http_resp_header_to_buf(
 
     buf.put_slice(CRLF);
     Ok(())
+}
+
+/// Whether a response is a JSON document (mcp-gateway patch, PATCH.md).
+fn is_json_document(header: &ResponseHeader) -> bool {
+    header
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
 #[cfg(test)]
