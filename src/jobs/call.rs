@@ -11,7 +11,7 @@ use crate::auth::Identity;
 use crate::error::GatewayError;
 use crate::jsonrpc::MODERN_VERSION;
 use crate::outcome::Class;
-use crate::proxy::translate;
+use crate::proxy::translate::{self, in_session, OwnSession};
 use crate::upstream::{Picked, ScopeUpstreams};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -138,10 +138,7 @@ impl Call {
 
     /// The revision to speak and the gateway's session there (none toward 2026-07-28-only
     /// upstreams, which keep no sessions).
-    async fn session(
-        &self,
-        picked: &Picked,
-    ) -> Result<Option<(&'static str, Option<String>)>, GatewayError> {
+    async fn session(&self, picked: &Picked) -> Result<OwnSession, GatewayError> {
         match self.scope.scope.upstream_version {
             Some(MODERN_VERSION) => Ok(None),
             v => {
@@ -156,7 +153,7 @@ impl Call {
         &self,
         picked: &Picked,
         body: &Value,
-        session: &Option<(&'static str, Option<String>)>,
+        session: &OwnSession,
         method: &str,
     ) -> reqwest::RequestBuilder {
         let mut r = self
@@ -167,24 +164,12 @@ impl Call {
         if let Some(t) = &self.identity.tenant {
             r = r.header("x-tenant-id", t.as_str());
         }
-        match session {
-            Some((version, s)) => {
-                r = r.header("mcp-protocol-version", *version);
-                if let Some(s) = s {
-                    r = r.header("mcp-session-id", s.as_str());
-                }
-            }
-            None => {
-                r = r
-                    .header("mcp-protocol-version", MODERN_VERSION)
-                    .header("mcp-method", method);
-                if method == "tools/call" {
-                    r = r.header(
-                        "mcp-name",
-                        crate::proxy::modern::encode_header_value(&self.tool),
-                    );
-                }
-            }
+        r = in_session(r, session, method);
+        if session.is_none() && method == "tools/call" {
+            r = r.header(
+                "mcp-name",
+                crate::proxy::modern::encode_header_value(&self.tool),
+            );
         }
         r
     }

@@ -104,9 +104,20 @@ impl Pool {
             .await
     }
 
-    /// The HTTP client for upstreams without TLS settings of their own.
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.http
+    /// A request of the gateway's own to `picked`: the scope's HTTP client (its upstream TLS, or
+    /// the shared one) and the upstream's shared secret.
+    fn request(
+        &self,
+        scope: &ScopeUpstreams,
+        picked: &Picked,
+        method: reqwest::Method,
+    ) -> reqwest::RequestBuilder {
+        scope
+            .pool
+            .own_client()
+            .unwrap_or(&self.http)
+            .request(method, picked.target.url())
+            .header("x-gateway-auth", scope.auth_header.clone())
     }
 
     /// A POST of the gateway's own to `picked`, as the upstream expects any request.
@@ -116,15 +127,29 @@ impl Pool {
         picked: &Picked,
         body: &Value,
     ) -> reqwest::RequestBuilder {
-        scope
-            .pool
-            .own_client()
-            .unwrap_or(&self.http)
-            .post(picked.target.url())
+        self.request(scope, picked, reqwest::Method::POST)
             .timeout(Duration::from_secs(10))
-            .header("x-gateway-auth", scope.auth_header.clone())
             .header("accept", "application/json, text/event-stream")
             .json(body)
+    }
+
+    /// Ends a session the gateway opened for itself (best effort: an upstream may not support
+    /// `DELETE`).
+    pub(crate) async fn close(
+        &self,
+        scope: &ScopeUpstreams,
+        picked: &Picked,
+        (version, session): (&str, &str),
+        agent: &'static str,
+    ) {
+        let _ = self
+            .request(scope, picked, reqwest::Method::DELETE)
+            .timeout(Duration::from_secs(5))
+            .header("user-agent", agent)
+            .header("mcp-protocol-version", version)
+            .header("mcp-session-id", session)
+            .send()
+            .await;
     }
 
     async fn discover(&self, scope: &ScopeUpstreams, picked: &Picked) -> Result<Value, String> {
@@ -298,6 +323,31 @@ fn discover_answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>,
 }
 
 /// What a bridged caller sees: the same as anyone's, and results get `resultType`.
+/// How a request of the gateway's own speaks to an upstream: the revision and, toward an older
+/// upstream, the gateway's session there (`Some`), or statelessly in 2026-07-28 (`None`).
+pub(crate) type OwnSession = Option<(&'static str, Option<String>)>;
+
+/// The headers `session` asks of a request for `method`: the revision and session id, or the
+/// 2026-07-28 routing header.
+pub(crate) fn in_session(
+    r: reqwest::RequestBuilder,
+    session: &OwnSession,
+    method: &str,
+) -> reqwest::RequestBuilder {
+    match session {
+        Some((version, s)) => {
+            let r = r.header("mcp-protocol-version", *version);
+            match s {
+                Some(s) => r.header("mcp-session-id", s.as_str()),
+                None => r,
+            }
+        }
+        None => r
+            .header("mcp-protocol-version", crate::jsonrpc::MODERN_VERSION)
+            .header("mcp-method", method),
+    }
+}
+
 pub struct Stamped(pub Box<dyn Visible>);
 
 impl Visible for Stamped {

@@ -4,10 +4,9 @@
 //! `tools/list`.
 
 use crate::jsonrpc::MODERN_VERSION;
-use crate::proxy::translate::{answer_of, Pool};
+use crate::proxy::translate::{answer_of, in_session, OwnSession, Pool};
 use crate::upstream::{Picked, ScopeUpstreams};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// Pages read at most from one upstream (a cursor that never ends stops here).
 const MAX_PAGES: usize = 50;
@@ -17,37 +16,6 @@ const MAX_TOOLS: usize = 10_000;
 /// Every request of the registry says so, so that an operator (and a test upstream that records
 /// what reaches it) can tell the gateway's own reads from its clients' traffic.
 pub const USER_AGENT: &str = concat!("mcp-gateway-registry/", env!("CARGO_PKG_VERSION"));
-
-/// The revision spoken and, for older upstreams, the session the read runs in.
-type Session = Option<(&'static str, Option<String>)>;
-
-fn request(
-    bridged: &Pool,
-    scope: &ScopeUpstreams,
-    picked: &Picked,
-    body: &Value,
-    session: &Session,
-    method: &str,
-) -> reqwest::RequestBuilder {
-    let mut req = bridged
-        .post(scope, picked, body)
-        .timeout(Duration::from_secs(10))
-        .header("user-agent", USER_AGENT);
-    match session {
-        Some((version, s)) => {
-            req = req.header("mcp-protocol-version", *version);
-            if let Some(s) = s {
-                req = req.header("mcp-session-id", s.as_str());
-            }
-        }
-        None => {
-            req = req
-                .header("mcp-protocol-version", MODERN_VERSION)
-                .header("mcp-method", method);
-        }
-    }
-    req
-}
 
 /// Every tool `picked` lists, read in a session of the registry's own (opened for the read and
 /// closed after it) toward older upstreams, statelessly toward 2026-07-28-only ones.
@@ -67,19 +35,9 @@ pub async fn tools(
         }
     };
     let listed = list(bridged, scope, picked, &session).await;
-    // The read's session is closed (best effort: an upstream may not support DELETE).
     if let Some((version, Some(id))) = &session {
-        let _ = scope
-            .pool
-            .own_client()
-            .unwrap_or(bridged.http())
-            .delete(picked.target.url())
-            .timeout(Duration::from_secs(5))
-            .header("x-gateway-auth", scope.auth_header.clone())
-            .header("user-agent", USER_AGENT)
-            .header("mcp-protocol-version", *version)
-            .header("mcp-session-id", id.as_str())
-            .send()
+        bridged
+            .close(scope, picked, (version, id), USER_AGENT)
             .await;
     }
     listed
@@ -89,7 +47,7 @@ async fn list(
     bridged: &Pool,
     scope: &ScopeUpstreams,
     picked: &Picked,
-    session: &Session,
+    session: &OwnSession,
 ) -> Result<Vec<Value>, String> {
     let mut tools = Vec::new();
     let mut cursor: Option<String> = None;
@@ -103,7 +61,10 @@ async fn list(
         }
         let body = json!({"jsonrpc": "2.0", "id": format!("mcp-gateway-registry-{page}"),
             "method": "tools/list", "params": params});
-        let resp = request(bridged, scope, picked, &body, session, "tools/list")
+        let post = bridged
+            .post(scope, picked, &body)
+            .header("user-agent", USER_AGENT);
+        let resp = in_session(post, session, "tools/list")
             .send()
             .await
             .map_err(|e| e.without_url().to_string())?;

@@ -170,7 +170,7 @@ impl Registry {
     ) -> Option<Sha> {
         let version = Arc::new(Version::new(sha, tool));
         let mut before: Option<Entry> = None;
-        self.view.rcu(|view| {
+        self.update(|view| {
             let mut next = (**view).clone();
             let entry = next
                 .entry(scope.name.clone())
@@ -187,7 +187,6 @@ impl Registry {
             entry.served = Some(version.clone());
             next
         });
-        self.changed_view();
         let before = before.unwrap_or_default();
         let previous = before
             .seen
@@ -258,7 +257,7 @@ impl Registry {
         if same {
             return;
         }
-        self.view.rcu(|view| {
+        self.update(|view| {
             let mut next = (**view).clone();
             for ((scope, tool), sha) in approved {
                 let e = next
@@ -270,7 +269,6 @@ impl Registry {
             }
             next
         });
-        self.changed_view();
     }
 
     /// Forgets what upstreams no longer in `scope` offered (they left with a reload), so a
@@ -286,7 +284,7 @@ impl Registry {
             return;
         }
         drop(view);
-        self.view.rcu(|view| {
+        self.update(|view| {
             let mut next = (**view).clone();
             if let Some(tools) = next.get_mut(scope) {
                 for e in tools.values_mut() {
@@ -296,7 +294,6 @@ impl Registry {
             }
             next
         });
-        self.changed_view();
     }
 
     /// Which state of the view the proxy reads (it changes after every change of the view).
@@ -304,7 +301,9 @@ impl Registry {
         self.generation.load(Ordering::Acquire)
     }
 
-    fn changed_view(&self) {
+    /// Changes the view (`ArcSwap::rcu`), then counts the change.
+    fn update(&self, change: impl FnMut(&Arc<View>) -> View) {
+        self.view.rcu(change);
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 

@@ -423,14 +423,9 @@ impl Gateway {
     /// The audit file's rows once there are at least `n` (the writer stores them a moment after
     /// the answers); panics with what is there after 5 s.
     pub async fn audit_rows(&self, n: usize) -> Vec<Value> {
-        for _ in 0..100 {
-            let rows = self.audit_file_rows();
-            if rows.len() >= n {
-                return rows;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("fewer than {n} audit rows: {:?}", self.audit_file_rows());
+        let rows = self.audit_rows_where(n, |_| true).await;
+        assert!(rows.len() >= n, "fewer than {n} audit rows: {rows:?}");
+        rows
     }
 
     /// The audit rows that match, once there are at least `n` (rows of other requests may be

@@ -146,7 +146,16 @@ impl HttpSession {
             return Ok(len);
         }
 
-        let write_fut = self.underlying_stream.write_all(to_wire.as_ref());
+        self.write_header_bytes(&to_wire).await?;
+
+        // write was successful
+        self.request_written = Some(req);
+        Ok(to_wire.len())
+    }
+
+    /// Writes and flushes a serialized request header.
+    async fn write_header_bytes(&mut self, to_wire: &[u8]) -> Result<()> {
+        let write_fut = self.underlying_stream.write_all(to_wire);
         match self.write_timeout {
             Some(t) => match timeout(t, write_fut).await {
                 Ok(res) => res,
@@ -164,35 +173,15 @@ impl HttpSession {
         self.underlying_stream
             .flush()
             .await
-            .or_err(WriteError, "flushing request header")?;
-
-        // write was successful
-        self.request_written = Some(req);
-        Ok(to_wire.len())
+            .or_err(WriteError, "flushing request header")
     }
 
     /// Sends a header held back by [`Self::write_request_header`], alone.
     async fn send_deferred_header(&mut self) -> Result<()> {
-        let Some(header) = self.deferred_header.take() else {
-            return Ok(());
-        };
-        let write = async {
-            self.underlying_stream.write_all(&header).await?;
-            self.underlying_stream.flush().await
-        };
-        match self.write_timeout {
-            Some(t) => match timeout(t, write).await {
-                Ok(res) => res,
-                Err(_) => Err(std::io::Error::from(ErrorKind::TimedOut)),
-            },
-            None => write.await,
+        match self.deferred_header.take() {
+            Some(header) => self.write_header_bytes(&header).await,
+            None => Ok(()),
         }
-        .map_err(|e| match e.kind() {
-            ErrorKind::TimedOut => {
-                Error::because(WriteTimedout, "while writing request headers (timeout)", e)
-            }
-            _ => Error::because(WriteError, "while writing request headers", e),
-        })
     }
 
     async fn do_write_body(&mut self, buf: &[u8]) -> Result<Option<usize>> {
@@ -218,10 +207,7 @@ impl HttpSession {
                     self.bytes_sent += buf.len();
                     return Ok(Some(buf.len()));
                 }
-                _ => {
-                    self.deferred_header = Some(header);
-                    self.send_deferred_header().await?;
-                }
+                _ => self.write_header_bytes(&header).await?,
             }
         }
         let written = self

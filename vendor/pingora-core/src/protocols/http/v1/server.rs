@@ -922,8 +922,7 @@ impl HttpSession {
         // (mcp-gateway patch, PATCH.md) Except a JSON document: it is of no use before its end,
         // so its header leaves with its body.
         let should_flush = header.status.is_informational()
-            || (header.headers.get(header::CONTENT_LENGTH).is_none()
-                && !is_json_document(header));
+            || (header.headers.get(header::CONTENT_LENGTH).is_none() && !is_json_document(header));
 
         Ok(Some((write_buf.freeze(), should_flush)))
     }
@@ -1508,6 +1507,15 @@ impl HttpSession {
         Ok(())
     }
 
+    /// Whether the response body goes out in chunks (mcp-gateway patch, PATCH.md).
+    fn chunked_body(&self) -> bool {
+        !self.upgraded
+            && matches!(
+                self.body_writer.body_mode,
+                super::body::BodyMode::ChunkedEncoding(_)
+            )
+    }
+
     /// The last bytes of a chunked response with its terminating chunk, in one write (mcp-gateway
     /// patch, PATCH.md).
     async fn write_last_chunk(&mut self, buf: &[u8]) -> Result<Option<usize>> {
@@ -1536,17 +1544,8 @@ impl HttpSession {
                     .map_err(|e| e.into_down())?;
                 end_stream
             }
-            HttpTask::Body(Some(d), true)
-                if !d.is_empty()
-                    && !self.upgraded
-                    && matches!(
-                        self.body_writer.body_mode,
-                        super::body::BodyMode::ChunkedEncoding(_)
-                    ) =>
-            {
-                self.write_last_chunk(&d)
-                    .await
-                    .map_err(|e| e.into_down())?;
+            HttpTask::Body(Some(d), true) if !d.is_empty() && self.chunked_body() => {
+                self.write_last_chunk(&d).await.map_err(|e| e.into_down())?;
                 true
             }
             HttpTask::Body(data, end_stream) => {
@@ -1623,14 +1622,7 @@ impl HttpSession {
                 }
             }
         }
-        if end_stream
-            && !self.body_write_buf.is_empty()
-            && !self.upgraded
-            && matches!(
-                self.body_writer.body_mode,
-                super::body::BodyMode::ChunkedEncoding(_)
-            )
-        {
+        if end_stream && !self.body_write_buf.is_empty() && self.chunked_body() {
             // (mcp-gateway patch, PATCH.md) The last chunk with the terminating one.
             let buf = std::mem::take(&mut self.body_write_buf);
             let written = self.write_last_chunk(&buf).await;
