@@ -77,7 +77,7 @@ pub async fn python_server(script: &str, args: &[&std::ffi::OsStr]) -> Proc {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/servers")
         .join(script);
-    let child = Command::new("python3")
+    let child = Command::new(sdk_python())
         .arg(&path)
         .arg(port.to_string())
         .args(args)
@@ -719,44 +719,98 @@ pub async fn python_client_script(script: &str, args: &[&str], env: &[(String, S
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients")
         .join(script);
-    let out = tokio::process::Command::new("python3")
+    let out = tokio::process::Command::new(sdk_python())
         .arg(&path)
         .args(args)
         .envs(env.iter().cloned())
         .output()
         .await
-        .expect("python3 runs (the Python MCP SDK is in tests/requirements.txt)");
+        .expect("python3 runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{script}: {stderr}");
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// A Python with the packages of `tests/REQUIREMENTS` at their pinned versions: the machine's
+/// `python3` when it has them (`.ci/run` may install them there), else the virtual environment
+/// `tests/VENV`, made from the requirements on first use, so `cargo test` sets itself up on a
+/// fresh machine. The environment is built under a temporary name and renamed into place, so test
+/// processes that start at once (the mutex covers threads, the rename covers processes) never run
+/// a half-installed one.
+fn python_with(requirements: &str, venv: &str, try_system: bool) -> PathBuf {
+    static MAKE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let reqs = root.join("tests").join(requirements);
+    let venv = root.join("tests").join(venv);
+    let python = venv.join("bin/python");
+    let _once = MAKE.lock().unwrap_or_else(|p| p.into_inner());
+    if python.exists() {
+        return python;
+    }
+    if try_system && has_pinned(std::path::Path::new("python3"), &reqs) {
+        return PathBuf::from("python3");
+    }
+    let building = venv.with_extension(format!("building-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&building);
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&building)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new(building.join("bin/python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(&reqs)
+            .status()
+            .is_ok_and(|s| s.success());
+    assert!(
+        made,
+        "cannot make {} from {}",
+        venv.display(),
+        reqs.display()
+    );
+    if std::fs::rename(&building, &venv).is_err() {
+        // Another test process finished first: use its environment.
+        let _ = std::fs::remove_dir_all(&building);
+    }
+    assert!(python.exists(), "{} has no bin/python", venv.display());
+    python
+}
+
+/// Whether `python` has every `name==version` line of `requirements` installed at that version.
+fn has_pinned(python: &std::path::Path, requirements: &std::path::Path) -> bool {
+    const CHECK: &str = "import sys, importlib.metadata as m\n\
+for line in open(sys.argv[1]):\n\
+    line = line.split('#')[0].strip()\n\
+    if line:\n\
+        name, version = line.split('==')\n\
+        if m.version(name) != version: sys.exit(1)\n";
+    Command::new(python)
+        .args(["-c", CHECK])
+        .arg(requirements)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The Python the test clients and test servers run on: the official SDK of
+/// `tests/requirements.txt` (see `python_with`).
+pub fn sdk_python() -> PathBuf {
+    python_with("requirements.txt", ".venv", true)
+}
+
 /// The Python of `tests/.venv-mcp1` (the 1.x SDK with its task API, and the OpenAPI validator),
 /// made from `tests/requirements-mcp1.txt` on first use.
 fn mcp1_python_path() -> PathBuf {
-    static MAKE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = root.join("tests/.venv-mcp1");
-    let python = venv.join("bin/python");
-    let _once = MAKE.lock().unwrap_or_else(|p| p.into_inner());
-    if !python.exists() {
-        let made = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(&python)
-                .args(["-m", "pip", "install", "-q", "-r"])
-                .arg(root.join("tests/requirements-mcp1.txt"))
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(
-            made,
-            "cannot make tests/.venv-mcp1 from tests/requirements-mcp1.txt"
-        );
-    }
-    python
+    python_with("requirements-mcp1.txt", ".venv-mcp1", false)
 }
 
 /// Runs a client script of `tests/clients` with the 1.x Python SDK; returns what it printed.
