@@ -23,7 +23,7 @@ pub enum GatewayError {
     /// Params the method needs are missing or malformed (2026-07-28: the `_meta` envelope).
     #[error("Invalid params: {0}")]
     InvalidParams(Cow<'static, str>),
-    #[error("Unsupported media type: POST bodies must be application/json")]
+    #[error("Unsupported media type: POST bodies must be application/json, not compressed")]
     UnsupportedMediaType,
     #[error("Unauthorized: {0}")]
     Unauthorized(crate::auth::AuthError),
@@ -51,6 +51,9 @@ pub enum GatewayError {
     NoHealthyUpstream(String),
     #[error("Upstream timed out: {0}")]
     UpstreamTimeout(Cow<'static, str>),
+    /// The body did not arrive within `connections.body_timeout` (or at `body_min_rate`).
+    #[error("Request body not received in time: send it at once after the headers")]
+    BodyTimeout,
     #[error("Rate limit {limit} exceeded: retry in {retry_after} s")]
     RateLimited { limit: String, retry_after: u64 },
     #[error("Too many requests in flight for this user")]
@@ -163,6 +166,7 @@ impl GatewayError {
             | HeaderMismatch(_)
             | InvalidParams(_) => 400,
             UnsupportedMediaType => 415,
+            BodyTimeout => 408,
             Unauthorized(_) => 401,
             Forbidden(_) | InsufficientScope(_) => 403,
             Denied(_) | InvalidArguments { .. } => 200,
@@ -184,7 +188,8 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             ParseError(_) => -32700,
-            InvalidRequest(_) | UnsupportedMediaType | NotFound(_) | MethodNotAllowed(_) => -32600,
+            InvalidRequest(_) | UnsupportedMediaType | NotFound(_) | MethodNotAllowed(_)
+            | BodyTimeout => -32600,
             UnsupportedVersion(_) => -32022,
             HeaderMismatch(_) => -32020,
             InvalidParams(_) | JobNotFound(_) | JobConflict(_) | InvalidArguments { .. } => -32602,

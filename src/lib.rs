@@ -30,3 +30,4 @@ pub mod session;
 pub mod sse;
 pub mod tools;
 pub mod upstream;
+pub mod uri;

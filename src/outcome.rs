@@ -106,6 +106,7 @@ impl Outcome<'_> {
                 | NotFound(_)
                 | JobNotFound(_)
                 | JobConflict(_)
+                | BodyTimeout
                 | MethodNotAllowed(_) => Class::Invalid,
                 InvalidArguments { .. } => Class::InvalidArguments,
                 Unauthorized(_) => Class::Unauthenticated,
@@ -206,6 +207,7 @@ mod tests {
             UpstreamFailed("the upstream failed".into()),
             NoHealthyUpstream("calculator".into()),
             UpstreamTimeout("no answer in time".into()),
+            BodyTimeout,
             RateLimited {
                 limit: "per-minute".into(),
                 retry_after: 12,
@@ -233,7 +235,7 @@ mod tests {
                 HeaderMismatch(_) | InvalidParams(_) => {}
                 Unauthorized(_) | Forbidden(_) | Denied(_) | UnknownSession => {}
                 InsufficientScope(_) => {}
-                PayloadTooLarge { .. } | NotFound(_) | MethodNotAllowed(_) => {}
+                PayloadTooLarge { .. } | NotFound(_) | MethodNotAllowed(_) | BodyTimeout => {}
                 UpstreamFailed(_) | NoHealthyUpstream(_) | UpstreamTimeout(_) => {}
                 RateLimited { .. } | TooManyConcurrent | LimiterUnavailable => {}
                 UpstreamSaturated | AuditUnavailable | Internal => {}
@@ -284,6 +286,7 @@ mod tests {
             (502, -32008, Class::UpstreamError, None, "upstream failed"),
             (503, -32006, Class::UpstreamError, None, "calculator"),
             (504, -32007, Class::Timeout, None, "no answer in time"),
+            (408, -32600, Class::Invalid, None, "not received in time"),
             (
                 429,
                 -32004,

@@ -10,6 +10,8 @@ pub enum AuthError {
     Missing,
     #[error("malformed Authorization header")]
     MalformedHeader,
+    #[error("more than one Authorization header")]
+    RepeatedHeader,
     #[error("Authorization must be 'Bearer <token>'")]
     NotBearer,
     #[error("malformed token")]
@@ -60,7 +62,9 @@ impl AuthError {
         use AuthError::*;
         match self {
             Missing => "missing",
-            MalformedHeader | NotBearer | MalformedToken | ClaimsNotObject => "malformed",
+            MalformedHeader | RepeatedHeader | NotBearer | MalformedToken | ClaimsNotObject => {
+                "malformed"
+            }
             Crit => "crit",
             AlgorithmNotAllowed(_) | AlgorithmMismatch(_) => "algorithm",
             Signature => "signature",

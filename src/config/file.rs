@@ -59,6 +59,9 @@ pub struct GatewayFile {
     /// OAuth authorization servers named in the protected-resource metadata.
     #[serde(default)]
     pub authorization_servers: Vec<String>,
+    /// Request and answer headers forwarded beyond the built-in allow-lists.
+    #[serde(default)]
+    pub forward_headers: super::headers::ForwardHeadersFile,
     /// Browser origins allowed to call; a request with any other `Origin` gets 403.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
@@ -200,6 +203,13 @@ pub struct ConnectionsFile {
     /// How long an idle keep-alive connection waits for its next request.
     #[serde(default = "default_idle_timeout", with = "duration")]
     pub idle_timeout: Duration,
+    /// Longest time from a complete request head to the body's last byte.
+    #[serde(default = "default_body_timeout", with = "duration")]
+    pub body_timeout: Duration,
+    /// Slowest a body may arrive, in bytes per second: a body of N bytes gets
+    /// 1 s + N / body_min_rate (at most `body_timeout`), so a trickle is cut long before it.
+    #[serde(default = "default_body_min_rate")]
+    pub body_min_rate: u64,
 }
 
 impl Default for ConnectionsFile {
@@ -209,6 +219,8 @@ impl Default for ConnectionsFile {
             max_per_address: default_max_per_address(),
             head_timeout: default_head_timeout(),
             idle_timeout: default_idle_timeout(),
+            body_timeout: default_body_timeout(),
+            body_min_rate: default_body_min_rate(),
         }
     }
 }
@@ -221,6 +233,12 @@ fn default_max_per_address() -> usize {
 }
 fn default_head_timeout() -> Duration {
     Duration::from_secs(10)
+}
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_body_min_rate() -> u64 {
+    4096
 }
 fn default_idle_timeout() -> Duration {
     Duration::from_secs(60)
@@ -414,6 +432,10 @@ pub struct JobsFile {
     /// Background calls this instance runs at once; more wait `queued`.
     #[serde(default = "default_job_workers")]
     pub workers: usize,
+    /// Workers one user's jobs may hold at once (default: half of `workers`, at least 1): the
+    /// rest stay free for other users, whose jobs are taken in turn.
+    #[serde(default)]
+    pub workers_per_user: Option<usize>,
     /// How long a job survives its instance's silence: the running instance renews the lease
     /// every third of it; past it, any instance marks the job `failed` (never runs it again).
     #[serde(default = "default_job_lease", with = "duration")]
@@ -443,6 +465,7 @@ impl Default for JobsFile {
         Self {
             enabled: true,
             workers: default_job_workers(),
+            workers_per_user: None,
             lease: default_job_lease(),
             default_ttl: default_job_ttl(),
             max_ttl: default_job_max_ttl(),

@@ -13,6 +13,7 @@
 
 pub mod env;
 pub mod file;
+pub mod headers;
 pub mod listeners;
 pub mod pem;
 pub mod problem;
@@ -55,6 +56,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub authorization_servers: Vec<String>,
     pub allowed_origins: Vec<String>,
+    /// Headers forwarded beyond the built-in allow-lists (`forward_headers:`).
+    pub forward_headers: headers::ForwardHeaders,
     pub scopes: BTreeMap<String, ScopeConfig>,
     pub policy: Policy,
     pub audit: std::sync::Arc<crate::audit::AuditConfig>,
@@ -82,6 +85,8 @@ pub struct RegistrySettings {
 pub struct JobsSettings {
     pub enabled: bool,
     pub workers: usize,
+    /// Workers one user's jobs may hold at once while others wait.
+    pub workers_per_user: usize,
     pub lease: Duration,
     pub default_ttl: Duration,
     pub max_ttl: Duration,
@@ -369,6 +374,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
             "required when listen is not a loopback address (the URL clients use, e.g. https://mcp.example.com)",
         ));
     }
+    let forward_headers = headers::validate(path, &gateway.forward_headers, &mut problems);
     let mut trusted_proxies = Vec::new();
     for (i, p) in gateway.trusted_proxies.iter().enumerate() {
         let net = p
@@ -389,6 +395,8 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         ("connections.max_per_address", c.max_per_address == 0),
         ("connections.head_timeout", c.head_timeout.is_zero()),
         ("connections.idle_timeout", c.idle_timeout.as_secs() == 0),
+        ("connections.body_timeout", c.body_timeout.is_zero()),
+        ("connections.body_min_rate", c.body_min_rate == 0),
     ] {
         if zero {
             problems.push(Problem::new(
@@ -470,6 +478,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         trusted_proxies,
         authorization_servers,
         allowed_origins: gateway.allowed_origins,
+        forward_headers,
         scopes,
         policy,
         audit: std::sync::Arc::new(audit),
@@ -480,6 +489,8 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
             max_per_address: gateway.connections.max_per_address,
             head_timeout: gateway.connections.head_timeout,
             idle_timeout: gateway.connections.idle_timeout,
+            body_timeout: gateway.connections.body_timeout,
+            body_min_rate: gateway.connections.body_min_rate,
         },
         dev_issuer,
         dev_secrets_to_write,
@@ -498,6 +509,11 @@ fn build_jobs(
             "jobs.workers",
             j.workers == 0 || j.workers > 1024,
             "must be between 1 and 1024",
+        ),
+        (
+            "jobs.workers_per_user",
+            j.workers_per_user.is_some_and(|n| n == 0 || n > j.workers),
+            "must be between 1 and jobs.workers",
         ),
         (
             "jobs.lease",
@@ -551,6 +567,7 @@ fn build_jobs(
     JobsSettings {
         enabled: j.enabled,
         workers: j.workers,
+        workers_per_user: j.workers_per_user.unwrap_or((j.workers / 2).max(1)),
         lease: j.lease,
         default_ttl: j.default_ttl,
         max_ttl: j.max_ttl,

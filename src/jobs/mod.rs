@@ -9,6 +9,7 @@
 //! is over. A job is never started twice: only the instance that accepted it runs it.
 
 pub mod call;
+mod queue;
 pub mod rest;
 pub mod store;
 pub mod tasks;
@@ -19,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use store::{Store, StoreError};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
 
 /// Why a job failed when the instance running it stopped renewing its lease.
 pub const LOST: &str = "the gateway instance running this job stopped before it finished; the \
@@ -91,7 +92,7 @@ impl Kind {
 }
 
 /// Who a job belongs to: the token's user and tenant. Nobody else can see or touch it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Owner {
     pub user: String,
     /// Empty without a tenant claim.
@@ -138,8 +139,9 @@ pub struct Jobs {
     /// Why jobs are off, for the client's error (`store` is `None`).
     pub off: Option<&'static str>,
     instance: String,
-    queue: mpsc::Sender<Work>,
-    rx: Mutex<Option<mpsc::Receiver<Work>>>,
+    queue: queue::FairQueue,
+    /// The workers run once (the first `run` call).
+    started: std::sync::atomic::AtomicBool,
     /// Per running (or queued) job of this instance: set to `true` to cancel it.
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
     audit: Arc<crate::audit::Audit>,
@@ -212,7 +214,8 @@ impl Jobs {
                 _ => (Some(Store::memory(settings.memory_capacity)), None),
             }
         };
-        let (queue, rx) = mpsc::channel(settings.memory_capacity.max(1));
+        let queue =
+            queue::FairQueue::new(settings.memory_capacity.max(1), settings.workers_per_user);
         Arc::new(Jobs {
             settings,
             store,
@@ -223,7 +226,7 @@ impl Jobs {
                 uuid::Uuid::new_v4().simple()
             ),
             queue,
-            rx: Mutex::new(Some(rx)),
+            started: Default::default(),
             running: Mutex::default(),
             audit,
         })
@@ -283,7 +286,7 @@ impl Jobs {
         self.lock_running().insert(job.id.clone(), tx);
         if self
             .queue
-            .try_send(Work {
+            .push(Work {
                 job: job.clone(),
                 call,
             })
@@ -328,20 +331,23 @@ impl Jobs {
         let Some(store) = self.store.as_ref() else {
             return;
         };
-        let Some(mut rx) = self.rx.lock().ok().and_then(|mut r| r.take()) else {
+        if self.started.swap(true, std::sync::atomic::Ordering::AcqRel) {
             return;
-        };
+        }
         let workers = Arc::new(Semaphore::new(self.settings.workers));
         let mut tick = tokio::time::interval(self.settings.lease / 3);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                work = rx.recv() => {
-                    let Some(work) = work else { return };
-                    let Ok(permit) = workers.clone().acquire_owned().await else { return };
+                next = async {
+                    let permit = workers.clone().acquire_owned().await.ok()?;
+                    Some((permit, self.queue.next().await))
+                } => {
+                    let Some((permit, (work, share))) = next else { return };
                     let jobs = self.clone();
                     tokio::spawn(async move {
                         jobs.work(work).await;
+                        drop(share);
                         drop(permit);
                     });
                 }

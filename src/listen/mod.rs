@@ -34,6 +34,19 @@ pub struct ConnectionLimits {
     pub head_timeout: Duration,
     /// How long a keep-alive connection may wait for its next request.
     pub idle_timeout: Duration,
+    /// From a complete head to the body's last byte, at most.
+    pub body_timeout: Duration,
+    /// Bytes per second a body must keep up (see `body_deadline`).
+    pub body_min_rate: u64,
+}
+
+impl ConnectionLimits {
+    /// How long a body of `length` bytes may take: one second plus its length at the minimum
+    /// rate, never more than `body_timeout`. A trickling client holds a slot only that long.
+    pub fn body_deadline(&self, length: u64) -> Duration {
+        let at_min_rate = Duration::from_millis(length.saturating_mul(1000) / self.body_min_rate);
+        (Duration::from_secs(1) + at_min_rate).min(self.body_timeout)
+    }
 }
 
 /// Open connections, in all and per address.

@@ -88,6 +88,7 @@ pub fn check_scoped(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
     // First, so that every answer to an allowed browser origin, refusals included, is readable.
     super::cors::read_origin(session, ctx)?;
     let req = session.req_header();
+    once_each(req)?;
     if !matches!(req.method.as_str(), "POST" | "GET" | "DELETE") {
         return Err(GatewayError::MethodNotAllowed("use POST, GET or DELETE"));
     }
@@ -135,6 +136,40 @@ pub fn check_scoped(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
     }
     if req.method == "POST" && !is_json(req) {
         return Err(GatewayError::UnsupportedMediaType);
+    }
+    // A compressed body would be judged as the bytes it is and read by the upstream as what it
+    // inflates to: only plain bodies are taken.
+    let encoded = req
+        .headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        return Err(GatewayError::UnsupportedMediaType);
+    }
+    Ok(())
+}
+
+/// Headers that decide where a request goes and how its body is read may appear once: the gateway
+/// judges one value, and an upstream that reads another would act on something never judged.
+fn once_each(req: &pingora::http::RequestHeader) -> Result<(), GatewayError> {
+    let routing = [
+        (
+            &names::PROTOCOL_VERSION,
+            "more than one MCP-Protocol-Version header",
+        ),
+        (&names::MCP_METHOD, "more than one Mcp-Method header"),
+        (&names::MCP_NAME, "more than one Mcp-Name header"),
+        (&names::SESSION_ID, "more than one Mcp-Session-Id header"),
+        (
+            &http::header::CONTENT_TYPE,
+            "more than one Content-Type header",
+        ),
+    ];
+    for (name, repeated) in routing {
+        if req.headers.get_all(name).iter().nth(1).is_some() {
+            return Err(GatewayError::InvalidRequest(repeated.into()));
+        }
     }
     Ok(())
 }

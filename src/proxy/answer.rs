@@ -14,8 +14,7 @@ use pingora::{Error, ErrorType, Result};
 
 /// The answer's header, before it goes to the client.
 pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
-    resp.remove_header(&http::header::SERVER);
-    resp.remove_header("x-powered-by");
+    super::allowed::response(resp, &ctx.rt.config.forward_headers.response);
     super::cors::decorate(resp, ctx)?;
     if resp.status.is_server_error() {
         respond::replace_upstream_error(resp, ctx)?;

@@ -20,11 +20,16 @@ pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(),
 /// The caller behind the request's bearer token (verified once, then cached), with the roles that
 /// stand on this connection.
 pub async fn identity(session: &Session, ctx: &RequestCtx) -> Result<Arc<Identity>, GatewayError> {
-    let header = session
+    let mut all = session
         .req_header()
         .headers
-        .get(http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
+        .get_all(http::header::AUTHORIZATION)
+        .iter();
+    let header = all.next().map(|v| v.as_bytes());
+    // Which of two tokens counts is a guess an attacker could exploit: neither does.
+    if all.next().is_some() {
+        return Err(GatewayError::Unauthorized(AuthError::RepeatedHeader));
+    }
     let token = Authenticator::bearer(header).map_err(GatewayError::Unauthorized)?;
     let identity = ctx
         .rt

@@ -8,7 +8,6 @@ use crate::error::GatewayError;
 use crate::jsonrpc::Rpc;
 use crate::session::SessionBinding;
 use crate::upstream::{Picked, ScopeUpstreams};
-use bytes::BytesMut;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,7 +36,7 @@ pub struct RequestCtx {
     pub caller: Option<Admitted>,
     pub rpc: Option<Rpc>,
     /// A body too large for Pingora's early buffer, held here until it is complete and decided.
-    pub large_body: Option<BytesMut>,
+    pub large_body: Option<super::body::HeldBody>,
     /// The body took the held path (whether or not it is still held).
     pub body_held: bool,
     pub picked: Option<Picked>,

@@ -37,7 +37,11 @@ pub async fn render(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> F
     let err = ctx.error.clone().unwrap_or_else(|| classify(e, ctx));
     // A refusal of a held body comes after Pingora started the upstream request: that
     // connection's state is not clean, so it is closed after the answer.
-    let reuse = !ctx.body_held && !matches!(err, GatewayError::PayloadTooLarge { .. });
+    let reuse = !ctx.body_held
+        && !matches!(
+            err,
+            GatewayError::PayloadTooLarge { .. } | GatewayError::BodyTimeout
+        );
     let client_gone = *e.esource() == ErrorSource::Downstream
         && matches!(
             e.etype(),
@@ -72,6 +76,8 @@ pub async fn render(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> F
 pub fn classify(e: &Error, ctx: &RequestCtx) -> GatewayError {
     use ErrorType::*;
     match e.etype() {
+        // The client's body stopped before its deadline (`body::hold` set the read timeout).
+        ReadTimedout if *e.esource() == ErrorSource::Downstream => GatewayError::BodyTimeout,
         ConnectTimedout | ReadTimedout | WriteTimedout => {
             GatewayError::UpstreamTimeout("no answer in time".into())
         }

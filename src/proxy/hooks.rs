@@ -80,7 +80,7 @@ impl ProxyHttp for Gateway {
             super::translate::up::replace_body(ctx, chunk);
             return Ok(());
         }
-        let decided = match body::hold(ctx, chunk.take(), end_of_stream) {
+        let decided = match body::hold(session, ctx, chunk.take(), end_of_stream) {
             // An empty chunk sends nothing and does not end the upstream body.
             Ok(None) => {
                 *chunk = Some(Bytes::new());

@@ -61,14 +61,36 @@ pub async fn decide(
             .caller
             .as_ref()
             .is_some_and(|c| c.scope.scope.validate_arguments);
-    let rpc = jsonrpc::parse(bytes, ctx.batches_allowed(), keep_arguments)?;
-    if ctx.is_modern() {
-        modern::check(session, &rpc)?;
-    }
+    let rpc = match jsonrpc::parse(bytes, ctx.batches_allowed(), keep_arguments) {
+        Ok(rpc) => rpc,
+        Err(refusal) => {
+            // The refusal names the request's id when that could be read.
+            ctx.rpc = refusal.id.map(|id| {
+                jsonrpc::Rpc::Single(jsonrpc::Message {
+                    id: Some(id),
+                    ..Default::default()
+                })
+            });
+            return Err(refusal.error);
+        }
+    };
+    let checked = modern::check(session, &rpc, ctx.is_modern())
+        .and_then(|()| normal_body(&rpc, bytes, ctx.is_modern()));
+    let normal = match checked {
+        Ok(normal) => normal,
+        Err(e) => {
+            ctx.rpc = Some(rpc);
+            return Err(e);
+        }
+    };
     let decision = authz::decide(ctx, &rpc);
     ctx.rpc = Some(rpc);
     match decision {
         Decision::Forward => {
+            let (bytes, normal) = match &normal {
+                Some(t) => (&t.body[..], normal.as_ref()),
+                None => (bytes, None),
+            };
             limit::check(ctx).await?;
             if let Some(answer) = crate::jobs::tasks::answer(ctx, bytes).await? {
                 respond::json(session, ctx, 200, answer, &[])
@@ -77,6 +99,14 @@ pub async fn decide(
                 return Ok(true);
             }
             let Some((status, body)) = translate::answer_here(ctx, bytes).await? else {
+                // Bridging rewrote the request from the normal body already, or this is it.
+                if let (None, Some(t)) = (&ctx.rewritten, normal) {
+                    ctx.rewritten = Some(translate::up::Rewritten {
+                        body: t.body.clone(),
+                        route: t.route.clone(),
+                        sent: false,
+                    });
+                }
                 return Ok(false);
             };
             respond::json(session, ctx, status, body, &[])
@@ -91,5 +121,37 @@ pub async fn decide(
                 .map_err(|_| GatewayError::Internal)?;
             Ok(true)
         }
+    }
+}
+
+/// The body as it goes on when a resource URI was not in its normal form: that URI replaced by
+/// its normal form (the one the grant was matched against), and for 2026-07-28 the routing
+/// headers to match. A batch must spell its URIs normally: it is not rewritten.
+fn normal_body(
+    rpc: &jsonrpc::Rpc,
+    bytes: &[u8],
+    modern: bool,
+) -> Result<Option<translate::up::Rewritten>, GatewayError> {
+    use jsonrpc::{Rpc, Target};
+    match rpc {
+        Rpc::Single(m) if m.uri_normalized => {
+            let Some(Target::Resource(uri)) = &m.target else {
+                return Err(GatewayError::Internal);
+            };
+            let method = m.method.clone().unwrap_or_default();
+            let route = modern.then(|| {
+                let name = modern::routed_name(&method, m).map(str::to_string);
+                (method.clone(), name)
+            });
+            Ok(Some(translate::up::Rewritten {
+                body: jsonrpc::with_normal_uri(bytes, uri)?.into(),
+                route,
+                sent: false,
+            }))
+        }
+        Rpc::Batch(ms) if ms.iter().any(|m| m.uri_normalized) => Err(GatewayError::InvalidParams(
+            "a resource URI in a batch must be in its normal form (no dot segments, no escaped unreserved characters, lower-case scheme and host)".into(),
+        )),
+        _ => Ok(None),
     }
 }

@@ -5,6 +5,7 @@
 //! renders for the client and `crate::outcome` classifies for the audit row, metrics and log.
 
 pub mod admit;
+pub mod allowed;
 pub mod answer;
 pub mod audit;
 pub mod authn;

@@ -3,26 +3,47 @@
 //! prompt or resource it names) in the `Mcp-Method` / `Mcp-Name` headers so intermediaries can
 //! route without reading the body. The gateway reads the body anyway and decides on it; a header
 //! that says something else is refused (400, -32020), so a header can never carry a request past
-//! the policy the body is judged by. Checked after authentication, before authorization.
+//! the policy the body is judged by. Older revisions have no such headers, but one a client sends
+//! anyway is held to the same rule. Checked after authentication, before authorization.
 
 use super::names;
 use crate::error::GatewayError;
 use crate::jsonrpc::{Rpc, Target, MODERN_VERSION};
 use pingora_proxy::Session;
 
-/// Checks a 2026-07-28 request's envelope and routing headers against its body (the caller knows
-/// the request speaks that revision: `RequestCtx::is_modern`).
-pub fn check(session: &Session, rpc: &Rpc) -> Result<(), GatewayError> {
-    let Rpc::Single(m) = rpc else {
-        return Err(GatewayError::InvalidRequest(
-            "2026-07-28 has no JSON-RPC batches".into(),
-        ));
+/// Checks a request's routing headers against its body: on 2026-07-28 (`modern`, the caller knows
+/// from `RequestCtx::is_modern`) the envelope and `Mcp-Method` (and `Mcp-Name` where the method
+/// names something) must be there and agree; on every other revision the headers are optional,
+/// but one that is present must agree too, so an upstream that routes by header never acts on
+/// something the policy did not judge.
+pub fn check(session: &Session, rpc: &Rpc, modern: bool) -> Result<(), GatewayError> {
+    let headers = &session.req_header().headers;
+    let m = match rpc {
+        Rpc::Single(m) => m,
+        Rpc::Batch(_) if modern => {
+            return Err(GatewayError::InvalidRequest(
+                "2026-07-28 has no JSON-RPC batches".into(),
+            ))
+        }
+        Rpc::Batch(_) => {
+            if headers.contains_key(&names::MCP_METHOD) || headers.contains_key(&names::MCP_NAME) {
+                return Err(GatewayError::HeaderMismatch(
+                    "Mcp-Method and Mcp-Name cannot describe a JSON-RPC batch",
+                ));
+            }
+            return Ok(());
+        }
     };
     // A client's answer carries no method and no envelope.
     let Some(method) = m.method.as_deref() else {
+        if !modern && headers.contains_key(&names::MCP_METHOD) {
+            return Err(GatewayError::HeaderMismatch(
+                "Mcp-Method does not match the body's method",
+            ));
+        }
         return Ok(());
     };
-    if m.id.is_some() {
+    if modern && m.id.is_some() {
         let envelope = m
             .envelope
             .as_ref()
@@ -36,22 +57,33 @@ pub fn check(session: &Session, rpc: &Rpc) -> Result<(), GatewayError> {
             ));
         }
     }
-    let headers = &session.req_header().headers;
-    if headers.get(&names::MCP_METHOD).map(|v| v.as_bytes()) != Some(method.as_bytes()) {
-        return Err(GatewayError::HeaderMismatch(
-            "Mcp-Method does not match the body's method",
-        ));
-    }
-    if let Some(named) = routed_name(method, m) {
-        let header = headers
-            .get(&names::MCP_NAME)
-            .and_then(|v| v.to_str().ok())
-            .and_then(header_value);
-        if header.as_deref() != Some(named) {
+    match headers.get(&names::MCP_METHOD) {
+        None if !modern => {}
+        Some(v) if v.as_bytes() == method.as_bytes() => {}
+        _ => {
             return Err(GatewayError::HeaderMismatch(
-                "Mcp-Name does not match the name in the body",
-            ));
+                "Mcp-Method does not match the body's method",
+            ))
         }
+    }
+    // `Mcp-Name` is judged where it names the tool, prompt or resource the policy decides on.
+    let Some(named) = routed_name(method, m) else {
+        return Ok(());
+    };
+    let header = headers.get(&names::MCP_NAME);
+    if !modern && header.is_none() {
+        return Ok(());
+    }
+    let header = header.and_then(|v| v.to_str().ok()).and_then(header_value);
+    // A resource is compared in its normal form, as its grant is.
+    let header = match (method, header) {
+        ("resources/read", Some(h)) => crate::uri::normalize(&h).ok(),
+        (_, h) => h,
+    };
+    if header.as_deref() != Some(named) {
+        return Err(GatewayError::HeaderMismatch(
+            "Mcp-Name does not match the name in the body",
+        ));
     }
     Ok(())
 }

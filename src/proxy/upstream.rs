@@ -81,10 +81,8 @@ fn rewrite(
         Some(path) => req.set_uri(path.clone()),
         None => req.set_uri(picked.uri.clone()),
     }
-    req.remove_header(&header::EXPECT);
+    super::allowed::request(req, &ctx.rt.config.forward_headers.request);
     forwarding(req, ctx, peer)?;
-    req.remove_header(&header::AUTHORIZATION);
-    req.remove_header(&header::COOKIE);
     req.insert_header(header::HOST, picked.host_header.clone())?;
     req.insert_header(
         names::written::GATEWAY_AUTH,

@@ -152,13 +152,16 @@ impl Visible for Visibility {
                 .policy
                 .allows(&self.identity.roles, &self.scope.scope.name, name)
     }
+    /// Matched in its normal form, as a request for it would be; a URI without one stays hidden.
     fn resource(&self, uri: &str) -> bool {
-        self.rt.config.policy.allows_kind(
-            &self.identity.roles,
-            &self.scope.scope.name,
-            Kind::Resource,
-            uri,
-        )
+        crate::uri::normalize(uri).is_ok_and(|uri| {
+            self.rt.config.policy.allows_kind(
+                &self.identity.roles,
+                &self.scope.scope.name,
+                Kind::Resource,
+                &uri,
+            )
+        })
     }
     fn prompt(&self, name: &str) -> bool {
         self.rt.config.policy.allows_kind(

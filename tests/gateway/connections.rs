@@ -324,3 +324,60 @@ async fn a_filtered_list_reaches_the_client_in_one_piece() {
         );
     }
 }
+
+/// Sends a request head and the first `sent` bytes of a body of `length`, then nothing more;
+/// returns the answer and how long after the head it came (the gateway closes the connection).
+async fn stalled_body(port: u16, length: usize, sent: usize) -> (String, Duration) {
+    let t = token("tim", &["developer"], json!({}));
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /calculator/mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {length}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut body = br#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"exact_calculate","arguments":{"pad":""#.to_vec();
+    body.resize(sent, b'a');
+    s.write_all(&body).await.unwrap();
+    let mut out = Vec::new();
+    let mut b = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), s.read(&mut b)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&b[..n]),
+        }
+    }
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_cut_at_its_deadline() {
+    // Small bodies: 1 s plus their length at 4 KiB/s (the default rate). Large bodies (past the
+    // early buffer) at the configured rate, here 100 KB/s: 1 s + 1 s for 100 KB.
+    let (rec, gw) = gateway("connections:\n  body_timeout: 20s\n  body_min_rate: 100000\n").await;
+    for (length, sent) in [(300, 120), (100_000, 70_000)] {
+        let (answer, took) = stalled_body(gw.proc.port, length, sent).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{length}: {answer}");
+        assert!(answer.contains("-32600"), "{answer}");
+        assert!(answer.contains("not received in time"), "{answer}");
+        assert!(
+            took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+            "{length}: cut after {took:?}"
+        );
+    }
+    assert_eq!(
+        rec.received().len(),
+        0,
+        "a stalled body reached the upstream"
+    );
+    // A body sent at once passes.
+    let r = gw
+        .developer("tim")
+        .post(&json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
+        .await;
+    assert_eq!(r.status(), 200);
+}

@@ -638,3 +638,50 @@ async fn jobs_off_and_bad_jobs_settings_are_named() {
     assert!(out.contains("jobs.workers"), "{out}");
     assert!(out.contains("MCP_GATEWAY_AUDIT_KEY"), "{out}");
 }
+
+/// One user's backlog does not hold every worker: with 4 workers (2 per user by default), bob's 12
+/// jobs of 3 s leave room, and eve's job, submitted after them, runs at once; bob's still all run.
+#[tokio::test]
+async fn one_users_backlog_does_not_delay_another_users_first_job() {
+    let slow = Slow::start().await;
+    let mut spec = spec(&slow, "jobs:\n  workers: 4\n");
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
+        "limits:\n",
+        "limits:\n  max_jobs_per_user: 20\n",
+    );
+    let gw = spec.start().await;
+    let bob = Rest::new(&gw, "bob", &["analyst"]);
+    let eve = Rest::new(&gw, "eve", &["analyst"]);
+    let mut bobs = Vec::new();
+    for i in 0..12 {
+        let (s, v, _) = bob
+            .invoke(json!({"tool_name": "slow", "arguments": {"ms": 3000, "tag": format!("b{i}")}, "async": true}))
+            .await;
+        assert_eq!(s, 202, "{v}");
+        bobs.push(v["id"].as_str().unwrap().to_string());
+    }
+    slow.wait_started("b0").await;
+    let submitted = Instant::now();
+    let (s, v, _) = eve
+        .invoke(json!({"tool_name": "slow", "arguments": {"ms": 10, "tag": "e0"}, "async": true}))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let done = eve
+        .wait_for(&id, "completed", Duration::from_secs(20))
+        .await;
+    let waited = submitted.elapsed();
+    assert_eq!(text_of(&done["result"]), "done e0", "{done}");
+    // A first-come queue would have made eve wait for bob's first 12 / 4 × 3 s = 9 s; with every
+    // worker open to bob (workers_per_user: 4) she waits about 3 s, one job's run time.
+    assert!(
+        waited < Duration::from_millis(2500),
+        "eve's job waited {waited:?} behind bob's backlog"
+    );
+    // Bob's jobs still all run, two at a time.
+    for id in &bobs {
+        bob.wait_for(id, "completed", Duration::from_secs(40)).await;
+    }
+    assert_eq!(slow.runs("b11"), (1, 1));
+}

@@ -13,6 +13,7 @@ mod door;
 mod endpoints;
 mod git;
 mod governance;
+mod hostile;
 mod jobs;
 mod legacy;
 mod limits;

@@ -176,6 +176,11 @@ pub fn rewrite_headers(
             }
         }
         req.remove_header(&names::SESSION_ID);
+    } else {
+        // The body was rewritten for an upstream that routes by body: the client's routing
+        // headers described the body before, not the one that goes on.
+        req.remove_header(&names::MCP_METHOD);
+        req.remove_header(&names::MCP_NAME);
     }
     // The body grew: it goes chunked, whatever length the client gave.
     req.remove_header(&http::header::CONTENT_LENGTH);

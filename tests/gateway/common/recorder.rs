@@ -5,7 +5,8 @@
 //! Answers: the list methods return two entries each, one a test grants and one it does not; a
 //! request whose JSON-RPC id is a string starting with `sse` is answered as an SSE stream; the
 //! method `boom` answers 500 with a stack trace and the headers a careless server sends; JSON
-//! answers carry `Access-Control-Allow-Origin: *`, as a careless server's do. `initialize` opens
+//! answers carry `Access-Control-Allow-Origin: *`, `X-Internal-Addr` and `Set-Cookie`, as a careless
+//! server's do. `initialize` opens
 //! a session (`recorder-session-1`), and every answer in a session names it again.
 
 use axum::body::Bytes;
@@ -155,6 +156,8 @@ fn answer(method: &Method, body: &[u8], session: Option<String>) -> Response {
                 ("content-type", "application/json"),
                 ("server", "uvicorn"),
                 ("access-control-allow-origin", "*"),
+                ("x-internal-addr", "10.9.8.7:5432"),
+                ("set-cookie", "upstream=1"),
             ],
             reply,
         )

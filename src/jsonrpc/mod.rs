@@ -1,10 +1,14 @@
 //! JSON-RPC 2.0 as the gateway needs it: one pass over the body that borrows from it, yielding the
 //! method, the raw id (echoed back verbatim in errors), the tool of a `tools/call` and the prompt or
-//! resource a method names. The body itself is forwarded unchanged.
+//! resource a method names. The body itself is forwarded unchanged, but for a resource URI that
+//! was not in its normal form (`crate::uri`): grants are matched against the normal form, and the
+//! body goes on with it (`with_normal_uri`), so the upstream reads what was granted.
 //!
 //! Names are bounded here, before any authorization work: a method or tool or prompt name longer
 //! than `MAX_NAME` bytes, or a resource URI longer than `MAX_URI`, is a bad request (no real one is
 //! that long, and everything read here ends up in logs and audit rows).
+
+pub mod shape;
 
 use crate::error::GatewayError;
 use serde::Deserialize;
@@ -38,7 +42,7 @@ pub enum Target {
 }
 
 /// One JSON-RPC message as far as the gateway cares.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Message {
     /// `None` for a response sent by the client (to a server request).
     pub method: Option<String>,
@@ -54,6 +58,9 @@ pub struct Message {
     pub envelope: Option<Envelope>,
     /// A `tools/call` that asks to run as a task (`params.task` is an object).
     pub task: bool,
+    /// The resource URI the client sent was not in its normal form: `target` holds the normal
+    /// form, and the body must be rewritten to it before it goes on.
+    pub uri_normalized: bool,
 }
 
 /// What `params._meta` says of the protocol (2026-07-28): the version, if a string, and whether the
@@ -414,12 +421,51 @@ impl<'de> Deserialize<'de> for MaybeEnvelope {
     }
 }
 
+/// A body the gateway refuses, with the id of its request when that could still be read (JSON-RPC
+/// answers an error with the request's id whenever it can).
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: GatewayError,
+    pub id: Option<String>,
+}
+
+impl From<Refusal> for GatewayError {
+    fn from(r: Refusal) -> Self {
+        r.error
+    }
+}
+
 /// Parses a request body. `batches_allowed` follows the negotiated protocol version.
-pub fn parse(
-    body: &[u8],
-    batches_allowed: bool,
-    keep_arguments: bool,
-) -> Result<Rpc, GatewayError> {
+pub fn parse(body: &[u8], batches_allowed: bool, keep_arguments: bool) -> Result<Rpc, Refusal> {
+    read(body, batches_allowed, keep_arguments).map_err(|error| Refusal {
+        id: readable_id(body),
+        error,
+    })
+}
+
+/// The `id` of a single message whose other parts could not be read: a JSON object with one
+/// valid `id` member.
+fn readable_id(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct OnlyId<'a> {
+        #[serde(borrow)]
+        id: Option<&'a RawValue>,
+    }
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return None;
+    }
+    let text = serde_json::from_slice::<OnlyId<'_>>(body).ok()?.id?.get();
+    valid_id(text).then(|| text.to_string())
+}
+
+/// JSON-RPC ids the gateway passes on: strings, and integers that fit 64 bits (MCP allows no
+/// others; `1e400` or `1.5` would be read differently by every upstream).
+fn valid_id(text: &str) -> bool {
+    text.starts_with('"') || text.parse::<i64>().is_ok()
+}
+
+fn read(body: &[u8], batches_allowed: bool, keep_arguments: bool) -> Result<Rpc, GatewayError> {
     // JSON is UTF-8 (RFC 8259). serde_json skips the parts a message struct ignores without
     // checking them, so without this a body an upstream's parser refuses could pass here.
     if std::str::from_utf8(body).is_err() {
@@ -428,6 +474,9 @@ pub fn parse(
         ));
     }
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if first.is_some() {
+        shape::check(body)?;
+    }
     match first {
         None => Err(GatewayError::InvalidRequest("empty body".into())),
         Some(b'[') => {
@@ -472,12 +521,9 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
     let id = match w.id {
         Some(raw) => {
             let text = raw.get();
-            let ok = text.starts_with('"')
-                || text.starts_with('-')
-                || text.as_bytes()[0].is_ascii_digit();
-            if !ok {
+            if !valid_id(text) {
                 return Err(GatewayError::InvalidRequest(
-                    "id must be a string or a number".into(),
+                    "id must be a string or an integer of at most 64 bits".into(),
                 ));
             }
             Some(text.to_string())
@@ -486,6 +532,11 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
     };
     match w.method {
         Some(method) => {
+            if method.starts_with("notifications/") && id.is_some() {
+                return Err(GatewayError::InvalidRequest(
+                    "a notification carries no id (notifications/* are never answered)".into(),
+                ));
+            }
             if method.len() > MAX_NAME {
                 return Err(GatewayError::InvalidRequest(
                     "method name longer than 128 bytes".into(),
@@ -494,6 +545,7 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
             let mut params = w.params;
             let envelope = params.as_mut().and_then(|p| p.meta.take());
             let task = params.as_ref().is_some_and(|p| p.task);
+            let mut uri_normalized = false;
             let (tool, arguments, target) = match method.as_ref() {
                 "tools/call" => {
                     let params = params.ok_or(GatewayError::InvalidRequest(
@@ -512,7 +564,8 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
                 }
                 "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                     let uri = params.and_then(|p| p.uri);
-                    (None, None, Some(Target::Resource(uri_of(uri)?)))
+                    let uri = uri_of(uri, &mut uri_normalized)?;
+                    (None, None, Some(Target::Resource(uri)))
                 }
                 "completion/complete" => {
                     let r = params.and_then(|p| p.reference).unwrap_or_default();
@@ -521,7 +574,9 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
                             r.name,
                             "completion/complete needs params.ref.name as a string",
                         )?),
-                        Some("ref/resource") => Target::Resource(uri_of(r.uri)?),
+                        Some("ref/resource") => {
+                            Target::Resource(uri_of(r.uri, &mut uri_normalized)?)
+                        }
                         _ => {
                             return Err(GatewayError::InvalidRequest(
                                 "completion/complete needs params.ref of type ref/prompt or ref/resource".into(),
@@ -545,6 +600,7 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
                 target,
                 envelope,
                 task,
+                uri_normalized,
             })
         }
         None if (w.result.is_some() || w.error.is_some()) && id.is_some() => Ok(Message {
@@ -555,6 +611,7 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
             target: None,
             envelope: None,
             task: false,
+            uri_normalized: false,
         }),
         None => Err(GatewayError::InvalidRequest(
             "a JSON-RPC message needs a method, or a result/error and an id".into(),
@@ -582,14 +639,32 @@ fn name_of(name: Option<Cow<'_, str>>, missing: &'static str) -> Result<String, 
     within(name, MAX_NAME, missing, "name longer than 128 bytes")
 }
 
-/// A resource URI.
-fn uri_of(uri: Option<Cow<'_, str>>) -> Result<String, GatewayError> {
-    within(
+/// A resource URI in its normal form; `changed` is set when the client's spelling differed.
+fn uri_of(uri: Option<Cow<'_, str>>, changed: &mut bool) -> Result<String, GatewayError> {
+    let raw = within(
         uri,
         MAX_URI,
         "params.uri must be a string",
         "resource URI longer than 2048 bytes",
-    )
+    )?;
+    let normal = crate::uri::normalize(&raw)
+        .map_err(|e| GatewayError::InvalidParams(format!("{e}").into()))?;
+    *changed |= normal != raw;
+    Ok(normal)
+}
+
+/// The body of one request with its resource URI (`params.uri`, or `params.ref.uri` of
+/// `completion/complete`) replaced by `uri`, everything else as the client sent it.
+pub fn with_normal_uri(body: &[u8], uri: &str) -> Result<Vec<u8>, GatewayError> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| GatewayError::ParseError(e.to_string()))?;
+    let params = v.get_mut("params").ok_or(GatewayError::Internal)?;
+    let slot = match params.get_mut("ref") {
+        Some(r) if r.get("uri").is_some() => r.get_mut("uri"),
+        _ => params.get_mut("uri"),
+    };
+    *slot.ok_or(GatewayError::Internal)? = serde_json::Value::String(uri.to_string());
+    serde_json::to_vec(&v).map_err(|_| GatewayError::Internal)
 }
 
 #[cfg(test)]
@@ -623,37 +698,71 @@ mod tests {
     #[test]
     fn errors_are_classified() {
         assert!(matches!(
-            parse(b"{not json", false, false),
+            read(b"{not json", false, false),
             Err(GatewayError::ParseError(_))
         ));
         assert!(matches!(
-            parse(b"{\"jsonrpc\":\"2.0\"", false, false),
+            read(b"{\"jsonrpc\":\"2.0\"", false, false),
             Err(GatewayError::ParseError(_))
         ));
         assert!(matches!(
-            parse(b"{\"jsonrpc\":\"1.0\",\"method\":\"x\"}", false, false),
+            read(b"{\"jsonrpc\":\"1.0\",\"method\":\"x\"}", false, false),
             Err(GatewayError::InvalidRequest(_))
         ));
         assert!(matches!(
-            parse(b"{\"jsonrpc\":\"2.0\"}", false, false),
+            read(b"{\"jsonrpc\":\"2.0\"}", false, false),
             Err(GatewayError::InvalidRequest(_))
         ));
         assert!(matches!(
-            parse(b"42", false, false),
+            read(b"42", false, false),
             Err(GatewayError::InvalidRequest(_))
         ));
         assert!(matches!(
-            parse(b"{\"jsonrpc\":\"2.0\",\"method\":7}", false, false),
+            read(b"{\"jsonrpc\":\"2.0\",\"method\":7}", false, false),
             Err(GatewayError::InvalidRequest(_))
         ));
         assert!(matches!(
-            parse(
+            read(
                 b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{}}",
                 false,
                 false
             ),
             Err(GatewayError::InvalidRequest(_))
         ));
+    }
+
+    #[test]
+    fn refusals_keep_the_id_when_it_can_be_read() {
+        let id = |b: &str| parse(b.as_bytes(), false, false).unwrap_err().id;
+        assert_eq!(
+            id(r#"{"jsonrpc":"1.0","id":7,"method":"x"}"#).as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{}}"#).as_deref(),
+            Some(r#""a""#)
+        );
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":8,"method":"m","method":"n"}"#).as_deref(),
+            Some("8")
+        );
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":1e400,"method":"ping"}"#), None);
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#), None);
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":99999999999999999999,"method":"ping"}"#),
+            None
+        );
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}"#),
+            None
+        );
+        assert_eq!(id("{not json"), None);
+        assert!(parse(
+            br#"{"jsonrpc":"2.0","id":-3,"method":"ping"}"#,
+            false,
+            false
+        )
+        .is_ok());
     }
 
     #[test]
@@ -681,7 +790,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    parse(body, false, false),
+                    read(body, false, false),
                     Err(GatewayError::InvalidRequest(_))
                 ),
                 "{}",
@@ -693,7 +802,7 @@ mod tests {
     #[test]
     fn prompts_resources_and_completion_refs() {
         let target = |body: &str| {
-            parse(body.as_bytes(), false, false).map(|r| r.first().unwrap().target.clone())
+            read(body.as_bytes(), false, false).map(|r| r.first().unwrap().target.clone())
         };
         assert_eq!(
             target(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"summ\u0061rize"}}"#).unwrap(),
@@ -772,6 +881,14 @@ mod tests {
                 Some("resources/read") => v["params"]["uri"].as_str(),
                 _ => None,
             };
+            let normal = theirs.map(|t| {
+                if m.method.as_deref() == Some("resources/read") {
+                    crate::uri::normalize(t).unwrap()
+                } else {
+                    t.to_string()
+                }
+            });
+            let theirs = normal.as_deref();
             assert_eq!(
                 named.as_deref(),
                 theirs,
