@@ -58,6 +58,9 @@ pub enum GatewayError {
     RateLimited { limit: String, retry_after: u64 },
     #[error("Too many requests in flight for this user")]
     TooManyConcurrent,
+    /// The caller has `connections.bodies_per_user` requests whose body is still arriving.
+    #[error("Too many request bodies still arriving for this user: send each body at once")]
+    TooManyBodies,
     /// The caller has `limits.max_jobs_per_user` jobs queued or running.
     #[error("Too many jobs queued or running for this user: wait for one to finish")]
     TooManyJobs,
@@ -177,7 +180,7 @@ impl GatewayError {
             UpstreamFailed(_) => 502,
             NoHealthyUpstream(_) | AuditUnavailable | LimiterUnavailable | UpstreamSaturated
             | JobsUnavailable(_) => 503,
-            RateLimited { .. } | TooManyConcurrent | TooManyJobs => 429,
+            RateLimited { .. } | TooManyConcurrent | TooManyBodies | TooManyJobs => 429,
             UpstreamTimeout(_) => 504,
             Internal => 500,
         }
@@ -201,7 +204,7 @@ impl GatewayError {
             UpstreamFailed(_) => -32008,
             NoHealthyUpstream(_) => -32006,
             AuditUnavailable => -32009,
-            RateLimited { .. } | TooManyConcurrent | TooManyJobs => -32004,
+            RateLimited { .. } | TooManyConcurrent | TooManyBodies | TooManyJobs => -32004,
             JobsUnavailable(_) => -32013,
             LimiterUnavailable => -32011,
             UpstreamSaturated => -32012,
@@ -215,6 +218,7 @@ impl GatewayError {
         match self {
             GatewayError::RateLimited { retry_after, .. } => Some(*retry_after),
             GatewayError::TooManyConcurrent
+            | GatewayError::TooManyBodies
             | GatewayError::TooManyJobs
             | GatewayError::JobsUnavailable(_)
             | GatewayError::UpstreamSaturated
@@ -240,6 +244,9 @@ impl GatewayError {
             }
             GatewayError::TooManyConcurrent => {
                 error["data"] = serde_json::json!({ "limit": "max_concurrent_per_user", "retry_after_seconds": 1 });
+            }
+            GatewayError::TooManyBodies => {
+                error["data"] = serde_json::json!({ "limit": "connections.bodies_per_user", "retry_after_seconds": 1 });
             }
             _ => {}
         }

@@ -71,3 +71,49 @@ pub fn method_label(method: Option<&str>) -> &'static str {
         Some(m) => KNOWN.iter().find(|k| **k == m).copied().unwrap_or("other"),
     }
 }
+
+/// The metrics listener's one page: `GET /metrics` (as Prometheus scrapes it); every other path
+/// is 404. The page names scopes and upstream addresses, so the listener belongs on a private
+/// address (README, Security).
+pub struct MetricsPage(pingora_prometheus::PrometheusHttpApp);
+
+#[async_trait::async_trait]
+impl pingora::apps::http_app::ServeHttp for MetricsPage {
+    async fn response(
+        &self,
+        session: &mut pingora::protocols::http::ServerSession,
+    ) -> http::Response<Vec<u8>> {
+        let req = session.req_header();
+        if req.uri.path() == "/metrics" && matches!(req.method.as_str(), "GET" | "HEAD") {
+            return self.0.response(session).await;
+        }
+        let body = b"not found: metrics are served at /metrics\n".to_vec();
+        http::Response::builder()
+            .status(404)
+            .header(http::header::CONTENT_TYPE, "text/plain")
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .body(body)
+            .unwrap_or_default()
+    }
+}
+
+/// The metrics service, gzip-compressed like Pingora's own.
+pub fn service(
+) -> pingora::services::listening::Service<pingora::apps::http_app::HttpServer<MetricsPage>> {
+    let mut app = pingora::apps::http_app::HttpServer::new_app(MetricsPage(
+        pingora_prometheus::PrometheusHttpApp,
+    ));
+    app.add_module(pingora::modules::http::compression::ResponseCompressionBuilder::enable(7));
+    pingora::services::listening::Service::new("Prometheus metric HTTP".to_string(), app)
+}
+
+/// Registers the series that count rare events, at 0, so dashboards and alerts see them before
+/// the first event (a counter Prometheus has never seen reads as "no data", not 0).
+pub fn register_at_start() {
+    AUDIT_SPOOL_BYTES.set(AUDIT_SPOOL_BYTES.get());
+    AUDIT_REFUSED.inc_by(0);
+    RATE_LIMIT_STORE_ERRORS.inc_by(0);
+    for reason in ["max_connections", "max_per_address", "evicted_idle"] {
+        CONNECTIONS_REFUSED.with_label_values(&[reason]);
+    }
+}

@@ -115,7 +115,9 @@ impl Outcome<'_> {
                 | Denied(_)
                 | UnknownSession
                 | PayloadTooLarge { .. } => Class::Denied,
-                RateLimited { .. } | TooManyConcurrent | TooManyJobs => Class::RateLimited,
+                RateLimited { .. } | TooManyConcurrent | TooManyBodies | TooManyJobs => {
+                    Class::RateLimited
+                }
                 LimiterUnavailable | UpstreamSaturated | AuditUnavailable | JobsUnavailable(_) => {
                     Class::Unavailable
                 }
@@ -156,9 +158,9 @@ impl Outcome<'_> {
             Outcome::Gateway(Denied(_) | Forbidden(_) | InsufficientScope(_)) => {
                 Some(Alert::PolicyDenial)
             }
-            Outcome::Gateway(RateLimited { .. } | TooManyConcurrent | TooManyJobs) => {
-                Some(Alert::RateLimited)
-            }
+            Outcome::Gateway(
+                RateLimited { .. } | TooManyConcurrent | TooManyBodies | TooManyJobs,
+            ) => Some(Alert::RateLimited),
             Outcome::Gateway(AuditUnavailable) => Some(Alert::AuditRefused),
             _ => None,
         }
@@ -213,6 +215,7 @@ mod tests {
                 retry_after: 12,
             },
             TooManyConcurrent,
+            TooManyBodies,
             LimiterUnavailable,
             UpstreamSaturated,
             AuditUnavailable,
@@ -237,7 +240,7 @@ mod tests {
                 InsufficientScope(_) => {}
                 PayloadTooLarge { .. } | NotFound(_) | MethodNotAllowed(_) | BodyTimeout => {}
                 UpstreamFailed(_) | NoHealthyUpstream(_) | UpstreamTimeout(_) => {}
-                RateLimited { .. } | TooManyConcurrent | LimiterUnavailable => {}
+                RateLimited { .. } | TooManyConcurrent | TooManyBodies | LimiterUnavailable => {}
                 UpstreamSaturated | AuditUnavailable | Internal => {}
                 TooManyJobs | JobNotFound(_) | JobConflict(_) | JobsUnavailable(_) => {}
                 InvalidArguments { .. } => {}
@@ -300,6 +303,13 @@ mod tests {
                 Class::RateLimited,
                 Some(RateLimited),
                 "in flight",
+            ),
+            (
+                429,
+                -32004,
+                Class::RateLimited,
+                Some(RateLimited),
+                "still arriving",
             ),
             (503, -32011, Class::Unavailable, None, "cannot be checked"),
             (503, -32012, Class::Unavailable, None, "saturated"),

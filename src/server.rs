@@ -123,7 +123,8 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), String> {
     proxy.add_dependency(&reloader);
     proxy.add_dependency(&writer);
     if let Some(addr) = &rt.config.metrics_listen {
-        let mut metrics = pingora_prometheus::prometheus_http_service();
+        crate::metrics::register_at_start();
+        let mut metrics = crate::metrics::service();
         metrics.add_tcp(addr);
         server.add_service(metrics);
     }

@@ -345,10 +345,14 @@ impl Authenticator {
             Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
             _ => Vec::new(),
         };
-        let tenant = claims
-            .get(&names.tenant)
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        // The tenant travels to upstreams as `X-Tenant-ID` and into every audit row: bounded
+        // like the user id.
+        let tenant = match claims.get(&names.tenant).and_then(Value::as_str) {
+            Some(t) if t.len() > MAX_USER_ID => {
+                return Err(AuthError::bad_claim(&names.tenant, USER_ID_TOO_LONG))
+            }
+            t => t.map(str::to_string),
+        };
         let api_version = match &names.api_version {
             Some(claim) => {
                 let v = claims.get(claim).and_then(|v| match v {

@@ -210,6 +210,10 @@ pub struct ConnectionsFile {
     /// 1 s + N / body_min_rate (at most `body_timeout`), so a trickle is cut long before it.
     #[serde(default = "default_body_min_rate")]
     pub body_min_rate: u64,
+    /// Requests of one user whose body is still arriving, at most: beyond it the request is
+    /// answered 429 at once, so one token cannot hold thousands of connections on slow bodies.
+    #[serde(default = "default_bodies_per_user")]
+    pub bodies_per_user: u32,
 }
 
 impl Default for ConnectionsFile {
@@ -221,6 +225,7 @@ impl Default for ConnectionsFile {
             idle_timeout: default_idle_timeout(),
             body_timeout: default_body_timeout(),
             body_min_rate: default_body_min_rate(),
+            bodies_per_user: default_bodies_per_user(),
         }
     }
 }
@@ -239,6 +244,9 @@ fn default_body_timeout() -> Duration {
 }
 fn default_body_min_rate() -> u64 {
     4096
+}
+fn default_bodies_per_user() -> u32 {
+    64
 }
 fn default_idle_timeout() -> Duration {
     Duration::from_secs(60)

@@ -151,6 +151,9 @@ pub struct DevIssuer {
     pub admin_token: Option<String>,
     pub token_ttl: Duration,
     pub key: std::sync::Arc<crate::issuer::key::IssuerKey>,
+    /// `insecure_dev`: may listen beyond loopback and fetch client metadata documents from
+    /// loopback addresses.
+    pub insecure_dev: bool,
 }
 
 /// One scope as the proxy uses it.
@@ -397,6 +400,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         ("connections.idle_timeout", c.idle_timeout.as_secs() == 0),
         ("connections.body_timeout", c.body_timeout.is_zero()),
         ("connections.body_min_rate", c.body_min_rate == 0),
+        ("connections.bodies_per_user", c.bodies_per_user == 0),
     ] {
         if zero {
             problems.push(Problem::new(
@@ -491,6 +495,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
             idle_timeout: gateway.connections.idle_timeout,
             body_timeout: gateway.connections.body_timeout,
             body_min_rate: gateway.connections.body_min_rate,
+            bodies_per_user: gateway.connections.bodies_per_user,
         },
         dev_issuer,
         dev_secrets_to_write,
@@ -1185,6 +1190,7 @@ fn build_dev_issuer(
         admin_token: d.admin_token.clone(),
         token_ttl: d.token_ttl,
         key: std::sync::Arc::new(crate::issuer::key::IssuerKey::derive(secret.as_bytes())),
+        insecure_dev: d.insecure_dev,
     })
 }
 

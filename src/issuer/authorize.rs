@@ -11,9 +11,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long a code can be exchanged, and how many can wait at once.
+/// How long a code can be exchanged, and how many can wait at once, in all and per client. When
+/// full, the oldest waiting code goes (of that client first): logins that are never exchanged
+/// cannot lock everyone else out.
 const CODE_LIFETIME: Duration = Duration::from_secs(120);
 const MAX_CODES: usize = 1000;
+const MAX_CODES_PER_CLIENT: usize = 16;
 
 struct Pending {
     grant: Grant,
@@ -30,8 +33,22 @@ impl Codes {
     fn insert(&self, p: Pending) -> Option<String> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, p| p.issued.elapsed() < CODE_LIFETIME);
-        if map.len() >= MAX_CODES {
-            return None;
+        let oldest = |map: &HashMap<String, Pending>, client: Option<&str>| {
+            map.iter()
+                .filter(|(_, q)| client.is_none_or(|c| q.client_id == c))
+                .min_by_key(|(_, q)| q.issued)
+                .map(|(k, _)| k.clone())
+        };
+        let of_client = map.values().filter(|q| q.client_id == p.client_id).count();
+        let evict = if of_client >= MAX_CODES_PER_CLIENT {
+            oldest(&map, Some(&p.client_id))
+        } else if map.len() >= MAX_CODES {
+            oldest(&map, None)
+        } else {
+            None
+        };
+        if let Some(k) = evict {
+            map.remove(&k);
         }
         let code = random_code();
         map.insert(code.clone(), p);
@@ -86,7 +103,20 @@ pub struct AuthorizeParams {
 /// What stops a login before the developer sees a page: shown as a page, never redirected, since
 /// the redirect URI itself may be what is wrong.
 fn bad_request(reason: &str) -> Response {
-    (StatusCode::BAD_REQUEST, Html(page::error(reason))).into_response()
+    framed_never(StatusCode::BAD_REQUEST, page::error(reason))
+}
+
+/// A page of the issuer: never shown inside another site's frame, where a click could be stolen.
+fn framed_never(status: StatusCode, html: String) -> Response {
+    (
+        status,
+        [
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+        ],
+        Html(html),
+    )
+        .into_response()
 }
 
 /// An error sent back to the client's redirect URI (RFC 6749 4.1.2.1).
@@ -175,7 +205,7 @@ pub async fn login_page(
     Query(p): Query<AuthorizeParams>,
 ) -> Response {
     match check(&i, &p).await {
-        Ok(client_name) => Html(page::login(&i, &p, &client_name)).into_response(),
+        Ok(client_name) => framed_never(StatusCode::OK, page::login(&i, &p, &client_name)),
         Err(answer) => answer,
     }
 }

@@ -29,9 +29,18 @@ pub struct Client {
 #[derive(Default)]
 pub struct Clients {
     table: Mutex<(HashMap<String, Client>, VecDeque<String>)>,
+    /// `insecure_dev`: metadata documents may be fetched from loopback addresses.
+    loopback_documents: bool,
 }
 
 impl Clients {
+    pub fn new(loopback_documents: bool) -> Self {
+        Clients {
+            loopback_documents,
+            ..Default::default()
+        }
+    }
+
     fn insert(&self, id: String, client: Client) {
         let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
         if t.0.len() >= MAX_CLIENTS {
@@ -53,22 +62,47 @@ impl Clients {
         if let Some(c) = self.get(id) {
             return Ok(c);
         }
-        if !is_document_url(id) {
+        if !is_document_url(id, self.loopback_documents) {
             return Err("unknown client_id: register first (POST /register) or use the https URL of a client metadata document".into());
         }
         fetch_document(id).await
     }
 }
 
-/// A client id that is a metadata document's URL: https with a path, or http on loopback (the
-/// issuer is for development).
-fn is_document_url(id: &str) -> bool {
+/// A client id that is a metadata document's URL: https with a path, on a public host. The issuer
+/// fetches it, so anything else would let a client make it read internal addresses; loopback
+/// (http or https) only with `insecure_dev`.
+fn is_document_url(id: &str, loopback_allowed: bool) -> bool {
     let Ok(u) = url::Url::parse(id) else {
         return false;
     };
-    let loopback = matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-    (u.scheme() == "https" || (u.scheme() == "http" && loopback)) && u.path() != "/"
+    if u.path() == "/" || u.port().is_some_and(|p| p == 0) {
+        return false;
+    }
+    match u.host() {
+        Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => {
+            loopback_allowed && matches!(u.scheme(), "http" | "https")
+        }
+        Some(url::Host::Domain(_)) => u.scheme() == "https",
+        Some(url::Host::Ipv4(ip)) if ip.is_loopback() => {
+            loopback_allowed && matches!(u.scheme(), "http" | "https")
+        }
+        Some(url::Host::Ipv6(ip)) if ip.is_loopback() => {
+            loopback_allowed && matches!(u.scheme(), "http" | "https")
+        }
+        Some(url::Host::Ipv4(ip)) => {
+            u.scheme() == "https" && !(ip.is_private() || ip.is_link_local() || ip.is_unspecified())
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            u.scheme() == "https" && !ip.is_unspecified() && (ip.segments()[0] & 0xfe00) != 0xfc00
+        }
+        None => false,
+    }
 }
+
+/// Why a metadata document cannot be used; the client is told no more than this (the answer's
+/// details would describe whatever the URL points at).
+const DOCUMENT_UNUSABLE: &str = "the client metadata document cannot be used (it must be JSON of at most 16 KiB at its https URL, name itself as client_id and list redirect_uris)";
 
 #[derive(Deserialize)]
 struct Document {
@@ -79,6 +113,27 @@ struct Document {
 }
 
 async fn fetch_document(id: &str) -> Result<Client, String> {
+    let fetched = tokio::time::timeout(Duration::from_secs(5), read_document(id)).await;
+    let doc = match fetched {
+        Ok(Ok(doc)) => doc,
+        Ok(Err(detail)) => {
+            tracing::info!(client_id = %id.chars().take(256).collect::<String>(), %detail, "client metadata document refused");
+            return Err(DOCUMENT_UNUSABLE.into());
+        }
+        Err(_) => return Err(DOCUMENT_UNUSABLE.into()),
+    };
+    if doc.client_id != id {
+        return Err("the client metadata document's client_id is not its own URL".into());
+    }
+    check_redirects(&doc.redirect_uris)?;
+    Ok(Client {
+        name: doc.client_name,
+        redirect_uris: doc.redirect_uris,
+    })
+}
+
+/// The document at `id`, at most `MAX_DOCUMENT` bytes, with no redirects followed.
+async fn read_document(id: &str) -> Result<Document, String> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
@@ -90,52 +145,80 @@ async fn fetch_document(id: &str) -> Result<Client, String> {
         .send()
         .await
         .and_then(|r| r.error_for_status())
-        .map_err(|e| {
-            format!(
-                "cannot fetch the client metadata document: {}",
-                e.without_url()
-            )
-        })?;
+        .map_err(|e| e.without_url().to_string())?;
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| {
-        format!(
-            "cannot read the client metadata document: {}",
-            e.without_url()
-        )
-    })? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_DOCUMENT {
-            return Err("the client metadata document is larger than 16 KiB".into());
+            return Err("larger than 16 KiB".into());
         }
     }
-    let doc: Document = serde_json::from_slice(&body)
-        .map_err(|e| format!("not a client metadata document: {e}"))?;
-    if doc.client_id != id {
-        return Err("the client metadata document's client_id is not its own URL".into());
-    }
-    check_redirects(&doc.redirect_uris)?;
-    Ok(Client {
-        name: doc.client_name,
-        redirect_uris: doc.redirect_uris,
-    })
+    serde_json::from_slice(&body).map_err(|e| e.to_string())
 }
 
-/// Redirect URIs are absolute, without fragment, and few.
+/// Redirect URIs are absolute, without fragment, few, and go somewhere a login may go: `https:`,
+/// `http:` on loopback (native apps listening locally), or a private-use scheme of a native app
+/// (RFC 8252 §7.1: `com.example.app:/cb`, `cursor://…`). Never `javascript:`, `data:`, `file:`
+/// or other schemes a browser acts on itself, and never plain `http:` to another host.
 fn check_redirects(uris: &[String]) -> Result<(), String> {
     if uris.is_empty() || uris.len() > MAX_REDIRECTS {
         return Err("redirect_uris must list 1 to 16 URIs".into());
     }
     for u in uris {
-        match url::Url::parse(u) {
-            Ok(p) if p.fragment().is_none() && u.len() <= 2048 => {}
+        let shown: String = u.chars().take(200).collect();
+        let parsed = match url::Url::parse(u) {
+            Ok(p) if p.fragment().is_none() && u.len() <= 2048 => p,
             _ => {
                 return Err(format!(
-                    "redirect_uri {u:?} is not an absolute URI without fragment"
+                    "redirect_uri {shown:?} is not an absolute URI without fragment"
                 ))
             }
+        };
+        if !redirect_allowed(&parsed) {
+            return Err(format!(
+                "redirect_uri {shown:?} must be https, http on a loopback address, or a native app's private-use scheme"
+            ));
         }
     }
     Ok(())
+}
+
+/// Schemes a browser or the system handles itself: never a login's destination.
+const NOT_PRIVATE_USE: [&str; 16] = [
+    "http",
+    "https",
+    "javascript",
+    "data",
+    "file",
+    "vbscript",
+    "blob",
+    "about",
+    "ftp",
+    "ws",
+    "wss",
+    "mailto",
+    "tel",
+    "filesystem",
+    "view-source",
+    "chrome",
+];
+
+fn redirect_allowed(u: &url::Url) -> bool {
+    let loopback = match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match u.scheme() {
+        "https" => u.host().is_some(),
+        "http" => loopback,
+        scheme => !NOT_PRIVATE_USE.contains(&scheme),
+    }
 }
 
 /// RFC 7591 registration request (the fields the issuer uses; others are accepted and ignored).
@@ -202,11 +285,43 @@ mod tests {
 
     #[test]
     fn document_urls() {
-        assert!(is_document_url("https://app.example.com/oauth/client.json"));
-        assert!(is_document_url("http://127.0.0.1:9000/client.json"));
-        assert!(!is_document_url("https://app.example.com/"));
-        assert!(!is_document_url("http://app.example.com/client.json"));
-        assert!(!is_document_url("some-registered-id"));
+        assert!(is_document_url(
+            "https://app.example.com/oauth/client.json",
+            false
+        ));
+        assert!(!is_document_url("http://127.0.0.1:9000/client.json", false));
+        assert!(!is_document_url("https://localhost/client.json", false));
+        assert!(is_document_url("http://127.0.0.1:9000/client.json", true));
+        assert!(!is_document_url("https://10.1.2.3/client.json", true));
+        assert!(!is_document_url("https://169.254.169.254/latest", true));
+        assert!(!is_document_url("https://app.example.com/", false));
+        assert!(!is_document_url("http://app.example.com/client.json", true));
+        assert!(!is_document_url("some-registered-id", false));
+    }
+
+    #[test]
+    fn redirect_uris() {
+        for ok in [
+            "https://app.example.com/cb",
+            "http://127.0.0.1:33418/",
+            "http://localhost:9/cb",
+            "http://[::1]:9/cb",
+            "com.example.app:/oauth",
+            "cursor://anysphere.cursor-retrieval/oauth/callback",
+        ] {
+            assert!(check_redirects(&[ok.into()]).is_ok(), "{ok}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "file:///etc/passwd",
+            "http://evil.example.com/cb",
+            "http://10.0.0.1/cb",
+            "https://app.example.com/cb#frag",
+            "/relative",
+        ] {
+            assert!(check_redirects(&[bad.into()]).is_err(), "{bad}");
+        }
     }
 
     #[test]

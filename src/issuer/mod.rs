@@ -89,7 +89,7 @@ impl Issuer {
                 .into_iter()
                 .map(String::from)
                 .collect(),
-            clients: clients::Clients::default(),
+            clients: clients::Clients::new(d.insecure_dev),
             codes: authorize::Codes::default(),
         })
     }
@@ -111,6 +111,7 @@ impl Issuer {
                     .filter(|t| !t.is_empty()),
                 token_ttl: Duration::from_secs(3600),
                 key: Arc::new(key::IssuerKey::derive(secret)),
+                insecure_dev,
             },
             (None, None) => {
                 return Err("the configuration has no JWT secret to derive the issuer key from (set JWT_SECRET_KEY or dev_secrets_file)".into())
@@ -135,7 +136,8 @@ impl Issuer {
             .listen
             .parse()
             .map_err(|_| format!("{:?} is not an IP:port address", d.listen))?;
-        if !addr.ip().is_loopback() && !insecure_dev {
+        d.insecure_dev |= insecure_dev;
+        if !addr.ip().is_loopback() && !d.insecure_dev {
             return Err(format!("{addr} is not a loopback address: anyone who reaches the development issuer can log in as anyone (pass --insecure-dev to allow it)"));
         }
         Ok(d)

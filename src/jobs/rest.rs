@@ -247,6 +247,7 @@ async fn handle(
         }));
     }
     let identity = authn::identity(session, ctx).await?;
+    ctx.verified = Some(identity.clone());
     match route {
         Route::Invoke => invoke(session, ctx, identity).await,
         Route::Jobs => list_jobs(session, ctx, identity).await,
@@ -280,7 +281,7 @@ async fn invoke(
     ctx: &mut RequestCtx,
     identity: Arc<crate::auth::Identity>,
 ) -> Result<Answer, GatewayError> {
-    let raw = read_body(session, ctx).await?;
+    let raw = read_body(session, ctx, &identity.user).await?;
     let mut de = serde_json::Deserializer::from_slice(&raw);
     let req: InvokeRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -417,8 +418,13 @@ fn resolve(
     }
 }
 
-/// The request body, within `limits.max_body_bytes`.
-async fn read_body(session: &mut Session, ctx: &RequestCtx) -> Result<Vec<u8>, GatewayError> {
+/// The request body, within `limits.max_body_bytes`, its deadline
+/// (`ConnectionLimits::body_deadline`) and the user's places for bodies still arriving.
+async fn read_body(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    user: &str,
+) -> Result<Vec<u8>, GatewayError> {
     let limit = ctx.rt.config.limits.max_body_bytes;
     let req = session.req_header();
     if !crate::proxy::admit::is_json(req) {
@@ -434,6 +440,25 @@ async fn read_body(session: &mut Session, ctx: &RequestCtx) -> Result<Vec<u8>, G
         session.set_keepalive(None);
         return Err(GatewayError::PayloadTooLarge { limit });
     }
+    let Some(_arriving) = ctx.rt.user_bodies.acquire(user) else {
+        session.set_keepalive(None);
+        return Err(GatewayError::TooManyBodies);
+    };
+    let deadline = ctx
+        .rt
+        .config
+        .connections
+        .body_deadline(declared.unwrap_or(limit));
+    match tokio::time::timeout(deadline, read_all(session, limit)).await {
+        Ok(body) => body,
+        Err(_) => {
+            session.set_keepalive(None);
+            Err(GatewayError::BodyTimeout)
+        }
+    }
+}
+
+async fn read_all(session: &mut Session, limit: u64) -> Result<Vec<u8>, GatewayError> {
     let mut body = Vec::new();
     loop {
         match session.read_request_body().await {
@@ -477,8 +502,14 @@ async fn owned(
             return Err(unknown());
         }
     }
-    // The request's audit row names the job.
+    // The request's audit row names the job and its tool.
     ctx.job = Some(job.id.clone());
+    if ctx.rpc.is_none() {
+        ctx.rpc = Some(crate::jsonrpc::Rpc::Single(crate::jsonrpc::Message {
+            tool: Some(job.tool.clone()),
+            ..Default::default()
+        }));
+    }
     Ok(job)
 }
 

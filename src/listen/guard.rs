@@ -35,6 +35,34 @@ const IN_HEAD: u8 = 0;
 const IN_REQUEST: u8 = 1;
 const BETWEEN: u8 = 2;
 
+/// A connection the listener may close to make room for a new one while it has no complete
+/// request head (fresh, trickling, or idle between keep-alive requests): when the gateway is at
+/// `connections.max`, the oldest such connection goes first, so idle floods cannot lock out a
+/// client that sends its request at once.
+#[derive(Debug, Default)]
+pub struct Evictable {
+    clock: HeadClock,
+    evicted: std::sync::atomic::AtomicBool,
+    waker: futures_util::task::AtomicWaker,
+}
+
+impl Evictable {
+    /// Closes the connection if it is still without a request head; `false` if it has one.
+    pub fn evict(&self) -> bool {
+        if self.clock.0.load(Ordering::Acquire) == IN_REQUEST {
+            return false;
+        }
+        self.evicted.store(true, Ordering::Release);
+        self.waker.wake();
+        true
+    }
+
+    /// Whether a request is being served on it (then it is not evicted).
+    pub fn busy(&self) -> bool {
+        self.clock.0.load(Ordering::Acquire) == IN_REQUEST
+    }
+}
+
 /// The proxy's handle on a connection's head clock.
 #[derive(Debug, Clone, Default)]
 pub struct HeadClock(Arc<AtomicU8>);
@@ -73,6 +101,7 @@ pub type OnRefusedHead = Arc<dyn Fn(RefusedHead) + Send + Sync>;
 pub struct Deadlined {
     inner: Stream,
     clock: HeadClock,
+    evictable: Arc<Evictable>,
     timeout: Duration,
     deadline: Option<Pin<Box<Sleep>>>,
     peer: Option<SocketAddr>,
@@ -81,6 +110,8 @@ pub struct Deadlined {
     replacement: Option<(Vec<u8>, usize)>,
     /// The replacement is out: the rest of Pingora's answer is dropped.
     replaced: bool,
+    /// The first byte, read before the proxy is given the connection (`first_byte`).
+    first: Option<u8>,
 }
 
 impl std::fmt::Debug for Deadlined {
@@ -93,13 +124,19 @@ impl std::fmt::Debug for Deadlined {
 }
 
 impl Deadlined {
-    pub fn new(inner: Stream, timeout: Duration, on_refused: Option<OnRefusedHead>) -> Self {
+    pub fn new(
+        inner: Stream,
+        timeout: Duration,
+        on_refused: Option<OnRefusedHead>,
+        evictable: Arc<Evictable>,
+    ) -> Self {
         let peer = inner
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
         Self {
             inner,
-            clock: HeadClock::default(),
+            clock: evictable.clock.clone(),
+            evictable,
             timeout,
             // The first request's clock runs from the accept: an idle connection is cut too.
             deadline: Some(Box::pin(tokio::time::sleep(timeout))),
@@ -107,7 +144,21 @@ impl Deadlined {
             on_refused,
             replacement: None,
             replaced: false,
+            first: None,
         }
+    }
+
+    /// Waits for the client's first byte (under the head deadline and eviction), so that a
+    /// connection that never sends anything costs only its socket, this wrapper and one small
+    /// task: the proxy's session, its header buffer and its state machine are made once there is
+    /// something to read. `false` when the client closed first.
+    pub async fn first_byte(&mut self) -> std::io::Result<bool> {
+        let mut one = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut one);
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_read(cx, &mut buf)).await?;
+        let got = buf.filled().first().copied();
+        self.first = got;
+        Ok(got.is_some())
     }
 
     /// Whether what is written now is Pingora's answer to a head the proxy never saw. Only
@@ -175,9 +226,20 @@ impl AsyncRead for Deadlined {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
+        if let Some(b) = this.first.take_if(|_| buf.remaining() > 0) {
+            buf.put_slice(&[b]);
+            return Poll::Ready(Ok(()));
+        }
         match this.clock.0.load(Ordering::Acquire) {
             IN_REQUEST => this.deadline = None,
             BETWEEN | IN_HEAD => {
+                this.evictable.waker.register(cx.waker());
+                if this.evictable.evicted.load(Ordering::Acquire) {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "closed to make room: no request head while the gateway was full",
+                    )));
+                }
                 if let Some(d) = this.deadline.as_mut() {
                     if d.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Err(std::io::Error::new(

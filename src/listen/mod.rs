@@ -10,7 +10,7 @@
 mod guard;
 pub mod tls;
 
-pub use guard::{HeadClock, OnRefusedHead, RefusedHead};
+pub use guard::{Evictable, HeadClock, OnRefusedHead, RefusedHead};
 pub use tls::Terminators;
 
 use async_trait::async_trait;
@@ -38,6 +38,8 @@ pub struct ConnectionLimits {
     pub body_timeout: Duration,
     /// Bytes per second a body must keep up (see `body_deadline`).
     pub body_min_rate: u64,
+    /// Requests of one user whose body is still arriving.
+    pub bodies_per_user: u32,
 }
 
 impl ConnectionLimits {
@@ -54,6 +56,40 @@ impl ConnectionLimits {
 struct Counts {
     total: AtomicUsize,
     per_address: Mutex<HashMap<IpAddr, usize>>,
+    /// HTTP/1 connections in the order they came, to find the oldest one without a request head.
+    by_age: Mutex<std::collections::VecDeque<std::sync::Weak<Evictable>>>,
+}
+
+/// How many connections one admission looks at to find one to close.
+const EVICTION_SCAN: usize = 64;
+
+impl Counts {
+    fn register(&self, e: &Arc<Evictable>) {
+        let mut q = self.by_age.lock().unwrap_or_else(|p| p.into_inner());
+        // Closed connections leave dead entries: drop those at the front as we go.
+        while q.front().is_some_and(|w| w.strong_count() == 0) {
+            q.pop_front();
+        }
+        q.push_back(Arc::downgrade(e));
+    }
+
+    /// Closes the oldest connection that has no request head; `false` when none was found.
+    fn evict_oldest_idle(&self) -> bool {
+        let mut q = self.by_age.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..EVICTION_SCAN.min(q.len()) {
+            let Some(w) = q.pop_front() else { break };
+            let Some(e) = w.upgrade() else { continue };
+            if e.busy() {
+                // Serving a request: it keeps its place, at the back.
+                q.push_back(w);
+                continue;
+            }
+            if e.evict() {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// One admitted connection; releases its place when dropped.
@@ -121,7 +157,14 @@ impl<A> Guarded<A> {
             address: None,
         };
         if total >= self.limits.max_connections {
-            return Err("max_connections");
+            // Full: room for this one is made by closing the oldest connection without a request
+            // head, if any; only a gateway full of requests in progress refuses.
+            if !self.counts.evict_oldest_idle() {
+                return Err("max_connections");
+            }
+            crate::metrics::CONNECTIONS_REFUSED
+                .with_label_values(&["evicted_idle"])
+                .inc();
         }
         if let Some(ip) = address {
             let mut map = self
@@ -174,11 +217,19 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             // clock below reads HTTP/1 heads, so an h2 connection goes to the proxy as it is.
             return self.inner.process_new(stream, shutdown).await;
         }
-        let stream: Stream = Box::new(guard::Deadlined::new(
+        let evictable = Arc::new(Evictable::default());
+        self.counts.register(&evictable);
+        let mut deadlined = guard::Deadlined::new(
             stream,
             self.limits.head_timeout,
             self.on_refused_head.clone(),
-        ));
+            evictable,
+        );
+        // Closed, timed out or evicted before its first byte: nothing to answer.
+        if !matches!(deadlined.first_byte().await, Ok(true)) {
+            return None;
+        }
+        let stream: Stream = Box::new(deadlined);
         // HTTP/1 keep-alive requests are all served inside this call: the place is held until the
         // connection ends.
         self.inner.process_new(stream, shutdown).await

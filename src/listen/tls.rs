@@ -127,8 +127,11 @@ impl Terminators {
         else {
             return Err("tls_handshake");
         };
-        let handshake =
-            pingora::protocols::tls::server::handshake_with_callback(&acceptor, *tcp, &Identify);
+        // Boxed: the handshake's state is several kilobytes, and held inline it would be part of
+        // every connection's task, TLS or not, for the connection's whole life.
+        let handshake = Box::pin(pingora::protocols::tls::server::handshake_with_callback(
+            &acceptor, *tcp, &Identify,
+        ));
         match tokio::time::timeout(deadline, handshake).await {
             Ok(Ok(s)) => Ok(Box::new(s)),
             Ok(Err(e)) => {

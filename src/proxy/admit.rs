@@ -150,9 +150,19 @@ pub fn check_scoped(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
     Ok(())
 }
 
+/// The longest request header value accepted (nginx's default buffer for one header line).
+const MAX_HEADER_VALUE: usize = 8 * 1024;
+
 /// Headers that decide where a request goes and how its body is read may appear once: the gateway
 /// judges one value, and an upstream that reads another would act on something never judged.
 fn once_each(req: &pingora::http::RequestHeader) -> Result<(), GatewayError> {
+    // Each value is bounded too: whatever is forwarded stays small (and an upstream's own
+    // "header too large" page never reaches the client).
+    if req.headers.values().any(|v| v.len() > MAX_HEADER_VALUE) {
+        return Err(GatewayError::InvalidRequest(
+            "a request header value is longer than 8 KiB".into(),
+        ));
+    }
     let routing = [
         (
             &names::PROTOCOL_VERSION,

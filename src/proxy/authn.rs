@@ -13,6 +13,7 @@ use std::sync::Arc;
 /// Verifies the caller's token and sets `ctx.caller` on the request's scope.
 pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
     let identity = identity(session, ctx).await?;
+    ctx.verified = Some(identity.clone());
     let scope = ctx.scope.clone().ok_or(GatewayError::Internal)?;
     admit_on(ctx, identity, scope)
 }

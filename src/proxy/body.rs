@@ -63,7 +63,10 @@ pub async fn read_early(
             session.enable_retry_buffering();
             let deadline = ctx.rt.config.connections.body_deadline(n);
             match tokio::time::timeout(deadline, read_all(session)).await {
-                Ok(body) => body.map(Some),
+                Ok(body) => {
+                    ctx.body_slot = None;
+                    body.map(Some)
+                }
                 Err(_) => {
                     session.set_keepalive(None);
                     Err(GatewayError::BodyTimeout)
@@ -73,7 +76,8 @@ pub async fn read_early(
         _ => {
             let limits = &ctx.rt.config.connections;
             let deadline = Instant::now() + limits.body_deadline(length.unwrap_or(max));
-            let capacity = length.unwrap_or(EARLY_BODY_LIMIT).min(max) as usize;
+            // Grown as the body arrives: a declared length alone reserves no more than this.
+            let capacity = length.unwrap_or(EARLY_BODY_LIMIT).min(EARLY_BODY_LIMIT) as usize;
             ctx.large_body = Some(HeldBody {
                 buf: BytesMut::with_capacity(capacity),
                 deadline,
@@ -138,6 +142,7 @@ pub fn hold(
         held.buf.extend_from_slice(&chunk);
     }
     if end {
+        ctx.body_slot = None;
         return Ok(ctx.large_body.take().map(|h| h.buf.freeze()));
     }
     session

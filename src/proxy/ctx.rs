@@ -34,6 +34,10 @@ pub struct RequestCtx {
     pub scope: Option<Arc<ScopeUpstreams>>,
     /// The authenticated caller on that scope; every step after authentication reads this.
     pub caller: Option<Admitted>,
+    /// The verified token's holder, also when the request is refused after verification
+    /// (insufficient scope, wrong audience, an ungranted tool on the REST API): the audit row
+    /// names who was refused.
+    pub verified: Option<Arc<crate::auth::Identity>>,
     pub rpc: Option<Rpc>,
     /// A body too large for Pingora's early buffer, held here until it is complete and decided.
     pub large_body: Option<super::body::HeldBody>,
@@ -63,6 +67,8 @@ pub struct RequestCtx {
     /// In-flight slots (user, upstream) held until the request ends.
     pub held: Vec<crate::limits::inflight::InflightGuard>,
     pub upstream_slot: Option<crate::limits::inflight::InflightGuard>,
+    /// The user's place among bodies still arriving; given back when the body is complete.
+    pub body_slot: Option<crate::limits::inflight::InflightGuard>,
     /// The answer is a stream (SSE): only the idle timeout applies, not the total one.
     pub streaming: bool,
     /// An upstream 5xx whose body is replaced by the gateway's own JSON-RPC error.
@@ -92,6 +98,7 @@ impl RequestCtx {
             request_id: uuid::Uuid::new_v4().simple().to_string(),
             scope: None,
             caller: None,
+            verified: None,
             rpc: None,
             large_body: None,
             body_held: false,
@@ -109,6 +116,7 @@ impl RequestCtx {
             issued_session: None,
             held: Vec::new(),
             upstream_slot: None,
+            body_slot: None,
             streaming: false,
             upstream_error_body: None,
             head_clock: None,
@@ -148,7 +156,10 @@ impl RequestCtx {
     }
 
     pub fn identity(&self) -> Option<&Identity> {
-        self.caller.as_ref().map(|c| c.identity.as_ref())
+        self.caller
+            .as_ref()
+            .map(|c| c.identity.as_ref())
+            .or(self.verified.as_deref())
     }
 
     /// Why the gateway refused this request: its own refusal, or the first one of a batch it

@@ -41,7 +41,13 @@ pub async fn inspect(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
     if session.req_header().method != "POST" {
         return Ok(false);
     }
-    match body::read_early(session, ctx).await? {
+    if let Err(e) = limit::hold_body_slot(ctx) {
+        // The body stays unread: the connection is not reused.
+        session.set_keepalive(None);
+        return Err(e);
+    }
+    let early = body::read_early(session, ctx).await?;
+    match early {
         Some(bytes) => decide(session, ctx, &bytes).await,
         None => Ok(false),
     }

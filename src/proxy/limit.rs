@@ -19,6 +19,19 @@ pub fn hold_user_slot(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
     Ok(())
 }
 
+/// Takes one of the user's places for a body still arriving (`connections.bodies_per_user`);
+/// `body::read_early` and `body::hold` give it back once the body is complete.
+pub fn hold_body_slot(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    let user = &ctx.admitted()?.identity.user;
+    let guard = ctx
+        .rt
+        .user_bodies
+        .acquire(user)
+        .ok_or(GatewayError::TooManyBodies)?;
+    ctx.body_slot = Some(guard);
+    Ok(())
+}
+
 /// Every rate limit that matches each message must pass.
 pub async fn check(ctx: &RequestCtx) -> Result<(), GatewayError> {
     let limits = &ctx.rt.limits;

@@ -43,6 +43,8 @@ pub struct Runtime {
     pub audit: Arc<crate::audit::Audit>,
     pub limits: crate::limits::RateLimits,
     pub user_inflight: Arc<crate::limits::inflight::Inflight>,
+    /// Requests per user whose body is still arriving (`connections.bodies_per_user`).
+    pub user_bodies: Arc<crate::limits::inflight::Inflight>,
     pub upstream_inflight: Arc<crate::limits::inflight::Inflight>,
     pub upstreams: HashMap<String, Arc<ScopeUpstreams>>,
     /// Legacy HTTP+SSE streams open in this instance.

@@ -126,7 +126,7 @@ pub fn check(validator: &jsonschema::Validator, arguments: &Value) -> Result<(),
         }
         let path = match e.instance_path().as_str() {
             "" => "/".to_string(),
-            p => crate::logs::clip(p).to_string(),
+            p => shown(p),
         };
         let kind = e.kind();
         let detail = explain(kind);
@@ -139,6 +139,29 @@ pub fn check(validator: &jsonschema::Validator, arguments: &Value) -> Result<(),
         parts.push(format!("and {} more", total - parts.len()));
     }
     Err(parts.join("; "))
+}
+
+/// A name the client chose (a property, a pointer into its arguments), as it may appear in an
+/// error: at most 64 characters, control and non-ASCII characters escaped (`\u{…}`), so an answer
+/// or log line cannot be forged or bloated through a property name.
+fn shown(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .take(64)
+        .flat_map(|c| {
+            let plain = c.is_ascii_graphic() || c == ' ';
+            let escaped: Vec<char> = if plain {
+                vec![c]
+            } else {
+                c.escape_unicode().collect()
+            };
+            escaped
+        })
+        .collect();
+    if name.chars().nth(64).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// What the schema asked for, from the schema alone.
@@ -164,11 +187,7 @@ fn explain(kind: &ValidationErrorKind) -> Option<String> {
         K::Maximum { limit } | K::ExclusiveMaximum { limit } => format!("limit {limit}"),
         K::Minimum { limit } | K::ExclusiveMinimum { limit } => format!("limit {limit}"),
         K::AdditionalProperties { unexpected } => {
-            let names: Vec<std::borrow::Cow<'_, str>> = unexpected
-                .iter()
-                .take(3)
-                .map(|n| crate::logs::clip(n))
-                .collect();
+            let names: Vec<String> = unexpected.iter().take(3).map(|n| shown(n)).collect();
             format!("not allowed: {}", names.join(", "))
         }
         K::Format { format } => format!("format {format}"),
@@ -180,6 +199,15 @@ fn explain(kind: &ValidationErrorKind) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn client_chosen_names_are_escaped_and_cut() {
+        assert_eq!(shown("/path/0"), "/path/0");
+        assert_eq!(shown("a\nb\u{1b}[31m"), "a\\u{a}b\\u{1b}[31m");
+        assert_eq!(shown("é"), "\\u{e9}");
+        let long = "x".repeat(100);
+        assert_eq!(shown(&long), format!("{}…", "x".repeat(64)));
+    }
 
     #[test]
     fn the_digest_ignores_key_order_spacing_and_other_fields() {

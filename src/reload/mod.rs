@@ -87,6 +87,8 @@ fn publish_health(rt: &Runtime) {
             metrics::UPSTREAM_HEALTHY
                 .with_label_values(&[scope, &addr])
                 .set(i64::from(healthy));
+            // Shown at 0 before the first ejection, so alerts see the series.
+            metrics::UPSTREAM_EJECTIONS.with_label_values(&[scope, &addr]);
         }
     }
 }
@@ -148,6 +150,7 @@ impl Reloader {
         for p in &gone {
             for e in p.endpoints() {
                 let _ = metrics::UPSTREAM_HEALTHY.remove_label_values(&[&p.spec.scope, &e.addr]);
+                let _ = metrics::UPSTREAM_EJECTIONS.remove_label_values(&[&p.spec.scope, &e.addr]);
             }
         }
         publish_health(&new);

@@ -28,6 +28,7 @@ pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, S
         Some(r) => Runtime {
             limits: RateLimits::carried_over(rules, &r.limits),
             user_inflight: Inflight::keep_or_new(&r.user_inflight, l.max_concurrent_per_user),
+            user_bodies: Inflight::keep_or_new(&r.user_bodies, config.connections.bodies_per_user),
             upstream_inflight: Inflight::keep_or_new(
                 &r.upstream_inflight,
                 l.max_concurrent_per_upstream,
@@ -57,6 +58,7 @@ pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, S
             Runtime {
                 limits: RateLimits::new(rules, store),
                 user_inflight: Inflight::new(l.max_concurrent_per_user),
+                user_bodies: Inflight::new(config.connections.bodies_per_user),
                 upstream_inflight: Inflight::new(l.max_concurrent_per_upstream),
                 legacy: Default::default(),
                 bridged: Default::default(),

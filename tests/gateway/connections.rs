@@ -16,24 +16,29 @@ async fn gateway(connections: &str) -> (Recorder, Gateway) {
 }
 
 /// Holds `n` connections to the gateway from a separate process (each process has its own
-/// open-file limit, so the flood does not depend on this one's): prints how many are open and,
-/// after a second, how many the gateway already closed; exits when its stdin closes.
+/// open-file limit, so the flood does not depend on this one's), each sending `prefix` (if given)
+/// and then nothing more: prints how many are open and, after a second, how many the gateway
+/// already answered or closed; exits when its stdin closes.
 const FLOOD: &str = r#"
 import socket, sys, time, resource
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 port, n = int(sys.argv[1]), int(sys.argv[2])
+source = (sys.argv[3], 0) if len(sys.argv) > 3 else None
+prefix = sys.argv[4].encode() if len(sys.argv) > 4 else b""
 socks = []
 for _ in range(n):
-    s = socket.create_connection(("127.0.0.1", port))
+    s = socket.create_connection(("127.0.0.1", port), source_address=source)
+    if prefix:
+        s.sendall(prefix)
     socks.append(s)
 time.sleep(1.0)
 closed = 0
 for s in socks:
     s.setblocking(False)
     try:
-        if s.recv(1) == b"":
-            closed += 1
+        s.recv(1)
+        closed += 1
     except BlockingIOError:
         pass
     except OSError:
@@ -49,10 +54,27 @@ struct Flood {
 }
 
 fn flood(port: u16, n: usize) -> Flood {
+    flood_from(port, n, "127.0.0.1")
+}
+
+/// `n` idle connections from the loopback address `source`.
+fn flood_from(port: u16, n: usize, source: &str) -> Flood {
+    flood_sending(port, n, source, "")
+}
+
+/// `n` connections from `source`, each sending `prefix` and then nothing.
+fn flood_sending(port: u16, n: usize, source: &str, prefix: &str) -> Flood {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
     let mut child = Command::new("python3")
-        .args(["-c", FLOOD, &port.to_string(), &n.to_string()])
+        .args([
+            "-c",
+            FLOOD,
+            &port.to_string(),
+            &n.to_string(),
+            source,
+            prefix,
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -380,4 +402,124 @@ async fn a_body_that_stops_arriving_is_cut_at_its_deadline() {
         .post(&json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
         .await;
     assert_eq!(r.status(), 200);
+}
+
+/// The peak resident memory of a process (kB), from /proc.
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Floods from the loopback addresses 127.0.0.`a` for `a` in `addresses`, `count(a)` connections
+/// each sending `prefix`, all at once.
+async fn floods_from_many(
+    port: u16,
+    addresses: std::ops::Range<u8>,
+    count: fn(u8) -> usize,
+    prefix: String,
+) -> Vec<Flood> {
+    tokio::task::spawn_blocking(move || {
+        let handles: Vec<_> = addresses
+            .map(|a| {
+                let prefix = prefix.clone();
+                std::thread::spawn(move || {
+                    flood_sending(port, count(a), &format!("127.0.0.{a}"), &prefix)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+    .await
+    .unwrap()
+}
+
+/// Ten requests from 127.0.0.2, one after the other: each answered 200 within a second.
+async fn prompt_client_is_answered_within_a_second(port: u16) {
+    for _ in 0..10 {
+        let started = Instant::now();
+        assert!(
+            other_address_answers(port).await,
+            "a prompt client got no answer"
+        );
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1), "answered after {took:?}");
+    }
+}
+
+/// 20,000 idle connections from 20 addresses (1,000 each, the per-address cap) against the
+/// default `connections.max` of 10,000: the gateway stays at its cap by closing the oldest
+/// connections that never sent a request, and a client from another address is answered at once.
+#[tokio::test]
+async fn idle_floods_from_many_addresses_do_not_lock_out_a_prompt_client() {
+    let (_rec, gw) = gateway("connections:\n  head_timeout: 60s\n").await;
+    let port = gw.proc.port;
+    let floods = floods_from_many(port, 10..30, |_| 1_000, String::new()).await;
+    assert_eq!(floods.iter().map(|f| f.opened).sum::<usize>(), 20_000);
+    // Ten prompt requests from 127.0.0.2 while the flood holds its connections: each answered
+    // within a second.
+    prompt_client_is_answered_within_a_second(port).await;
+    let metrics = gw.metrics_text().await;
+    assert!(
+        metric(
+            &metrics,
+            "mcp_connections_refused_total{reason=\"evicted_idle\"}"
+        ) >= 9_000.0,
+        "{metrics}"
+    );
+    let rss_mb = peak_rss_kb(gw.proc.child.id()) / 1024;
+    assert!(rss_mb < 256, "peak RSS {rss_mb} MB while flooded");
+    drop(floods);
+}
+
+/// 10,000 requests from one token over 15 addresses, each with a complete head and a body that
+/// stops after 10 of its 1,000 bytes: the user holds at most `connections.bodies_per_user` (64)
+/// of them, the rest are answered 429, the held ones 408 at their deadline; a client on
+/// another address is answered within a second throughout, nothing reaches the upstream, and the
+/// gateway's memory stays bounded.
+#[tokio::test]
+async fn ten_thousand_stalled_bodies_from_one_token_do_not_lock_out_others() {
+    let (rec, gw) = gateway("").await;
+    let port = gw.proc.port;
+    let t = token("mallory", &["developer"], json!({}));
+    let head = format!(
+        "POST /calculator/mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"jsonrpc\""
+    );
+    // 667 from each of the first ten addresses, 666 from the other five.
+    let floods = floods_from_many(port, 40..55, |n| if n < 50 { 667 } else { 666 }, head).await;
+    assert_eq!(floods.iter().map(|f| f.opened).sum::<usize>(), 10_000);
+    prompt_client_is_answered_within_a_second(port).await;
+    // Every stalled request is answered: 429 beyond the user's 64 places, 408 for those held
+    // (whose places then go to the next ones). A debug build takes a few seconds for 10,000.
+    let refused = r#"mcp_requests_total{method="none",outcome="rate_limited",scope="calculator"}"#;
+    let cut = r#"mcp_requests_total{method="none",outcome="invalid",scope="calculator"}"#;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (limited, timed_out) = loop {
+        let m = gw.metrics_text().await;
+        let counts = (metric_or_zero(&m, refused), metric_or_zero(&m, cut));
+        if counts.0 + counts.1 >= 10_000.0 || Instant::now() > deadline {
+            break counts;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        limited + timed_out,
+        10_000.0,
+        "429: {limited}, 408: {timed_out}"
+    );
+    assert!(limited >= 9_000.0, "429: {limited}, 408: {timed_out}");
+    // What the upstream got is whole JSON (the prompt client's pings), never a stalled body.
+    for r in rec.received().iter().filter(|r| r.method == "POST") {
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(&r.body).is_ok(),
+            "a stalled body reached the upstream: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let rss_mb = peak_rss_kb(gw.proc.child.id()) / 1024;
+    assert!(rss_mb < 256, "peak RSS {rss_mb} MB while flooded");
+    drop(floods);
 }

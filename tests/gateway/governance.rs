@@ -405,8 +405,9 @@ async fn two_instances_share_the_registry_and_approvals() {
     let a = a_spec.start().await;
     let b = b_spec.start().await;
     let (ca, cb) = (client(&a).await, client(&b).await);
+    // B may answer before its first read of the upstream's tools: wait until it serves.
     assert_eq!(
-        text_of(&call(&cb, 1, "shifty", json!({"a": 1, "b": 1})).await),
+        text_of(&until_served(&cb, "shifty", json!({"a": 1, "b": 1})).await),
         "2"
     );
     wait_for(|| list_line(&a_spec, "shifty/shifty").contains(" approved ")).await;

@@ -317,6 +317,22 @@ async fn unusual_messages_are_refused_with_the_bound_they_broke() {
         .as_str()
         .unwrap()
         .contains("not compressed"));
+    // Header values and the tenant claim are bounded before anything is forwarded.
+    let r = dev
+        .request(reqwest::Method::POST)
+        .header("Content-Type", "application/json")
+        .header("User-Agent", "u".repeat(9000))
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("longer than 8 KiB"));
+    let big_tenant = token("dan", &["developer"], json!({"tenant": "t".repeat(300)}));
+    let r = Client::new(gw.url("/calculator/mcp"), Some(big_tenant))
+        .post(&json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
+        .await;
+    assert_eq!(r.status(), 401);
     assert_eq!(rec.received().len(), 0);
 }
 
@@ -403,4 +419,126 @@ async fn only_allowed_headers_cross_the_gateway() {
     ] {
         assert!(out.contains(field), "{out}");
     }
+}
+
+/// The metrics listener serves `/metrics` only, and the counters of rare events are there at 0
+/// before their first event.
+#[tokio::test]
+async fn metrics_are_served_at_metrics_only_and_rare_counters_start_at_zero() {
+    let (rec, gw) = gateway().await;
+    let base = gw.metrics.trim_end_matches("/metrics").to_string();
+    for path in ["/", "/anything", "/metrics/x", "/admin"] {
+        let r = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let text = gw.metrics_text().await;
+    for series in [
+        "mcp_audit_spool_bytes 0",
+        "mcp_audit_refused_total 0",
+        "mcp_rate_limit_store_errors_total 0",
+        "mcp_connections_refused_total{reason=\"max_connections\"} 0",
+        "mcp_connections_refused_total{reason=\"max_per_address\"} 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == series),
+            "{series} missing:\n{text}"
+        );
+    }
+    let ejections = format!(
+        "mcp_upstream_ejections_total{{scope=\"calculator\",upstream=\"127.0.0.1:{}\"}} 0",
+        rec.port
+    );
+    let healthy = format!(
+        "mcp_upstream_healthy{{scope=\"calculator\",upstream=\"127.0.0.1:{}\"}}",
+        rec.port
+    );
+    let text = gw.metrics_when(&healthy, 1.0).await;
+    assert!(text.contains(&ejections), "{ejections} missing:\n{text}");
+}
+
+/// Every refusal leaves an audit row naming whoever was verified: on the REST API before its
+/// scope is known, and for a verified token that lacks a required OAuth scope.
+#[tokio::test]
+async fn every_refusal_is_audited_with_the_verified_identity() {
+    let rec = Recorder::start().await;
+    let mut spec = GatewaySpec::new(&[rec.port]);
+    spec.policy_yaml = POLICY.into();
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
+        &format!("  audience: {AUDIENCE}\n"),
+        &format!("  audience: {AUDIENCE}\n  required_scopes: [\"mcp:{{scope}}\"]\n"),
+    );
+    let gw = spec.start().await;
+    let http = reqwest::Client::new();
+    let fay = token("fay", &["filer"], json!({"scope": "mcp:calculator"}));
+    let dan = token("dan", &["developer"], json!({}));
+    let invoke = |t: Option<&str>, body: &str| {
+        let mut r = http
+            .post(gw.url("/mcp/invoke"))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(t) = t {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let mut ids = Vec::new();
+    for (t, body, status) in [
+        (None, r#"{"tool_name":"exact_calculate"}"#, 401),
+        (
+            Some("not-a-token"),
+            r#"{"tool_name":"exact_calculate"}"#,
+            401,
+        ),
+        (
+            Some(fay.as_str()),
+            r#"{"tool_name":"exact_calculate","arguments":{}}"#,
+            404,
+        ),
+        (Some(fay.as_str()), r#"{"tool_name":"#, 400),
+    ] {
+        let r = invoke(t, body).await.unwrap();
+        assert_eq!(r.status(), status, "{body}");
+        ids.push(r.headers()["x-request-id"].to_str().unwrap().to_string());
+    }
+    let r = http
+        .get(gw.url("/mcp/jobs/0123456789abcdef0123456789abcdef"))
+        .bearer_auth(&fay)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    ids.push(r.headers()["x-request-id"].to_str().unwrap().to_string());
+    // A verified token without the scope's OAuth scope.
+    let r = Client::new(gw.url("/calculator/mcp"), Some(dan))
+        .post(&json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}))
+        .await;
+    assert_eq!(r.status(), 403);
+    ids.push(r.headers()["x-request-id"].to_str().unwrap().to_string());
+
+    let rows = gw
+        .audit_rows_where(ids.len(), |r| {
+            ids.iter().any(|id| r["request_id"].as_str() == Some(id))
+        })
+        .await;
+    let row = |n: usize| {
+        rows.iter()
+            .find(|r| r["request_id"].as_str() == Some(&ids[n]))
+            .unwrap_or_else(|| panic!("no audit row for refusal {n}: {rows:?}"))
+    };
+    let want = [
+        (Value::Null, "unauthenticated", 401),
+        (Value::Null, "unauthenticated", 401),
+        (json!("fay"), "denied", 404),
+        (json!("fay"), "invalid", 400),
+        (json!("fay"), "invalid", 404),
+        (json!("dan"), "denied", 403),
+    ];
+    for (n, (user, outcome, status)) in want.into_iter().enumerate() {
+        let r = row(n);
+        assert_eq!(r["user_id"], user, "{n}: {r}");
+        assert_eq!(r["outcome"], outcome, "{n}: {r}");
+        assert_eq!(r["http_status"], status, "{n}: {r}");
+    }
+    assert_eq!(rec.received().len(), 0);
 }

@@ -363,20 +363,36 @@ async fn rest_jobs_run_in_the_background_and_belong_to_their_caller() {
     assert!(metrics.contains("mcp_job_duration_seconds_count{scope=\"slow\",tool=\"slow\"}"));
     gw.stop();
 
-    // One row at submission and one at completion, linked by the job id.
+    // One row at submission and one at completion, linked by the job id; the early request for
+    // its result (409) is a refusal, audited with the same link.
     let rows = db
         .query(
-            "SELECT method, tool, user_id, outcome FROM audit_log WHERE job_id = $1",
+            "SELECT method, tool, user_id, outcome FROM audit_log WHERE job_id = $1 ORDER BY method DESC",
             &[&id],
         )
         .await
         .unwrap();
-    assert_eq!(rows.len(), 2, "audit rows of job {id}");
-    for r in &rows {
-        assert_eq!(r.get::<_, Option<String>>(1).as_deref(), Some("slow"));
-        assert_eq!(r.get::<_, Option<String>>(2).as_deref(), Some("bob"));
-        assert_eq!(r.get::<_, String>(3), "ok");
-    }
+    let described: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r.get::<_, String>(0),
+                r.get::<_, Option<String>>(1).unwrap_or_default(),
+                r.get::<_, Option<String>>(2).unwrap_or_default(),
+                r.get::<_, String>(3)
+            )
+        })
+        .collect();
+    assert_eq!(
+        described,
+        [
+            "tools/call slow bob ok",
+            "tools/call slow bob ok",
+            "GET slow bob invalid"
+        ],
+        "audit rows of job {id}"
+    );
 }
 
 /// Durability: a job submitted through instance A is answered by instance B; when A is killed

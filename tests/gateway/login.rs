@@ -15,6 +15,11 @@ struct Login {
 }
 
 async fn login_gateway(admin_token: Option<&str>) -> Login {
+    login_gateway_with(admin_token, "").await
+}
+
+/// `issuer_extra` is added to the `dev_issuer` section (e.g. `"\n  insecure_dev: true"`).
+async fn login_gateway_with(admin_token: Option<&str>, issuer_extra: &str) -> Login {
     let up = calculator(true).await;
     let mut spec = GatewaySpec::new(&[up.port]);
     let issuer_port = free_port();
@@ -26,7 +31,7 @@ async fn login_gateway(admin_token: Option<&str>) -> Login {
         &spec.gateway_yaml,
         &format!("authorization_servers: [{ISSUER}]\n"),
         &format!(
-            "public_url: http://127.0.0.1:{}\ndev_issuer:\n  listen: 127.0.0.1:{issuer_port}{admin}\n",
+            "public_url: http://127.0.0.1:{}\ndev_issuer:\n  listen: 127.0.0.1:{issuer_port}{admin}{issuer_extra}\n",
             spec.port
         ),
     );
@@ -242,7 +247,8 @@ fn claims_kid(token: &str) -> Option<String> {
 /// codes; and a client identified by a metadata document completes the flow by hand.
 #[tokio::test]
 async fn issuer_refuses_what_it_must_and_accepts_metadata_documents() {
-    let l = login_gateway(Some("s3cret-admin")).await;
+    // Metadata documents on loopback are fetched only with insecure_dev.
+    let l = login_gateway_with(Some("s3cret-admin"), "\n  insecure_dev: true").await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -259,7 +265,7 @@ async fn issuer_refuses_what_it_must_and_accepts_metadata_documents() {
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("expires_in_seconds"));
 
-    // A client metadata document served on loopback (the issuer is for development).
+    // A client metadata document served on loopback (insecure_dev: the issuer is for development).
     let redirect = "http://127.0.0.1:9/cb".to_string();
     let doc_port = serve_router({
         let redirect = redirect.clone();
@@ -437,4 +443,135 @@ fn issuer_stays_on_loopback() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a loopback address"), "{stderr}");
+}
+
+/// The issuer's hostile-input limits: registrations to dangerous redirect URIs, metadata
+/// documents on internal addresses (refused without saying what is there), logins that are
+/// never exchanged (the oldest make room), and pages that refuse to be framed.
+#[tokio::test]
+async fn issuer_refuses_unsafe_redirects_documents_and_framing() {
+    let l = login_gateway(None).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for bad in [
+        "javascript:alert(document.cookie)",
+        "data:text/html,<script>1</script>",
+        "file:///etc/passwd",
+        "http://evil.example.com/cb",
+    ] {
+        let r = http
+            .post(format!("{}/register", l.issuer))
+            .json(&json!({"redirect_uris": [bad], "token_endpoint_auth_method": "none"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_redirect_uri", "{bad}: {v}");
+    }
+    let r = http
+        .post(format!("{}/register", l.issuer))
+        .json(&json!({"redirect_uris": ["http://127.0.0.1:9/cb", "com.example.app:/cb"], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let client_id = r.json::<Value>().await.unwrap()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A document on loopback without insecure_dev: never fetched, and nothing of it described.
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = hits.clone();
+    let doc_port = serve_router(move |_| {
+        axum::Router::new().route(
+            "/client.json",
+            axum::routing::get(move || {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { "internal secret page" }
+            }),
+        )
+    })
+    .await;
+    let authorize = format!("{}/authorize", l.issuer);
+    let verifier = "w".repeat(43);
+    let challenge = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&verifier))
+    };
+    let params = |client: &str| {
+        vec![
+            ("response_type", "code".to_string()),
+            ("client_id", client.to_string()),
+            ("redirect_uri", "http://127.0.0.1:9/cb".to_string()),
+            ("code_challenge", challenge.clone()),
+            ("code_challenge_method", "S256".to_string()),
+            ("user_id", "ann".to_string()),
+        ]
+    };
+    let r = http
+        .get(&authorize)
+        .query(&params(&format!("http://127.0.0.1:{doc_port}/client.json")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("unknown client_id"), "{page}");
+    assert!(!page.contains("internal secret"), "{page}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // The login page cannot be framed.
+    let r = http
+        .get(&authorize)
+        .query(&params(&client_id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+
+    // 40 logins never exchanged: every one still gets a code, the newest works.
+    let mut last = String::new();
+    for _ in 0..40 {
+        let r = http
+            .post(&authorize)
+            .form(&params(&client_id))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        let loc = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(loc.contains("code="), "{loc}");
+        last = loc;
+    }
+    let code = url::Url::parse(&last)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
+    let r = http
+        .post(format!("{}/token", l.issuer))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert!(v["access_token"].is_string(), "{v}");
 }

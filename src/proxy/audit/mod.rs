@@ -62,17 +62,22 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
     let outcome = outcome(ctx, status, e);
     let class = outcome.class();
     let latency = ctx.started.elapsed();
-    let Some(scope) = &ctx.scope else {
-        tracing::info!(target: "access", request_id = %ctx.request_id, path = %session.req_header().uri.path(), status, "request");
+    // Outside a scope (health, metadata, the REST API before its scope is known, unknown paths)
+    // only refusals are audited: every refusal leaves a row, with whatever identity was verified.
+    let scope = ctx.scope.as_deref();
+    if scope.is_none() && !matches!(outcome, Outcome::Gateway(_)) {
+        tracing::info!(target: "access", request_id = %ctx.request_id, path = %clip(session.req_header().uri.path()), status, "request");
         return;
-    };
-    let scope_name = scope.scope.name.as_str();
-    // Passive health: connect failures, 5xx and timeouts count against the upstream.
-    for e in &ctx.tried {
-        scope.record(e, false);
     }
-    if let Some(p) = &ctx.picked {
-        scope.record(p, !outcome.upstream_failed());
+    let scope_name = scope.map_or("", |s| s.scope.name.as_str());
+    if let Some(scope) = scope {
+        // Passive health: connect failures, 5xx and timeouts count against the upstream.
+        for e in &ctx.tried {
+            scope.record(e, false);
+        }
+        if let Some(p) = &ctx.picked {
+            scope.record(p, !outcome.upstream_failed());
+        }
     }
     // Everything a client chose is bounded before it is written anywhere (see `logs::clip`).
     let method = clip(
@@ -83,39 +88,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
     let user = ctx.identity().map(|i| clip(&i.user));
     let reason = outcome.reason().map(|r| clip(&r).into_owned());
 
-    let method_label = metrics::method_label(ctx.method());
-    metrics::REQUESTS
-        .with_label_values(&[scope_name, method_label, class.as_str()])
-        .inc();
-    metrics::REQUEST_SECONDS
-        .with_label_values(&[scope_name])
-        .observe(latency.as_secs_f64());
-    if let Some(u) = ctx.upstream_elapsed {
-        metrics::UPSTREAM_SECONDS
-            .with_label_values(&[scope_name])
-            .observe(u.as_secs_f64());
-    }
-    if let Some(t) = tool.as_deref() {
-        let label = if scope.scope.tools.iter().any(|x| x == t) {
-            t
-        } else {
-            "unknown"
-        };
-        metrics::TOOL_CALLS
-            .with_label_values(&[scope_name, label, class.as_str()])
-            .inc();
-    }
-    match outcome.alert() {
-        Some(Alert::AuthFailure(reason)) => {
-            metrics::AUTH_FAILURES.with_label_values(&[reason]).inc()
-        }
-        Some(Alert::PolicyDenial) => metrics::POLICY_DENIALS
-            .with_label_values(&[scope_name])
-            .inc(),
-        Some(Alert::RateLimited) => metrics::RATE_LIMITED.with_label_values(&[scope_name]).inc(),
-        Some(Alert::AuditRefused) => metrics::AUDIT_REFUSED.inc(),
-        None => {}
-    }
+    count(ctx, scope, &outcome, tool.as_deref(), latency);
 
     crate::logs::access(&crate::logs::AccessLine {
         request_id: &ctx.request_id,
@@ -163,7 +136,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
                     .collect()
             })
             .unwrap_or_default(),
-        scope: Some(scope_name.to_string()),
+        scope: scope.map(|_| scope_name.to_string()),
         method: Some(method.into_owned()),
         tool: tool.map(|t| t.into_owned()),
         jsonrpc_id: first
@@ -185,6 +158,61 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         client_cert: crate::listen::tls::client_cert(session).map(|c| c.subject.clone()),
         job_id: ctx.job.clone(),
     });
+}
+
+/// The request's metrics: per scope when it has one; authentication failures and audit refusals
+/// wherever they happen.
+fn count(
+    ctx: &RequestCtx,
+    scope: Option<&crate::upstream::ScopeUpstreams>,
+    outcome: &Outcome<'_>,
+    tool: Option<&str>,
+    latency: std::time::Duration,
+) {
+    let class = outcome.class();
+    match outcome.alert() {
+        Some(Alert::AuthFailure(reason)) => {
+            metrics::AUTH_FAILURES.with_label_values(&[reason]).inc()
+        }
+        Some(Alert::AuditRefused) => metrics::AUDIT_REFUSED.inc(),
+        _ => {}
+    }
+    let Some(scope) = scope else {
+        return;
+    };
+    let scope_name = scope.scope.name.as_str();
+    metrics::REQUESTS
+        .with_label_values(&[
+            scope_name,
+            metrics::method_label(ctx.method()),
+            class.as_str(),
+        ])
+        .inc();
+    metrics::REQUEST_SECONDS
+        .with_label_values(&[scope_name])
+        .observe(latency.as_secs_f64());
+    if let Some(u) = ctx.upstream_elapsed {
+        metrics::UPSTREAM_SECONDS
+            .with_label_values(&[scope_name])
+            .observe(u.as_secs_f64());
+    }
+    if let Some(t) = tool {
+        let label = if scope.scope.tools.iter().any(|x| x == t) {
+            t
+        } else {
+            "unknown"
+        };
+        metrics::TOOL_CALLS
+            .with_label_values(&[scope_name, label, class.as_str()])
+            .inc();
+    }
+    match outcome.alert() {
+        Some(Alert::PolicyDenial) => metrics::POLICY_DENIALS
+            .with_label_values(&[scope_name])
+            .inc(),
+        Some(Alert::RateLimited) => metrics::RATE_LIMITED.with_label_values(&[scope_name]).inc(),
+        _ => {}
+    }
 }
 
 /// Records a request whose head Pingora could not parse, answered by the listener: no scope,

@@ -66,20 +66,26 @@ pub fn decide(ctx: &mut RequestCtx, rpc: &Rpc) -> Decision {
         {
             Ok(Rule::Pass) => {}
             Ok(Rule::FilterList) => filter_list = true,
-            Err(e) => {
-                if let GatewayError::Denied(d) = &e {
-                    tracing::info!(
-                        request_id = %ctx.request_id,
-                        user = %crate::logs::clip(&caller.identity.user),
-                        method = m.method.as_deref().unwrap_or(""),
-                        name = %d.name(),
-                        reason = d.reason(),
-                        "request refused"
-                    );
-                }
-                refusals.push((i, e));
-            }
+            Err(e) => refusals.push((i, e)),
         }
+    }
+    // One line per HTTP request, however many messages of a batch were refused.
+    let denied = refusals.iter().find_map(|(i, e)| match e {
+        GatewayError::Denied(d) => Some((*i, d)),
+        _ => None,
+    });
+    if let Some((i, d)) = denied {
+        let method = rpc.messages()[i].method.as_deref().unwrap_or("");
+        tracing::info!(
+            request_id = %ctx.request_id,
+            user = %crate::logs::clip(&caller.identity.user),
+            method = %crate::logs::clip(method),
+            name = %crate::logs::clip(d.name()),
+            reason = d.reason(),
+            refused = refusals.len(),
+            messages = rpc.messages().len(),
+            "request refused"
+        );
     }
     if filter_list {
         ctx.rewrite = ResponseRewrite::pending_list();

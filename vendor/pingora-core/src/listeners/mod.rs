@@ -321,7 +321,9 @@ impl UninitializedStream {
                 callback.process(&mut self.l4).await?;
             }
 
-            let tls_stream = tls.tls_handshake(self.l4).await?;
+            // mcp-gateway patch: boxed, so the TLS handshake's state (kilobytes) is not part of
+            // every connection task, plain TCP included, for the connection's whole life.
+            let tls_stream = Box::pin(tls.tls_handshake(self.l4)).await?;
             Ok(Box::new(tls_stream))
         } else {
             Ok(Box::new(self.l4))
