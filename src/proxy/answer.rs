@@ -1,7 +1,7 @@
 //! Step 7, the answer on its way back: the upstream's software and error pages stay behind the
 //! gateway, a new upstream session id is sealed into the gateway's own, list answers are filtered
-//! to what the caller may see, streams go out unbuffered, and a non-streaming answer that takes
-//! longer than the scope's total timeout is cut.
+//! to what the caller may see, an upstream JSON-RPC error is scrubbed (`scrub`), streams go out
+//! unbuffered, and a non-streaming answer that takes longer than the scope's total timeout is cut.
 
 use super::ctx::RequestCtx;
 use super::filter::ResponseRewrite;
@@ -39,6 +39,14 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     // An owned copy of the content type only when a list answer is rewritten.
     let rewrite_as = (resp.status == 200 && matches!(ctx.rewrite, ResponseRewrite::ListPending))
         .then(|| content_type.to_string());
+    if rewrite_as.is_none() && !ctx.streaming && content_type.starts_with("application/json") {
+        ctx.held_answer = resp
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .and_then(super::scrub::HeldAnswer::for_length);
+    }
     check_total_timeout(ctx)?;
     super::legacy::header(resp, ctx)?;
     seal_session(resp, ctx)?;
@@ -64,6 +72,9 @@ pub fn body(body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx)
     }
     if let Some(replaced) = ctx.upstream_error_body.as_mut() {
         replaced.swallow(body, end_of_stream, &ctx.request_id);
+    }
+    if let Some(held) = ctx.held_answer.as_mut() {
+        held.take(body, end_of_stream, &ctx.request_id);
     }
     ctx.rewrite.body(body, end_of_stream);
     if let Some(b) = body.as_deref() {

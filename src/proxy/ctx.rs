@@ -73,6 +73,8 @@ pub struct RequestCtx {
     pub streaming: bool,
     /// An upstream 5xx whose body is replaced by the gateway's own JSON-RPC error.
     pub upstream_error_body: Option<super::respond::ReplacedBody>,
+    /// A small JSON answer held until complete, to scrub an upstream error in it.
+    pub held_answer: Option<super::scrub::HeldAnswer>,
     /// The protocol version the request speaks (`MCP-Protocol-Version`, read once in `admit`;
     /// 2025-03-26 when absent).
     pub version: &'static str,
@@ -119,6 +121,7 @@ impl RequestCtx {
             body_slot: None,
             streaming: false,
             upstream_error_body: None,
+            held_answer: None,
             head_clock: None,
             job: None,
             legacy: None,

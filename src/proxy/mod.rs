@@ -22,6 +22,7 @@ pub mod limit;
 pub mod modern;
 pub mod names;
 pub mod respond;
+pub mod scrub;
 pub mod translate;
 pub mod upstream;
 pub mod visible;

@@ -437,8 +437,8 @@ async fn floods_from_many(
     .unwrap()
 }
 
-/// Ten requests from 127.0.0.2, one after the other: each answered 200 within a second.
-async fn prompt_client_is_answered_within_a_second(port: u16) {
+/// Ten requests from 127.0.0.2, one after the other: each answered 200 within `bound`.
+async fn prompt_client_is_answered_within(port: u16, bound: Duration) {
     for _ in 0..10 {
         let started = Instant::now();
         assert!(
@@ -446,7 +446,7 @@ async fn prompt_client_is_answered_within_a_second(port: u16) {
             "a prompt client got no answer"
         );
         let took = started.elapsed();
-        assert!(took < Duration::from_secs(1), "answered after {took:?}");
+        assert!(took < bound, "answered after {took:?}");
     }
 }
 
@@ -461,7 +461,7 @@ async fn idle_floods_from_many_addresses_do_not_lock_out_a_prompt_client() {
     assert_eq!(floods.iter().map(|f| f.opened).sum::<usize>(), 20_000);
     // Ten prompt requests from 127.0.0.2 while the flood holds its connections: each answered
     // within a second.
-    prompt_client_is_answered_within_a_second(port).await;
+    prompt_client_is_answered_within(port, Duration::from_secs(1)).await;
     let metrics = gw.metrics_text().await;
     assert!(
         metric(
@@ -491,7 +491,9 @@ async fn ten_thousand_stalled_bodies_from_one_token_do_not_lock_out_others() {
     // 667 from each of the first ten addresses, 666 from the other five.
     let floods = floods_from_many(port, 40..55, |n| if n < 50 { 667 } else { 666 }, head).await;
     assert_eq!(floods.iter().map(|f| f.opened).sum::<usize>(), 10_000);
-    prompt_client_is_answered_within_a_second(port).await;
+    // While the gateway answers 10,000 refusals (a debug build, beside the rest of the suite on two
+    // cores), within 5 s: locked out, it would wait for a body deadline or for ever.
+    prompt_client_is_answered_within(port, Duration::from_secs(5)).await;
     // Every stalled request is answered: 429 beyond the user's 64 places, 408 for those held
     // (whose places then go to the next ones). A debug build takes a few seconds for 10,000.
     let refused = r#"mcp_requests_total{method="none",outcome="rate_limited",scope="calculator"}"#;

@@ -542,3 +542,35 @@ async fn every_refusal_is_audited_with_the_verified_identity() {
     }
     assert_eq!(rec.received().len(), 0);
 }
+
+/// An upstream's JSON-RPC error at HTTP 200 keeps its code and the first line of its message; the
+/// stack trace, addresses and secrets in the rest of the message and in `data` stay behind the
+/// gateway (the full message is in the gateway's log, with the request id).
+#[tokio::test]
+async fn an_upstream_error_reaches_the_client_scrubbed() {
+    let (_rec, gw) = gateway().await;
+    let answer = gw
+        .developer("dan")
+        .call(9, "exact_calculate", json!({"crash": true}))
+        .await;
+    assert_eq!(answer.status(), 200);
+    let request_id = answer.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let text = answer.text().await.unwrap();
+    for leak in ["Traceback", "hunter2", "10.9.8.7", "/srv/internal", "stack"] {
+        assert!(!text.contains(leak), "{leak} reached the client: {text}");
+    }
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["id"], 9);
+    assert_eq!(v["error"]["code"], -32603);
+    assert_eq!(v["error"]["message"], "database unavailable");
+    assert!(v["error"].get("data").is_none(), "{v}");
+    let log = gw.log_with("upstream error message shortened").await;
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&request_id) && l.contains("Traceback")),
+        "the full message is not in the log:\n{log}"
+    );
+}

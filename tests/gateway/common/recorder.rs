@@ -4,7 +4,8 @@
 //!
 //! Answers: the list methods return two entries each, one a test grants and one it does not; a
 //! request whose JSON-RPC id is a string starting with `sse` is answered as an SSE stream; the
-//! method `boom` answers 500 with a stack trace and the headers a careless server sends; JSON
+//! method `boom` answers 500 with a stack trace and the headers a careless server sends; the tool
+//! call with the argument `crash: true` answers a JSON-RPC error at HTTP 200 whose message and `data` carry a stack trace; JSON
 //! answers carry `Access-Control-Allow-Origin: *`, `X-Internal-Addr` and `Set-Cookie`, as a careless
 //! server's do. `initialize` opens
 //! a session (`recorder-session-1`), and every answer in a session names it again.
@@ -137,7 +138,16 @@ fn answer(method: &Method, body: &[u8], session: Option<String>) -> Response {
             {"name": "summarize"}, {"name": "leak_secrets"}]}),
         other => json!({"echo": other}),
     };
-    let reply = json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string();
+    let crash = rpc_method == "tools/call" && msg["params"]["arguments"]["crash"] == true;
+    let reply = if crash {
+        json!({"jsonrpc": "2.0", "id": id, "error": {
+            "code": -32603,
+            "message": "database unavailable\nTraceback (most recent call last):\n  File \"/srv/internal/db.py\", line 7\nConnectionError: 10.9.8.7:5432 password=hunter2",
+            "data": {"stack": "/srv/internal/db.py:7", "dsn": "postgres://app:hunter2@10.9.8.7/app"}}})
+    } else {
+        json!({"jsonrpc": "2.0", "id": id, "result": result})
+    }
+    .to_string();
     // Like a stateful server: a session from `initialize` on, named again on every answer in it.
     let session = match rpc_method {
         "initialize" => Some("recorder-session-1".to_string()),
