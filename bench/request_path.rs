@@ -204,7 +204,7 @@ fn rate_limit_check_10k_users(b: divan::Bencher) {
         methods: vec!["tools/call".into()],
         matches: RateLimitMatch::default(),
     };
-    let rules = RateLimits::compile(
+    let rules = mcp_gateway::config::rate_limits::compile(
         Path::new("policy.yaml"),
         &[file],
         &scopes(),

@@ -1,8 +1,9 @@
 //! Operator commands that talk to the audit database: `migrate` and `audit show`.
 
 use anyhow::{anyhow, bail, Context};
-use mcp_gateway::audit::{arguments, SinkConfig};
+use mcp_gateway::audit::SinkConfig;
 use mcp_gateway::config::Config;
+use mcp_gateway::seal as arguments;
 use serde_json::{json, Value};
 
 async fn connect(config: &Config) -> anyhow::Result<tokio_postgres::Client> {

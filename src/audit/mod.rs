@@ -6,50 +6,22 @@
 //! Nothing is lost on the way out either: a batch stays "pending" until it is stored, and after the
 //! server stops, [`Audit::finish`] stores whatever is pending or still queued.
 
-pub mod arguments;
 pub mod migrate;
 pub mod record;
 pub mod scan;
 mod spool;
 mod writer;
 
-pub use arguments::ArgumentsMode;
+pub use crate::config::audit::{default_instance, AuditConfig, SinkConfig};
+pub use crate::seal::ArgumentsMode;
 pub use record::AuditRecord;
 
 use crate::config::file::OnQueueFull;
 use crate::metrics;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// Where rows go.
-#[derive(Debug, Clone)]
-pub enum SinkConfig {
-    /// `audit.enabled: false`.
-    Off,
-    File(PathBuf),
-    Postgres {
-        url: String,
-        spool: PathBuf,
-    },
-}
-
-/// The audit settings the gateway runs with.
-#[derive(Debug)]
-pub struct AuditConfig {
-    pub sink: SinkConfig,
-    pub queue_capacity: usize,
-    pub batch_size: usize,
-    /// How long the writer gathers rows for one batch once the first has arrived.
-    pub flush_interval: Duration,
-    pub on_queue_full: OnQueueFull,
-    pub arguments: ArgumentsMode,
-    pub retention: Option<Duration>,
-    pub migrate_on_start: bool,
-    pub instance: String,
-}
 
 /// The audit queue and its writer.
 pub struct Audit {
@@ -168,13 +140,4 @@ impl Audit {
         let mut sink = writer::Sink::open(&self.config).await;
         sink.finish(&rows).await;
     }
-}
-
-/// The host name, for the `instance` column.
-pub fn default_instance() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("mcp-gateway-{}", std::process::id()))
 }

@@ -1,6 +1,7 @@
 //! One audit row: what was asked, by whom, what the gateway decided and what came back.
 
 use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A row of `audit_log`. Also the line format of the JSON-lines file and of the spool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,3 +39,14 @@ pub struct AuditRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
 }
+
+/// Unix time in microseconds, for the audit row.
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// The most roles an audit row lists (a token may carry any number).
+pub const MAX_ROLES: usize = 32;

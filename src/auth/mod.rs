@@ -2,11 +2,10 @@
 //! an [`Identity`]. A verified token is cached until it stops being valid, so a client's repeated
 //! calls cost a hash lookup instead of a signature check.
 
-mod error;
 pub mod jwks;
 pub mod mint;
 
-pub use error::AuthError;
+pub use crate::error::AuthError;
 
 use crate::config::JwtSettings;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};

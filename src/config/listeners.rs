@@ -12,6 +12,7 @@ use rustls::server::WebPkiClientVerifier;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Where a listener without `listeners:` or `listen:` binds.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
@@ -276,4 +277,32 @@ pub fn named_files(value: &serde_yaml_ng::Value) -> Vec<String> {
         }
     }
     out
+}
+
+/// `connections:` settings, validated.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Client connections held at once; new ones beyond it are closed.
+    pub max_connections: usize,
+    /// Client connections held at once from one IP address.
+    pub max_per_address: usize,
+    /// From a connection's start (or a keep-alive request's first byte) to a complete head.
+    pub head_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// From a complete head to the body's last byte, at most.
+    pub body_timeout: Duration,
+    /// Bytes per second a body must keep up (see `body_deadline`).
+    pub body_min_rate: u64,
+    /// Requests of one user whose body is still arriving.
+    pub bodies_per_user: u32,
+}
+
+impl ConnectionLimits {
+    /// How long a body of `length` bytes may take: one second plus its length at the minimum
+    /// rate, never more than `body_timeout`. A trickling client holds a slot only that long.
+    pub fn body_deadline(&self, length: u64) -> Duration {
+        let at_min_rate = Duration::from_millis(length.saturating_mul(1000) / self.body_min_rate);
+        (Duration::from_secs(1) + at_min_rate).min(self.body_timeout)
+    }
 }

@@ -15,7 +15,7 @@
 
 mod authorize;
 mod clients;
-pub mod key;
+pub use crate::config::issuer_key as key;
 mod page;
 
 use crate::config::{file::ClaimsFile, Config};

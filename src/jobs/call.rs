@@ -11,7 +11,7 @@ use crate::auth::Identity;
 use crate::error::GatewayError;
 use crate::jsonrpc::MODERN_VERSION;
 use crate::outcome::Class;
-use crate::proxy::translate::{self, in_session, OwnSession};
+use crate::upstream::client::{self, in_session, OwnSession};
 use crate::upstream::{Picked, ScopeUpstreams};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use std::time::Duration;
 /// What the call needs, taken from the request that asked for it (after it was allowed).
 pub struct Call {
     pub scope: Arc<ScopeUpstreams>,
-    pub bridged: Arc<translate::Pool>,
+    pub bridged: Arc<client::Pool>,
     pub identity: Arc<Identity>,
     pub tool: String,
     /// The `arguments` object as the client sent it.
@@ -166,10 +166,7 @@ impl Call {
         }
         r = in_session(r, session, method);
         if session.is_none() && method == "tools/call" {
-            r = r.header(
-                "mcp-name",
-                crate::proxy::modern::encode_header_value(&self.tool),
-            );
+            r = r.header("mcp-name", crate::protocol::encode_header_value(&self.tool));
         }
         r
     }
@@ -178,7 +175,7 @@ impl Call {
         let session = self.session(picked).await.map_err(Sent::Failed)?;
         let mut params = json!({ "name": self.tool, "arguments": self.arguments });
         if session.is_none() {
-            params["_meta"] = envelope();
+            params["_meta"] = crate::protocol::own_envelope();
         }
         let id: Value = serde_json::from_str(rpc_id).unwrap_or(Value::Null);
         let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
@@ -215,7 +212,7 @@ impl Call {
         let id: Value = serde_json::from_str(rpc_id).unwrap_or(Value::Null);
         let mut params = json!({"requestId": id, "reason": "cancelled by its owner"});
         if session.is_none() {
-            params["_meta"] = envelope();
+            params["_meta"] = crate::protocol::own_envelope();
         }
         let body = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params});
         let sent = self
@@ -258,7 +255,7 @@ impl Call {
         };
         let ms = elapsed.as_secs_f64() * 1000.0;
         audit.submit(crate::audit::AuditRecord {
-            time_us: crate::proxy::audit::now_us(),
+            time_us: crate::audit::record::now_us(),
             request_id: uuid::Uuid::new_v4().simple().to_string(),
             instance: audit.config.instance.clone(),
             user_id: Some(crate::logs::clip(&job.owner.user).into_owned()),
@@ -271,7 +268,7 @@ impl Call {
                 .identity
                 .roles
                 .iter()
-                .take(crate::proxy::audit::MAX_ROLES)
+                .take(crate::audit::record::MAX_ROLES)
                 .map(|r| crate::logs::clip(r).into_owned())
                 .collect(),
             scope: Some(job.scope.clone()),
@@ -309,15 +306,6 @@ fn transport(e: reqwest::Error) -> GatewayError {
         tracing::warn!(error = %e.without_url(), "job call to the upstream failed");
         GatewayError::UpstreamFailed("the upstream could not be reached".into())
     }
-}
-
-/// The 2026-07-28 envelope the gateway sends as a client of its own.
-pub(crate) fn envelope() -> Value {
-    json!({
-        "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
-    })
 }
 
 /// The JSON-RPC answer with `id` in a JSON body or an SSE stream (server requests and

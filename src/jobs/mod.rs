@@ -10,9 +10,7 @@
 
 pub mod call;
 mod queue;
-pub mod rest;
 pub mod store;
-pub mod tasks;
 
 use crate::config::JobsSettings;
 use crate::metrics;

@@ -338,7 +338,7 @@ impl Postgres {
             .then(|| r.get::<_, Option<String>>("outcome"))
             .flatten()
             .and_then(|sealed| {
-                crate::audit::arguments::open(&sealed, std::slice::from_ref(&self.key))
+                crate::seal::open(&sealed, std::slice::from_ref(&self.key))
                     .map_err(
                         |e| tracing::error!(error = %e, "a stored job result cannot be opened"),
                     )

@@ -15,16 +15,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-/// Protocol versions the gateway serves.
-pub const SUPPORTED_VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25", MODERN_VERSION];
-/// The stateless revision: every request carries its protocol version and the client's
-/// capabilities in `params._meta`, and names its method (and tool, prompt or resource) in headers.
-pub const MODERN_VERSION: &str = "2026-07-28";
-/// The `_meta` keys of the 2026-07-28 per-request envelope.
-pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
-/// The version a client that sends no `MCP-Protocol-Version` header is assumed to speak.
-pub const DEFAULT_VERSION: &str = "2025-03-26";
+pub use crate::protocol::{
+    DEFAULT_VERSION, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, MODERN_VERSION,
+    SUPPORTED_VERSIONS,
+};
 
 /// The longest method, tool or prompt name accepted (the MCP spec caps tool names at 128).
 pub const MAX_NAME: usize = 128;

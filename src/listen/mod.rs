@@ -21,35 +21,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-/// `connections:` settings, validated.
-#[derive(Debug, Clone)]
-pub struct ConnectionLimits {
-    /// Client connections held at once; new ones beyond it are closed.
-    pub max_connections: usize,
-    /// Client connections held at once from one IP address.
-    pub max_per_address: usize,
-    /// From a connection's start (or a keep-alive request's first byte) to a complete head.
-    pub head_timeout: Duration,
-    /// How long a keep-alive connection may wait for its next request.
-    pub idle_timeout: Duration,
-    /// From a complete head to the body's last byte, at most.
-    pub body_timeout: Duration,
-    /// Bytes per second a body must keep up (see `body_deadline`).
-    pub body_min_rate: u64,
-    /// Requests of one user whose body is still arriving.
-    pub bodies_per_user: u32,
-}
-
-impl ConnectionLimits {
-    /// How long a body of `length` bytes may take: one second plus its length at the minimum
-    /// rate, never more than `body_timeout`. A trickling client holds a slot only that long.
-    pub fn body_deadline(&self, length: u64) -> Duration {
-        let at_min_rate = Duration::from_millis(length.saturating_mul(1000) / self.body_min_rate);
-        (Duration::from_secs(1) + at_min_rate).min(self.body_timeout)
-    }
-}
+pub use crate::config::listeners::ConnectionLimits;
 
 /// Open connections, in all and per address.
 #[derive(Debug, Default)]

@@ -25,7 +25,7 @@ pub enum Route {
     /// A browser's CORS preflight for a scoped endpoint or its metadata.
     Preflight,
     /// The REST API under `/mcp/` (invoke, jobs, OpenAPI document).
-    Rest(crate::jobs::rest::Route),
+    Rest(super::rest::Route),
 }
 
 /// Resolves the path; for a scoped endpoint, sets `ctx.scope`.
@@ -54,7 +54,7 @@ pub fn route(session: &Session, ctx: &mut RequestCtx) -> Result<Route, GatewayEr
             clip(path)
         )));
     }
-    if let Some(r) = crate::jobs::rest::route(path) {
+    if let Some(r) = super::rest::route(path) {
         return Ok(Route::Rest(r));
     }
     match scope_of(path).and_then(|s| ctx.rt.upstreams.get(s)) {

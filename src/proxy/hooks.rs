@@ -40,18 +40,18 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let answered = match admit::route(session, ctx) {
             Ok(Route::Healthz) => return respond::healthz(session, ctx).await.map(|_| true),
-            Ok(Route::Readyz) => return respond::readyz(session, ctx).await.map(|_| true),
+            Ok(Route::Readyz) => {
+                return respond::readyz(session, ctx, self.draining.is_set())
+                    .await
+                    .map(|_| true)
+            }
             Ok(Route::ResourceMetadata { path }) => {
                 return respond::resource_metadata(session, ctx, &path)
                     .await
                     .map(|_| true)
             }
             Ok(Route::Preflight) => respond::preflight(session, ctx).await,
-            Ok(Route::Rest(r)) => {
-                return crate::jobs::rest::serve(session, ctx, r)
-                    .await
-                    .map(|_| true)
-            }
+            Ok(Route::Rest(r)) => return super::rest::serve(session, ctx, r).await.map(|_| true),
             Ok(Route::Scoped) => inbound::inspect(session, ctx).await,
             Err(e) => {
                 session.set_keepalive(None);

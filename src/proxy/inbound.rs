@@ -98,7 +98,7 @@ pub async fn decide(
                 None => (bytes, None),
             };
             limit::check(ctx).await?;
-            if let Some(answer) = crate::jobs::tasks::answer(ctx, bytes).await? {
+            if let Some(answer) = super::tasks::answer(ctx, bytes).await? {
                 respond::json(session, ctx, 200, answer, &[])
                     .await
                     .map_err(|_| GatewayError::Internal)?;

@@ -22,7 +22,9 @@ pub mod limit;
 pub mod modern;
 pub mod names;
 pub mod respond;
+pub mod rest;
 pub mod scrub;
+pub mod tasks;
 pub mod translate;
 pub mod upstream;
 pub mod visible;
@@ -64,13 +66,37 @@ pub struct Runtime {
 /// end; a new runtime (`Gateway::swap`) applies to the requests that start after it.
 pub struct Gateway {
     rt: Arc<ArcSwap<Runtime>>,
+    draining: Draining,
+}
+
+/// Set once the process is on its way out (SIGTERM, or SIGQUIT for an upgrade): `/readyz` answers
+/// 503 from then on so load balancers stop sending, while requests in flight finish. The runtime
+/// that decides it (the reloader) holds a copy handed to it by [`Gateway::draining`].
+#[derive(Debug, Clone, Default)]
+pub struct Draining(Arc<std::sync::atomic::AtomicBool>);
+
+impl Draining {
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets it; `true` the first time.
+    pub fn set(&self) -> bool {
+        !self.0.swap(true, std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl Gateway {
     pub fn new(rt: Arc<Runtime>) -> Self {
         Self {
             rt: Arc::new(ArcSwap::new(rt)),
+            draining: Draining::default(),
         }
+    }
+
+    /// The draining flag `/readyz` reads, for whoever decides the process is leaving.
+    pub fn draining(&self) -> Draining {
+        self.draining.clone()
     }
 
     /// The runtime pointer itself, for the reloader that replaces it.

@@ -98,24 +98,6 @@ pub fn routed_name<'m>(method: &str, m: &'m crate::jsonrpc::Message) -> Option<&
     }
 }
 
-/// A value for `Mcp-Name` / `Mcp-Method`: as it is when plain printable ASCII, else
-/// `=?base64?…?=` as the revision says.
-pub fn encode_header_value(value: &str) -> String {
-    use base64::Engine;
-    let plain = value.bytes().all(|b| (0x20..0x7f).contains(&b))
-        && !value.starts_with(' ')
-        && !value.ends_with(' ')
-        && !value.starts_with("=?");
-    if plain {
-        value.to_string()
-    } else {
-        format!(
-            "=?base64?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(value)
-        )
-    }
-}
-
 /// A header value as the revision encodes it: as it is, or `=?base64?…?=` for values that are not
 /// plain printable ASCII.
 fn header_value(raw: &str) -> Option<String> {
@@ -146,7 +128,7 @@ mod tests {
         assert_eq!(header_value("=?base64?!!?="), None);
         for v in ["exact_calculate", "élée", " padded", "file:///a b"] {
             assert_eq!(
-                header_value(&super::encode_header_value(v)).as_deref(),
+                header_value(&crate::protocol::encode_header_value(v)).as_deref(),
                 Some(v)
             );
         }

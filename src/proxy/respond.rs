@@ -217,8 +217,8 @@ pub async fn healthz(session: &mut Session, ctx: &RequestCtx) -> Result<()> {
 }
 
 /// Ready when every scope has a healthy upstream and the process is not draining.
-pub async fn readyz(session: &mut Session, ctx: &RequestCtx) -> Result<()> {
-    if crate::reload::draining() {
+pub async fn readyz(session: &mut Session, ctx: &RequestCtx, draining: bool) -> Result<()> {
+    if draining {
         let body = br#"{"status":"draining"}"#.to_vec();
         return json(session, ctx, 503, body, &[]).await;
     }

@@ -1,10 +1,10 @@
 //! The gateway asking one upstream for its tools, as a client of its own (the HTTP clients of
-//! `translate::Pool`, with the scope's upstream TLS): in a session of its own toward older
+//! `upstream::client::Pool`, with the scope's upstream TLS): in a session of its own toward older
 //! upstreams, stateless with the `_meta` envelope toward 2026-07-28-only ones; every page of
 //! `tools/list`.
 
 use crate::jsonrpc::MODERN_VERSION;
-use crate::proxy::translate::{answer_of, in_session, OwnSession, Pool};
+use crate::upstream::client::{answer_of, in_session, OwnSession, Pool};
 use crate::upstream::{Picked, ScopeUpstreams};
 use serde_json::{json, Value};
 
@@ -57,7 +57,7 @@ async fn list(
             params["cursor"] = Value::from(c.as_str());
         }
         if session.is_none() {
-            params["_meta"] = crate::jobs::call::envelope();
+            params["_meta"] = crate::protocol::own_envelope();
         }
         let body = json!({"jsonrpc": "2.0", "id": format!("mcp-gateway-registry-{page}"),
             "method": "tools/list", "params": params});

@@ -19,7 +19,6 @@
 pub mod cli;
 pub mod definition;
 pub mod fetch;
-pub mod service;
 pub mod store;
 
 use crate::config::file::PinMode;
@@ -30,8 +29,6 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-
-pub use service::RegistryService;
 
 /// One version of a tool as the proxy uses it.
 pub struct Version {
@@ -246,7 +243,7 @@ impl Registry {
     }
 
     /// The approvals the store holds now (`scope` → `tool` → approved SHA).
-    fn set_approved(&self, approved: &HashMap<(String, String), Sha>) {
+    pub(crate) fn set_approved(&self, approved: &HashMap<(String, String), Sha>) {
         let view = self.view.load();
         let same = approved.iter().all(|((scope, tool), sha)| {
             view.get(scope)
@@ -273,7 +270,7 @@ impl Registry {
 
     /// Forgets what upstreams no longer in `scope` offered (they left with a reload), so a
     /// version they offered does not hold a tool.
-    fn keep_upstreams(&self, scope: &str, addrs: &[&str]) {
+    pub(crate) fn keep_upstreams(&self, scope: &str, addrs: &[&str]) {
         let stale = |e: &Entry| {
             e.seen
                 .iter()
@@ -308,7 +305,7 @@ impl Registry {
     }
 
     /// The definitions waiting for the store (taken once, by the service).
-    fn take_notes(&self) -> Option<tokio::sync::mpsc::Receiver<Note>> {
+    pub(crate) fn take_notes(&self) -> Option<tokio::sync::mpsc::Receiver<Note>> {
         self.queued.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 

@@ -25,28 +25,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Set once this process is on its way out (SIGTERM, or SIGQUIT for an upgrade): `/readyz`
-/// answers 503 from then on so load balancers stop sending, while requests in flight finish.
-static DRAINING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-pub fn draining() -> bool {
-    DRAINING.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-fn start_draining(why: &str) {
-    if !DRAINING.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        tracing::info!(
-            reason = why,
-            "draining: /readyz answers 503, requests in flight finish"
-        );
-    }
-}
-
 /// The background service that starts, reloads and looks after the runtime.
 pub struct Reloader {
     pub current: Arc<ArcSwap<Runtime>>,
     /// The TLS listeners, whose certificates a reload replaces.
     pub tls: Arc<Terminators>,
+    /// What `/readyz` reads: set here when the process starts to leave.
+    pub draining: crate::proxy::Draining,
 }
 
 /// Reads the configuration's files away from the async threads.
@@ -111,6 +96,15 @@ fn removed(old: &Runtime, new: &Runtime) -> Vec<Arc<Pool>> {
 const DNS_REFRESH: Duration = Duration::from_secs(30);
 
 impl Reloader {
+    fn start_draining(&self, why: &str) {
+        if self.draining.set() {
+            tracing::info!(
+                reason = why,
+                "draining: /readyz answers 503, requests in flight finish"
+            );
+        }
+    }
+
     /// Whether a host name of a running pool resolves to other addresses now.
     async fn addresses_moved(&self) -> bool {
         let specs: Vec<_> = self
@@ -221,7 +215,7 @@ impl BackgroundService for Reloader {
                 _ = tick.tick() => false,
                 Some(()) = async { hangup.as_mut()?.recv().await } => true,
                 Some(()) = async { quit.as_mut()?.recv().await } => {
-                    start_draining("SIGQUIT");
+                    self.start_draining("SIGQUIT");
                     continue;
                 }
                 _ = shutdown.changed() => break,
@@ -238,7 +232,7 @@ impl BackgroundService for Reloader {
             let watch = rt.config.watch_interval;
             drop(rt);
             // A draining process leaves configuration changes to its successor.
-            if draining() {
+            if self.draining.is_set() {
                 continue;
             }
             let mut reason = forced.then_some("SIGHUP");
@@ -285,7 +279,7 @@ impl BackgroundService for Reloader {
                 tick = tokio::time::interval(every);
             }
         }
-        start_draining("shutdown");
+        self.start_draining("shutdown");
         // The proxy drains for `shutdown_grace`; tool processes serve it until then.
         let rt = self.current.load_full();
         tokio::time::sleep(rt.config.shutdown_grace).await;

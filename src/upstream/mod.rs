@@ -3,6 +3,7 @@
 //! while the scope's upstreams stay the same); `spawn` runs the tool processes the gateway starts
 //! itself.
 
+pub mod client;
 pub mod own;
 pub mod pool;
 pub mod spawn;

@@ -1,5 +1,6 @@
 //! Integration tests: the real gateway binary in front of real MCP servers, spoken to over HTTP.
 
+mod architecture;
 mod audit;
 mod auth;
 mod body;

@@ -3,6 +3,7 @@
 
 use super::ctx::RequestCtx;
 use super::names;
+use crate::audit::record::{now_us, MAX_ROLES};
 use crate::audit::AuditRecord;
 use crate::logs::clip;
 use crate::metrics;
@@ -10,7 +11,6 @@ use crate::outcome::{Alert, Outcome};
 use pingora::{Error, ErrorSource};
 use pingora_proxy::Session;
 use sha2::{Digest, Sha256};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How a finished request ended: the gateway's refusal when it refused (decided where it
 /// happened), else what the upstream's answer and the connection say.
@@ -37,17 +37,6 @@ pub fn outcome<'a>(ctx: &'a RequestCtx, status: u16, e: Option<&Error>) -> Outco
     }
     Outcome::Ok
 }
-
-/// Unix time in microseconds, for the audit row.
-pub fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
-/// The most roles an audit row lists (a token may carry any number).
-pub const MAX_ROLES: usize = 32;
 
 fn short_hash(s: &str) -> String {
     hex::encode(&Sha256::digest(s.as_bytes())[..16])

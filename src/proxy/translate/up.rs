@@ -168,9 +168,14 @@ pub fn rewrite_headers(
     use super::super::names;
     if let Some((method, name)) = &t.route {
         req.insert_header(names::PROTOCOL_VERSION, MODERN_VERSION)?;
-        req.insert_header(names::MCP_METHOD, modern::encode_header_value(method))?;
+        req.insert_header(
+            names::MCP_METHOD,
+            crate::protocol::encode_header_value(method),
+        )?;
         match name {
-            Some(n) => req.insert_header(names::MCP_NAME, modern::encode_header_value(n))?,
+            Some(n) => {
+                req.insert_header(names::MCP_NAME, crate::protocol::encode_header_value(n))?
+            }
             None => {
                 req.remove_header(&names::MCP_NAME);
             }

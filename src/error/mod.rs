@@ -4,6 +4,9 @@
 //! Codes stay outside the range the MCP specification reserves for itself (-32020…-32099), except
 //! where the specification names the code the client expects (-32022 for an unsupported version).
 
+mod auth;
+
+pub use auth::AuthError;
 use std::borrow::Cow;
 
 /// A reason the gateway refuses or fails a request. The `Display` text is what the client reads: it
@@ -26,7 +29,7 @@ pub enum GatewayError {
     #[error("Unsupported media type: POST bodies must be application/json, not compressed")]
     UnsupportedMediaType,
     #[error("Unauthorized: {0}")]
-    Unauthorized(crate::auth::AuthError),
+    Unauthorized(AuthError),
     #[error("Forbidden: {0}")]
     Forbidden(Cow<'static, str>),
     /// The token lacks OAuth scopes this endpoint needs (space-separated): 403 with
@@ -234,7 +237,7 @@ impl GatewayError {
         match self {
             GatewayError::UnsupportedVersion(requested) => {
                 error["data"] = serde_json::json!({
-                    "supported": crate::jsonrpc::SUPPORTED_VERSIONS,
+                    "supported": crate::protocol::SUPPORTED_VERSIONS,
                     "requested": requested,
                 });
             }
@@ -282,7 +285,7 @@ mod tests {
     #[test]
     fn codes_stay_outside_the_reserved_range_except_the_spec_one() {
         for e in [
-            GatewayError::Unauthorized(crate::auth::AuthError::Expired),
+            GatewayError::Unauthorized(AuthError::Expired),
             GatewayError::UnknownSession,
             GatewayError::PayloadTooLarge { limit: 1 },
             GatewayError::UpstreamTimeout("x".into()),

@@ -9,11 +9,11 @@
 //! runs; it is audited like a direct call. Errors are `{"error": {"code", "message"}}` with the
 //! HTTP status of the matching MCP refusal (an unknown or ungranted tool is 404 here).
 
-use super::{call::Call, rfc3339, store::Filter, Job, Kind, Owner, Status};
+use super::authz::{self, Decision};
+use super::ctx::RequestCtx;
+use super::{authn, limit, respond};
 use crate::error::{Denied, GatewayError};
-use crate::proxy::authz::{self, Decision};
-use crate::proxy::ctx::RequestCtx;
-use crate::proxy::{authn, limit, respond};
+use crate::jobs::{call::Call, rfc3339, store::Filter, Job, Kind, Owner, Status};
 use crate::upstream::ScopeUpstreams;
 use pingora_proxy::Session;
 use serde::{Deserialize, Serialize};
@@ -361,8 +361,8 @@ async fn invoke(
     ctx.scan.rpc_error_code = ended.rpc_code;
     let text = match ended.result {
         Ok(text) => text,
-        Err(super::call::Failure::Gateway(e)) => return Err(e),
-        Err(super::call::Failure::Cancelled) => return Err(GatewayError::Internal),
+        Err(crate::jobs::call::Failure::Gateway(e)) => return Err(e),
+        Err(crate::jobs::call::Failure::Cancelled) => return Err(GatewayError::Internal),
     };
     let v: Value = serde_json::from_str(&text).map_err(|_| GatewayError::Internal)?;
     match (v.get("result"), v.get("error")) {
@@ -427,7 +427,7 @@ async fn read_body(
 ) -> Result<Vec<u8>, GatewayError> {
     let limit = ctx.rt.config.limits.max_body_bytes;
     let req = session.req_header();
-    if !crate::proxy::admit::is_json(req) {
+    if !super::admit::is_json(req) {
         session.set_keepalive(None);
         return Err(GatewayError::UnsupportedMediaType);
     }

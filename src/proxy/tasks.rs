@@ -8,10 +8,10 @@
 //! with `resultType: "task"`, `ttlMs`, `pollIntervalMs`; `tasks/get` carries the result or error
 //! inline once the task ended).
 
-use super::{call::Call, rfc3339, store::Filter, Job, Kind, Owner, Status};
+use super::ctx::RequestCtx;
 use crate::error::GatewayError;
+use crate::jobs::{call::Call, rfc3339, store::Filter, Job, Kind, Owner, Status};
 use crate::jsonrpc::{Rpc, Target};
-use crate::proxy::ctx::RequestCtx;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! the configuration changes), the audit writer, the metrics listener and the development issuer;
 //! and after the server stops, the last audit flush.
 
+mod registry;
+
 use crate::config::Config;
 use crate::proxy::{Gateway, Runtime};
 use async_trait::async_trait;
@@ -79,13 +81,14 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), String> {
     server.bootstrap();
     let limits = connection_limits(&rt.config.connections);
     let gateway = Gateway::new(rt.clone());
-    let registry = crate::registry::RegistryService {
+    let registry = registry::RegistryService {
         registry: rt.registry.clone(),
         runtime: gateway.shared(),
     };
     let reloader = crate::reload::Reloader {
         current: gateway.shared(),
         tls: tls.clone(),
+        draining: gateway.draining(),
     };
     let mut app = pingora::proxy::http_proxy(&server.configuration, gateway);
     // CONNECT reaches the gateway's own refusal (a JSON-RPC 405 with a request id) instead of

@@ -4,8 +4,8 @@
 //! everywhere without a restart); and when the store shows a version of a tool this instance has
 //! not seen (another instance saw the upstream change), reads that scope again at once.
 
-use super::{definition, Registry};
 use crate::proxy::Runtime;
+use crate::registry::{definition, Note, Registry};
 use arc_swap::ArcSwap;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -66,7 +66,7 @@ impl pingora::services::background::BackgroundService for RegistryService {
 }
 
 impl RegistryService {
-    async fn write(&self, note: &super::Note) {
+    async fn write(&self, note: &Note) {
         let Some(store) = &self.registry.store else {
             return;
         };
@@ -107,9 +107,12 @@ impl RegistryService {
                 .filter(|e| !e.target.legacy_sse && scope.get_healthy(&e.addr).is_some())
                 .cloned()
                 .collect();
-            let reads = healthy
-                .iter()
-                .map(|e| async move { (e, super::fetch::tools(&rt.bridged, scope, e).await) });
+            let reads = healthy.iter().map(|e| async move {
+                (
+                    e,
+                    crate::registry::fetch::tools(&rt.bridged, scope, e).await,
+                )
+            });
             let mut offered: HashSet<String> = HashSet::new();
             let mut answered = false;
             for (e, read) in futures_util::future::join_all(reads).await {
@@ -163,7 +166,7 @@ impl RegistryService {
         let (Some(sha), Some(def)) = (definition::digest(tool), definition::stored(tool)) else {
             return;
         };
-        self.write(&super::Note {
+        self.write(&Note {
             scope: scope.to_string(),
             tool: tool_name.to_string(),
             sha,

@@ -1,0 +1,63 @@
+//! MCP's own names, shared by every layer: the protocol revisions the gateway serves, the keys of
+//! the 2026-07-28 request envelope, and the method names the gateway treats specially. One
+//! definition, so a typo cannot make a method slip past a check.
+
+use serde_json::{json, Value};
+
+/// Protocol versions the gateway serves.
+pub const SUPPORTED_VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25", MODERN_VERSION];
+/// The stateless revision: every request carries its protocol version and the client's
+/// capabilities in `params._meta`, and names its method (and tool, prompt or resource) in headers.
+pub const MODERN_VERSION: &str = "2026-07-28";
+/// The `_meta` keys of the 2026-07-28 per-request envelope.
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+/// The version a client that sends no `MCP-Protocol-Version` header is assumed to speak.
+pub const DEFAULT_VERSION: &str = "2025-03-26";
+
+/// Method names the gateway reads, decides on or sends itself.
+pub mod method {
+    pub const INITIALIZE: &str = "initialize";
+    pub const INITIALIZED: &str = "notifications/initialized";
+    pub const PING: &str = "ping";
+    pub const TOOLS_LIST: &str = "tools/list";
+    pub const TOOLS_CALL: &str = "tools/call";
+    pub const PROMPTS_LIST: &str = "prompts/list";
+    pub const PROMPTS_GET: &str = "prompts/get";
+    pub const RESOURCES_LIST: &str = "resources/list";
+    pub const RESOURCES_READ: &str = "resources/read";
+    pub const RESOURCE_TEMPLATES_LIST: &str = "resources/templates/list";
+    pub const COMPLETION_COMPLETE: &str = "completion/complete";
+    pub const TASKS_GET: &str = "tasks/get";
+    pub const TASKS_RESULT: &str = "tasks/result";
+    pub const TASKS_CANCEL: &str = "tasks/cancel";
+    pub const TASKS_LIST: &str = "tasks/list";
+    pub const CANCELLED: &str = "notifications/cancelled";
+}
+
+/// A value for `Mcp-Name` / `Mcp-Method`: as it is when plain printable ASCII, else
+/// `=?base64?…?=` as the revision says.
+pub fn encode_header_value(value: &str) -> String {
+    use base64::Engine;
+    let plain = value.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !value.starts_with(' ')
+        && !value.ends_with(' ')
+        && !value.starts_with("=?");
+    if plain {
+        value.to_string()
+    } else {
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(value)
+        )
+    }
+}
+
+/// The 2026-07-28 envelope the gateway sends as a client of its own.
+pub fn own_envelope() -> Value {
+    json!({
+        META_PROTOCOL_VERSION: MODERN_VERSION,
+        META_CLIENT_CAPABILITIES: {},
+        "io.modelcontextprotocol/clientInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
+    })
+}
