@@ -1,0 +1,73 @@
+//! `policies/policy.yaml`: roles and rate limits.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// `policies/policy.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    pub roles: BTreeMap<String, RoleFile>,
+    /// Every matching limit must pass.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimitFile>,
+}
+
+/// One rate limit.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFile {
+    pub name: String,
+    /// What the budget belongs to.
+    pub key: RateLimitKey,
+    /// `N/s`, `N/min`, `N/h` (or `N/day`).
+    pub rate: String,
+    /// Calls allowed beyond `N` at once.
+    #[serde(default)]
+    pub burst: u32,
+    /// JSON-RPC methods counted (default: `tools/call` only).
+    #[serde(default = "default_limit_methods")]
+    pub methods: Vec<String>,
+    #[serde(default, rename = "match")]
+    pub matches: RateLimitMatch,
+}
+
+fn default_limit_methods() -> Vec<String> {
+    vec!["tools/call".into()]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitKey {
+    User,
+    Tenant,
+    Role,
+    Tool,
+    UserTool,
+    Scope,
+}
+
+/// Which requests a limit applies to (globs; absent means all).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitMatch {
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleFile {
+    /// `scope/tool` patterns with `*` globs, e.g. `calculator/*`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// When set, the role counts only on a connection with a verified client certificate whose
+    /// subject (RFC 4514, e.g. `CN=ci-7,O=Example`) matches this `*` glob: a token alone does
+    /// not carry it.
+    #[serde(default)]
+    pub client_cert: Option<String>,
+}

@@ -1,0 +1,220 @@
+//! `conf/tools.yaml`: scopes, their upstreams and tools.
+
+use super::{default_true, duration, opt_duration};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `conf/tools.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsFile {
+    pub scopes: BTreeMap<String, ScopeFile>,
+}
+
+/// One scope: the endpoint `/NAME/sse` and `/NAME/mcp`, its upstreams and the tools it exposes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeFile {
+    pub upstreams: Vec<UpstreamFile>,
+    #[serde(default)]
+    pub balance: Balance,
+    #[serde(default)]
+    pub health_check: Option<HealthCheckFile>,
+    /// Take an upstream out of rotation after consecutive failures.
+    #[serde(default)]
+    pub outlier: Option<OutlierFile>,
+    /// Longest silence while waiting for upstream bytes (an idle timeout for SSE streams).
+    #[serde(default, with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    pub connect_timeout: Option<Duration>,
+    /// Longest a non-streaming answer may take in all (SSE streams have only the idle `timeout`).
+    #[serde(default, with = "opt_duration")]
+    pub total_timeout: Option<Duration>,
+    /// The tools this scope exposes; nothing else is ever shown or callable. Each is a name, or
+    /// `{name, sha256}` to pin the definition approved for it.
+    pub tools: Vec<ToolFile>,
+    /// What a tool definition other than the approved one gets: `warn` (default: served, logged,
+    /// counted), `strict` (hidden from `tools/list` and refused until approved) or `off`.
+    #[serde(default)]
+    pub pin: PinMode,
+    /// Check `tools/call` arguments against the served definition's `inputSchema`.
+    #[serde(default = "default_true")]
+    pub validate_arguments: bool,
+    /// JSON-RPC methods beyond the MCP ones the gateway knows that may reach this scope's
+    /// upstreams (for callers with a grant in the scope). Any other unknown method is refused.
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    /// The protocol revision this scope's upstreams speak, when they speak only one era: older
+    /// than 2026-07-28 (2026-07-28 clients are bridged: the gateway's own upstream sessions, a
+    /// gateway-made `server/discover`, `resultType` on results), or `2026-07-28` (2025 clients
+    /// are bridged: a gateway-made `initialize`, the `_meta` envelope and routing headers added).
+    /// Unset: requests pass in the revision the client speaks.
+    #[serde(default)]
+    pub upstream_version: Option<String>,
+    /// TLS toward this scope's `https` upstreams (files relative to this file).
+    #[serde(default)]
+    pub tls: Option<UpstreamTlsFile>,
+    /// Who runs task-augmented `tools/call`s (`params.task`) and answers `tasks/*`: `gateway`
+    /// (default; works with any upstream: the gateway runs the call in the background and keeps
+    /// the task, owned by its caller) or `upstream` (the upstream implements tasks itself; the
+    /// task methods pass through inside the caller's own session).
+    #[serde(default)]
+    pub tasks: TaskMode,
+}
+
+/// One entry of a scope's `tools:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ToolFile {
+    Name(String),
+    Pinned(PinnedToolFile),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinnedToolFile {
+    pub name: String,
+    /// The approved definition's SHA-256 (`mcp-gateway tools show SCOPE/TOOL` prints it).
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+impl ToolFile {
+    pub fn name(&self) -> &str {
+        match self {
+            ToolFile::Name(n) => n,
+            ToolFile::Pinned(p) => &p.name,
+        }
+    }
+    pub fn sha256(&self) -> Option<&str> {
+        match self {
+            ToolFile::Name(_) => None,
+            ToolFile::Pinned(p) => p.sha256.as_deref(),
+        }
+    }
+}
+
+/// `pin:` of a scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinMode {
+    Strict,
+    #[default]
+    Warn,
+    Off,
+}
+
+/// `tasks:` of a scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskMode {
+    #[default]
+    Gateway,
+    Upstream,
+}
+
+/// `tls:` of a scope: how the gateway verifies its `https` upstreams and what it presents to them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsFile {
+    /// PEM CAs the upstreams' certificates must chain to, instead of the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain presented to upstreams that require a client certificate.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// Its PEM private key.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// The name checked in the upstreams' certificates and sent as SNI, when not the URL's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+/// Passive outlier ejection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierFile {
+    /// Failures in a row (connect errors, 5xx, timeouts) that eject an upstream.
+    #[serde(default = "default_consecutive")]
+    pub consecutive_failures: u32,
+    /// How long it stays out; then it is on probation (one more failure ejects it again).
+    #[serde(default = "default_cooldown", with = "duration")]
+    pub cooldown: Duration,
+}
+
+fn default_consecutive() -> u32 {
+    5
+}
+fn default_cooldown() -> Duration {
+    Duration::from_secs(30)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    /// An MCP server the gateway connects to.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Or a tool process the gateway starts, supervises and stops: arguments to the gateway's
+    /// own binary, e.g. `[tool, calculator]`. It listens on a free loopback port.
+    #[serde(default)]
+    pub spawn: Option<Vec<String>>,
+    #[serde(default = "default_weight")]
+    pub weight: usize,
+    /// How the upstream speaks MCP: `streamable_http` (default) or `sse`, the legacy HTTP+SSE
+    /// transport (its `url` is the SSE endpoint, e.g. `http://host:8000/sse`).
+    #[serde(default)]
+    pub transport: UpstreamTransport,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamTransport {
+    #[default]
+    StreamableHttp,
+    Sse,
+}
+
+fn default_weight() -> usize {
+    1
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    Random,
+    /// Ketama consistent hashing on the caller's user id.
+    Consistent,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckFile {
+    #[serde(default)]
+    pub kind: HealthCheckKind,
+    #[serde(default = "default_health_path")]
+    pub path: String,
+    #[serde(default = "default_health_interval", with = "duration")]
+    pub interval: Duration,
+}
+
+fn default_health_path() -> String {
+    "/health".into()
+}
+fn default_health_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCheckKind {
+    #[default]
+    Http,
+    Tcp,
+}

@@ -1,0 +1,333 @@
+//! `tools.yaml`: each scope's upstreams, tools and settings, validated into [`ScopeConfig`]s.
+
+use super::file::{self, HealthCheckKind, ScopeFile, ToolFile, ToolsFile, UpstreamFile};
+use super::{upstream_tls, HealthCheck, Problem, ScopeConfig, Sources, UpstreamTarget};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// A scope's field path, e.g. `scopes.git.tls`.
+type At<'a> = &'a dyn Fn(&str) -> String;
+
+/// Each scope's name and tools, for the policy and the rate limits.
+pub(super) fn scope_tools(scopes: &BTreeMap<String, ScopeConfig>) -> super::policy::ScopeTools {
+    scopes
+        .iter()
+        .map(|(name, s)| (name.clone(), s.tools.clone()))
+        .collect()
+}
+
+pub(super) fn build_scopes(
+    sources: &Sources,
+    path: &Path,
+    tools: ToolsFile,
+    limits: &file::LimitsFile,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, ScopeConfig> {
+    if tools.scopes.is_empty() {
+        problems.push(Problem::new(path, "scopes", "no scope is defined"));
+    }
+    tools
+        .scopes
+        .into_iter()
+        .map(|(name, scope)| {
+            let built = build_scope(sources, path, &name, scope, limits, problems);
+            (name, built)
+        })
+        .collect()
+}
+
+fn build_scope(
+    sources: &Sources,
+    path: &Path,
+    name: &str,
+    scope: ScopeFile,
+    limits: &file::LimitsFile,
+    problems: &mut Vec<Problem>,
+) -> ScopeConfig {
+    let at = |f: &str| format!("scopes.{name}.{f}");
+    if !is_name(name) || name.starts_with('.') {
+        problems.push(Problem::new(
+            path,
+            format!("scopes.{name}"),
+            "a scope name is 1-64 of a-z 0-9 _ -",
+        ));
+    }
+    if scope.upstreams.is_empty() {
+        problems.push(Problem::new(
+            path,
+            at("upstreams"),
+            "at least one upstream is needed",
+        ));
+    }
+    let upstream_version = upstream_version(path, &at, scope.upstream_version.as_deref(), problems);
+    let upstreams = upstream_targets(path, &at, &scope.upstreams, problems);
+    if upstreams.iter().any(|t| t.legacy_sse) && upstreams.iter().any(|t| !t.legacy_sse) {
+        problems.push(Problem::new(
+            path,
+            at("upstreams"),
+            "all upstreams of a scope speak one transport (transport: sse on all or none)",
+        ));
+    }
+    if scope.upstream_version.is_some() && upstreams.iter().any(|t| t.legacy_sse) {
+        problems.push(Problem::new(
+            path,
+            at("upstream_version"),
+            "bridging 2026-07-28 clients needs Streamable HTTP upstreams",
+        ));
+    }
+    let pins = tool_pins(path, &at, &scope.tools, problems);
+    for (i, m) in scope.allow_methods.iter().enumerate() {
+        if m.is_empty() || m.len() > crate::jsonrpc::MAX_NAME || m.chars().any(char::is_whitespace)
+        {
+            problems.push(Problem::new(
+                path,
+                at(&format!("allow_methods[{i}]")),
+                format!("{m:?} is not a JSON-RPC method name (1-128 bytes, no spaces)"),
+            ));
+        }
+    }
+    let upstream_tls = scope.tls.as_ref().and_then(|t| {
+        if !upstreams.iter().any(|u| u.tls) {
+            problems.push(Problem::new(
+                path,
+                at("tls"),
+                "no upstream of this scope is https://",
+            ));
+            return None;
+        }
+        upstream_tls::build(sources, path, &at("tls"), t, problems).map(std::sync::Arc::new)
+    });
+    if let Some(h) = &scope.health_check {
+        if h.kind == HealthCheckKind::Http && !h.path.starts_with('/') {
+            problems.push(Problem::new(
+                path,
+                at("health_check.path"),
+                "must start with /",
+            ));
+        }
+        if h.interval.is_zero() {
+            problems.push(Problem::new(
+                path,
+                at("health_check.interval"),
+                "must be greater than 0",
+            ));
+        }
+    }
+    ScopeConfig {
+        name: name.to_string(),
+        upstreams,
+        balance: scope.balance,
+        health: scope.health_check.map(|h| HealthCheck {
+            kind: h.kind,
+            path: h.path,
+            interval: h.interval,
+        }),
+        read_timeout: scope.timeout.unwrap_or(limits.upstream_read_timeout),
+        connect_timeout: scope
+            .connect_timeout
+            .unwrap_or(limits.upstream_connect_timeout),
+        tools: scope.tools.iter().map(|t| t.name().to_string()).collect(),
+        pins,
+        pin: scope.pin,
+        validate_arguments: scope.validate_arguments,
+        allow_methods: scope.allow_methods,
+        outlier: scope.outlier,
+        total_timeout: scope.total_timeout,
+        tasks: scope.tasks,
+        oauth_scopes: Vec::new(),
+        upstream_version,
+        upstream_tls,
+    }
+}
+
+/// `upstream_version`: one of the revisions the gateway speaks.
+fn upstream_version(
+    path: &Path,
+    at: At,
+    version: Option<&str>,
+    problems: &mut Vec<Problem>,
+) -> Option<&'static str> {
+    match version {
+        None => None,
+        Some(v) => {
+            let known = crate::jsonrpc::SUPPORTED_VERSIONS
+                .iter()
+                .copied()
+                .find(|s| *s == v);
+            if known.is_none() {
+                problems.push(Problem::new(
+                    path,
+                    at("upstream_version"),
+                    format!("{v:?} is not a revision the gateway speaks (2025-03-26, 2025-06-18, 2025-11-25, 2026-07-28)"),
+                ));
+            }
+            known
+        }
+    }
+}
+
+/// `upstreams:` as targets: each a URL or a tool process, with its weight and transport.
+fn upstream_targets(
+    path: &Path,
+    at: At,
+    list: &[UpstreamFile],
+    problems: &mut Vec<Problem>,
+) -> Vec<UpstreamTarget> {
+    let mut upstreams = Vec::new();
+    for (i, u) in list.iter().enumerate() {
+        let parsed = match (&u.url, &u.spawn) {
+            (Some(url), None) => parse_upstream(url),
+            (None, Some(args)) if !args.is_empty() => spawned_upstream(args),
+            (None, Some(_)) => Err("spawn needs arguments, e.g. [tool, calculator]".into()),
+            _ => Err("give exactly one of url or spawn".into()),
+        };
+        let field = if u.url.is_some() { "url" } else { "spawn" };
+        match parsed {
+            Ok(mut t) => {
+                t.weight = u.weight;
+                t.legacy_sse = u.transport == file::UpstreamTransport::Sse;
+                if t.legacy_sse && t.spawn.is_some() {
+                    problems.push(Problem::new(
+                        path,
+                        at(&format!("upstreams[{i}].transport")),
+                        "the bundled tools speak Streamable HTTP",
+                    ));
+                }
+                if u.weight == 0 {
+                    problems.push(Problem::new(
+                        path,
+                        at(&format!("upstreams[{i}].weight")),
+                        "must be at least 1",
+                    ));
+                }
+                // Spawned tools get their own ports when started: several may run the same one.
+                if t.spawn.is_none() && upstreams.contains(&t) {
+                    problems.push(Problem::new(
+                        path,
+                        at(&format!("upstreams[{i}].url")),
+                        "duplicate upstream",
+                    ));
+                }
+                upstreams.push(t);
+            }
+            Err(reason) => problems.push(Problem::new(
+                path,
+                at(&format!("upstreams[{i}].{field}")),
+                reason,
+            )),
+        }
+    }
+    upstreams
+}
+
+/// `tools:`: valid, unique names, and the SHA-256 pinned for some.
+fn tool_pins(
+    path: &Path,
+    at: At,
+    tools: &[ToolFile],
+    problems: &mut Vec<Problem>,
+) -> HashMap<String, [u8; 32]> {
+    let mut seen = Vec::new();
+    let mut pins = HashMap::new();
+    for (i, entry) in tools.iter().enumerate() {
+        let tool = &entry.name().to_string();
+        if let Some(h) = entry.sha256() {
+            match sha256_of_hex(h) {
+                Some(sha) => {
+                    pins.insert(tool.clone(), sha);
+                }
+                None => problems.push(Problem::new(
+                    path,
+                    at(&format!("tools[{i}].sha256")),
+                    "must be a SHA-256 in 64 hex digits (mcp-gateway tools show SCOPE/TOOL prints it)",
+                )),
+            }
+        }
+        if !is_tool_name(tool) {
+            problems.push(Problem::new(
+                path,
+                at(&format!("tools[{i}]")),
+                format!("{tool:?} is not a valid tool name (1-128 of A-Z a-z 0-9 _ . -)"),
+            ));
+        } else if seen.contains(tool) {
+            problems.push(Problem::new(
+                path,
+                at(&format!("tools[{i}]")),
+                format!("duplicate tool {tool:?}"),
+            ));
+        }
+        seen.push(tool.clone());
+    }
+    pins
+}
+
+/// A pinned definition's hash as written in the file (64 hex digits).
+fn sha256_of_hex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).ok()?;
+    Some(out)
+}
+
+pub(super) fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Tool names as the MCP specification allows them.
+pub fn is_tool_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+pub(super) fn parse_upstream(raw: &str) -> Result<UpstreamTarget, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    let tls = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => {
+            return Err(format!(
+                "scheme {other:?} is not supported (use http or https)"
+            ))
+        }
+    };
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("{raw:?} has no host"))?
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| format!("{raw:?} has no port"))?;
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!(
+            "{raw:?}: an upstream URL has no query, fragment or credentials"
+        ));
+    }
+    Ok(UpstreamTarget {
+        host,
+        port,
+        path: url.path().to_string(),
+        tls,
+        weight: 1,
+        spawn: None,
+        legacy_sse: false,
+    })
+}
+
+/// A tool process the gateway will run, on a loopback port the runtime picks when it starts the
+/// process (`Config::assign_spawn_ports`); 0 until then.
+fn spawned_upstream(args: &[String]) -> Result<UpstreamTarget, String> {
+    Ok(UpstreamTarget {
+        host: "127.0.0.1".into(),
+        port: 0,
+        path: "/mcp".into(),
+        tls: false,
+        weight: 1,
+        spawn: Some(args.to_vec()),
+        legacy_sse: false,
+    })
+}
