@@ -6,6 +6,7 @@
 //! Nothing is lost on the way out either: a batch stays "pending" until it is stored, and after the
 //! server stops, [`Audit::finish`] stores whatever is pending or still queued.
 
+mod columns;
 pub mod migrate;
 pub mod record;
 pub mod scan;

@@ -1,5 +1,9 @@
 //! One audit row: what was asked, by whom, what the gateway decided and what came back.
 
+use crate::auth::Identity;
+use crate::config::audit::AuditConfig;
+use crate::logs::clip;
+use crate::outcome::Class;
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -38,6 +42,50 @@ pub struct AuditRecord {
     /// The job this row belongs to: its submission and its completion carry the same id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+}
+
+impl AuditRecord {
+    /// A row with what every row has (the time, this instance, the arguments mode) and nothing
+    /// else; each writer of rows sets what it knows on top.
+    pub fn new(config: &AuditConfig, request_id: String, outcome: Class, http_status: i32) -> Self {
+        AuditRecord {
+            time_us: now_us(),
+            request_id,
+            instance: config.instance.clone(),
+            user_id: None,
+            tenant: None,
+            roles: Vec::new(),
+            scope: None,
+            method: None,
+            tool: None,
+            jsonrpc_id: None,
+            outcome,
+            reason: None,
+            rpc_error_code: None,
+            http_status,
+            upstream: None,
+            latency_ms: 0.0,
+            upstream_latency_ms: None,
+            request_bytes: 0,
+            response_bytes: 0,
+            client_addr: None,
+            session_hash: None,
+            arguments_mode: config.arguments.name().to_string(),
+            arguments: None,
+            client_cert: None,
+            job_id: None,
+        }
+    }
+
+    /// The caller's user, tenant and roles, clipped and bounded as every row keeps them.
+    pub fn by(mut self, identity: &Identity) -> Self {
+        self.user_id = Some(clip(&identity.user).into_owned());
+        self.tenant = identity.tenant.as_deref().map(|t| clip(t).into_owned());
+        self.roles = (identity.roles.iter().take(MAX_ROLES))
+            .map(|r| clip(r).into_owned())
+            .collect();
+        self
+    }
 }
 
 /// Unix time in microseconds, for the audit row.

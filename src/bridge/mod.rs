@@ -10,7 +10,6 @@
 //! `initialize` and sends the message again, so a gateway or upstream restart does not end the
 //! client's session. When stdin closes, the bridge ends its session (DELETE) and exits.
 
-mod sse;
 pub mod token;
 
 use serde_json::Value;
@@ -181,7 +180,7 @@ impl Bridge {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|c| c.starts_with("text/event-stream"));
         if is_sse {
-            let mut events = sse::Events::default();
+            let mut events = crate::sse::Events::default();
             while let Some(chunk) = resp.chunk().await? {
                 for data in events.feed(&chunk) {
                     self.emit(data);
@@ -281,7 +280,7 @@ impl Bridge {
             if !resp.status().is_success() {
                 return;
             }
-            let mut events = sse::Events::default();
+            let mut events = crate::sse::Events::default();
             while let Ok(Some(chunk)) = resp.chunk().await {
                 for data in events.feed(&chunk) {
                     b.emit(data);

@@ -7,6 +7,7 @@
 //!
 //! Cancelling stops the wait and tells the upstream with `notifications/cancelled`.
 
+use crate::audit::AuditRecord;
 use crate::auth::Identity;
 use crate::error::GatewayError;
 use crate::jsonrpc::MODERN_VERSION;
@@ -254,42 +255,20 @@ impl Call {
             (Ok(_), _) => (Class::Ok, None),
         };
         let ms = elapsed.as_secs_f64() * 1000.0;
-        audit.submit(crate::audit::AuditRecord {
-            time_us: crate::audit::record::now_us(),
-            request_id: uuid::Uuid::new_v4().simple().to_string(),
-            instance: audit.config.instance.clone(),
-            user_id: Some(crate::logs::clip(&job.owner.user).into_owned()),
-            tenant: self
-                .identity
-                .tenant
-                .as_deref()
-                .map(|t| crate::logs::clip(t).into_owned()),
-            roles: self
-                .identity
-                .roles
-                .iter()
-                .take(crate::audit::record::MAX_ROLES)
-                .map(|r| crate::logs::clip(r).into_owned())
-                .collect(),
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let row = AuditRecord::new(&audit.config, id, outcome, 200).by(&self.identity);
+        audit.submit(AuditRecord {
             scope: Some(job.scope.clone()),
-            method: Some("tools/call".into()),
+            method: Some(crate::protocol::method::TOOLS_CALL.into()),
             tool: Some(job.tool.clone()),
-            jsonrpc_id: None,
-            outcome,
             reason,
             rpc_error_code: ended.rpc_code,
-            http_status: 200,
             upstream: ended.upstream.as_ref().map(|p| p.addr.clone()),
             latency_ms: ms,
             upstream_latency_ms: Some(ms),
-            request_bytes: 0,
             response_bytes: ended.result.as_ref().map_or(0, |t| t.len() as i64),
-            client_addr: None,
-            session_hash: None,
-            arguments_mode: audit.config.arguments.name().to_string(),
-            arguments: None,
-            client_cert: None,
             job_id: Some(job.id.clone()),
+            ..row
         });
     }
 }
@@ -317,24 +296,9 @@ fn answer_to(text: &str, id: &Value) -> Option<Value> {
     if let Ok(v) = serde_json::from_str::<Value>(text) {
         return is_answer(&v).then_some(v);
     }
-    // SSE: an event's data may span several `data:` lines.
-    let mut data = String::new();
-    for line in text.lines().chain(std::iter::once("")) {
-        if let Some(d) = line.strip_prefix("data:") {
-            if !data.is_empty() {
-                data.push('\n');
-            }
-            data.push_str(d.strip_prefix(' ').unwrap_or(d));
-        } else if line.is_empty() && !data.is_empty() {
-            if let Ok(v) = serde_json::from_str::<Value>(&data) {
-                if is_answer(&v) {
-                    return Some(v);
-                }
-            }
-            data.clear();
-        }
-    }
-    None
+    crate::sse::events_in(text.as_bytes())
+        .filter_map(|d| serde_json::from_slice::<Value>(&d).ok())
+        .find(is_answer)
 }
 
 #[cfg(test)]

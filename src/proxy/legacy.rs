@@ -340,7 +340,7 @@ pub fn divert(body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCt
     if legacy.sse {
         while let Some((end, sep)) = crate::sse::next_event(&legacy.pending) {
             let event = legacy.pending.split_to(end + sep);
-            if let Some(data) = event_data(&event[..end]) {
+            if let Some(data) = crate::sse::event_data(&event[..end]) {
                 delivered &= legacy.stream.send(message(&data));
             }
         }
@@ -348,7 +348,7 @@ pub fn divert(body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCt
     if end_of_stream {
         let rest = legacy.pending.split();
         let rest = if legacy.sse {
-            event_data(&rest)
+            crate::sse::event_data(&rest)
         } else {
             Some(rest.to_vec())
         };
@@ -359,24 +359,6 @@ pub fn divert(body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCt
     if !delivered {
         tracing::warn!(request_id = %ctx.request_id, "legacy stream is not read; message dropped");
     }
-}
-
-/// The data lines of one SSE event, joined; `None` for an event without data (a priming event,
-/// a comment).
-fn event_data(event: &[u8]) -> Option<Vec<u8>> {
-    let mut data: Option<Vec<u8>> = None;
-    for line in event.split(|b| *b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(v) = line.strip_prefix(b"data:") {
-            let v = v.strip_prefix(b" ").unwrap_or(v);
-            let d = data.get_or_insert_with(Vec::new);
-            if !d.is_empty() {
-                d.push(b'\n');
-            }
-            d.extend_from_slice(v);
-        }
-    }
-    data.filter(|d| !d.is_empty())
 }
 
 /// A `message` event carrying one JSON-RPC message on one line.
@@ -416,13 +398,16 @@ mod tests {
 
     #[test]
     fn event_data_and_messages() {
-        assert_eq!(event_data(b"id: 1\ndata: {\"a\":1}").unwrap(), b"{\"a\":1}");
         assert_eq!(
-            event_data(b"data: {\"a\":\ndata: 1}").unwrap(),
+            crate::sse::event_data(b"id: 1\ndata: {\"a\":1}").unwrap(),
+            b"{\"a\":1}"
+        );
+        assert_eq!(
+            crate::sse::event_data(b"data: {\"a\":\ndata: 1}").unwrap(),
             b"{\"a\":\n1}"
         );
-        assert!(event_data(b"id: 0\ndata:").is_none());
-        assert!(event_data(b": comment").is_none());
+        assert!(crate::sse::event_data(b"id: 0\ndata:").is_none());
+        assert!(crate::sse::event_data(b": comment").is_none());
         assert_eq!(
             &message(b"{\"a\":\n1}")[..],
             b"event: message\ndata: {\"a\":1}\n\n"

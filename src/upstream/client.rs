@@ -219,9 +219,8 @@ impl Pool {
 pub fn answer_of(text: &str) -> Option<Value> {
     let whole = serde_json::from_str::<Value>(text).ok();
     let from_events = || {
-        text.lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        crate::sse::events_in(text.as_bytes())
+            .filter_map(|d| serde_json::from_slice::<Value>(&d).ok())
             .find(|v| v.get("result").is_some())
     };
     whole.or_else(from_events)?.get("result").cloned()

@@ -3,7 +3,6 @@
 
 use super::ctx::RequestCtx;
 use super::names;
-use crate::audit::record::{now_us, MAX_ROLES};
 use crate::audit::AuditRecord;
 use crate::logs::clip;
 use crate::metrics;
@@ -107,34 +106,24 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
             .get(&names::SESSION_ID)
             .and_then(|v| v.to_str().ok())
     });
+    let mut row = AuditRecord::new(
+        &audit.config,
+        ctx.request_id.clone(),
+        class,
+        i32::from(status),
+    );
+    if let Some(i) = ctx.identity() {
+        row = row.by(i);
+    }
     audit.submit(AuditRecord {
-        time_us: now_us(),
-        request_id: ctx.request_id.clone(),
-        instance: audit.config.instance.clone(),
-        user_id: user.map(|u| u.into_owned()),
-        tenant: ctx
-            .identity()
-            .and_then(|i| i.tenant.as_deref().map(|t| clip(t).into_owned())),
-        roles: ctx
-            .identity()
-            .map(|i| {
-                i.roles
-                    .iter()
-                    .take(MAX_ROLES)
-                    .map(|r| clip(r).into_owned())
-                    .collect()
-            })
-            .unwrap_or_default(),
         scope: scope.map(|_| scope_name.to_string()),
         method: Some(method.into_owned()),
         tool: tool.map(|t| t.into_owned()),
         jsonrpc_id: first
             .and_then(|m| m.id.as_deref())
             .map(|id| clip(id).into_owned()),
-        outcome: class,
         reason,
         rpc_error_code: outcome.rpc_code(),
-        http_status: i32::from(status),
         upstream: ctx.picked.as_ref().map(|p| p.addr.clone()),
         latency_ms: latency.as_secs_f64() * 1000.0,
         upstream_latency_ms: ctx.upstream_elapsed.map(|d| d.as_secs_f64() * 1000.0),
@@ -142,10 +131,10 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         response_bytes: ctx.response_bytes as i64,
         client_addr: session.client_addr().and_then(|a| a.as_inet()).copied(),
         session_hash: session_id.map(short_hash),
-        arguments_mode: audit.config.arguments.name().to_string(),
         arguments,
         client_cert: crate::listen::tls::client_cert(session).map(|c| c.subject.clone()),
         job_id: ctx.job.clone(),
+        ..row
     });
 }
 
@@ -226,32 +215,12 @@ pub fn refused_head(audit: &crate::audit::Audit, r: crate::listen::RefusedHead) 
     if !audit.enabled() {
         return;
     }
+    let row = AuditRecord::new(&audit.config, r.request_id, class, i32::from(status));
     audit.submit(AuditRecord {
-        time_us: now_us(),
-        request_id: r.request_id,
-        instance: audit.config.instance.clone(),
-        user_id: None,
-        tenant: None,
-        roles: Vec::new(),
-        scope: None,
-        method: None,
-        tool: None,
-        jsonrpc_id: None,
-        outcome: class,
         reason,
         rpc_error_code: outcome.rpc_code(),
-        http_status: i32::from(status),
-        upstream: None,
-        latency_ms: 0.0,
-        upstream_latency_ms: None,
-        request_bytes: 0,
-        response_bytes: 0,
         client_addr: r.peer,
-        session_hash: None,
-        arguments_mode: audit.config.arguments.name().to_string(),
-        arguments: None,
-        client_cert: None,
-        job_id: None,
+        ..row
     });
 }
 

@@ -113,23 +113,8 @@ impl ResponseRewrite {
 /// data the gateway cannot read is dropped (an empty event): a lenient client might read what the
 /// filter could not. Bytes that are not UTF-8 are read as clients decode them (replaced).
 fn rewrite_event(event: &[u8], allowed: &dyn Visible) -> Option<Vec<u8>> {
-    let text = String::from_utf8_lossy(event);
-    let mut data = String::new();
-    let mut others = Vec::new();
-    for line in text.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if let Some(d) = line.strip_prefix("data:") {
-            if !data.is_empty() {
-                data.push('\n');
-            }
-            data.push_str(d.strip_prefix(' ').unwrap_or(d));
-        } else {
-            others.push(line);
-        }
-    }
-    if data.is_empty() {
-        return None;
-    }
+    let (data, others) = crate::sse::split_event(event);
+    let data = String::from_utf8_lossy(data.as_deref().filter(|d| !d.is_empty())?);
     let new = match filter_json(data.as_bytes(), allowed) {
         Filtered::Unchanged => return None,
         Filtered::Changed(new) => new,
@@ -137,7 +122,7 @@ fn rewrite_event(event: &[u8], allowed: &dyn Visible) -> Option<Vec<u8>> {
     };
     let mut out = Vec::with_capacity(new.len() + 64);
     for l in others {
-        out.extend_from_slice(l.as_bytes());
+        out.extend_from_slice(l);
         out.push(b'\n');
     }
     out.extend_from_slice(b"data: ");

@@ -94,7 +94,7 @@ impl Upstream {
                     .split(|b| *b == b'\n')
                     .find_map(|l| l.strip_prefix(b"event:"))
                     .map(|k| String::from_utf8_lossy(k).trim().to_string());
-                return Some((kind, super::event_data(&event[..end])));
+                return Some((kind, crate::sse::event_data(&event[..end])));
             }
             if self.buf.len() > MAX_EVENT {
                 return None;
