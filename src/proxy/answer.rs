@@ -3,7 +3,7 @@
 //! to what the caller may see, an upstream JSON-RPC error is scrubbed (`scrub`), streams go out
 //! unbuffered, and a non-streaming answer that takes longer than the scope's total timeout is cut.
 
-use super::ctx::RequestCtx;
+use super::ctx::{AnswerBody, RequestCtx};
 use super::filter::ResponseRewrite;
 use super::{names, respond, visible};
 use crate::error::GatewayError;
@@ -20,10 +20,10 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         respond::replace_upstream_error(resp, ctx)?;
         return resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str());
     }
-    if resp.status == 404 && ctx.bridged.is_some() {
+    if resp.status == 404 && ctx.bridged().is_some() {
         // The upstream forgot the gateway's session: the next request opens a new one. A 404
         // means "method not found" to a 2026-07-28 client, so this one gets a 502 (-32008).
-        if let Some(p) = &ctx.picked {
+        if let Some(p) = &ctx.upstream.picked {
             ctx.rt.bridged.forget(&p.addr);
         }
         respond::replace_upstream_error(resp, ctx)?;
@@ -35,30 +35,35 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    ctx.streaming = content_type.starts_with("text/event-stream");
+    ctx.answer.streaming = content_type.starts_with("text/event-stream");
     // An owned copy of the content type only when a list answer is rewritten.
-    let rewrite_as = (resp.status == 200 && matches!(ctx.rewrite, ResponseRewrite::ListPending))
-        .then(|| content_type.to_string());
-    if rewrite_as.is_none() && !ctx.streaming && content_type.starts_with("application/json") {
-        ctx.held_answer = resp
+    let rewrite_as = (resp.status == 200
+        && matches!(ctx.answer.rewrite, ResponseRewrite::ListPending))
+    .then(|| content_type.to_string());
+    if rewrite_as.is_none() && !ctx.answer.streaming && content_type.starts_with("application/json")
+    {
+        let held = resp
             .headers
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .and_then(super::scrub::HeldAnswer::for_length);
+        if let Some(h) = held {
+            ctx.answer.body = AnswerBody::Held(h);
+        }
     }
     check_total_timeout(ctx)?;
     super::legacy::header(resp, ctx)?;
     seal_session(resp, ctx)?;
-    if ctx.streaming {
+    if ctx.answer.streaming {
         resp.insert_header("X-Accel-Buffering", "no")?;
     }
     if let Some(content_type) = rewrite_as {
-        let allowed = match ctx.bridged {
+        let allowed = match ctx.bridged() {
             Some(_) => Box::new(super::translate::Stamped(visible::of(ctx))),
             None => visible::of(ctx),
         };
-        if ctx.rewrite.start(&content_type, allowed) {
+        if ctx.answer.rewrite.start(&content_type, allowed) {
             resp.remove_header("content-length");
         }
     }
@@ -70,19 +75,18 @@ pub fn body(body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx)
     if !end_of_stream {
         check_total_timeout(ctx)?;
     }
-    if let Some(replaced) = ctx.upstream_error_body.as_mut() {
-        replaced.swallow(body, end_of_stream, &ctx.request_id);
+    match &mut ctx.answer.body {
+        AnswerBody::Passing => {}
+        AnswerBody::Replaced(r) => r.swallow(body, end_of_stream, &ctx.request_id),
+        AnswerBody::Held(h) => h.take(body, end_of_stream, &ctx.request_id),
     }
-    if let Some(held) = ctx.held_answer.as_mut() {
-        held.take(body, end_of_stream, &ctx.request_id);
-    }
-    ctx.rewrite.body(body, end_of_stream);
+    ctx.answer.rewrite.body(body, end_of_stream);
     if let Some(b) = body.as_deref() {
-        ctx.response_bytes += b.len() as u64;
-        ctx.scan.feed(b);
+        ctx.answer.bytes += b.len() as u64;
+        ctx.answer.scan.feed(b);
     }
     if end_of_stream {
-        ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
+        ctx.upstream.elapsed = ctx.upstream.started.map(|t| t.elapsed());
     }
     Ok(())
 }
@@ -101,7 +105,7 @@ fn seal_session(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     // The same upstream session as the client presented: the same id goes back.
     let same = ctx.caller.as_ref().and_then(|c| {
         let b = c.session.as_ref()?;
-        let picked = ctx.picked.as_ref()?;
+        let picked = ctx.upstream.picked.as_ref()?;
         (b.upstream_session == id && b.upstream == picked.addr)
             .then(|| c.session_id.clone())
             .flatten()
@@ -110,7 +114,7 @@ fn seal_session(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         resp.insert_header(names::written::SESSION_ID, presented)?;
         return Ok(());
     }
-    let sealed = match (ctx.caller.as_ref(), &ctx.picked) {
+    let sealed = match (ctx.caller.as_ref(), &ctx.upstream.picked) {
         (Some(caller), Some(picked)) => ctx.rt.sessions.seal(&SessionBinding {
             scope: caller.scope.scope.name.clone(),
             upstream: picked.addr.clone(),
@@ -122,7 +126,7 @@ fn seal_session(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     match sealed {
         Some(s) => {
             resp.insert_header(names::written::SESSION_ID, s.as_str())?;
-            ctx.issued_session = Some(s);
+            ctx.answer.issued_session = Some(s);
         }
         None => {
             resp.remove_header(&names::SESSION_ID);
@@ -135,7 +139,8 @@ fn seal_session(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
 /// each of its chunks arrive (silence in between is bounded by the idle `timeout`).
 fn check_total_timeout(ctx: &mut RequestCtx) -> Result<()> {
     let total = ctx.scope.as_ref().and_then(|s| s.scope.total_timeout);
-    if let (Some(total), Some(started), false) = (total, ctx.upstream_started, ctx.streaming) {
+    if let (Some(total), Some(started), false) = (total, ctx.upstream.started, ctx.answer.streaming)
+    {
         if started.elapsed() > total {
             ctx.error = Some(GatewayError::UpstreamTimeout(
                 "the answer took longer than the total timeout".into(),
@@ -169,7 +174,7 @@ mod tests {
         assert_eq!(binding.user_hash, user_hash("alice", None));
         assert!(resp.headers.get("server").is_none());
         assert_eq!(resp.headers["x-accel-buffering"], "no");
-        assert!(ctx.streaming);
+        assert!(ctx.answer.streaming);
     }
 
     #[test]
@@ -180,7 +185,7 @@ mod tests {
         resp.insert_header("mcp-session-id", "upstream-42").unwrap();
         header(&mut resp, &mut ctx).unwrap();
         assert!(resp.headers.get("mcp-session-id").is_none());
-        assert!(ctx.issued_session.is_none());
+        assert!(ctx.answer.issued_session.is_none());
     }
 
     #[test]

@@ -133,7 +133,7 @@ pub fn open_session(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
     let picked = scope
         .get_healthy(&binding.upstream)
         .ok_or(GatewayError::UnknownSession)?;
-    ctx.picked = Some(picked);
+    ctx.upstream.picked = Some(picked);
     let presented = raw.to_str().ok().map(str::to_string);
     if let Some(caller) = ctx.caller.as_mut() {
         caller.session = Some(binding);

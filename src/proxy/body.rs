@@ -64,7 +64,7 @@ pub async fn read_early(
             let deadline = ctx.rt.config.connections.body_deadline(n);
             match tokio::time::timeout(deadline, read_all(session)).await {
                 Ok(body) => {
-                    ctx.body_slot = None;
+                    ctx.body.slot = None;
                     body.map(Some)
                 }
                 Err(_) => {
@@ -78,11 +78,11 @@ pub async fn read_early(
             let deadline = Instant::now() + limits.body_deadline(length.unwrap_or(max));
             // Grown as the body arrives: a declared length alone reserves no more than this.
             let capacity = length.unwrap_or(EARLY_BODY_LIMIT).min(EARLY_BODY_LIMIT) as usize;
-            ctx.large_body = Some(HeldBody {
+            ctx.body.held = Some(HeldBody {
                 buf: BytesMut::with_capacity(capacity),
                 deadline,
             });
-            ctx.body_held = true;
+            ctx.body.was_held = true;
             // Pingora reads the rest: no single read may wait past the deadline.
             session
                 .as_downstream_mut()
@@ -128,7 +128,7 @@ pub fn hold(
     end: bool,
 ) -> Result<Option<Bytes>, GatewayError> {
     let max = ctx.rt.config.limits.max_body_bytes;
-    let Some(held) = ctx.large_body.as_mut() else {
+    let Some(held) = ctx.body.held.as_mut() else {
         return Err(GatewayError::Internal);
     };
     let now = Instant::now();
@@ -142,8 +142,8 @@ pub fn hold(
         held.buf.extend_from_slice(&chunk);
     }
     if end {
-        ctx.body_slot = None;
-        return Ok(ctx.large_body.take().map(|h| h.buf.freeze()));
+        ctx.body.slot = None;
+        return Ok(ctx.body.held.take().map(|h| h.buf.freeze()));
     }
     session
         .as_downstream_mut()

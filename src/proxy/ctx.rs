@@ -6,6 +6,7 @@ use crate::audit::scan::ResponseScan;
 use crate::auth::Identity;
 use crate::error::GatewayError;
 use crate::jsonrpc::Rpc;
+use crate::limits::inflight::InflightGuard;
 use crate::session::SessionBinding;
 use crate::upstream::{Picked, ScopeUpstreams};
 use std::sync::Arc;
@@ -24,12 +25,90 @@ pub struct Admitted {
     pub session_id: Option<String>,
 }
 
-/// Everything the gateway learns about one request, in the order it learns it.
+/// How the request travels besides the plain way: each mode's state lives in its variant.
+pub enum Mode {
+    Plain,
+    /// A legacy HTTP+SSE message or stream: its answer goes to the client's stream.
+    Legacy(super::legacy::Legacy),
+    /// A 2026-07-28 request on an older upstream: its revision and the gateway's session there.
+    Bridged {
+        version: &'static str,
+        opened: Arc<super::translate::Opened>,
+    },
+}
+
+/// The request body's phase: how it arrived and how it goes on.
+#[derive(Default)]
+pub struct Body {
+    /// A body too large for Pingora's early buffer, held here until it is complete and decided.
+    pub held: Option<super::body::HeldBody>,
+    /// The body took the held path (whether or not it is still held).
+    pub was_held: bool,
+    /// The user's place among bodies still arriving; given back when the body is complete.
+    pub slot: Option<InflightGuard>,
+    /// Its size.
+    pub bytes: u64,
+    /// The body as it goes to the upstream when the gateway rewrote it (a resource URI in its
+    /// normal form, or a request bridged to the other era).
+    pub rewritten: Option<super::translate::up::Rewritten>,
+}
+
+/// The upstream phase: which upstream, how the attempts went, how long it took.
+#[derive(Default)]
+pub struct Upstream {
+    pub picked: Option<Picked>,
+    /// Upstreams that failed to connect for this request (each tried once).
+    pub tried: Vec<Picked>,
+    /// How the last connect attempt failed, reported when no other upstream is left to try.
+    pub connect_error: Option<GatewayError>,
+    /// When the request went to the upstream, and how long until its answer was complete.
+    pub started: Option<Instant>,
+    pub elapsed: Option<std::time::Duration>,
+    /// The upstream's in-flight slot, held until the request ends.
+    pub slot: Option<InflightGuard>,
+}
+
+/// What happens to the answer's body on its way to the client.
+#[derive(Default)]
+pub enum AnswerBody {
+    #[default]
+    Passing,
+    /// An upstream 5xx whose body is replaced by the gateway's own JSON-RPC error.
+    Replaced(super::respond::ReplacedBody),
+    /// A small JSON answer held until complete, to scrub an upstream error in it.
+    Held(super::scrub::HeldAnswer),
+}
+
+/// The answer phase.
+pub struct Answer {
+    pub rewrite: ResponseRewrite,
+    pub body: AnswerBody,
+    /// Response body bytes sent to the client.
+    pub bytes: u64,
+    /// Outcome markers seen in the response (tool error, JSON-RPC error code).
+    pub scan: ResponseScan,
+    /// The answer is a stream (SSE): only the idle timeout applies, not the total one.
+    pub streaming: bool,
+    /// The client-visible session id issued on this request (initialize).
+    pub issued_session: Option<String>,
+    /// The first refusal in a batch the gateway answered itself (for the audit row and metrics).
+    pub batch_refusal: Option<GatewayError>,
+}
+
+/// Everything the gateway learns about one request, in the order it learns it: what is known
+/// from the head, then one value per phase (body, upstream, answer) and the mode's own state.
 pub struct RequestCtx {
     pub started: Instant,
     /// The configuration this request runs on, from start to end.
     pub rt: Arc<Runtime>,
     pub request_id: String,
+    /// The connection's head clock, restarted for the next request once this one is done.
+    pub head_clock: Option<crate::listen::HeadClock>,
+    /// The protocol version the request speaks (`MCP-Protocol-Version`, read once in `admit`;
+    /// 2025-03-26 when absent).
+    pub version: &'static str,
+    /// The request's `Origin`, when it is one of `allowed_origins` (answers then carry CORS).
+    pub cors_origin: Option<String>,
     /// The scope, for `/S/sse` and `/S/mcp` (known before the caller is).
     pub scope: Option<Arc<ScopeUpstreams>>,
     /// The authenticated caller on that scope; every step after authentication reads this.
@@ -39,57 +118,16 @@ pub struct RequestCtx {
     /// names who was refused.
     pub verified: Option<Arc<crate::auth::Identity>>,
     pub rpc: Option<Rpc>,
-    /// A body too large for Pingora's early buffer, held here until it is complete and decided.
-    pub large_body: Option<super::body::HeldBody>,
-    /// The body took the held path (whether or not it is still held).
-    pub body_held: bool,
-    pub picked: Option<Picked>,
-    /// Upstreams that failed to connect for this request (each tried once).
-    pub tried: Vec<Picked>,
-    /// How the last connect attempt failed, reported when no other upstream is left to try.
-    pub connect_error: Option<GatewayError>,
+    pub mode: Mode,
+    /// In-flight slots (user) held until the request ends.
+    pub held: Vec<InflightGuard>,
+    pub body: Body,
+    pub upstream: Upstream,
+    pub answer: Answer,
+    /// The job this request submitted (an MCP task, the REST API) or read.
+    pub job: Option<String>,
     /// The refusal, when the gateway refused; rendered once, in one place.
     pub error: Option<GatewayError>,
-    /// The first refusal in a batch the gateway answered itself (for the audit row and metrics).
-    pub batch_refusal: Option<GatewayError>,
-    pub rewrite: ResponseRewrite,
-    /// Request body size.
-    pub request_bytes: u64,
-    /// Response body bytes sent to the client.
-    pub response_bytes: u64,
-    /// Outcome markers seen in the response (tool error, JSON-RPC error code).
-    pub scan: ResponseScan,
-    /// When the request went to the upstream, and how long until its answer was complete.
-    pub upstream_started: Option<Instant>,
-    pub upstream_elapsed: Option<std::time::Duration>,
-    /// The client-visible session id issued on this request (initialize).
-    pub issued_session: Option<String>,
-    /// In-flight slots (user, upstream) held until the request ends.
-    pub held: Vec<crate::limits::inflight::InflightGuard>,
-    pub upstream_slot: Option<crate::limits::inflight::InflightGuard>,
-    /// The user's place among bodies still arriving; given back when the body is complete.
-    pub body_slot: Option<crate::limits::inflight::InflightGuard>,
-    /// The answer is a stream (SSE): only the idle timeout applies, not the total one.
-    pub streaming: bool,
-    /// An upstream 5xx whose body is replaced by the gateway's own JSON-RPC error.
-    pub upstream_error_body: Option<super::respond::ReplacedBody>,
-    /// A small JSON answer held until complete, to scrub an upstream error in it.
-    pub held_answer: Option<super::scrub::HeldAnswer>,
-    /// The protocol version the request speaks (`MCP-Protocol-Version`, read once in `admit`;
-    /// 2025-03-26 when absent).
-    pub version: &'static str,
-    /// The request's `Origin`, when it is one of `allowed_origins` (answers then carry CORS).
-    pub cors_origin: Option<String>,
-    /// A 2026-07-28 request on an older upstream: its revision and the gateway's session there.
-    pub bridged: Option<(&'static str, Arc<super::translate::Opened>)>,
-    /// A request bridged to the other era, its body rewritten for the upstream.
-    pub rewritten: Option<super::translate::up::Rewritten>,
-    /// A legacy HTTP+SSE message: its answer goes to the client's stream.
-    pub legacy: Option<super::legacy::Legacy>,
-    /// The job this request submitted (or, for the REST job API, the job it read).
-    pub job: Option<String>,
-    /// The connection's head clock, restarted for the next request once this one is done.
-    pub head_clock: Option<crate::listen::HeadClock>,
 }
 
 impl RequestCtx {
@@ -98,37 +136,51 @@ impl RequestCtx {
             started: Instant::now(),
             rt,
             request_id: uuid::Uuid::new_v4().simple().to_string(),
+            head_clock: None,
+            version: crate::protocol::DEFAULT_VERSION,
+            cors_origin: None,
             scope: None,
             caller: None,
             verified: None,
             rpc: None,
-            large_body: None,
-            body_held: false,
-            picked: None,
-            tried: Vec::new(),
-            connect_error: None,
-            error: None,
-            batch_refusal: None,
-            rewrite: ResponseRewrite::None,
-            request_bytes: 0,
-            response_bytes: 0,
-            scan: ResponseScan::default(),
-            upstream_started: None,
-            upstream_elapsed: None,
-            issued_session: None,
+            mode: Mode::Plain,
             held: Vec::new(),
-            upstream_slot: None,
-            body_slot: None,
-            streaming: false,
-            upstream_error_body: None,
-            held_answer: None,
-            head_clock: None,
+            body: Body::default(),
+            upstream: Upstream::default(),
+            answer: Answer {
+                rewrite: ResponseRewrite::None,
+                body: AnswerBody::Passing,
+                bytes: 0,
+                scan: ResponseScan::default(),
+                streaming: false,
+                issued_session: None,
+                batch_refusal: None,
+            },
             job: None,
-            legacy: None,
-            bridged: None,
-            rewritten: None,
-            cors_origin: None,
-            version: crate::jsonrpc::DEFAULT_VERSION,
+            error: None,
+        }
+    }
+
+    /// The legacy message or stream this request is, if it is one.
+    pub fn legacy(&self) -> Option<&super::legacy::Legacy> {
+        match &self.mode {
+            Mode::Legacy(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub fn legacy_mut(&mut self) -> Option<&mut super::legacy::Legacy> {
+        match &mut self.mode {
+            Mode::Legacy(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The upstream's revision and the gateway's session there, for a bridged request.
+    pub fn bridged(&self) -> Option<(&'static str, &Arc<super::translate::Opened>)> {
+        match &self.mode {
+            Mode::Bridged { version, opened } => Some((version, opened)),
+            _ => None,
         }
     }
 
@@ -140,22 +192,19 @@ impl RequestCtx {
 
     /// The stateless 2026-07-28 revision: no sessions, POST only, envelope and routing headers.
     pub fn is_modern(&self) -> bool {
-        self.version == crate::jsonrpc::MODERN_VERSION
+        self.version == crate::protocol::MODERN_VERSION
     }
 
     /// Whether JSON-RPC batches are allowed: only in 2025-03-26, which is also what a client that
     /// sends no version header speaks.
     pub fn batches_allowed(&self) -> bool {
-        self.version == crate::jsonrpc::DEFAULT_VERSION
+        self.version == crate::protocol::DEFAULT_VERSION
     }
 
     /// Whether the request must go to the upstream already picked (its session lives there).
     pub fn pinned(&self) -> bool {
         self.caller.as_ref().is_some_and(|c| c.session.is_some())
-            || self
-                .legacy
-                .as_ref()
-                .is_some_and(|l| l.upstream_path().is_some())
+            || self.legacy().is_some_and(|l| l.upstream_path().is_some())
     }
 
     pub fn identity(&self) -> Option<&Identity> {
@@ -168,7 +217,7 @@ impl RequestCtx {
     /// Why the gateway refused this request: its own refusal, or the first one of a batch it
     /// answered itself.
     pub fn refusal(&self) -> Option<&GatewayError> {
-        self.error.as_ref().or(self.batch_refusal.as_ref())
+        self.error.as_ref().or(self.answer.batch_refusal.as_ref())
     }
 
     /// The raw JSON-RPC id of a single request, for error bodies.

@@ -20,12 +20,12 @@ pub fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
         ctx.error = Some(GatewayError::UnknownSession);
         return e;
     }
-    ctx.connect_error = Some(classify(&e, ctx));
-    if let Some(p) = ctx.picked.take() {
+    ctx.upstream.connect_error = Some(classify(&e, ctx));
+    if let Some(p) = ctx.upstream.picked.take() {
         tracing::warn!(request_id = %ctx.request_id, upstream = %p.addr, error = %e, "upstream connect failed");
-        ctx.tried.push(p);
+        ctx.upstream.tried.push(p);
     }
-    if ctx.tried.len() <= 1 {
+    if ctx.upstream.tried.len() <= 1 {
         e.set_retry(true);
     }
     e
@@ -37,7 +37,7 @@ pub async fn render(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> F
     let err = ctx.error.clone().unwrap_or_else(|| classify(e, ctx));
     // A refusal of a held body comes after Pingora started the upstream request: that
     // connection's state is not clean, so it is closed after the answer.
-    let reuse = !ctx.body_held
+    let reuse = !ctx.body.was_held
         && !matches!(
             err,
             GatewayError::PayloadTooLarge { .. } | GatewayError::BodyTimeout

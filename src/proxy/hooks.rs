@@ -76,7 +76,7 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if ctx.large_body.is_none() {
+        if ctx.body.held.is_none() {
             super::translate::up::replace_body(ctx, chunk);
             return Ok(());
         }
@@ -124,7 +124,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        ctx.upstream_started = Some(std::time::Instant::now());
+        ctx.upstream.started = Some(std::time::Instant::now());
         let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
         upstream::rewrite_request(upstream_request, ctx, peer).map_err(|e| {
             ctx.error = Some(e);

@@ -60,7 +60,7 @@ pub async fn decide(
     ctx: &mut RequestCtx,
     bytes: &[u8],
 ) -> Result<bool, GatewayError> {
-    ctx.request_bytes = bytes.len() as u64;
+    ctx.body.bytes = bytes.len() as u64;
     // Arguments are kept for the audit trail or for the schema check.
     let keep_arguments = ctx.rt.audit.config.arguments.wants_arguments()
         || ctx
@@ -106,8 +106,8 @@ pub async fn decide(
             }
             let Some((status, body)) = translate::answer_here(ctx, bytes).await? else {
                 // Bridging rewrote the request from the normal body already, or this is it.
-                if let (None, Some(t)) = (&ctx.rewritten, normal) {
-                    ctx.rewritten = Some(translate::up::Rewritten {
+                if let (None, Some(t)) = (&ctx.body.rewritten, normal) {
+                    ctx.body.rewritten = Some(translate::up::Rewritten {
                         body: t.body.clone(),
                         route: t.route.clone(),
                         sent: false,

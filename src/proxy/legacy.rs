@@ -149,7 +149,7 @@ pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Ga
     let (id, mut rx) = streams.open(&scope_name, owner, pinned)?;
     let result = pump(session, ctx, &scope_name, &id, &mut rx, upstream.as_mut()).await;
     streams.close(&id);
-    ctx.streaming = true;
+    ctx.answer.streaming = true;
     result.map_err(|_| GatewayError::Internal)
 }
 
@@ -251,7 +251,7 @@ pub fn open_message(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
         .map(|b| &b.upstream)
         .or(stream.upstream.as_ref().map(|u| &u.0));
     if let Some(addr) = pinned_to {
-        ctx.picked = Some(
+        ctx.upstream.picked = Some(
             scope
                 .get_healthy(addr)
                 .ok_or(GatewayError::UnknownSession)?,
@@ -260,7 +260,7 @@ pub fn open_message(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
     if let Some(caller) = ctx.caller.as_mut() {
         caller.session = binding;
     }
-    ctx.legacy = Some(Legacy {
+    ctx.mode = super::ctx::Mode::Legacy(Legacy {
         stream,
         sse: false,
         pending: BytesMut::new(),
@@ -289,14 +289,14 @@ impl Legacy {
 /// The upstream's answer header for a legacy message: its session id is kept for the stream (never
 /// shown), and a successful answer becomes 202 with its body diverted to the stream.
 pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> pingora::Result<()> {
-    let Some(legacy) = ctx.legacy.as_mut() else {
+    let super::ctx::Mode::Legacy(legacy) = &mut ctx.mode else {
         return Ok(());
     };
     if let (Some(id), Some(picked), Some(caller)) = (
         resp.headers
             .get(&super::names::SESSION_ID)
             .and_then(|v| v.to_str().ok()),
-        &ctx.picked,
+        &ctx.upstream.picked,
         &ctx.caller,
     ) {
         *legacy
@@ -330,7 +330,7 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> pingora::Resul
 
 /// Moves a legacy answer's body (already filtered) to the client's stream.
 pub fn divert(body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) {
-    let Some(legacy) = ctx.legacy.as_mut().filter(|l| l.diverting) else {
+    let Some(legacy) = ctx.legacy_mut().filter(|l| l.diverting) else {
         return;
     };
     if let Some(b) = body.take() {
@@ -387,7 +387,7 @@ fn message(data: &[u8]) -> Bytes {
 /// Also delivers an answer the gateway itself gives a legacy message (a refusal, an answer made
 /// here) to its stream: the client waits for it there, not on the POST.
 pub fn also_to_stream(ctx: &RequestCtx, body: &[u8]) {
-    if let (Some(legacy), Some(_)) = (&ctx.legacy, ctx.rpc_id()) {
+    if let (Some(legacy), Some(_)) = (ctx.legacy(), ctx.rpc_id()) {
         legacy.stream.send(message(body));
     }
 }

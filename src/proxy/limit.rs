@@ -28,7 +28,7 @@ pub fn hold_body_slot(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
         .user_bodies
         .acquire(user)
         .ok_or(GatewayError::TooManyBodies)?;
-    ctx.body_slot = Some(guard);
+    ctx.body.slot = Some(guard);
     Ok(())
 }
 

@@ -56,7 +56,7 @@ pub fn replace_upstream_error(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -
     resp.remove_header("mcp-session-id");
     resp.insert_header("Content-Type", "application/json")?;
     resp.insert_header("Cache-Control", "no-store")?;
-    ctx.upstream_error_body = Some(ReplacedBody {
+    ctx.answer.body = super::ctx::AnswerBody::Replaced(ReplacedBody {
         status,
         replacement: Some(err.body(ctx.rpc_id())),
         original: Vec::new(),

@@ -312,7 +312,7 @@ async fn invoke(
     let body = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {"name": req.tool_name, "arguments": arguments}}))
     .map_err(|_| GatewayError::Internal)?;
-    ctx.request_bytes = raw.len() as u64;
+    ctx.body.bytes = raw.len() as u64;
     let keep = ctx.rt.audit.config.arguments.wants_arguments() || scope.scope.validate_arguments;
     let rpc = crate::jsonrpc::parse(&body, false, keep)?;
     let decision = authz::decide(ctx, &rpc);
@@ -355,10 +355,10 @@ async fn invoke(
             std::future::pending(),
         )
         .await;
-    ctx.upstream_elapsed = Some(started.elapsed());
-    ctx.picked = ended.upstream.clone();
-    ctx.scan.tool_error = ended.tool_error;
-    ctx.scan.rpc_error_code = ended.rpc_code;
+    ctx.upstream.elapsed = Some(started.elapsed());
+    ctx.upstream.picked = ended.upstream.clone();
+    ctx.answer.scan.tool_error = ended.tool_error;
+    ctx.answer.scan.rpc_error_code = ended.rpc_code;
     let text = match ended.result {
         Ok(text) => text,
         Err(crate::jobs::call::Failure::Gateway(e)) => return Err(e),

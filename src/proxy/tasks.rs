@@ -49,7 +49,7 @@ pub async fn answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>
         _ => return Ok(None),
     };
     if let Err(e) = &answer {
-        ctx.scan.rpc_error_code = e.get("code").and_then(Value::as_i64).map(|c| c as i32);
+        ctx.answer.scan.rpc_error_code = e.get("code").and_then(Value::as_i64).map(|c| c as i32);
     }
     let id = ctx.rpc_id().unwrap_or("null");
     Ok(Some(match answer {

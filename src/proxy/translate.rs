@@ -34,7 +34,7 @@ pub async fn prepare(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
     };
     let scope = caller.scope.clone();
     let picked = scope
-        .select(caller.identity.user.as_bytes(), &ctx.tried)
+        .select(caller.identity.user.as_bytes(), &ctx.upstream.tried)
         .ok_or_else(|| GatewayError::NoHealthyUpstream(scope.scope.name.clone()))?;
     let hash = user_hash(&caller.identity.user, caller.identity.tenant.as_deref());
     let opened = ctx.rt.bridged.get(&scope, &picked, version).await?;
@@ -46,8 +46,8 @@ pub async fn prepare(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
             user_hash: hash,
         });
     }
-    ctx.picked = Some(picked);
-    ctx.bridged = Some((version, opened));
+    ctx.upstream.picked = Some(picked);
+    ctx.mode = super::ctx::Mode::Bridged { version, opened };
     Ok(())
 }
 
@@ -74,12 +74,12 @@ pub async fn answer_here(
 /// `initialize`, with the capabilities cut to the caller's. Every other bridged answer goes
 /// through the response rewrite, which stamps its `resultType`.
 fn discover_answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>, GatewayError> {
-    let Some((_, opened)) = ctx.bridged.as_ref() else {
+    let Some((_, opened)) = ctx.bridged() else {
         return Ok(None);
     };
     if ctx.method() != Some("server/discover") {
-        ctx.rewrite = super::filter::ResponseRewrite::pending_list();
-        ctx.rewritten = Some(up::strip_envelope(body)?);
+        ctx.answer.rewrite = super::filter::ResponseRewrite::pending_list();
+        ctx.body.rewritten = Some(up::strip_envelope(body)?);
         return Ok(None);
     }
     let init = &opened.init;

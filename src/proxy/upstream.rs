@@ -17,18 +17,19 @@ pub fn peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>, GatewayError> {
     let caller = ctx.admitted()?;
     let scope = caller.scope.clone();
     if !ctx.pinned() {
-        let picked = scope.select(caller.identity.user.as_bytes(), &ctx.tried);
+        let picked = scope.select(caller.identity.user.as_bytes(), &ctx.upstream.tried);
         let picked = picked.ok_or_else(|| {
-            ctx.connect_error
+            ctx.upstream
+                .connect_error
                 .take()
                 .unwrap_or_else(|| GatewayError::NoHealthyUpstream(scope.scope.name.clone()))
         })?;
-        ctx.picked = Some(picked);
+        ctx.upstream.picked = Some(picked);
     }
-    let picked = ctx.picked.as_ref().ok_or(GatewayError::Internal)?;
+    let picked = ctx.upstream.picked.as_ref().ok_or(GatewayError::Internal)?;
     if ctx.rt.upstream_inflight.enabled() {
-        ctx.upstream_slot = None;
-        ctx.upstream_slot = Some(
+        ctx.upstream.slot = None;
+        ctx.upstream.slot = Some(
             ctx.rt
                 .upstream_inflight
                 .acquire(&picked.addr)
@@ -64,7 +65,7 @@ pub fn rewrite_request(
     ctx: &RequestCtx,
     peer: Option<std::net::SocketAddr>,
 ) -> Result<(), GatewayError> {
-    let (Some(picked), Ok(caller)) = (&ctx.picked, ctx.admitted()) else {
+    let (Some(picked), Ok(caller)) = (&ctx.upstream.picked, ctx.admitted()) else {
         return Err(GatewayError::Internal);
     };
     rewrite(req, ctx, caller, picked, peer).map_err(|_| GatewayError::Internal)
@@ -77,7 +78,7 @@ fn rewrite(
     picked: &Picked,
     peer: Option<std::net::SocketAddr>,
 ) -> pingora::Result<()> {
-    match ctx.legacy.as_ref().and_then(|l| l.upstream_path()) {
+    match ctx.legacy().and_then(|l| l.upstream_path()) {
         Some(path) => req.set_uri(path.clone()),
         None => req.set_uri(picked.uri.clone()),
     }
@@ -97,13 +98,13 @@ fn rewrite(
             req.remove_header(&names::TENANT_ID);
         }
     }
-    if let Some(t) = &ctx.rewritten {
+    if let Some(t) = &ctx.body.rewritten {
         super::translate::up::rewrite_headers(req, t)?;
     }
-    if let Some((version, _)) = &ctx.bridged {
-        req.insert_header(names::PROTOCOL_VERSION, *version)?;
+    if let Some((version, _)) = ctx.bridged() {
+        req.insert_header(names::PROTOCOL_VERSION, version)?;
     }
-    if ctx.legacy.is_some() {
+    if ctx.legacy().is_some() {
         // Legacy clients accept whatever the stream carries; the upstream speaks Streamable HTTP.
         req.insert_header(header::ACCEPT, "application/json, text/event-stream")?;
     }

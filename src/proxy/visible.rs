@@ -108,7 +108,7 @@ pub fn of(ctx: &RequestCtx) -> Box<dyn Visible> {
             rt: ctx.rt.clone(),
             identity: c.identity.clone(),
             scope: c.scope.clone(),
-            upstream: ctx.picked.as_ref().map(|p| p.addr.clone()),
+            upstream: ctx.upstream.picked.as_ref().map(|p| p.addr.clone()),
         }),
         None => Box::new(Nothing),
     }

@@ -25,10 +25,10 @@ pub fn outcome<'a>(ctx: &'a RequestCtx, status: u16, e: Option<&Error>) -> Outco
             _ => Outcome::UpstreamBroke(e.etype().as_str()),
         };
     }
-    if ctx.scan.tool_error {
+    if ctx.answer.scan.tool_error {
         return Outcome::ToolError;
     }
-    if let Some(code) = ctx.scan.rpc_error_code {
+    if let Some(code) = ctx.answer.scan.rpc_error_code {
         return Outcome::RpcError { code };
     }
     if status >= 400 {
@@ -60,10 +60,10 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
     let scope_name = scope.map_or("", |s| s.scope.name.as_str());
     if let Some(scope) = scope {
         // Passive health: connect failures, 5xx and timeouts count against the upstream.
-        for e in &ctx.tried {
+        for e in &ctx.upstream.tried {
             scope.record(e, false);
         }
-        if let Some(p) = &ctx.picked {
+        if let Some(p) = &ctx.upstream.picked {
             scope.record(p, !outcome.upstream_failed());
         }
     }
@@ -84,7 +84,12 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         scope: scope_name,
         method: &method,
         tool: tool.as_deref().unwrap_or(""),
-        upstream: ctx.picked.as_ref().map(|p| p.addr.as_str()).unwrap_or(""),
+        upstream: ctx
+            .upstream
+            .picked
+            .as_ref()
+            .map(|p| p.addr.as_str())
+            .unwrap_or(""),
         status,
         outcome: class.as_str(),
         reason: reason.as_deref().unwrap_or(""),
@@ -99,7 +104,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
     let arguments = first
         .and_then(|m| m.arguments.as_deref())
         .and_then(|a| audit.config.arguments.seal(a));
-    let session_id = ctx.issued_session.as_deref().or_else(|| {
+    let session_id = ctx.answer.issued_session.as_deref().or_else(|| {
         session
             .req_header()
             .headers
@@ -124,11 +129,11 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
             .map(|id| clip(id).into_owned()),
         reason,
         rpc_error_code: outcome.rpc_code(),
-        upstream: ctx.picked.as_ref().map(|p| p.addr.clone()),
+        upstream: ctx.upstream.picked.as_ref().map(|p| p.addr.clone()),
         latency_ms: latency.as_secs_f64() * 1000.0,
-        upstream_latency_ms: ctx.upstream_elapsed.map(|d| d.as_secs_f64() * 1000.0),
-        request_bytes: ctx.request_bytes as i64,
-        response_bytes: ctx.response_bytes as i64,
+        upstream_latency_ms: ctx.upstream.elapsed.map(|d| d.as_secs_f64() * 1000.0),
+        request_bytes: ctx.body.bytes as i64,
+        response_bytes: ctx.answer.bytes as i64,
         client_addr: session.client_addr().and_then(|a| a.as_inet()).copied(),
         session_hash: session_id.map(short_hash),
         arguments,
@@ -169,7 +174,7 @@ fn count(
     metrics::REQUEST_SECONDS
         .with_label_values(&[scope_name])
         .observe(latency.as_secs_f64());
-    if let Some(u) = ctx.upstream_elapsed {
+    if let Some(u) = ctx.upstream.elapsed {
         metrics::UPSTREAM_SECONDS
             .with_label_values(&[scope_name])
             .observe(u.as_secs_f64());

@@ -21,7 +21,8 @@ fn the_outcome_comes_from_where_the_request_ended() {
         outcome(&ctx, 200, Some(&broke)).class(),
         Class::UpstreamError
     );
-    ctx.scan
+    ctx.answer
+        .scan
         .feed(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#);
     assert!(matches!(
         outcome(&ctx, 200, None),

@@ -88,7 +88,7 @@ pub fn decide(ctx: &mut RequestCtx, rpc: &Rpc) -> Decision {
         );
     }
     if filter_list {
-        ctx.rewrite = ResponseRewrite::pending_list();
+        ctx.answer.rewrite = ResponseRewrite::pending_list();
     }
     if refusals.is_empty() {
         return Decision::Forward;
@@ -116,7 +116,7 @@ pub fn decide(ctx: &mut RequestCtx, rpc: &Rpc) -> Decision {
             }
             out.push(b']');
             // The batch is audited and counted by the first refusal it holds.
-            ctx.batch_refusal = refusals.into_iter().next().map(|(_, e)| e);
+            ctx.answer.batch_refusal = refusals.into_iter().next().map(|(_, e)| e);
             Decision::Answer(out)
         }
     }

@@ -54,7 +54,7 @@ fn lists_are_filtered_and_unknown_methods_refused() {
     let mut ctx = admitted(&rt, "bob", &["analyst"]);
     let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
     assert!(matches!(decide(&mut ctx, &rpc(list)), Decision::Forward));
-    assert!(matches!(ctx.rewrite, ResponseRewrite::ListPending));
+    assert!(matches!(ctx.answer.rewrite, ResponseRewrite::ListPending));
     // The analyst holds a tool grant only: no resources, no prompts, no unknown methods.
     for method in ["resources/list", "prompts/list", "sampling/anything"] {
         let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{}}}}"#);
@@ -102,7 +102,7 @@ fn a_batch_with_a_refusal_is_answered_here_and_remembers_it() {
     };
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 2);
-    match ctx.batch_refusal {
+    match ctx.answer.batch_refusal {
         Some(GatewayError::Denied(d)) => assert_eq!(d.refused_tool(), Some("statistics")),
         other => panic!("{other:?}"),
     }

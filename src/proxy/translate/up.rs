@@ -111,7 +111,7 @@ pub async fn prepare(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Local>,
                 json!({}),
             );
             let body = serde_json::to_vec(&v).map_err(|_| GatewayError::Internal)?;
-            ctx.rewritten = Some(Rewritten {
+            ctx.body.rewritten = Some(Rewritten {
                 body: Bytes::from(body),
                 route: Some((
                     method.to_string(),
@@ -194,7 +194,7 @@ pub fn rewrite_headers(
 
 /// The request body as the upstream gets it: the rewritten body once, nothing of the client's.
 pub fn replace_body(ctx: &mut RequestCtx, chunk: &mut Option<Bytes>) {
-    if let Some(t) = ctx.rewritten.as_mut() {
+    if let Some(t) = ctx.body.rewritten.as_mut() {
         *chunk = Some(if t.sent { Bytes::new() } else { t.body.clone() });
         t.sent = true;
     }
