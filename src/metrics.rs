@@ -1,6 +1,7 @@
 //! Prometheus metrics, served on `metrics_listen` from the default registry. Labels carry only
 //! bounded values: scope and tool names from the configuration, known MCP methods, outcome kinds.
 
+use crate::protocol::method;
 use prometheus::{
     register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
     register_int_gauge_vec, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
@@ -44,25 +45,25 @@ metric!(AUDIT_REFUSED: IntCounter = register_int_counter!("mcp_audit_refused_tot
 /// MCP methods worth a label of their own; anything else counts as `other`.
 pub fn method_label(method: Option<&str>) -> &'static str {
     const KNOWN: &[&str] = &[
-        "initialize",
-        "ping",
-        "tools/list",
-        "tools/call",
-        "resources/list",
-        "resources/read",
-        "resources/templates/list",
-        "resources/subscribe",
-        "resources/unsubscribe",
-        "prompts/list",
-        "prompts/get",
-        "completion/complete",
-        "logging/setLevel",
-        "tasks/get",
-        "tasks/result",
-        "tasks/list",
-        "tasks/cancel",
-        "notifications/initialized",
-        "notifications/cancelled",
+        method::INITIALIZE,
+        method::PING,
+        method::TOOLS_LIST,
+        method::TOOLS_CALL,
+        method::RESOURCES_LIST,
+        method::RESOURCES_READ,
+        method::RESOURCE_TEMPLATES_LIST,
+        method::RESOURCES_SUBSCRIBE,
+        method::RESOURCES_UNSUBSCRIBE,
+        method::PROMPTS_LIST,
+        method::PROMPTS_GET,
+        method::COMPLETION_COMPLETE,
+        method::LOGGING_SET_LEVEL,
+        method::TASKS_GET,
+        method::TASKS_RESULT,
+        method::TASKS_LIST,
+        method::TASKS_CANCEL,
+        method::INITIALIZED,
+        method::CANCELLED,
         "notifications/progress",
         "notifications/roots/list_changed",
     ];

@@ -33,6 +33,10 @@ pub mod method {
     pub const TASKS_CANCEL: &str = "tasks/cancel";
     pub const TASKS_LIST: &str = "tasks/list";
     pub const CANCELLED: &str = "notifications/cancelled";
+    pub const RESOURCES_SUBSCRIBE: &str = "resources/subscribe";
+    pub const RESOURCES_UNSUBSCRIBE: &str = "resources/unsubscribe";
+    pub const LOGGING_SET_LEVEL: &str = "logging/setLevel";
+    pub const SERVER_DISCOVER: &str = "server/discover";
 }
 
 /// A value for `Mcp-Name` / `Mcp-Method`: as it is when plain printable ASCII, else

@@ -12,6 +12,7 @@
 
 pub mod token;
 
+use crate::protocol::method;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use token::Token;
@@ -84,7 +85,7 @@ pub async fn run(options: BridgeOptions) -> Result<(), String> {
         let b = bridge.clone();
         // Nothing can be sent before the session exists, and notifications (`initialized`,
         // cancellations) keep their order; requests run side by side.
-        if message["method"] == "initialize" || message.get("id").is_none() {
+        if message["method"] == method::INITIALIZE || message.get("id").is_none() {
             b.deliver(message).await;
         } else {
             inflight.spawn(async move { b.deliver(message).await });
@@ -100,7 +101,7 @@ pub async fn run(options: BridgeOptions) -> Result<(), String> {
 impl Bridge {
     /// Sends one message from the client and writes what comes back.
     async fn deliver(self: &Arc<Self>, message: Value) {
-        if message["method"] == "initialize" {
+        if message["method"] == method::INITIALIZE {
             self.lock().initialize = Some(message.clone());
         }
         let mut retried_auth = false;
@@ -112,7 +113,7 @@ impl Bridge {
                     retried_auth = true;
                     self.token.refresh().await;
                 }
-                Ok(Reply::SessionGone) if !reopened && message["method"] != "initialize" => {
+                Ok(Reply::SessionGone) if !reopened && message["method"] != method::INITIALIZE => {
                     reopened = true;
                     if !self.reopen().await {
                         self.fail(
@@ -133,7 +134,7 @@ impl Bridge {
                 }
             }
         }
-        if message["method"] == "notifications/initialized" {
+        if message["method"] == method::INITIALIZED {
             self.open_stream();
         }
     }
@@ -244,7 +245,7 @@ impl Bridge {
         }
         let _ = resp.bytes().await;
         self.lock().id = id;
-        let done = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let done = serde_json::json!({"jsonrpc": "2.0", "method": method::INITIALIZED});
         let _ = self.post_json(&done).await.send().await;
         tracing::info!("gateway session reopened");
         true

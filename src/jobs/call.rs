@@ -12,6 +12,7 @@ use crate::auth::Identity;
 use crate::error::GatewayError;
 use crate::jsonrpc::MODERN_VERSION;
 use crate::outcome::Class;
+use crate::protocol::method;
 use crate::upstream::client::{self, in_session, OwnSession};
 use crate::upstream::{Picked, ScopeUpstreams};
 use serde_json::{json, Value};
@@ -166,7 +167,7 @@ impl Call {
             r = r.header("x-tenant-id", t.as_str());
         }
         r = in_session(r, session, method);
-        if session.is_none() && method == "tools/call" {
+        if session.is_none() && method == method::TOOLS_CALL {
             r = r.header("mcp-name", crate::protocol::encode_header_value(&self.tool));
         }
         r
@@ -179,9 +180,10 @@ impl Call {
             params["_meta"] = crate::protocol::own_envelope();
         }
         let id: Value = serde_json::from_str(rpc_id).unwrap_or(Value::Null);
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
+        let body =
+            json!({"jsonrpc": "2.0", "id": id, "method": method::TOOLS_CALL, "params": params});
         let resp = self
-            .request(picked, &body, &session, "tools/call")
+            .request(picked, &body, &session, method::TOOLS_CALL)
             .timeout(timeout)
             .send()
             .await
@@ -215,9 +217,9 @@ impl Call {
         if session.is_none() {
             params["_meta"] = crate::protocol::own_envelope();
         }
-        let body = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params});
+        let body = json!({"jsonrpc": "2.0", "method": method::CANCELLED, "params": params});
         let sent = self
-            .request(picked, &body, &session, "notifications/cancelled")
+            .request(picked, &body, &session, method::CANCELLED)
             .timeout(Duration::from_secs(5))
             .send()
             .await;

@@ -11,6 +11,7 @@
 pub mod shape;
 
 use crate::error::GatewayError;
+use crate::protocol::method;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -541,7 +542,7 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
             let task = params.as_ref().is_some_and(|p| p.task);
             let mut uri_normalized = false;
             let (tool, arguments, target) = match method.as_ref() {
-                "tools/call" => {
+                method::TOOLS_CALL => {
                     let params = params.ok_or(GatewayError::InvalidRequest(
                         "tools/call needs params.name".into(),
                     ))?;
@@ -551,17 +552,19 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
                         .flatten();
                     (Some(name), arguments, None)
                 }
-                "prompts/get" => {
+                method::PROMPTS_GET => {
                     let name = params.and_then(|p| p.name);
                     let name = name_of(name, "prompts/get needs params.name as a string")?;
                     (None, None, Some(Target::Prompt(name)))
                 }
-                "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                method::RESOURCES_READ
+                | method::RESOURCES_SUBSCRIBE
+                | method::RESOURCES_UNSUBSCRIBE => {
                     let uri = params.and_then(|p| p.uri);
                     let uri = uri_of(uri, &mut uri_normalized)?;
                     (None, None, Some(Target::Resource(uri)))
                 }
-                "completion/complete" => {
+                method::COMPLETION_COMPLETE => {
                     let r = params.and_then(|p| p.reference).unwrap_or_default();
                     let target = match r.kind.as_deref() {
                         Some("ref/prompt") => Target::Prompt(name_of(
@@ -579,7 +582,7 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
                     };
                     (None, None, Some(target))
                 }
-                "tasks/get" | "tasks/result" | "tasks/cancel" => {
+                method::TASKS_GET | method::TASKS_RESULT | method::TASKS_CANCEL => {
                     let id = params.and_then(|p| p.task_id);
                     let id = name_of(id, "tasks methods need params.taskId as a string")?;
                     (None, None, Some(Target::Task(id)))

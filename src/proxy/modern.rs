@@ -9,6 +9,7 @@
 use super::names;
 use crate::error::GatewayError;
 use crate::jsonrpc::{Rpc, Target, MODERN_VERSION};
+use crate::protocol::method;
 use pingora_proxy::Session;
 
 /// Checks a request's routing headers against its body: on 2026-07-28 (`modern`, the caller knows
@@ -77,7 +78,7 @@ pub fn check(session: &Session, rpc: &Rpc, modern: bool) -> Result<(), GatewayEr
     let header = header.and_then(|v| v.to_str().ok()).and_then(header_value);
     // A resource is compared in its normal form, as its grant is.
     let header = match (method, header) {
-        ("resources/read", Some(h)) => crate::uri::normalize(&h).ok(),
+        (method::RESOURCES_READ, Some(h)) => crate::uri::normalize(&h).ok(),
         (_, h) => h,
     };
     if header.as_deref() != Some(named) {
@@ -91,9 +92,9 @@ pub fn check(session: &Session, rpc: &Rpc, modern: bool) -> Result<(), GatewayEr
 /// What `Mcp-Name` carries for a method: the tool, prompt or resource the body names.
 pub fn routed_name<'m>(method: &str, m: &'m crate::jsonrpc::Message) -> Option<&'m str> {
     match (method, &m.target) {
-        ("tools/call", _) => m.tool.as_deref(),
-        ("prompts/get", Some(Target::Prompt(name))) => Some(name.as_str()),
-        ("resources/read", Some(Target::Resource(uri))) => Some(uri.as_str()),
+        (method::TOOLS_CALL, _) => m.tool.as_deref(),
+        (method::PROMPTS_GET, Some(Target::Prompt(name))) => Some(name.as_str()),
+        (method::RESOURCES_READ, Some(Target::Resource(uri))) => Some(uri.as_str()),
         _ => None,
     }
 }

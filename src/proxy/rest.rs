@@ -14,6 +14,7 @@ use super::ctx::RequestCtx;
 use super::{authn, limit, respond};
 use crate::error::{Denied, GatewayError};
 use crate::jobs::{call::Call, rfc3339, store::Filter, Job, Kind, Owner, Status};
+use crate::protocol::method;
 use crate::upstream::ScopeUpstreams;
 use pingora_proxy::Session;
 use serde::{Deserialize, Serialize};
@@ -309,8 +310,10 @@ async fn invoke(
     authn::admit_on(ctx, identity.clone(), scope.clone())?;
     limit::hold_user_slot(ctx)?;
     let arguments = Value::Object(req.arguments.unwrap_or_default());
-    let body = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": req.tool_name, "arguments": arguments}}))
+    let body = serde_json::to_vec(
+        &json!({"jsonrpc": "2.0", "id": 1, "method": method::TOOLS_CALL,
+        "params": {"name": req.tool_name, "arguments": arguments}}),
+    )
     .map_err(|_| GatewayError::Internal)?;
     ctx.body.bytes = raw.len() as u64;
     let keep = ctx.rt.audit.config.arguments.wants_arguments() || scope.scope.validate_arguments;

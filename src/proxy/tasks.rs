@@ -12,6 +12,7 @@ use super::ctx::RequestCtx;
 use crate::error::GatewayError;
 use crate::jobs::{call::Call, rfc3339, store::Filter, Job, Kind, Owner, Status};
 use crate::jsonrpc::{Rpc, Target};
+use crate::protocol::method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -35,17 +36,17 @@ pub async fn answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>
         _ => None,
     };
     let answer = match method {
-        "tools/call" if m.task => submit(ctx, body).await?,
-        "tasks/get" | "tasks/result" | "tasks/cancel" => {
+        method::TOOLS_CALL if m.task => submit(ctx, body).await?,
+        method::TASKS_GET | method::TASKS_RESULT | method::TASKS_CANCEL => {
             let id = task_id.ok_or(GatewayError::Internal)?;
             ctx.job = Some(id.clone());
             match method {
-                "tasks/get" => get(ctx, &id).await?,
-                "tasks/result" => result(ctx, &id).await?,
+                method::TASKS_GET => get(ctx, &id).await?,
+                method::TASKS_RESULT => result(ctx, &id).await?,
                 _ => cancel(ctx, &id).await?,
             }
         }
-        "tasks/list" => list(ctx, body).await?,
+        method::TASKS_LIST => list(ctx, body).await?,
         _ => return Ok(None),
     };
     if let Err(e) = &answer {

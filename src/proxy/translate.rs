@@ -15,6 +15,7 @@ use super::ctx::RequestCtx;
 use super::filter::cache::{ListCache, View};
 use super::visible::{self, Visible};
 use crate::error::GatewayError;
+use crate::protocol::method;
 use crate::session::{user_hash, SessionBinding};
 pub use crate::upstream::client::{Opened, Pool};
 use serde_json::{json, Value};
@@ -77,7 +78,7 @@ fn discover_answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>,
     let Some((_, opened)) = ctx.bridged() else {
         return Ok(None);
     };
-    if ctx.method() != Some("server/discover") {
+    if ctx.method() != Some(method::SERVER_DISCOVER) {
         ctx.answer.rewrite = super::filter::ResponseRewrite::pending_list();
         ctx.body.rewritten = Some(up::strip_envelope(body)?);
         return Ok(None);

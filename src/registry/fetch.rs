@@ -4,6 +4,7 @@
 //! `tools/list`.
 
 use crate::jsonrpc::MODERN_VERSION;
+use crate::protocol::method;
 use crate::upstream::client::{answer_of, in_session, OwnSession, Pool};
 use crate::upstream::{Picked, ScopeUpstreams};
 use serde_json::{json, Value};
@@ -60,11 +61,11 @@ async fn list(
             params["_meta"] = crate::protocol::own_envelope();
         }
         let body = json!({"jsonrpc": "2.0", "id": format!("mcp-gateway-registry-{page}"),
-            "method": "tools/list", "params": params});
+            "method": method::TOOLS_LIST, "params": params});
         let post = bridged
             .post(scope, picked, &body)
             .header("user-agent", USER_AGENT);
-        let resp = in_session(post, session, "tools/list")
+        let resp = in_session(post, session, method::TOOLS_LIST)
             .send()
             .await
             .map_err(|e| e.without_url().to_string())?;

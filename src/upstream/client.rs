@@ -6,6 +6,7 @@
 
 use super::{Picked, ScopeUpstreams};
 use crate::error::GatewayError;
+use crate::protocol::method;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -142,14 +143,14 @@ impl Pool {
     }
 
     async fn discover(&self, scope: &ScopeUpstreams, picked: &Picked) -> Result<Value, String> {
-        let body = json!({"jsonrpc": "2.0", "id": "mcp-gateway-discover", "method": "server/discover",
+        let body = json!({"jsonrpc": "2.0", "id": "mcp-gateway-discover", "method": method::SERVER_DISCOVER,
             "params": {"_meta": {
                 "io.modelcontextprotocol/protocolVersion": crate::protocol::MODERN_VERSION,
                 "io.modelcontextprotocol/clientCapabilities": {}}}});
         let resp = self
             .post(scope, picked, &body)
             .header("mcp-protocol-version", crate::protocol::MODERN_VERSION)
-            .header("mcp-method", "server/discover")
+            .header("mcp-method", method::SERVER_DISCOVER)
             .send()
             .await
             .map_err(|e| e.without_url().to_string())?;
@@ -187,7 +188,7 @@ impl Pool {
             }
             r.send()
         };
-        let init = json!({"jsonrpc": "2.0", "id": "mcp-gateway-init", "method": "initialize", "params": {
+        let init = json!({"jsonrpc": "2.0", "id": "mcp-gateway-init", "method": method::INITIALIZE, "params": {
             "protocolVersion": version,
             "capabilities": {},
             "clientInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")}}});
@@ -204,7 +205,7 @@ impl Pool {
             .map(str::to_string);
         let text = resp.text().await.map_err(|e| e.without_url().to_string())?;
         let result = answer_of(&text).ok_or("initialize gave no result")?;
-        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let note = json!({"jsonrpc": "2.0", "method": method::INITIALIZED});
         post(note, session.as_deref())
             .await
             .map_err(|e| e.without_url().to_string())?;

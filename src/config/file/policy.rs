@@ -33,7 +33,7 @@ pub struct RateLimitFile {
 }
 
 fn default_limit_methods() -> Vec<String> {
-    vec!["tools/call".into()]
+    vec![crate::protocol::method::TOOLS_CALL.into()]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

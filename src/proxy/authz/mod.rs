@@ -21,6 +21,7 @@ use super::filter::ResponseRewrite;
 use crate::error::{Denied, GatewayError};
 use crate::jsonrpc::{Message, Rpc, Target};
 use crate::policy::{Kind, Policy};
+use crate::protocol::method;
 
 /// What to do with a parsed request.
 pub enum Decision {
@@ -131,7 +132,7 @@ fn governed(
     m: &Message,
     rule: Rule,
 ) -> Result<Rule, GatewayError> {
-    if m.method.as_deref() != Some("tools/call") {
+    if m.method.as_deref() != Some(method::TOOLS_CALL) {
         return Ok(rule);
     }
     let scope = &caller.scope.scope;
@@ -182,11 +183,11 @@ fn method_rule(policy: &Policy, caller: &Admitted, m: &Message) -> Result<Rule, 
     let denied = |d: Denied| Err(GatewayError::Denied(d));
     match method {
         // The initialize and discover results advertise only the capabilities the caller may use.
-        "initialize" | "server/discover" => Ok(Rule::FilterList),
-        "ping" | "logging/setLevel" => Ok(Rule::Pass),
+        method::INITIALIZE | method::SERVER_DISCOVER => Ok(Rule::FilterList),
+        method::PING | method::LOGGING_SET_LEVEL => Ok(Rule::Pass),
         _ if method.starts_with("notifications/") => Ok(Rule::Pass),
-        "tools/list" => Ok(Rule::FilterList),
-        "tools/call" => {
+        method::TOOLS_LIST => Ok(Rule::FilterList),
+        method::TOOLS_CALL => {
             let tool = m.tool.as_deref().unwrap_or("");
             if !scope.scope.tools.iter().any(|t| t == tool) {
                 return denied(Denied::tool(tool, "tool not exposed by this scope"));
@@ -199,7 +200,7 @@ fn method_rule(policy: &Policy, caller: &Admitted, m: &Message) -> Result<Rule, 
             }
             Ok(Rule::Pass)
         }
-        "resources/list" | "resources/templates/list" | "prompts/list" => {
+        method::RESOURCES_LIST | method::RESOURCE_TEMPLATES_LIST | method::PROMPTS_LIST => {
             let kind = if method.starts_with("prompts/") {
                 Kind::Prompt
             } else {
@@ -211,11 +212,11 @@ fn method_rule(policy: &Policy, caller: &Admitted, m: &Message) -> Result<Rule, 
                 denied(Denied::method(method, "no grant of this kind in the scope"))
             }
         }
-        "prompts/get"
-        | "resources/read"
-        | "resources/subscribe"
-        | "resources/unsubscribe"
-        | "completion/complete" => match &m.target {
+        method::PROMPTS_GET
+        | method::RESOURCES_READ
+        | method::RESOURCES_SUBSCRIBE
+        | method::RESOURCES_UNSUBSCRIBE
+        | method::COMPLETION_COMPLETE => match &m.target {
             Some(Target::Prompt(name))
                 if policy.allows_kind(roles, scope_name, Kind::Prompt, name) =>
             {
@@ -236,7 +237,7 @@ fn method_rule(policy: &Policy, caller: &Admitted, m: &Message) -> Result<Rule, 
             )),
             None | Some(Target::Task(_)) => Err(GatewayError::Internal),
         },
-        "tasks/get" | "tasks/result" | "tasks/list" | "tasks/cancel" => {
+        method::TASKS_GET | method::TASKS_RESULT | method::TASKS_LIST | method::TASKS_CANCEL => {
             if session.is_some() || scope.scope.tasks == crate::config::file::TaskMode::Gateway {
                 Ok(Rule::Pass)
             } else {

@@ -10,6 +10,7 @@ use super::super::ctx::RequestCtx;
 use super::super::{modern, visible};
 use crate::error::GatewayError;
 use crate::jsonrpc::{Rpc, MODERN_VERSION, SUPPORTED_VERSIONS};
+use crate::protocol::method;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
@@ -80,10 +81,10 @@ pub async fn prepare(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Local>,
         return Ok(Some(Local::Accepted));
     };
     match method {
-        "ping" => Ok(Some(Local::Json(
+        method::PING => Ok(Some(Local::Json(
             format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#).into_bytes(),
         ))),
-        "initialize" => initialize(ctx, body, id)
+        method::INITIALIZE => initialize(ctx, body, id)
             .await
             .map(|b| Some(Local::Json(b))),
         _ => {
