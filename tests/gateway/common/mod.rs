@@ -85,13 +85,15 @@ pub async fn python_server(script: &str, args: &[&std::ffi::OsStr]) -> Proc {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    for _ in 0..150 {
+    // A Python server takes seconds to start on a busy machine (the whole suite shares two
+    // cores): wait for it, and say so if it never listens, instead of testing against nothing.
+    for _ in 0..600 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
+            return Proc { child, port };
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Proc { child, port }
+    panic!("{script} did not listen on 127.0.0.1:{port} within 60 s");
 }
 
 /// Starts the bundled calculator as an upstream. `stateless` answers JSON without sessions;
