@@ -77,7 +77,7 @@ pub async fn python_server(script: &str, args: &[&std::ffi::OsStr]) -> Proc {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/servers")
         .join(script);
-    let child = Command::new(sdk_python())
+    let mut child = Command::new(sdk_python())
         .arg(&path)
         .arg(port.to_string())
         .args(args)
@@ -93,6 +93,8 @@ pub async fn python_server(script: &str, args: &[&std::ffi::OsStr]) -> Proc {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("{script} did not listen on 127.0.0.1:{port} within 60 s");
 }
 
