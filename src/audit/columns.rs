@@ -182,6 +182,10 @@ fn names() -> String {
 static COPY: LazyLock<String> =
     LazyLock::new(|| format!("COPY audit_log ({}) FROM STDIN (FORMAT binary)", names()));
 
+/// The column types of [`COPY`], in its order.
+static COPY_TYPES: LazyLock<Vec<Type>> =
+    LazyLock::new(|| COLUMNS.iter().map(|c| c.copy_type.clone()).collect());
+
 /// `INSERT INTO audit_log (…) SELECT … FROM UNNEST($1::…[], …) ON CONFLICT (request_id) DO NOTHING`.
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     let each = |f: &dyn Fn(usize, &Column) -> String| {
@@ -199,12 +203,11 @@ static INSERT: LazyLock<String> = LazyLock::new(|| {
 
 /// Live rows, with one binary COPY.
 pub async fn copy(client: &deadpool_postgres::Client, rows: &[AuditRecord]) -> Result<(), String> {
-    let types: Vec<Type> = COLUMNS.iter().map(|c| c.copy_type.clone()).collect();
     let sink = client
         .copy_in(COPY.as_str())
         .await
         .map_err(|e| e.to_string())?;
-    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &COPY_TYPES));
     for r in rows {
         let values = COLUMNS.each_ref().map(|c| (c.copy)(r));
         let refs = values.each_ref().map(|v| v as &(dyn ToSql + Sync));

@@ -42,7 +42,6 @@ pub use source::Sources;
 use file::{GatewayFile, PolicyFile, ToolsFile};
 use policy::Policy;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Reads (`Sources::read`) and validates `gateway.yaml` and the files it names.
@@ -103,8 +102,8 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         if let Some((tools_path, t)) = tools {
             let scopes = scopes::build_scopes(sources, &tools_path, t, &limits, &mut problems);
             if let Some((policy_path, p)) = policy {
-                rate_limits(&policy_path, &p, &scopes, &mut problems);
                 let tools = scopes::scope_tools(&scopes);
+                rate_limits(&policy_path, &p, &tools, &mut problems);
                 Policy::compile(&policy_path, &p, &tools, &mut problems);
             }
         }
@@ -114,11 +113,11 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
     let mut scopes = tools
         .map(|(p, t)| scopes::build_scopes(sources, &p, t, &g.limits, &mut problems))
         .unwrap_or_default();
+    let tools = scopes::scope_tools(&scopes);
     let rate_limits = policy
         .as_ref()
-        .map(|(pp, p)| rate_limits(pp, p, &scopes, &mut problems))
+        .map(|(pp, p)| rate_limits(pp, p, &tools, &mut problems))
         .unwrap_or_default();
-    let tools = scopes::scope_tools(&scopes);
     let policy = policy.map(|(pp, p)| Policy::compile(&pp, &p, &tools, &mut problems));
     let (dev, dev_secrets_to_write) = gateway::dev_secrets(sources, &g, &mut problems);
     let dev_issuer = jwt::build_dev_issuer(path, &g, dev.as_ref(), &mut problems);
@@ -199,17 +198,11 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
 fn rate_limits(
     path: &Path,
     policy: &PolicyFile,
-    scopes: &BTreeMap<String, ScopeConfig>,
+    tools: &policy::ScopeTools,
     problems: &mut Vec<Problem>,
 ) -> Vec<rate_limits::Rule> {
     let roles: Vec<String> = policy.roles.keys().cloned().collect();
-    rate_limits::compile(
-        path,
-        &policy.rate_limits,
-        &scopes::scope_tools(scopes),
-        &roles,
-        problems,
-    )
+    rate_limits::compile(path, &policy.rate_limits, tools, &roles, problems)
 }
 
 /// Reads a YAML file and expands `${VAR}` in its values.

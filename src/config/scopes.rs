@@ -268,7 +268,7 @@ fn sha256_of_hex(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-pub(super) fn is_name(s: &str) -> bool {
+fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()
