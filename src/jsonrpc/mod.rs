@@ -9,12 +9,14 @@
 //! that long, and everything read here ends up in logs and audit rows).
 
 pub mod shape;
+mod wire;
 
 use crate::error::GatewayError;
 use crate::protocol::method;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use wire::{Params, Reference, Wire};
 
 pub use crate::protocol::{
     DEFAULT_VERSION, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, MODERN_VERSION,
@@ -89,330 +91,6 @@ impl Rpc {
     /// The first message, which names the request in logs (a batch is named by its first).
     pub fn first(&self) -> Option<&Message> {
         self.messages().first()
-    }
-}
-
-#[derive(Deserialize)]
-struct Wire<'a> {
-    #[serde(borrow, default)]
-    jsonrpc: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    method: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    params: Option<Params<'a>>,
-    #[serde(borrow, default)]
-    result: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
-}
-
-/// What the gateway reads of `params`, taken in the same pass as the rest of the message (the
-/// method may come after `params` in the object): the tool name if `name` is a string, and the
-/// raw `arguments`. Any other shape is accepted here and judged by the method that needs it.
-#[derive(Default)]
-struct Params<'a> {
-    name: Option<Cow<'a, str>>,
-    arguments: Option<&'a RawValue>,
-    uri: Option<Cow<'a, str>>,
-    reference: Option<Reference<'a>>,
-    meta: Option<Envelope>,
-    task: bool,
-    task_id: Option<Cow<'a, str>>,
-}
-
-/// The `ref` of `completion/complete`: `{"type": "ref/prompt", "name"}` or
-/// `{"type": "ref/resource", "uri"}`.
-#[derive(Default)]
-struct Reference<'a> {
-    kind: Option<Cow<'a, str>>,
-    name: Option<Cow<'a, str>>,
-    uri: Option<Cow<'a, str>>,
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Params<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ParamsVisitor)
-    }
-}
-
-/// The visitor methods for every value a visitor does not read: sequences are drained, scalars
-/// skipped, and `$value` returned. Shared by the visitors below, which differ only in the map (and
-/// string) they read.
-macro_rules! any_other_value {
-    ($value:expr) => {
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-            Ok($value)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-    };
-}
-
-struct ParamsVisitor;
-
-impl<'de> serde::de::Visitor<'de> for ParamsVisitor {
-    type Value = Params<'de>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("JSON-RPC params")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Params<'de>, A::Error> {
-        use serde::de::Error;
-        let (mut params, mut seen_name, mut seen_uri) = (Params::default(), false, false);
-        while let Some(key) = map.next_key::<ParamsKey>()? {
-            match key {
-                // A repeated key would let the gateway and the tool read different names.
-                ParamsKey::Name if seen_name => return Err(A::Error::duplicate_field("name")),
-                ParamsKey::Name => {
-                    seen_name = true;
-                    params.name = map.next_value::<MaybeStr<'de>>()?.0;
-                }
-                ParamsKey::Arguments if params.arguments.is_some() => {
-                    return Err(A::Error::duplicate_field("arguments"))
-                }
-                ParamsKey::Arguments => params.arguments = map.next_value()?,
-                ParamsKey::Uri if seen_uri => return Err(A::Error::duplicate_field("uri")),
-                ParamsKey::Uri => {
-                    seen_uri = true;
-                    params.uri = map.next_value::<MaybeStr<'de>>()?.0;
-                }
-                ParamsKey::Ref if params.reference.is_some() => {
-                    return Err(A::Error::duplicate_field("ref"))
-                }
-                ParamsKey::Ref => {
-                    params.reference =
-                        Some(map.next_value::<MaybeRef<'de>>()?.0.unwrap_or_default())
-                }
-                ParamsKey::Meta if params.meta.is_some() => {
-                    return Err(A::Error::duplicate_field("_meta"))
-                }
-                ParamsKey::Meta => {
-                    params.meta = Some(map.next_value::<MaybeEnvelope>()?.0.unwrap_or_default())
-                }
-                ParamsKey::Task if params.task => return Err(A::Error::duplicate_field("task")),
-                ParamsKey::Task => {
-                    params.task = map.next_value::<Option<TaskObject>>()?.is_some();
-                }
-                ParamsKey::TaskId if params.task_id.is_some() => {
-                    return Err(A::Error::duplicate_field("taskId"))
-                }
-                ParamsKey::TaskId => params.task_id = map.next_value::<MaybeStr<'de>>()?.0,
-                ParamsKey::Other => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(params)
-    }
-
-    any_other_value!(Params::default());
-
-    fn visit_str<E>(self, _: &str) -> Result<Params<'de>, E> {
-        Ok(Params::default())
-    }
-}
-
-enum ParamsKey {
-    Name,
-    Arguments,
-    Uri,
-    Ref,
-    Meta,
-    Task,
-    TaskId,
-    Other,
-}
-
-/// `params.task`: an object marks a task-augmented request; its content is read by the task
-/// step. `null` counts as absent.
-struct TaskObject;
-
-impl<'de> Deserialize<'de> for TaskObject {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        match serde::de::IgnoredAny::deserialize(d) {
-            Ok(_) => Ok(TaskObject),
-            Err(e) => Err(D::Error::custom(e)),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for ParamsKey {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl serde::de::Visitor<'_> for KeyVisitor {
-            type Value = ParamsKey;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E>(self, key: &str) -> Result<ParamsKey, E> {
-                Ok(match key {
-                    "name" => ParamsKey::Name,
-                    "arguments" => ParamsKey::Arguments,
-                    "uri" => ParamsKey::Uri,
-                    "ref" => ParamsKey::Ref,
-                    "_meta" => ParamsKey::Meta,
-                    "task" => ParamsKey::Task,
-                    "taskId" => ParamsKey::TaskId,
-                    _ => ParamsKey::Other,
-                })
-            }
-        }
-        d.deserialize_identifier(KeyVisitor)
-    }
-}
-
-/// A string borrowed from the body when it has no escapes, or `None` for any other value.
-struct MaybeStr<'a>(Option<Cow<'a, str>>);
-
-impl<'de> Deserialize<'de> for MaybeStr<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct StrVisitor;
-        impl<'de> serde::de::Visitor<'de> for StrVisitor {
-            type Value = MaybeStr<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<MaybeStr<'de>, E> {
-                Ok(MaybeStr(Some(Cow::Borrowed(v))))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<MaybeStr<'de>, E> {
-                Ok(MaybeStr(Some(Cow::Owned(v.to_owned()))))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<MaybeStr<'de>, A::Error> {
-                while m
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(MaybeStr(None))
-            }
-            any_other_value!(MaybeStr(None));
-        }
-        d.deserialize_any(StrVisitor)
-    }
-}
-
-/// A `ref` object, or `None` for any other value; a repeated key inside it is an error.
-struct MaybeRef<'a>(Option<Reference<'a>>);
-
-impl<'de> Deserialize<'de> for MaybeRef<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct RefVisitor;
-        impl<'de> serde::de::Visitor<'de> for RefVisitor {
-            type Value = MaybeRef<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<MaybeRef<'de>, A::Error> {
-                use serde::de::Error;
-                let mut r = Reference::default();
-                let mut seen = [false; 3];
-                while let Some(key) = m.next_key::<Cow<'de, str>>()? {
-                    let (slot, i, field) = match key.as_ref() {
-                        "type" => (&mut r.kind, 0, "type"),
-                        "name" => (&mut r.name, 1, "name"),
-                        "uri" => (&mut r.uri, 2, "uri"),
-                        _ => {
-                            m.next_value::<serde::de::IgnoredAny>()?;
-                            continue;
-                        }
-                    };
-                    if seen[i] {
-                        return Err(A::Error::duplicate_field(field));
-                    }
-                    seen[i] = true;
-                    *slot = m.next_value::<MaybeStr<'de>>()?.0;
-                }
-                Ok(MaybeRef(Some(r)))
-            }
-            any_other_value!(MaybeRef(None));
-            fn visit_str<E>(self, _: &str) -> Result<MaybeRef<'de>, E> {
-                Ok(MaybeRef(None))
-            }
-        }
-        d.deserialize_any(RefVisitor)
-    }
-}
-
-/// A `_meta` object's protocol envelope, or `None` for any other value; a repeated envelope key
-/// is an error (the gateway and the upstream must read the same version).
-struct MaybeEnvelope(Option<Envelope>);
-
-impl<'de> Deserialize<'de> for MaybeEnvelope {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct EnvelopeVisitor;
-        impl<'de> serde::de::Visitor<'de> for EnvelopeVisitor {
-            type Value = MaybeEnvelope;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<MaybeEnvelope, A::Error> {
-                use serde::de::Error;
-                let mut e = Envelope::default();
-                let (mut seen_version, mut seen_caps) = (false, false);
-                while let Some(key) = m.next_key::<Cow<'de, str>>()? {
-                    match key.as_ref() {
-                        META_PROTOCOL_VERSION if seen_version => {
-                            return Err(A::Error::duplicate_field(META_PROTOCOL_VERSION))
-                        }
-                        META_PROTOCOL_VERSION => {
-                            seen_version = true;
-                            e.version = m
-                                .next_value::<MaybeStr<'de>>()?
-                                .0
-                                .filter(|v| v.len() <= 40)
-                                .map(Cow::into_owned);
-                        }
-                        META_CLIENT_CAPABILITIES if seen_caps => {
-                            return Err(A::Error::duplicate_field(META_CLIENT_CAPABILITIES))
-                        }
-                        META_CLIENT_CAPABILITIES => {
-                            seen_caps = true;
-                            e.capabilities = true;
-                            m.next_value::<serde::de::IgnoredAny>()?;
-                        }
-                        _ => {
-                            m.next_value::<serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(MaybeEnvelope(Some(e)))
-            }
-            any_other_value!(MaybeEnvelope(None));
-            fn visit_str<E>(self, _: &str) -> Result<MaybeEnvelope, E> {
-                Ok(MaybeEnvelope(None))
-            }
-        }
-        d.deserialize_any(EnvelopeVisitor)
     }
 }
 
@@ -513,105 +191,132 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
             "jsonrpc must be \"2.0\"".into(),
         ));
     }
-    let id = match w.id {
-        Some(raw) => {
-            let text = raw.get();
-            if !valid_id(text) {
-                return Err(GatewayError::InvalidRequest(
-                    "id must be a string or an integer of at most 64 bits".into(),
-                ));
-            }
-            Some(text.to_string())
-        }
-        None => None,
-    };
+    let id = w.id.map(id_of).transpose()?;
     match w.method {
-        Some(method) => {
-            if method.starts_with("notifications/") && id.is_some() {
-                return Err(GatewayError::InvalidRequest(
-                    "a notification carries no id (notifications/* are never answered)".into(),
-                ));
-            }
-            if method.len() > MAX_NAME {
-                return Err(GatewayError::InvalidRequest(
-                    "method name longer than 128 bytes".into(),
-                ));
-            }
-            let mut params = w.params;
-            let envelope = params.as_mut().and_then(|p| p.meta.take());
-            let task = params.as_ref().is_some_and(|p| p.task);
-            let mut uri_normalized = false;
-            let (tool, arguments, target) = match method.as_ref() {
-                method::TOOLS_CALL => {
-                    let params = params.ok_or(GatewayError::InvalidRequest(
-                        "tools/call needs params.name".into(),
-                    ))?;
-                    let name = name_of(params.name, "tools/call needs params.name as a string")?;
-                    let arguments = keep_arguments
-                        .then(|| params.arguments.map(|a| a.get().to_string()))
-                        .flatten();
-                    (Some(name), arguments, None)
-                }
-                method::PROMPTS_GET => {
-                    let name = params.and_then(|p| p.name);
-                    let name = name_of(name, "prompts/get needs params.name as a string")?;
-                    (None, None, Some(Target::Prompt(name)))
-                }
-                method::RESOURCES_READ
-                | method::RESOURCES_SUBSCRIBE
-                | method::RESOURCES_UNSUBSCRIBE => {
-                    let uri = params.and_then(|p| p.uri);
-                    let uri = uri_of(uri, &mut uri_normalized)?;
-                    (None, None, Some(Target::Resource(uri)))
-                }
-                method::COMPLETION_COMPLETE => {
-                    let r = params.and_then(|p| p.reference).unwrap_or_default();
-                    let target = match r.kind.as_deref() {
-                        Some("ref/prompt") => Target::Prompt(name_of(
-                            r.name,
-                            "completion/complete needs params.ref.name as a string",
-                        )?),
-                        Some("ref/resource") => {
-                            Target::Resource(uri_of(r.uri, &mut uri_normalized)?)
-                        }
-                        _ => {
-                            return Err(GatewayError::InvalidRequest(
-                                "completion/complete needs params.ref of type ref/prompt or ref/resource".into(),
-                            ))
-                        }
-                    };
-                    (None, None, Some(target))
-                }
-                method::TASKS_GET | method::TASKS_RESULT | method::TASKS_CANCEL => {
-                    let id = params.and_then(|p| p.task_id);
-                    let id = name_of(id, "tasks methods need params.taskId as a string")?;
-                    (None, None, Some(Target::Task(id)))
-                }
-                _ => (None, None, None),
-            };
-            Ok(Message {
-                arguments,
-                method: Some(method.into_owned()),
-                id,
-                tool,
-                target,
-                envelope,
-                task,
-                uri_normalized,
-            })
-        }
+        Some(method) => request(method, id, w.params, keep_arguments),
         None if (w.result.is_some() || w.error.is_some()) && id.is_some() => Ok(Message {
-            arguments: None,
-            method: None,
             id,
-            tool: None,
-            target: None,
-            envelope: None,
-            task: false,
-            uri_normalized: false,
+            ..Message::default()
         }),
         None => Err(GatewayError::InvalidRequest(
             "a JSON-RPC message needs a method, or a result/error and an id".into(),
+        )),
+    }
+}
+
+fn id_of(raw: &RawValue) -> Result<String, GatewayError> {
+    let text = raw.get();
+    if !valid_id(text) {
+        return Err(GatewayError::InvalidRequest(
+            "id must be a string or an integer of at most 64 bits".into(),
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// A request or notification: its method bounded, and what the method names read from `params`.
+fn request(
+    method: Cow<'_, str>,
+    id: Option<String>,
+    mut params: Option<Params<'_>>,
+    keep_arguments: bool,
+) -> Result<Message, GatewayError> {
+    if method.starts_with("notifications/") && id.is_some() {
+        return Err(GatewayError::InvalidRequest(
+            "a notification carries no id (notifications/* are never answered)".into(),
+        ));
+    }
+    if method.len() > MAX_NAME {
+        return Err(GatewayError::InvalidRequest(
+            "method name longer than 128 bytes".into(),
+        ));
+    }
+    let envelope = params.as_mut().and_then(|p| p.meta.take());
+    let task = params.as_ref().is_some_and(|p| p.task);
+    let mut uri_normalized = false;
+    let named = named(&method, params, keep_arguments, &mut uri_normalized)?;
+    Ok(Message {
+        arguments: named.arguments,
+        method: Some(method.into_owned()),
+        id,
+        tool: named.tool,
+        target: named.target,
+        envelope,
+        task,
+        uri_normalized,
+    })
+}
+
+/// What a method names in its `params`.
+#[derive(Default)]
+struct Named {
+    tool: Option<String>,
+    arguments: Option<String>,
+    target: Option<Target>,
+}
+
+/// Reads the tool (and its arguments, when kept), prompt, resource or task `method` names; a
+/// method that names none of them yields nothing. `changed` is set when a resource URI was not
+/// in its normal form.
+fn named(
+    method: &str,
+    params: Option<Params<'_>>,
+    keep_arguments: bool,
+    changed: &mut bool,
+) -> Result<Named, GatewayError> {
+    let target = |target| {
+        Ok(Named {
+            target: Some(target),
+            ..Named::default()
+        })
+    };
+    match method {
+        method::TOOLS_CALL => {
+            let params = params.ok_or(GatewayError::InvalidRequest(
+                "tools/call needs params.name".into(),
+            ))?;
+            let name = name_of(params.name, "tools/call needs params.name as a string")?;
+            let arguments = keep_arguments
+                .then(|| params.arguments.map(|a| a.get().to_string()))
+                .flatten();
+            Ok(Named {
+                tool: Some(name),
+                arguments,
+                target: None,
+            })
+        }
+        method::PROMPTS_GET => {
+            let name = params.and_then(|p| p.name);
+            let name = name_of(name, "prompts/get needs params.name as a string")?;
+            target(Target::Prompt(name))
+        }
+        method::RESOURCES_READ | method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE => {
+            let uri = params.and_then(|p| p.uri);
+            target(Target::Resource(uri_of(uri, changed)?))
+        }
+        method::COMPLETION_COMPLETE => {
+            let r = params.and_then(|p| p.reference).unwrap_or_default();
+            target(referenced(r, changed)?)
+        }
+        method::TASKS_GET | method::TASKS_RESULT | method::TASKS_CANCEL => {
+            let id = params.and_then(|p| p.task_id);
+            let id = name_of(id, "tasks methods need params.taskId as a string")?;
+            target(Target::Task(id))
+        }
+        _ => Ok(Named::default()),
+    }
+}
+
+/// The prompt or resource of a `completion/complete` reference.
+fn referenced(r: Reference<'_>, changed: &mut bool) -> Result<Target, GatewayError> {
+    match r.kind.as_deref() {
+        Some("ref/prompt") => Ok(Target::Prompt(name_of(
+            r.name,
+            "completion/complete needs params.ref.name as a string",
+        )?)),
+        Some("ref/resource") => Ok(Target::Resource(uri_of(r.uri, changed)?)),
+        _ => Err(GatewayError::InvalidRequest(
+            "completion/complete needs params.ref of type ref/prompt or ref/resource".into(),
         )),
     }
 }
