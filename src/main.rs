@@ -195,28 +195,25 @@ fn main() -> ExitCode {
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
+    let path = &cli.config;
     match cli.command {
         Command::Run { upgrade } => {
-            let mut config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
-            config.persist_dev_secrets().map_err(|e| anyhow!(e))?;
+            let config = load_with_secrets(path)?;
             mcp_gateway::server::run(config, upgrade).map_err(|e| anyhow!(e))
         }
         Command::Check => {
-            let config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
+            let config = load(path)?;
             println!(
                 "{}: ok ({} scopes: {})",
-                cli.config.display(),
+                path.display(),
                 config.scopes.len(),
                 config.scopes.keys().cloned().collect::<Vec<_>>().join(", ")
             );
             Ok(())
         }
         Command::Migrate => {
-            let config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(admin::migrate(&config))
+            let config = load(path)?;
+            current_thread()?.block_on(admin::migrate(&config))
         }
         Command::Audit {
             command:
@@ -226,91 +223,20 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     limit,
                 },
         } => {
-            let config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(admin::show(&config, request_id, user, limit))
+            let config = load(path)?;
+            current_thread()?.block_on(admin::show(&config, request_id, user, limit))
         }
-        Command::Tools { command } => {
-            use mcp_gateway::registry::cli;
-            let config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let out = rt.block_on(async {
-                match &command {
-                    ToolsCommand::List => cli::list(&config).await,
-                    ToolsCommand::Show { name } => cli::show(&config, name).await,
-                    ToolsCommand::History { name } => cli::history(&config, name).await,
-                    ToolsCommand::Approve { name, sha256 } => {
-                        cli::approve(&config, name, sha256.as_deref()).await
-                    }
-                }
-            });
-            print!("{}", out.map_err(|e| anyhow!(e))?);
-            if matches!(
-                command,
-                ToolsCommand::Show { .. } | ToolsCommand::Approve { .. }
-            ) {
-                println!();
-            }
-            Ok(())
-        }
+        Command::Tools { command } => tools(&load(path)?, command),
         Command::Token {
             user,
             roles,
             tenant,
             ttl,
-        } => {
-            let mut config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
-            config.persist_dev_secrets().map_err(|e| anyhow!(e))?;
-            let token = mint(
-                &config.jwt,
-                &TokenRequest {
-                    user: &user,
-                    roles: &roles,
-                    tenant: tenant.as_deref(),
-                    ttl: ttl.into(),
-                    // Every scope's OAuth scopes: the token's roles decide what it may use.
-                    scope: Some(
-                        config
-                            .scopes
-                            .values()
-                            .flat_map(|s| s.oauth_scopes.iter().map(String::as_str))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    ),
-                },
-            )
-            .map_err(|e| anyhow!(e))?;
-            println!("{token}");
-            Ok(())
-        }
+        } => token(&load_with_secrets(path)?, &user, &roles, tenant, ttl),
         Command::Issuer {
             listen,
             insecure_dev,
-        } => {
-            let mut config = config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
-            config.persist_dev_secrets().map_err(|e| anyhow!(e))?;
-            let d = mcp_gateway::issuer::Issuer::standalone(&config, listen, insecure_dev)
-                .map_err(|e| anyhow!(e))?;
-            let issuer = mcp_gateway::issuer::Issuer::new(&config, &d).map_err(|e| anyhow!(e))?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(&d.listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {}", d.listen))?;
-                eprintln!("mcp-gateway issuer on {}", d.url);
-                std::sync::Arc::new(issuer)
-                    .serve(listener)
-                    .await
-                    .context("issuer stopped")
-            })
-        }
+        } => issuer(&load_with_secrets(path)?, listen, insecure_dev),
         Command::Bridge {
             endpoint,
             token,
@@ -330,14 +256,11 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 },
                 _ => anyhow::bail!("give exactly one of --token, --token-command or --issuer-url"),
             };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            rt.block_on(mcp_gateway::bridge::run(
-                mcp_gateway::bridge::BridgeOptions { endpoint, token },
-            ))
-            .map_err(|e| anyhow!(e))
+            multi_thread(2)?
+                .block_on(mcp_gateway::bridge::run(
+                    mcp_gateway::bridge::BridgeOptions { endpoint, token },
+                ))
+                .map_err(|e| anyhow!(e))
         }
         Command::Tool {
             name,
@@ -353,24 +276,127 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 (false, true) => Answers::Sse,
                 (false, false) => Answers::Json,
             };
-            let secret = std::env::var("TOOL_GATEWAY_SHARED_SECRET")
-                .ok()
-                .filter(|s| !s.is_empty())
-                .context(
-                    "TOOL_GATEWAY_SHARED_SECRET must be set: the tool answers only the gateway",
-                )?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            if exit_with_parent {
-                rt.spawn(exit_when_orphaned());
-            }
-            rt.block_on(mcp_gateway::tools::serve(
-                &name, &listen, secret, answers, &repos,
-            ))
-            .map_err(|e| anyhow!(e))
+            tool(&name, &listen, answers, exit_with_parent, &repos)
         }
     }
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<config::Config> {
+    config::load(path).map_err(|e| anyhow!("{e}"))
+}
+
+/// The configuration, with the development secrets it generated written beside it (commands
+/// that sign or verify tokens must agree with the running gateway).
+fn load_with_secrets(path: &std::path::Path) -> anyhow::Result<config::Config> {
+    let mut config = load(path)?;
+    config.persist_dev_secrets().map_err(|e| anyhow!(e))?;
+    Ok(config)
+}
+
+fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn multi_thread(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?)
+}
+
+/// `tools list|show|history|approve`.
+fn tools(config: &config::Config, command: ToolsCommand) -> anyhow::Result<()> {
+    use mcp_gateway::registry::cli;
+    let out = current_thread()?.block_on(async {
+        match &command {
+            ToolsCommand::List => cli::list(config).await,
+            ToolsCommand::Show { name } => cli::show(config, name).await,
+            ToolsCommand::History { name } => cli::history(config, name).await,
+            ToolsCommand::Approve { name, sha256 } => {
+                cli::approve(config, name, sha256.as_deref()).await
+            }
+        }
+    });
+    print!("{}", out.map_err(|e| anyhow!(e))?);
+    if matches!(
+        command,
+        ToolsCommand::Show { .. } | ToolsCommand::Approve { .. }
+    ) {
+        println!();
+    }
+    Ok(())
+}
+
+/// `token`: a development token, carrying every scope's OAuth scopes (its roles decide what it
+/// may use).
+fn token(
+    config: &config::Config,
+    user: &str,
+    roles: &[String],
+    tenant: Option<String>,
+    ttl: humantime::Duration,
+) -> anyhow::Result<()> {
+    let scope = (config.scopes.values())
+        .flat_map(|s| s.oauth_scopes.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let request = TokenRequest {
+        user,
+        roles,
+        tenant: tenant.as_deref(),
+        ttl: ttl.into(),
+        scope: Some(scope),
+    };
+    let token = mint(&config.jwt, &request).map_err(|e| anyhow!(e))?;
+    println!("{token}");
+    Ok(())
+}
+
+/// `issuer`: the development issuer on its own.
+fn issuer(
+    config: &config::Config,
+    listen: Option<String>,
+    insecure_dev: bool,
+) -> anyhow::Result<()> {
+    let d = mcp_gateway::issuer::Issuer::standalone(config, listen, insecure_dev)
+        .map_err(|e| anyhow!(e))?;
+    let issuer = mcp_gateway::issuer::Issuer::new(config, &d).map_err(|e| anyhow!(e))?;
+    multi_thread(2)?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&d.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", d.listen))?;
+        eprintln!("mcp-gateway issuer on {}", d.url);
+        std::sync::Arc::new(issuer)
+            .serve(listener)
+            .await
+            .context("issuer stopped")
+    })
+}
+
+/// `tool`: one of the bundled tool servers, answering only the gateway.
+fn tool(
+    name: &str,
+    listen: &str,
+    answers: mcp_gateway::tools::Answers,
+    exit_with_parent: bool,
+    repos: &[String],
+) -> anyhow::Result<()> {
+    let secret = std::env::var("TOOL_GATEWAY_SHARED_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .context("TOOL_GATEWAY_SHARED_SECRET must be set: the tool answers only the gateway")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if exit_with_parent {
+        rt.spawn(exit_when_orphaned());
+    }
+    rt.block_on(mcp_gateway::tools::serve(
+        name, listen, secret, answers, repos,
+    ))
+    .map_err(|e| anyhow!(e))
 }
 
 /// Exits once this process is re-parented, i.e. the gateway that started it is gone.

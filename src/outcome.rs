@@ -249,11 +249,10 @@ mod tests {
         all
     }
 
-    /// (error, HTTP status, JSON-RPC code, class, alert, reason contains).
-    #[test]
-    fn every_refusal_renders_its_answer_row_metrics_and_log() {
+    /// For each of `every_refusal()`: HTTP status, JSON-RPC code, class, alert, reason contains.
+    fn expected() -> Vec<(u16, i32, Class, Option<Alert>, &'static str)> {
         use Alert::*;
-        let want: &[(u16, i32, Class, Option<Alert>, &str)] = &[
+        vec![
             (400, -32700, Class::Invalid, None, "Parse error"),
             (
                 400,
@@ -332,10 +331,15 @@ mod tests {
             (409, -32602, Class::Invalid, None, "still working"),
             (503, -32013, Class::Unavailable, None, "job store"),
             (200, -32602, Class::InvalidArguments, None, "/values: type"),
-        ];
+        ]
+    }
+
+    #[test]
+    fn every_refusal_renders_its_answer_row_metrics_and_log() {
+        let want = expected();
         let all = every_refusal();
         assert_eq!(all.len(), want.len());
-        for (e, (status, code, class, alert, reason)) in all.iter().zip(want) {
+        for (e, (status, code, class, alert, reason)) in all.iter().zip(&want) {
             let o = Outcome::Gateway(e);
             assert_eq!(e.status(), *status, "{e:?}");
             assert_eq!(o.rpc_code(), Some(*code), "{e:?}");

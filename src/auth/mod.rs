@@ -281,50 +281,15 @@ impl Authenticator {
     ) -> Result<Identity, AuthError> {
         let s = &self.settings;
         let names = &s.claims;
-        let skew = s.clock_skew;
-        let exp = timestamp(claims, &names.exp)?
-            .ok_or_else(|| AuthError::missing_claim(&names.exp, ""))?;
-        if now > exp.saturating_add(skew) {
-            return Err(AuthError::Expired);
-        }
-        if let Some(nbf) = timestamp(claims, "nbf")? {
-            if now.saturating_add(skew) < nbf {
-                return Err(AuthError::NotYetValid);
-            }
-        }
-        let mut valid_until = exp.saturating_add(skew);
-        let iat = timestamp(claims, &names.iat)?;
-        if let Some(iat) = iat {
-            if iat > now.saturating_add(skew) {
-                return Err(AuthError::IssuedInFuture);
-            }
-        }
-        if let Some(max_age) = s.max_age {
-            let iat = iat.ok_or_else(|| {
-                AuthError::missing_claim(&names.iat, " (a maximum token age is set)")
-            })?;
-            let oldest = iat.saturating_add(max_age.as_secs()).saturating_add(skew);
-            if now > oldest {
-                return Err(AuthError::TooOld);
-            }
-            valid_until = valid_until.min(oldest);
-        }
+        let valid_until = self.check_times(claims, now)?;
         if let Some(issuer) = issuer.or(s.issuer.as_ref()) {
             if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
                 return Err(AuthError::Issuer);
             }
         }
         let resources = self.check_audience(claims.get("aud"))?;
-        let oauth_scopes = match claims.get("scope").or_else(|| claims.get("scp")) {
-            Some(Value::String(s)) => Some(s.split_whitespace().map(str::to_string).collect()),
-            Some(Value::Array(list)) => Some(
-                list.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect(),
-            ),
-            _ => None,
-        };
+        let oauth_scopes = string_list(claims.get("scope").or_else(|| claims.get("scp")))
+            .map(Vec::into_boxed_slice);
         let user = match claims.get(&names.user_id) {
             Some(Value::String(u)) if u.len() > MAX_USER_ID => {
                 return Err(AuthError::bad_claim(&names.user_id, USER_ID_TOO_LONG))
@@ -335,15 +300,7 @@ impl Authenticator {
             }
             Some(_) => return Err(AuthError::bad_claim(&names.user_id, "is not a string")),
         };
-        let roles = match claims.get(&names.roles) {
-            Some(Value::Array(list)) => list
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect(),
-            Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
-            _ => Vec::new(),
-        };
+        let roles = string_list(claims.get(&names.roles)).unwrap_or_default();
         // The tenant travels to upstreams as `X-Tenant-ID` and into every audit row: bounded
         // like the user id.
         let tenant = match claims.get(&names.tenant).and_then(Value::as_str) {
@@ -377,6 +334,42 @@ impl Authenticator {
         })
     }
 
+    /// `exp`, `nbf`, `iat` and the maximum token age, each with the clock-skew allowance.
+    /// Returns until when the token is valid (the earlier of its expiry and its maximum age).
+    fn check_times(&self, claims: &Map<String, Value>, now: u64) -> Result<u64, AuthError> {
+        let s = &self.settings;
+        let names = &s.claims;
+        let skew = s.clock_skew;
+        let exp = timestamp(claims, &names.exp)?
+            .ok_or_else(|| AuthError::missing_claim(&names.exp, ""))?;
+        if now > exp.saturating_add(skew) {
+            return Err(AuthError::Expired);
+        }
+        if let Some(nbf) = timestamp(claims, "nbf")? {
+            if now.saturating_add(skew) < nbf {
+                return Err(AuthError::NotYetValid);
+            }
+        }
+        let mut valid_until = exp.saturating_add(skew);
+        let iat = timestamp(claims, &names.iat)?;
+        if let Some(iat) = iat {
+            if iat > now.saturating_add(skew) {
+                return Err(AuthError::IssuedInFuture);
+            }
+        }
+        if let Some(max_age) = s.max_age {
+            let iat = iat.ok_or_else(|| {
+                AuthError::missing_claim(&names.iat, " (a maximum token age is set)")
+            })?;
+            let oldest = iat.saturating_add(max_age.as_secs()).saturating_add(skew);
+            if now > oldest {
+                return Err(AuthError::TooOld);
+            }
+            valid_until = valid_until.min(oldest);
+        }
+        Ok(valid_until)
+    }
+
     /// `aud` must name a configured audience; failing that, URLs (resource indicators) are kept
     /// for the proxy to match against the endpoint called. Without configured audiences the
     /// audience is not checked.
@@ -402,6 +395,21 @@ impl Authenticator {
             return Err(AuthError::Audience);
         }
         Ok(Some(urls))
+    }
+}
+
+/// A claim holding a list of names: a JSON array of strings, or one space-separated string
+/// (OAuth's `scope`).
+fn string_list(v: Option<&Value>) -> Option<Vec<String>> {
+    match v? {
+        Value::String(s) => Some(s.split_whitespace().map(str::to_string).collect()),
+        Value::Array(list) => Some(
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+        ),
+        _ => None,
     }
 }
 

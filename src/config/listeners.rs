@@ -114,12 +114,56 @@ pub fn build(
     out
 }
 
+/// A listener's TLS files read and checked, before rustls puts them together.
+struct TlsParts {
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    versions: Vec<&'static rustls::SupportedProtocolVersion>,
+    client_auth: Option<ClientAuth>,
+    roots: rustls::RootCertStore,
+}
+
 fn build_tls(
     sources: &Sources,
     field: &str,
     t: &TlsFile,
     problems: &mut Vec<Problem>,
 ) -> Option<TlsListener> {
+    let parts = tls_parts(sources, field, t, problems)?;
+    let not_after = x509_parser::parse_x509_certificate(&parts.certs[0])
+        .map(|(_, c)| c.validity().not_after.timestamp())
+        .unwrap_or(0);
+    let client_auth = parts.client_auth;
+    match server_config(t, parts) {
+        Ok(mut server) => {
+            // HTTP/2 first: MCP clients that speak it multiplex their calls on one connection.
+            server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            Some(TlsListener {
+                server: Arc::new(server),
+                client_auth,
+                cert_file: sources.base().join(&t.cert_file),
+                not_after,
+            })
+        }
+        Err((f, reason)) => {
+            problems.push(Problem::new(
+                sources.path.as_path(),
+                format!("{field}.{f}"),
+                reason,
+            ));
+            None
+        }
+    }
+}
+
+/// Reads the certificate chain, key and client CAs, and checks the version and client-auth
+/// settings; every problem is named, and none of it is returned if there was one.
+fn tls_parts(
+    sources: &Sources,
+    field: &str,
+    t: &TlsFile,
+    problems: &mut Vec<Problem>,
+) -> Option<TlsParts> {
     let path = sources.path.as_path();
     let base = sources.base();
     let before = problems.len();
@@ -159,20 +203,17 @@ fn build_tls(
             None
         }
     });
-    let versions: &[&'static rustls::SupportedProtocolVersion] =
-        match t.min_version.as_deref().unwrap_or("1.2") {
-            "1.2" => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            "1.3" => &[&rustls::version::TLS13],
-            other => {
-                problem(
-                    "min_version",
-                    format!(
-                        "{other:?} is not a TLS version this gateway offers (\"1.2\" or \"1.3\")"
-                    ),
-                );
-                &[]
-            }
-        };
+    let versions = match t.min_version.as_deref().unwrap_or("1.2") {
+        "1.2" => vec![&rustls::version::TLS13, &rustls::version::TLS12],
+        "1.3" => vec![&rustls::version::TLS13],
+        other => {
+            problem(
+                "min_version",
+                format!("{other:?} is not a TLS version this gateway offers (\"1.2\" or \"1.3\")"),
+            );
+            Vec::new()
+        }
+    };
     let client_auth = match (&t.client_ca_file, t.client_auth) {
         (None, Some(_)) => {
             problem(
@@ -198,68 +239,51 @@ fn build_tls(
     if problems.len() > before || versions.is_empty() {
         return None;
     }
-    let key = key?;
-    let not_after = x509_parser::parse_x509_certificate(&certs[0])
-        .map(|(_, c)| c.validity().not_after.timestamp())
-        .unwrap_or(0);
-    let builder = match rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions)
-    {
-        Ok(b) => b,
-        Err(e) => {
-            problems.push(Problem::new(
-                path,
-                format!("{field}.min_version"),
-                e.to_string(),
-            ));
-            return None;
-        }
-    };
-    let builder = match client_auth {
+    Some(TlsParts {
+        certs,
+        key: key?,
+        versions,
+        client_auth,
+        roots,
+    })
+}
+
+/// Puts the parts together; a refusal names the field (under the listener's `tls`) and why.
+fn server_config(
+    t: &TlsFile,
+    parts: TlsParts,
+) -> Result<rustls::ServerConfig, (&'static str, String)> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&parts.versions)
+        .map_err(|e| ("min_version", e.to_string()))?;
+    let builder = match parts.client_auth {
         Some(auth) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(parts.roots), provider());
             let verifier = if auth == ClientAuth::Optional {
                 verifier.allow_unauthenticated()
             } else {
                 verifier
             };
-            match verifier.build() {
-                Ok(v) => builder.with_client_cert_verifier(v),
-                Err(e) => {
-                    problems.push(Problem::new(
-                        path,
-                        format!("{field}.client_ca_file"),
-                        e.to_string(),
-                    ));
-                    return None;
-                }
-            }
+            let verifier = verifier
+                .build()
+                .map_err(|e| ("client_ca_file", e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let mut server = match builder.with_single_cert(certs, key) {
-        Ok(s) => s,
-        Err(e) => {
-            problems.push(Problem::new(
-                path,
-                format!("{field}.key_file"),
+    builder
+        .with_single_cert(parts.certs, parts.key)
+        .map_err(|e| {
+            (
+                "key_file",
                 format!(
                     "{} does not fit {}: {e}",
                     t.key_file.display(),
                     t.cert_file.display()
                 ),
-            ));
-            return None;
-        }
-    };
-    // HTTP/2 first: MCP clients that speak it multiplex their calls on one connection.
-    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Some(TlsListener {
-        server: Arc::new(server),
-        client_auth,
-        cert_file: base.join(&t.cert_file),
-        not_after,
-    })
+            )
+        })
 }
 
 /// The files `listeners:` names (read by `Sources` with the rest).

@@ -98,15 +98,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
     } = Files::read(sources, &mut problems);
     let Some(mut g) = gateway else {
         // Still checks the scopes and the policy against them.
-        let limits = file::LimitsFile::default();
-        if let Some((tools_path, t)) = tools {
-            let scopes = scopes::build_scopes(sources, &tools_path, t, &limits, &mut problems);
-            if let Some((policy_path, p)) = policy {
-                let tools = scopes::scope_tools(&scopes);
-                rate_limits(&policy_path, &p, &tools, &mut problems);
-                Policy::compile(&policy_path, &p, &tools, &mut problems);
-            }
-        }
+        check_without_gateway(sources, tools, policy, &mut problems);
         return Err(ConfigErrors(problems));
     };
     env::apply_overrides(&mut g, &sources.env, &mut problems);
@@ -155,14 +147,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         upgrade_socket: network.upgrade_socket,
         watch_interval: g.watch_interval,
         shutdown_grace: g.shutdown_grace,
-        limits: Limits {
-            max_body_bytes: g.limits.max_body_bytes,
-            connect_timeout: g.limits.upstream_connect_timeout,
-            read_timeout: g.limits.upstream_read_timeout,
-            max_concurrent_per_user: g.limits.max_concurrent_per_user,
-            max_concurrent_per_upstream: g.limits.max_concurrent_per_upstream,
-            max_jobs_per_user: g.limits.max_jobs_per_user,
-        },
+        limits: limits_of(&g.limits),
         jobs,
         registry: RegistrySettings {
             refresh: g.registry.refresh,
@@ -181,18 +166,52 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         audit: std::sync::Arc::new(audit),
         rate_limits,
         rate_limit_store: g.rate_limit_store,
-        connections: listeners::ConnectionLimits {
-            max_connections: g.connections.max,
-            max_per_address: g.connections.max_per_address,
-            head_timeout: g.connections.head_timeout,
-            idle_timeout: g.connections.idle_timeout,
-            body_timeout: g.connections.body_timeout,
-            body_min_rate: g.connections.body_min_rate,
-            bodies_per_user: g.connections.bodies_per_user,
-        },
+        connections: connections_of(&g.connections),
         dev_issuer,
         dev_secrets_to_write,
     })
+}
+
+/// With gateway.yaml unreadable, the scopes and the policy are still checked, so one run names
+/// every problem.
+fn check_without_gateway(
+    sources: &Sources,
+    tools: Option<(PathBuf, file::ToolsFile)>,
+    policy: Option<(PathBuf, PolicyFile)>,
+    problems: &mut Vec<Problem>,
+) {
+    let limits = file::LimitsFile::default();
+    if let Some((tools_path, t)) = tools {
+        let scopes = scopes::build_scopes(sources, &tools_path, t, &limits, problems);
+        if let Some((policy_path, p)) = policy {
+            let tools = scopes::scope_tools(&scopes);
+            rate_limits(&policy_path, &p, &tools, problems);
+            Policy::compile(&policy_path, &p, &tools, problems);
+        }
+    }
+}
+
+fn limits_of(l: &file::LimitsFile) -> Limits {
+    Limits {
+        max_body_bytes: l.max_body_bytes,
+        connect_timeout: l.upstream_connect_timeout,
+        read_timeout: l.upstream_read_timeout,
+        max_concurrent_per_user: l.max_concurrent_per_user,
+        max_concurrent_per_upstream: l.max_concurrent_per_upstream,
+        max_jobs_per_user: l.max_jobs_per_user,
+    }
+}
+
+fn connections_of(c: &file::ConnectionsFile) -> listeners::ConnectionLimits {
+    listeners::ConnectionLimits {
+        max_connections: c.max,
+        max_per_address: c.max_per_address,
+        head_timeout: c.head_timeout,
+        idle_timeout: c.idle_timeout,
+        body_timeout: c.body_timeout,
+        body_min_rate: c.body_min_rate,
+        bodies_per_user: c.bodies_per_user,
+    }
 }
 
 fn rate_limits(

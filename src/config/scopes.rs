@@ -76,16 +76,7 @@ fn build_scope(
         ));
     }
     let pins = tool_pins(path, &at, &scope.tools, problems);
-    for (i, m) in scope.allow_methods.iter().enumerate() {
-        if m.is_empty() || m.len() > crate::jsonrpc::MAX_NAME || m.chars().any(char::is_whitespace)
-        {
-            problems.push(Problem::new(
-                path,
-                at(&format!("allow_methods[{i}]")),
-                format!("{m:?} is not a JSON-RPC method name (1-128 bytes, no spaces)"),
-            ));
-        }
-    }
+    allowed_methods(path, &at, &scope.allow_methods, problems);
     let upstream_tls = scope.tls.as_ref().and_then(|t| {
         if !upstreams.iter().any(|u| u.tls) {
             problems.push(Problem::new(
@@ -98,20 +89,7 @@ fn build_scope(
         upstream_tls::build(sources, path, &at("tls"), t, problems).map(std::sync::Arc::new)
     });
     if let Some(h) = &scope.health_check {
-        if h.kind == HealthCheckKind::Http && !h.path.starts_with('/') {
-            problems.push(Problem::new(
-                path,
-                at("health_check.path"),
-                "must start with /",
-            ));
-        }
-        if h.interval.is_zero() {
-            problems.push(Problem::new(
-                path,
-                at("health_check.interval"),
-                "must be greater than 0",
-            ));
-        }
+        health_check(path, &at, h, problems);
     }
     ScopeConfig {
         name: name.to_string(),
@@ -137,6 +115,48 @@ fn build_scope(
         oauth_scopes: Vec::new(),
         upstream_version,
         upstream_tls,
+    }
+}
+
+/// `allow_methods`: each a JSON-RPC method name.
+fn allowed_methods(
+    path: &Path,
+    at: &dyn Fn(&str) -> String,
+    methods: &[String],
+    problems: &mut Vec<Problem>,
+) {
+    for (i, m) in methods.iter().enumerate() {
+        if m.is_empty() || m.len() > crate::jsonrpc::MAX_NAME || m.chars().any(char::is_whitespace)
+        {
+            problems.push(Problem::new(
+                path,
+                at(&format!("allow_methods[{i}]")),
+                format!("{m:?} is not a JSON-RPC method name (1-128 bytes, no spaces)"),
+            ));
+        }
+    }
+}
+
+/// `health_check`: an HTTP check's path, a non-zero interval.
+fn health_check(
+    path: &Path,
+    at: &dyn Fn(&str) -> String,
+    h: &file::HealthCheckFile,
+    problems: &mut Vec<Problem>,
+) {
+    if h.kind == HealthCheckKind::Http && !h.path.starts_with('/') {
+        problems.push(Problem::new(
+            path,
+            at("health_check.path"),
+            "must start with /",
+        ));
+    }
+    if h.interval.is_zero() {
+        problems.push(Problem::new(
+            path,
+            at("health_check.interval"),
+            "must be greater than 0",
+        ));
     }
 }
 

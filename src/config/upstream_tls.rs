@@ -111,31 +111,14 @@ pub fn build(
             .ok()
     });
     let client = match (chain, key) {
-        (Some(chain), Some(key)) => {
-            // The same check rustls makes when the connection is set up: the key must be usable
-            // and belong to the certificate.
-            let fits = rustls::ClientConfig::builder_with_provider(provider())
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())
-                .and_then(|b| {
-                    b.with_root_certificates(rustls::RootCertStore::empty())
-                        .with_client_auth_cert(chain.clone(), key.clone_key())
-                        .map_err(|e| e.to_string())
-                });
-            match fits {
-                Ok(_) => Some(Arc::new(CertKey::new(
-                    chain.iter().map(|c| c.to_vec()).collect(),
-                    key.secret_der().to_vec(),
-                ))),
-                Err(e) => {
-                    problem(
-                        "client_key_file",
-                        format!("does not fit client_cert_file: {e}"),
-                    );
-                    None
-                }
-            }
-        }
+        (Some(chain), Some(key)) => client_cert(chain, key)
+            .map_err(|e| {
+                problem(
+                    "client_key_file",
+                    format!("does not fit client_cert_file: {e}"),
+                )
+            })
+            .ok(),
         _ => None,
     };
     if let Some(n) = &t.server_name {
@@ -156,6 +139,24 @@ pub fn build(
         server_name: t.server_name.clone(),
         fingerprint: fingerprint.finalize().into(),
     })
+}
+
+/// The client certificate and key, after the check rustls makes when a connection is set up:
+/// the key must be usable and belong to the certificate.
+fn client_cert(
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<CertKey>, String> {
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_client_auth_cert(chain.clone(), key.clone_key())
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(CertKey::new(
+        chain.iter().map(|c| c.to_vec()).collect(),
+        key.secret_der().to_vec(),
+    )))
 }
 
 /// The files the scopes' `tls:` sections name, relative to tools.yaml (read by `Sources`).

@@ -163,6 +163,62 @@ impl Reloader {
     }
 }
 
+impl Reloader {
+    /// Applies `next`, logs and counts the outcome; false when it was refused (the running
+    /// configuration stays).
+    async fn apply_logged(&self, running: &Sources, next: &Sources, why: &str) -> bool {
+        match self.apply(running, next).await {
+            Ok(()) => {
+                let hash = publish_running(next);
+                metrics::CONFIG_RELOADS.with_label_values(&["ok"]).inc();
+                tracing::info!(reason = why, hash = %hash, "configuration reloaded");
+                true
+            }
+            Err(problems) => {
+                metrics::CONFIG_RELOADS
+                    .with_label_values(&["rejected"])
+                    .inc();
+                for p in &problems {
+                    tracing::error!(file = %p.file, field = %p.field, reason = %p.reason, "configuration reload refused; the running configuration stays");
+                }
+                false
+            }
+        }
+    }
+
+    /// At shutdown: the drain is marked; the proxy drains for `shutdown_grace`, and tool
+    /// processes serve it until then.
+    async fn wind_down(&self) {
+        self.start_draining("shutdown");
+        let rt = self.current.load_full();
+        tokio::time::sleep(rt.config.shutdown_grace).await;
+        for u in rt.upstreams.values() {
+            u.pool.retire();
+        }
+    }
+}
+
+/// SIGHUP forces a reload; without it reloads follow file changes only.
+fn hangup() -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reloads follow file changes only");
+            None
+        }
+    }
+}
+
+/// How often the loop wakes: the watch interval within 100 ms..1 s (1 s when watching is off).
+fn tick_every(rt: &Runtime) -> Duration {
+    let w = rt.config.watch_interval;
+    if w.is_zero() {
+        Duration::from_secs(1)
+    } else {
+        w.clamp(Duration::from_millis(100), Duration::from_secs(1))
+    }
+}
+
 #[async_trait]
 impl BackgroundService for Reloader {
     async fn start_with_ready_notifier(
@@ -181,26 +237,11 @@ impl BackgroundService for Reloader {
         };
         publish_running(&running);
         let mut seen = running.clone();
-        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGHUP; reloads follow file changes only");
-                None
-            }
-        };
+        let mut hangup = hangup();
         // Pingora acts on SIGQUIT (hand over the sockets) and SIGTERM itself; this only marks
         // the drain at once (after an upgrade's hand-over Pingora waits a few seconds more before
         // it tells the services).
         let mut quit = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::quit()).ok();
-        let tick_every = |rt: &Runtime| {
-            let w = rt.config.watch_interval;
-            if w.is_zero() {
-                Duration::from_secs(1)
-            } else {
-                w.clamp(Duration::from_millis(100), Duration::from_secs(1))
-            }
-        };
         let mut every = tick_every(&self.current.load());
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -257,21 +298,8 @@ impl BackgroundService for Reloader {
             let (Some(why), Some(next)) = (reason, next) else {
                 continue;
             };
-            match self.apply(&running, &next).await {
-                Ok(()) => {
-                    running = next;
-                    let hash = publish_running(&running);
-                    metrics::CONFIG_RELOADS.with_label_values(&["ok"]).inc();
-                    tracing::info!(reason = why, hash = %hash, "configuration reloaded");
-                }
-                Err(problems) => {
-                    metrics::CONFIG_RELOADS
-                        .with_label_values(&["rejected"])
-                        .inc();
-                    for p in &problems {
-                        tracing::error!(file = %p.file, field = %p.field, reason = %p.reason, "configuration reload refused; the running configuration stays");
-                    }
-                }
+            if self.apply_logged(&running, &next, why).await {
+                running = next;
             }
             let now = tick_every(&self.current.load());
             if now != every {
@@ -279,12 +307,6 @@ impl BackgroundService for Reloader {
                 tick = tokio::time::interval(every);
             }
         }
-        self.start_draining("shutdown");
-        // The proxy drains for `shutdown_grace`; tool processes serve it until then.
-        let rt = self.current.load_full();
-        tokio::time::sleep(rt.config.shutdown_grace).await;
-        for u in rt.upstreams.values() {
-            u.pool.retire();
-        }
+        self.wind_down().await;
     }
 }

@@ -132,23 +132,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), String> {
         server.add_service(metrics);
     }
     if let Some(d) = &rt.config.dev_issuer {
-        let issuer = crate::issuer::Issuer::new(&rt.config, d)?;
-        // Its socket is not one Pingora hands over: after an upgrade the old process holds it
-        // until it exits, so the new one binds it once free; otherwise a taken port is an error
-        // at start.
-        let listen = if upgrade {
-            IssuerListen::Later(d.listen.clone())
-        } else {
-            IssuerListen::Bound(
-                std::net::TcpListener::bind(&d.listen)
-                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                    .map_err(|e| format!("dev_issuer.listen {}: {e}", d.listen))?,
-            )
-        };
-        server.add_service(background_service(
-            "dev-issuer",
-            IssuerService(std::sync::Mutex::new(Some((Arc::new(issuer), listen)))),
-        ));
+        add_dev_issuer(&mut server, &rt.config, d, upgrade)?;
     }
     for l in &listeners {
         let scheme = if l.tls.is_some() { "https" } else { "http" };
@@ -156,7 +140,40 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), String> {
     }
     drop(rt);
     server.run(RunArgs::default());
-    // Every proxy thread is done: store what the audit writer had not stored yet.
+    final_flush(&audit);
+    tracing::info!("mcp-gateway stopped");
+    Ok(())
+}
+
+/// The development issuer, on its own socket.
+fn add_dev_issuer(
+    server: &mut Server,
+    config: &Config,
+    d: &crate::config::DevIssuer,
+    upgrade: bool,
+) -> Result<(), String> {
+    let issuer = crate::issuer::Issuer::new(config, d)?;
+    // Its socket is not one Pingora hands over: after an upgrade the old process holds it
+    // until it exits, so the new one binds it once free; otherwise a taken port is an error
+    // at start.
+    let listen = if upgrade {
+        IssuerListen::Later(d.listen.clone())
+    } else {
+        IssuerListen::Bound(
+            std::net::TcpListener::bind(&d.listen)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| format!("dev_issuer.listen {}: {e}", d.listen))?,
+        )
+    };
+    server.add_service(background_service(
+        "dev-issuer",
+        IssuerService(std::sync::Mutex::new(Some((Arc::new(issuer), listen)))),
+    ));
+    Ok(())
+}
+
+/// Every proxy thread is done: stores what the audit writer had not stored yet.
+fn final_flush(audit: &crate::audit::Audit) {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -164,8 +181,6 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), String> {
         Ok(flush) => flush.block_on(audit.finish()),
         Err(e) => tracing::error!(error = %e, "cannot run the final audit flush"),
     }
-    tracing::info!("mcp-gateway stopped");
-    Ok(())
 }
 
 struct AuditWriter(Arc<crate::audit::Audit>);
