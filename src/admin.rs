@@ -96,7 +96,7 @@ pub async fn show(
                     Err(e) => {
                         failures += 1;
                         v["arguments"] = Value::Null;
-                        v["arguments_error"] = json!(e);
+                        v["arguments_error"] = json!(e.to_string());
                     }
                 }
             }

@@ -29,19 +29,36 @@ impl std::fmt::Debug for ArgumentsMode {
     }
 }
 
+/// Why a key or an envelope could not be used. Never names the key or the plaintext.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("not hex or base64")]
+    KeyEncoding,
+    #[error("the key must be 256 bits (32 bytes)")]
+    KeyLength,
+    #[error("not an encrypted arguments envelope")]
+    NotAnEnvelope,
+    #[error("no key with id {0:?}")]
+    UnknownKey(String),
+    #[error("bad nonce")]
+    Nonce,
+    #[error("bad ciphertext encoding")]
+    Ciphertext,
+    #[error("cannot decrypt with key {0:?}: wrong key or altered data")]
+    Decrypt(String),
+    #[error("decrypted arguments are not UTF-8")]
+    NotUtf8,
+}
+
 /// Parses a 256-bit key written as 64 hex digits or standard base64.
-pub fn parse_key(text: &str) -> Result<[u8; 32], String> {
+pub fn parse_key(text: &str) -> Result<[u8; 32], SealError> {
     let t = text.trim();
     let bytes = if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        hex::decode(t).map_err(|e| e.to_string())?
+        hex::decode(t).map_err(|_| SealError::KeyEncoding)?
     } else {
-        STANDARD
-            .decode(t)
-            .map_err(|_| "not hex or base64".to_string())?
+        STANDARD.decode(t).map_err(|_| SealError::KeyEncoding)?
     };
-    bytes
-        .try_into()
-        .map_err(|_| "the key must be 256 bits (32 bytes)".to_string())
+    bytes.try_into().map_err(|_| SealError::KeyLength)
 }
 
 impl ArgumentsMode {
@@ -92,27 +109,27 @@ impl ArgumentsMode {
 }
 
 /// Opens an envelope with one of the given `(key id, key)` pairs.
-pub fn open(envelope: &str, keys: &[(String, [u8; 32])]) -> Result<String, String> {
+pub fn open(envelope: &str, keys: &[(String, [u8; 32])]) -> Result<String, SealError> {
     let mut parts = envelope.splitn(4, ':');
     let (Some("v1"), Some(kid), Some(nonce), Some(ct)) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err("not an encrypted arguments envelope".into());
+        return Err(SealError::NotAnEnvelope);
     };
     let (_, key) = keys
         .iter()
         .find(|(id, _)| id == kid)
-        .ok_or_else(|| format!("no key with id {kid:?}"))?;
+        .ok_or_else(|| SealError::UnknownKey(kid.to_string()))?;
     let nonce: [u8; 12] = STANDARD
         .decode(nonce)
         .ok()
         .and_then(|n| n.try_into().ok())
-        .ok_or("bad nonce")?;
-    let ct = STANDARD.decode(ct).map_err(|_| "bad ciphertext encoding")?;
+        .ok_or(SealError::Nonce)?;
+    let ct = STANDARD.decode(ct).map_err(|_| SealError::Ciphertext)?;
     let plain = Aes256Gcm::new(key.into())
         .decrypt(&Nonce::from(nonce), Payload { msg: &ct, aad: AAD })
-        .map_err(|_| format!("cannot decrypt with key {kid:?}: wrong key or altered data"))?;
-    String::from_utf8(plain).map_err(|_| "decrypted arguments are not UTF-8".into())
+        .map_err(|_| SealError::Decrypt(kid.to_string()))?;
+    String::from_utf8(plain).map_err(|_| SealError::NotUtf8)
 }
 
 #[cfg(test)]
@@ -128,9 +145,11 @@ mod tests {
         assert_eq!(open(&env, &[("k1".into(), key)]).unwrap(), r#"{"a":1}"#);
         assert!(open(&env, &[("k1".into(), [8u8; 32])])
             .unwrap_err()
+            .to_string()
             .contains("wrong key"));
         assert!(open(&env, &[("k2".into(), key)])
             .unwrap_err()
+            .to_string()
             .contains("no key"));
         assert_eq!(ArgumentsMode::Sha256.seal("x").unwrap().len(), 64);
         assert_eq!(parse_key(&"ab".repeat(32)).unwrap(), [0xab; 32]);

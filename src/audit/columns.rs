@@ -202,22 +202,18 @@ static INSERT: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Live rows, with one binary COPY.
-pub async fn copy(client: &deadpool_postgres::Client, rows: &[AuditRecord]) -> Result<(), String> {
-    let sink = client
-        .copy_in(COPY.as_str())
-        .await
-        .map_err(|e| e.to_string())?;
+pub async fn copy(
+    client: &deadpool_postgres::Client,
+    rows: &[AuditRecord],
+) -> Result<(), tokio_postgres::Error> {
+    let sink = client.copy_in(COPY.as_str()).await?;
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &COPY_TYPES));
     for r in rows {
         let values = COLUMNS.each_ref().map(|c| (c.copy)(r));
         let refs = values.each_ref().map(|v| v as &(dyn ToSql + Sync));
-        writer
-            .as_mut()
-            .write(&refs)
-            .await
-            .map_err(|e| e.to_string())?;
+        writer.as_mut().write(&refs).await?;
     }
-    writer.finish().await.map_err(|e| e.to_string())?;
+    writer.finish().await?;
     Ok(())
 }
 
@@ -225,20 +221,14 @@ pub async fn copy(client: &deadpool_postgres::Client, rows: &[AuditRecord]) -> R
 pub async fn insert(
     client: &deadpool_postgres::Client,
     rows: &[AuditRecord],
-) -> Result<(), String> {
-    let stmt = client
-        .prepare_cached(INSERT.as_str())
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<(), tokio_postgres::Error> {
+    let stmt = client.prepare_cached(INSERT.as_str()).await?;
     let arrays = COLUMNS.each_ref().map(|c| {
         let value = c.insert.unwrap_or(c.copy);
         rows.iter().map(value).collect::<Vec<Val>>()
     });
     let refs = arrays.each_ref().map(|a| a as &(dyn ToSql + Sync));
-    client
-        .execute(&stmt, &refs)
-        .await
-        .map_err(|e| e.to_string())?;
+    client.execute(&stmt, &refs).await?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! recorded in `schema_migrations` so running them again is a no-op. Also the connection pool the
 //! stores beside the audit trail (jobs, the tool registry) share the setup of.
 
+use crate::error::StorageError;
 use deadpool_postgres::{Pool, PoolConfig, Runtime, Timeouts};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use tokio_postgres::{Client, NoTls};
 
 /// A pool of at most `max_size` connections to `url`; `timeout` bounds waiting for one,
 /// connecting and recycling.
-pub fn pool(url: &str, max_size: usize, timeout: Duration) -> Result<Pool, String> {
+pub fn pool(url: &str, max_size: usize, timeout: Duration) -> Result<Pool, StorageError> {
     let mut pg = deadpool_postgres::Config::new();
     pg.url = Some(url.to_string());
     let t = Some(timeout);
@@ -23,8 +24,7 @@ pub fn pool(url: &str, max_size: usize, timeout: Duration) -> Result<Pool, Strin
         },
         ..Default::default()
     });
-    pg.create_pool(Some(Runtime::Tokio1), NoTls)
-        .map_err(|e| e.to_string())
+    Ok(pg.create_pool(Some(Runtime::Tokio1), NoTls)?)
 }
 
 /// The gateway's database as a store sees it: a pool whose first connection brings the schema up
@@ -37,7 +37,7 @@ pub struct Database {
 }
 
 impl Database {
-    pub fn new(url: &str, max_size: usize, migrate: bool) -> Result<Self, String> {
+    pub fn new(url: &str, max_size: usize, migrate: bool) -> Result<Self, StorageError> {
         Ok(Self {
             pool: pool(url, max_size, Duration::from_secs(3))?,
             migrate,
@@ -46,10 +46,10 @@ impl Database {
     }
 
     /// A pooled connection, on a migrated schema.
-    pub async fn client(&self) -> Result<deadpool_postgres::Client, String> {
-        let mut client = self.pool.get().await.map_err(|e| e.to_string())?;
+    pub async fn client(&self) -> Result<deadpool_postgres::Client, StorageError> {
+        let mut client = self.pool.get().await?;
         if self.migrate && !self.migrated.load(Ordering::Acquire) {
-            migrate(&mut client).await.map_err(|e| e.to_string())?;
+            migrate(&mut client).await?;
             self.migrated.store(true, Ordering::Release);
         }
         Ok(client)

@@ -9,6 +9,7 @@ use super::columns::{copy, insert};
 use super::record::AuditRecord;
 use super::spool::{append_jsonl, Spool};
 use super::{migrate, AuditConfig, SinkConfig};
+use crate::error::StorageError;
 use crate::metrics;
 use deadpool_postgres::Pool;
 use std::path::PathBuf;
@@ -158,10 +159,11 @@ impl PgSink {
         let attempt = async {
             let client = self.client().await?;
             match how {
-                _ if rows.is_empty() => Ok(()),
-                Statement::Copy => copy(&client, rows).await,
-                Statement::Insert => insert(&client, rows).await,
+                _ if rows.is_empty() => {}
+                Statement::Copy => copy(&client, rows).await?,
+                Statement::Insert => insert(&client, rows).await?,
             }
+            Ok::<(), StorageError>(())
         };
         match tokio::time::timeout(WRITE_TIMEOUT, attempt).await {
             Ok(Ok(())) => Ok(()),
@@ -177,12 +179,10 @@ impl PgSink {
     }
 
     /// A pooled connection, on a migrated schema.
-    async fn client(&mut self) -> Result<deadpool_postgres::Client, String> {
-        let mut client = self.pool.get().await.map_err(|e| e.to_string())?;
+    async fn client(&mut self) -> Result<deadpool_postgres::Client, StorageError> {
+        let mut client = self.pool.get().await?;
         if self.migrate && !self.migrated {
-            let done = migrate::migrate(&mut client)
-                .await
-                .map_err(|e| e.to_string())?;
+            let done = migrate::migrate(&mut client).await?;
             if !done.is_empty() {
                 tracing::info!(applied = ?done, "database migrations applied");
             }

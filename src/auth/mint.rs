@@ -15,18 +15,28 @@ pub struct TokenRequest<'a> {
     pub scope: Option<String>,
 }
 
+/// Why no token was signed.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error(
+        "no HS algorithm is configured: tokens for RS/ES/EdDSA come from your identity provider"
+    )]
+    NoHmacAlgorithm,
+    #[error("no JWT secret is configured")]
+    NoSecret,
+    #[error(transparent)]
+    Sign(#[from] jsonwebtoken::errors::Error),
+}
+
 /// Signs a token the gateway accepts, with the first configured HS algorithm.
-pub fn mint(settings: &JwtSettings, req: &TokenRequest<'_>) -> Result<String, String> {
+pub fn mint(settings: &JwtSettings, req: &TokenRequest<'_>) -> Result<String, MintError> {
     let alg = settings
         .algorithms
         .iter()
         .copied()
         .find(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
-        .ok_or("no HS algorithm is configured: tokens for RS/ES/EdDSA come from your identity provider")?;
-    let secret = settings
-        .secret
-        .as_deref()
-        .ok_or("no JWT secret is configured")?;
+        .ok_or(MintError::NoHmacAlgorithm)?;
+    let secret = settings.secret.as_deref().ok_or(MintError::NoSecret)?;
     let now = super::now();
     let names = &settings.claims;
     let mut claims = Map::new();
@@ -49,10 +59,9 @@ pub fn mint(settings: &JwtSettings, req: &TokenRequest<'_>) -> Result<String, St
     if let (Some(claim), Some(v)) = (&names.api_version, settings.allowed_api_versions.last()) {
         claims.insert(claim.clone(), Value::from(v.as_str()));
     }
-    encode(
+    Ok(encode(
         &Header::new(alg),
         &claims,
         &EncodingKey::from_secret(secret),
-    )
-    .map_err(|e| e.to_string())
+    )?)
 }

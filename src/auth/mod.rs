@@ -134,18 +134,22 @@ fn is_hmac(alg: Algorithm) -> bool {
     matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
 }
 
+/// Why the token verifier could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("jwt.public_key_file: not an RSA, EC or Ed25519 public key in PEM form")]
+    NotAPublicKey,
+}
+
 impl Authenticator {
-    pub fn new(settings: JwtSettings) -> Result<Self, String> {
+    pub fn new(settings: JwtSettings) -> Result<Self, KeyError> {
         let hmac = settings.secret.as_deref().map(DecodingKey::from_secret);
         let public = match &settings.public_key_pem {
             Some(pem) => Some(
                 DecodingKey::from_rsa_pem(pem)
                     .or_else(|_| DecodingKey::from_ec_pem(pem))
                     .or_else(|_| DecodingKey::from_ed_pem(pem))
-                    .map_err(|_| {
-                        "jwt.public_key_file: not an RSA, EC or Ed25519 public key in PEM form"
-                            .to_string()
-                    })?,
+                    .map_err(|_| KeyError::NotAPublicKey)?,
             ),
             None => None,
         };

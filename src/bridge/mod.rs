@@ -45,13 +45,11 @@ struct Bridge {
 }
 
 /// Runs the bridge until stdin closes.
-pub async fn run(options: BridgeOptions) -> Result<(), String> {
+pub async fn run(options: BridgeOptions) -> Result<(), reqwest::Error> {
     let token = Token::new(options.token);
     let (out, mut lines) = mpsc::unbounded_channel::<String>();
     let bridge = Arc::new(Bridge {
-        http: reqwest::Client::builder()
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?,
+        http: reqwest::Client::builder().build()?,
         endpoint: options.endpoint,
         token,
         session: Mutex::new(Session::default()),

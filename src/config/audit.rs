@@ -80,7 +80,7 @@ pub(super) fn build(
             Some(k) => match arguments::parse_key(k) {
                 Ok(key) => ArgumentsMode::encrypted(&a.arguments_key_id, &key),
                 Err(e) => {
-                    problems.push(Problem::env("MCP_GATEWAY_AUDIT_KEY", e));
+                    problems.push(Problem::env("MCP_GATEWAY_AUDIT_KEY", e.to_string()));
                     ArgumentsMode::None
                 }
             },

@@ -44,11 +44,8 @@ impl IssuerKey {
     }
 
     /// For signing tokens.
-    pub fn encoding_key(&self) -> Result<EncodingKey, String> {
-        let der = self
-            .signing
-            .to_pkcs8_der()
-            .map_err(|e| format!("cannot encode the issuer key: {e}"))?;
+    pub fn encoding_key(&self) -> Result<EncodingKey, ed25519_dalek::pkcs8::Error> {
+        let der = self.signing.to_pkcs8_der()?;
         Ok(EncodingKey::from_ed_der(der.as_bytes()))
     }
 

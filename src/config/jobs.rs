@@ -67,7 +67,7 @@ pub(super) fn build(
         Some(Ok(k)) => Some((audit.arguments_key_id.clone(), k)),
         Some(Err(e)) => {
             if j.enabled && audit.arguments != file::ArgumentsFile::Encrypted {
-                problems.push(Problem::env("MCP_GATEWAY_AUDIT_KEY", e));
+                problems.push(Problem::env("MCP_GATEWAY_AUDIT_KEY", e.to_string()));
             }
             None
         }

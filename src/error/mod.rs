@@ -5,9 +5,11 @@
 //! where the specification names the code the client expects (-32022 for an unsupported version).
 
 mod auth;
+mod storage;
 
 pub use auth::AuthError;
 use std::borrow::Cow;
+pub use storage::StorageError;
 
 /// A reason the gateway refuses or fails a request. The `Display` text is what the client reads: it
 /// never contains a token, a secret or an upstream's internal address.

@@ -146,7 +146,7 @@ async fn check(i: &Issuer, p: &AuthorizeParams) -> Result<String, Response> {
         .clients
         .resolve(&p.client_id)
         .await
-        .map_err(|e| bad_request(&e))?;
+        .map_err(|e| bad_request(&e.to_string()))?;
     if !client
         .redirect_uris
         .iter()

@@ -58,12 +58,12 @@ impl Clients {
     }
 
     /// The client a `client_id` names: registered here, or a metadata document at that URL.
-    pub async fn resolve(&self, id: &str) -> Result<Client, String> {
+    pub async fn resolve(&self, id: &str) -> Result<Client, ClientError> {
         if let Some(c) = self.get(id) {
             return Ok(c);
         }
         if !is_document_url(id, self.loopback_documents) {
-            return Err("unknown client_id: register first (POST /register) or use the https URL of a client metadata document".into());
+            return Err(ClientError::Unknown);
         }
         fetch_document(id).await
     }
@@ -100,9 +100,41 @@ fn is_document_url(id: &str, loopback_allowed: bool) -> bool {
     }
 }
 
-/// Why a metadata document cannot be used; the client is told no more than this (the answer's
-/// details would describe whatever the URL points at).
-const DOCUMENT_UNUSABLE: &str = "the client metadata document cannot be used (it must be JSON of at most 16 KiB at its https URL, name itself as client_id and list redirect_uris)";
+/// Why a client cannot log in; the text is the OAuth `error_description` it reads.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("unknown client_id: register first (POST /register) or use the https URL of a client metadata document")]
+    Unknown,
+    /// The client is told no more than this (the details would describe whatever the URL
+    /// points at; they are logged).
+    #[error("the client metadata document cannot be used (it must be JSON of at most 16 KiB at its https URL, name itself as client_id and list redirect_uris)")]
+    DocumentUnusable,
+    #[error("the client metadata document's client_id is not its own URL")]
+    NotItsOwnId,
+    #[error("redirect_uris must list 1 to 16 URIs")]
+    RedirectCount,
+    #[error("redirect_uri {0:?} is not an absolute URI without fragment")]
+    RedirectNotAbsolute(String),
+    #[error("redirect_uri {0:?} must be https, http on a loopback address, or a native app's private-use scheme")]
+    RedirectScheme(String),
+}
+
+/// Why a fetched metadata document was refused (logged, never shown to the client).
+#[derive(Debug, thiserror::Error)]
+enum DocumentError {
+    #[error("{0}")]
+    Http(reqwest::Error),
+    #[error("larger than 16 KiB")]
+    TooLarge,
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl From<reqwest::Error> for DocumentError {
+    fn from(e: reqwest::Error) -> Self {
+        DocumentError::Http(e.without_url())
+    }
+}
 
 #[derive(Deserialize)]
 struct Document {
@@ -112,18 +144,18 @@ struct Document {
     redirect_uris: Vec<String>,
 }
 
-async fn fetch_document(id: &str) -> Result<Client, String> {
+async fn fetch_document(id: &str) -> Result<Client, ClientError> {
     let fetched = tokio::time::timeout(Duration::from_secs(5), read_document(id)).await;
     let doc = match fetched {
         Ok(Ok(doc)) => doc,
         Ok(Err(detail)) => {
             tracing::info!(client_id = %id.chars().take(256).collect::<String>(), %detail, "client metadata document refused");
-            return Err(DOCUMENT_UNUSABLE.into());
+            return Err(ClientError::DocumentUnusable);
         }
-        Err(_) => return Err(DOCUMENT_UNUSABLE.into()),
+        Err(_) => return Err(ClientError::DocumentUnusable),
     };
     if doc.client_id != id {
-        return Err("the client metadata document's client_id is not its own URL".into());
+        return Err(ClientError::NotItsOwnId);
     }
     check_redirects(&doc.redirect_uris)?;
     Ok(Client {
@@ -133,55 +165,43 @@ async fn fetch_document(id: &str) -> Result<Client, String> {
 }
 
 /// The document at `id`, at most `MAX_DOCUMENT` bytes, with no redirects followed.
-async fn read_document(id: &str) -> Result<Document, String> {
+async fn read_document(id: &str) -> Result<Document, DocumentError> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let mut resp = client
         .get(id)
         .header("accept", "application/json")
         .send()
         .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| e.without_url().to_string())?;
+        .and_then(|r| r.error_for_status())?;
     let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| e.without_url().to_string())?
-    {
+    while let Some(chunk) = resp.chunk().await? {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_DOCUMENT {
-            return Err("larger than 16 KiB".into());
+            return Err(DocumentError::TooLarge);
         }
     }
-    serde_json::from_slice(&body).map_err(|e| e.to_string())
+    Ok(serde_json::from_slice(&body)?)
 }
 
 /// Redirect URIs are absolute, without fragment, few, and go somewhere a login may go: `https:`,
 /// `http:` on loopback (native apps listening locally), or a private-use scheme of a native app
 /// (RFC 8252 §7.1: `com.example.app:/cb`, `cursor://…`). Never `javascript:`, `data:`, `file:`
 /// or other schemes a browser acts on itself, and never plain `http:` to another host.
-fn check_redirects(uris: &[String]) -> Result<(), String> {
+fn check_redirects(uris: &[String]) -> Result<(), ClientError> {
     if uris.is_empty() || uris.len() > MAX_REDIRECTS {
-        return Err("redirect_uris must list 1 to 16 URIs".into());
+        return Err(ClientError::RedirectCount);
     }
     for u in uris {
         let shown: String = u.chars().take(200).collect();
         let parsed = match url::Url::parse(u) {
             Ok(p) if p.fragment().is_none() && u.len() <= 2048 => p,
-            _ => {
-                return Err(format!(
-                    "redirect_uri {shown:?} is not an absolute URI without fragment"
-                ))
-            }
+            _ => return Err(ClientError::RedirectNotAbsolute(shown)),
         };
         if !redirect_allowed(&parsed) {
-            return Err(format!(
-                "redirect_uri {shown:?} must be https, http on a loopback address, or a native app's private-use scheme"
-            ));
+            return Err(ClientError::RedirectScheme(shown));
         }
     }
     Ok(())
@@ -245,7 +265,11 @@ pub async fn register(State(i): State<Arc<Issuer>>, body: axum::body::Bytes) -> 
         }
     };
     if let Err(e) = check_redirects(&reg.redirect_uris) {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_redirect_uri", &e);
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_redirect_uri",
+            &e.to_string(),
+        );
     }
     if reg
         .token_endpoint_auth_method

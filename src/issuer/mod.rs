@@ -62,9 +62,24 @@ pub struct Grant {
     pub client_id: Option<String>,
 }
 
+/// Why the development issuer cannot run with these settings.
+#[derive(Debug, thiserror::Error)]
+pub enum IssuerError {
+    #[error("the configuration has no JWT secret to derive the issuer key from (set JWT_SECRET_KEY or dev_secrets_file)")]
+    NoSecret,
+    #[error("--listen is required when the configuration has no dev_issuer section")]
+    NoListen,
+    #[error("{0:?} is not an IP:port address")]
+    BadListen(String),
+    #[error("{0} is not a loopback address: anyone who reaches the development issuer can log in as anyone (pass --insecure-dev to allow it)")]
+    NotLoopback(std::net::SocketAddr),
+    #[error("cannot encode the issuer key: {0}")]
+    Key(#[from] ed25519_dalek::pkcs8::Error),
+}
+
 impl Issuer {
     /// The issuer a configuration describes, or why there is none.
-    pub fn new(config: &Config, d: &crate::config::DevIssuer) -> Result<Self, String> {
+    pub fn new(config: &Config, d: &crate::config::DevIssuer) -> Result<Self, IssuerError> {
         let mut scopes_supported: Vec<String> = config
             .scopes
             .values()
@@ -100,7 +115,7 @@ impl Issuer {
         config: &Config,
         listen: Option<String>,
         insecure_dev: bool,
-    ) -> Result<crate::config::DevIssuer, String> {
+    ) -> Result<crate::config::DevIssuer, IssuerError> {
         let mut d = match (&config.dev_issuer, &config.jwt.secret) {
             (Some(d), _) => d.clone(),
             (None, Some(secret)) => crate::config::DevIssuer {
@@ -113,9 +128,7 @@ impl Issuer {
                 key: Arc::new(key::IssuerKey::derive(secret)),
                 insecure_dev,
             },
-            (None, None) => {
-                return Err("the configuration has no JWT secret to derive the issuer key from (set JWT_SECRET_KEY or dev_secrets_file)".into())
-            }
+            (None, None) => return Err(IssuerError::NoSecret),
         };
         if let Some(l) = listen {
             if config
@@ -128,17 +141,15 @@ impl Issuer {
             d.listen = l;
         }
         if d.listen.is_empty() {
-            return Err(
-                "--listen is required when the configuration has no dev_issuer section".into(),
-            );
+            return Err(IssuerError::NoListen);
         }
         let addr: std::net::SocketAddr = d
             .listen
             .parse()
-            .map_err(|_| format!("{:?} is not an IP:port address", d.listen))?;
+            .map_err(|_| IssuerError::BadListen(d.listen.clone()))?;
         d.insecure_dev |= insecure_dev;
         if !addr.ip().is_loopback() && !d.insecure_dev {
-            return Err(format!("{addr} is not a loopback address: anyone who reaches the development issuer can log in as anyone (pass --insecure-dev to allow it)"));
+            return Err(IssuerError::NotLoopback(addr));
         }
         Ok(d)
     }
@@ -168,7 +179,7 @@ impl Issuer {
     }
 
     /// Signs an access token for a grant; returns it with its lifetime in seconds.
-    fn sign(&self, g: &Grant, ttl: u64) -> Result<(String, u64), String> {
+    fn sign(&self, g: &Grant, ttl: u64) -> Result<(String, u64), jsonwebtoken::errors::Error> {
         let now = crate::auth::now();
         let names = &self.claims;
         let mut c = Map::new();
@@ -195,7 +206,7 @@ impl Issuer {
         c.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
-        let token = jsonwebtoken::encode(&header, &c, &self.signing).map_err(|e| e.to_string())?;
+        let token = jsonwebtoken::encode(&header, &c, &self.signing)?;
         Ok((token, ttl))
     }
 

@@ -172,8 +172,8 @@ impl From<StoreError> for crate::error::GatewayError {
         match e {
             StoreError::TooMany => GatewayError::TooManyJobs,
             StoreError::Full => GatewayError::JobsUnavailable("the in-memory job store is full"),
-            StoreError::Unavailable(detail) => {
-                tracing::error!(error = %detail, "job store error");
+            StoreError::Unavailable(_) | StoreError::Unsealable => {
+                tracing::error!(error = %e, "job store error");
                 GatewayError::JobsUnavailable("the job store cannot be reached")
             }
         }

@@ -17,7 +17,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::RateLimiter;
 use std::sync::Arc;
 use std::time::Duration;
-pub use store::RedisStore;
+pub use store::{RedisStore, StoreError};
 
 type LocalLimiter = RateLimiter<String, DefaultKeyedStateStore<String>, QuantaClock>;
 

@@ -31,6 +31,8 @@ pub enum StoreError {
     Redis(#[from] redis::RedisError),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    #[error("bad Redis URL: {0}")]
+    Url(#[source] redis::RedisError),
 }
 
 pub struct RedisStore {
@@ -42,8 +44,8 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    pub fn new(url: &str, timeout: Duration, fallback: StoreFallback) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))?;
+    pub fn new(url: &str, timeout: Duration, fallback: StoreFallback) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(StoreError::Url)?;
         Ok(Self {
             client,
             conn: OnceCell::new(),

@@ -2,23 +2,40 @@
 //! it, straight from the store the running gateways share (an approval applies in every instance
 //! at its next `registry.sync`).
 
-use super::store::{Row, Store};
+use super::store::{ApproveError, Row, Store};
 use crate::config::Config;
+use crate::error::StorageError;
 use serde_json::{json, Value};
 use std::time::SystemTime;
 
-fn store(config: &Config) -> Result<Store, String> {
-    Store::for_audit(&config.audit)?.ok_or_else(|| {
-        "auditing is off (audit.enabled: false), so the tool registry lives only in the gateway's memory"
-            .to_string()
-    })
+/// Why a registry command did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("auditing is off (audit.enabled: false), so the tool registry lives only in the gateway's memory")]
+    NoStore,
+    #[error("{0:?}: name a tool as SCOPE/TOOL")]
+    BadName(String),
+    #[error("{0} is not in the registry")]
+    Unknown(String),
+    #[error("{name} is pinned in the tools file (sha256: {sha}); change it there")]
+    Pinned { name: String, sha: String },
+    #[error("{0:?} is not a SHA-256 in 64 hex digits")]
+    BadSha(String),
+    #[error(transparent)]
+    Store(#[from] StorageError),
+    #[error(transparent)]
+    Approve(#[from] ApproveError),
+}
+
+fn store(config: &Config) -> Result<Store, CliError> {
+    Store::for_audit(&config.audit)?.ok_or(CliError::NoStore)
 }
 
 /// `SCOPE/TOOL`, split.
-fn split(name: &str) -> Result<(&str, &str), String> {
+fn split(name: &str) -> Result<(&str, &str), CliError> {
     name.split_once('/')
         .filter(|(s, t)| !s.is_empty() && !t.is_empty())
-        .ok_or_else(|| format!("{name:?}: name a tool as SCOPE/TOOL"))
+        .ok_or_else(|| CliError::BadName(name.to_string()))
 }
 
 fn time(t: SystemTime) -> String {
@@ -52,7 +69,7 @@ fn short(sha: &Option<String>) -> &str {
     sha.as_deref().map(|s| &s[..s.len().min(12)]).unwrap_or("-")
 }
 
-pub async fn list(config: &Config) -> Result<String, String> {
+pub async fn list(config: &Config) -> Result<String, CliError> {
     let rows = store(config)?.rows().await?;
     let mut out = format!(
         "{:<40} {:<9} {:<13} {:<13} {}\n",
@@ -71,16 +88,16 @@ pub async fn list(config: &Config) -> Result<String, String> {
     Ok(out)
 }
 
-async fn row(store: &Store, scope: &str, tool: &str) -> Result<Row, String> {
+async fn row(store: &Store, scope: &str, tool: &str) -> Result<Row, CliError> {
     store
         .rows()
         .await?
         .into_iter()
         .find(|r| r.scope == scope && r.tool == tool)
-        .ok_or_else(|| format!("{scope}/{tool} is not in the registry"))
+        .ok_or_else(|| CliError::Unknown(format!("{scope}/{tool}")))
 }
 
-pub async fn show(config: &Config, name: &str) -> Result<String, String> {
+pub async fn show(config: &Config, name: &str) -> Result<String, CliError> {
     let (scope, tool) = split(name)?;
     let store = store(config)?;
     let r = row(&store, scope, tool).await?;
@@ -111,10 +128,10 @@ pub async fn show(config: &Config, name: &str) -> Result<String, String> {
             out["approved_definition"] = store.definition(a).await?.unwrap_or(Value::Null);
         }
     }
-    serde_json::to_string_pretty(&out).map_err(|e| e.to_string())
+    Ok(serde_json::to_string_pretty(&out).unwrap_or_default())
 }
 
-pub async fn history(config: &Config, name: &str) -> Result<String, String> {
+pub async fn history(config: &Config, name: &str) -> Result<String, CliError> {
     let (scope, tool) = split(name)?;
     let store = store(config)?;
     row(&store, scope, tool).await?;
@@ -131,19 +148,19 @@ pub async fn history(config: &Config, name: &str) -> Result<String, String> {
     Ok(out)
 }
 
-pub async fn approve(config: &Config, name: &str, sha: Option<&str>) -> Result<String, String> {
+pub async fn approve(config: &Config, name: &str, sha: Option<&str>) -> Result<String, CliError> {
     let (scope, tool) = split(name)?;
     if let Some(pin) = config.scopes.get(scope).and_then(|s| s.pins.get(tool)) {
-        return Err(format!(
-            "{name} is pinned in the tools file (sha256: {}); change it there",
-            super::definition::hex(pin)
-        ));
+        return Err(CliError::Pinned {
+            name: name.to_string(),
+            sha: super::definition::hex(pin),
+        });
     }
     let sha = match sha {
         Some(s) => Some(
             super::definition::parse_hex(s)
                 .map(|h| super::definition::hex(&h))
-                .ok_or_else(|| format!("{s:?} is not a SHA-256 in 64 hex digits"))?,
+                .ok_or_else(|| CliError::BadSha(s.to_string()))?,
         ),
         None => None,
     };
@@ -153,8 +170,7 @@ pub async fn approve(config: &Config, name: &str, sha: Option<&str>) -> Result<S
     );
     let approved = store(config)?
         .approve(scope, tool, sha.as_deref(), &actor)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(format!(
         "{name}: approved {approved}; gateways apply it within registry.sync ({})",
         humantime::format_duration(config.registry.sync)

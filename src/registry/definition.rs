@@ -98,13 +98,20 @@ pub fn bounded(definition: Value) -> Value {
     })
 }
 
+/// Why a tool's arguments cannot be validated.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("the tool has no inputSchema")]
+    Missing,
+    #[error("its inputSchema does not compile: {0}")]
+    Invalid(String),
+}
+
 /// The compiled `inputSchema` of a definition. Remote `$ref`s are never fetched: a schema that
 /// needs one does not compile.
-pub fn compile(definition: &Value) -> Result<jsonschema::Validator, String> {
-    let schema = definition
-        .get("inputSchema")
-        .ok_or("the tool has no inputSchema")?;
-    jsonschema::validator_for(schema).map_err(|e| format!("its inputSchema does not compile: {e}"))
+pub fn compile(definition: &Value) -> Result<jsonschema::Validator, SchemaError> {
+    let schema = definition.get("inputSchema").ok_or(SchemaError::Missing)?;
+    jsonschema::validator_for(schema).map_err(|e| SchemaError::Invalid(e.to_string()))
 }
 
 /// At most this many violations are named in one answer.

@@ -5,7 +5,7 @@
 
 use crate::jsonrpc::MODERN_VERSION;
 use crate::protocol::method;
-use crate::upstream::client::{answer_of, in_session, OwnSession, Pool};
+use crate::upstream::client::{answer_of, in_session, OwnError, OwnSession, Pool};
 use crate::upstream::{Picked, ScopeUpstreams};
 use serde_json::{json, Value};
 
@@ -13,6 +13,23 @@ use serde_json::{json, Value};
 const MAX_PAGES: usize = 50;
 /// Tools read at most from one upstream.
 const MAX_TOOLS: usize = 10_000;
+
+/// Why an upstream's tools could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Request(#[from] OwnError),
+    #[error("tools/list answered HTTP {0}")]
+    Status(u16),
+    #[error("tools/list gave no result")]
+    NoResult,
+    #[error("the tools/list result holds no tools")]
+    NoTools,
+    #[error("the upstream lists more than {MAX_TOOLS} tools")]
+    TooMany,
+    #[error("tools/list did not end within {MAX_PAGES} pages")]
+    Endless,
+}
 
 /// Every request of the registry says so, so that an operator (and a test upstream that records
 /// what reaches it) can tell the gateway's own reads from its clients' traffic.
@@ -24,7 +41,7 @@ pub async fn tools(
     bridged: &Pool,
     scope: &ScopeUpstreams,
     picked: &Picked,
-) -> Result<Vec<Value>, String> {
+) -> Result<Vec<Value>, ReadError> {
     let session = match scope.scope.upstream_version {
         Some(MODERN_VERSION) => None,
         v => {
@@ -49,7 +66,7 @@ async fn list(
     scope: &ScopeUpstreams,
     picked: &Picked,
     session: &OwnSession,
-) -> Result<Vec<Value>, String> {
+) -> Result<Vec<Value>, ReadError> {
     let mut tools = Vec::new();
     let mut cursor: Option<String> = None;
     for page in 0..MAX_PAGES {
@@ -68,21 +85,18 @@ async fn list(
         let resp = in_session(post, session, method::TOOLS_LIST)
             .send()
             .await
-            .map_err(|e| e.without_url().to_string())?;
+            .map_err(OwnError::from)?;
         if !resp.status().is_success() {
-            return Err(format!(
-                "tools/list answered HTTP {}",
-                resp.status().as_u16()
-            ));
+            return Err(ReadError::Status(resp.status().as_u16()));
         }
-        let text = resp.text().await.map_err(|e| e.without_url().to_string())?;
-        let mut result = answer_of(&text).ok_or("tools/list gave no result")?;
+        let text = resp.text().await.map_err(OwnError::from)?;
+        let mut result = answer_of(&text).ok_or(ReadError::NoResult)?;
         let Some(Value::Array(page_tools)) = result.get_mut("tools").map(Value::take) else {
-            return Err("the tools/list result holds no tools".into());
+            return Err(ReadError::NoTools);
         };
         tools.extend(page_tools);
         if tools.len() > MAX_TOOLS {
-            return Err(format!("the upstream lists more than {MAX_TOOLS} tools"));
+            return Err(ReadError::TooMany);
         }
         cursor = result
             .get("nextCursor")
@@ -92,5 +106,5 @@ async fn list(
             return Ok(tools);
         }
     }
-    Err(format!("tools/list did not end within {MAX_PAGES} pages"))
+    Err(ReadError::Endless)
 }

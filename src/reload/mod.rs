@@ -136,7 +136,7 @@ impl Reloader {
         let built = tokio::task::spawn_blocking(move || runtime::build(config, Some(&base)))
             .await
             .map_err(|e| e.to_string())
-            .and_then(|r| r);
+            .and_then(|r| r.map_err(|e| e.to_string()));
         let new = Arc::new(built.map_err(|e| vec![Problem::new(&path, "", e)])?);
         start(&new, Some(&old)).await;
         self.current.store(new.clone());

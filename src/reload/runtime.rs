@@ -12,10 +12,24 @@ use crate::proxy::Runtime;
 use crate::session::SessionKeys;
 use std::sync::Arc;
 
+/// Why a configuration that validated cannot run: a key, an upstream or a store that the runtime
+/// could not set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Key(#[from] crate::auth::KeyError),
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::SetupError),
+    #[error(transparent)]
+    RateLimitStore(#[from] crate::limits::StoreError),
+    #[error("the tool registry's store: {0}")]
+    Registry(#[from] crate::error::StorageError),
+}
+
 /// Builds the runtime for `config`; with `running`, keeps what the reload leaves unchanged.
 /// New upstream pools are built but not started (`reload::start`). Blocks briefly (a new load
 /// balancer's first update): call it where blocking is allowed.
-pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, String> {
+pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, BuildError> {
     let auth = match running {
         Some(r) if r.auth.settings() == &config.jwt => r.auth.clone(),
         _ => Arc::new(Authenticator::new(config.jwt.clone())?),

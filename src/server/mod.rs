@@ -7,6 +7,7 @@ mod registry;
 
 use crate::config::Config;
 use crate::proxy::{Gateway, Runtime};
+use crate::reload::runtime::BuildError;
 use async_trait::async_trait;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
@@ -14,9 +15,24 @@ use pingora::server::{RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use std::sync::Arc;
 
+/// Why the gateway did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Runtime(#[from] BuildError),
+    #[error("dev_issuer: {0}")]
+    Issuer(#[from] crate::issuer::IssuerError),
+    #[error("dev_issuer.listen {listen}: {source}")]
+    IssuerListen {
+        listen: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Builds the runtime the proxy starts on (its upstream pools are started by the reloader, a
 /// background service of the server).
-pub fn runtime(config: Config) -> Result<Arc<Runtime>, String> {
+pub fn runtime(config: Config) -> Result<Arc<Runtime>, BuildError> {
     crate::reload::runtime::build(config, None).map(Arc::new)
 }
 
@@ -60,7 +76,7 @@ fn connection_limits(c: &crate::listen::ConnectionLimits) -> crate::listen::Conn
 /// Runs the gateway until it is told to stop (SIGTERM: graceful, SIGINT: fast; SIGQUIT: hand the
 /// listening sockets to a process started with `upgrade`, then drain). With `upgrade`, the
 /// listening sockets are taken over from the running process instead of bound.
-pub fn run(config: Config, upgrade: bool) -> Result<(), String> {
+pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
     let conf = ServerConf {
         upgrade_sock: config.upgrade_socket.display().to_string(),
         threads: config.threads,
@@ -151,7 +167,7 @@ fn add_dev_issuer(
     config: &Config,
     d: &crate::config::DevIssuer,
     upgrade: bool,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     let issuer = crate::issuer::Issuer::new(config, d)?;
     // Its socket is not one Pingora hands over: after an upgrade the old process holds it
     // until it exits, so the new one binds it once free; otherwise a taken port is an error
@@ -162,7 +178,10 @@ fn add_dev_issuer(
         IssuerListen::Bound(
             std::net::TcpListener::bind(&d.listen)
                 .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                .map_err(|e| format!("dev_issuer.listen {}: {e}", d.listen))?,
+                .map_err(|source| StartError::IssuerListen {
+                    listen: d.listen.clone(),
+                    source,
+                })?,
         )
     };
     server.add_service(background_service(

@@ -41,6 +41,27 @@ impl Default for Pool {
     }
 }
 
+/// Why a session of the gateway's own could not be opened or an upstream not be discovered.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnError {
+    /// The request failed (its URL left out: it may carry an internal address).
+    #[error("{0}")]
+    Http(reqwest::Error),
+    #[error("{method} answered {status}")]
+    Status {
+        method: &'static str,
+        status: reqwest::StatusCode,
+    },
+    #[error("{0} gave no result")]
+    NoResult(&'static str),
+}
+
+impl From<reqwest::Error> for OwnError {
+    fn from(e: reqwest::Error) -> Self {
+        OwnError::Http(e.without_url())
+    }
+}
+
 impl Pool {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Opened>>> {
         self.opened.lock().unwrap_or_else(|p| p.into_inner())
@@ -53,7 +74,7 @@ impl Pool {
         table: &Mutex<HashMap<String, Arc<Opened>>>,
         picked: &Picked,
         what: &'static str,
-        make: impl std::future::Future<Output = Result<Opened, String>>,
+        make: impl std::future::Future<Output = Result<Opened, OwnError>>,
     ) -> Result<Arc<Opened>, GatewayError> {
         let lock = || table.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(o) = lock().get(&picked.addr) {
@@ -142,7 +163,7 @@ impl Pool {
             .await;
     }
 
-    async fn discover(&self, scope: &ScopeUpstreams, picked: &Picked) -> Result<Value, String> {
+    async fn discover(&self, scope: &ScopeUpstreams, picked: &Picked) -> Result<Value, OwnError> {
         let body = json!({"jsonrpc": "2.0", "id": "mcp-gateway-discover", "method": method::SERVER_DISCOVER,
             "params": {"_meta": {
                 "io.modelcontextprotocol/protocolVersion": crate::protocol::MODERN_VERSION,
@@ -152,13 +173,15 @@ impl Pool {
             .header("mcp-protocol-version", crate::protocol::MODERN_VERSION)
             .header("mcp-method", method::SERVER_DISCOVER)
             .send()
-            .await
-            .map_err(|e| e.without_url().to_string())?;
+            .await?;
         if !resp.status().is_success() {
-            return Err(format!("server/discover answered {}", resp.status()));
+            return Err(OwnError::Status {
+                method: method::SERVER_DISCOVER,
+                status: resp.status(),
+            });
         }
-        let text = resp.text().await.map_err(|e| e.without_url().to_string())?;
-        answer_of(&text).ok_or_else(|| "server/discover gave no result".to_string())
+        let text = resp.text().await?;
+        answer_of(&text).ok_or(OwnError::NoResult(method::SERVER_DISCOVER))
     }
 
     /// Forgets a session the upstream no longer knows; the next request opens a new one.
@@ -175,7 +198,7 @@ impl Pool {
         picked: &Picked,
         version: &str,
         agent: Option<&'static str>,
-    ) -> Result<Opened, String> {
+    ) -> Result<Opened, OwnError> {
         let post = |body: Value, session: Option<&str>| {
             let mut r = self.post(scope, picked, &body);
             if let Some(a) = agent {
@@ -192,23 +215,22 @@ impl Pool {
             "protocolVersion": version,
             "capabilities": {},
             "clientInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")}}});
-        let resp = post(init, None)
-            .await
-            .map_err(|e| e.without_url().to_string())?;
+        let resp = post(init, None).await?;
         if !resp.status().is_success() {
-            return Err(format!("initialize answered {}", resp.status()));
+            return Err(OwnError::Status {
+                method: method::INITIALIZE,
+                status: resp.status(),
+            });
         }
         let session = resp
             .headers()
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let text = resp.text().await.map_err(|e| e.without_url().to_string())?;
-        let result = answer_of(&text).ok_or("initialize gave no result")?;
+        let text = resp.text().await?;
+        let result = answer_of(&text).ok_or(OwnError::NoResult(method::INITIALIZE))?;
         let note = json!({"jsonrpc": "2.0", "method": method::INITIALIZED});
-        post(note, session.as_deref())
-            .await
-            .map_err(|e| e.without_url().to_string())?;
+        post(note, session.as_deref()).await?;
         Ok(Opened {
             session,
             init: result,

@@ -4,9 +4,12 @@
 //! itself.
 
 pub mod client;
+mod error;
 pub mod own;
 pub mod pool;
 pub mod spawn;
+
+pub use error::{Cause, SetupError};
 
 use crate::config::upstream_tls::UpstreamTls;
 use crate::config::{Config, ScopeConfig, UpstreamTarget};
@@ -162,9 +165,9 @@ pub fn apply_tls(peer: &mut pingora::upstreams::peer::HttpPeer, tls: &UpstreamTl
 pub fn build(
     config: &Config,
     previous: Option<&HashMap<String, Arc<ScopeUpstreams>>>,
-) -> Result<HashMap<String, Arc<ScopeUpstreams>>, String> {
-    let mut auth_header = http::HeaderValue::from_str(&config.upstream_secret)
-        .map_err(|_| "the upstream shared secret is not a valid header value".to_string())?;
+) -> Result<HashMap<String, Arc<ScopeUpstreams>>, SetupError> {
+    let mut auth_header =
+        http::HeaderValue::from_str(&config.upstream_secret).map_err(|_| SetupError::Secret)?;
     auth_header.set_sensitive(true);
     let mut scopes = HashMap::new();
     for scope in config.scopes.values() {

@@ -56,7 +56,7 @@ impl ServerCertVerifier for Named {
 
 /// Builds the client (reads the system roots when the scope names no CA file: part of building
 /// the runtime, never of validation).
-pub fn client(tls: &UpstreamTls) -> Result<reqwest::Client, String> {
+pub fn client(tls: &UpstreamTls) -> Result<reqwest::Client, super::Cause> {
     let provider = crate::config::pem::provider();
     let mut roots = rustls::RootCertStore::empty();
     match &tls.ca {
@@ -73,19 +73,17 @@ pub fn client(tls: &UpstreamTls) -> Result<reqwest::Client, String> {
             roots.add_parsable_certificates(system);
         }
     }
-    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| e.to_string())?;
+    let webpki =
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?;
     let verifier: Arc<dyn ServerCertVerifier> = match &tls.server_name {
         Some(n) => Arc::new(Named {
             inner: webpki,
-            name: ServerName::try_from(n.clone()).map_err(|e| e.to_string())?,
+            name: ServerName::try_from(n.clone())?,
         }),
         None => webpki,
     };
     let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let config = match &tls.client {
@@ -96,16 +94,13 @@ pub fn client(tls: &UpstreamTls) -> Result<reqwest::Client, String> {
                     .into_iter()
                     .map(|c| CertificateDer::from(c.borrow_raw_cert().clone())),
             );
-            let key = PrivateKeyDer::try_from(ck.key().clone()).map_err(|e| e.to_string())?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| e.to_string())?
+            let key = PrivateKeyDer::try_from(ck.key().clone())?;
+            builder.with_client_auth_cert(chain, key)?
         }
         None => builder.with_no_client_auth(),
     };
-    reqwest::Client::builder()
+    Ok(reqwest::Client::builder()
         .use_preconfigured_tls(config)
         .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| e.to_string())
+        .build()?)
 }

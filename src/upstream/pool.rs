@@ -5,7 +5,7 @@
 //! started (tools answering, one health check done) before any request can pick it.
 
 use super::spawn::Supervisor;
-use super::{Endpoint, Outlier, Picked};
+use super::{Cause, Endpoint, Outlier, Picked, SetupError};
 use crate::config::file::{Balance, HealthCheckKind};
 use crate::config::upstream_tls::UpstreamTls;
 use crate::config::{HealthCheck, ScopeConfig, UpstreamTarget};
@@ -44,14 +44,13 @@ pub struct PoolSpec {
 
 impl PoolSpec {
     /// The spec of `scope`, its host names resolved (blocking: call it where that is allowed).
-    pub fn resolve(scope: &ScopeConfig) -> Result<Self, String> {
+    pub fn resolve(scope: &ScopeConfig) -> Result<Self, SetupError> {
         let addresses = scope
             .upstreams
             .iter()
             .map(|t| match t.spawn {
                 Some(_) => Ok(Vec::new()),
-                None => resolve(t)
-                    .map_err(|e| format!("scope {}: upstream {}: {e}", scope.name, t.authority())),
+                None => resolve(t).map_err(|e| SetupError::upstream(&scope.name, t.authority(), e)),
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
@@ -97,7 +96,7 @@ pub struct Pool {
 
 /// The addresses of an upstream: its IP, or every address its host name resolves to when the pool
 /// is built (a Compose service with replicas, a Kubernetes Service), each its own backend.
-fn resolve(t: &UpstreamTarget) -> Result<Vec<std::net::SocketAddr>, String> {
+fn resolve(t: &UpstreamTarget) -> Result<Vec<std::net::SocketAddr>, Cause> {
     use std::net::ToSocketAddrs;
     if let Ok(ip) = t.host.parse::<std::net::IpAddr>() {
         return Ok(vec![std::net::SocketAddr::new(ip, t.port)]);
@@ -109,23 +108,23 @@ fn resolve(t: &UpstreamTarget) -> Result<Vec<std::net::SocketAddr>, String> {
     addrs.sort();
     addrs.dedup();
     if addrs.is_empty() {
-        return Err(format!("{} resolves to no address", t.host));
+        return Err(format!("{} resolves to no address", t.host).into());
     }
     Ok(addrs)
 }
 
 /// Picks a free loopback port for a tool process the gateway runs itself.
-fn free_port() -> Result<u16, String> {
+fn free_port() -> Result<u16, SetupError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| format!("no free loopback port for a tool process: {e}"))
+        .map_err(SetupError::NoPort)
 }
 
 impl Pool {
     /// Builds the pool: binds nothing and starts nothing (see [`Pool::start`]), but picks the
     /// ports of its tool processes.
-    pub fn new(spec: PoolSpec, secret: &str) -> Result<Self, String> {
+    pub fn new(spec: PoolSpec, secret: &str) -> Result<Self, SetupError> {
         let name = &spec.scope;
         let mut set = BTreeSet::new();
         let mut endpoints = Vec::new();
@@ -149,14 +148,10 @@ impl Pool {
                 }));
             }
             let uri = t.path.parse::<http::Uri>().map_err(|e| {
-                format!(
-                    "scope {name}: upstream {}: path {:?}: {e}",
-                    t.authority(),
-                    t.path
-                )
+                SetupError::upstream(name, t.authority(), format!("path {:?}: {e}", t.path))
             })?;
             let host_header = http::HeaderValue::from_str(&t.authority())
-                .map_err(|e| format!("scope {name}: upstream {}: {e}", t.authority()))?;
+                .map_err(|e| SetupError::upstream(name, t.authority(), e))?;
             let spawned = [std::net::SocketAddr::from(([127, 0, 0, 1], t.port))];
             let socks = if t.spawn.is_some() {
                 &spawned[..]
@@ -165,7 +160,7 @@ impl Pool {
             };
             for &sock in socks {
                 let backend = Backend::new_with_weight(&sock.to_string(), t.weight)
-                    .map_err(|e| format!("scope {name}: upstream {sock}: {e}"))?;
+                    .map_err(|e| SetupError::upstream(name, sock, e))?;
                 endpoints.push(Arc::new(Endpoint {
                     addr: backend.addr.to_string(),
                     sock,
@@ -189,10 +184,14 @@ impl Pool {
                     if let Some(t) = &spec.tls {
                         super::apply_tls(&mut hc.peer_template, t);
                     }
-                    let mut req = RequestHeader::build("GET", h.path.as_bytes(), None)
-                        .map_err(|e| e.to_string())?;
+                    let check = |e: Box<pingora::Error>| SetupError::HealthCheck {
+                        scope: name.clone(),
+                        cause: e,
+                    };
+                    let mut req =
+                        RequestHeader::build("GET", h.path.as_bytes(), None).map_err(check)?;
                     req.insert_header("Host", first.authority())
-                        .map_err(|e| e.to_string())?;
+                        .map_err(check)?;
                     hc.req = req;
                     backends.set_health_check(Box::new(hc));
                 }
@@ -212,7 +211,10 @@ impl Pool {
             Balance::Consistent => lb!(Consistent),
         };
         let own = match &spec.tls {
-            Some(t) => Some(super::own::client(t).map_err(|e| format!("scope {name}: tls: {e}"))?),
+            Some(t) => Some(super::own::client(t).map_err(|cause| SetupError::Tls {
+                scope: name.clone(),
+                cause,
+            })?),
             None => None,
         };
         Ok(Self {

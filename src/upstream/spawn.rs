@@ -20,9 +20,8 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    fn command(&self) -> Result<Command, String> {
-        let exe =
-            std::env::current_exe().map_err(|e| format!("cannot find the gateway binary: {e}"))?;
+    fn command(&self) -> std::io::Result<Command> {
+        let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
         cmd.args(&self.args)
             .arg("--listen")
@@ -50,9 +49,7 @@ impl BackgroundService for Supervisor {
         let mut ready = Some(ready);
         let mut failures: u32 = 0;
         loop {
-            let child = self
-                .command()
-                .and_then(|mut c| c.spawn().map_err(|e| e.to_string()));
+            let child = self.command().and_then(|mut c| c.spawn());
             let mut child = match child {
                 Ok(c) => c,
                 Err(e) => {

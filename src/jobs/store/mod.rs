@@ -7,6 +7,7 @@
 mod postgres;
 
 use super::{Job, Owner, Status};
+use crate::error::StorageError;
 pub use postgres::Postgres;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -30,13 +31,19 @@ pub enum Store {
 }
 
 /// Why the store could not do what was asked.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The owner has `max` jobs queued or running already.
+    #[error("too many jobs queued or running")]
     TooMany,
     /// Memory only: every slot holds a job not finished yet.
+    #[error("the in-memory job store is full")]
     Full,
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(#[from] StorageError),
+    /// A result that the audit key could not seal (it is not stored in the clear).
+    #[error("the result cannot be sealed")]
+    Unsealable,
 }
 
 impl Store {
@@ -47,7 +54,11 @@ impl Store {
         })
     }
 
-    pub fn postgres(url: &str, key: (String, [u8; 32]), migrate: bool) -> Result<Self, String> {
+    pub fn postgres(
+        url: &str,
+        key: (String, [u8; 32]),
+        migrate: bool,
+    ) -> Result<Self, StorageError> {
         Ok(Store::Postgres(Box::new(Postgres::new(url, key, migrate)?)))
     }
 

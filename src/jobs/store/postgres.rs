@@ -2,6 +2,7 @@
 //! sealed with the audit key; every statement that involves a caller is scoped to the owner.
 
 use super::{Filter, StoreError, EXPIRED_KEPT, SWEEP_BATCH};
+use crate::error::StorageError;
 use crate::jobs::{Job, Kind, Owner, Status};
 use std::time::SystemTime;
 
@@ -11,8 +12,8 @@ pub struct Postgres {
     key: (String, [u8; 32]),
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+fn unavailable(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Unavailable(StorageError::Query(e))
 }
 
 const COLUMNS: &str =
@@ -20,7 +21,11 @@ const COLUMNS: &str =
     updated_at, expires_at, ttl_ms";
 
 impl Postgres {
-    pub(super) fn new(url: &str, key: (String, [u8; 32]), migrate: bool) -> Result<Self, String> {
+    pub(super) fn new(
+        url: &str,
+        key: (String, [u8; 32]),
+        migrate: bool,
+    ) -> Result<Self, StorageError> {
         Ok(Postgres {
             db: crate::audit::migrate::Database::new(url, 8, migrate)?,
             sealer: crate::audit::ArgumentsMode::encrypted(&key.0, &key.1),
@@ -29,7 +34,7 @@ impl Postgres {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        self.db.client().await.map_err(StoreError::Unavailable)
+        Ok(self.db.client().await?)
     }
 
     pub(super) async fn insert(
@@ -153,11 +158,7 @@ impl Postgres {
         outcome: Option<&str>,
     ) -> Result<bool, StoreError> {
         let sealed = match outcome {
-            Some(o) => Some(
-                self.sealer
-                    .seal(o)
-                    .ok_or_else(|| unavailable("the result cannot be sealed"))?,
-            ),
+            Some(o) => Some(self.sealer.seal(o).ok_or(StoreError::Unsealable)?),
             None => None,
         };
         let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();

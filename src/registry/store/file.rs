@@ -2,7 +2,8 @@
 //! written to a temporary file and renamed over, so concurrent writers never lose each other's
 //! changes.
 
-use super::{err, key, ApproveError, Event, Row, Seen, MAX_FILE_HISTORY};
+use super::{key, ApproveError, Event, Row, Seen, MAX_FILE_HISTORY};
+use crate::error::StorageError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -144,40 +145,43 @@ impl Doc {
 /// Reads the file under its lock and answers from it.
 pub(super) async fn blocking<T: Send + 'static>(
     file: &Path,
-    f: impl FnOnce(Doc) -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
+    f: impl FnOnce(Doc) -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
     let file = file.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let _lock = lock(&file)?;
         f(read(&file)?)
     })
-    .await
-    .map_err(err)?
+    .await?
 }
 
 /// Changes the file under its lock: read, change, write a temporary file, rename it over.
 pub(super) async fn modify<T: Send + 'static>(
     file: &Path,
-    f: impl FnOnce(&mut Doc) -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
+    f: impl FnOnce(&mut Doc) -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
     let file = file.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let _lock = lock(&file)?;
         let mut doc = read(&file)?;
         let out = f(&mut doc)?;
         let dir = file.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-        serde_json::to_writer_pretty(&mut tmp, &doc).map_err(err)?;
-        tmp.persist(&file).map_err(err)?;
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(dir).map_err(|e| StorageError::file(dir, e))?;
+        serde_json::to_writer_pretty(&mut tmp, &doc).map_err(|source| StorageError::Document {
+            path: file.clone(),
+            source,
+        })?;
+        tmp.persist(&file)
+            .map_err(|e| StorageError::file(&file, e.error))?;
         Ok(out)
     })
-    .await
-    .map_err(err)?
+    .await?
 }
 
-fn lock(file: &Path) -> Result<std::fs::File, String> {
+fn lock(file: &Path) -> Result<std::fs::File, StorageError> {
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::file(dir, e))?;
     }
     let mut name = file.as_os_str().to_owned();
     name.push(".lock");
@@ -186,16 +190,19 @@ fn lock(file: &Path) -> Result<std::fs::File, String> {
         .truncate(false)
         .write(true)
         .open(&name)
-        .map_err(|e| format!("{}: {e}", Path::new(&name).display()))?;
-    l.lock().map_err(err)?;
+        .map_err(|e| StorageError::file(&name, e))?;
+    l.lock().map_err(|e| StorageError::file(&name, e))?;
     Ok(l)
 }
 
-fn read(file: &Path) -> Result<Doc, String> {
+fn read(file: &Path) -> Result<Doc, StorageError> {
     match std::fs::read(file) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", file.display())),
+        Ok(b) => serde_json::from_slice(&b).map_err(|source| StorageError::Document {
+            path: file.to_path_buf(),
+            source,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Doc::default()),
-        Err(e) => Err(format!("{}: {e}", file.display())),
+        Err(e) => Err(StorageError::file(file, e)),
     }
 }
 

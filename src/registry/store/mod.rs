@@ -10,6 +10,7 @@
 mod file;
 mod postgres;
 
+use crate::error::StorageError;
 use file::{blocking, modify};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -64,8 +65,8 @@ pub enum ApproveError {
     UnknownVersion(String, String),
     #[error("{0} has no definition seen yet")]
     NothingSeen(String),
-    #[error("{0}")]
-    Store(String),
+    #[error(transparent)]
+    Store(#[from] StorageError),
 }
 
 /// The history kept per tool in the file store (the oldest events go first).
@@ -78,18 +79,14 @@ pub enum Store {
 
 pub use postgres::Postgres;
 
-pub(super) fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 impl Store {
-    pub fn postgres(url: &str, migrate: bool) -> Result<Self, String> {
+    pub fn postgres(url: &str, migrate: bool) -> Result<Self, StorageError> {
         Ok(Store::Postgres(Box::new(Postgres::new(url, migrate)?)))
     }
 
     /// The store beside the audit trail: its database, or `tool-registry.json` beside its file;
     /// none when auditing is off (the registry then lives in memory only).
-    pub fn for_audit(audit: &crate::audit::AuditConfig) -> Result<Option<Self>, String> {
+    pub fn for_audit(audit: &crate::audit::AuditConfig) -> Result<Option<Self>, StorageError> {
         use crate::audit::SinkConfig;
         Ok(match &audit.sink {
             SinkConfig::Off => None,
@@ -110,14 +107,14 @@ impl Store {
         }
     }
 
-    pub async fn rows(&self) -> Result<Vec<Row>, String> {
+    pub async fn rows(&self) -> Result<Vec<Row>, StorageError> {
         match self {
             Store::Postgres(p) => p.rows().await,
             Store::File(f) => blocking(f, |doc| Ok(doc.tools.values().cloned().collect())).await,
         }
     }
 
-    pub async fn definition(&self, sha: &str) -> Result<Option<Value>, String> {
+    pub async fn definition(&self, sha: &str) -> Result<Option<Value>, StorageError> {
         match self {
             Store::Postgres(p) => p.definition(sha).await,
             Store::File(f) => {
@@ -127,7 +124,7 @@ impl Store {
         }
     }
 
-    pub async fn history(&self, scope: &str, tool: &str) -> Result<Vec<Event>, String> {
+    pub async fn history(&self, scope: &str, tool: &str) -> Result<Vec<Event>, StorageError> {
         match self {
             Store::Postgres(p) => p.history(scope, tool).await,
             Store::File(f) => {
@@ -148,7 +145,7 @@ impl Store {
         sha: &str,
         definition: &Value,
         actor: &str,
-    ) -> Result<Seen, String> {
+    ) -> Result<Seen, StorageError> {
         match self {
             Store::Postgres(p) => p.seen(scope, tool, sha, definition, actor).await,
             Store::File(f) => {
@@ -171,7 +168,7 @@ impl Store {
         scope: &str,
         active: &[String],
         actor: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), StorageError> {
         match self {
             Store::Postgres(p) => p.set_active(scope, active, actor).await,
             Store::File(f) => {
@@ -206,8 +203,7 @@ impl Store {
                 modify(f, move |doc| {
                     Ok(doc.approve(&scope, &tool, sha.as_deref(), &actor))
                 })
-                .await
-                .map_err(ApproveError::Store)?
+                .await?
             }
         }
     }

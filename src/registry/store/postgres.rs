@@ -1,7 +1,8 @@
 //! The registry in PostgreSQL (tables `tool_registry`, `tool_definitions`, `tool_history`,
 //! migration `0004`): each write one transaction that reads the row it changes.
 
-use super::{err, key, ApproveError, Event, Row, Seen};
+use super::{key, ApproveError, Event, Row, Seen};
+use crate::error::StorageError;
 use serde_json::Value;
 
 pub struct Postgres {
@@ -26,40 +27,38 @@ fn row_of(r: &tokio_postgres::Row) -> Row {
 }
 
 impl Postgres {
-    pub(super) fn new(url: &str, migrate: bool) -> Result<Self, String> {
+    pub(super) fn new(url: &str, migrate: bool) -> Result<Self, StorageError> {
         Ok(Postgres {
             db: crate::audit::migrate::Database::new(url, 2, migrate)?,
         })
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Client, String> {
+    async fn client(&self) -> Result<deadpool_postgres::Client, StorageError> {
         self.db.client().await
     }
 
-    pub(super) async fn rows(&self) -> Result<Vec<Row>, String> {
+    pub(super) async fn rows(&self) -> Result<Vec<Row>, StorageError> {
         let c = self.client().await?;
         let sql = format!("SELECT {ROW} FROM tool_registry ORDER BY scope, tool");
-        Ok(c.query(&sql, &[])
-            .await
-            .map_err(err)?
-            .iter()
-            .map(row_of)
-            .collect())
+        Ok(c.query(&sql, &[]).await?.iter().map(row_of).collect())
     }
 
-    pub(super) async fn definition(&self, sha: &str) -> Result<Option<Value>, String> {
+    pub(super) async fn definition(&self, sha: &str) -> Result<Option<Value>, StorageError> {
         let c = self.client().await?;
         let r = c
             .query_opt(
                 "SELECT definition FROM tool_definitions WHERE sha256 = $1",
                 &[&sha],
             )
-            .await
-            .map_err(err)?;
+            .await?;
         Ok(r.map(|r| r.get(0)))
     }
 
-    pub(super) async fn history(&self, scope: &str, tool: &str) -> Result<Vec<Event>, String> {
+    pub(super) async fn history(
+        &self,
+        scope: &str,
+        tool: &str,
+    ) -> Result<Vec<Event>, StorageError> {
         let c = self.client().await?;
         let rows = c
             .query(
@@ -67,8 +66,7 @@ impl Postgres {
                  WHERE scope = $1 AND tool = $2 ORDER BY id",
                 &[&scope, &tool],
             )
-            .await
-            .map_err(err)?;
+            .await?;
         Ok(rows
             .iter()
             .map(|r| Event {
@@ -87,16 +85,15 @@ impl Postgres {
         sha: &str,
         def: &Value,
         actor: &str,
-    ) -> Result<Seen, String> {
+    ) -> Result<Seen, StorageError> {
         let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(err)?;
+        let tx = c.transaction().await?;
         tx.execute(
             "INSERT INTO tool_definitions (sha256, definition) VALUES ($1, $2)
              ON CONFLICT (sha256) DO NOTHING",
             &[&sha, def],
         )
-        .await
-        .map_err(err)?;
+        .await?;
         // The row locked, so that two instances seeing the same change record it once.
         let before = tx
             .query_opt(
@@ -104,8 +101,7 @@ impl Postgres {
                  WHERE scope = $1 AND tool = $2 FOR UPDATE",
                 &[&scope, &tool],
             )
-            .await
-            .map_err(err)?;
+            .await?;
         let event = |e: &'static str| {
             let tx = &tx;
             async move {
@@ -115,7 +111,6 @@ impl Postgres {
                     &[&scope, &tool, &e, &sha, &actor],
                 )
                 .await
-                .map_err(err)
             }
         };
         let seen = match before {
@@ -126,8 +121,7 @@ impl Postgres {
                          VALUES ($1, $2, $3, $3, 'first seen', now()) ON CONFLICT DO NOTHING",
                         &[&scope, &tool, &sha],
                     )
-                    .await
-                    .map_err(err)?;
+                    .await?;
                 if n == 1 {
                     event("first_seen").await?;
                 }
@@ -144,8 +138,7 @@ impl Postgres {
                      WHERE scope = $1 AND tool = $2",
                     &[&scope, &tool, &sha, &changed],
                 )
-                .await
-                .map_err(err)?;
+                .await?;
                 if !was_active {
                     event("active").await?;
                 }
@@ -157,7 +150,7 @@ impl Postgres {
                 }
             }
         };
-        tx.commit().await.map_err(err)?;
+        tx.commit().await?;
         Ok(seen)
     }
 
@@ -166,7 +159,7 @@ impl Postgres {
         scope: &str,
         active: &[String],
         actor: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), StorageError> {
         let c = self.client().await?;
         c.execute(
             "WITH flipped AS (
@@ -178,8 +171,7 @@ impl Postgres {
              FROM flipped",
             &[&scope, &active, &actor],
         )
-        .await
-        .map_err(err)?;
+        .await?;
         Ok(())
     }
 
@@ -191,8 +183,8 @@ impl Postgres {
         actor: &str,
     ) -> Result<String, ApproveError> {
         let name = key(scope, tool);
-        let store = |e: tokio_postgres::Error| ApproveError::Store(e.to_string());
-        let mut c = self.client().await.map_err(ApproveError::Store)?;
+        let store = |e: tokio_postgres::Error| ApproveError::Store(e.into());
+        let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(store)?;
         let row = tx
             .query_opt(
