@@ -289,8 +289,11 @@ fn load(path: &std::path::Path) -> anyhow::Result<config::Config> {
 /// that sign or verify tokens must agree with the running gateway).
 fn load_with_secrets(path: &std::path::Path) -> anyhow::Result<config::Config> {
     let mut config = load(path)?;
-    config.persist_dev_secrets().map_err(|e| anyhow!(e))?;
-    Ok(config)
+    if config.persist_dev_secrets()? {
+        return Ok(config);
+    }
+    // Another process wrote the secrets between our read and our write: use theirs.
+    load(path)
 }
 
 fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -360,14 +363,13 @@ fn issuer(
     listen: Option<String>,
     insecure_dev: bool,
 ) -> anyhow::Result<()> {
-    let d = mcp_gateway::issuer::Issuer::standalone(config, listen, insecure_dev)
+    let (issuer, listen) = mcp_gateway::issuer::Issuer::standalone(config, listen, insecure_dev)
         .map_err(|e| anyhow!(e))?;
-    let issuer = mcp_gateway::issuer::Issuer::new(config, &d).map_err(|e| anyhow!(e))?;
     multi_thread(2)?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&d.listen)
+        let listener = tokio::net::TcpListener::bind(&listen)
             .await
-            .with_context(|| format!("cannot listen on {}", d.listen))?;
-        eprintln!("mcp-gateway issuer on {}", d.url);
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        eprintln!("mcp-gateway issuer on {}", issuer.url());
         std::sync::Arc::new(issuer)
             .serve(listener)
             .await

@@ -170,7 +170,8 @@ static COLUMNS: [Column; 25] = [
     }),
 ];
 
-fn names() -> String {
+/// The audit columns in order, as `audit show` selects them.
+pub fn names() -> String {
     COLUMNS
         .iter()
         .map(|c| c.name)

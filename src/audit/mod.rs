@@ -15,6 +15,7 @@ mod writer;
 
 pub use crate::config::audit::{default_instance, AuditConfig, SinkConfig};
 pub use crate::seal::ArgumentsMode;
+pub use columns::names as column_names;
 pub use record::AuditRecord;
 
 use crate::config::file::OnQueueFull;

@@ -30,20 +30,34 @@ impl DevSecrets {
         }
     }
 
-    /// Writes the secrets to a new file (mode 0600); an existing file is never overwritten.
-    pub fn persist(&self, path: &Path) -> Result<(), String> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    /// Writes the secrets to a new file (mode 0600): complete or not at all (written beside it,
+    /// then linked into place), and never over an existing one. `Ok(false)` when another process
+    /// (a `token` command next to a starting gateway) wrote the file first: its secrets are the
+    /// ones to use, so the caller loads the configuration again.
+    pub fn persist(&self, path: &Path) -> Result<bool, PersistError> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let failed = |source| PersistError {
+            path: path.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(failed)?;
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        // A temporary file is created with mode 0600.
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+        std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(failed)?;
+        match tmp.persist_noclobber(path) {
+            Ok(_) => {}
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(failed(e.error)),
         }
-        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
-        write_private(path, text.as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         tracing::warn!(
             file = %path.display(),
             "generated development secrets (JWT signing key, upstream secret, session key); do not use them in production"
         );
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -53,13 +67,11 @@ fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    opts.open(path)?.write_all(data)
+/// The development secrets could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", path.display())]
+pub struct PersistError {
+    pub path: std::path::PathBuf,
+    #[source]
+    pub source: std::io::Error,
 }

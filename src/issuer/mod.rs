@@ -35,9 +35,7 @@ const MAX_TTL: u64 = 24 * 3600;
 /// The issuer's settings and state.
 pub struct Issuer {
     url: String,
-    kid: String,
-    jwk: Value,
-    signing: EncodingKey,
+    signer: Signer,
     admin_token: Option<String>,
     ttl: Duration,
     claims: ClaimsFile,
@@ -48,6 +46,25 @@ pub struct Issuer {
     roles: Vec<String>,
     clients: clients::Clients,
     codes: authorize::Codes,
+}
+
+/// How tokens are signed: always so that the gateway of the same configuration accepts them.
+enum Signer {
+    /// The issuer's Ed25519 key (derived from the JWT secret), published in its JWKS; the
+    /// gateway trusts it for tokens whose `iss` is `dev_issuer.url`.
+    Own {
+        kid: String,
+        jwk: Value,
+        key: EncodingKey,
+    },
+    /// Run alone on a configuration without `dev_issuer:`: the gateway trusts no key of the
+    /// issuer's, so tokens are signed as `mcp-gateway token` signs them (the gateway's HS key,
+    /// `iss` = `jwt.issuer`); the JWKS is empty (the secret is never published).
+    Gateway {
+        alg: Algorithm,
+        key: EncodingKey,
+        iss: Option<String>,
+    },
 }
 
 /// What a token says about its holder.
@@ -69,6 +86,8 @@ pub enum IssuerError {
     NoSecret,
     #[error("--listen is required when the configuration has no dev_issuer section")]
     NoListen,
+    #[error("the configuration has no dev_issuer section and no HS algorithm in jwt.algorithms: its gateway would accept no token of this issuer")]
+    Untrusted,
     #[error("{0:?} is not an IP:port address")]
     BadListen(String),
     #[error("{0} is not a loopback address: anyone who reaches the development issuer can log in as anyone (pass --insecure-dev to allow it)")]
@@ -80,6 +99,19 @@ pub enum IssuerError {
 impl Issuer {
     /// The issuer a configuration describes, or why there is none.
     pub fn new(config: &Config, d: &crate::config::DevIssuer) -> Result<Self, IssuerError> {
+        let signer = Signer::Own {
+            kid: d.key.kid.clone(),
+            jwk: d.key.jwk(),
+            key: d.key.encoding_key()?,
+        };
+        Issuer::with_signer(config, d, signer)
+    }
+
+    fn with_signer(
+        config: &Config,
+        d: &crate::config::DevIssuer,
+        signer: Signer,
+    ) -> Result<Self, IssuerError> {
         let mut scopes_supported: Vec<String> = config
             .scopes
             .values()
@@ -89,9 +121,7 @@ impl Issuer {
         scopes_supported.dedup();
         Ok(Issuer {
             url: d.url.clone(),
-            kid: d.key.kid.clone(),
-            jwk: d.key.jwk(),
-            signing: d.key.encoding_key()?,
+            signer,
             admin_token: d.admin_token.clone(),
             ttl: d.token_ttl,
             claims: config.jwt.claims.clone(),
@@ -109,33 +139,42 @@ impl Issuer {
         })
     }
 
-    /// Settings for `mcp-gateway issuer`: the configured `dev_issuer` with `listen` overridden,
-    /// or, without that section, one derived from the JWT secret.
+    /// `mcp-gateway issuer`: the issuer alone, signing tokens the gateway of the same
+    /// configuration accepts. With `dev_issuer:` it is that issuer (`--listen` moves its socket;
+    /// its URL stays `dev_issuer.url`, which the gateway checks in `iss`); without, it signs as
+    /// `mcp-gateway token` does and needs `--listen`. Returns it with the address to bind.
     pub fn standalone(
         config: &Config,
         listen: Option<String>,
         insecure_dev: bool,
-    ) -> Result<crate::config::DevIssuer, IssuerError> {
-        let mut d = match (&config.dev_issuer, &config.jwt.secret) {
-            (Some(d), _) => d.clone(),
-            (None, Some(secret)) => crate::config::DevIssuer {
-                listen: String::new(),
-                url: String::new(),
-                admin_token: std::env::var("MCP_GATEWAY_ISSUER_TOKEN")
-                    .ok()
-                    .filter(|t| !t.is_empty()),
-                token_ttl: Duration::from_secs(3600),
-                key: Arc::new(key::IssuerKey::derive(secret)),
-                insecure_dev,
-            },
+    ) -> Result<(Self, String), IssuerError> {
+        let (mut d, signer) = match (&config.dev_issuer, &config.jwt.secret) {
+            (Some(d), _) => (d.clone(), None),
+            (None, Some(secret)) => {
+                let alg = (config.jwt.algorithms.iter().copied())
+                    .find(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+                    .ok_or(IssuerError::Untrusted)?;
+                let d = crate::config::DevIssuer {
+                    listen: String::new(),
+                    url: String::new(),
+                    admin_token: std::env::var("MCP_GATEWAY_ISSUER_TOKEN")
+                        .ok()
+                        .filter(|t| !t.is_empty()),
+                    token_ttl: Duration::from_secs(3600),
+                    key: Arc::new(key::IssuerKey::derive(secret)),
+                    insecure_dev,
+                };
+                let signer = Signer::Gateway {
+                    alg,
+                    key: EncodingKey::from_secret(secret),
+                    iss: config.jwt.issuer.clone(),
+                };
+                (d, Some(signer))
+            }
             (None, None) => return Err(IssuerError::NoSecret),
         };
         if let Some(l) = listen {
-            if config
-                .dev_issuer
-                .as_ref()
-                .is_none_or(|c| c.url == format!("http://{}", c.listen))
-            {
+            if d.url.is_empty() {
                 d.url = format!("http://{l}");
             }
             d.listen = l;
@@ -151,7 +190,16 @@ impl Issuer {
         if !addr.ip().is_loopback() && !d.insecure_dev {
             return Err(IssuerError::NotLoopback(addr));
         }
-        Ok(d)
+        let issuer = match signer {
+            Some(s) => Issuer::with_signer(config, &d, s)?,
+            None => Issuer::new(config, &d)?,
+        };
+        Ok((issuer, d.listen))
+    }
+
+    /// Where clients reach it (its `issuer` in the metadata).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// The HTTP routes.
@@ -183,7 +231,13 @@ impl Issuer {
         let now = crate::auth::now();
         let names = &self.claims;
         let mut c = Map::new();
-        c.insert("iss".into(), self.url.clone().into());
+        let iss = match &self.signer {
+            Signer::Own { .. } => Some(&self.url),
+            Signer::Gateway { iss, .. } => iss.as_ref(),
+        };
+        if let Some(iss) = iss {
+            c.insert("iss".into(), iss.clone().into());
+        }
         c.insert(names.user_id.clone(), g.user.clone().into());
         c.insert(names.roles.clone(), g.roles.clone().into());
         if let Some(w) = &g.workspace {
@@ -204,9 +258,15 @@ impl Issuer {
         c.insert(names.iat.clone(), now.into());
         c.insert(names.exp.clone(), (now + ttl).into());
         c.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        let token = jsonwebtoken::encode(&header, &c, &self.signing)?;
+        let (header, key) = match &self.signer {
+            Signer::Own { kid, key, .. } => {
+                let mut header = Header::new(Algorithm::EdDSA);
+                header.kid = Some(kid.clone());
+                (header, key)
+            }
+            Signer::Gateway { alg, key, .. } => (Header::new(*alg), key),
+        };
+        let token = jsonwebtoken::encode(&header, &c, key)?;
         Ok((token, ttl))
     }
 
@@ -237,10 +297,18 @@ impl Issuer {
     }
 
     /// The API version claim value: the one asked for when allowed, else the newest allowed.
+    /// A gateway that checks no API version (`jwt.claims.api_version` unset) gets tokens without
+    /// the claim, whatever was asked.
     fn api_version(&self, asked: Option<String>) -> Result<Option<String>, String> {
+        if self.claims.api_version.is_none() {
+            return Ok(None);
+        }
         match asked {
             Some(v) if self.api_versions.contains(&v) => Ok(Some(v)),
-            Some(v) => Err(format!("api_version {v:?} is not one the gateway accepts")),
+            Some(v) => Err(format!(
+                "api_version {v:?} is not one the gateway accepts ({})",
+                self.api_versions.join(", ")
+            )),
             None => Ok(self.api_versions.last().cloned()),
         }
     }
@@ -290,7 +358,11 @@ async fn metadata(axum::extract::State(i): axum::extract::State<Arc<Issuer>>) ->
 }
 
 async fn jwks(axum::extract::State(i): axum::extract::State<Arc<Issuer>>) -> Response {
-    Json(json!({"keys": [i.jwk]})).into_response()
+    let keys = match &i.signer {
+        Signer::Own { jwk, .. } => vec![jwk.clone()],
+        Signer::Gateway { .. } => Vec::new(),
+    };
+    Json(json!({ "keys": keys })).into_response()
 }
 
 /// `POST /token` with JSON: a token for whoever the body names (development scripts).

@@ -299,6 +299,17 @@ async fn encrypted_arguments_open_with_the_key_only() {
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["arguments"], args);
     assert_eq!(v["request_id"], rid);
+    // Every column of the row, the job's included (null for a direct call).
+    for column in [
+        "time",
+        "user_id",
+        "tool",
+        "outcome",
+        "client_cert",
+        "job_id",
+    ] {
+        assert!(v.get(column).is_some(), "{column} missing: {v}");
+    }
     let (ok, out, err) = audit_show(&spec, &"22".repeat(32), &rid);
     assert!(!ok);
     assert!(err.contains("could not be decrypted"), "{err}");
@@ -543,4 +554,56 @@ async fn retention_removes_old_rows_only() {
         .unwrap()
         .get(0);
     assert_eq!(left, "old-3");
+}
+
+/// The quickstart writes its audit trail to a JSON-lines file: `audit show` reads it, newest first,
+/// filtered like the database, rows shaped like the database's (`time` in RFC 3339).
+#[tokio::test]
+async fn audit_show_reads_the_json_lines_file_without_a_database() {
+    let up = calculator(true).await;
+    let spec = GatewaySpec::new(&[up.port]);
+    let mut gw = spec.start().await;
+    let mut rids = Vec::new();
+    for (i, user) in ["alice", "bob", "alice", "alice"].iter().enumerate() {
+        let r = gw
+            .developer(user)
+            .call(
+                i as u64,
+                "exact_calculate",
+                json!({"operator":"add","operands":["1","2"]}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        rids.push(request_id(&r));
+    }
+    gw.stop();
+    assert_eq!(gw.audit_file_rows().len(), 4);
+    let path = spec.dir.path().join("gateway.yaml");
+    let out = cli(
+        &["audit", "show", "--user", "alice", "--limit", "2"],
+        &path,
+        &spec.env,
+    );
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let shown: Vec<&str> = rows
+        .iter()
+        .map(|r| r["request_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, [rids[3].as_str(), rids[2].as_str()], "{out}");
+    for r in &rows {
+        assert_eq!(r["user_id"], "alice");
+        assert!(r["time"].as_str().unwrap().ends_with('Z'), "{r}");
+        assert!(r.get("time_us").is_none());
+        assert_eq!(r["tool"], "exact_calculate");
+    }
+    let out = cli(
+        &["audit", "show", "--request-id", &rids[1]],
+        &path,
+        &spec.env,
+    );
+    let only: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(only["user_id"], "bob");
 }

@@ -82,15 +82,7 @@ fn shipped_configuration_is_valid() {
 #[test]
 fn check_touches_nothing_and_token_keeps_its_secrets() {
     use std::os::unix::fs::PermissionsExt;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    for sub in ["conf", "policies"] {
-        std::fs::create_dir(dir.path().join(sub)).unwrap();
-        for f in std::fs::read_dir(root.join(sub)).unwrap() {
-            let f = f.unwrap().path();
-            std::fs::copy(&f, dir.path().join(sub).join(f.file_name().unwrap())).unwrap();
-        }
-    }
+    let dir = shipped_copy();
     let listing = || {
         let mut all: Vec<String> = walk(dir.path());
         all.sort();
@@ -114,6 +106,64 @@ fn check_touches_nothing_and_token_keeps_its_secrets() {
     let mode = std::fs::metadata(&secrets).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(token(), first, "the secrets are generated once");
+}
+
+/// A fresh copy of the shipped `conf/` and `policies/`, as a new clone has them.
+fn shipped_copy() -> tempfile::TempDir {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["conf", "policies"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        for f in std::fs::read_dir(root.join(sub)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, dir.path().join(sub).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+/// On a fresh checkout, `run &` followed at once by `token` races to create the development
+/// secrets: every process succeeds, and every token is signed with the one secret on disk.
+#[test]
+fn processes_starting_together_agree_on_one_set_of_development_secrets() {
+    let dir = shipped_copy();
+    let config = dir.path().join("conf/gateway.yaml");
+    let spawned: Vec<std::process::Child> = (0..8)
+        .map(|i| {
+            std::process::Command::new(bin())
+                .args(["token", "--user", &format!("u{i}"), "-c"])
+                .arg(&config)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let tokens: Vec<String> = spawned
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        })
+        .collect();
+    let secrets: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("var/dev-secrets.json")).unwrap())
+            .unwrap();
+    let key =
+        jsonwebtoken::DecodingKey::from_secret(secrets["jwt_secret"].as_str().unwrap().as_bytes());
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.validate_aud = false;
+    for t in &tokens {
+        jsonwebtoken::decode::<serde_json::Value>(t, &key, &v)
+            .unwrap_or_else(|e| panic!("a token not signed with the secret on disk: {e}"));
+    }
+    let leftovers: Vec<String> = walk(&dir.path().join("var"));
+    assert_eq!(leftovers.len(), 1, "temporary files left: {leftovers:?}");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<String> {

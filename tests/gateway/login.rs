@@ -575,3 +575,63 @@ async fn issuer_refuses_unsafe_redirects_documents_and_framing() {
     let v: Value = r.json().await.unwrap();
     assert!(v["access_token"].is_string(), "{v}");
 }
+
+/// Runs `mcp-gateway issuer --listen 127.0.0.1:PORT` on `spec`'s configuration; returns it with
+/// its URL once its metadata answers.
+async fn standalone_issuer(spec: &GatewaySpec) -> (Proc, String) {
+    let port = free_port();
+    let child = std::process::Command::new(bin())
+        .args(["issuer", "--listen", &format!("127.0.0.1:{port}"), "-c"])
+        .arg(spec.dir.path().join("gateway.yaml"))
+        .envs(spec.env.iter().cloned())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_http(&format!("{url}/.well-known/oauth-authorization-server")).await;
+    (Proc { child, port }, url)
+}
+
+/// A separately run `mcp-gateway issuer` signs tokens the gateway of the same configuration
+/// accepts: without `dev_issuer:` as `mcp-gateway token` signs them, with it under the issuer's
+/// configured URL (`--listen` moves only its socket). The documented JSON `POST /token` body is
+/// accepted as written (its `api_version` is left out when the gateway checks none).
+#[tokio::test]
+async fn a_separately_run_issuer_issues_tokens_the_gateway_accepts() {
+    let up = calculator(true).await;
+    let plain = GatewaySpec::new(&[up.port]);
+    let mut with_dev_issuer = GatewaySpec::new(&[up.port]);
+    let dev_port = free_port();
+    with_dev_issuer
+        .gateway_yaml
+        .push_str(&format!("dev_issuer:\n  listen: 127.0.0.1:{dev_port}\n"));
+    // The body docs/clients.md shows for `POST /token`, JSON.
+    let documented = json!({"user_id": "demo", "roles": ["developer"], "workspace": "demo",
+        "api_version": "1.1", "expires_in_seconds": 3600, "scope": "mcp:git"});
+    for spec in [&plain, &with_dev_issuer] {
+        let gw = spec.start().await;
+        let (_issuer, url) = standalone_issuer(spec).await;
+        let r = reqwest::Client::new()
+            .post(format!("{url}/token"))
+            .json(&documented)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let answer: Value = r.json().await.unwrap();
+        let token = answer["access_token"].as_str().unwrap().to_string();
+        let mut client = Client::new(gw.url("/calculator/mcp"), Some(token));
+        let init = client.initialize().await;
+        assert!(init.get("result").is_some(), "{init}");
+        let r = client
+            .post(&json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}))
+            .await;
+        assert_eq!(r.status(), 200, "the gateway refused the issuer's token");
+        let v = rpc_body(r).await;
+        assert!(
+            tool_names(&v).contains(&"exact_calculate".to_string()),
+            "{v}"
+        );
+    }
+}
