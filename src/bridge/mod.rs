@@ -44,6 +44,10 @@ struct Bridge {
     out: mpsc::UnboundedSender<String>,
 }
 
+/// The gateway's code for a refused token, passed on so a client can tell it from a failure.
+const UNAUTHENTICATED: i32 = -32001;
+const INTERNAL_ERROR: i32 = -32603;
+
 /// Runs the bridge until stdin closes.
 pub async fn run(options: BridgeOptions) -> Result<(), reqwest::Error> {
     let token = Token::new(options.token);
@@ -107,7 +111,7 @@ impl Bridge {
         loop {
             match self.post(&message).await {
                 Ok(Reply::Done) => break,
-                Ok(Reply::Unauthorized) if !retried_auth && self.token.refreshable() => {
+                Ok(Reply::Unauthorized(_)) if !retried_auth && self.token.refreshable() => {
                     retried_auth = true;
                     self.token.refresh().await;
                 }
@@ -116,18 +120,29 @@ impl Bridge {
                     if !self.reopen().await {
                         self.fail(
                             &message,
+                            INTERNAL_ERROR,
                             "the gateway session ended and could not be reopened",
                         );
                         break;
                     }
                 }
-                Ok(Reply::Unauthorized | Reply::SessionGone) => {
-                    self.fail(&message, "the gateway refused the request");
+                Ok(Reply::Unauthorized(reason)) => {
+                    // The client shows this message: say why, and where a token did not come.
+                    let why = match self.token.failure() {
+                        Some(f) => format!("the gateway refused the token ({reason}): {f}"),
+                        None => format!("the gateway refused the token ({reason})"),
+                    };
+                    self.fail(&message, UNAUTHENTICATED, &why);
+                    break;
+                }
+                Ok(Reply::SessionGone) => {
+                    self.fail(&message, INTERNAL_ERROR, "the gateway session ended");
                     break;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "gateway unreachable");
-                    self.fail(&message, "the gateway cannot be reached");
+                    let why = format!("the gateway cannot be reached at {}", self.endpoint);
+                    self.fail(&message, INTERNAL_ERROR, &why);
                     break;
                 }
             }
@@ -162,7 +177,13 @@ impl Bridge {
     async fn post(&self, message: &Value) -> Result<Reply, reqwest::Error> {
         let mut resp = self.post_json(message).await.send().await?;
         match resp.status().as_u16() {
-            401 => return Ok(Reply::Unauthorized),
+            401 => {
+                let body: Value = resp.json().await.unwrap_or_default();
+                let reason = body["error"]["message"]
+                    .as_str()
+                    .unwrap_or("401 Unauthorized");
+                return Ok(Reply::Unauthorized(crate::logs::clip(reason).into_owned()));
+            }
             404 if self.lock().id.is_some() => return Ok(Reply::SessionGone),
             _ => {}
         }
@@ -210,12 +231,12 @@ impl Bridge {
 
     /// Answers a request the gateway could not take with a JSON-RPC error, so the client is not
     /// left waiting (notifications and answers get nothing).
-    fn fail(&self, message: &Value, why: &str) {
+    fn fail(&self, message: &Value, code: i32, why: &str) {
         if message.get("id").is_none() || message.get("method").is_none() {
             return;
         }
         let error = serde_json::json!({"jsonrpc": "2.0", "id": message["id"],
-            "error": {"code": -32603, "message": why}});
+            "error": {"code": code, "message": why}});
         let _ = self.out.send(error.to_string());
     }
 
@@ -305,6 +326,7 @@ impl Bridge {
 /// How a POST ended.
 enum Reply {
     Done,
-    Unauthorized,
+    /// 401, with the gateway's reason (its JSON-RPC error message).
+    Unauthorized(String),
     SessionGone,
 }

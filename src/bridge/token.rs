@@ -23,6 +23,8 @@ pub struct Token {
     source: Source,
     http: reqwest::Client,
     current: Mutex<(String, Option<u64>)>,
+    /// Why the last attempt to get a token failed, for the client's error message.
+    failure: std::sync::Mutex<Option<String>>,
 }
 
 impl Token {
@@ -38,7 +40,20 @@ impl Token {
                 .build()
                 .unwrap_or_default(),
             current: Mutex::new(current),
+            failure: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Why the last attempt to get a token failed, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn failed(&self, why: Option<String>) {
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = why;
     }
 
     /// Whether a refused token can be replaced.
@@ -66,14 +81,16 @@ impl Token {
     }
 
     async fn run(&self) -> Option<String> {
-        match &self.source {
-            Source::Fixed(_) => None,
+        let got = match &self.source {
+            Source::Fixed(_) => return None,
             Source::Command(c) => self.command(c).await,
             Source::Issuer { url, body } => self.ask(url, body).await,
-        }
+        };
+        self.failed(got.as_ref().err().cloned());
+        got.ok()
     }
 
-    async fn ask(&self, url: &str, body: &serde_json::Value) -> Option<String> {
+    async fn ask(&self, url: &str, body: &serde_json::Value) -> Result<String, String> {
         let mut req = self.http.post(url).json(body);
         if let Ok(t) = std::env::var("MCP_GATEWAY_ISSUER_TOKEN") {
             req = req.header("x-issuer-token", t);
@@ -90,16 +107,13 @@ impl Token {
                 )),
             }
         };
-        match answer.await {
-            Ok(t) => Some(t),
-            Err(e) => {
-                tracing::warn!(issuer = %url, error = %e, "the issuer gave no token");
-                None
-            }
-        }
+        answer.await.map_err(|e| {
+            tracing::warn!(issuer = %url, error = %e, "the issuer gave no token");
+            format!("the issuer at {url} gave no token ({e})")
+        })
     }
 
-    async fn command(&self, command: &str) -> Option<String> {
+    async fn command(&self, command: &str) -> Result<String, String> {
         let out = tokio::process::Command::new("sh")
             .args(["-c", command])
             .stdin(std::process::Stdio::null())
@@ -109,15 +123,21 @@ impl Token {
         match out {
             Ok(o) if o.status.success() => {
                 let t = String::from_utf8_lossy(&o.stdout).trim().to_string();
-                (!t.is_empty()).then_some(t)
+                if t.is_empty() {
+                    return Err(format!("the token command `{command}` printed no token"));
+                }
+                Ok(t)
             }
             Ok(o) => {
                 tracing::warn!(status = %o.status, "the token command failed");
-                None
+                Err(format!(
+                    "the token command `{command}` failed ({}); run it in a shell to see why",
+                    o.status
+                ))
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the token command cannot run");
-                None
+                Err(format!("the token command `{command}` cannot run ({e})"))
             }
         }
     }

@@ -113,3 +113,108 @@ async fn exchange(stdin: &mut tokio::process::ChildStdin, lines: &mut Lines, v: 
         .expect("the bridge is still running");
     serde_json::from_str(&line).unwrap()
 }
+
+/// Starts `mcp-gateway bridge ARGS` in `dir`, its stdin and stdout piped.
+fn bridge_in(dir: &std::path::Path, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(bin())
+        .args(["--log-format", "text", "bridge"])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MCP_GATEWAY_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+fn initialize() -> Value {
+    serde_json::json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}})
+}
+
+/// A client whose token is refused reads why: the gateway's reason, and the token command that
+/// failed (a stdio client shows only this message), with the gateway's code for a refused token.
+#[tokio::test]
+async fn a_refused_token_names_its_cause() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let up = calculator(true).await;
+    let gw = GatewaySpec::new(&[up.port]).start().await;
+    let endpoint = gw.url("/calculator/mcp");
+    let here = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &[&str]); 2] = [
+        (
+            &["--token-command", "echo no such config >&2; exit 3"],
+            &["token command", "failed", "exit status: 3", "Unauthorized"],
+        ),
+        (
+            &["--token", "not-a-jwt"],
+            &["refused the token", "Unauthorized"],
+        ),
+    ];
+    for (args, want) in cases {
+        let mut b = bridge_in(
+            here.path(),
+            &[&["--endpoint", endpoint.as_str()], args].concat(),
+        );
+        let mut stdin = b.stdin.take().unwrap();
+        let mut lines = BufReader::new(b.stdout.take().unwrap()).lines();
+        let v = exchange(&mut stdin, &mut lines, initialize()).await;
+        assert_eq!(v["id"], 1);
+        assert_eq!(v["error"]["code"], -32001, "{v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        for w in want {
+            assert!(message.contains(w), "{w:?} missing in {message:?}");
+        }
+    }
+}
+
+/// The editor snippet of docs/clients.md (`--issuer-url` of the development issuer) works from
+/// any directory: nothing in it depends on where the client starts the bridge.
+#[tokio::test]
+async fn the_documented_editor_snippet_works_from_any_directory() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let up = calculator(true).await;
+    let mut spec = GatewaySpec::new(&[up.port]);
+    let issuer_port = free_port();
+    spec.gateway_yaml
+        .push_str(&format!("dev_issuer:\n  listen: 127.0.0.1:{issuer_port}\n"));
+    let gw = spec.start().await;
+    let issuer = format!("http://127.0.0.1:{issuer_port}");
+    wait_http(&format!("{issuer}/.well-known/oauth-authorization-server")).await;
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/clients.md")).unwrap();
+    let snippet = "\"--issuer-url\", \"http://127.0.0.1:8010\", \"--user-id\", \"alice\", \"--roles\", \"developer\"";
+    assert!(
+        docs.contains(snippet),
+        "the snippet changed: update this test"
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let endpoint = gw.url("/calculator/mcp");
+    let mut b = bridge_in(
+        elsewhere.path(),
+        &[
+            "--endpoint",
+            &endpoint,
+            "--issuer-url",
+            &issuer,
+            "--user-id",
+            "alice",
+            "--roles",
+            "developer",
+        ],
+    );
+    let mut stdin = b.stdin.take().unwrap();
+    let mut lines = BufReader::new(b.stdout.take().unwrap()).lines();
+    let v = exchange(&mut stdin, &mut lines, initialize()).await;
+    assert!(v["result"]["serverInfo"].is_object(), "{v}");
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
+        .await
+        .unwrap();
+    let call = serde_json::json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
+        "name":"exact_calculate","arguments":{"operator":"add","operands":["2","3"]}}});
+    let v = exchange(&mut stdin, &mut lines, call).await;
+    assert_eq!(v["result"]["structuredContent"]["result"], "5", "{v}");
+}

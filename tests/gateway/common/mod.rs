@@ -71,35 +71,50 @@ pub async fn wait_http(url: &str) {
 }
 
 /// Starts `tests/servers/SCRIPT PORT ARGS…` (a test MCP server on the official Python SDK) on a
-/// free port and waits (up to 15 s) until it accepts connections.
+/// free port and waits (up to 60 s) until it accepts connections. A server that exits first (its
+/// port taken by another test between picking and binding) is started again on another port, up
+/// to three times; the failure names the script and ends with what it printed.
 pub async fn python_server(script: &str, args: &[&std::ffi::OsStr]) -> Proc {
-    let port = free_port();
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/servers")
         .join(script);
-    let mut child = Command::new(sdk_python())
-        .arg(&path)
-        .arg(port.to_string())
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // A Python server takes seconds to start on a busy machine (the whole suite shares two
-    // cores): wait for it, and say so if it never listens, instead of testing against nothing.
-    for _ in 0..600 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Proc { child, port };
+    let mut last_words = String::new();
+    for _attempt in 0..3 {
+        let port = free_port();
+        let stderr = tempfile::NamedTempFile::new().unwrap();
+        let mut child = Command::new(sdk_python())
+            .arg(&path)
+            .arg(port.to_string())
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(stderr.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        // A Python server takes seconds to start on a busy machine (the whole suite shares two
+        // cores): wait for it, and say so if it never listens, instead of testing against nothing.
+        let mut exited = false;
+        for _ in 0..600 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Proc { child, port };
+            }
+            if child.try_wait().ok().flatten().is_some() {
+                exited = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        let text = std::fs::read_to_string(stderr.path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        last_words = lines[lines.len().saturating_sub(15)..].join("\n");
+        if !exited {
+            panic!("{script} did not listen on 127.0.0.1:{port} within 60 s; it printed:\n{last_words}");
+        }
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("{script} did not listen on 127.0.0.1:{port} within 60 s");
+    panic!("{script} exited before listening, three times; it printed:\n{last_words}");
 }
 
-/// Starts the bundled calculator as an upstream. `stateless` answers JSON without sessions;
-/// otherwise it keeps sessions and answers as SSE.
 pub async fn calculator(stateless: bool) -> Proc {
     tool_server("calculator", stateless).await
 }
