@@ -107,7 +107,8 @@ impl Outcome<'_> {
                 | JobNotFound(_)
                 | JobConflict(_)
                 | BodyTimeout
-                | MethodNotAllowed(_) => Class::Invalid,
+                | MethodNotAllowed(_)
+                | UpstreamRefused(_) => Class::Invalid,
                 InvalidArguments { .. } => Class::InvalidArguments,
                 Unauthorized(_) => Class::Unauthenticated,
                 Forbidden(_)
@@ -207,6 +208,7 @@ mod tests {
             NotFound("/nope".into()),
             MethodNotAllowed("use POST, GET or DELETE"),
             UpstreamFailed("the upstream failed".into()),
+            UpstreamRefused(406),
             NoHealthyUpstream("calculator".into()),
             UpstreamTimeout("no answer in time".into()),
             BodyTimeout,
@@ -240,6 +242,7 @@ mod tests {
                 InsufficientScope(_) => {}
                 PayloadTooLarge { .. } | NotFound(_) | MethodNotAllowed(_) | BodyTimeout => {}
                 UpstreamFailed(_) | NoHealthyUpstream(_) | UpstreamTimeout(_) => {}
+                UpstreamRefused(_) => {}
                 RateLimited { .. } | TooManyConcurrent | TooManyBodies | LimiterUnavailable => {}
                 UpstreamSaturated | AuditUnavailable | Internal => {}
                 TooManyJobs | JobNotFound(_) | JobConflict(_) | JobsUnavailable(_) => {}
@@ -286,6 +289,7 @@ mod tests {
             (404, -32600, Class::Invalid, None, "/nope"),
             (405, -32600, Class::Invalid, None, "use POST"),
             (502, -32008, Class::UpstreamError, None, "upstream failed"),
+            (406, -32600, Class::Invalid, None, "HTTP 406"),
             (503, -32006, Class::UpstreamError, None, "calculator"),
             (504, -32007, Class::Timeout, None, "no answer in time"),
             (408, -32600, Class::Invalid, None, "not received in time"),

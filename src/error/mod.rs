@@ -52,6 +52,10 @@ pub enum GatewayError {
     MethodNotAllowed(&'static str),
     #[error("Upstream failed: {0}")]
     UpstreamFailed(Cow<'static, str>),
+    /// The upstream refused the request with a 4xx that is not JSON-RPC (405 for a method it does
+    /// not serve, 406, 415): the client gets the same status with a JSON-RPC error.
+    #[error("Invalid request: the upstream answered HTTP {0}")]
+    UpstreamRefused(u16),
     #[error("No healthy upstream for scope {0}")]
     NoHealthyUpstream(String),
     #[error("Upstream timed out: {0}")]
@@ -183,6 +187,7 @@ impl GatewayError {
             MethodNotAllowed(_) => 405,
             PayloadTooLarge { .. } => 413,
             UpstreamFailed(_) => 502,
+            UpstreamRefused(status) => *status,
             NoHealthyUpstream(_) | AuditUnavailable | LimiterUnavailable | UpstreamSaturated
             | JobsUnavailable(_) => 503,
             RateLimited { .. } | TooManyConcurrent | TooManyBodies | TooManyJobs => 429,
@@ -197,7 +202,7 @@ impl GatewayError {
         match self {
             ParseError(_) => -32700,
             InvalidRequest(_) | UnsupportedMediaType | NotFound(_) | MethodNotAllowed(_)
-            | BodyTimeout => -32600,
+            | BodyTimeout | UpstreamRefused(_) => -32600,
             UnsupportedVersion(_) => -32022,
             HeaderMismatch(_) => -32020,
             InvalidParams(_) | JobNotFound(_) | JobConflict(_) | InvalidArguments { .. } => -32602,

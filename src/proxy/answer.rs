@@ -30,12 +30,28 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         resp.set_status(502)?;
         return resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str());
     }
+    if resp.status == 404 && ctx.caller.as_ref().is_some_and(|c| c.session.is_some()) {
+        // The upstream forgot the client's session (it restarted): the client is told as the
+        // gateway tells it of an unknown session, and initializes again.
+        respond::replace_upstream_answer(resp, ctx, GatewayError::UnknownSession)?;
+        return resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str());
+    }
     let content_type = resp
         .headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     ctx.answer.streaming = content_type.starts_with("text/event-stream");
+    if resp.status.is_client_error()
+        && !ctx.answer.streaming
+        && !content_type.starts_with("application/json")
+    {
+        // Every answer a client gets is JSON-RPC: an upstream's plain-text 405, 406 or 415
+        // becomes the same status with a JSON-RPC error.
+        let refused = GatewayError::UpstreamRefused(resp.status.as_u16());
+        respond::replace_upstream_answer(resp, ctx, refused)?;
+        return resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str());
+    }
     // An owned copy of the content type only when a list answer is rewritten.
     let rewrite_as = (resp.status == 200
         && matches!(ctx.answer.rewrite, ResponseRewrite::ListPending))

@@ -51,6 +51,17 @@ pub struct ReplacedBody {
 pub fn replace_upstream_error(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     let status = resp.status.as_u16();
     let err = GatewayError::UpstreamFailed(format!("the upstream answered HTTP {status}").into());
+    replace_upstream_answer(resp, ctx, err)
+}
+
+/// Replaces the upstream's answer (status kept) with `err` as a JSON-RPC error; the original body
+/// goes to the log only.
+pub fn replace_upstream_answer(
+    resp: &mut ResponseHeader,
+    ctx: &mut RequestCtx,
+    err: GatewayError,
+) -> Result<()> {
+    let status = resp.status.as_u16();
     resp.remove_header("content-length");
     resp.remove_header("content-encoding");
     resp.remove_header("mcp-session-id");

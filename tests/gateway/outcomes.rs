@@ -190,3 +190,61 @@ async fn a_client_closing_its_get_stream_is_a_normal_end() {
     }
     assert_eq!(rows_for(&gw.audit_file_rows(), "GET").len(), 1);
 }
+
+/// Every answer a client gets is JSON-RPC: an upstream's plain-text 405 (GET on a stateless
+/// server) and 406 (no `Accept`) keep their status and become JSON-RPC errors with the request's
+/// id, audited as invalid; an upstream that forgot the client's session (it restarted) answers
+/// as the gateway does for an unknown session, 404 with -32010, so the client initializes again.
+#[tokio::test]
+async fn upstream_refusals_reach_the_client_as_json_rpc() {
+    let stateless = calculator(true).await;
+    let gw = GatewaySpec::new(&[stateless.port]).start().await;
+    let client = gw.developer("alice");
+    let r = client.request(reqwest::Method::GET).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32600, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("HTTP 405"),
+        "{v}"
+    );
+    let r = client
+        .http
+        .post(&client.url)
+        .bearer_auth(client.token.as_ref().unwrap())
+        .header("Content-Type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":9,"method":"tools/list"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 406);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["id"], 9, "{v}");
+    assert_eq!(v["error"]["code"], -32600, "{v}");
+    let rows = gw
+        .audit_rows_where(2, |r| r["http_status"] == 405 || r["http_status"] == 406)
+        .await;
+    assert!(rows.iter().all(|r| r["outcome"] == "invalid"), "{rows:?}");
+
+    let mut with_sessions = calculator(false).await;
+    let port = with_sessions.port;
+    let gw = GatewaySpec::new(&[port]).start().await;
+    let mut client = gw.developer("bob");
+    client.initialize().await;
+    let add = json!({"operator":"add","operands":["1","1"]});
+    assert_eq!(
+        client
+            .call(2, "exact_calculate", add.clone())
+            .await
+            .status(),
+        200
+    );
+    with_sessions.kill();
+    let _again = tool_server_on("calculator", false, &[], port).await;
+    let r = client.call(3, "exact_calculate", add).await;
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["id"], 3, "{v}");
+    assert_eq!(v["error"]["code"], -32010, "{v}");
+}
