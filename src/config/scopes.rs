@@ -95,11 +95,21 @@ fn build_scope(
         name: name.to_string(),
         upstreams,
         balance: scope.balance,
-        health: scope.health_check.map(|h| HealthCheck {
-            kind: h.kind,
-            path: h.path,
-            interval: h.interval,
-        }),
+        health: match scope.health_check {
+            // Without one, a dead upstream would get requests (502) forever and /readyz would
+            // stay ok: a TCP check every 5 s works for any MCP server.
+            None => Some(HealthCheck {
+                kind: HealthCheckKind::Tcp,
+                path: String::new(),
+                interval: DEFAULT_HEALTH_INTERVAL,
+            }),
+            Some(h) if h.kind == HealthCheckKind::None => None,
+            Some(h) => Some(HealthCheck {
+                kind: h.kind,
+                path: h.path,
+                interval: h.interval,
+            }),
+        },
         read_timeout: scope.timeout.unwrap_or(limits.upstream_read_timeout),
         connect_timeout: scope
             .connect_timeout
@@ -136,6 +146,9 @@ fn allowed_methods(
         }
     }
 }
+
+/// How often a scope without `health_check` is checked (TCP).
+const DEFAULT_HEALTH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `health_check`: an HTTP check's path, a non-zero interval.
 fn health_check(

@@ -176,6 +176,8 @@ impl Pool {
         if let Some(h) = &spec.health {
             match h.kind {
                 HealthCheckKind::Tcp => backends.set_health_check(TcpHealthCheck::new()),
+                // Not built: `kind: none` is no health check at all.
+                HealthCheckKind::None => {}
                 HealthCheckKind::Http => {
                     let first = &spec.upstreams[0];
                     let mut hc = HttpHealthCheck::new(&first.host, first.tls);

@@ -221,3 +221,51 @@ async fn an_upstream_named_by_host_name() {
         "{rows:?}"
     );
 }
+
+/// A scope that names no `health_check` gets one that works for any MCP server (TCP, every 5 s):
+/// an ordinary SDK server (no `/health`) is healthy, and once it dies `/readyz` says so and calls
+/// get 503 (-32006) instead of 502 forever.
+#[tokio::test]
+async fn without_a_health_check_a_dead_upstream_is_noticed() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut sdk = python_server("slow_server.py", &[log.path().as_os_str()]).await;
+    let mut spec = GatewaySpec::new(&[sdk.port]);
+    spec.tools_yaml = edit(
+        &spec.tools_yaml,
+        "    health_check: { kind: http, path: /health, interval: 1s }\n",
+        "",
+    );
+    let gw = spec.start().await;
+    let r = reqwest::get(gw.url("/readyz")).await.unwrap();
+    assert_eq!(r.status(), 200, "an SDK server without /health is healthy");
+    let mut client = gw.developer("alice");
+    client.initialize().await;
+    sdk.kill();
+    let mut ready = 200;
+    for _ in 0..60 {
+        ready = reqwest::get(gw.url("/readyz"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if ready == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(ready, 503, "/readyz still ok 15 s after the upstream died");
+    // Its session lived on the dead upstream: the client is told to start a new one.
+    let r = client
+        .post(&json!({"jsonrpc":"2.0","id":4,"method":"tools/list"}))
+        .await;
+    assert_eq!(r.status(), 404);
+    let mut fresh = gw.developer("alice");
+    fresh.version = Some("2025-06-18");
+    let r = fresh
+        .post(&json!({"jsonrpc":"2.0","id":5,"method":"initialize","params":{
+            "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}))
+        .await;
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32006, "{v}");
+}

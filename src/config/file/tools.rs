@@ -214,7 +214,12 @@ fn default_health_interval() -> Duration {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthCheckKind {
+    /// `GET path` must answer 2xx (the bundled tools serve `/health`).
     #[default]
     Http,
+    /// The upstream accepts a connection: works for any server, and is the check a scope gets
+    /// when it names none.
     Tcp,
+    /// No active check (passive ejection still applies).
+    None,
 }

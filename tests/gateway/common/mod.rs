@@ -229,12 +229,13 @@ audit:
         );
     }
 
-    /// Removes the scope's active health check, for upstreams that never answer one.
+    /// Turns the scope's active health check off (`kind: none`), for tests of what a request
+    /// meets at an upstream that is down or slow.
     pub fn without_health_check(&mut self) {
         self.tools_yaml = edit(
             &self.tools_yaml,
             "    health_check: { kind: http, path: /health, interval: 1s }\n",
-            "",
+            "    health_check: { kind: none }\n",
         );
     }
 
