@@ -69,8 +69,40 @@ pub fn expand_str(s: &str, env: &Env) -> Result<String, String> {
 }
 
 /// Applies the well-known environment variables on top of gateway.yaml.
-pub fn apply_overrides(g: &mut GatewayFile, env: &Env, problems: &mut Vec<Problem>) {
-    let var = |name: &str| env.get(name).filter(|v| !v.trim().is_empty()).cloned();
+/// Which fields of gateway.yaml the environment set, so that a problem with one of them names
+/// the variable (the file did not say it).
+#[derive(Default)]
+pub struct Overrides(Vec<(&'static str, &'static str)>);
+
+impl Overrides {
+    /// Rewrites the problems of overridden fields of `gateway` as problems of the environment.
+    pub fn blame(&self, gateway: &Path, problems: &mut [Problem]) {
+        let file = gateway.display().to_string();
+        for p in problems.iter_mut().filter(|p| p.file == file) {
+            let var = self.0.iter().find(|(field, _)| {
+                p.field == *field
+                    || p.field
+                        .strip_prefix(field)
+                        .is_some_and(|rest| rest.starts_with('[') || rest.starts_with('.'))
+            });
+            if let Some((_, var)) = var {
+                *p = Problem::env(var, std::mem::take(&mut p.reason));
+            }
+        }
+    }
+}
+
+/// Applies the variables operators already know, which override gateway.yaml; returns which
+/// fields they set.
+pub fn apply_overrides(g: &mut GatewayFile, env: &Env, problems: &mut Vec<Problem>) -> Overrides {
+    let mut set = Overrides::default();
+    let mut var = |name: &'static str, field: &'static str| {
+        let v = env.get(name).filter(|v| !v.trim().is_empty()).cloned();
+        if v.is_some() {
+            set.0.push((field, name));
+        }
+        v
+    };
     let list = |v: String| {
         v.split(',')
             .map(|s| s.trim().to_string())
@@ -89,58 +121,70 @@ pub fn apply_overrides(g: &mut GatewayFile, env: &Env, problems: &mut Vec<Proble
             }
         }
     };
-    if let (Some(v), Some(issuer)) = (var("MCP_GATEWAY_ISSUER_TOKEN"), g.dev_issuer.as_mut()) {
+    if let (Some(v), Some(issuer)) = (
+        var("MCP_GATEWAY_ISSUER_TOKEN", "dev_issuer.admin_token"),
+        g.dev_issuer.as_mut(),
+    ) {
         issuer.admin_token = Some(v);
     }
     let jwt = &mut g.jwt;
-    if let Some(v) = var("JWT_SECRET_KEY") {
+    if let Some(v) = var("JWT_SECRET_KEY", "jwt.secret") {
         jwt.secret = Some(v);
     }
-    if let Some(v) = var("JWT_ALGORITHM") {
+    if let Some(v) = var("JWT_ALGORITHM", "jwt.algorithms") {
         jwt.algorithms = vec![v.trim().to_string()];
     }
-    if let Some(v) = var("JWT_ALLOWED_ALGORITHMS") {
+    if let Some(v) = var("JWT_ALLOWED_ALGORITHMS", "jwt.algorithms") {
         jwt.algorithms = list(v);
     }
-    if let Some(v) = var("JWT_ISSUER") {
+    if let Some(v) = var("JWT_ISSUER", "jwt.issuer") {
         jwt.issuer = Some(v);
     }
-    if let Some(v) = var("JWT_AUDIENCE") {
+    if let Some(v) = var("JWT_AUDIENCE", "jwt.audience") {
         jwt.audience = Some(OneOrMany::Many(list(v)));
     }
-    if let Some(v) = var("JWT_MAX_TOKEN_AGE_MINUTES") {
+    if let Some(v) = var("JWT_MAX_TOKEN_AGE_MINUTES", "jwt.max_token_age_minutes") {
         if let Some(n) = number("JWT_MAX_TOKEN_AGE_MINUTES", v) {
             jwt.max_token_age_minutes = n;
         }
     }
-    if let Some(v) = var("JWT_CLOCK_SKEW_SECONDS") {
+    if let Some(v) = var("JWT_CLOCK_SKEW_SECONDS", "jwt.clock_skew_seconds") {
         if let Some(n) = number("JWT_CLOCK_SKEW_SECONDS", v) {
             jwt.clock_skew_seconds = n;
         }
     }
-    for (name, slot) in [
-        ("JWT_USER_ID_CLAIM", &mut jwt.claims.user_id),
-        ("JWT_ROLES_CLAIM", &mut jwt.claims.roles),
-        ("JWT_TENANT_CLAIM", &mut jwt.claims.tenant),
-        ("JWT_EXP_CLAIM", &mut jwt.claims.exp),
-        ("JWT_IAT_CLAIM", &mut jwt.claims.iat),
+    for (name, field, slot) in [
+        (
+            "JWT_USER_ID_CLAIM",
+            "jwt.claims.user_id",
+            &mut jwt.claims.user_id,
+        ),
+        ("JWT_ROLES_CLAIM", "jwt.claims.roles", &mut jwt.claims.roles),
+        (
+            "JWT_TENANT_CLAIM",
+            "jwt.claims.tenant",
+            &mut jwt.claims.tenant,
+        ),
+        ("JWT_EXP_CLAIM", "jwt.claims.exp", &mut jwt.claims.exp),
+        ("JWT_IAT_CLAIM", "jwt.claims.iat", &mut jwt.claims.iat),
     ] {
-        if let Some(v) = var(name) {
+        if let Some(v) = var(name, field) {
             *slot = v.trim().to_string();
         }
     }
-    if let Some(v) = var("JWT_API_VERSION_CLAIM") {
+    if let Some(v) = var("JWT_API_VERSION_CLAIM", "jwt.claims.api_version") {
         jwt.claims.api_version = Some(v.trim().to_string());
     }
-    if let Some(v) = var("JWT_ALLOWED_API_VERSIONS") {
+    if let Some(v) = var("JWT_ALLOWED_API_VERSIONS", "jwt.allowed_api_versions") {
         jwt.allowed_api_versions = list(v);
     }
-    if let Some(v) = var("TOOL_GATEWAY_SHARED_SECRET") {
+    if let Some(v) = var("TOOL_GATEWAY_SHARED_SECRET", "upstream_shared_secret") {
         g.upstream_shared_secret = Some(v);
     }
-    if let Some(v) = var("MCP_GATEWAY_SESSION_SECRETS") {
+    if let Some(v) = var("MCP_GATEWAY_SESSION_SECRETS", "session_secrets") {
         g.session_secrets = list(v);
     }
+    set
 }
 
 #[cfg(test)]

@@ -54,13 +54,29 @@ struct Files {
     gateway: Option<GatewayFile>,
     tools: Option<(PathBuf, ToolsFile)>,
     policy: Option<(PathBuf, PolicyFile)>,
+    /// (file, field) of every `${VAR}` that could not be expanded.
+    unexpanded: Vec<(String, String)>,
 }
 
 impl Files {
     /// The two other files are read even when gateway.yaml has errors, so one run shows all.
     fn read(sources: &Sources, problems: &mut Vec<Problem>) -> Self {
         let path = sources.path.as_path();
-        let raw = read_value(sources, path, problems);
+        let mut unexpanded = Vec::new();
+        // Every problem of a file that was read and parsed is a `${VAR}` it could not expand.
+        let mut read = |p: &Path, problems: &mut Vec<Problem>| {
+            let before = problems.len();
+            let value = read_value(sources, p, problems);
+            if value.is_some() {
+                unexpanded.extend(
+                    problems[before..]
+                        .iter()
+                        .map(|p| (p.file.clone(), p.field.clone())),
+                );
+            }
+            value
+        };
+        let raw = read(path, problems);
         let named = |field: &str, default: &str| -> PathBuf {
             let name = raw
                 .as_ref()
@@ -72,17 +88,29 @@ impl Files {
             named("tools_file", "tools.yaml"),
             named("policy_file", "policy.yaml"),
         );
+        // Without a readable gateway.yaml the other files' names are guesses: a guess that is not
+        // there is not a problem of its own.
+        let guessed = raw.is_none();
+        let mut other = |p: &Path, problems: &mut Vec<Problem>| {
+            if guessed && sources.file(p).is_err() {
+                return None;
+            }
+            read(p, problems)
+        };
+        let tools = other(&tools_path, problems);
+        let policy = other(&policy_path, problems);
         let gateway = raw.and_then(|v| from_value(path, v, problems));
-        let tools = read_value(sources, &tools_path, problems)
+        let tools = tools
             .and_then(|v| from_value(&tools_path, v, problems))
             .map(|t| (tools_path, t));
-        let policy = read_value(sources, &policy_path, problems)
+        let policy = policy
             .and_then(|v| from_value(&policy_path, v, problems))
             .map(|p| (policy_path, p));
         Files {
             gateway,
             tools,
             policy,
+            unexpanded,
         }
     }
 }
@@ -95,13 +123,14 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         gateway,
         tools,
         policy,
+        unexpanded,
     } = Files::read(sources, &mut problems);
     let Some(mut g) = gateway else {
         // Still checks the scopes and the policy against them.
         check_without_gateway(sources, tools, policy, &mut problems);
-        return Err(ConfigErrors(problems));
+        return Err(ConfigErrors(once(problems, &unexpanded)));
     };
-    env::apply_overrides(&mut g, &sources.env, &mut problems);
+    let overrides = env::apply_overrides(&mut g, &sources.env, &mut problems);
     let mut scopes = tools
         .map(|(p, t)| scopes::build_scopes(sources, &p, t, &g.limits, &mut problems))
         .unwrap_or_default();
@@ -131,7 +160,8 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
     let audit = audit::build(sources, &g.audit, &mut problems);
     let jobs = jobs::build(sources, &g.jobs, &g.audit, &mut problems);
     if !problems.is_empty() {
-        return Err(ConfigErrors(problems));
+        overrides.blame(path, &mut problems);
+        return Err(ConfigErrors(once(problems, &unexpanded)));
     }
     let (Some(policy), Some(jwt), Some(upstream_secret), Some(audit)) =
         (policy, jwt, upstream_secret, audit)
@@ -170,6 +200,18 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         dev_issuer,
         dev_secrets_to_write,
     })
+}
+
+/// A `${VAR}` left unexpanded is named once, not again by the checks of the value it left.
+fn once(problems: Vec<Problem>, unexpanded: &[(String, String)]) -> Vec<Problem> {
+    let mut named = std::collections::HashSet::new();
+    problems
+        .into_iter()
+        .filter(|p| {
+            let key = (p.file.clone(), p.field.clone());
+            !unexpanded.contains(&key) || named.insert(key)
+        })
+        .collect()
 }
 
 /// With gateway.yaml unreadable, the scopes and the policy are still checked, so one run names
@@ -244,25 +286,137 @@ fn read_value(
             return None;
         }
     };
-    let before = problems.len();
+    // A `${VAR}` that cannot be expanded is named here and its value left as written: the rest
+    // of the file is still checked (later problems of the same field are not repeated).
     env::expand(&mut value, path, &mut String::new(), &sources.env, problems);
-    (problems.len() == before).then_some(value)
+    Some(value)
 }
 
-/// Deserializes a file's value, recording the field path of any error.
+/// Deserializes a file's value, recording the field path of every error: serde stops at the
+/// first, so the value it names is taken out and the rest read again (at most `MAX_PASSES`
+/// times), until the file reads or the error is one that taking out cannot get past (a required
+/// field: its absence is a consequence, not another problem).
 fn from_value<T: DeserializeOwned>(
     path: &Path,
-    value: serde_yaml_ng::Value,
+    mut value: serde_yaml_ng::Value,
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
-    match serde_path_to_error::deserialize(value) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let field = e.path().to_string();
-            let field = if field == "." { String::new() } else { field };
-            problems.push(Problem::new(path, field, e.into_inner().to_string()));
-            None
+    const MAX_PASSES: usize = 32;
+    let mut removed = Removed::default();
+    for _ in 0..MAX_PASSES {
+        let e = match serde_path_to_error::deserialize(value.clone()) {
+            Ok(v) if removed.0.is_empty() => return Some(v),
+            Ok(_) => return None,
+            Err(e) => e,
+        };
+        let at = segments(&e.path().to_string());
+        let reason = e.into_inner().to_string();
+        if reason.starts_with("missing field") && removed.took_out_field(&reason) {
+            return None;
         }
+        problems.push(Problem::new(path, removed.as_written(&at), reason));
+        if at.is_empty() || !remove(&mut value, &at) {
+            return None;
+        }
+        removed.0.push(at);
+    }
+    None
+}
+
+/// One step of a field path.
+#[derive(Debug, Clone, PartialEq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// `a.b[2].c` (as `serde_path_to_error` prints it; `.` is the root) as steps.
+fn segments(field: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in field.split('.').filter(|p| !p.is_empty()) {
+        let (key, mut rest) = part.split_at(part.find('[').unwrap_or(part.len()));
+        if !key.is_empty() {
+            out.push(Seg::Key(key.to_string()));
+        }
+        while let (Some(open), Some(close)) = (rest.find('['), rest.find(']')) {
+            match rest[open + 1..close].parse() {
+                Ok(i) => out.push(Seg::Index(i)),
+                Err(_) => out.push(Seg::Key(rest[open + 1..close].to_string())),
+            }
+            rest = &rest[close + 1..];
+        }
+    }
+    out
+}
+
+/// The values taken out so far, by their path at the time.
+#[derive(Default)]
+struct Removed(Vec<Vec<Seg>>);
+
+impl Removed {
+    /// Whether `missing field `x`` is about a field taken out on an earlier pass.
+    fn took_out_field(&self, reason: &str) -> bool {
+        self.0.iter().any(|r| match r.last() {
+            Some(Seg::Key(k)) => reason.contains(&format!("`{k}`")),
+            _ => false,
+        })
+    }
+
+    /// `at` with the indices of its sequences as the file has them (items taken out of a
+    /// sequence moved the later ones up).
+    fn as_written(&self, at: &[Seg]) -> String {
+        let mut out = String::new();
+        for (n, seg) in at.iter().enumerate() {
+            match seg {
+                Seg::Key(k) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                }
+                Seg::Index(i) => {
+                    // Undo the removals from the latest back, each in the numbering of its time.
+                    let mut original = *i;
+                    for r in self.0.iter().rev() {
+                        if r.len() == n + 1 && r[..n] == at[..n] {
+                            if let Seg::Index(j) = r[n] {
+                                if j <= original {
+                                    original += 1;
+                                }
+                            }
+                        }
+                    }
+                    out.push_str(&format!("[{original}]"));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Takes the value at `at` out of the document.
+fn remove(value: &mut serde_yaml_ng::Value, at: &[Seg]) -> bool {
+    let Some((last, parents)) = at.split_last() else {
+        return false;
+    };
+    let mut here = value;
+    for s in parents {
+        let next = match s {
+            Seg::Key(k) => here.get_mut(k.as_str()),
+            Seg::Index(i) => here.get_mut(*i),
+        };
+        match next {
+            Some(n) => here = n,
+            None => return false,
+        }
+    }
+    match (last, here) {
+        (Seg::Index(i), serde_yaml_ng::Value::Sequence(items)) if *i < items.len() => {
+            items.remove(*i);
+            true
+        }
+        (Seg::Key(k), serde_yaml_ng::Value::Mapping(m)) => m.remove(k.as_str()).is_some(),
+        _ => false,
     }
 }
 

@@ -59,8 +59,9 @@ fn environment_overrides_and_bad_values() {
         ),
         "{out}"
     );
+    // A value the environment set is blamed on the variable, not on the file.
     assert!(
-        out.contains("jwt.algorithms[1]: \"XX999\" is not supported"),
+        out.contains("environment: JWT_ALLOWED_ALGORITHMS: \"XX999\" is not supported"),
         "{out}"
     );
 }
@@ -229,4 +230,46 @@ fn exposure_forwarding_connection_and_method_settings_are_checked() {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
     assert!(out.contains("5 configuration problem(s)"), "{out}");
+}
+
+/// One `check` names every problem of gateway.yaml: type, duration and unknown-field errors
+/// together, a missing `${VAR}` without hiding the rest (nor a "cannot read" for a file it does
+/// not name), and a bad value from the environment as the variable's.
+#[test]
+fn one_check_names_every_problem_of_gateway_yaml() {
+    let mut spec = GatewaySpec::new(&[9]);
+    spec.gateway_yaml = edit(&spec.gateway_yaml, "threads: 2\n", "threads: two\nthreds: 3\n");
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
+        "shutdown_grace: 1s\n",
+        "shutdown_grace: 5 parsecs\npublic_url: ${SURELY_UNSET_URL}\n",
+    );
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
+        "tools_file: tools.yaml\n",
+        "tools_file: my-tools.yaml\n",
+    );
+    std::fs::write(spec.dir.path().join("my-tools.yaml"), &spec.tools_yaml).unwrap();
+    let (ok, out) = spec.check();
+    assert!(!ok);
+    for want in [
+        "gateway.yaml: threads: invalid type",
+        "gateway.yaml: threds: unknown field `threds`",
+        "gateway.yaml: shutdown_grace: bad duration",
+        "gateway.yaml: public_url: environment variable SURELY_UNSET_URL is not set",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("cannot read"), "{out}");
+    assert!(out.contains("4 configuration problem(s)"), "{out}");
+
+    let mut spec = GatewaySpec::new(&[9]);
+    spec.env.push(("JWT_SECRET_KEY".into(), "short".into()));
+    let (ok, out) = spec.check();
+    assert!(!ok);
+    assert!(
+        out.contains("environment: JWT_SECRET_KEY: must be at least 32 bytes"),
+        "{out}"
+    );
+    assert!(!out.contains("jwt.secret"), "{out}");
 }
