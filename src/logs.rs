@@ -24,12 +24,17 @@ struct AccessSink {
 
 static ACCESS: OnceLock<AccessSink> = OnceLock::new();
 
+/// What is logged when `RUST_LOG` is not set.
+pub const DEFAULT_FILTER: &str = "info,rmcp=warn";
+
 /// Sets up logging to stderr as `json` or `text`. Keep the guard until the process ends: dropping
 /// it flushes what is still buffered.
 pub fn init(format: &str) -> WorkerGuard {
     use std::io::IsTerminal;
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // The MCP library of the bundled tools logs three INFO lines per request it serves (a
+    // session opened, its stream ended, served): noise in the gateway's log unless asked for.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| DEFAULT_FILTER.into());
     // 16k lines of backlog: the channel is allocated up front, and the default (128k) cost 4 MB.
     let (writer, guard) = NonBlockingBuilder::default()
         .buffered_lines_limit(16_384)

@@ -238,7 +238,11 @@ fn exposure_forwarding_connection_and_method_settings_are_checked() {
 #[test]
 fn one_check_names_every_problem_of_gateway_yaml() {
     let mut spec = GatewaySpec::new(&[9]);
-    spec.gateway_yaml = edit(&spec.gateway_yaml, "threads: 2\n", "threads: two\nthreds: 3\n");
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
+        "threads: 2\n",
+        "threads: two\nthreds: 3\n",
+    );
     spec.gateway_yaml = edit(
         &spec.gateway_yaml,
         "shutdown_grace: 1s\n",

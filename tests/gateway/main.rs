@@ -22,6 +22,7 @@ mod login;
 mod modern;
 mod outcomes;
 mod rbac;
+mod readme;
 mod reload;
 mod routing;
 mod ship;

@@ -256,7 +256,12 @@ fn accept_with_retry_timeout(listen_fd: i32, max_retry: usize) -> Result<i32, Er
                 }
                 match e {
                     Errno::EAGAIN => {
-                        error!(
+                        // mcp-gateway patch: waiting for the old process is the normal course of
+                        // an upgrade, not an error (stock Pingora logs ERROR every second).
+                        if retried == 0 {
+                            log::info!("waiting for the running process to hand over its sockets");
+                        }
+                        log::debug!(
                             "No incoming socket transfer, sleep {RETRY_INTERVAL:?} and try again"
                         );
                         retried += 1;
