@@ -13,6 +13,15 @@ pub fn refused() -> Box<Error> {
     Error::new(ErrorType::Custom("refused by gateway"))
 }
 
+impl RequestCtx {
+    /// Takes the refusal a step returned, for the answer, the audit row, the metrics and the log
+    /// line; gives Pingora the error that stops the request.
+    pub fn refuse(&mut self, e: GatewayError) -> Box<Error> {
+        self.error = Some(e);
+        refused()
+    }
+}
+
 /// Retries a connect failure once on another upstream: nothing reached a tool yet. A session's
 /// upstream is not replaced; the client is told to start a new session.
 pub fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {

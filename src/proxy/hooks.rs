@@ -97,15 +97,11 @@ impl ProxyHttp for Gateway {
             },
             Err(e) => e,
         };
-        ctx.error = Some(decided);
-        Err(refused())
+        Err(ctx.refuse(decided))
     }
 
     async fn upstream_peer(&self, _: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        upstream::peer(ctx).map_err(|e| {
-            ctx.error = Some(e);
-            refused()
-        })
+        upstream::peer(ctx).map_err(|e| ctx.refuse(e))
     }
 
     fn fail_to_connect(
@@ -126,10 +122,7 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         ctx.upstream.started = Some(std::time::Instant::now());
         let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
-        upstream::rewrite_request(upstream_request, ctx, peer).map_err(|e| {
-            ctx.error = Some(e);
-            refused()
-        })
+        upstream::rewrite_request(upstream_request, ctx, peer).map_err(|e| ctx.refuse(e))
     }
 
     async fn upstream_response_filter(
