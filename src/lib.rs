@@ -30,6 +30,7 @@ pub mod seal;
 pub mod server;
 pub mod session;
 pub mod sse;
+pub mod stdio;
 pub mod tools;
 pub mod upstream;
 pub mod uri;

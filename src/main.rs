@@ -103,6 +103,19 @@ enum Command {
         #[arg(long = "repo")]
         repos: Vec<String>,
     },
+    /// The gateway's adapter for a stdio MCP server (a `command:` upstream): runs the program in
+    /// `MCP_GATEWAY_STDIO_PROGRAM` and serves it as Streamable HTTP on a loopback port (needs
+    /// `TOOL_GATEWAY_SHARED_SECRET`). The gateway starts it; it is not meant to be run by hand.
+    Stdio {
+        /// For log lines: the scope and instance it serves.
+        #[arg(long, default_value = "stdio")]
+        name: String,
+        #[arg(long, default_value = "127.0.0.1:8091")]
+        listen: String,
+        /// Exit when the parent process (the gateway that started it) is gone.
+        #[arg(long)]
+        exit_with_parent: bool,
+    },
     /// Run the development authorization server alone (`run` starts it too when `dev_issuer:` is
     /// configured): OAuth login with PKCE, `POST /token`, JWKS. Never for production.
     Issuer {
@@ -262,6 +275,11 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 ))
                 .map_err(|e| anyhow!(e))
         }
+        Command::Stdio {
+            name,
+            listen,
+            exit_with_parent,
+        } => stdio(&name, &listen, exit_with_parent),
         Command::Tool {
             name,
             listen,
@@ -377,6 +395,25 @@ fn issuer(
     })
 }
 
+/// The gateway's secret, which its own processes require of every request.
+fn gateway_secret() -> anyhow::Result<String> {
+    std::env::var("TOOL_GATEWAY_SHARED_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .context("TOOL_GATEWAY_SHARED_SECRET must be set: the tool answers only the gateway")
+}
+
+/// `stdio`: the adapter of a stdio MCP server.
+fn stdio(name: &str, listen: &str, exit_with_parent: bool) -> anyhow::Result<()> {
+    let secret = gateway_secret()?;
+    let rt = multi_thread(2)?;
+    if exit_with_parent {
+        rt.spawn(exit_when_orphaned());
+    }
+    rt.block_on(mcp_gateway::stdio::serve(name, listen, secret))
+        .map_err(|e| anyhow!(e))
+}
+
 /// `tool`: one of the bundled tool servers, answering only the gateway.
 fn tool(
     name: &str,
@@ -385,10 +422,7 @@ fn tool(
     exit_with_parent: bool,
     repos: &[String],
 ) -> anyhow::Result<()> {
-    let secret = std::env::var("TOOL_GATEWAY_SHARED_SECRET")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .context("TOOL_GATEWAY_SHARED_SECRET must be set: the tool answers only the gateway")?;
+    let secret = gateway_secret()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -15,6 +15,11 @@ pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabi
 /// The version a client that sends no `MCP-Protocol-Version` header is assumed to speak.
 pub const DEFAULT_VERSION: &str = "2025-03-26";
 
+/// Between the gateway and its stdio adapter (`mcp-gateway stdio`): the variable that carries the
+/// program to run, as JSON (`{"command": [...], "env": {...}, "cwd": "..."}`). Its values may be
+/// secrets, which never appear on a command line.
+pub const STDIO_PROGRAM_VAR: &str = "MCP_GATEWAY_STDIO_PROGRAM";
+
 /// Method names the gateway reads, decides on or sends itself.
 pub mod method {
     pub const INITIALIZE: &str = "initialize";

@@ -33,7 +33,7 @@ pub mod upstream_tls;
 
 pub use model::{
     Config, DevIssuer, HealthCheck, JobsSettings, JwtSettings, Limits, RegistrySettings,
-    ScopeConfig, UpstreamTarget,
+    ScopeConfig, Spawn, UpstreamTarget,
 };
 pub use problem::{ConfigErrors, Problem};
 pub use scopes::is_tool_name;
@@ -305,8 +305,9 @@ fn from_value<T: DeserializeOwned>(
     let mut removed = Removed::default();
     for _ in 0..MAX_PASSES {
         let e = match serde_path_to_error::deserialize(value.clone()) {
-            Ok(v) if removed.0.is_empty() => return Some(v),
-            Ok(_) => return None,
+            // Read without what was taken out: the rest is still validated (the problems already
+            // named keep the configuration from being used).
+            Ok(v) => return Some(v),
             Err(e) => e,
         };
         let at = segments(&e.path().to_string());

@@ -178,10 +178,29 @@ pub struct UpstreamTarget {
     pub path: String,
     pub tls: bool,
     pub weight: usize,
-    /// For a tool process the gateway runs: its arguments (the port is added).
-    pub spawn: Option<Vec<String>>,
+    /// For a process the gateway runs (a bundled tool, or the stdio adapter of a `command:`
+    /// upstream): what it runs (the port is added).
+    pub spawn: Option<Spawn>,
     /// The upstream speaks only the legacy HTTP+SSE transport; `path` is its SSE endpoint.
     pub legacy_sse: bool,
+}
+
+/// A process the gateway runs for an upstream: arguments to its own binary and the environment it
+/// gets besides the shared secret (for a stdio server, the program to run, which may hold secrets:
+/// `Debug` shows the variables' names only).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Spawn {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Spawn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spawn")
+            .field("args", &self.args)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl UpstreamTarget {

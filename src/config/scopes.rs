@@ -1,7 +1,7 @@
 //! `tools.yaml`: each scope's upstreams, tools and settings, validated into [`ScopeConfig`]s.
 
 use super::file::{self, HealthCheckKind, ScopeFile, ToolFile, ToolsFile, UpstreamFile};
-use super::{upstream_tls, HealthCheck, Problem, ScopeConfig, Sources, UpstreamTarget};
+use super::{upstream_tls, HealthCheck, Problem, ScopeConfig, Sources, Spawn, UpstreamTarget};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -60,7 +60,7 @@ fn build_scope(
         ));
     }
     let upstream_version = upstream_version(path, &at, scope.upstream_version.as_deref(), problems);
-    let upstreams = upstream_targets(path, &at, &scope.upstreams, problems);
+    let upstreams = upstream_targets(path, &at, name, &scope.upstreams, problems);
     if upstreams.iter().any(|t| t.legacy_sse) && upstreams.iter().any(|t| !t.legacy_sse) {
         problems.push(Problem::new(
             path,
@@ -199,22 +199,52 @@ fn upstream_version(
     }
 }
 
-/// `upstreams:` as targets: each a URL or a tool process, with its weight and transport.
+/// `upstreams:` as targets: each a URL, a tool process or a stdio program (one target per
+/// instance), with its weight and transport.
 fn upstream_targets(
     path: &Path,
     at: At,
+    scope: &str,
     list: &[UpstreamFile],
     problems: &mut Vec<Problem>,
 ) -> Vec<UpstreamTarget> {
     let mut upstreams = Vec::new();
     for (i, u) in list.iter().enumerate() {
-        let parsed = match (&u.url, &u.spawn) {
-            (Some(url), None) => parse_upstream(url),
-            (None, Some(args)) if !args.is_empty() => spawned_upstream(args),
-            (None, Some(_)) => Err("spawn needs arguments, e.g. [tool, calculator]".into()),
-            _ => Err("give exactly one of url or spawn".into()),
+        let here = |f: &str| at(&format!("upstreams[{i}].{f}"));
+        let parsed = match (&u.url, &u.spawn, &u.command) {
+            (Some(url), None, None) => parse_upstream(url),
+            (None, Some(args), None) if !args.is_empty() => spawned_upstream(args, Vec::new()),
+            (None, Some(_), None) => Err("spawn needs arguments, e.g. [tool, calculator]".into()),
+            (None, None, Some(command)) if !command.is_empty() => {
+                stdio_upstream(path, scope, i, u, command)
+            }
+            (None, None, Some(_)) => Err(
+                "command needs the program and its arguments, e.g. [npx, -y, \"@modelcontextprotocol/server-everything\"]"
+                    .into(),
+            ),
+            _ => Err("give exactly one of url, spawn or command".into()),
         };
-        let field = if u.url.is_some() { "url" } else { "spawn" };
+        let field = match (&u.url, &u.spawn) {
+            (Some(_), _) => "url",
+            (None, Some(_)) => "spawn",
+            (None, None) => "command",
+        };
+        if u.command.is_none()
+            && (!u.env.is_empty()
+                || u.cwd.is_some()
+                || u.instances.is_some()
+                || u.session.is_some())
+        {
+            problems.push(Problem::new(
+                path,
+                here("command"),
+                "env, cwd, instances and session are settings of a command upstream",
+            ));
+        }
+        let instances = u.instances.unwrap_or(1);
+        if !(1..=64).contains(&instances) {
+            problems.push(Problem::new(path, here("instances"), "must be 1 to 64"));
+        }
         match parsed {
             Ok(mut t) => {
                 t.weight = u.weight;
@@ -222,35 +252,55 @@ fn upstream_targets(
                 if t.legacy_sse && t.spawn.is_some() {
                     problems.push(Problem::new(
                         path,
-                        at(&format!("upstreams[{i}].transport")),
-                        "the bundled tools speak Streamable HTTP",
+                        here("transport"),
+                        "the gateway's own processes speak Streamable HTTP",
                     ));
                 }
                 if u.weight == 0 {
-                    problems.push(Problem::new(
-                        path,
-                        at(&format!("upstreams[{i}].weight")),
-                        "must be at least 1",
-                    ));
+                    problems.push(Problem::new(path, here("weight"), "must be at least 1"));
                 }
-                // Spawned tools get their own ports when started: several may run the same one.
+                // Spawned processes get their own ports when started: several may run the same.
                 if t.spawn.is_none() && upstreams.contains(&t) {
-                    problems.push(Problem::new(
-                        path,
-                        at(&format!("upstreams[{i}].url")),
-                        "duplicate upstream",
-                    ));
+                    problems.push(Problem::new(path, here("url"), "duplicate upstream"));
                 }
-                upstreams.push(t);
+                for _ in 0..instances.clamp(1, 64) {
+                    upstreams.push(t.clone());
+                }
             }
-            Err(reason) => problems.push(Problem::new(
-                path,
-                at(&format!("upstreams[{i}].{field}")),
-                reason,
-            )),
+            Err(reason) => problems.push(Problem::new(path, here(field), reason)),
         }
     }
     upstreams
+}
+
+/// A stdio program behind the gateway's stdio adapter: the adapter is the process the gateway
+/// runs; the program, its environment and directory reach it in one variable.
+fn stdio_upstream(
+    path: &Path,
+    scope: &str,
+    index: usize,
+    u: &UpstreamFile,
+    command: &[String],
+) -> Result<UpstreamTarget, String> {
+    if let Some(bad) = u.env.keys().find(|k| {
+        k.is_empty() || k.contains('=') || k.as_str() == crate::protocol::STDIO_PROGRAM_VAR
+    }) {
+        return Err(format!(
+            "env: {bad:?} is not a variable name the program can get"
+        ));
+    }
+    let cwd = u
+        .cwd
+        .as_ref()
+        .map(|d| path.parent().unwrap_or(Path::new(".")).join(d));
+    let program = serde_json::json!({"command": command, "env": u.env, "cwd": cwd});
+    spawned_upstream(
+        &["stdio".into(), "--name".into(), format!("{scope}/{index}")],
+        vec![(
+            crate::protocol::STDIO_PROGRAM_VAR.to_string(),
+            program.to_string(),
+        )],
+    )
 }
 
 /// `tools:`: valid, unique names, and the SHA-256 pinned for some.
@@ -353,14 +403,17 @@ pub(super) fn parse_upstream(raw: &str) -> Result<UpstreamTarget, String> {
 
 /// A tool process the gateway will run, on a loopback port the runtime picks when it starts the
 /// process (`Config::assign_spawn_ports`); 0 until then.
-fn spawned_upstream(args: &[String]) -> Result<UpstreamTarget, String> {
+fn spawned_upstream(args: &[String], env: Vec<(String, String)>) -> Result<UpstreamTarget, String> {
     Ok(UpstreamTarget {
         host: "127.0.0.1".into(),
         port: 0,
         path: "/mcp".into(),
         tls: false,
         weight: 1,
-        spawn: Some(args.to_vec()),
+        spawn: Some(Spawn {
+            args: args.to_vec(),
+            env,
+        }),
         legacy_sse: false,
     })
 }

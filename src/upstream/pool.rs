@@ -131,20 +131,22 @@ impl Pool {
         let mut supervisors = Vec::new();
         for (t, addresses) in spec.upstreams.iter().zip(&spec.addresses) {
             let mut t = t.clone();
-            if let Some(args) = &t.spawn {
+            if let Some(spawn) = &t.spawn {
                 if t.port == 0 {
                     t.port = free_port()?;
                 }
+                // The gateway's own processes (bundled tools, the stdio adapter) serve /health.
+                let health_path = match &spec.health {
+                    Some(h) if h.kind == HealthCheckKind::Http => h.path.clone(),
+                    _ => "/health".into(),
+                };
                 supervisors.push(Arc::new(Supervisor {
                     name: format!("{name}@{}", t.port),
-                    args: args.clone(),
+                    args: spawn.args.clone(),
+                    env: spawn.env.clone(),
                     port: t.port,
                     secret: secret.to_string(),
-                    health_path: spec
-                        .health
-                        .as_ref()
-                        .map(|h| h.path.clone())
-                        .unwrap_or_else(|| "/health".into()),
+                    health_path,
                 }));
             }
             let uri = t.path.parse::<http::Uri>().map_err(|e| {

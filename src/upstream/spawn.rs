@@ -14,6 +14,8 @@ use tokio::process::Command;
 pub struct Supervisor {
     pub name: String,
     pub args: Vec<String>,
+    /// Besides the shared secret (a stdio adapter's program).
+    pub env: Vec<(String, String)>,
     pub port: u16,
     pub secret: String,
     pub health_path: String,
@@ -28,6 +30,7 @@ impl Supervisor {
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--exit-with-parent")
             .env("TOOL_GATEWAY_SHARED_SECRET", &self.secret)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .kill_on_drop(true);
         Ok(cmd)
     }

@@ -27,7 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "runtime and commands",
         &[
-            "reload", "server", "bridge", "tools", "admin", "lib", "main",
+            "reload", "server", "bridge", "tools", "stdio", "admin", "lib", "main",
         ],
     ),
 ];

@@ -26,6 +26,7 @@ mod readme;
 mod reload;
 mod routing;
 mod ship;
+mod stdio;
 mod tls;
 mod tools;
 mod typescript;

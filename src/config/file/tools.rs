@@ -163,12 +163,39 @@ pub struct UpstreamFile {
     /// own binary, e.g. `[tool, calculator]`. It listens on a free loopback port.
     #[serde(default)]
     pub spawn: Option<Vec<String>>,
+    /// Or a stdio MCP server: the program and its arguments, e.g.
+    /// `[npx, -y, "@modelcontextprotocol/server-everything"]`, run behind the gateway's stdio
+    /// adapter (`mcp-gateway stdio`).
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// The program's environment (besides `PATH`, `HOME`, locale and `TMPDIR`); values may be
+    /// `${VAR}` from the gateway's. Nothing else of the gateway's environment is passed.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// The program's working directory (relative to the tools file).
+    #[serde(default)]
+    pub cwd: Option<std::path::PathBuf>,
+    /// How many processes of the program, balanced like any upstreams (default 1).
+    #[serde(default)]
+    pub instances: Option<usize>,
+    /// How clients share a process: `shared` (one process serves every client).
+    #[serde(default)]
+    pub session: Option<StdioSession>,
     #[serde(default = "default_weight")]
     pub weight: usize,
     /// How the upstream speaks MCP: `streamable_http` (default) or `sse`, the legacy HTTP+SSE
     /// transport (its `url` is the SSE endpoint, e.g. `http://host:8000/sse`).
     #[serde(default)]
     pub transport: UpstreamTransport,
+}
+
+/// How the clients of a `command:` upstream share its processes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StdioSession {
+    /// One process serves every client; requests are multiplexed.
+    #[default]
+    Shared,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]

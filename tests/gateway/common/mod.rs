@@ -859,25 +859,32 @@ async fn run_python(python: PathBuf, first: &[&str], args: &[&str]) -> Value {
         .unwrap_or_else(|_| panic!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout)))
 }
 
-/// Runs the official TypeScript SDK client (`tests/node/client.mjs`) and returns what it saw.
-/// Installs the locked npm packages first when they are missing (a fresh clone).
-pub async fn node_client(url: &str, token: &str, mode: &str) -> Value {
+/// `tests/node/` with its locked npm packages installed (`npm ci` when one is missing, as on a
+/// fresh clone): the TypeScript SDK client and the reference MCP servers the stdio tests run.
+pub fn node_dir() -> PathBuf {
     static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
-    {
-        let _once = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
-        if !dir
-            .join("node_modules/@modelcontextprotocol/client")
+    let _once = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+    let packages = ["client", "server-everything", "server-memory"];
+    let installed = packages.iter().all(|p| {
+        dir.join("node_modules/@modelcontextprotocol")
+            .join(p)
             .exists()
-        {
-            let ok = std::process::Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-                .current_dir(&dir)
-                .status()
-                .expect("npm runs (Node.js and npm: .ci/run installs them)");
-            assert!(ok.success(), "npm ci in tests/node failed");
-        }
+    });
+    if !installed {
+        let ok = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm runs (Node.js and npm: .ci/run installs them)");
+        assert!(ok.success(), "npm ci in tests/node failed");
     }
+    dir
+}
+
+/// Runs the official TypeScript SDK client (`tests/node/client.mjs`) and returns what it saw.
+pub async fn node_client(url: &str, token: &str, mode: &str) -> Value {
+    let dir = node_dir();
     let out = tokio::process::Command::new("node")
         .arg(dir.join("client.mjs"))
         .args([url, token, mode])

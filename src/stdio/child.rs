@@ -1,0 +1,134 @@
+//! The stdio server's process: started with only the environment it is given (plus what any
+//! program needs to start: `PATH`, `HOME`, locale, `TMPDIR`), in its own process group, its stdout
+//! read as JSON-RPC lines (bounded; anything else logged and dropped), its stderr logged line by
+//! line, tagged with the scope.
+
+use super::mux::Mux;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+/// The longest line read from the process (an answer larger than this is dropped and logged).
+pub const MAX_LINE: usize = 16 * 1024 * 1024;
+/// The longest stderr line logged (the rest is cut).
+const MAX_LOGGED: usize = 1024;
+/// Variables passed on from the adapter's environment: what starting a program needs, no secret.
+const BASE_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
+/// What to run.
+pub struct Program {
+    pub command: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+    /// For log lines: the scope (and instance) it serves.
+    pub name: String,
+}
+
+/// Starts the process and its I/O tasks; resolves when it has exited (its stdout closed).
+pub async fn run(
+    program: Program,
+    mux: Arc<Mux>,
+    mut to_child: mpsc::UnboundedReceiver<String>,
+) -> std::io::Result<std::process::ExitStatus> {
+    let (exe, args) = program
+        .command
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("an empty command"))?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.args(args)
+        .env_clear()
+        .envs(
+            BASE_ENV
+                .iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))),
+        )
+        .envs(program.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = &program.cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id().unwrap_or(0);
+    tracing::info!(server = %program.name, pid, "stdio server started");
+    let (Some(mut stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(std::io::Error::other("the process's pipes are missing"));
+    };
+    tokio::spawn(async move {
+        while let Some(line) = to_child.recv().await {
+            let written = async {
+                stdin.write_all(line.as_bytes()).await?;
+                stdin.write_all(b"\n").await?;
+                stdin.flush().await
+            };
+            if written.await.is_err() {
+                break;
+            }
+        }
+    });
+    let name = program.name.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let cut = crate::logs::clip(&line);
+            tracing::info!(server = %name, line = %cut, "stdio server stderr");
+        }
+    });
+    read_stdout(stdout, &mux, &program.name).await;
+    mux.child_gone();
+    let status = child.wait().await?;
+    tracing::warn!(server = %program.name, pid, %status, "stdio server exited");
+    Ok(status)
+}
+
+/// Reads JSON-RPC messages, one per line, until the process closes stdout.
+async fn read_stdout(stdout: tokio::process::ChildStdout, mux: &Mux, name: &str) {
+    let mut reader = BufReader::new(stdout);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .await;
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(_) if line.len() > MAX_LINE && !line.ends_with(b"\n") => {
+                tracing::warn!(server = %name, limit = MAX_LINE, "a stdout line over the limit; dropped");
+                // Skip the rest of that line.
+                loop {
+                    line.clear();
+                    match (&mut reader)
+                        .take(64 * 1024)
+                        .read_until(b'\n', &mut line)
+                        .await
+                    {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if line.ends_with(b"\n") => break,
+                        Ok(_) => {}
+                    }
+                }
+            }
+            Ok(_) => {
+                let text = line.trim_ascii();
+                if text.is_empty() {
+                    continue;
+                }
+                match serde_json::from_slice(text) {
+                    Ok(msg) => mux.received(msg),
+                    Err(_) => {
+                        let shown = String::from_utf8_lossy(&text[..text.len().min(MAX_LOGGED)]);
+                        tracing::warn!(server = %name, line = %shown, "stdout line that is not JSON-RPC; dropped");
+                    }
+                }
+            }
+        }
+    }
+}

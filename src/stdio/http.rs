@@ -1,0 +1,194 @@
+//! The adapter's HTTP side: Streamable HTTP with sessions at `/mcp` (POST, GET, DELETE), `/health`,
+//! and the gateway's secret on every MCP request. Requests are answered as SSE streams (progress
+//! and the program's own requests travel with the answer); `initialize` as JSON with the session id.
+
+use super::mux::{Mux, Outbox};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use tokio::sync::mpsc;
+
+#[derive(Clone)]
+struct App {
+    mux: Arc<Mux>,
+    secret: Arc<String>,
+}
+
+pub fn router(mux: Arc<Mux>, secret: Arc<String>) -> axum::Router {
+    axum::Router::new()
+        .route("/mcp", axum::routing::post(post).get(get).delete(delete))
+        .route("/health", axum::routing::get(|| async { "ok" }))
+        .with_state(App { mux, secret })
+}
+
+fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// A refusal: status, JSON-RPC code, message.
+type Refused = (StatusCode, i64, &'static str);
+
+fn refused((status, code, message): Refused) -> Response {
+    rpc_error(status, &Value::Null, code, message)
+}
+
+/// The gateway's secret (compared in constant time), then the session the request names.
+fn admit(app: &App, headers: &HeaderMap) -> Result<Option<Arc<str>>, Refused> {
+    let given = headers
+        .get("x-gateway-auth")
+        .map(|v| v.as_bytes())
+        .unwrap_or(b"");
+    if !bool::from(given.ct_eq(app.secret.as_bytes())) {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            -32001,
+            "missing or wrong X-Gateway-Auth",
+        ));
+    }
+    match headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+        None => Ok(None),
+        Some(id) => match app.mux.session(id) {
+            Some(s) => Ok(Some(s)),
+            None => Err((StatusCode::NOT_FOUND, -32600, "Session not found")),
+        },
+    }
+}
+
+/// Messages as SSE events, ending when the sender side closes.
+fn event_stream(rx: mpsc::UnboundedReceiver<Value>) -> Response {
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        let msg = rx.recv().await?;
+        let event = format!("event: message\ndata: {msg}\n\n");
+        Some((Ok::<_, std::convert::Infallible>(Bytes::from(event)), rx))
+    });
+    (
+        [
+            ("content-type", "text/event-stream"),
+            ("cache-control", "no-cache"),
+        ],
+        Body::from_stream(events),
+    )
+        .into_response()
+}
+
+async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let session = match admit(&app, &headers) {
+        Ok(s) => s,
+        Err(r) => return refused(r),
+    };
+    if app.mux.gone() {
+        let (code, message) = super::mux::PROCESS_GONE;
+        return rpc_error(StatusCode::SERVICE_UNAVAILABLE, &Value::Null, code, message);
+    }
+    let msg: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                &Value::Null,
+                -32600,
+                "a stdio upstream takes one JSON-RPC message per request (no batches)",
+            )
+        }
+        Err(_) => return rpc_error(StatusCode::BAD_REQUEST, &Value::Null, -32700, "Parse error"),
+    };
+    let id = msg.get("id").cloned().filter(|i| !i.is_null());
+    let method = msg.get("method").and_then(Value::as_str);
+    if method == Some("initialize") {
+        let Some(id) = id else {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                &Value::Null,
+                -32600,
+                "initialize needs an id",
+            );
+        };
+        return match app.mux.initialize(&msg["params"]).await {
+            Ok(result) => {
+                let session = app.mux.open_session();
+                let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
+                (
+                    [
+                        ("content-type", "application/json"),
+                        ("mcp-session-id", &*session),
+                    ],
+                    body.to_string(),
+                )
+                    .into_response()
+            }
+            Err(error) => {
+                let body = json!({"jsonrpc": "2.0", "id": id, "error": error});
+                ([("content-type", "application/json")], body.to_string()).into_response()
+            }
+        };
+    }
+    let Some(session) = session else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            &id.unwrap_or(Value::Null),
+            -32600,
+            "Bad Request: Mcp-Session-Id required (initialize first)",
+        );
+    };
+    match (method, id) {
+        (Some(_), Some(_)) => event_stream(app.mux.request(&session, &msg)),
+        (Some(_), None) => {
+            app.mux.notify(&session, &msg);
+            StatusCode::ACCEPTED.into_response()
+        }
+        (None, Some(_)) => {
+            app.mux.respond(&session, &msg);
+            StatusCode::ACCEPTED.into_response()
+        }
+        (None, None) => rpc_error(
+            StatusCode::BAD_REQUEST,
+            &Value::Null,
+            -32600,
+            "not a JSON-RPC message",
+        ),
+    }
+}
+
+async fn get(State(app): State<App>, headers: HeaderMap) -> Response {
+    let session = match admit(&app, &headers) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                &Value::Null,
+                -32600,
+                "Bad Request: Mcp-Session-Id required",
+            )
+        }
+        Err(r) => return refused(r),
+    };
+    let (tx, rx): (Outbox, _) = mpsc::unbounded_channel();
+    app.mux.listen(&session, tx);
+    event_stream(rx)
+}
+
+async fn delete(State(app): State<App>, headers: HeaderMap) -> Response {
+    match admit(&app, &headers) {
+        Ok(Some(s)) => {
+            app.mux.close_session(&s);
+            StatusCode::OK.into_response()
+        }
+        Ok(None) => rpc_error(
+            StatusCode::BAD_REQUEST,
+            &Value::Null,
+            -32600,
+            "Bad Request: Mcp-Session-Id required",
+        ),
+        Err(r) => refused(r),
+    }
+}

@@ -1,0 +1,218 @@
+//! stdio MCP servers as upstreams (`command:`): the reference servers from npm, run by the gateway
+//! behind its stdio adapter and reached through the same door as any upstream.
+
+use crate::common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A gateway whose `everything` scope runs `@modelcontextprotocol/server-everything` over stdio
+/// (`instances` processes), with `GREETING` from the gateway's environment; developers may use
+/// its tools, analysts only `echo`.
+fn everything(instances: usize) -> GatewaySpec {
+    let server = node_dir().join("node_modules/.bin/mcp-server-everything");
+    let mut spec = GatewaySpec::new(&[]);
+    spec.tools_yaml = format!(
+        r#"scopes:
+  everything:
+    upstreams:
+      - command: ["{}"]
+        env: {{ GREETING: "${{STDIO_TEST_GREETING}}" }}
+        instances: {instances}
+    timeout: 30s
+    tools: [echo, get-env, get-sum, trigger-long-running-operation]
+"#,
+        server.display()
+    );
+    spec.policy_yaml = "roles:\n  developer:\n    allow: [\"everything/*\"]\n  analyst:\n    allow: [\"everything/echo\"]\n".into();
+    spec.env
+        .push(("STDIO_TEST_GREETING".into(), "hello".into()));
+    spec
+}
+
+/// The official Python SDK lists and calls through the gateway, filtered by role; the program
+/// gets the environment it was given and nothing of the gateway's (its secrets stay).
+#[tokio::test]
+async fn a_stdio_server_is_an_upstream_like_any_other() {
+    let spec = everything(1);
+    let gw = spec.start().await;
+    let url = gw.url("/everything/mcp");
+    let analyst = token("ana", &["analyst"], json!({}));
+    let seen = python_client_script(
+        "governed_client.py",
+        &[&url, &analyst, "echo", r#"{"message": "hi"}"#],
+        &[],
+    )
+    .await;
+    let tools: Vec<&String> = seen["tools"].as_object().unwrap().keys().collect();
+    assert_eq!(tools, ["echo"], "{seen}");
+    assert_eq!(seen["call"]["content"][0]["text"], "Echo: hi", "{seen}");
+
+    let developer = token("dev", &["developer"], json!({}));
+    let seen = python_client_script(
+        "governed_client.py",
+        &[&url, &developer, "get-env", "{}"],
+        &[],
+    )
+    .await;
+    assert_eq!(seen["tools"].as_object().unwrap().len(), 4, "{seen}");
+    let env: Value = serde_json::from_str(seen["call"]["content"][0]["text"].as_str().unwrap())
+        .unwrap_or_else(|e| panic!("get-env: {e}: {seen}"));
+    assert_eq!(env["GREETING"], "hello", "{env}");
+    for secret in [
+        "TEST_JWT_SECRET",
+        "TOOL_GATEWAY_SHARED_SECRET",
+        "MCP_GATEWAY_STDIO_PROGRAM",
+        "STDIO_TEST_GREETING",
+    ] {
+        assert!(
+            env.get(secret).is_none(),
+            "{secret} reached the program: {env}"
+        );
+    }
+    // An analyst's call of a tool it may not use never reaches the program.
+    let mut client = Client::new(url.clone(), Some(analyst));
+    client.initialize().await;
+    let v = rpc_body(client.call(2, "get-env", json!({})).await).await;
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+}
+
+/// Five clients, ten calls each at once, all with the same ids 1..10, on one shared process:
+/// every answer reaches its own caller.
+#[tokio::test]
+async fn fifty_concurrent_calls_from_five_clients_each_get_their_own_answer() {
+    let gw = everything(1).start().await;
+    let mut clients = Vec::new();
+    for c in 0..5u64 {
+        let mut client = developer(&gw, &format!("user{c}"));
+        client.initialize().await;
+        clients.push((c, client));
+    }
+    let calls = clients.iter().flat_map(|(c, client)| {
+        (1..=10u64).map(move |i| async move {
+            let r = client
+                .call(i, "get-sum", json!({"a": c * 100, "b": i}))
+                .await;
+            let v = rpc_body(r).await;
+            (c * 100, i, v)
+        })
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    assert_eq!(answers.len(), 50);
+    for (a, b, v) in answers {
+        assert_eq!(v["id"], b, "{v}");
+        let want = format!("The sum of {a} and {b} is {}.", a + b);
+        assert_eq!(v["result"]["content"][0]["text"], want, "{v}");
+    }
+}
+
+/// Progress travels to the client whose call it is, under the client's own token, even when two
+/// clients use the same token at once.
+#[tokio::test]
+async fn progress_reaches_its_own_client() {
+    let gw = everything(1).start().await;
+    let call = |client: Client| async move {
+        let r = client
+            .post(
+                &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+                "name":"trigger-long-running-operation","arguments":{"duration":1,"steps":2},
+                "_meta":{"progressToken":"same"}}}),
+            )
+            .await;
+        r.text().await.unwrap()
+    };
+    let (mut a, mut b) = (developer(&gw, "a"), developer(&gw, "b"));
+    a.initialize().await;
+    b.initialize().await;
+    let (ta, tb) = tokio::join!(call(a), call(b));
+    for text in [ta, tb] {
+        let messages: Vec<Value> = sse_events(&text)
+            .iter()
+            .filter_map(|e| e.iter().find(|(k, _)| k == "data"))
+            .map(|(_, d)| serde_json::from_str(d).unwrap())
+            .collect();
+        let progress: Vec<&Value> = messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .collect();
+        assert_eq!(progress.len(), 2, "{text}");
+        assert!(
+            progress
+                .iter()
+                .all(|p| p["params"]["progressToken"] == "same"),
+            "{text}"
+        );
+        assert!(messages.last().unwrap()["result"].is_object(), "{text}");
+    }
+}
+
+/// A developer's client of the `everything` scope.
+fn developer(gw: &Gateway, user: &str) -> Client {
+    Client::new(
+        gw.url("/everything/mcp"),
+        Some(token(user, &["developer"], json!({}))),
+    )
+}
+
+/// The pid the adapter logged for the program it started last.
+fn program_pid(log: &str) -> Option<u32> {
+    log.lines()
+        .rev()
+        .find(|l| l.contains("stdio server started"))
+        .and_then(|l| l.split("pid=").nth(1))
+        .and_then(|p| p.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+}
+
+/// A program killed in the middle of a call: the call is answered with -32008 at once (it never
+/// hangs), the adapter and the program are started again, and a new session works.
+#[tokio::test]
+async fn a_killed_program_fails_its_call_at_once_and_comes_back() {
+    let gw = everything(1).start().await;
+    let mut client = developer(&gw, "alice");
+    client.initialize().await;
+    let pid = program_pid(&gw.log_with("stdio server started").await).expect("the program's pid");
+    let long = json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{
+        "name":"trigger-long-running-operation","arguments":{"duration":30,"steps":3}}});
+    let slow = client.post(&long);
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    let (r, ()) = tokio::join!(
+        async {
+            tokio::time::timeout(Duration::from_secs(10), slow)
+                .await
+                .expect("the call never ended")
+        },
+        kill
+    );
+    let v = rpc_body(r).await;
+    assert_eq!(v["id"], 5, "{v}");
+    assert_eq!(v["error"]["code"], -32008, "{v}");
+    // The session lived in the adapter that exited: the client is told to start a new one.
+    let mut again = None;
+    for _ in 0..100 {
+        let mut fresh = developer(&gw, "alice");
+        let r = fresh
+            .post(&json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}))
+            .await;
+        if r.status() == 200 {
+            fresh.session = r
+                .headers()
+                .get("mcp-session-id")
+                .map(|v| v.to_str().unwrap().into());
+            fresh.version = Some("2025-06-18");
+            again = Some(fresh);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fresh = again.expect("the program came back within 10 s");
+    let v = rpc_body(fresh.call(6, "echo", json!({"message": "back"})).await).await;
+    assert_eq!(v["result"]["content"][0]["text"], "Echo: back", "{v}");
+}
