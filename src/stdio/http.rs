@@ -115,7 +115,7 @@ async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respon
         };
         return match app.mux.initialize(&msg["params"]).await {
             Ok(result) => {
-                let session = app.mux.open_session();
+                let session = app.mux.open_session(&msg["params"]["capabilities"]);
                 let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
                 (
                     [

@@ -4,11 +4,12 @@
 //! - A client's request gets a fresh integer id toward the process; its answer goes back under
 //!   the client's id, on the SSE stream of the POST that carried the request. A `progressToken`
 //!   is replaced the same way, so two clients' tokens never meet.
-//! - `initialize` reaches the process once; every later client is answered from the process's
-//!   own answer (the capabilities it really has) and `notifications/initialized` is not repeated.
-//! - A request from the process (sampling, elicitation, roots) goes to the session whose request
-//!   is the most recent still in flight (the one it is about, when one client is active), else to
-//!   the first session listening on GET; it is sent under an id of the adapter's (`gw-N`) and the
+//! - `initialize` reaches the process once, from the adapter as its client (offering sampling,
+//!   elicitation and roots, which it routes to clients); every client is answered from the
+//!   process's own answer and `notifications/initialized` is not repeated.
+//! - A request from the process (sampling, elicitation, roots) goes to a client that offered that
+//!   capability: the one whose request is the most recent still in flight (the one it is about,
+//!   when one client is active), else one listening on GET; with none, the process is told so; it is sent under an id of the adapter's (`gw-N`) and the
 //!   client's answer goes back under the process's id. The adapter answers `ping` itself.
 //! - Notifications: progress to its request's stream; everything else (list changes, log
 //!   messages, resource updates) to every session's GET stream.
@@ -34,14 +35,33 @@ struct Pending {
     outbox: Outbox,
 }
 
+struct Session {
+    /// The GET stream; `None` until the client opens one.
+    stream: Option<Outbox>,
+    /// The capabilities the client declared in its `initialize`.
+    capabilities: Value,
+}
+
+impl Session {
+    /// Whether the client offered what a request of the program's needs.
+    fn can_answer(&self, method: &str) -> bool {
+        let needs = match method {
+            "sampling/createMessage" => "sampling",
+            "elicitation/create" => "elicitation",
+            "roots/list" => "roots",
+            _ => return true,
+        };
+        self.capabilities.get(needs).is_some()
+    }
+}
+
 #[derive(Default)]
 struct State {
     next: u64,
     pending: HashMap<u64, Pending>,
     /// The token sent to the process → the request it belongs to and the client's own token.
     progress: HashMap<String, (u64, Value)>,
-    /// GET streams by session; `None` until the client opens one.
-    sessions: HashMap<Arc<str>, Option<Outbox>>,
+    sessions: HashMap<Arc<str>, Session>,
     /// Requests of the process sent to a client: `gw-N` → (session, the process's id).
     asked: HashMap<String, (Arc<str>, Value)>,
     /// The process's answer to `initialize`.
@@ -78,9 +98,14 @@ impl Mux {
         self.lock().gone
     }
 
-    pub fn open_session(&self) -> Arc<str> {
+    /// A new session for a client that declared `capabilities`.
+    pub fn open_session(&self, capabilities: &Value) -> Arc<str> {
         let id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
-        self.lock().sessions.insert(id.clone(), None);
+        let session = Session {
+            stream: None,
+            capabilities: capabilities.clone(),
+        };
+        self.lock().sessions.insert(id.clone(), session);
         id
     }
 
@@ -93,8 +118,8 @@ impl Mux {
 
     /// The session's GET stream (a newer one replaces an older).
     pub fn listen(&self, session: &Arc<str>, outbox: Outbox) {
-        if let Some(slot) = self.lock().sessions.get_mut(session) {
-            *slot = Some(outbox);
+        if let Some(s) = self.lock().sessions.get_mut(session) {
+            s.stream = Some(outbox);
         }
     }
 
@@ -128,6 +153,14 @@ impl Mux {
         if let Some(init) = self.lock().init.clone() {
             return Ok(init);
         }
+        // The program's client is the adapter, on behalf of every client: it offers what the
+        // adapter can route to a client (sampling, elicitation, roots), in the first client's
+        // revision.
+        let params = &json!({
+            "protocolVersion": params["protocolVersion"],
+            "capabilities": {"sampling": {}, "elicitation": {}, "roots": {"listChanged": true}},
+            "clientInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
+        });
         let session: Arc<str> = "".into();
         let mut answers = self.request(
             &session,
@@ -201,9 +234,18 @@ impl Mux {
             Some("notifications/initialized") => {}
             Some("notifications/cancelled") => {
                 let theirs = &msg["params"]["requestId"];
-                let found = (self.lock().pending.iter())
-                    .find(|(_, p)| p.session == *session && &p.id == theirs)
-                    .map(|(n, _)| *n);
+                let found = {
+                    let mut s = self.lock();
+                    let n = (s.pending.iter())
+                        .find(|(_, p)| p.session == *session && &p.id == theirs)
+                        .map(|(n, _)| *n);
+                    // A cancelled request is not answered: its stream ends here.
+                    if let Some(n) = n {
+                        s.pending.remove(&n);
+                        s.progress.retain(|_, (r, _)| *r != n);
+                    }
+                    n
+                };
                 if let Some(n) = found {
                     let mut out = msg.clone();
                     out["params"]["requestId"] = json!(n);
@@ -274,26 +316,30 @@ impl Mux {
 
     fn broadcast(&self, msg: Value) {
         let s = self.lock();
-        for stream in s.sessions.values().flatten() {
+        for stream in s.sessions.values().filter_map(|s| s.stream.as_ref()) {
             let _ = stream.send(msg.clone());
         }
     }
 
     fn ask_client(&self, mut msg: Value) {
+        let method = msg["method"].as_str().unwrap_or("").to_string();
         let mut s = self.lock();
-        // The most recent request still in flight says whose work this is.
+        let capable = |id: &Arc<str>| s.sessions.get(id).is_some_and(|c| c.can_answer(&method));
+        // The most recent request still in flight of a client that can answer says whose work
+        // this is; else a capable client listening on GET.
         let by_request = (s.pending.iter())
-            .filter(|(_, p)| !p.session.is_empty())
+            .filter(|(_, p)| !p.session.is_empty() && capable(&p.session))
             .max_by_key(|(n, _)| **n)
-            .map(|(_, p)| (p.session.clone(), Some(p.outbox.clone())));
+            .map(|(_, p)| (p.session.clone(), p.outbox.clone()));
         let by_stream = || {
             (s.sessions.iter())
-                .find_map(|(id, st)| st.as_ref().map(|o| (id.clone(), Some(o.clone()))))
+                .filter(|(_, c)| c.can_answer(&method))
+                .find_map(|(id, c)| c.stream.as_ref().map(|o| (id.clone(), o.clone())))
         };
-        let Some((session, Some(outbox))) = by_request.or_else(by_stream) else {
+        let Some((session, outbox)) = by_request.or_else(by_stream) else {
             drop(s);
             self.send(&json!({"jsonrpc": "2.0", "id": msg["id"],
-                "error": {"code": -32603, "message": "no client is connected to answer"}}));
+                "error": {"code": -32601, "message": "no connected client offers this"}}));
             return;
         };
         s.next += 1;
@@ -336,7 +382,7 @@ mod tests {
     #[tokio::test]
     async fn two_clients_with_the_same_ids_and_tokens_get_their_own_answers() {
         let (m, mut child) = mux();
-        let (a, b) = (m.open_session(), m.open_session());
+        let (a, b) = (m.open_session(&json!({})), m.open_session(&json!({})));
         let call = |token: &str| {
             json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
                 "params":{"name":"t","_meta":{"progressToken":token}}})
@@ -369,7 +415,7 @@ mod tests {
     #[tokio::test]
     async fn a_client_cancels_only_its_own_request_and_a_dead_process_answers_all() {
         let (m, mut child) = mux();
-        let (a, b) = (m.open_session(), m.open_session());
+        let (a, b) = (m.open_session(&json!({})), m.open_session(&json!({})));
         let mut ra = m.request(&a, &json!({"jsonrpc":"2.0","id":"x","method":"tools/call"}));
         let ca = sent(&mut child);
         m.notify(
@@ -382,16 +428,24 @@ mod tests {
             &json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"x"}}),
         );
         assert_eq!(sent(&mut child)["params"]["requestId"], ca["id"]);
+        assert!(
+            ra.recv().await.is_none(),
+            "a cancelled request's stream ends"
+        );
+        let mut rb = m.request(&b, &json!({"jsonrpc":"2.0","id":"y","method":"tools/call"}));
         m.child_gone();
-        let e = ra.recv().await.unwrap();
-        assert_eq!(e["id"], "x");
+        let e = rb.recv().await.unwrap();
+        assert_eq!(e["id"], "y");
         assert_eq!(e["error"]["code"], -32008);
     }
 
     #[tokio::test]
     async fn a_request_of_the_process_goes_to_the_client_at_work_and_back() {
         let (m, mut child) = mux();
-        let (_idle, busy) = (m.open_session(), m.open_session());
+        let (_idle, busy) = (
+            m.open_session(&json!({})),
+            m.open_session(&json!({"sampling": {}})),
+        );
         let mut rb = m.request(
             &busy,
             &json!({"jsonrpc":"2.0","id":7,"method":"tools/call"}),

@@ -496,15 +496,21 @@ async fn full_queue_fail_closed_refuses_and_fail_open_counts() {
                 assert_eq!(r.status(), 200);
             }
         }
-        let text = gw.metrics_text().await;
         if policy == "fail_closed" {
             assert!(
                 refused >= 1,
                 "fail_closed must refuse while the queue is full"
             );
+            // Counted in the request's last step, a moment after its answer.
+            let text = gw
+                .metrics_when("mcp_audit_refused_total", refused as f64)
+                .await;
             assert_eq!(metric(&text, "mcp_audit_refused_total"), refused as f64);
         } else {
             assert_eq!(refused, 0, "fail_open serves");
+            let text = gw
+                .metrics_when("mcp_audit_rows_total{result=\"dropped\"}", 1.0)
+                .await;
             assert!(
                 metric(&text, "mcp_audit_rows_total{result=\"dropped\"}") >= 1.0,
                 "{text}"

@@ -74,6 +74,18 @@ async fn a_stdio_server_is_an_upstream_like_any_other() {
     client.initialize().await;
     let v = rpc_body(client.call(2, "get-env", json!({})).await).await;
     assert_eq!(v["error"]["code"], -32602, "{v}");
+    // The tool registry reads the program's tools like any upstream's.
+    let config = spec.dir.path().join("gateway.yaml");
+    let mut listed = String::new();
+    for _ in 0..100 {
+        listed = cli(&["tools", "list"], &config, &spec.env);
+        if listed.contains("everything/echo") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(listed.contains("everything/echo"), "{listed}");
+    assert!(listed.contains("everything/get-sum"), "{listed}");
 }
 
 /// Five clients, ten calls each at once, all with the same ids 1..10, on one shared process:
@@ -215,4 +227,78 @@ async fn a_killed_program_fails_its_call_at_once_and_comes_back() {
     let fresh = again.expect("the program came back within 10 s");
     let v = rpc_body(fresh.call(6, "echo", json!({"message": "back"})).await).await;
     assert_eq!(v["result"]["content"][0]["text"], "Echo: back", "{v}");
+}
+
+/// A gateway whose `pytools` scope runs `tests/servers/stdio_tools.py` (the official Python SDK
+/// over stdio), noting its calls in `log`.
+fn pytools(log: &std::path::Path) -> GatewaySpec {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/stdio_tools.py");
+    let mut spec = GatewaySpec::new(&[]);
+    spec.tools_yaml = format!(
+        "scopes:\n  pytools:\n    upstreams:\n      - command: [\"{}\", \"{}\", \"{}\"]\n    timeout: 30s\n    tools: [slow, ask]\n",
+        sdk_python().display(),
+        script.display(),
+        log.display()
+    );
+    spec.policy_yaml = "roles:\n  developer:\n    allow: [\"pytools/*\"]\n".into();
+    spec
+}
+
+/// A request of the program's (elicitation) reaches the client whose call it is, and its answer
+/// goes back; a client's cancellation reaches the program (the call stops there) and ends the
+/// client's stream.
+#[tokio::test]
+async fn requests_of_the_program_and_cancellations_reach_their_side() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let gw = pytools(log.path()).start().await;
+    let url = gw.url("/pytools/mcp");
+    let dev = token("dev", &["developer"], json!({}));
+    let seen = python_client_script(
+        "elicited_client.py",
+        &[&url, &dev, "what is six times seven?", "forty-two"],
+        &[],
+    )
+    .await;
+    assert_eq!(seen["asked"], json!(["what is six times seven?"]), "{seen}");
+    assert_eq!(
+        seen["call"]["content"][0]["text"], "you said forty-two",
+        "{seen}"
+    );
+
+    let mut client = Client::new(url, Some(dev));
+    client.initialize().await;
+    let call = json!({"jsonrpc":"2.0","id":"c1","method":"tools/call",
+        "params":{"name":"slow","arguments":{"ms":20000,"tag":"c1"}}});
+    let notes = || std::fs::read_to_string(log.path()).unwrap_or_default();
+    let cancel = async {
+        for _ in 0..200 {
+            if notes().contains("start c1") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let r = client
+            .post(&json!({"jsonrpc":"2.0","method":"notifications/cancelled",
+                "params":{"requestId":"c1","reason":"the user gave up"}}))
+            .await;
+        assert_eq!(r.status(), 202);
+    };
+    let (ended, ()) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(10), async {
+            client.post(&call).await.text().await
+        }),
+        cancel
+    );
+    ended
+        .expect("the cancelled call's stream did not end")
+        .unwrap();
+    for _ in 0..100 {
+        if notes().contains("cancelled c1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(notes().contains("cancelled c1"), "{}", notes());
+    assert!(!notes().contains("end c1"), "{}", notes());
 }
