@@ -302,3 +302,45 @@ async fn requests_of_the_program_and_cancellations_reach_their_side() {
     assert!(notes().contains("cancelled c1"), "{}", notes());
     assert!(!notes().contains("end c1"), "{}", notes());
 }
+
+/// `@modelcontextprotocol/server-memory` over stdio, shared: what one client stores, another
+/// reads (one process serves both), in the file its `env:` names and nowhere else.
+#[tokio::test]
+async fn a_shared_memory_server_keeps_one_graph_for_its_clients() {
+    let server = node_dir().join("node_modules/.bin/mcp-server-memory");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("memory.jsonl");
+    let mut spec = GatewaySpec::new(&[]);
+    spec.tools_yaml = format!(
+        "scopes:\n  memory:\n    upstreams:\n      - command: [\"{}\"]\n        env: {{ MEMORY_FILE_PATH: \"{}\" }}\n    tools: [create_entities, read_graph]\n",
+        server.display(),
+        file.display()
+    );
+    spec.policy_yaml = "roles:\n  developer:\n    allow: [\"memory/*\"]\n".into();
+    let gw = spec.start().await;
+    let client = |user: &str| {
+        Client::new(
+            gw.url("/memory/mcp"),
+            Some(token(user, &["developer"], json!({}))),
+        )
+    };
+    let (mut a, mut b) = (client("a"), client("b"));
+    a.initialize().await;
+    b.initialize().await;
+    let stored = rpc_body(
+        a.call(
+            1,
+            "create_entities",
+            json!({"entities": [{"name": "gateway", "entityType": "service", "observations": ["speaks MCP"]}]}),
+        )
+        .await,
+    )
+    .await;
+    assert!(stored["result"].is_object(), "{stored}");
+    let graph = rpc_body(b.call(1, "read_graph", json!({})).await).await;
+    let text = graph["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("speaks MCP"), "{graph}");
+    assert!(std::fs::read_to_string(&file).unwrap().contains("gateway"));
+}
