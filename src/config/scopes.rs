@@ -229,6 +229,28 @@ fn upstream_targets(
             (None, Some(_)) => "spawn",
             (None, None) => "command",
         };
+        let per_client = u.session == Some(file::StdioSession::PerClient);
+        if !per_client && (u.max_processes.is_some() || u.idle_timeout.is_some()) {
+            problems.push(Problem::new(
+                path,
+                here("session"),
+                "max_processes and idle_timeout are settings of session: per_client",
+            ));
+        }
+        if u.max_processes.is_some_and(|n| !(1..=1024).contains(&n)) {
+            problems.push(Problem::new(
+                path,
+                here("max_processes"),
+                "must be 1 to 1024",
+            ));
+        }
+        if u.idle_timeout.is_some_and(|d| d.is_zero()) {
+            problems.push(Problem::new(
+                path,
+                here("idle_timeout"),
+                "must be greater than 0",
+            ));
+        }
         if u.command.is_none()
             && (!u.env.is_empty()
                 || u.cwd.is_some()
@@ -293,7 +315,13 @@ fn stdio_upstream(
         .cwd
         .as_ref()
         .map(|d| path.parent().unwrap_or(Path::new(".")).join(d));
-    let program = serde_json::json!({"command": command, "env": u.env, "cwd": cwd});
+    let session = match u.session.unwrap_or_default() {
+        file::StdioSession::Shared => "shared",
+        file::StdioSession::PerClient => "per_client",
+    };
+    let program = serde_json::json!({"command": command, "env": u.env, "cwd": cwd,
+        "session": session, "max_processes": u.max_processes,
+        "idle_timeout_ms": u.idle_timeout.map(|d| d.as_millis() as u64)});
     spawned_upstream(
         &["stdio".into(), "--name".into(), format!("{scope}/{index}")],
         vec![(

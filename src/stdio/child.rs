@@ -18,6 +18,7 @@ const MAX_LOGGED: usize = 1024;
 const BASE_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
 
 /// What to run.
+#[derive(Clone)]
 pub struct Program {
     pub command: Vec<String>,
     pub env: Vec<(String, String)>,

@@ -3,6 +3,7 @@
 //! and the program's own requests travel with the answer); `initialize` as JSON with the session id.
 
 use super::mux::{Mux, Outbox};
+use super::programs::Programs;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -14,15 +15,15 @@ use tokio::sync::mpsc;
 
 #[derive(Clone)]
 struct App {
-    mux: Arc<Mux>,
+    programs: Arc<Programs>,
     secret: Arc<String>,
 }
 
-pub fn router(mux: Arc<Mux>, secret: Arc<String>) -> axum::Router {
+pub fn router(programs: Arc<Programs>, secret: Arc<String>) -> axum::Router {
     axum::Router::new()
         .route("/mcp", axum::routing::post(post).get(get).delete(delete))
         .route("/health", axum::routing::get(|| async { "ok" }))
-        .with_state(App { mux, secret })
+        .with_state(App { programs, secret })
 }
 
 fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Response {
@@ -38,12 +39,15 @@ fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Respon
 /// A refusal: status, JSON-RPC code, message.
 type Refused = (StatusCode, i64, &'static str);
 
+/// The process serving a session, and the session.
+type Served = (Arc<Mux>, Arc<str>);
+
 fn refused((status, code, message): Refused) -> Response {
     rpc_error(status, &Value::Null, code, message)
 }
 
 /// The gateway's secret (compared in constant time), then the session the request names.
-fn admit(app: &App, headers: &HeaderMap) -> Result<Option<Arc<str>>, Refused> {
+fn admit(app: &App, headers: &HeaderMap) -> Result<Option<Served>, Refused> {
     let given = headers
         .get("x-gateway-auth")
         .map(|v| v.as_bytes())
@@ -57,7 +61,7 @@ fn admit(app: &App, headers: &HeaderMap) -> Result<Option<Arc<str>>, Refused> {
     }
     match headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) {
         None => Ok(None),
-        Some(id) => match app.mux.session(id) {
+        Some(id) => match app.programs.session(id) {
             Some(s) => Ok(Some(s)),
             None => Err((StatusCode::NOT_FOUND, -32600, "Session not found")),
         },
@@ -86,7 +90,7 @@ async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respon
         Ok(s) => s,
         Err(r) => return refused(r),
     };
-    if app.mux.gone() {
+    if app.programs.gone() {
         let (code, message) = super::mux::PROCESS_GONE;
         return rpc_error(StatusCode::SERVICE_UNAVAILABLE, &Value::Null, code, message);
     }
@@ -113,9 +117,8 @@ async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respon
                 "initialize needs an id",
             );
         };
-        return match app.mux.initialize(&msg["params"]).await {
-            Ok(result) => {
-                let session = app.mux.open_session(&msg["params"]["capabilities"]);
+        return match app.programs.initialize(&msg["params"]).await {
+            Ok((session, result)) => {
                 let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
                 (
                     [
@@ -132,7 +135,7 @@ async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respon
             }
         };
     }
-    let Some(session) = session else {
+    let Some((mux, session)) = session else {
         return rpc_error(
             StatusCode::BAD_REQUEST,
             &id.unwrap_or(Value::Null),
@@ -141,13 +144,13 @@ async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respon
         );
     };
     match (method, id) {
-        (Some(_), Some(_)) => event_stream(app.mux.request(&session, &msg)),
+        (Some(_), Some(_)) => event_stream(mux.request(&session, &msg)),
         (Some(_), None) => {
-            app.mux.notify(&session, &msg);
+            mux.notify(&session, &msg);
             StatusCode::ACCEPTED.into_response()
         }
         (None, Some(_)) => {
-            app.mux.respond(&session, &msg);
+            mux.respond(&session, &msg);
             StatusCode::ACCEPTED.into_response()
         }
         (None, None) => rpc_error(
@@ -160,7 +163,7 @@ async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respon
 }
 
 async fn get(State(app): State<App>, headers: HeaderMap) -> Response {
-    let session = match admit(&app, &headers) {
+    let (mux, session) = match admit(&app, &headers) {
         Ok(Some(s)) => s,
         Ok(None) => {
             return rpc_error(
@@ -173,14 +176,14 @@ async fn get(State(app): State<App>, headers: HeaderMap) -> Response {
         Err(r) => return refused(r),
     };
     let (tx, rx): (Outbox, _) = mpsc::unbounded_channel();
-    app.mux.listen(&session, tx);
+    mux.listen(&session, tx);
     event_stream(rx)
 }
 
 async fn delete(State(app): State<App>, headers: HeaderMap) -> Response {
     match admit(&app, &headers) {
-        Ok(Some(s)) => {
-            app.mux.close_session(&s);
+        Ok(Some((mux, s))) => {
+            app.programs.close(&mux, &s);
             StatusCode::OK.into_response()
         }
         Ok(None) => rpc_error(

@@ -13,6 +13,9 @@
 mod child;
 mod http;
 mod mux;
+mod programs;
+
+use programs::Programs;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +33,23 @@ pub struct ProgramSpec {
     pub env: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub cwd: Option<PathBuf>,
+    #[serde(default)]
+    pub session: Session,
+    /// `per_client`: the most processes at once.
+    #[serde(default)]
+    pub max_processes: Option<usize>,
+    /// `per_client`: a session's process stops after this long without a request.
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+}
+
+/// How clients share the program.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Session {
+    #[default]
+    Shared,
+    PerClient,
 }
 
 /// Why the adapter could not serve.
@@ -62,8 +82,6 @@ pub async fn serve(name: &str, listen: &str, secret: String) -> Result<(), Stdio
             listen: listen.to_string(),
             source,
         })?;
-    let (to_child, from_mux) = tokio::sync::mpsc::unbounded_channel();
-    let mux = Arc::new(mux::Mux::new(to_child));
     let command = spec.command.join(" ");
     let program = child::Program {
         command: spec.command,
@@ -71,7 +89,18 @@ pub async fn serve(name: &str, listen: &str, secret: String) -> Result<(), Stdio
         cwd: spec.cwd,
         name: name.to_string(),
     };
-    let app = http::router(mux.clone(), Arc::new(secret));
+    let secret = Arc::new(secret);
+    if spec.session == Session::PerClient {
+        // Processes come and go with sessions; the adapter serves until it is stopped.
+        let idle = std::time::Duration::from_millis(spec.idle_timeout_ms.unwrap_or(300_000));
+        let per_client = programs::PerClient::new(program, spec.max_processes.unwrap_or(16), idle);
+        let app = http::router(Arc::new(Programs::PerClient(per_client)), secret);
+        let _ = axum::serve(listener, app).await;
+        return Ok(());
+    }
+    let (to_child, from_mux) = tokio::sync::mpsc::unbounded_channel();
+    let mux = Arc::new(mux::Mux::new(to_child));
+    let app = http::router(Arc::new(Programs::Shared(mux.clone())), secret);
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

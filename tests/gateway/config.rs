@@ -283,14 +283,15 @@ fn one_check_names_every_problem_of_gateway_yaml() {
 #[test]
 fn command_upstream_problems_are_named() {
     let mut spec = GatewaySpec::new(&[9]);
-    spec.tools_yaml = "scopes:\n  calculator:\n    upstreams:\n      - command: []\n      - url: http://127.0.0.1:9/mcp\n        env: { A: b }\n      - command: [cat]\n        instances: 0\n      - command: [cat]\n        session: per_client\n    tools: [exact_calculate]\n".into();
+    spec.tools_yaml = "scopes:\n  calculator:\n    upstreams:\n      - command: []\n      - url: http://127.0.0.1:9/mcp\n        env: { A: b }\n      - command: [cat]\n        instances: 0\n      - command: [cat]\n        session: per_request\n      - command: [cat]\n        max_processes: 3\n    tools: [exact_calculate]\n".into();
     let (ok, out) = spec.check();
     assert!(!ok);
     for want in [
         "tools.yaml: scopes.calculator.upstreams[0].command: command needs the program",
         "tools.yaml: scopes.calculator.upstreams[1].command: env, cwd, instances and session are settings of a command upstream",
         "tools.yaml: scopes.calculator.upstreams[2].instances: must be 1 to 64",
-        "tools.yaml: scopes.calculator.upstreams[3].session: unknown variant `per_client`",
+        "tools.yaml: scopes.calculator.upstreams[3].session: unknown variant `per_request`",
+        "tools.yaml: scopes.calculator.upstreams[4].session: max_processes and idle_timeout are settings of session: per_client",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }

@@ -236,7 +236,7 @@ fn pytools(log: &std::path::Path) -> GatewaySpec {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/stdio_tools.py");
     let mut spec = GatewaySpec::new(&[]);
     spec.tools_yaml = format!(
-        "scopes:\n  pytools:\n    upstreams:\n      - command: [\"{}\", \"{}\", \"{}\"]\n    timeout: 30s\n    tools: [slow, ask]\n",
+        "scopes:\n  pytools:\n    upstreams:\n      - command: [\"{}\", \"{}\", \"{}\"]\n    timeout: 30s\n    tools: [slow, ask, remember, recall]\n",
         sdk_python().display(),
         script.display(),
         log.display()
@@ -343,4 +343,90 @@ async fn a_shared_memory_server_keeps_one_graph_for_its_clients() {
         .unwrap_or_default();
     assert!(text.contains("speaks MCP"), "{graph}");
     assert!(std::fs::read_to_string(&file).unwrap().contains("gateway"));
+}
+
+/// Posts `initialize` as a client of `url`; the answer and the session id it opened.
+async fn open(url: &str, user: &str) -> (Value, Option<Client>) {
+    let mut c = Client::new(
+        url.to_string(),
+        Some(token(user, &["developer"], json!({}))),
+    );
+    let r = c
+        .post(&json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+            "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}))
+        .await;
+    let session = r
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_string());
+    let v = rpc_body(r).await;
+    c.session = session.clone();
+    c.version = Some("2025-06-18");
+    (v, session.map(|_| c))
+}
+
+fn text(v: &Value) -> String {
+    v["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `session: per_client`: each client session has a process of its own (what one keeps, another
+/// does not see), at most `max_processes` at once (one more is refused with -32013 until one
+/// ends), stopped at DELETE and after `idle_timeout` (its client is then told to start anew).
+#[tokio::test]
+async fn per_client_processes_keep_clients_apart_and_end_with_their_sessions() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut spec = pytools(log.path());
+    spec.tools_yaml = edit(
+        &spec.tools_yaml,
+        "    timeout: 30s\n",
+        "        session: per_client\n        max_processes: 2\n        idle_timeout: 3s\n    timeout: 30s\n",
+    );
+    let gw = spec.start().await;
+    let url = gw.url("/pytools/mcp");
+    // The tool registry reads the tools at start in a session (and a process) of its own: wait
+    // until it has, so its process does not hold one of the two places.
+    let config = spec.dir.path().join("gateway.yaml");
+    for _ in 0..100 {
+        if cli(&["tools", "list"], &config, &spec.env).contains("pytools/recall") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, a) = open(&url, "a").await;
+    let (_, b) = open(&url, "b").await;
+    let (a, b) = (a.expect("a session"), b.expect("b session"));
+    assert_eq!(
+        text(&rpc_body(a.call(1, "remember", json!({"value": "a-only"})).await).await),
+        "kept"
+    );
+    assert_eq!(
+        text(&rpc_body(b.call(1, "recall", json!({})).await).await),
+        ""
+    );
+    assert_eq!(
+        text(&rpc_body(a.call(2, "recall", json!({})).await).await),
+        "a-only"
+    );
+
+    let (refused, none) = open(&url, "c").await;
+    assert!(none.is_none(), "{refused}");
+    assert_eq!(refused["error"]["code"], -32013, "{refused}");
+
+    let r = a.request(reqwest::Method::DELETE).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let (_, c) = open(&url, "c").await;
+    let c = c.expect("a process is free again after a's DELETE");
+    assert_eq!(
+        text(&rpc_body(c.call(1, "recall", json!({})).await).await),
+        ""
+    );
+
+    // b stays idle past idle_timeout: its process stops, its client is told to start anew.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let v = rpc_body(b.call(2, "recall", json!({})).await).await;
+    assert_eq!(v["error"]["code"], -32010, "{v}");
 }

@@ -1,6 +1,7 @@
 """A stdio MCP server on the official Python SDK, for the tests of stdio upstreams: a slow tool
 that notes when a call starts, ends or is cancelled (so a test can tell that a cancellation reached
-the process), and a tool that asks its client a question (elicitation) before it answers.
+the process), a tool that asks its client a question (elicitation) before it answers, and a memory
+of the process's own (`remember`, `recall`), so a test can tell processes apart.
 
 usage: stdio_tools.py LOG_FILE
 """
@@ -45,6 +46,22 @@ async def ask(question: str, ctx: Context) -> str:
     if result.action == "accept" and result.data is not None:
         return f"you said {result.data.answer}"
     return f"no answer ({result.action})"
+
+
+REMEMBERED: list[str] = []
+
+
+@server.tool()
+def remember(value: str) -> str:
+    """Keeps `value` in this process's memory."""
+    REMEMBERED.append(value)
+    return "kept"
+
+
+@server.tool()
+def recall() -> str:
+    """What this process was asked to remember, comma-separated."""
+    return ",".join(REMEMBERED)
 
 
 if __name__ == "__main__":

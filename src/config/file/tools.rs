@@ -178,9 +178,16 @@ pub struct UpstreamFile {
     /// How many processes of the program, balanced like any upstreams (default 1).
     #[serde(default)]
     pub instances: Option<usize>,
-    /// How clients share a process: `shared` (one process serves every client).
+    /// How clients share a process: `shared` (one process serves every client) or
+    /// `per_client` (a process of each client session's own).
     #[serde(default)]
     pub session: Option<StdioSession>,
+    /// `per_client`: the most processes at once (default 16); a client beyond them is refused.
+    #[serde(default)]
+    pub max_processes: Option<usize>,
+    /// `per_client`: a session's process stops after this long without a request (default 5m).
+    #[serde(default, with = "opt_duration")]
+    pub idle_timeout: Option<Duration>,
     #[serde(default = "default_weight")]
     pub weight: usize,
     /// How the upstream speaks MCP: `streamable_http` (default) or `sse`, the legacy HTTP+SSE
@@ -196,6 +203,8 @@ pub enum StdioSession {
     /// One process serves every client; requests are multiplexed.
     #[default]
     Shared,
+    /// One process per client session, started at its `initialize`.
+    PerClient,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
