@@ -93,6 +93,11 @@ impl Mux {
         let _ = self.to_child.send(msg.to_string());
     }
 
+    /// Whether a client's request is in flight.
+    pub fn busy(&self) -> bool {
+        !self.lock().pending.is_empty()
+    }
+
     /// Whether the process has exited (the adapter is about to exit too, and be started again).
     pub fn gone(&self) -> bool {
         self.lock().gone

@@ -103,11 +103,12 @@ impl PerClient {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Processes idle for longer than `idle` are stopped (their sessions end).
+    /// Processes idle for longer than `idle` are stopped (their sessions end); a process with a
+    /// call in flight is not idle, however long the call takes.
     fn stop_idle(&self) {
         let idle = self.idle;
         self.lock().retain(|session, r| {
-            let keep = r.last.elapsed() < idle;
+            let keep = r.mux.busy() || r.last.elapsed() < idle;
             if !keep {
                 tracing::info!(server = %self.program.name, %session, "stdio server of an idle session stopped");
                 r.task.abort();
