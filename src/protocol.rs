@@ -16,9 +16,40 @@ pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabi
 pub const DEFAULT_VERSION: &str = "2025-03-26";
 
 /// Between the gateway and its stdio adapter (`mcp-gateway stdio`): the variable that carries the
-/// program to run, as JSON (`{"command": [...], "env": {...}, "cwd": "..."}`). Its values may be
-/// secrets, which never appear on a command line.
+/// program to run, a [`StdioProgram`] as JSON. Its values may be secrets, which never appear on a
+/// command line.
 pub const STDIO_PROGRAM_VAR: &str = "MCP_GATEWAY_STDIO_PROGRAM";
+
+/// What the gateway hands its stdio adapter in [`STDIO_PROGRAM_VAR`]: written by the
+/// configuration, read by the adapter. No `Debug`: `env` may hold secrets.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdioProgram {
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub cwd: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub session: StdioSession,
+    /// `per_client`: the most processes at once.
+    #[serde(default)]
+    pub max_processes: Option<usize>,
+    /// `per_client`: a session's process stops after this long without a call in flight.
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+}
+
+/// How the clients of a stdio program share its processes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StdioSession {
+    /// One process serves every client; requests are multiplexed.
+    #[default]
+    Shared,
+    /// One process per client session, started at its `initialize`.
+    PerClient,
+}
 
 /// Method names the gateway reads, decides on or sends itself.
 pub mod method {

@@ -315,19 +315,18 @@ fn stdio_upstream(
         .cwd
         .as_ref()
         .map(|d| path.parent().unwrap_or(Path::new(".")).join(d));
-    let session = match u.session.unwrap_or_default() {
-        file::StdioSession::Shared => "shared",
-        file::StdioSession::PerClient => "per_client",
+    let program = crate::protocol::StdioProgram {
+        command: command.to_vec(),
+        env: u.env.clone(),
+        cwd,
+        session: u.session.unwrap_or_default(),
+        max_processes: u.max_processes,
+        idle_timeout_ms: u.idle_timeout.map(|d| d.as_millis() as u64),
     };
-    let program = serde_json::json!({"command": command, "env": u.env, "cwd": cwd,
-        "session": session, "max_processes": u.max_processes,
-        "idle_timeout_ms": u.idle_timeout.map(|d| d.as_millis() as u64)});
+    let program = serde_json::to_string(&program).map_err(|e| e.to_string())?;
     spawned_upstream(
         &["stdio".into(), "--name".into(), format!("{scope}/{index}")],
-        vec![(
-            crate::protocol::STDIO_PROGRAM_VAR.to_string(),
-            program.to_string(),
-        )],
+        vec![(crate::protocol::STDIO_PROGRAM_VAR.to_string(), program)],
     )
 }
 

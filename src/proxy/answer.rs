@@ -16,24 +16,11 @@ use pingora::{Error, ErrorType, Result};
 pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     super::allowed::response(resp, &ctx.rt.config.forward_headers.response);
     super::cors::decorate(resp, ctx)?;
-    if resp.status.is_server_error() {
-        respond::replace_upstream_error(resp, ctx)?;
-        return resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str());
-    }
-    if resp.status == 404 && ctx.bridged().is_some() {
-        // The upstream forgot the gateway's session: the next request opens a new one. A 404
-        // means "method not found" to a 2026-07-28 client, so this one gets a 502 (-32008).
-        if let Some(p) = &ctx.upstream.picked {
-            ctx.rt.bridged.forget(&p.addr);
+    if let Some((err, status)) = replaced(resp, ctx) {
+        respond::replace_upstream_answer(resp, ctx, err)?;
+        if let Some(s) = status {
+            resp.set_status(s)?;
         }
-        respond::replace_upstream_error(resp, ctx)?;
-        resp.set_status(502)?;
-        return resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str());
-    }
-    if resp.status == 404 && ctx.caller.as_ref().is_some_and(|c| c.session.is_some()) {
-        // The upstream forgot the client's session (it restarted): the client is told as the
-        // gateway tells it of an unknown session, and initializes again.
-        respond::replace_upstream_answer(resp, ctx, GatewayError::UnknownSession)?;
         return resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str());
     }
     let content_type = resp
@@ -42,16 +29,6 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     ctx.answer.streaming = content_type.starts_with("text/event-stream");
-    if resp.status.is_client_error()
-        && !ctx.answer.streaming
-        && !content_type.starts_with("application/json")
-    {
-        // Every answer a client gets is JSON-RPC: an upstream's plain-text 405, 406 or 415
-        // becomes the same status with a JSON-RPC error.
-        let refused = GatewayError::UpstreamRefused(resp.status.as_u16());
-        respond::replace_upstream_answer(resp, ctx, refused)?;
-        return resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str());
-    }
     // An owned copy of the content type only when a list answer is rewritten.
     let rewrite_as = (resp.status == 200
         && matches!(ctx.answer.rewrite, ResponseRewrite::ListPending))
@@ -84,6 +61,39 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         }
     }
     resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str())
+}
+
+/// The refusal that replaces an upstream answer the client must not get as it is (every answer
+/// a client gets is JSON-RPC), and the status it gets instead of the upstream's, when another.
+fn replaced(resp: &ResponseHeader, ctx: &RequestCtx) -> Option<(GatewayError, Option<u16>)> {
+    let status = resp.status.as_u16();
+    let failed =
+        || GatewayError::UpstreamFailed(format!("the upstream answered HTTP {status}").into());
+    if resp.status.is_server_error() {
+        return Some((failed(), None));
+    }
+    if status == 404 && ctx.bridged().is_some() {
+        // The upstream forgot the gateway's session: the next request opens a new one. A 404
+        // means "method not found" to a 2026-07-28 client, so this one gets a 502 (-32008).
+        if let Some(p) = &ctx.upstream.picked {
+            ctx.rt.bridged.forget(&p.addr);
+        }
+        return Some((failed(), Some(502)));
+    }
+    if status == 404 && ctx.caller.as_ref().is_some_and(|c| c.session.is_some()) {
+        // The upstream forgot the client's session (it restarted): the client is told as the
+        // gateway tells it of an unknown session, and initializes again.
+        return Some((GatewayError::UnknownSession, None));
+    }
+    let content_type = resp
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let rpc = content_type.starts_with("application/json")
+        || content_type.starts_with("text/event-stream");
+    // An upstream's plain-text 405, 406 or 415 keeps its status with a JSON-RPC error.
+    (resp.status.is_client_error() && !rpc).then_some((GatewayError::UpstreamRefused(status), None))
 }
 
 /// A chunk of the answer's body: replaced, filtered, counted and scanned for the outcome.

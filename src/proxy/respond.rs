@@ -47,13 +47,6 @@ pub struct ReplacedBody {
     original_len: usize,
 }
 
-/// Prepares the header of an upstream 5xx answer for its replaced body.
-pub fn replace_upstream_error(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
-    let status = resp.status.as_u16();
-    let err = GatewayError::UpstreamFailed(format!("the upstream answered HTTP {status}").into());
-    replace_upstream_answer(resp, ctx, err)
-}
-
 /// Replaces the upstream's answer (status kept) with `err` as a JSON-RPC error; the original body
 /// goes to the log only.
 pub fn replace_upstream_answer(

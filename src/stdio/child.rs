@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 /// The longest line read from the process (an answer larger than this is dropped and logged).
-pub const MAX_LINE: usize = 16 * 1024 * 1024;
+const MAX_LINE: usize = 16 * 1024 * 1024;
 /// The longest stderr line logged (the rest is cut).
 const MAX_LOGGED: usize = 1024;
 /// Variables passed on from the adapter's environment: what starting a program needs, no secret.

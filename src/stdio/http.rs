@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 
 #[derive(Clone)]
@@ -46,13 +45,9 @@ fn refused((status, code, message): Refused) -> Response {
     rpc_error(status, &Value::Null, code, message)
 }
 
-/// The gateway's secret (compared in constant time), then the session the request names.
+/// The gateway's secret, then the session the request names.
 fn admit(app: &App, headers: &HeaderMap) -> Result<Option<Served>, Refused> {
-    let given = headers
-        .get("x-gateway-auth")
-        .map(|v| v.as_bytes())
-        .unwrap_or(b"");
-    if !bool::from(given.ct_eq(app.secret.as_bytes())) {
+    if !crate::tools::from_gateway(headers, &app.secret) {
         return Err((
             StatusCode::UNAUTHORIZED,
             -32001,

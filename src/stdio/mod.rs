@@ -17,40 +17,10 @@ mod programs;
 
 use programs::Programs;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use child::MAX_LINE;
-
 pub use crate::protocol::STDIO_PROGRAM_VAR as PROGRAM_VAR;
-
-/// What the gateway hands the adapter in [`PROGRAM_VAR`].
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProgramSpec {
-    pub command: Vec<String>,
-    #[serde(default)]
-    pub env: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    pub cwd: Option<PathBuf>,
-    #[serde(default)]
-    pub session: Session,
-    /// `per_client`: the most processes at once.
-    #[serde(default)]
-    pub max_processes: Option<usize>,
-    /// `per_client`: a session's process stops after this long without a request.
-    #[serde(default)]
-    pub idle_timeout_ms: Option<u64>,
-}
-
-/// How clients share the program.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Session {
-    #[default]
-    Shared,
-    PerClient,
-}
+use crate::protocol::{StdioProgram, StdioSession};
 
 /// Why the adapter could not serve.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +43,7 @@ pub enum StdioError {
 
 /// Runs the program and serves it on `listen` until the program exits.
 pub async fn serve(name: &str, listen: &str, secret: String) -> Result<(), StdioError> {
-    let spec: ProgramSpec = std::env::var(PROGRAM_VAR)
+    let spec: StdioProgram = std::env::var(PROGRAM_VAR)
         .map_err(|e| StdioError::Program(e.to_string()))
         .and_then(|v| serde_json::from_str(&v).map_err(|e| StdioError::Program(e.to_string())))?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -90,7 +60,7 @@ pub async fn serve(name: &str, listen: &str, secret: String) -> Result<(), Stdio
         name: name.to_string(),
     };
     let secret = Arc::new(secret);
-    if spec.session == Session::PerClient {
+    if spec.session == StdioSession::PerClient {
         // Processes come and go with sessions; the adapter serves until it is stopped.
         let idle = std::time::Duration::from_millis(spec.idle_timeout_ms.unwrap_or(300_000));
         let per_client = programs::PerClient::new(program, spec.max_processes.unwrap_or(16), idle);

@@ -131,14 +131,19 @@ where
         .map_err(|e| e.to_string())
 }
 
-/// Refuses any request without the gateway's secret (compared in constant time).
-async fn require_gateway(State(secret): State<Arc<String>>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
+/// Whether a request carries the gateway's secret in `X-Gateway-Auth` (compared in constant
+/// time): what every process of the gateway's own (the bundled tools, the stdio adapter) asks.
+pub fn from_gateway(headers: &axum::http::HeaderMap, secret: &str) -> bool {
+    let given = headers
         .get("x-gateway-auth")
         .map(|v| v.as_bytes())
         .unwrap_or(b"");
-    if !bool::from(given.ct_eq(secret.as_bytes())) {
+    bool::from(given.ct_eq(secret.as_bytes()))
+}
+
+/// Refuses any request without the gateway's secret.
+async fn require_gateway(State(secret): State<Arc<String>>, req: Request, next: Next) -> Response {
+    if !from_gateway(req.headers(), &secret) {
         return (
             StatusCode::UNAUTHORIZED,
             [("content-type", "application/json")],

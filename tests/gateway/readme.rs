@@ -41,6 +41,36 @@ fn blocks(text: &str, lang: &str) -> Vec<String> {
     out
 }
 
+/// The curl call of a README shell block: its `-d '…'` body, and the answer shown under it
+/// (`# {…}`).
+fn documented_call(sh: &str) -> (&str, &str) {
+    let body = sh
+        .split("-d '")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("a curl call with -d '…'");
+    let shown = sh
+        .lines()
+        .find(|l| l.starts_with("# {"))
+        .expect("the answer it shows");
+    (body, shown)
+}
+
+/// Posts `body` to `url` as the README's curl does (a developer's token, the MCP headers).
+async fn post_as_documented(url: String, body: &str) -> Value {
+    let r = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token("alice", &["developer"], serde_json::json!({})))
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    rpc_body(r).await
+}
+
 /// "Put your own MCP server behind the gateway": the server of the README, its scope and grant
 /// added to a running gateway's files, applied live, then called with the README's request; the
 /// answer is the one the README shows.
@@ -90,28 +120,13 @@ async fn your_own_server_in_five_steps() {
 
     // Step 5: the README's request, and the answer it shows.
     let sh = &blocks(s, "sh")[0];
-    let body = sh
-        .split("-d '")
-        .nth(1)
-        .and_then(|r| r.split('\'').next())
-        .expect("the request body of step 5");
-    let shown = sh.lines().find(|l| l.starts_with("# {")).unwrap();
+    let (body, shown) = documented_call(sh);
     let want_text = shown
         .split("\"text\":\"")
         .nth(1)
         .and_then(|r| r.split('"').next())
         .unwrap();
-    let r = reqwest::Client::new()
-        .post(gw.url("/notes/mcp"))
-        .bearer_auth(token("alice", &["developer"], serde_json::json!({})))
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json, text/event-stream")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = rpc_body(r).await;
+    let v = post_as_documented(gw.url("/notes/mcp"), body).await;
     assert_eq!(v["id"], 1, "{v}");
     assert_eq!(v["result"]["content"][0]["text"], want_text, "{v}");
 }
@@ -123,12 +138,7 @@ async fn try_it_answers_as_shown() {
     let s = section(&text, "## Try it");
     let sh = &blocks(s, "sh")[0];
     assert!(sh.contains("token --user alice --roles developer"), "{sh}");
-    let body = sh
-        .split("-d '")
-        .nth(1)
-        .and_then(|r| r.split('\'').next())
-        .unwrap();
-    let shown = sh.lines().find(|l| l.starts_with("# {")).unwrap();
+    let (body, shown) = documented_call(sh);
     let result = shown
         .split("\"structuredContent\":")
         .nth(1)
@@ -138,17 +148,7 @@ async fn try_it_answers_as_shown() {
     let want: Value = serde_json::from_str(&result).unwrap();
     let up = calculator(true).await;
     let gw = GatewaySpec::new(&[up.port]).start().await;
-    let r = reqwest::Client::new()
-        .post(gw.url("/calculator/mcp"))
-        .bearer_auth(token("alice", &["developer"], serde_json::json!({})))
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json, text/event-stream")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v = rpc_body(r).await;
+    let v = post_as_documented(gw.url("/calculator/mcp"), body).await;
     assert_eq!(v["result"]["structuredContent"], want, "{v}");
     assert_eq!(v["result"]["isError"], false, "{v}");
 }

@@ -196,16 +196,7 @@ pub struct UpstreamFile {
     pub transport: UpstreamTransport,
 }
 
-/// How the clients of a `command:` upstream share its processes.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StdioSession {
-    /// One process serves every client; requests are multiplexed.
-    #[default]
-    Shared,
-    /// One process per client session, started at its `initialize`.
-    PerClient,
-}
+pub use crate::protocol::StdioSession;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
