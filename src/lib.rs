@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod auth;
 pub mod bridge;
+pub mod compose;
 pub mod config;
 pub mod error;
 pub mod issuer;

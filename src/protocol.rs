@@ -101,3 +101,15 @@ pub fn own_envelope() -> Value {
         "io.modelcontextprotocol/clientInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
     })
 }
+
+/// Whether a request carries the gateway's secret in `X-Gateway-Auth` (compared in constant
+/// time): what every server of the gateway's own (the bundled tools, the stdio adapter, the
+/// composer of a composed scope) asks.
+pub fn from_gateway(headers: &http::HeaderMap, secret: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let given = headers
+        .get("x-gateway-auth")
+        .map(|v| v.as_bytes())
+        .unwrap_or(b"");
+    bool::from(given.ct_eq(secret.as_bytes()))
+}

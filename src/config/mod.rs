@@ -13,6 +13,7 @@
 //! it, never the other way round.
 
 pub mod audit;
+pub mod compose;
 pub mod env;
 pub mod file;
 mod gateway;

@@ -161,6 +161,10 @@ pub struct ScopeConfig {
     pub upstream_tls: Option<std::sync::Arc<upstream_tls::UpstreamTls>>,
     /// Who runs task-augmented calls and answers `tasks/*` (`tasks:`).
     pub tasks: file::TaskMode,
+    /// A composed scope's servers (`servers:`); its one upstream is then the gateway's composer.
+    pub composed: Option<std::sync::Arc<super::compose::Composition>>,
+    /// What `tools/list` shows (`discovery:`).
+    pub discovery: file::Discovery,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// A scope's field path, e.g. `scopes.git.tls`.
-type At<'a> = &'a dyn Fn(&str) -> String;
+pub(super) type At<'a> = &'a dyn Fn(&str) -> String;
 
 /// Each scope's name and tools, for the policy and the rate limits.
 pub(super) fn scope_tools(scopes: &BTreeMap<String, ScopeConfig>) -> super::policy::ScopeTools {
@@ -44,7 +44,6 @@ fn build_scope(
     limits: &file::LimitsFile,
     problems: &mut Vec<Problem>,
 ) -> ScopeConfig {
-    let at = |f: &str| format!("scopes.{name}.{f}");
     if !is_name(name) || name.starts_with('.') {
         problems.push(Problem::new(
             path,
@@ -52,6 +51,31 @@ fn build_scope(
             "a scope name is 1-64 of a-z 0-9 _ -",
         ));
     }
+    if !scope.servers.is_empty() {
+        return super::compose::build(sources, path, name, scope, limits, problems);
+    }
+    let at = |f: &str| format!("scopes.{name}.{f}");
+    if scope.tools.is_none() {
+        problems.push(Problem::new(
+            path,
+            at("tools"),
+            "list the tools this scope exposes (nothing else is ever shown or callable)",
+        ));
+    }
+    build_plain(sources, path, &at, name, scope, limits, problems)
+}
+
+/// A scope (or a composed scope's server, named `scope/server`) from its upstreams and settings;
+/// `at` names its fields.
+pub(super) fn build_plain(
+    sources: &Sources,
+    path: &Path,
+    at: At,
+    name: &str,
+    scope: ScopeFile,
+    limits: &file::LimitsFile,
+    problems: &mut Vec<Problem>,
+) -> ScopeConfig {
     if scope.upstreams.is_empty() {
         problems.push(Problem::new(
             path,
@@ -59,8 +83,8 @@ fn build_scope(
             "at least one upstream is needed",
         ));
     }
-    let upstream_version = upstream_version(path, &at, scope.upstream_version.as_deref(), problems);
-    let upstreams = upstream_targets(path, &at, name, &scope.upstreams, problems);
+    let upstream_version = upstream_version(path, at, scope.upstream_version.as_deref(), problems);
+    let upstreams = upstream_targets(path, at, name, &scope.upstreams, problems);
     if upstreams.iter().any(|t| t.legacy_sse) && upstreams.iter().any(|t| !t.legacy_sse) {
         problems.push(Problem::new(
             path,
@@ -75,8 +99,9 @@ fn build_scope(
             "bridging 2026-07-28 clients needs Streamable HTTP upstreams",
         ));
     }
-    let pins = tool_pins(path, &at, &scope.tools, problems);
-    allowed_methods(path, &at, &scope.allow_methods, problems);
+    let tools = scope.tools.unwrap_or_default();
+    let pins = tool_pins(path, at, &tools, problems);
+    allowed_methods(path, at, &scope.allow_methods, problems);
     let upstream_tls = scope.tls.as_ref().and_then(|t| {
         if !upstreams.iter().any(|u| u.tls) {
             problems.push(Problem::new(
@@ -89,7 +114,7 @@ fn build_scope(
         upstream_tls::build(sources, path, &at("tls"), t, problems).map(std::sync::Arc::new)
     });
     if let Some(h) = &scope.health_check {
-        health_check(path, &at, h, problems);
+        health_check(path, at, h, problems);
     }
     ScopeConfig {
         name: name.to_string(),
@@ -114,7 +139,7 @@ fn build_scope(
         connect_timeout: scope
             .connect_timeout
             .unwrap_or(limits.upstream_connect_timeout),
-        tools: scope.tools.iter().map(|t| t.name().to_string()).collect(),
+        tools: tools.iter().map(|t| t.name().to_string()).collect(),
         pins,
         pin: scope.pin,
         validate_arguments: scope.validate_arguments,
@@ -125,6 +150,8 @@ fn build_scope(
         oauth_scopes: Vec::new(),
         upstream_version,
         upstream_tls,
+        composed: None,
+        discovery: scope.discovery,
     }
 }
 
@@ -151,7 +178,7 @@ fn allowed_methods(
 const DEFAULT_HEALTH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `health_check`: an HTTP check's path, a non-zero interval.
-fn health_check(
+pub(super) fn health_check(
     path: &Path,
     at: &dyn Fn(&str) -> String,
     h: &file::HealthCheckFile,
@@ -331,7 +358,7 @@ fn stdio_upstream(
 }
 
 /// `tools:`: valid, unique names, and the SHA-256 pinned for some.
-fn tool_pins(
+pub(super) fn tool_pins(
     path: &Path,
     at: At,
     tools: &[ToolFile],
@@ -378,7 +405,7 @@ fn sha256_of_hex(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn is_name(s: &str) -> bool {
+pub(super) fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()

@@ -132,7 +132,8 @@ fn seal_session(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     let same = ctx.caller.as_ref().and_then(|c| {
         let b = c.session.as_ref()?;
         let picked = ctx.upstream.picked.as_ref()?;
-        (b.upstream_session == id && b.upstream == picked.addr)
+        let here = b.upstream == picked.addr || c.scope.scope.composed.is_some();
+        (b.upstream_session == id && here)
             .then(|| c.session_id.clone())
             .flatten()
     });

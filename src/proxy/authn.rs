@@ -130,9 +130,13 @@ pub fn open_session(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
         tracing::warn!(request_id = %ctx.request_id, user = %identity.user, "session id presented by another user");
         return Err(GatewayError::UnknownSession);
     }
-    let picked = scope
-        .get_healthy(&binding.upstream)
-        .ok_or(GatewayError::UnknownSession)?;
+    // A composed scope's session lives on its servers, named in the composer's id: any
+    // replica's composer serves it.
+    let picked = match scope.scope.composed {
+        Some(_) => scope.select(identity.user.as_bytes(), &[]),
+        None => scope.get_healthy(&binding.upstream),
+    }
+    .ok_or(GatewayError::UnknownSession)?;
     ctx.upstream.picked = Some(picked);
     let presented = raw.to_str().ok().map(str::to_string);
     if let Some(caller) = ctx.caller.as_mut() {

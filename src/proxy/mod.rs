@@ -50,6 +50,10 @@ pub struct Runtime {
     pub user_bodies: Arc<crate::limits::inflight::Inflight>,
     pub upstream_inflight: Arc<crate::limits::inflight::Inflight>,
     pub upstreams: HashMap<String, Arc<ScopeUpstreams>>,
+    /// The servers of composed scopes, by `scope/server` (reached by the composers only).
+    pub members: HashMap<String, Arc<ScopeUpstreams>>,
+    /// The composers of composed scopes; built once, kept across reloads.
+    pub composers: Arc<crate::compose::Composers>,
     /// Legacy HTTP+SSE streams open in this instance.
     pub legacy: Arc<legacy::Streams>,
     /// The gateway's own upstream sessions for 2026-07-28 clients on older upstreams.
@@ -60,6 +64,13 @@ pub struct Runtime {
     pub registry: Arc<crate::registry::Registry>,
     /// Filtered list results of this runtime (its policy, its tools).
     pub lists: filter::cache::ListCache,
+}
+
+impl Runtime {
+    /// Every upstream pool of this runtime: the scopes' and the composed scopes' servers'.
+    pub fn pools(&self) -> impl Iterator<Item = (&String, &Arc<ScopeUpstreams>)> {
+        self.upstreams.iter().chain(&self.members)
+    }
 }
 
 /// The gateway proxy. Each request takes the runtime current when it starts and keeps it to the

@@ -44,6 +44,10 @@ async fn read(path: PathBuf) -> Option<Sources> {
 /// Starts what `rt` needs that is not running yet: its new upstream pools (tool processes
 /// answering, first health check done) and, for a new authenticator, the JWKS refresher.
 async fn start(rt: &Runtime, running: Option<&Runtime>) {
+    // A composer serves from its servers' pools: those first, the composers, then the scopes
+    // (whose first health check asks the composers).
+    futures_util::future::join_all(rt.members.values().map(|u| u.pool.start())).await;
+    rt.composers.publish(&rt.config, &rt.members);
     futures_util::future::join_all(rt.upstreams.values().map(|u| u.pool.start())).await;
     let new_auth = running.is_none_or(|r| !Arc::ptr_eq(&r.auth, &rt.auth));
     if let (true, Some(jwks)) = (new_auth, rt.auth.jwks()) {
@@ -67,7 +71,7 @@ fn publish_running(sources: &Sources) -> String {
 
 /// Upstream health as a gauge (once a second).
 fn publish_health(rt: &Runtime) {
-    for (scope, up) in &rt.upstreams {
+    for (scope, up) in rt.pools() {
         for (addr, healthy) in up.health() {
             metrics::UPSTREAM_HEALTHY
                 .with_label_values(&[scope, &addr])
@@ -80,14 +84,9 @@ fn publish_health(rt: &Runtime) {
 
 /// The pools of `old` that `new` no longer uses.
 fn removed(old: &Runtime, new: &Runtime) -> Vec<Arc<Pool>> {
-    old.upstreams
-        .values()
-        .filter(|o| {
-            !new.upstreams
-                .values()
-                .any(|n| Arc::ptr_eq(&n.pool, &o.pool))
-        })
-        .map(|o| o.pool.clone())
+    old.pools()
+        .filter(|(_, o)| !new.pools().any(|(_, n)| Arc::ptr_eq(&n.pool, &o.pool)))
+        .map(|(_, o)| o.pool.clone())
         .collect()
 }
 
@@ -110,10 +109,9 @@ impl Reloader {
         let specs: Vec<_> = self
             .current
             .load()
-            .upstreams
-            .values()
-            .filter(|u| u.pool.spec.has_names())
-            .map(|u| u.pool.spec.clone())
+            .pools()
+            .filter(|(_, u)| u.pool.spec.has_names())
+            .map(|(_, u)| u.pool.spec.clone())
             .collect();
         if specs.is_empty() {
             return false;
@@ -192,7 +190,7 @@ impl Reloader {
         self.start_draining("shutdown");
         let rt = self.current.load_full();
         tokio::time::sleep(rt.config.shutdown_grace).await;
-        for u in rt.upstreams.values() {
+        for (_, u) in rt.pools() {
             u.pool.retire();
         }
     }

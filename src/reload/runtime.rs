@@ -22,6 +22,8 @@ pub enum BuildError {
     Upstream(#[from] crate::upstream::SetupError),
     #[error(transparent)]
     RateLimitStore(#[from] crate::limits::StoreError),
+    #[error("a composed scope's composer cannot listen: {0}")]
+    Composer(std::io::Error),
     #[error("the tool registry's store: {0}")]
     Registry(#[from] crate::error::StorageError),
 }
@@ -35,7 +37,10 @@ pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, B
         _ => Arc::new(Authenticator::new(config.jwt.clone())?),
     };
     let sessions = SessionKeys::new(&config.session_secrets);
+    let composers = running.map_or_else(Default::default, |r| r.composers.clone());
+    composers.bind(&mut config).map_err(BuildError::Composer)?;
     let upstreams = crate::upstream::build(&config, running.map(|r| &r.upstreams))?;
+    let members = crate::upstream::build_members(&config, running.map(|r| &r.members))?;
     let rules = std::mem::take(&mut config.rate_limits);
     let l = &config.limits;
     let rt = match running {
@@ -56,6 +61,8 @@ pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, B
             auth,
             sessions,
             upstreams,
+            members,
+            composers,
             config,
         },
         None => {
@@ -83,6 +90,8 @@ pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, B
                 auth,
                 sessions,
                 upstreams,
+                members,
+                composers,
                 config,
             }
         }

@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 /// How a tool server answers a POST.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,15 +130,7 @@ where
         .map_err(|e| e.to_string())
 }
 
-/// Whether a request carries the gateway's secret in `X-Gateway-Auth` (compared in constant
-/// time): what every process of the gateway's own (the bundled tools, the stdio adapter) asks.
-pub fn from_gateway(headers: &axum::http::HeaderMap, secret: &str) -> bool {
-    let given = headers
-        .get("x-gateway-auth")
-        .map(|v| v.as_bytes())
-        .unwrap_or(b"");
-    bool::from(given.ct_eq(secret.as_bytes()))
-}
+pub use crate::protocol::from_gateway;
 
 /// Refuses any request without the gateway's secret.
 async fn require_gateway(State(secret): State<Arc<String>>, req: Request, next: Next) -> Response {

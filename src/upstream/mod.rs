@@ -166,11 +166,33 @@ pub fn build(
     config: &Config,
     previous: Option<&HashMap<String, Arc<ScopeUpstreams>>>,
 ) -> Result<HashMap<String, Arc<ScopeUpstreams>>, SetupError> {
+    build_all(config, config.scopes.values(), previous)
+}
+
+/// The upstreams of every server of the composed scopes, by `scope/server`, kept or built as
+/// [`build`] does.
+pub fn build_members(
+    config: &Config,
+    previous: Option<&HashMap<String, Arc<ScopeUpstreams>>>,
+) -> Result<HashMap<String, Arc<ScopeUpstreams>>, SetupError> {
+    let members = config
+        .scopes
+        .values()
+        .filter_map(|s| s.composed.as_ref())
+        .flat_map(|c| c.servers.iter().map(|s| s.scope.as_ref()));
+    build_all(config, members, previous)
+}
+
+fn build_all<'a>(
+    config: &Config,
+    scopes: impl Iterator<Item = &'a ScopeConfig>,
+    previous: Option<&HashMap<String, Arc<ScopeUpstreams>>>,
+) -> Result<HashMap<String, Arc<ScopeUpstreams>>, SetupError> {
     let mut auth_header =
         http::HeaderValue::from_str(&config.upstream_secret).map_err(|_| SetupError::Secret)?;
     auth_header.set_sensitive(true);
-    let mut scopes = HashMap::new();
-    for scope in config.scopes.values() {
+    let mut built = HashMap::new();
+    for scope in scopes {
         let spec = PoolSpec::resolve(scope)?;
         let kept = previous
             .and_then(|p| p.get(&scope.name))
@@ -180,7 +202,7 @@ pub fn build(
             Some(p) => p,
             None => Arc::new(Pool::new(spec, &config.upstream_secret)?),
         };
-        scopes.insert(
+        built.insert(
             scope.name.clone(),
             Arc::new(ScopeUpstreams {
                 scope: Arc::new(scope.clone()),
@@ -189,5 +211,5 @@ pub fn build(
             }),
         );
     }
-    Ok(scopes)
+    Ok(built)
 }

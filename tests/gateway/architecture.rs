@@ -20,7 +20,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "domains",
         &[
-            "auth", "policy", "limits", "audit", "listen", "upstream", "issuer", "registry", "jobs",
+            "auth", "policy", "limits", "audit", "listen", "upstream", "compose", "issuer",
+            "registry", "jobs",
         ],
     ),
     ("request path", &["proxy"]),

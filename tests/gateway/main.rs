@@ -8,6 +8,7 @@ mod bridge;
 mod bridging;
 mod browsers;
 mod common;
+mod compose;
 mod config;
 mod connections;
 mod door;

@@ -17,7 +17,18 @@ pub struct ToolsFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeFile {
+    /// Where the scope's MCP servers are (or `servers:`, for a composed scope).
+    #[serde(default)]
     pub upstreams: Vec<UpstreamFile>,
+    /// A composed scope: several servers behind this one endpoint, each with its own upstreams
+    /// and how its tools are named here. A scope has either `upstreams:` or `servers:`.
+    #[serde(default)]
+    pub servers: Vec<ServerFile>,
+    /// `all` (default): `tools/list` shows every tool the caller may call; `search`: it shows only
+    /// `search_tools` and `call_tool`, which find and call the caller's tools through the same
+    /// checks as a direct call.
+    #[serde(default)]
+    pub discovery: Discovery,
     #[serde(default)]
     pub balance: Balance,
     #[serde(default)]
@@ -34,8 +45,10 @@ pub struct ScopeFile {
     #[serde(default, with = "opt_duration")]
     pub total_timeout: Option<Duration>,
     /// The tools this scope exposes; nothing else is ever shown or callable. Each is a name, or
-    /// `{name, sha256}` to pin the definition approved for it.
-    pub tools: Vec<ToolFile>,
+    /// `{name, sha256}` to pin the definition approved for it. A composed scope lists them under
+    /// each server instead.
+    #[serde(default)]
+    pub tools: Option<Vec<ToolFile>>,
     /// What a tool definition other than the approved one gets: `warn` (default: served, logged,
     /// counted), `strict` (hidden from `tools/list` and refused until approved) or `off`.
     #[serde(default)]
@@ -63,6 +76,50 @@ pub struct ScopeFile {
     /// task methods pass through inside the caller's own session).
     #[serde(default)]
     pub tasks: TaskMode,
+}
+
+/// One server of a composed scope: a named group of upstreams with its own balance, health check,
+/// timeouts and TLS, and how its tools and prompts are named in the scope.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    /// 1-32 of a-z 0-9 _ -, unique in the scope (audit rows and metrics name it).
+    pub name: String,
+    pub upstreams: Vec<UpstreamFile>,
+    /// What goes before each of its tool and prompt names: a text (`"files_"`), `auto` (the
+    /// server's name and `_`, the default) or `none`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Shown names of single tools, instead of the prefixed name: `{read_text_file: read}`.
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+    /// Descriptions shown instead of the server's own: `{read_text_file: "Reads a shared file"}`.
+    #[serde(default)]
+    pub description: BTreeMap<String, String>,
+    /// The server's tools this scope exposes, by the server's own names (`{name, sha256}` pins
+    /// the definition, as on a scope).
+    pub tools: Vec<ToolFile>,
+    #[serde(default)]
+    pub balance: Balance,
+    #[serde(default)]
+    pub health_check: Option<HealthCheckFile>,
+    #[serde(default)]
+    pub outlier: Option<OutlierFile>,
+    #[serde(default, with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    pub connect_timeout: Option<Duration>,
+    #[serde(default)]
+    pub tls: Option<UpstreamTlsFile>,
+}
+
+/// `discovery:` of a scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Discovery {
+    #[default]
+    All,
+    Search,
 }
 
 /// One entry of a scope's `tools:`.

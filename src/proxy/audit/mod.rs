@@ -129,7 +129,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
             .map(|id| clip(id).into_owned()),
         reason,
         rpc_error_code: outcome.rpc_code(),
-        upstream: ctx.upstream.picked.as_ref().map(|p| p.addr.clone()),
+        upstream: upstream_named(ctx, scope),
         latency_ms: latency.as_secs_f64() * 1000.0,
         upstream_latency_ms: ctx.upstream.elapsed.map(|d| d.as_secs_f64() * 1000.0),
         request_bytes: ctx.body.bytes as i64,
@@ -141,6 +141,25 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         job_id: ctx.job.clone(),
         ..row
     });
+}
+
+/// The upstream the audit row names: the address picked, or on a composed scope the server of
+/// the tool or prompt called (its composer's address says nothing).
+fn upstream_named(
+    ctx: &RequestCtx,
+    scope: Option<&crate::upstream::ScopeUpstreams>,
+) -> Option<String> {
+    let picked = ctx.upstream.picked.as_ref()?;
+    let Some(composed) = scope.and_then(|s| s.scope.composed.as_ref()) else {
+        return Some(picked.addr.clone());
+    };
+    let first = ctx.rpc.as_ref()?.first()?;
+    let server = match (&first.tool, &first.target) {
+        (Some(tool), _) => composed.tool(tool),
+        (None, Some(crate::jsonrpc::Target::Prompt(p))) => composed.prompt(p),
+        _ => None,
+    };
+    Some(server.map_or_else(|| picked.addr.clone(), |(s, _)| s.name.clone()))
 }
 
 /// The request's metrics: per scope when it has one; authentication failures and audit refusals
