@@ -16,6 +16,10 @@ use sha2::{Digest, Sha256};
 
 const AAD: &[u8] = b"mcp-gateway session v1";
 
+/// The longest id opened: a composed scope's id names a session on each of its (at most 16)
+/// servers.
+const MAX_ID: usize = 8192;
+
 /// What a sealed session id carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionBinding {
@@ -96,7 +100,7 @@ impl SessionKeys {
     /// Opens an id a client presented; `None` for anything forged, altered or sealed with an
     /// unknown key.
     pub fn open(&self, id: &str) -> Option<SessionBinding> {
-        if id.len() > 2048 {
+        if id.len() > MAX_ID {
             return None;
         }
         let raw = URL_SAFE_NO_PAD.decode(id).ok()?;

@@ -84,6 +84,9 @@ impl Composition {
 /// Longest server name (it is part of metric labels and audit rows).
 const MAX_SERVER_NAME: usize = 32;
 
+/// Most servers in one composed scope (the client's session id names a session on each).
+const MAX_SERVERS: usize = 16;
+
 /// A composed scope: its servers validated, each built as a scope of its own (`scope/server`);
 /// the scope itself has one upstream, the composer, whose port the runtime assigns.
 pub(super) fn build(
@@ -108,6 +111,13 @@ pub(super) fn build(
         if set {
             problems.push(Problem::new(path, at(field), why));
         }
+    }
+    if scope.servers.len() > MAX_SERVERS {
+        problems.push(Problem::new(
+            path,
+            at("servers"),
+            format!("at most {MAX_SERVERS} servers in one scope"),
+        ));
     }
     let servers: Vec<ComposedServer> = std::mem::take(&mut scope.servers)
         .into_iter()

@@ -282,3 +282,132 @@ fn a_composed_scope_is_checked_like_any_other() {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
 }
+
+/// A composed scope of a stdio program (the official Python SDK over stdio) and an HTTP server:
+/// the program's question (elicitation) reaches the official Python client (in a 2025 session:
+/// the gateway's bridge for 2026-07-28 clients carries no server requests) through the composer
+/// and its answer goes back to the program that asked; a cancellation reaches the program.
+#[tokio::test]
+async fn a_stdio_server_in_a_composed_scope_asks_its_client_and_hears_cancellations() {
+    let calc = calculator(false).await;
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/stdio_tools.py");
+    let mut spec = GatewaySpec::new(&[]);
+    spec.tools_yaml = format!(
+        r#"scopes:
+  workbench:
+    timeout: 30s
+    servers:
+      - name: py
+        upstreams: [ {{ command: ["{}", "{}", "{}"] }} ]
+        tools: [slow, ask]
+      - name: calc
+        upstreams: [ {{ url: "http://127.0.0.1:{}/mcp" }} ]
+        tools: [exact_calculate]
+"#,
+        sdk_python().display(),
+        script.display(),
+        log.path().display(),
+        calc.port
+    );
+    spec.policy_yaml = "roles:\n  developer:\n    allow: [\"workbench/*\"]\n".into();
+    let gw = spec.start().await;
+    let url = gw.url("/workbench/mcp");
+    let dev = token("dev", &["developer"], json!({}));
+    let seen = python_client_script(
+        "elicited_client.py",
+        &[
+            &url,
+            &dev,
+            "what is six times seven?",
+            "forty-two",
+            "py_ask",
+            "legacy",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(seen["asked"], json!(["what is six times seven?"]), "{seen}");
+    assert_eq!(
+        seen["call"]["content"][0]["text"], "you said forty-two",
+        "{seen}"
+    );
+
+    let mut client = Client::new(url, Some(dev));
+    client.initialize().await;
+    assert_eq!(
+        tool_names(&list(&client).await),
+        ["calc_exact_calculate", "py_ask", "py_slow"]
+    );
+    let call = json!({"jsonrpc":"2.0","id":"c1","method":"tools/call",
+        "params":{"name":"py_slow","arguments":{"ms":20000,"tag":"c1"}}});
+    let notes = || std::fs::read_to_string(log.path()).unwrap_or_default();
+    let cancel = async {
+        for _ in 0..200 {
+            if notes().contains("start c1") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let r = client
+            .post(&json!({"jsonrpc":"2.0","method":"notifications/cancelled",
+                "params":{"requestId":"c1","reason":"the user gave up"}}))
+            .await;
+        assert_eq!(r.status(), 202);
+    };
+    let (ended, ()) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(10), async {
+            client.post(&call).await.text().await
+        }),
+        cancel
+    );
+    ended
+        .expect("the cancelled call's stream did not end")
+        .unwrap();
+    for _ in 0..100 {
+        if notes().contains("cancelled c1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(notes().contains("cancelled c1"), "{}", notes());
+}
+
+/// The official Python and TypeScript clients, in each revision they speak (2026-07-28 through the
+/// gateway's bridge, 2025 sessions directly), on a composed scope: the analyst sees and calls
+/// only the granted tool of the calculator server (shown without a prefix), and a tool of the
+/// other server and the ungranted `statistics` are unknown.
+#[tokio::test]
+async fn official_clients_in_every_revision_see_a_composed_scope_as_granted() {
+    let calc = calculator(false).await;
+    let other = Recorder::start().await;
+    let mut spec = GatewaySpec::new(&[]);
+    spec.tools_yaml = format!(
+        r#"scopes:
+  workbench:
+    servers:
+      - name: calc
+        upstreams: [ {{ url: "http://127.0.0.1:{}/mcp" }} ]
+        prefix: none
+        tools: [exact_calculate, statistics]
+      - name: rec
+        upstreams: [ {{ url: "http://127.0.0.1:{}/mcp" }} ]
+        tools: [exact_calculate]
+"#,
+        calc.port, other.port
+    );
+    spec.policy_yaml = "roles:\n  analyst:\n    allow: [\"workbench/exact_calculate\"]\n".into();
+    let gw = spec.start().await;
+    let url = gw.url("/workbench/mcp");
+    let analyst = token("bob", &["analyst"], json!({}));
+    for mode in ["2026-07-28", "legacy", "auto"] {
+        let seen = python_client_script("modern_client.py", &[&url, &analyst, mode], &[]).await;
+        assert_analyst_view(&seen, &format!("python, {mode}"));
+    }
+    for mode in ["2026-07-28", "2025-11-25"] {
+        let seen = node_client(&url, &analyst, mode).await;
+        assert_analyst_view(&seen, &format!("typescript, {mode}"));
+    }
+    assert!(calls(&other).is_empty(), "{:?}", calls(&other));
+}
