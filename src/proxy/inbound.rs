@@ -5,6 +5,7 @@
 
 use super::authz::Decision;
 use super::ctx::RequestCtx;
+use super::discovery::{self, Found};
 use super::{admit, authn, authz, body, legacy, limit, modern, respond, translate};
 use crate::error::GatewayError;
 use crate::jsonrpc;
@@ -84,6 +85,40 @@ pub async fn decide(
         .and_then(|()| normal_body(&rpc, bytes, ctx.is_modern()));
     let normal = match checked {
         Ok(normal) => normal,
+        Err(e) => {
+            ctx.rpc = Some(rpc);
+            return Err(e);
+        }
+    };
+    let (rpc, normal) = match discovery::apply(ctx, &rpc, bytes) {
+        Ok(Found::Pass) => (rpc, normal),
+        Ok(Found::Answer(body)) => {
+            ctx.rpc = Some(rpc);
+            limit::check(ctx).await?;
+            respond::json(session, ctx, 200, body, &[])
+                .await
+                .map_err(|_| GatewayError::Internal)?;
+            return Ok(true);
+        }
+        Ok(Found::Call(body)) => {
+            let called = match jsonrpc::parse(&body, false, keep_arguments) {
+                Ok(called) => called,
+                Err(refusal) => {
+                    ctx.rpc = Some(rpc);
+                    return Err(refusal.error);
+                }
+            };
+            let route = ctx.is_modern().then(|| {
+                let tool = called.first().and_then(|m| m.tool.clone());
+                (crate::protocol::method::TOOLS_CALL.to_string(), tool)
+            });
+            let body = translate::up::Rewritten {
+                body: body.into(),
+                route,
+                sent: false,
+            };
+            (called, Some(body))
+        }
         Err(e) => {
             ctx.rpc = Some(rpc);
             return Err(e);

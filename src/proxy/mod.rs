@@ -13,6 +13,7 @@ pub mod authz;
 pub mod body;
 pub mod cors;
 pub mod ctx;
+pub mod discovery;
 pub mod failure;
 pub mod filter;
 mod hooks;

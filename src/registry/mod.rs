@@ -35,6 +35,8 @@ pub struct Version {
     pub sha: Sha,
     /// The compiled `inputSchema`; `None` when the tool has none or it does not compile.
     pub validator: Option<jsonschema::Validator>,
+    /// The definition as the upstream gave it (what `discovery: search` shows).
+    pub definition: Value,
 }
 
 impl Version {
@@ -50,7 +52,11 @@ impl Version {
                 None
             }
         };
-        Self { sha, validator }
+        Self {
+            sha,
+            validator,
+            definition: definition.clone(),
+        }
     }
 }
 

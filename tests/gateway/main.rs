@@ -11,6 +11,7 @@ mod common;
 mod compose;
 mod config;
 mod connections;
+mod discovery;
 mod door;
 mod endpoints;
 mod git;
