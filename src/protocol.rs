@@ -38,6 +38,29 @@ pub struct StdioProgram {
     /// `per_client`: a session's process stops after this long without a call in flight.
     #[serde(default)]
     pub idle_timeout_ms: Option<u64>,
+    /// `RLIMIT_DATA` of each process, in MiB.
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
+    /// `RLIMIT_NOFILE` of each process.
+    #[serde(default)]
+    pub open_files: Option<u64>,
+    /// The bubblewrap sandbox each process runs in.
+    #[serde(default)]
+    pub sandbox: Option<StdioSandbox>,
+    /// How often each process is pinged (0: never).
+    #[serde(default)]
+    pub ping_ms: Option<u64>,
+}
+
+/// A stdio program's sandbox: paths it may write, paths it may not see, whether it has a network.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StdioSandbox {
+    #[serde(default)]
+    pub writable: Vec<std::path::PathBuf>,
+    #[serde(default)]
+    pub hidden: Vec<std::path::PathBuf>,
+    #[serde(default)]
+    pub network: bool,
 }
 
 /// How the clients of a stdio program share its processes.

@@ -282,14 +282,18 @@ fn upstream_targets(
             && (!u.env.is_empty()
                 || u.cwd.is_some()
                 || u.instances.is_some()
-                || u.session.is_some())
+                || u.session.is_some()
+                || u.limits.is_some()
+                || u.sandbox.is_some()
+                || u.ping_interval.is_some())
         {
             problems.push(Problem::new(
                 path,
                 here("command"),
-                "env, cwd, instances and session are settings of a command upstream",
+                "env, cwd, instances, session, limits, sandbox and ping_interval are settings of a command upstream",
             ));
         }
+        stdio_bounds(path, &here, u, problems);
         let instances = u.instances.unwrap_or(1);
         if !(1..=64).contains(&instances) {
             problems.push(Problem::new(path, here("instances"), "must be 1 to 64"));
@@ -322,6 +326,53 @@ fn upstream_targets(
     upstreams
 }
 
+/// A command upstream's limits and sandbox: sizes in range, sandbox paths absolute.
+fn stdio_bounds(path: &Path, here: At, u: &UpstreamFile, problems: &mut Vec<Problem>) {
+    if let Some(l) = &u.limits {
+        if l.memory_mb.is_some_and(|m| !(16..=1 << 20).contains(&m)) {
+            problems.push(Problem::new(
+                path,
+                here("limits.memory_mb"),
+                "must be 16 to 1048576 (MiB)",
+            ));
+        }
+        if l.open_files.is_some_and(|n| !(16..=1 << 20).contains(&n)) {
+            problems.push(Problem::new(
+                path,
+                here("limits.open_files"),
+                "must be 16 to 1048576",
+            ));
+        }
+    }
+    if let Some(s) = &u.sandbox {
+        for (field, list) in [("writable", &s.writable), ("hidden", &s.hidden)] {
+            for (i, p) in list.iter().enumerate() {
+                if !p.is_absolute() {
+                    problems.push(Problem::new(
+                        path,
+                        here(&format!("sandbox.{field}[{i}]")),
+                        format!("{} is not an absolute path", p.display()),
+                    ));
+                }
+            }
+        }
+    }
+    if u.ping_interval
+        .is_some_and(|d| !d.is_zero() && d < std::time::Duration::from_millis(100))
+    {
+        problems.push(Problem::new(
+            path,
+            here("ping_interval"),
+            "must be 0s (never) or at least 100ms",
+        ));
+    }
+}
+
+/// Files open per stdio process unless `limits.open_files` says otherwise.
+const DEFAULT_OPEN_FILES: u64 = 1024;
+/// How often a shared stdio process is pinged unless `ping_interval` says otherwise.
+const DEFAULT_PING: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// A stdio program behind the gateway's stdio adapter: the adapter is the process the gateway
 /// runs; the program, its environment and directory reach it in one variable.
 fn stdio_upstream(
@@ -349,6 +400,25 @@ fn stdio_upstream(
         session: u.session.unwrap_or_default(),
         max_processes: u.max_processes,
         idle_timeout_ms: u.idle_timeout.map(|d| d.as_millis() as u64),
+        memory_mb: u.limits.as_ref().and_then(|l| l.memory_mb),
+        open_files: Some(
+            u.limits
+                .as_ref()
+                .and_then(|l| l.open_files)
+                .unwrap_or(DEFAULT_OPEN_FILES),
+        ),
+        // The gateway's configuration directory (its secrets, keys, certificates) is never seen.
+        sandbox: u.sandbox.as_ref().map(|s| crate::protocol::StdioSandbox {
+            writable: s.writable.clone(),
+            hidden: s
+                .hidden
+                .iter()
+                .cloned()
+                .chain(path.parent().and_then(|d| std::path::absolute(d).ok()))
+                .collect(),
+            network: s.network,
+        }),
+        ping_ms: Some(u.ping_interval.unwrap_or(DEFAULT_PING).as_millis() as u64),
     };
     let program = serde_json::to_string(&program).map_err(|e| e.to_string())?;
     spawned_upstream(

@@ -8,7 +8,8 @@
 //! One program serves every client (`mux`): ids and progress tokens are remapped, `initialize`
 //! is answered from the program's own answer, and what the program sends finds its client. When
 //! the program exits, the requests in flight are answered with -32008 at once and the adapter
-//! exits, so the gateway restarts both.
+//! exits, so the gateway restarts both. A program that stops answering pings is stopped the same
+//! way; `limits` and `sandbox` wrap it in `prlimit` and `bwrap` (`child.rs`).
 
 mod child;
 mod http;
@@ -58,6 +59,13 @@ pub async fn serve(name: &str, listen: &str, secret: String) -> Result<(), Stdio
         env: spec.env.into_iter().collect(),
         cwd: spec.cwd,
         name: name.to_string(),
+        memory_mb: spec.memory_mb,
+        open_files: spec.open_files,
+        sandbox: spec.sandbox,
+        ping: spec
+            .ping_ms
+            .filter(|ms| *ms > 0)
+            .map(std::time::Duration::from_millis),
     };
     let secret = Arc::new(secret);
     if spec.session == StdioSession::PerClient {

@@ -152,6 +152,40 @@ impl Mux {
         }
     }
 
+    /// Whether the process has answered `initialize` (it is pinged from then on).
+    pub fn initialized(&self) -> bool {
+        self.lock().init.is_some()
+    }
+
+    /// Pings the process as its client: whether it answered within `wait`.
+    pub async fn ping(&self, wait: std::time::Duration) -> bool {
+        let (tx, mut answers) = mpsc::unbounded_channel();
+        let n = {
+            let mut s = self.lock();
+            if s.gone {
+                return false;
+            }
+            s.next += 1;
+            let n = s.next;
+            let own: Arc<str> = "".into();
+            s.pending.insert(
+                n,
+                Pending {
+                    session: own,
+                    id: json!("ping"),
+                    outbox: tx,
+                },
+            );
+            n
+        };
+        self.send(&json!({"jsonrpc": "2.0", "id": n, "method": "ping"}));
+        let answered = tokio::time::timeout(wait, answers.recv())
+            .await
+            .is_ok_and(|m| m.is_some_and(|m| m.get("result").is_some()));
+        self.lock().pending.remove(&n);
+        answered
+    }
+
     /// The process's answer to `initialize` (asked once, with the first client's parameters).
     pub async fn initialize(&self, params: &Value) -> Result<Value, Value> {
         let _one = self.initializing.lock().await;

@@ -288,10 +288,28 @@ fn command_upstream_problems_are_named() {
     assert!(!ok);
     for want in [
         "tools.yaml: scopes.calculator.upstreams[0].command: command needs the program",
-        "tools.yaml: scopes.calculator.upstreams[1].command: env, cwd, instances and session are settings of a command upstream",
+        "tools.yaml: scopes.calculator.upstreams[1].command: env, cwd, instances, session, limits, sandbox and ping_interval are settings of a command upstream",
         "tools.yaml: scopes.calculator.upstreams[2].instances: must be 1 to 64",
         "tools.yaml: scopes.calculator.upstreams[3].session: unknown variant `per_request`",
         "tools.yaml: scopes.calculator.upstreams[4].session: max_processes and idle_timeout are settings of session: per_client",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+}
+
+/// A command upstream's bounds: limits in range, sandbox paths absolute, pings not too often.
+#[test]
+fn stdio_bounds_problems_are_named() {
+    let mut spec = GatewaySpec::new(&[9]);
+    spec.tools_yaml = "scopes:\n  calculator:\n    upstreams:\n      - command: [cat]\n        limits: { memory_mb: 1, open_files: 4 }\n        sandbox: { writable: [srv], hidden: [/ok, etc] }\n        ping_interval: 10ms\n    tools: [exact_calculate]\n".into();
+    let (ok, out) = spec.check();
+    assert!(!ok);
+    for want in [
+        "scopes.calculator.upstreams[0].limits.memory_mb: must be 16 to 1048576 (MiB)",
+        "scopes.calculator.upstreams[0].limits.open_files: must be 16 to 1048576",
+        "scopes.calculator.upstreams[0].sandbox.writable[0]: srv is not an absolute path",
+        "scopes.calculator.upstreams[0].sandbox.hidden[1]: etc is not an absolute path",
+        "scopes.calculator.upstreams[0].ping_interval: must be 0s (never) or at least 100ms",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }

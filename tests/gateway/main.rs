@@ -29,6 +29,7 @@ mod reload;
 mod routing;
 mod ship;
 mod stdio;
+mod stdio_bounds;
 mod tls;
 mod tools;
 mod typescript;

@@ -232,11 +232,16 @@ async fn a_killed_program_fails_its_call_at_once_and_comes_back() {
 /// A gateway whose `pytools` scope runs `tests/servers/stdio_tools.py` (the official Python SDK
 /// over stdio), noting its calls in `log`.
 fn pytools(log: &std::path::Path) -> GatewaySpec {
+    pytools_with(log, "", "slow, ask, remember, recall")
+}
+
+/// The same with `settings` on the command upstream and `tools` exposed.
+pub fn pytools_with(log: &std::path::Path, settings: &str, tools: &str) -> GatewaySpec {
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/stdio_tools.py");
     let mut spec = GatewaySpec::new(&[]);
     spec.tools_yaml = format!(
-        "scopes:\n  pytools:\n    upstreams:\n      - command: [\"{}\", \"{}\", \"{}\"]\n    timeout: 30s\n    tools: [slow, ask, remember, recall]\n",
+        "scopes:\n  pytools:\n    upstreams:\n      - command: [\"{}\", \"{}\", \"{}\"]\n{settings}    timeout: 30s\n    tools: [{tools}]\n",
         sdk_python().display(),
         script.display(),
         log.display()

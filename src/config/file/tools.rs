@@ -245,6 +245,17 @@ pub struct UpstreamFile {
     /// `per_client`: a session's process stops after this long without a request (default 5m).
     #[serde(default, with = "opt_duration")]
     pub idle_timeout: Option<Duration>,
+    /// Each process's resource limits (`rlimit`, set by `prlimit` before the program starts).
+    #[serde(default)]
+    pub limits: Option<StdioLimitsFile>,
+    /// Runs each process in a bubblewrap sandbox (`bwrap` must be installed).
+    #[serde(default)]
+    pub sandbox: Option<SandboxFile>,
+    /// How often each process is pinged once initialized; three pings in a row without an
+    /// answer (each waited for up to the interval, 10 s at most) and it is replaced (default 15s;
+    /// 0s: never).
+    #[serde(default, with = "opt_duration")]
+    pub ping_interval: Option<Duration>,
     #[serde(default = "default_weight")]
     pub weight: usize,
     /// How the upstream speaks MCP: `streamable_http` (default) or `sse`, the legacy HTTP+SSE
@@ -254,6 +265,32 @@ pub struct UpstreamFile {
 }
 
 pub use crate::protocol::StdioSession;
+
+/// `limits:` of a `command:` upstream, per process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdioLimitsFile {
+    /// Its data segment and private memory in MiB (`RLIMIT_DATA`); unset: no limit.
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
+    /// Files and sockets it may hold open (`RLIMIT_NOFILE`; default 1024).
+    #[serde(default)]
+    pub open_files: Option<u64>,
+}
+
+/// `sandbox:` of a `command:` upstream: the filesystem read-only except `writable`, a private
+/// `/tmp`, the gateway's configuration directory and `hidden` out of sight, no network unless
+/// `network: true`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxFile {
+    #[serde(default)]
+    pub writable: Vec<PathBuf>,
+    #[serde(default)]
+    pub hidden: Vec<PathBuf>,
+    #[serde(default)]
+    pub network: bool,
+}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
