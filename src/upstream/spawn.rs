@@ -82,6 +82,8 @@ impl BackgroundService for Supervisor {
                         failures = 0;
                     }
                     failures += 1;
+                    let scope = self.name.split('@').next().unwrap_or("");
+                    crate::metrics::PROCESS_RESTARTS.with_label_values(&[scope]).inc();
                     let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(7)));
                     tracing::warn!(
                         tool = %self.name,

@@ -227,6 +227,10 @@ async fn a_killed_program_fails_its_call_at_once_and_comes_back() {
     let fresh = again.expect("the program came back within 10 s");
     let v = rpc_body(fresh.call(6, "echo", json!({"message": "back"})).await).await;
     assert_eq!(v["result"]["content"][0]["text"], "Echo: back", "{v}");
+    // The restart is counted.
+    let series = "mcp_process_restarts_total{scope=\"everything\"}";
+    let text = gw.metrics_when(series, 1.0).await;
+    assert_eq!(metric(&text, series), 1.0, "{text}");
 }
 
 /// A gateway whose `pytools` scope runs `tests/servers/stdio_tools.py` (the official Python SDK
