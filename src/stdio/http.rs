@@ -65,11 +65,19 @@ fn admit(app: &App, headers: &HeaderMap) -> Result<Option<Served>, Refused> {
 
 /// Messages as SSE events, ending when the sender side closes.
 fn event_stream(rx: mpsc::UnboundedReceiver<Value>) -> Response {
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
-        let msg = rx.recv().await?;
-        let event = format!("event: message\ndata: {msg}\n\n");
-        Some((Ok::<_, std::convert::Infallible>(Bytes::from(event)), rx))
+    events_of(vec![rx])
+}
+
+/// The messages of every receiver as one SSE stream, ending when all have closed.
+fn events_of(receivers: Vec<mpsc::UnboundedReceiver<Value>>) -> Response {
+    let each = receivers.into_iter().map(|rx| {
+        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            let msg = rx.recv().await?;
+            let event = format!("event: message\ndata: {msg}\n\n");
+            Some((Ok::<_, std::convert::Infallible>(Bytes::from(event)), rx))
+        }))
     });
+    let events = futures_util::stream::select_all(each);
     (
         [
             ("content-type", "text/event-stream"),
@@ -91,12 +99,23 @@ async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respon
     }
     let msg: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
+        Ok(Value::Array(batch)) if !batch.is_empty() => {
+            return match session {
+                Some((mux, session)) => batched(&mux, &session, &batch),
+                None => rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    &Value::Null,
+                    -32600,
+                    "Bad Request: Mcp-Session-Id required (initialize first)",
+                ),
+            };
+        }
         Ok(_) => {
             return rpc_error(
                 StatusCode::BAD_REQUEST,
                 &Value::Null,
                 -32600,
-                "a stdio upstream takes one JSON-RPC message per request (no batches)",
+                "not a JSON-RPC message or batch",
             )
         }
         Err(_) => return rpc_error(StatusCode::BAD_REQUEST, &Value::Null, -32700, "Parse error"),
@@ -154,6 +173,40 @@ async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respon
             -32600,
             "not a JSON-RPC message",
         ),
+    }
+}
+
+/// A batch (2025-03-26) in a session: every request's answers on one event stream, notifications
+/// and answers passed on; `initialize` is never batched.
+fn batched(mux: &super::mux::Mux, session: &Arc<str>, batch: &[Value]) -> Response {
+    let kinds: Option<Vec<(bool, bool)>> = batch
+        .iter()
+        .map(|m| {
+            let method = m.get("method").and_then(Value::as_str);
+            let id = m.get("id").is_some_and(|i| !i.is_null());
+            (m.is_object() && method != Some("initialize") && (method.is_some() || id))
+                .then_some((method.is_some(), id))
+        })
+        .collect();
+    let Some(kinds) = kinds else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            &Value::Null,
+            -32600,
+            "a batch holds requests, notifications and answers, never initialize",
+        );
+    };
+    let mut answers = Vec::new();
+    for (msg, kind) in batch.iter().zip(kinds) {
+        match kind {
+            (true, true) => answers.push(mux.request(session, msg)),
+            (true, false) => mux.notify(session, msg),
+            _ => mux.respond(session, msg),
+        }
+    }
+    match answers.is_empty() {
+        true => StatusCode::ACCEPTED.into_response(),
+        false => events_of(answers),
     }
 }
 

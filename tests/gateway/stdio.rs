@@ -439,3 +439,49 @@ async fn per_client_processes_keep_clients_apart_and_end_with_their_sessions() {
     let v = rpc_body(b.call(2, "recall", json!({})).await).await;
     assert_eq!(v["error"]["code"], -32010, "{v}");
 }
+
+/// A 2025-03-26 batch reaches a stdio server: each request answered, under its own id, on the
+/// batch's one stream.
+#[tokio::test]
+async fn a_batch_reaches_a_stdio_server() {
+    let gw = everything(1).start().await;
+    let mut client = developer(&gw, "alice");
+    let r = client
+        .post(&json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+            "protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}))
+        .await;
+    assert_eq!(r.status(), 200);
+    client.session = r
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().into());
+    client.version = Some("2025-03-26");
+    let r = client
+        .post(&json!([
+            {"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"echo","arguments":{"message":"one"}}},
+            {"jsonrpc":"2.0","method":"notifications/initialized"},
+            {"jsonrpc":"2.0","id":"b","method":"tools/call","params":{"name":"echo","arguments":{"message":"two"}}}
+        ]))
+        .await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let mut answers: Vec<(String, String)> = sse_events(&text)
+        .iter()
+        .flat_map(|e| e.iter().filter(|(k, _)| k == "data"))
+        .filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            let id = v["id"].as_str()?.to_string();
+            let text = v["result"]["content"][0]["text"].as_str()?.to_string();
+            Some((id, text))
+        })
+        .collect();
+    answers.sort();
+    assert_eq!(
+        answers,
+        [
+            ("a".to_string(), "Echo: one".to_string()),
+            ("b".to_string(), "Echo: two".to_string())
+        ],
+        "{text}"
+    );
+}
