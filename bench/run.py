@@ -12,6 +12,7 @@ nginx's peak) for latency without saturation; prints medians, ratios and resourc
 """
 
 import argparse, base64, hashlib, hmac, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "bench-upstream-secret-0123456789"
@@ -129,7 +130,20 @@ def children(pid):
     return [int(p) for p in out]
 
 
+def descendants(pid):
+    """Every process below `pid` (a stdio server runs under its adapter, under the gateway)."""
+    found = children(pid)
+    return found + [d for c in found for d in descendants(c)]
+
+
 USERS_SCENARIO = "10,000 users under per-user limits, 256 conns"
+# Scopes beyond a plain HTTP upstream, run by "gateway-scopes" (audit off) beside its plain scope.
+REFERENCE = "tools/call small, 64 conns"
+STDIO_SCENARIO = "tools/call to a shared stdio server (server-everything echo), 64 conns"
+COMPOSED_SCENARIO = "tools/call on a composed scope (the calculator behind the composer), 64 conns"
+SEARCH_SCENARIO = "call_tool on a discovery: search scope (the calculator), 64 conns"
+SCOPE_SCENARIOS = {REFERENCE, STDIO_SCENARIO, COMPOSED_SCENARIO, SEARCH_SCENARIO}
+EVERYTHING = os.path.join(ROOT, "tests/node/node_modules/.bin/mcp-server-everything")
 HEADLINE = "tools/call small on a minimal upstream, 256 conns"
 
 
@@ -160,8 +174,9 @@ def start_postgres(tmp):
     return f"postgres://postgres@127.0.0.1:{port}/postgres", stop
 
 
-def gateway_conf(tmp, name, upstream_port, sse_port, db_url, rs256_pem, limits=True, tls=None, min_port=None):
-    """`tls`: (cert, key, port) of a TLS listener beside the plain one."""
+def gateway_conf(tmp, name, upstream_port, sse_port, db_url, rs256_pem, limits=True, tls=None, min_port=None, scopes=False):
+    """`tls`: (cert, key, port) of a TLS listener beside the plain one; `scopes`: the stdio,
+    composed and discovery scopes too."""
     d = os.path.join(tmp, name)
     os.makedirs(d)
     port = free_port()
@@ -207,8 +222,27 @@ allowed_origins: [{BENCH_ORIGIN}]
       - url: http://127.0.0.1:{min_port}/mcp
     health_check: {{ kind: tcp, interval: 5s }}
     tools: [exact_calculate]
-""")
-    open(f"{d}/policy.yaml", "w").write('roles:\n  developer: { allow: ["calculator/*", "calcsse/*", "calcbridged/*", "minimal/*"] }\n'
+""" + (f"""  everything:
+    upstreams:
+      - command: ["{EVERYTHING}"]
+    health_check: {{ kind: tcp, interval: 5s }}
+    tools: [echo]
+  composed:
+    servers:
+      - name: calc
+        upstreams: [ {{ url: "http://127.0.0.1:{upstream_port}/mcp" }} ]
+        prefix: none
+        health_check: {{ kind: tcp, interval: 5s }}
+        tools: [exact_calculate, statistics]
+  searched:
+    upstreams:
+      - url: http://127.0.0.1:{upstream_port}/mcp
+    health_check: {{ kind: tcp, interval: 5s }}
+    discovery: search
+    tools: [exact_calculate, statistics]
+""" if scopes else ""))
+    open(f"{d}/policy.yaml", "w").write('roles:\n  developer: { allow: ["calculator/*", "calcsse/*", "calcbridged/*", "minimal/*"'
+                                        + (', "everything/*", "composed/*", "searched/*"' if scopes else "") + '] }\n'
                                         + ("rate_limits:\n  - { name: never-hit, key: user, rate: 1000000/s }\n" if limits else ""))
     return f"{d}/gateway.yaml", port
 
@@ -230,6 +264,11 @@ if #tokens == 0 then wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENC
 local origin = os.getenv("BENCH_ORIGIN")
 if origin then wrk.headers["Origin"] = origin end
 if os.getenv("BENCH_CLOSE") then wrk.headers["Connection"] = "close" end
+local session = os.getenv("BENCH_SESSION")
+if session then
+  wrk.headers["Mcp-Session-Id"] = session
+  wrk.headers["MCP-Protocol-Version"] = "2025-06-18"
+end
 if os.getenv("BENCH_MODERN") then
   wrk.headers["MCP-Protocol-Version"] = "2026-07-28"
   wrk.headers["Mcp-Method"] = "tools/call"
@@ -279,6 +318,60 @@ def run_wrk(c, kind, conns, secs, env):
             "cpu_us": cpu / max(r["requests"], 1) * 1e6, "rss_peak": max(peak), "errors": r["errors"], "requests": r["requests"]}
 
 
+def open_session(url, tok):
+    """A client session on `url` (initialize, then initialized): its id."""
+    def post(body, session=None):
+        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+                   "Authorization": f"Bearer {tok}", "MCP-Protocol-Version": "2025-06-18"}
+        if session:
+            headers["Mcp-Session-Id"] = session
+        req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            r.read()
+            return r.headers.get("mcp-session-id")
+    session = post({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
+    post({"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
+    return session
+
+
+def stdio_direct(cmd, secs, conc):
+    """The stdio server driven directly over its stdin/stdout by one client keeping `conc` echo
+    calls in flight: what the server itself can do, without the gateway."""
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    send = lambda m: (p.stdin.write((json.dumps(m) + "\n").encode()), p.stdin.flush())
+    read = lambda: json.loads(p.stdout.readline())
+    try:
+        send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
+        while read().get("id") != 0:
+            pass
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        call = lambda i: {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "hi"}}}
+        sent, n, lat = {}, 0, []
+        cpu0, t0 = cpu_seconds([p.pid]), time.perf_counter()
+        for _ in range(conc):
+            n += 1
+            sent[n] = time.perf_counter()
+            send(call(n))
+        while time.perf_counter() - t0 < secs:
+            msg = read()
+            if msg.get("id") in sent:
+                now = time.perf_counter()
+                lat.append((now - sent.pop(msg["id"])) * 1000)
+                n += 1
+                sent[n] = now
+                send(call(n))
+        elapsed, cpu, rss = time.perf_counter() - t0, cpu_seconds([p.pid]) - cpu0, rss_mb([p.pid])
+    finally:
+        p.kill()
+        p.wait()
+    lat.sort()
+    pct = lambda q: lat[min(int(q * len(lat)), len(lat) - 1)]
+    return {"rps": len(lat) / elapsed, "p50": pct(0.5), "p99": pct(0.99), "p999": pct(0.999),
+            "cpu_us": cpu / max(len(lat), 1) * 1e6, "rss_peak": rss, "errors": 0, "requests": len(lat)}
+
+
 def run_fixed_rate(c, rate, conns, secs, body_file, tok, tmp):
     """h2load at a fixed request rate (open loop per connection): latency when nobody is saturated."""
     log = os.path.join(tmp, f"h2load-{c.name}.log")
@@ -307,6 +400,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=0, help="length of each measurement")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--tls", action="store_true", help="only the TLS scenarios (gateway and nginx)")
+    ap.add_argument("--only", action="append", default=[], metavar="TEXT",
+                    help="only the scenarios whose name holds TEXT (repeatable); prints their tables")
     args = ap.parse_args()
     secs = args.seconds or 3
     started = time.time()
@@ -420,6 +515,20 @@ http {{
             if tls:
                 urls["tls"] = f"https://127.0.0.1:{gw_tls_port}/calculator/mcp"
             contenders.append(Contender(name, urls, p, only=only))
+        # The stdio, composed and discovery scopes, with the plain scope beside them for reference;
+        # its processes (the stdio adapter and server) count in its CPU and memory.
+        scoped = not args.quick and not args.tls and os.path.exists(EVERYTHING)
+        if scoped:
+            conf, port = gateway_conf(tmp, "gateway-scopes", up_port, sse_port, None, rs_pem, True, None, min_port, scopes=True)
+            p = subprocess.Popen([gw_bin, "run", "-c", conf], env={**os.environ, "RUST_LOG": "warn"}, **quiet)
+            procs.append(p)
+            wait_port(port)
+            base_url = f"http://127.0.0.1:{port}"
+            urls = {"json": f"{base_url}/calculator/mcp", "stdio": f"{base_url}/everything/mcp",
+                    "composed": f"{base_url}/composed/mcp", "search": f"{base_url}/searched/mcp"}
+            contenders.append(Contender("gateway-scopes", urls, p, lambda p=p: descendants(p.pid), only=SCOPE_SCENARIOS))
+        elif not args.quick and not args.tls:
+            print(f"skipping the stdio, composed and discovery scopes: {EVERYTHING} is missing (npm ci in tests/node)")
         time.sleep(1)
 
         lua = os.path.join(tmp, "bench.lua")
@@ -450,6 +559,20 @@ http {{
         open(fresh_rs, "w").write("\n".join(rs_tokens))
 
         base = {"BENCH_LUA": lua, "BENCH_SECRET": SECRET, "BENCH_TOKEN": token("bench")}
+        echo = os.path.join(tmp, "echo.json")
+        open(echo, "w").write('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}')
+        call_tool = os.path.join(tmp, "call_tool.json")
+        open(call_tool, "w").write(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "call_tool",
+                                   "arguments": {"name": "exact_calculate", "arguments": {"operator": "add", "operands": ["1.25", "2.5"], "precision": 28}}}},
+                                   separators=(",", ":")))
+        scope_scenarios = []
+        if scoped:
+            s = next(c for c in contenders if c.name == "gateway-scopes")
+            scope_scenarios = [
+                (STDIO_SCENARIO, "stdio", 64, {"BENCH_BODY_FILE": echo, "BENCH_SESSION": open_session(s.urls["stdio"], base["BENCH_TOKEN"])}),
+                (COMPOSED_SCENARIO, "composed", 64, {"BENCH_BODY_FILE": small, "BENCH_SESSION": open_session(s.urls["composed"], base["BENCH_TOKEN"])}),
+                (SEARCH_SCENARIO, "search", 64, {"BENCH_BODY_FILE": call_tool}),
+            ]
         # TLS 1.3 with the same certificate and cipher (TLS_AES_256_GCM_SHA384) on both sides;
         # wrk resumes no session, so the second scenario pays a full handshake per request.
         tls_scenarios = [
@@ -479,7 +602,10 @@ http {{
                 ("fresh HS256 token per request, 64 conns", "json", 64, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": fresh}),
                 ("fresh RS256 token per request, 64 conns", "json", 64, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": fresh_rs}),
                 (USERS_SCENARIO, "json", 256, {"BENCH_BODY_FILE": small, "BENCH_TOKENS": users}),
+                *scope_scenarios,
             ]
+        if args.only:
+            scenarios = [s for s in scenarios if any(t in s[0] for t in args.only)]
         idle = {c.name: rss_mb(c.pids()) for c in contenders}
         results = {}
         steal0 = cpu_steal()
@@ -497,8 +623,13 @@ http {{
                     results.setdefault((sname, c.name), []).append(r)
                     print(f"round {rnd + 1} {sname:<48} {c.name:<18} {r['rps']:>9.0f} req/s  p99 {r['p99']:.2f} ms  errors {r['errors']}", flush=True)
 
+        if any(s[0] == STDIO_SCENARIO for s in scenarios):
+            for rnd in range(args.rounds):
+                r = stdio_direct([EVERYTHING], secs, 64)
+                results.setdefault((STDIO_SCENARIO, "stdio-direct"), []).append(r)
+                print(f"round {rnd + 1} {STDIO_SCENARIO:<48} {'stdio-direct':<18} {r['rps']:>9.0f} req/s  p99 {r['p99']:.2f} ms", flush=True)
         med = lambda xs: statistics.median(xs)
-        if args.tls:
+        if args.tls or args.only:
             print_tables(args, secs, headline_rounds, scenarios, contenders, results, idle, med)
             return
         # Latency without saturation: every contender at half of nginx's peak rate (small tools/call).
@@ -585,15 +716,15 @@ def print_tables(args, secs, headline_rounds, scenarios, contenders, results, id
         print(f"\n{sname}")
         print(f"| contender | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req | RSS idle MB | RSS peak MB | errors | vs direct | vs nginx |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
-        for c in contenders:
-            if (sname, c.name) not in results:
+        for name in [c.name for c in contenders] + ["stdio-direct"]:
+            if (sname, name) not in results:
                 continue
-            rs = results[(sname, c.name)]
+            rs = results[(sname, name)]
             rps = med([r["rps"] for r in rs])
             ratio = lambda other: (f'{med([a["rps"] / b["rps"] for a, b in zip(rs, results[(sname, other)])]):.2f}'
                                    if (sname, other) in results else "–")
-            print(f"| {c.name} | {rps:.0f} | {med([r['p50'] for r in rs]):.2f} | {med([r['p99'] for r in rs]):.2f} | {med([r['p999'] for r in rs]):.2f} | "
-                  f"{med([r['cpu_us'] for r in rs]):.1f} | {idle[c.name]:.1f} | {max(r['rss_peak'] for r in rs):.1f} | {sum(r['errors'] for r in rs)} | "
+            print(f"| {name} | {rps:.0f} | {med([r['p50'] for r in rs]):.2f} | {med([r['p99'] for r in rs]):.2f} | {med([r['p999'] for r in rs]):.2f} | "
+                  f"{med([r['cpu_us'] for r in rs]):.1f} | {idle.get(name, 0):.1f} | {max(r['rss_peak'] for r in rs):.1f} | {sum(r['errors'] for r in rs)} | "
                   f"{ratio('direct')} | {ratio('nginx')} |")
 
 

@@ -16,6 +16,7 @@ pub mod issuer;
 pub mod jobs;
 pub mod jsonrpc;
 pub mod limits;
+pub mod lines;
 pub mod listen;
 pub mod logs;
 pub mod metrics;

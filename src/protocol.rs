@@ -125,6 +125,21 @@ pub fn own_envelope() -> Value {
     })
 }
 
+/// A listener of the gateway's own MCP servers (bundled tools, stdio adapters, composers) whose
+/// connections send at once (`TCP_NODELAY`): with Nagle's algorithm on, an answer written in
+/// several pieces (an event stream) waits for the proxy's delayed ACK, ~40 ms per answer.
+pub fn no_delay(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    let tap: fn(&mut tokio::net::TcpStream) = |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    };
+    listener.tap_io(tap)
+}
+
 /// Whether a request carries the gateway's secret in `X-Gateway-Auth` (compared in constant
 /// time): what every server of the gateway's own (the bundled tools, the stdio adapter, the
 /// composer of a composed scope) asks.

@@ -16,7 +16,6 @@ use crate::protocol::method;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use token::Token;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 /// How the bridge reaches the gateway.
@@ -51,7 +50,7 @@ const INTERNAL_ERROR: i32 = -32603;
 /// Runs the bridge until stdin closes.
 pub async fn run(options: BridgeOptions) -> Result<(), reqwest::Error> {
     let token = Token::new(options.token);
-    let (out, mut lines) = mpsc::unbounded_channel::<String>();
+    let (out, lines) = mpsc::unbounded_channel::<String>();
     let bridge = Arc::new(Bridge {
         http: reqwest::Client::builder().build()?,
         endpoint: options.endpoint,
@@ -60,27 +59,21 @@ pub async fn run(options: BridgeOptions) -> Result<(), reqwest::Error> {
         out,
     });
     // One writer: lines from concurrent answers never interleave.
-    let writer = tokio::spawn(async move {
-        let mut stdout = tokio::io::stdout();
-        while let Some(line) = lines.recv().await {
-            if stdout.write_all(line.as_bytes()).await.is_err()
-                || stdout.write_all(b"\n").await.is_err()
-                || stdout.flush().await.is_err()
-            {
-                break;
-            }
-        }
-    });
-    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let writer = tokio::spawn(crate::lines::write(lines, tokio::io::stdout()));
+    let mut stdin = crate::lines::Reader::new(tokio::io::stdin());
     let mut inflight = tokio::task::JoinSet::new();
-    while let Ok(Some(line)) = stdin.next_line().await {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let message: Value = match serde_json::from_str(&line) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "ignoring a stdin line that is not JSON");
+    while let Some(line) = stdin.next().await {
+        let message: Value = match line {
+            crate::lines::Line::Message(v) => v,
+            crate::lines::Line::NotJson(_) => {
+                tracing::warn!("ignoring a stdin line that is not JSON");
+                continue;
+            }
+            crate::lines::Line::TooLong => {
+                tracing::warn!(
+                    limit = crate::lines::MAX_LINE,
+                    "ignoring a stdin line over the limit"
+                );
                 continue;
             }
         };

@@ -146,7 +146,7 @@ impl Composers {
                 let name = name.clone();
                 tokio::spawn(async move {
                     let served = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => axum::serve(l, router).await,
+                        Ok(l) => axum::serve(crate::protocol::no_delay(l), router).await,
                         Err(e) => Err(e),
                     };
                     if let Err(e) = served {

@@ -4,16 +4,13 @@
 //! line, tagged with the scope.
 
 use super::mux::Mux;
+use crate::lines::Line;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
-/// The longest line read from the process (an answer larger than this is dropped and logged).
-const MAX_LINE: usize = 16 * 1024 * 1024;
-/// The longest stderr line logged (the rest is cut).
-const MAX_LOGGED: usize = 1024;
 /// Variables passed on from the adapter's environment: what starting a program needs, no secret.
 const BASE_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
 
@@ -98,7 +95,7 @@ fn sandboxed(s: &crate::protocol::StdioSandbox) -> Vec<String> {
 pub async fn run(
     program: Program,
     mux: Arc<Mux>,
-    mut to_child: mpsc::UnboundedReceiver<String>,
+    to_child: mpsc::UnboundedReceiver<String>,
 ) -> std::io::Result<std::process::ExitStatus> {
     let argv = program.argv();
     let (exe, args) = argv
@@ -124,23 +121,12 @@ pub async fn run(
     let mut child = cmd.spawn()?;
     let pid = child.id().unwrap_or(0);
     tracing::info!(server = %program.name, pid, "stdio server started");
-    let (Some(mut stdin), Some(stdout), Some(stderr)) =
+    let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         return Err(std::io::Error::other("the process's pipes are missing"));
     };
-    tokio::spawn(async move {
-        while let Some(line) = to_child.recv().await {
-            let written = async {
-                stdin.write_all(line.as_bytes()).await?;
-                stdin.write_all(b"\n").await?;
-                stdin.flush().await
-            };
-            if written.await.is_err() {
-                break;
-            }
-        }
-    });
+    tokio::spawn(crate::lines::write(to_child, stdin));
     let stop = Arc::new(tokio::sync::Notify::new());
     if let Some(every) = program.ping {
         tokio::spawn(watch(
@@ -205,44 +191,15 @@ async fn watch(
 
 /// Reads JSON-RPC messages, one per line, until the process closes stdout.
 async fn read_stdout(stdout: tokio::process::ChildStdout, mux: &Mux, name: &str) {
-    let mut reader = BufReader::new(stdout);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let read = (&mut reader)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .await;
-        match read {
-            Ok(0) | Err(_) => return,
-            Ok(_) if line.len() > MAX_LINE && !line.ends_with(b"\n") => {
-                tracing::warn!(server = %name, limit = MAX_LINE, "a stdout line over the limit; dropped");
-                // Skip the rest of that line.
-                loop {
-                    line.clear();
-                    match (&mut reader)
-                        .take(64 * 1024)
-                        .read_until(b'\n', &mut line)
-                        .await
-                    {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) if line.ends_with(b"\n") => break,
-                        Ok(_) => {}
-                    }
-                }
+    let mut lines = crate::lines::Reader::new(stdout);
+    while let Some(line) = lines.next().await {
+        match line {
+            Line::Message(msg) => mux.received(msg),
+            Line::TooLong => {
+                tracing::warn!(server = %name, limit = crate::lines::MAX_LINE, "a stdout line over the limit; dropped")
             }
-            Ok(_) => {
-                let text = line.trim_ascii();
-                if text.is_empty() {
-                    continue;
-                }
-                match serde_json::from_slice(text) {
-                    Ok(msg) => mux.received(msg),
-                    Err(_) => {
-                        let shown = String::from_utf8_lossy(&text[..text.len().min(MAX_LOGGED)]);
-                        tracing::warn!(server = %name, line = %shown, "stdout line that is not JSON-RPC; dropped");
-                    }
-                }
+            Line::NotJson(shown) => {
+                tracing::warn!(server = %name, line = %shown, "stdout line that is not JSON-RPC; dropped")
             }
         }
     }

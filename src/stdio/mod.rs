@@ -73,14 +73,14 @@ pub async fn serve(name: &str, listen: &str, secret: String) -> Result<(), Stdio
         let idle = std::time::Duration::from_millis(spec.idle_timeout_ms.unwrap_or(300_000));
         let per_client = programs::PerClient::new(program, spec.max_processes.unwrap_or(16), idle);
         let app = http::router(Arc::new(Programs::PerClient(per_client)), secret);
-        let _ = axum::serve(listener, app).await;
+        let _ = axum::serve(crate::protocol::no_delay(listener), app).await;
         return Ok(());
     }
     let (to_child, from_mux) = tokio::sync::mpsc::unbounded_channel();
     let mux = Arc::new(mux::Mux::new(to_child));
     let app = http::router(Arc::new(Programs::Shared(mux.clone())), secret);
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = axum::serve(crate::protocol::no_delay(listener), app).await;
     });
     let ended = child::run(program, mux, from_mux).await;
     // Let the error answers of the requests in flight reach the gateway before exiting.

@@ -114,15 +114,7 @@ where
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(tool = name, %addr, sessions, "tool server listening");
-    // No Nagle delay: an SSE answer goes out as several small writes, and waiting for the ACK of
-    // the first held every streamed answer back by ~40 ms.
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app)
+    axum::serve(crate::protocol::no_delay(listener), app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

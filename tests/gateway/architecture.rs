@@ -12,8 +12,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
         &[
-            "protocol", "uri", "seal", "sse", "session", "metrics", "logs", "error", "jsonrpc",
-            "outcome", "mutate",
+            "protocol", "uri", "seal", "sse", "lines", "session", "metrics", "logs", "error",
+            "jsonrpc", "outcome", "mutate",
         ],
     ),
     ("configuration model", &["config"]),
