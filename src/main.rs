@@ -71,6 +71,10 @@ enum Command {
     },
     /// Apply the database migrations (safe to run again).
     Migrate,
+    /// Seal a secret for the configuration (`headers:` values, client secrets): reads it from
+    /// standard input (one trailing newline dropped), prints `enc:v1:…` sealed with
+    /// MCP_GATEWAY_SECRETS_KEY (64 hex digits). Needs no configuration file.
+    Encrypt,
     /// Read the audit trail; encrypted arguments are decrypted with the keys in the environment
     /// (MCP_GATEWAY_AUDIT_KEY for the configured key id, MCP_GATEWAY_AUDIT_OLD_KEYS="id:key,…").
     Audit {
@@ -224,6 +228,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Encrypt => encrypt(),
         Command::Migrate => {
             let config = load(path)?;
             current_thread()?.block_on(admin::migrate(&config))
@@ -352,6 +357,25 @@ fn tools(config: &config::Config, command: ToolsCommand) -> anyhow::Result<()> {
 
 /// `token`: a development token, carrying every scope's OAuth scopes (its roles decide what it
 /// may use).
+/// `mcp-gateway encrypt`: standard input sealed under the environment's current secrets key.
+fn encrypt() -> anyhow::Result<()> {
+    use mcp_gateway::config::credentials;
+    use std::io::Read;
+    let key = std::env::var(credentials::KEY_VAR)
+        .map_err(|_| anyhow!("{} is not set (64 hex digits)", credentials::KEY_VAR))?;
+    let keys = credentials::keys(Some(&key), None).map_err(|e| anyhow!(e))?;
+    let mut value = String::new();
+    std::io::stdin().read_to_string(&mut value)?;
+    let value = value.strip_suffix('\n').unwrap_or(&value);
+    let value = value.strip_suffix('\r').unwrap_or(value);
+    if value.is_empty() {
+        anyhow::bail!("nothing to seal on standard input");
+    }
+    let sealed = credentials::seal(value, &keys).ok_or_else(|| anyhow!("cannot seal"))?;
+    println!("{sealed}");
+    Ok(())
+}
+
 fn token(
     config: &config::Config,
     user: &str,

@@ -87,29 +87,38 @@ impl ArgumentsMode {
             ArgumentsMode::None => None,
             ArgumentsMode::Sha256 => Some(hex::encode(Sha256::digest(raw.as_bytes()))),
             ArgumentsMode::Encrypted { key_id, cipher } => {
-                let mut nonce = [0u8; 12];
-                rand::rng().fill_bytes(&mut nonce);
-                let ct = cipher
-                    .encrypt(
-                        &Nonce::from(nonce),
-                        Payload {
-                            msg: raw.as_bytes(),
-                            aad: AAD,
-                        },
-                    )
-                    .ok()?;
-                Some(format!(
-                    "v1:{key_id}:{}:{}",
-                    STANDARD.encode(nonce),
-                    STANDARD.encode(ct)
-                ))
+                envelope(key_id, cipher, AAD, raw.as_bytes())
             }
         }
     }
 }
 
-/// Opens an envelope with one of the given `(key id, key)` pairs.
+/// `v1:<key id>:<nonce>:<ciphertext>` of `plain`, bound to `aad` (what the envelope is for: one
+/// kind of envelope never opens as another).
+pub fn envelope(key_id: &str, cipher: &Aes256Gcm, aad: &[u8], plain: &[u8]) -> Option<String> {
+    let mut nonce = [0u8; 12];
+    rand::rng().fill_bytes(&mut nonce);
+    let ct = cipher
+        .encrypt(&Nonce::from(nonce), Payload { msg: plain, aad })
+        .ok()?;
+    Some(format!(
+        "v1:{key_id}:{}:{}",
+        STANDARD.encode(nonce),
+        STANDARD.encode(ct)
+    ))
+}
+
+/// Opens an arguments envelope with one of the given `(key id, key)` pairs.
 pub fn open(envelope: &str, keys: &[(String, [u8; 32])]) -> Result<String, SealError> {
+    open_for(envelope, keys, AAD)
+}
+
+/// Opens an envelope made for `aad` with one of the given `(key id, key)` pairs.
+pub fn open_for(
+    envelope: &str,
+    keys: &[(String, [u8; 32])],
+    aad: &[u8],
+) -> Result<String, SealError> {
     let mut parts = envelope.splitn(4, ':');
     let (Some("v1"), Some(kid), Some(nonce), Some(ct)) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -127,7 +136,7 @@ pub fn open(envelope: &str, keys: &[(String, [u8; 32])]) -> Result<String, SealE
         .ok_or(SealError::Nonce)?;
     let ct = STANDARD.decode(ct).map_err(|_| SealError::Ciphertext)?;
     let plain = Aes256Gcm::new(key.into())
-        .decrypt(&Nonce::from(nonce), Payload { msg: &ct, aad: AAD })
+        .decrypt(&Nonce::from(nonce), Payload { msg: &ct, aad })
         .map_err(|_| SealError::Decrypt(kid.to_string()))?;
     String::from_utf8(plain).map_err(|_| SealError::NotUtf8)
 }

@@ -78,9 +78,11 @@ impl Composed {
         inc: &Incoming,
     ) -> reqwest::RequestBuilder {
         let client = m.upstreams.pool.own_client().unwrap_or(&self.http);
-        let mut r = client
-            .request(verb, picked.target.url())
-            .header("x-gateway-auth", m.upstreams.auth_header.clone());
+        let mut r = picked.with_headers(
+            client
+                .request(verb, picked.target.url())
+                .header("x-gateway-auth", m.upstreams.auth_header.clone()),
+        );
         if let Some(u) = &inc.user {
             r = r.header("x-user-id", u.clone());
         }

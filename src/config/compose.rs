@@ -196,6 +196,7 @@ fn composer_target() -> UpstreamTarget {
         weight: 1,
         spawn: None,
         legacy_sse: false,
+        headers: Vec::new(),
     }
 }
 

@@ -47,6 +47,11 @@ const OWN: [&str; 16] = [
     "www-authenticate",
 ];
 
+/// Whether the gateway writes or judges the header itself (`name` lower-case, `_` read as `-`).
+pub fn is_own(name: &str) -> bool {
+    OWN.contains(&name) || name.starts_with("x-forwarded-") || name.starts_with("access-control-")
+}
+
 /// Validates `forward_headers`, one problem per bad name.
 pub fn validate(
     path: &Path,
@@ -66,10 +71,7 @@ pub fn validate(
                 continue;
             };
             let normal = name.as_str().replace('_', "-");
-            if OWN.contains(&normal.as_str())
-                || normal.starts_with("x-forwarded-")
-                || normal.starts_with("access-control-")
-            {
+            if is_own(&normal) {
                 problems.push(Problem::new(
                     path,
                     field,

@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod compose;
+pub mod credentials;
 pub mod env;
 pub mod file;
 mod gateway;

@@ -187,6 +187,8 @@ pub struct UpstreamTarget {
     pub spawn: Option<Spawn>,
     /// The upstream speaks only the legacy HTTP+SSE transport; `path` is its SSE endpoint.
     pub legacy_sse: bool,
+    /// Headers sent to this upstream only (`headers:`), their values opened and never printed.
+    pub headers: Vec<(http::HeaderName, super::credentials::Secret)>,
 }
 
 /// A process the gateway runs for an upstream: arguments to its own binary and the environment it

@@ -84,7 +84,15 @@ pub(super) fn build_plain(
         ));
     }
     let upstream_version = upstream_version(path, at, scope.upstream_version.as_deref(), problems);
-    let upstreams = upstream_targets(path, at, name, &scope.upstreams, problems);
+    let sealed = scope.upstreams.iter().flat_map(|u| u.headers.values());
+    let keys = match sealed
+        .into_iter()
+        .any(|v| v.starts_with(super::credentials::SEALED))
+    {
+        true => super::credentials::keys_of(sources, problems),
+        false => Vec::new(),
+    };
+    let upstreams = upstream_targets(path, at, name, &scope.upstreams, &keys, problems);
     if upstreams.iter().any(|t| t.legacy_sse) && upstreams.iter().any(|t| !t.legacy_sse) {
         problems.push(Problem::new(
             path,
@@ -233,6 +241,7 @@ fn upstream_targets(
     at: At,
     scope: &str,
     list: &[UpstreamFile],
+    keys: &[(String, [u8; 32])],
     problems: &mut Vec<Problem>,
 ) -> Vec<UpstreamTarget> {
     let mut upstreams = Vec::new();
@@ -301,6 +310,7 @@ fn upstream_targets(
         match parsed {
             Ok(mut t) => {
                 t.weight = u.weight;
+                t.headers = upstream_headers(path, &here, &u.headers, keys, problems);
                 t.legacy_sse = u.transport == file::UpstreamTransport::Sse;
                 if t.legacy_sse && t.spawn.is_some() {
                     problems.push(Problem::new(
@@ -324,6 +334,43 @@ fn upstream_targets(
         }
     }
     upstreams
+}
+
+/// `headers:` of an upstream: names the gateway does not write itself, values opened (a sealed
+/// one with the environment's keys). A problem names the header, never its value.
+fn upstream_headers(
+    path: &Path,
+    here: At,
+    headers: &BTreeMap<String, String>,
+    keys: &[(String, [u8; 32])],
+    problems: &mut Vec<Problem>,
+) -> Vec<(http::HeaderName, super::credentials::Secret)> {
+    let mut out = Vec::new();
+    for (name, value) in headers {
+        let field = here(&format!("headers.{name}"));
+        let Ok(header) = http::HeaderName::from_bytes(name.as_bytes()) else {
+            problems.push(Problem::new(path, field, "not a header name"));
+            continue;
+        };
+        if !super::credentials::settable(&header) {
+            problems.push(Problem::new(
+                path,
+                field,
+                "written or judged by the gateway itself",
+            ));
+            continue;
+        }
+        let opened = super::credentials::reveal(value, keys).and_then(|v| {
+            super::credentials::Secret::new(&v).ok_or_else(|| {
+                "the value cannot be a header (a line break or control character)".into()
+            })
+        });
+        match opened {
+            Ok(secret) => out.push((header, secret)),
+            Err(why) => problems.push(Problem::new(path, field, why)),
+        }
+    }
+    out
 }
 
 /// A command upstream's limits and sandbox: sizes in range, sandbox paths absolute.
@@ -522,6 +569,7 @@ pub(super) fn parse_upstream(raw: &str) -> Result<UpstreamTarget, String> {
         weight: 1,
         spawn: None,
         legacy_sse: false,
+        headers: Vec::new(),
     })
 }
 
@@ -539,5 +587,6 @@ fn spawned_upstream(args: &[String], env: Vec<(String, String)>) -> Result<Upstr
             env,
         }),
         legacy_sse: false,
+        headers: Vec::new(),
     })
 }

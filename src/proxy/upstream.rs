@@ -90,6 +90,9 @@ fn rewrite(
         caller.scope.auth_header.clone(),
     )?;
     req.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str())?;
+    for (name, secret) in &picked.target.headers {
+        req.insert_header(name.clone(), secret.0.clone())?;
+    }
     let id = &caller.identity;
     req.insert_header(names::written::USER_ID, id.user.as_str())?;
     match &id.tenant {

@@ -123,12 +123,13 @@ impl Pool {
         picked: &Picked,
         method: reqwest::Method,
     ) -> reqwest::RequestBuilder {
-        scope
+        let r = scope
             .pool
             .own_client()
             .unwrap_or(&self.http)
             .request(method, picked.target.url())
-            .header("x-gateway-auth", scope.auth_header.clone())
+            .header("x-gateway-auth", scope.auth_header.clone());
+        picked.with_headers(r)
     }
 
     /// A POST of the gateway's own to `picked`, as the upstream expects any request.

@@ -60,6 +60,16 @@ pub struct Endpoint {
     outlier: Outlier,
 }
 
+impl Endpoint {
+    /// A request of the gateway's own to this upstream, with the headers configured for it.
+    pub fn with_headers(&self, mut r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        for (name, secret) in &self.target.headers {
+            r = r.header(name.clone(), secret.0.clone());
+        }
+        r
+    }
+}
+
 impl ScopeUpstreams {
     /// A healthy upstream, skipping those in `exclude` (already failed for this request).
     pub fn select(&self, key: &[u8], exclude: &[Picked]) -> Option<Picked> {

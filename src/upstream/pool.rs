@@ -334,6 +334,7 @@ mod tests {
                 weight: 1,
                 spawn: None,
                 legacy_sse: false,
+                headers: Vec::new(),
             }],
             balance: Balance::RoundRobin,
             health: None,

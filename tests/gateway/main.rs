@@ -11,6 +11,7 @@ mod common;
 mod compose;
 mod config;
 mod connections;
+mod credentials;
 mod discovery;
 mod door;
 mod endpoints;

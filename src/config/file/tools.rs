@@ -256,6 +256,10 @@ pub struct UpstreamFile {
     /// 0s: never).
     #[serde(default, with = "opt_duration")]
     pub ping_interval: Option<Duration>,
+    /// Headers sent to this upstream only: an API key, a team name. Values are `${VAR}` from the
+    /// gateway's environment or sealed (`enc:v1:…`, printed by `mcp-gateway encrypt`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     #[serde(default = "default_weight")]
     pub weight: usize,
     /// How the upstream speaks MCP: `streamable_http` (default) or `sse`, the legacy HTTP+SSE

@@ -40,8 +40,8 @@ pub async fn open(ctx: &RequestCtx) -> Result<Upstream, GatewayError> {
             .build()
             .map_err(|e| failed(e.to_string()))?,
     };
-    let resp = client
-        .get(&base)
+    let resp = picked
+        .with_headers(client.get(&base))
         .header("accept", "text/event-stream")
         .header("x-gateway-auth", scope.auth_header.clone())
         .header("x-user-id", caller.identity.user.as_str())

@@ -1,0 +1,169 @@
+//! Secrets the gateway sends to an upstream (`headers:` of an upstream): a value comes from the
+//! environment (`${VAR}`, expanded like every value) or is sealed in the file (`enc:v1:…`,
+//! AES-256-GCM under `MCP_GATEWAY_SECRETS_KEY`; values sealed under older keys open with
+//! `MCP_GATEWAY_SECRETS_OLD_KEYS`, `id:key,…`). Opened values live only in [`Secret`]s, which
+//! never print and go only to the upstream they are configured for.
+
+use super::problem::Problem;
+use super::Sources;
+use aes_gcm::aead::KeyInit;
+use sha2::{Digest, Sha256};
+
+pub const KEY_VAR: &str = "MCP_GATEWAY_SECRETS_KEY";
+pub const OLD_KEYS_VAR: &str = "MCP_GATEWAY_SECRETS_OLD_KEYS";
+/// What starts a sealed value in a configuration file.
+pub const SEALED: &str = "enc:";
+/// Binds the envelope to its use: an audit envelope never opens as a configuration secret.
+const AAD: &[u8] = b"mcp-gateway configuration secret v1";
+
+/// A header value only its upstream sees: `Debug` never shows it, and it is marked sensitive (an
+/// HTTP/2 encoder keeps it out of its tables).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub http::HeaderValue);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl Secret {
+    /// The value as a header; `None` when it cannot be one (a line break, a control character).
+    pub fn new(value: &str) -> Option<Self> {
+        let mut v = http::HeaderValue::from_str(value).ok()?;
+        v.set_sensitive(true);
+        Some(Self(v))
+    }
+}
+
+/// A key's id: the first 4 bytes of its SHA-256, in hex.
+pub fn key_id(key: &[u8; 32]) -> String {
+    hex::encode(&Sha256::digest(key)[..4])
+}
+
+/// Why the sealing keys cannot be read (never naming a key).
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    #[error("{KEY_VAR}: {0}")]
+    Current(crate::seal::SealError),
+    #[error("{OLD_KEYS_VAR}: entry {0}: write id:key (the key in 64 hex digits)")]
+    OldEntry(usize),
+    #[error("{OLD_KEYS_VAR}: entry {0}: {1}")]
+    OldKey(usize, crate::seal::SealError),
+}
+
+/// The keys the environment gives: the current one first (`None` when unset), then the older.
+pub fn keys(
+    current: Option<&str>,
+    old: Option<&str>,
+) -> Result<Vec<(String, [u8; 32])>, KeysError> {
+    let mut keys = Vec::new();
+    if let Some(k) = current {
+        let key = crate::seal::parse_key(k).map_err(KeysError::Current)?;
+        keys.push((key_id(&key), key));
+    }
+    for (i, entry) in old.unwrap_or("").split(',').enumerate() {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let (id, key) = entry.split_once(':').ok_or(KeysError::OldEntry(i))?;
+        let key = crate::seal::parse_key(key).map_err(|e| KeysError::OldKey(i, e))?;
+        keys.push((id.trim().to_string(), key));
+    }
+    Ok(keys)
+}
+
+/// Seals `value` under the current key: what `mcp-gateway encrypt` prints.
+pub fn seal(value: &str, keys: &[(String, [u8; 32])]) -> Option<String> {
+    let (id, key) = keys.first()?;
+    let cipher = aes_gcm::Aes256Gcm::new(key.into());
+    crate::seal::envelope(id, &cipher, AAD, value.as_bytes()).map(|e| format!("{SEALED}{e}"))
+}
+
+/// A configured value: a sealed one opened, any other as it is.
+pub fn reveal(value: &str, keys: &[(String, [u8; 32])]) -> Result<String, String> {
+    let Some(envelope) = value.strip_prefix(SEALED) else {
+        return Ok(value.to_string());
+    };
+    if keys.is_empty() {
+        return Err(format!("a sealed value needs {KEY_VAR} in the environment"));
+    }
+    crate::seal::open_for(envelope, keys, AAD)
+        .map_err(|e| format!("the sealed value cannot be opened: {e}"))
+}
+
+/// The sealing keys of `sources`, a problem (naming the variable) when they are unreadable.
+pub fn keys_of(sources: &Sources, problems: &mut Vec<Problem>) -> Vec<(String, [u8; 32])> {
+    match keys(sources.var(KEY_VAR), sources.var(OLD_KEYS_VAR)) {
+        Ok(k) => k,
+        Err(e) => {
+            let var = match e {
+                KeysError::Current(_) => KEY_VAR,
+                _ => OLD_KEYS_VAR,
+            };
+            problems.push(Problem::env(var, e.to_string()));
+            Vec::new()
+        }
+    }
+}
+
+/// Header names an upstream's `headers:` may not set: the gateway writes or judges them itself.
+/// `Authorization` may be set (an API key the upstream reads there): the client's never passes.
+pub fn settable(name: &http::HeaderName) -> bool {
+    let n = name.as_str().replace('_', "-");
+    n == "authorization" || !(super::headers::is_own(&n) || n.starts_with("mcp-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_with_current_and_old_keys_only() {
+        let (a, b) = ("11".repeat(32), "22".repeat(32));
+        let keys_a = keys(Some(&a), None).unwrap();
+        let sealed = seal("api-key-123", &keys_a).unwrap();
+        assert!(sealed.starts_with("enc:v1:") && !sealed.contains("api-key-123"));
+        assert_eq!(reveal(&sealed, &keys_a).unwrap(), "api-key-123");
+        assert_eq!(reveal("plain", &[]).unwrap(), "plain");
+        // Rotated: b is current, a is listed as old under its id.
+        let old = format!("{}:{a}", key_id(&crate::seal::parse_key(&a).unwrap()));
+        let rotated = keys(Some(&b), Some(&old)).unwrap();
+        assert_eq!(reveal(&sealed, &rotated).unwrap(), "api-key-123");
+        let only_b = keys(Some(&b), None).unwrap();
+        let err = reveal(&sealed, &only_b).unwrap_err();
+        assert!(
+            err.contains("no key with id") && !err.contains("api-key"),
+            "{err}"
+        );
+        assert!(reveal(&sealed, &[]).unwrap_err().contains(KEY_VAR));
+        // An audit envelope under the same key is not a configuration secret.
+        let audit = crate::seal::ArgumentsMode::encrypted(&keys_a[0].0, &keys_a[0].1)
+            .seal("x")
+            .unwrap();
+        assert!(reveal(&format!("enc:{audit}"), &keys_a).is_err());
+        assert!(keys(Some("short"), None).is_err());
+        assert!(keys(None, Some("nocolon")).is_err());
+    }
+
+    #[test]
+    fn own_headers_cannot_be_set() {
+        for ok in ["x-api-key", "authorization", "x-team"] {
+            assert!(settable(&http::HeaderName::from_static(ok)), "{ok}");
+        }
+        for own in [
+            "x-gateway-auth",
+            "x-user-id",
+            "host",
+            "mcp-session-id",
+            "x-forwarded-for",
+            "x_user_id",
+        ] {
+            assert!(
+                !settable(&http::HeaderName::from_bytes(own.as_bytes()).unwrap()),
+                "{own}"
+            );
+        }
+    }
+}
