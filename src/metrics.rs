@@ -31,6 +31,7 @@ metric!(AUDIT_ROWS: IntCounterVec = register_int_counter_vec!("mcp_audit_rows_to
 metric!(AUDIT_SPOOL_BYTES: IntGauge = register_int_gauge!("mcp_audit_spool_bytes", "Size of the audit spool file"));
 metric!(RATE_LIMIT_STORE_ERRORS: IntCounter = register_int_counter!("mcp_rate_limit_store_errors_total", "Rate-limit checks the shared store could not answer (the fallback applied)"));
 metric!(UPSTREAM_EJECTIONS: IntCounterVec = register_int_counter_vec!("mcp_upstream_ejections_total", "Upstreams taken out of rotation after consecutive failures", &["scope", "upstream"]));
+metric!(UPSTREAM_TOKENS: IntCounterVec = register_int_counter_vec!("mcp_upstream_token_requests_total", "Machine tokens the gateway asked of upstreams' token endpoints (auth: oauth_client_credentials), by result", &["scope", "result"]));
 metric!(PROCESS_RESTARTS: IntCounterVec = register_int_counter_vec!("mcp_process_restarts_total", "Processes the gateway runs (bundled tools, stdio servers' adapters) started again after they exited", &["scope"]));
 metric!(CONFIG_RELOADS: IntCounterVec = register_int_counter_vec!("mcp_config_reloads_total", "Configuration reloads, applied (ok) or refused with the running configuration kept (rejected)", &["result"]));
 metric!(CONFIG_LAST_RELOAD_SUCCESS: IntGauge = register_int_gauge!("mcp_config_last_reload_success_timestamp_seconds", "When the running configuration was loaded (Unix seconds)"));

@@ -197,6 +197,7 @@ fn composer_target() -> UpstreamTarget {
         spawn: None,
         legacy_sse: false,
         headers: Vec::new(),
+        auth: None,
     }
 }
 

@@ -108,6 +108,72 @@ pub fn keys_of(sources: &Sources, problems: &mut Vec<Problem>) -> Vec<(String, [
     }
 }
 
+/// `auth: { oauth_client_credentials: … }` of an upstream, its secret opened.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scope: Option<String>,
+    pub audience: Option<String>,
+    pub client_auth: super::file::TokenClientAuth,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `auth:` of an upstream validated: the client credentials grant (its token URL an http(s)
+/// URL, its secret opened); the other kinds are refused until they are served.
+pub fn upstream_auth(
+    path: &std::path::Path,
+    at: &dyn Fn(&str) -> String,
+    auth: &super::file::UpstreamAuthFile,
+    keys: &[(String, [u8; 32])],
+    problems: &mut Vec<Problem>,
+) -> Option<std::sync::Arc<ClientCredentials>> {
+    use super::file::UpstreamAuthFile;
+    let c = match auth {
+        UpstreamAuthFile::OauthClientCredentials(c) => c,
+        UpstreamAuthFile::PerUserOauth | UpstreamAuthFile::TokenExchange(_) => {
+            problems.push(Problem::new(
+                path,
+                at("auth"),
+                "per_user_oauth and token_exchange are not served yet; oauth_client_credentials is",
+            ));
+            return None;
+        }
+    };
+    let field = |f: &str| at(&format!("auth.oauth_client_credentials.{f}"));
+    let url_ok = url::Url::parse(&c.token_url)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    if !url_ok {
+        problems.push(Problem::new(path, field("token_url"), "not an http(s) URL"));
+    }
+    let secret = match reveal(&c.client_secret, keys) {
+        Ok(s) => s,
+        Err(why) => {
+            problems.push(Problem::new(path, field("client_secret"), why));
+            return None;
+        }
+    };
+    url_ok.then(|| {
+        std::sync::Arc::new(ClientCredentials {
+            token_url: c.token_url.clone(),
+            client_id: c.client_id.clone(),
+            client_secret: secret,
+            scope: c.scope.clone(),
+            audience: c.audience.clone(),
+            client_auth: c.client_auth,
+        })
+    })
+}
+
 /// Header names an upstream's `headers:` may not set: the gateway writes or judges them itself.
 /// `Authorization` may be set (an API key the upstream reads there): the client's never passes.
 pub fn settable(name: &http::HeaderName) -> bool {

@@ -84,7 +84,13 @@ pub(super) fn build_plain(
         ));
     }
     let upstream_version = upstream_version(path, at, scope.upstream_version.as_deref(), problems);
-    let sealed = scope.upstreams.iter().flat_map(|u| u.headers.values());
+    let sealed = scope.upstreams.iter().flat_map(|u| {
+        let secret = match &u.auth {
+            Some(file::UpstreamAuthFile::OauthClientCredentials(c)) => Some(&c.client_secret),
+            _ => None,
+        };
+        u.headers.values().chain(secret)
+    });
     let keys = match sealed
         .into_iter()
         .any(|v| v.starts_with(super::credentials::SEALED))
@@ -311,6 +317,20 @@ fn upstream_targets(
             Ok(mut t) => {
                 t.weight = u.weight;
                 t.headers = upstream_headers(path, &here, &u.headers, keys, problems);
+                t.auth = u.auth.as_ref().and_then(|a| {
+                    super::credentials::upstream_auth(path, &here, a, keys, problems)
+                });
+                if t.auth.is_some()
+                    && t.headers
+                        .iter()
+                        .any(|(n, _)| n == http::header::AUTHORIZATION)
+                {
+                    problems.push(Problem::new(
+                        path,
+                        here("headers.Authorization"),
+                        "auth: sends the Authorization header already",
+                    ));
+                }
                 t.legacy_sse = u.transport == file::UpstreamTransport::Sse;
                 if t.legacy_sse && t.spawn.is_some() {
                     problems.push(Problem::new(
@@ -570,6 +590,7 @@ pub(super) fn parse_upstream(raw: &str) -> Result<UpstreamTarget, String> {
         spawn: None,
         legacy_sse: false,
         headers: Vec::new(),
+        auth: None,
     })
 }
 
@@ -588,5 +609,6 @@ fn spawned_upstream(args: &[String], env: Vec<(String, String)>) -> Result<Upstr
         }),
         legacy_sse: false,
         headers: Vec::new(),
+        auth: None,
     })
 }

@@ -66,6 +66,10 @@ pub struct Upstream {
     pub elapsed: Option<std::time::Duration>,
     /// The upstream's in-flight slot, held until the request ends.
     pub slot: Option<InflightGuard>,
+    /// The upstream's machine token sent with this attempt (`Authorization`).
+    pub bearer: Option<http::HeaderValue>,
+    /// The upstream refused the token once; the request was tried again with a new one.
+    pub auth_retried: bool,
 }
 
 /// What happens to the answer's body on its way to the client.

@@ -4,7 +4,9 @@
 use super::admit::Route;
 use super::ctx::RequestCtx;
 use super::failure::refused;
-use super::{admit, answer, audit, body, failure, inbound, respond, upstream, Gateway};
+use super::{
+    admit, answer, audit, body, credentials, failure, inbound, respond, upstream, Gateway,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -101,7 +103,25 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        upstream::peer(ctx).map_err(|e| ctx.refuse(e))
+        let peer = upstream::peer(ctx).map_err(|e| ctx.refuse(e))?;
+        credentials::take(ctx).await.map_err(|e| ctx.refuse(e))?;
+        // A second attempt sends the (rewritten) body again.
+        if let Some(t) = ctx.body.rewritten.as_mut() {
+            t.sent = false;
+        }
+        Ok(peer)
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let e = e.more_context(format!("Peer: {peer}"));
+        credentials::retry(session, e, ctx, client_reused)
     }
 
     fn fail_to_connect(
@@ -131,6 +151,7 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        credentials::refused(resp, ctx)?;
         answer::header(resp, ctx)
     }
 

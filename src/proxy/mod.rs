@@ -12,6 +12,7 @@ pub mod authn;
 pub mod authz;
 pub mod body;
 pub mod cors;
+pub mod credentials;
 pub mod ctx;
 pub mod discovery;
 pub mod failure;

@@ -93,6 +93,7 @@ fn rewrite(
     for (name, secret) in &picked.target.headers {
         req.insert_header(name.clone(), secret.0.clone())?;
     }
+    super::credentials::write(req, ctx)?;
     let id = &caller.identity;
     req.insert_header(names::written::USER_ID, id.user.as_str())?;
     match &id.tenant {

@@ -8,6 +8,7 @@ mod error;
 pub mod own;
 pub mod pool;
 pub mod spawn;
+pub mod token;
 
 pub use error::{Cause, SetupError};
 
@@ -57,14 +58,20 @@ pub struct Endpoint {
     pub uri: http::Uri,
     /// `Host` as the upstream expects it.
     pub host_header: http::HeaderValue,
+    /// The gateway's machine token for it (`auth: oauth_client_credentials`).
+    pub token: Option<Arc<token::MachineToken>>,
     outlier: Outlier,
 }
 
 impl Endpoint {
-    /// A request of the gateway's own to this upstream, with the headers configured for it.
+    /// A request of the gateway's own to this upstream, with the headers configured for it and
+    /// its machine token while one is held (the pool renews it in the background).
     pub fn with_headers(&self, mut r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         for (name, secret) in &self.target.headers {
             r = r.header(name.clone(), secret.0.clone());
+        }
+        if let Some(bearer) = self.token.as_ref().and_then(|t| t.cached()) {
+            r = r.header(http::header::AUTHORIZATION, bearer);
         }
         r
     }

@@ -87,6 +87,8 @@ pub struct Pool {
     /// linear search beats hashing a formatted address).
     pub(super) endpoints: Vec<Picked>,
     supervisors: Vec<Arc<Supervisor>>,
+    /// Machine tokens of its upstreams, renewed while the pool runs.
+    tokens: Vec<Arc<super::token::MachineToken>>,
     /// For the gateway's own requests when the scope has `tls:` settings.
     own: Option<reqwest::Client>,
     started: AtomicBool,
@@ -129,8 +131,15 @@ impl Pool {
         let mut set = BTreeSet::new();
         let mut endpoints = Vec::new();
         let mut supervisors = Vec::new();
+        let mut tokens = Vec::new();
         for (t, addresses) in spec.upstreams.iter().zip(&spec.addresses) {
             let mut t = t.clone();
+            // One token per configured upstream, shared by the addresses it resolves to.
+            let token = t.auth.as_ref().map(|a| {
+                let token = Arc::new(super::token::MachineToken::new(a.clone(), name));
+                tokens.push(token.clone());
+                token
+            });
             if let Some(spawn) = &t.spawn {
                 if t.port == 0 {
                     t.port = free_port()?;
@@ -169,6 +178,7 @@ impl Pool {
                     target: t.clone(),
                     uri: uri.clone(),
                     host_header: host_header.clone(),
+                    token: token.clone(),
                     outlier: Outlier::default(),
                 }));
                 set.insert(backend);
@@ -226,6 +236,7 @@ impl Pool {
             balancer,
             endpoints,
             supervisors,
+            tokens,
             own,
             started: AtomicBool::new(false),
             stop: watch::channel(false).0,
@@ -272,6 +283,9 @@ impl Pool {
             });
         }
         futures_util::future::join_all(ready).await;
+        for t in &self.tokens {
+            tokio::spawn(t.clone().renew_while(self.stop.subscribe()));
+        }
         if let Some(h) = &self.spec.health {
             self.backends().run_health_check(true).await;
             tokio::spawn(check_health(
@@ -335,6 +349,7 @@ mod tests {
                 spawn: None,
                 legacy_sse: false,
                 headers: Vec::new(),
+                auth: None,
             }],
             balance: Balance::RoundRobin,
             health: None,

@@ -129,3 +129,167 @@ async fn sealed_values_open_after_a_key_rotation_and_check_names_those_that_do_n
         "{out}"
     );
 }
+
+/// A token endpoint (client credentials, HTTP Basic) and an MCP upstream that takes only its
+/// tokens: tokens are `tok-N`, valid for `lifetime` seconds; the upstream can be told to refuse one.
+struct Oauth {
+    port: u16,
+    issued: Arc<AtomicUsize>,
+    /// Authorization values the upstream saw on `tools/call`, with the status it answered.
+    seen: Arc<Mutex<Vec<(String, u16)>>>,
+    refused: Arc<Mutex<Vec<String>>>,
+}
+
+use axum::response::IntoResponse;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+async fn oauth(lifetime: u64) -> Oauth {
+    let issued = Arc::new(AtomicUsize::new(0));
+    let seen: Arc<Mutex<Vec<(String, u16)>>> = Arc::default();
+    let refused: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (i, s, r) = (issued.clone(), seen.clone(), refused.clone());
+    let port = serve_router(move |_| {
+        let token = move |headers: axum::http::HeaderMap, form: axum::extract::Form<std::collections::HashMap<String, String>>| {
+            let i = i.clone();
+            async move {
+                // gw-client:gw-secret in HTTP Basic, the grant and scope as configured.
+                let basic = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+                if basic != "Basic Z3ctY2xpZW50Omd3LXNlY3JldA==" || form.get("grant_type").map(String::as_str) != Some("client_credentials") || form.get("scope").map(String::as_str) != Some("tools") {
+                    return (axum::http::StatusCode::UNAUTHORIZED, "bad client").into_response();
+                }
+                let n = i.fetch_add(1, Ordering::SeqCst) + 1;
+                axum::Json(json!({"access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": lifetime})).into_response()
+            }
+        };
+        let mcp = move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let (s, r) = (s.clone(), r.clone());
+            async move {
+                let msg: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let ok = auth.starts_with("Bearer tok-") && !r.lock().unwrap().contains(&auth);
+                if msg["method"] == "tools/call" {
+                    s.lock().unwrap().push((auth.clone(), if ok { 200 } else { 401 }));
+                }
+                if !ok {
+                    return (axum::http::StatusCode::UNAUTHORIZED, [("www-authenticate", "Bearer")], "").into_response();
+                }
+                let Some(id) = msg.get("id").cloned() else {
+                    return axum::http::StatusCode::ACCEPTED.into_response();
+                };
+                let result = match msg["method"].as_str().unwrap_or("") {
+                    "initialize" => json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "vendor", "version": "1"}}),
+                    "tools/list" => json!({"tools": [{"name": "exact_calculate", "inputSchema": {"type": "object"}}, {"name": "statistics", "inputSchema": {"type": "object"}}]}),
+                    _ => json!({"content": [{"type": "text", "text": "ok"}], "isError": false}),
+                };
+                axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+            }
+        };
+        axum::Router::new()
+            .route("/token", axum::routing::post(token))
+            .route("/mcp", axum::routing::post(mcp))
+    })
+    .await;
+    Oauth {
+        port,
+        issued,
+        seen,
+        refused,
+    }
+}
+
+#[tokio::test]
+async fn a_client_credentials_upstream_gets_a_machine_token_renewed_on_expiry_and_after_a_401() {
+    let o = oauth(2).await;
+    let secret = sealed("gw-secret", KEY);
+    let mut spec = GatewaySpec::new(&[o.port]);
+    spec.tools_yaml = edit(
+        &spec.tools_yaml,
+        &format!("      - url: http://127.0.0.1:{}/mcp\n", o.port),
+        &format!(
+            "      - url: http://127.0.0.1:{}/mcp\n        auth: {{ oauth_client_credentials: {{ token_url: \"http://127.0.0.1:{}/token\", client_id: gw-client, client_secret: \"{secret}\", scope: tools }} }}\n",
+            o.port, o.port
+        ),
+    );
+    spec.without_health_check();
+    spec.env
+        .push(("MCP_GATEWAY_SECRETS_KEY".into(), KEY.into()));
+    let (ok, out) = spec.check();
+    assert!(ok, "{out}");
+    let gw = spec.start().await;
+    let mut client = gw.developer("carol");
+    client.initialize().await;
+    let call = |id: u64| client.call(id, "exact_calculate", json!({}));
+    let r = rpc_body(call(1).await).await;
+    assert_eq!(r["result"]["content"][0]["text"], "ok", "{r}");
+    let first = o.seen.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        first.0.starts_with("Bearer tok-") && first.1 == 200,
+        "{first:?}"
+    );
+
+    // After the token's life (2 s), calls carry a newer one: renewed without a refusal.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    rpc_body(call(2).await).await;
+    let second = o.seen.lock().unwrap().last().cloned().unwrap();
+    assert_ne!(second.0, first.0);
+    assert_eq!(second.1, 200);
+
+    // The upstream stops taking the current token: the call is refused once at the upstream,
+    // then goes through with a new token, and the client sees only the answer.
+    o.refused.lock().unwrap().push(second.0.clone());
+    let issued = o.issued.load(Ordering::SeqCst);
+    let r = rpc_body(call(3).await).await;
+    assert_eq!(r["result"]["content"][0]["text"], "ok", "{r}");
+    let seen = o.seen.lock().unwrap().clone();
+    let n = seen.len();
+    assert_eq!(seen[n - 2], (second.0.clone(), 401), "{seen:?}");
+    assert_eq!(seen[n - 1].1, 200, "{seen:?}");
+    assert_ne!(seen[n - 1].0, second.0);
+    assert!(o.issued.load(Ordering::SeqCst) > issued);
+    // The client's token never reached the upstream; the secret and tokens are in no log line.
+    assert!(seen.iter().all(|(a, _)| a.starts_with("Bearer tok-")));
+    let log = gw.log_text();
+    assert!(!log.contains("gw-secret") && !log.contains("tok-"), "{log}");
+    let metrics = gw.metrics_text().await;
+    assert!(
+        metric(
+            &metrics,
+            "mcp_upstream_token_requests_total{result=\"ok\",scope=\"calculator\"}"
+        ) >= 3.0,
+        "{metrics}"
+    );
+}
+
+/// `auth:` is checked: kinds not served yet, a token URL that is not one, a secret that cannot be
+/// opened, `Authorization` set twice; the secret is never printed.
+#[test]
+fn upstream_auth_problems_are_named() {
+    let mut spec = GatewaySpec::new(&[1, 2, 3]);
+    let auth = |port: u16, auth: &str| {
+        (
+            format!("      - url: http://127.0.0.1:{port}/mcp\n"),
+            format!("      - url: http://127.0.0.1:{port}/mcp\n        auth: {auth}\n"),
+        )
+    };
+    for (from, to) in [
+        auth(1, "per_user_oauth"),
+        auth(2, "{ oauth_client_credentials: { token_url: \"ftp://idp\", client_id: a, client_secret: \"enc:v1:00000000:AAAAAAAAAAAAAAAA:AAAA\" } }"),
+        auth(3, "{ oauth_client_credentials: { token_url: \"https://idp/token\", client_id: a, client_secret: s3cr3t-value, scpoe: x } }"),
+    ] {
+        spec.tools_yaml = edit(&spec.tools_yaml, &from, &to);
+    }
+    spec.env
+        .push(("MCP_GATEWAY_SECRETS_KEY".into(), KEY.into()));
+    let (ok, out) = spec.check();
+    assert!(!ok);
+    for want in [
+        "scopes.calculator.upstreams[0].auth: per_user_oauth and token_exchange are not served yet",
+        "scopes.calculator.upstreams[1].auth.oauth_client_credentials.token_url: not an http(s) URL",
+        "scopes.calculator.upstreams[1].auth.oauth_client_credentials.client_secret: the sealed value cannot be opened",
+        "unknown field `scpoe`",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("s3cr3t-value"), "{out}");
+}

@@ -260,6 +260,9 @@ pub struct UpstreamFile {
     /// gateway's environment or sealed (`enc:v1:…`, printed by `mcp-gateway encrypt`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// How the gateway authenticates to this upstream besides `headers:`.
+    #[serde(default, deserialize_with = "upstream_auth")]
+    pub auth: Option<UpstreamAuthFile>,
     #[serde(default = "default_weight")]
     pub weight: usize,
     /// How the upstream speaks MCP: `streamable_http` (default) or `sse`, the legacy HTTP+SSE
@@ -269,6 +272,72 @@ pub struct UpstreamFile {
 }
 
 pub use crate::protocol::StdioSession;
+
+/// `auth:` of an upstream: `per_user_oauth`, or a map of one kind to its settings
+/// (`{ oauth_client_credentials: {…} }`).
+#[derive(Debug, Clone)]
+pub enum UpstreamAuthFile {
+    /// A machine token of the gateway's own (OAuth client credentials grant), cached and
+    /// refreshed before it expires.
+    OauthClientCredentials(ClientCredentialsFile),
+    /// Each user's own token at the upstream, after their consent.
+    PerUserOauth,
+    /// The caller's token exchanged for one bound to the upstream (RFC 8693).
+    TokenExchange(serde_yaml_ng::Value),
+}
+
+fn upstream_auth<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<UpstreamAuthFile>, D::Error> {
+    use serde::de::Error;
+    use serde_yaml_ng::Value;
+    const KINDS: &str =
+        "per_user_oauth, { oauth_client_credentials: {…} } or { token_exchange: {…} }";
+    let v = Value::deserialize(d)?;
+    let (kind, settings) = match &v {
+        Value::String(s) if s == "per_user_oauth" => {
+            return Ok(Some(UpstreamAuthFile::PerUserOauth))
+        }
+        Value::Mapping(m) if m.len() == 1 => m
+            .iter()
+            .next()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .unwrap_or_default(),
+        _ => return Err(D::Error::custom(format!("expected {KINDS}"))),
+    };
+    match kind {
+        Some("oauth_client_credentials") => serde_yaml_ng::from_value(settings)
+            .map(|c| Some(UpstreamAuthFile::OauthClientCredentials(c)))
+            .map_err(|e| D::Error::custom(format!("oauth_client_credentials: {e}"))),
+        Some("token_exchange") => Ok(Some(UpstreamAuthFile::TokenExchange(settings))),
+        _ => Err(D::Error::custom(format!("expected {KINDS}"))),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCredentialsFile {
+    pub token_url: String,
+    pub client_id: String,
+    /// `${VAR}` or sealed (`enc:v1:…`).
+    pub client_secret: String,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// How the client authenticates at the token endpoint: `basic` (default, HTTP Basic) or
+    /// `post` (`client_id` and `client_secret` in the form).
+    #[serde(default)]
+    pub client_auth: TokenClientAuth,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenClientAuth {
+    #[default]
+    Basic,
+    Post,
+}
 
 /// `limits:` of a `command:` upstream, per process.
 #[derive(Debug, Clone, Deserialize)]

@@ -1,0 +1,73 @@
+//! Step 8½, the upstream's own credentials on a proxied request: its machine token (`auth:
+//! oauth_client_credentials`) taken when the upstream is picked (held, or fetched without holding
+//! a thread) and written as `Authorization` — the client's own never passes. When the upstream
+//! answers 401 to that token, the token is dropped and the request tried once more with a new
+//! one, if its body can be sent again (a body held past the early buffer cannot: the 401 goes to
+//! the client as the upstream's refusal).
+
+use super::ctx::RequestCtx;
+use crate::error::GatewayError;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+use pingora::{Error, ErrorType};
+
+/// The picked upstream's token, when it has one configured.
+pub async fn take(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    let Some(token) = ctx.upstream.picked.as_ref().and_then(|p| p.token.clone()) else {
+        ctx.upstream.bearer = None;
+        return Ok(());
+    };
+    let bearer = token.bearer().await.map_err(|_| {
+        GatewayError::UpstreamFailed("the upstream's credentials could not be obtained".into())
+    })?;
+    ctx.upstream.bearer = Some(bearer);
+    Ok(())
+}
+
+/// Writes the token on the upstream request.
+pub fn write(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::Result<()> {
+    match &ctx.upstream.bearer {
+        Some(b) => req.insert_header(http::header::AUTHORIZATION, b.clone()),
+        None => Ok(()),
+    }
+}
+
+/// A 401 from the upstream to the gateway's token, the first time: the token is dropped and the
+/// request is to be tried again (`Err`, marked for a retry).
+pub fn refused(resp: &ResponseHeader, ctx: &mut RequestCtx) -> pingora::Result<()> {
+    if resp.status != http::StatusCode::UNAUTHORIZED || ctx.upstream.auth_retried {
+        return Ok(());
+    }
+    let (Some(bearer), Some(token)) = (
+        &ctx.upstream.bearer,
+        ctx.upstream.picked.as_ref().and_then(|p| p.token.as_ref()),
+    ) else {
+        return Ok(());
+    };
+    token.refused(bearer);
+    ctx.upstream.auth_retried = true;
+    tracing::info!(request_id = %ctx.request_id, "the upstream refused the gateway's token; trying once more with a new one");
+    let mut e = Error::explain(
+        ErrorType::HTTPStatus(401),
+        "the upstream refused the machine token",
+    );
+    e.set_retry(true);
+    Err(e)
+}
+
+/// Whether Pingora tries the request again after `e`: a refused token once, when the body can
+/// be sent again; anything else as Pingora decides for any proxy (idempotent methods only).
+pub fn retry(session: &Session, mut e: Box<Error>, ctx: &RequestCtx, reused: bool) -> Box<Error> {
+    let refused_token =
+        matches!(e.etype(), ErrorType::HTTPStatus(401)) && ctx.upstream.auth_retried;
+    if refused_token && !session.as_ref().retry_buffer_truncated() && !ctx.body.was_held {
+        e.set_retry(true);
+    } else if !session.req_header().method.is_idempotent()
+        || session.as_ref().retry_buffer_truncated()
+    {
+        e.set_retry(false);
+    } else {
+        e.retry.decide_reuse(reused);
+    }
+    e
+}
