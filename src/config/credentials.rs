@@ -128,49 +128,103 @@ impl std::fmt::Debug for ClientCredentials {
     }
 }
 
-/// `auth:` of an upstream validated: the client credentials grant (its token URL an http(s)
-/// URL, its secret opened); the other kinds are refused until they are served.
+/// `auth: { token_exchange: … }` of an upstream, its secret opened.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenExchange {
+    pub token_url: String,
+    pub audience: String,
+    pub scope: Option<String>,
+    /// The gateway as a client of the token endpoint (id, opened secret), when configured.
+    pub client: Option<(String, String)>,
+    pub client_auth: super::file::TokenClientAuth,
+}
+
+impl std::fmt::Debug for TokenExchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenExchange")
+            .field("token_url", &self.token_url)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the gateway authenticates to one upstream besides its `headers:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamAuth {
+    /// A machine token of the gateway's own.
+    ClientCredentials(std::sync::Arc<ClientCredentials>),
+    /// The caller's token exchanged for one bound to the upstream.
+    TokenExchange(std::sync::Arc<TokenExchange>),
+}
+
+/// `auth:` of an upstream validated: token URLs that are http(s) URLs, secrets opened;
+/// `per_user_oauth` is refused until it is served.
 pub fn upstream_auth(
     path: &std::path::Path,
     at: &dyn Fn(&str) -> String,
     auth: &super::file::UpstreamAuthFile,
     keys: &[(String, [u8; 32])],
     problems: &mut Vec<Problem>,
-) -> Option<std::sync::Arc<ClientCredentials>> {
+) -> Option<UpstreamAuth> {
     use super::file::UpstreamAuthFile;
-    let c = match auth {
-        UpstreamAuthFile::OauthClientCredentials(c) => c,
-        UpstreamAuthFile::PerUserOauth | UpstreamAuthFile::TokenExchange(_) => {
+    let (kind, token_url, secret) = match auth {
+        UpstreamAuthFile::OauthClientCredentials(c) => (
+            "oauth_client_credentials",
+            &c.token_url,
+            Some(&c.client_secret),
+        ),
+        UpstreamAuthFile::TokenExchange(t) => {
+            ("token_exchange", &t.token_url, t.client_secret.as_ref())
+        }
+        UpstreamAuthFile::PerUserOauth => {
             problems.push(Problem::new(
                 path,
                 at("auth"),
-                "per_user_oauth and token_exchange are not served yet; oauth_client_credentials is",
+                "per_user_oauth is not served yet; oauth_client_credentials and token_exchange are",
             ));
             return None;
         }
     };
-    let field = |f: &str| at(&format!("auth.oauth_client_credentials.{f}"));
-    let url_ok = url::Url::parse(&c.token_url)
+    let field = |f: &str| at(&format!("auth.{kind}.{f}"));
+    let url_ok = url::Url::parse(token_url)
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
     if !url_ok {
         problems.push(Problem::new(path, field("token_url"), "not an http(s) URL"));
     }
-    let secret = match reveal(&c.client_secret, keys) {
+    let secret = match secret.map(|s| reveal(s, keys)).transpose() {
         Ok(s) => s,
         Err(why) => {
             problems.push(Problem::new(path, field("client_secret"), why));
             return None;
         }
     };
-    url_ok.then(|| {
-        std::sync::Arc::new(ClientCredentials {
-            token_url: c.token_url.clone(),
-            client_id: c.client_id.clone(),
-            client_secret: secret,
-            scope: c.scope.clone(),
-            audience: c.audience.clone(),
-            client_auth: c.client_auth,
-        })
+    if !url_ok {
+        return None;
+    }
+    Some(match auth {
+        UpstreamAuthFile::OauthClientCredentials(c) => {
+            UpstreamAuth::ClientCredentials(std::sync::Arc::new(ClientCredentials {
+                token_url: c.token_url.clone(),
+                client_id: c.client_id.clone(),
+                client_secret: secret.unwrap_or_default(),
+                scope: c.scope.clone(),
+                audience: c.audience.clone(),
+                client_auth: c.client_auth,
+            }))
+        }
+        UpstreamAuthFile::TokenExchange(t) => {
+            UpstreamAuth::TokenExchange(std::sync::Arc::new(TokenExchange {
+                token_url: t.token_url.clone(),
+                audience: t.audience.clone(),
+                scope: t.scope.clone(),
+                client: t
+                    .client_id
+                    .clone()
+                    .map(|id| (id, secret.unwrap_or_default())),
+                client_auth: t.client_auth,
+            }))
+        }
+        UpstreamAuthFile::PerUserOauth => return None,
     })
 }
 

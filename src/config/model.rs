@@ -189,8 +189,8 @@ pub struct UpstreamTarget {
     pub legacy_sse: bool,
     /// Headers sent to this upstream only (`headers:`), their values opened and never printed.
     pub headers: Vec<(http::HeaderName, super::credentials::Secret)>,
-    /// The gateway's own machine token for this upstream (`auth: oauth_client_credentials`).
-    pub auth: Option<std::sync::Arc<super::credentials::ClientCredentials>>,
+    /// How the gateway authenticates to this upstream (`auth:`).
+    pub auth: Option<super::credentials::UpstreamAuth>,
 }
 
 /// A process the gateway runs for an upstream: arguments to its own binary and the environment it

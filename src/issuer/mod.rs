@@ -15,6 +15,7 @@
 
 mod authorize;
 mod clients;
+mod exchange;
 pub use crate::config::issuer_key as key;
 mod page;
 
@@ -46,6 +47,8 @@ pub struct Issuer {
     roles: Vec<String>,
     clients: clients::Clients,
     codes: authorize::Codes,
+    /// Verifies subject tokens for the token exchange, as the gateway verifies tokens.
+    verifier: Option<Arc<crate::auth::Authenticator>>,
 }
 
 /// How tokens are signed: always so that the gateway of the same configuration accepts them.
@@ -136,6 +139,9 @@ impl Issuer {
                 .collect(),
             clients: clients::Clients::new(d.insecure_dev),
             codes: authorize::Codes::default(),
+            verifier: crate::auth::Authenticator::new(config.jwt.clone())
+                .ok()
+                .map(Arc::new),
         })
     }
 
@@ -348,7 +354,7 @@ async fn metadata(axum::extract::State(i): axum::extract::State<Arc<Issuer>>) ->
         "jwks_uri": format!("{u}/jwks.json"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": ["authorization_code", exchange::GRANT],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none"],
         "scopes_supported": i.scopes_supported,
@@ -395,6 +401,9 @@ async fn token(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if !is_json {
+        if exchange::asks(&body) {
+            return exchange::exchange(&i, &body).await;
+        }
         return authorize::exchange(&i, &body);
     }
     if let Some(want) = &i.admin_token {

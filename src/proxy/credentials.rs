@@ -1,9 +1,10 @@
-//! Step 8½, the upstream's own credentials on a proxied request: its machine token (`auth:
-//! oauth_client_credentials`) taken when the upstream is picked (held, or fetched without holding
-//! a thread) and written as `Authorization` — the client's own never passes. When the upstream
-//! answers 401 to that token, the token is dropped and the request tried once more with a new
-//! one, if its body can be sent again (a body held past the early buffer cannot: the 401 goes to
-//! the client as the upstream's refusal).
+//! Step 8½, the upstream's own credentials on a proxied request, taken when the upstream is picked
+//! (held, or asked of the token endpoint without holding a thread) and written as `Authorization`
+//! — the client's own token never passes: the gateway's machine token (`auth:
+//! oauth_client_credentials`), or the caller's token exchanged for one bound to the upstream
+//! (`auth: token_exchange`). When the upstream answers 401 to it, it is dropped and the request
+//! tried once more with a new one, if its body can be sent again (a body held past the early
+//! buffer cannot: the 401 goes to the client as the upstream's refusal).
 
 use super::ctx::RequestCtx;
 use crate::error::GatewayError;
@@ -12,16 +13,30 @@ use pingora::proxy::Session;
 use pingora::{Error, ErrorType};
 
 /// The picked upstream's token, when it has one configured.
-pub async fn take(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
-    let Some(token) = ctx.upstream.picked.as_ref().and_then(|p| p.token.clone()) else {
-        ctx.upstream.bearer = None;
+pub async fn take(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    ctx.upstream.bearer = None;
+    let Some(picked) = ctx.upstream.picked.clone() else {
         return Ok(());
     };
-    let bearer = token.bearer().await.map_err(|_| {
-        GatewayError::UpstreamFailed("the upstream's credentials could not be obtained".into())
-    })?;
-    ctx.upstream.bearer = Some(bearer);
+    let failed =
+        |_| GatewayError::UpstreamFailed("the upstream's credentials could not be obtained".into());
+    if let Some(token) = &picked.token {
+        ctx.upstream.bearer = Some(token.bearer().await.map_err(failed)?);
+    } else if let Some(exchange) = &picked.exchange {
+        // The token the caller was authenticated with (checked already).
+        let subject = caller_token(session).ok_or(GatewayError::Internal)?;
+        ctx.upstream.bearer = Some(exchange.bearer(subject).await.map_err(failed)?);
+    }
     Ok(())
+}
+
+/// The client's bearer token, as it was verified.
+fn caller_token(session: &Session) -> Option<&str> {
+    let header = session
+        .req_header()
+        .headers
+        .get(http::header::AUTHORIZATION)?;
+    crate::auth::Authenticator::bearer(Some(header.as_bytes())).ok()
 }
 
 /// Writes the token on the upstream request.
@@ -34,17 +49,23 @@ pub fn write(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::Result<()> {
 
 /// A 401 from the upstream to the gateway's token, the first time: the token is dropped and the
 /// request is to be tried again (`Err`, marked for a retry).
-pub fn refused(resp: &ResponseHeader, ctx: &mut RequestCtx) -> pingora::Result<()> {
+pub fn refused(
+    session: &Session,
+    resp: &ResponseHeader,
+    ctx: &mut RequestCtx,
+) -> pingora::Result<()> {
     if resp.status != http::StatusCode::UNAUTHORIZED || ctx.upstream.auth_retried {
         return Ok(());
     }
-    let (Some(bearer), Some(token)) = (
-        &ctx.upstream.bearer,
-        ctx.upstream.picked.as_ref().and_then(|p| p.token.as_ref()),
-    ) else {
+    let (Some(bearer), Some(picked)) = (&ctx.upstream.bearer, &ctx.upstream.picked) else {
         return Ok(());
     };
-    token.refused(bearer);
+    if let Some(token) = &picked.token {
+        token.refused(bearer);
+    }
+    if let (Some(exchange), Some(subject)) = (&picked.exchange, caller_token(session)) {
+        exchange.refused(subject);
+    }
     ctx.upstream.auth_retried = true;
     tracing::info!(request_id = %ctx.request_id, "the upstream refused the gateway's token; trying once more with a new one");
     let mut e = Error::explain(

@@ -102,9 +102,15 @@ impl ProxyHttp for Gateway {
         Err(ctx.refuse(decided))
     }
 
-    async fn upstream_peer(&self, _: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         let peer = upstream::peer(ctx).map_err(|e| ctx.refuse(e))?;
-        credentials::take(ctx).await.map_err(|e| ctx.refuse(e))?;
+        credentials::take(session, ctx)
+            .await
+            .map_err(|e| ctx.refuse(e))?;
         // A second attempt sends the (rewritten) body again.
         if let Some(t) = ctx.body.rewritten.as_mut() {
             t.sent = false;
@@ -147,11 +153,11 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_response_filter(
         &self,
-        _: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        credentials::refused(resp, ctx)?;
+        credentials::refused(session, resp, ctx)?;
         answer::header(resp, ctx)
     }
 

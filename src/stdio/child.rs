@@ -53,9 +53,13 @@ impl Program {
     }
 }
 
-/// `bwrap` and its arguments: everything read-only, `/dev`, `/proc` and `/tmp` its own, the
-/// hidden paths empty (a directory) or `/dev/null` (a file), the writable ones bound as they are,
-/// no network namespace of the host's unless allowed, and it dies with the adapter.
+/// The sandboxed program's own temporary directory (an empty tmpfs over the host's).
+const PRIVATE_TMP: &str = "/var/tmp";
+
+/// `bwrap` and its arguments: everything read-only (`/tmp` too: a program may live there), `/dev`,
+/// `/proc` and a temporary directory its own (`/var/tmp`, its `TMPDIR`), the hidden paths empty (a
+/// directory) or `/dev/null` (a file), the writable ones bound as they are, no network namespace
+/// of the host's unless allowed, and it dies with the adapter.
 fn sandboxed(s: &crate::protocol::StdioSandbox) -> Vec<String> {
     let mut a: Vec<String> = [
         "bwrap",
@@ -69,7 +73,9 @@ fn sandboxed(s: &crate::protocol::StdioSandbox) -> Vec<String> {
     ]
     .map(String::from)
     .into();
-    a.extend(["--tmpfs".into(), "/tmp".into()]);
+    if std::path::Path::new(PRIVATE_TMP).is_dir() {
+        a.extend(["--tmpfs", PRIVATE_TMP, "--setenv", "TMPDIR", PRIVATE_TMP].map(String::from));
+    }
     for h in &s.hidden {
         let h = h.display().to_string();
         match std::path::Path::new(&h).is_dir() {

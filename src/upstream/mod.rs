@@ -5,6 +5,7 @@
 
 pub mod client;
 mod error;
+pub mod exchange;
 pub mod own;
 pub mod pool;
 pub mod spawn;
@@ -60,6 +61,8 @@ pub struct Endpoint {
     pub host_header: http::HeaderValue,
     /// The gateway's machine token for it (`auth: oauth_client_credentials`).
     pub token: Option<Arc<token::MachineToken>>,
+    /// Its exchanged tokens (`auth: token_exchange`).
+    pub exchange: Option<Arc<exchange::Exchanger>>,
     outlier: Outlier,
 }
 

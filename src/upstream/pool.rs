@@ -135,11 +135,19 @@ impl Pool {
         for (t, addresses) in spec.upstreams.iter().zip(&spec.addresses) {
             let mut t = t.clone();
             // One token per configured upstream, shared by the addresses it resolves to.
-            let token = t.auth.as_ref().map(|a| {
-                let token = Arc::new(super::token::MachineToken::new(a.clone(), name));
-                tokens.push(token.clone());
-                token
-            });
+            use crate::config::credentials::UpstreamAuth;
+            let (mut token, mut exchange) = (None, None);
+            match &t.auth {
+                Some(UpstreamAuth::ClientCredentials(c)) => {
+                    let made = Arc::new(super::token::MachineToken::new(c.clone(), name));
+                    tokens.push(made.clone());
+                    token = Some(made);
+                }
+                Some(UpstreamAuth::TokenExchange(x)) => {
+                    exchange = Some(Arc::new(super::exchange::Exchanger::new(x.clone(), name)));
+                }
+                None => {}
+            }
             if let Some(spawn) = &t.spawn {
                 if t.port == 0 {
                     t.port = free_port()?;
@@ -179,6 +187,7 @@ impl Pool {
                     uri: uri.clone(),
                     host_header: host_header.clone(),
                     token: token.clone(),
+                    exchange: exchange.clone(),
                     outlier: Outlier::default(),
                 }));
                 set.insert(backend);

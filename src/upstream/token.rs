@@ -15,6 +15,14 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 /// How long a token endpoint may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The HTTP client of token requests.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .build()
+        .unwrap_or_default()
+}
+
 /// Why no token could be had (never naming a secret or the token).
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -31,6 +39,56 @@ struct Held {
     /// When it should be renewed (before it expires).
     renew_at: Instant,
     expires_at: Instant,
+}
+
+/// Asks a token endpoint (RFC 6749 §3.2) with `form`, the client authenticated as configured:
+/// the `Authorization` value of the token it gives and the token's lifetime. Counted per scope.
+pub async fn ask(
+    http: &reqwest::Client,
+    url: &str,
+    mut form: Vec<(&str, &str)>,
+    client: Option<(&str, &str, TokenClientAuth)>,
+    scope: &str,
+) -> Result<(HeaderValue, Duration), TokenError> {
+    let mut req = http.post(url);
+    match client {
+        Some((id, secret, TokenClientAuth::Basic)) => req = req.basic_auth(id, Some(secret)),
+        Some((id, secret, TokenClientAuth::Post)) => {
+            form.push(("client_id", id));
+            form.push(("client_secret", secret));
+        }
+        None => {}
+    }
+    let result = async {
+        let resp = req
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| TokenError::Http(e.without_url()))?;
+        if !resp.status().is_success() {
+            return Err(TokenError::Status(resp.status()));
+        }
+        let body: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| TokenError::Http(e.without_url()))?;
+        let token = body["access_token"].as_str().ok_or(TokenError::Answer)?;
+        let mut bearer =
+            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| TokenError::Answer)?;
+        bearer.set_sensitive(true);
+        let lifetime = body["expires_in"]
+            .as_u64()
+            .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+        Ok((bearer, lifetime))
+    }
+    .await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    crate::metrics::UPSTREAM_TOKENS
+        .with_label_values(&[scope, outcome])
+        .inc();
+    result.inspect_err(|e| {
+        tracing::warn!(scope, error = %e, "cannot get a token for an upstream");
+    })
 }
 
 /// One upstream's machine token.
@@ -57,10 +115,7 @@ impl MachineToken {
         Self {
             config,
             scope: scope.to_string(),
-            http: reqwest::Client::builder()
-                .timeout(FETCH_TIMEOUT)
-                .build()
-                .unwrap_or_default(),
+            http: client(),
             held: Mutex::default(),
             fetching: tokio::sync::Mutex::new(()),
         }
@@ -112,46 +167,12 @@ impl MachineToken {
         if let Some(a) = &c.audience {
             form.push(("audience", a));
         }
-        let mut req = self.http.post(&c.token_url);
-        match c.client_auth {
-            TokenClientAuth::Basic => {
-                req = req.basic_auth(&c.client_id, Some(&c.client_secret));
-            }
-            TokenClientAuth::Post => {
-                form.push(("client_id", &c.client_id));
-                form.push(("client_secret", &c.client_secret));
-            }
-        }
-        let result = async {
-            let resp = req
-                .form(&form)
-                .send()
-                .await
-                .map_err(|e| TokenError::Http(e.without_url()))?;
-            if !resp.status().is_success() {
-                return Err(TokenError::Status(resp.status()));
-            }
-            let body: serde_json::Value = resp
-                .json()
-                .await
-                .map_err(|e| TokenError::Http(e.without_url()))?;
-            let token = body["access_token"].as_str().ok_or(TokenError::Answer)?;
-            let mut bearer = HeaderValue::from_str(&format!("Bearer {token}"))
-                .map_err(|_| TokenError::Answer)?;
-            bearer.set_sensitive(true);
-            let lifetime = body["expires_in"]
-                .as_u64()
-                .map_or(DEFAULT_LIFETIME, Duration::from_secs);
-            Ok((bearer, lifetime))
-        }
-        .await;
-        let outcome = if result.is_ok() { "ok" } else { "error" };
-        crate::metrics::UPSTREAM_TOKENS
-            .with_label_values(&[&self.scope, outcome])
-            .inc();
-        let (bearer, lifetime) = result.inspect_err(|e| {
-            tracing::warn!(scope = %self.scope, error = %e, "cannot get the upstream's machine token");
-        })?;
+        let client = Some((
+            c.client_id.as_str(),
+            c.client_secret.as_str(),
+            c.client_auth,
+        ));
+        let (bearer, lifetime) = ask(&self.http, &c.token_url, form, client, &self.scope).await?;
         let now = Instant::now();
         *self.lock() = Some(Held {
             bearer: bearer.clone(),

@@ -31,11 +31,16 @@ fn sealed(value: &str, key: &str) -> String {
 }
 
 fn with_headers(port: u16, headers: &str) -> GatewaySpec {
+    with_setting(port, &format!("headers: {headers}"))
+}
+
+/// A gateway whose upstream (the one on `port`) has `setting` (`key: value`).
+fn with_setting(port: u16, setting: &str) -> GatewaySpec {
     let mut spec = GatewaySpec::new(&[port]);
     spec.tools_yaml = edit(
         &spec.tools_yaml,
         &format!("      - url: http://127.0.0.1:{port}/mcp\n"),
-        &format!("      - url: http://127.0.0.1:{port}/mcp\n        headers: {headers}\n"),
+        &format!("      - url: http://127.0.0.1:{port}/mcp\n        {setting}\n"),
     );
     spec
 }
@@ -202,14 +207,9 @@ async fn oauth(lifetime: u64) -> Oauth {
 async fn a_client_credentials_upstream_gets_a_machine_token_renewed_on_expiry_and_after_a_401() {
     let o = oauth(2).await;
     let secret = sealed("gw-secret", KEY);
-    let mut spec = GatewaySpec::new(&[o.port]);
-    spec.tools_yaml = edit(
-        &spec.tools_yaml,
-        &format!("      - url: http://127.0.0.1:{}/mcp\n", o.port),
-        &format!(
-            "      - url: http://127.0.0.1:{}/mcp\n        auth: {{ oauth_client_credentials: {{ token_url: \"http://127.0.0.1:{}/token\", client_id: gw-client, client_secret: \"{secret}\", scope: tools }} }}\n",
-            o.port, o.port
-        ),
+    let mut spec = with_setting(
+        o.port,
+        &format!("auth: {{ oauth_client_credentials: {{ token_url: \"http://127.0.0.1:{}/token\", client_id: gw-client, client_secret: \"{secret}\", scope: tools }} }}", o.port),
     );
     spec.without_health_check();
     spec.env
@@ -284,7 +284,7 @@ fn upstream_auth_problems_are_named() {
     let (ok, out) = spec.check();
     assert!(!ok);
     for want in [
-        "scopes.calculator.upstreams[0].auth: per_user_oauth and token_exchange are not served yet",
+        "scopes.calculator.upstreams[0].auth: per_user_oauth is not served yet",
         "scopes.calculator.upstreams[1].auth.oauth_client_credentials.token_url: not an http(s) URL",
         "scopes.calculator.upstreams[1].auth.oauth_client_credentials.client_secret: the sealed value cannot be opened",
         "unknown field `scpoe`",
@@ -292,4 +292,65 @@ fn upstream_auth_problems_are_named() {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
     assert!(!out.contains("s3cr3t-value"), "{out}");
+}
+
+/// The claims of a JWT (its payload, not verified: the test reads what the upstream was given).
+fn claims_of(bearer: &str) -> serde_json::Value {
+    use base64::Engine;
+    let token = bearer.strip_prefix("Bearer ").unwrap();
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn token_exchange_gives_the_upstream_a_token_for_the_caller_never_the_callers_own() {
+    let recorder = Recorder::start().await;
+    // The authorization server: the development issuer run alone on a configuration with the
+    // same JWT settings, so it verifies the callers' tokens as the gateway does.
+    let idp = GatewaySpec::new(&[recorder.port]);
+    idp.write();
+    let (_idp, idp_url) = crate::login::standalone_issuer(&idp).await;
+    let spec = with_setting(
+        recorder.port,
+        &format!("auth: {{ token_exchange: {{ token_url: \"{idp_url}/token\", audience: \"https://vendor.example/mcp\", scope: tools }} }}"),
+    );
+    let (ok, out) = spec.check();
+    assert!(ok, "{out}");
+    let gw = spec.start().await;
+    let mut seen_tokens = Vec::new();
+    for user in ["alice", "bob"] {
+        let mut c = gw.developer(user);
+        seen_tokens.push(c.token.clone().unwrap());
+        c.initialize().await;
+        for id in 1..=2 {
+            let r = rpc_body(c.call(id, "exact_calculate", json!({})).await).await;
+            assert!(r.get("result").is_some(), "{r}");
+        }
+    }
+    let received = recorder.received();
+    assert!(received.len() >= 8, "{}", received.len());
+    for x in &received {
+        let auth = x.header("authorization").expect("an exchanged token");
+        let user = x.header("x-user-id").unwrap();
+        let claims = claims_of(&auth);
+        assert_eq!(claims["sub"], user.as_str(), "{claims}");
+        assert_eq!(claims["aud"], "https://vendor.example/mcp", "{claims}");
+        assert!(
+            seen_tokens.iter().all(|t| !auth.contains(t.as_str())),
+            "a caller's own token reached the upstream"
+        );
+    }
+    // One exchange per caller: the others came from the cache.
+    let metrics = gw.metrics_text().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "mcp_upstream_token_requests_total{result=\"ok\",scope=\"calculator\"}"
+        ),
+        2.0,
+        "{metrics}"
+    );
 }

@@ -578,7 +578,7 @@ async fn issuer_refuses_unsafe_redirects_documents_and_framing() {
 
 /// Runs `mcp-gateway issuer --listen 127.0.0.1:PORT` on `spec`'s configuration; returns it with
 /// its URL once its metadata answers.
-async fn standalone_issuer(spec: &GatewaySpec) -> (Proc, String) {
+pub async fn standalone_issuer(spec: &GatewaySpec) -> (Proc, String) {
     let port = free_port();
     let child = std::process::Command::new(bin())
         .args(["issuer", "--listen", &format!("127.0.0.1:{port}"), "-c"])

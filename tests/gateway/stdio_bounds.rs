@@ -138,6 +138,10 @@ async fn limits_and_the_sandbox_bound_what_a_program_may_do() {
         text("read_from", json!({"path": at(&other, "public.txt")})).await,
         "public"
     );
+    // Its temporary directory is its own: written inside, nothing on the host.
+    let private = format!("/var/tmp/mcp-gateway-sandbox-test-{}", std::process::id());
+    assert_eq!(text("write_to", json!({"path": private})).await, "written");
+    assert!(!std::path::Path::new(&private).exists());
     assert_eq!(
         text("read_from", json!({"path": at(&hidden, "secret.txt")})).await,
         "error: No such file or directory"

@@ -283,7 +283,7 @@ pub enum UpstreamAuthFile {
     /// Each user's own token at the upstream, after their consent.
     PerUserOauth,
     /// The caller's token exchanged for one bound to the upstream (RFC 8693).
-    TokenExchange(serde_yaml_ng::Value),
+    TokenExchange(TokenExchangeFile),
 }
 
 fn upstream_auth<'de, D: serde::Deserializer<'de>>(
@@ -309,7 +309,9 @@ fn upstream_auth<'de, D: serde::Deserializer<'de>>(
         Some("oauth_client_credentials") => serde_yaml_ng::from_value(settings)
             .map(|c| Some(UpstreamAuthFile::OauthClientCredentials(c)))
             .map_err(|e| D::Error::custom(format!("oauth_client_credentials: {e}"))),
-        Some("token_exchange") => Ok(Some(UpstreamAuthFile::TokenExchange(settings))),
+        Some("token_exchange") => serde_yaml_ng::from_value(settings)
+            .map(|c| Some(UpstreamAuthFile::TokenExchange(c)))
+            .map_err(|e| D::Error::custom(format!("token_exchange: {e}"))),
         _ => Err(D::Error::custom(format!("expected {KINDS}"))),
     }
 }
@@ -327,6 +329,25 @@ pub struct ClientCredentialsFile {
     pub audience: Option<String>,
     /// How the client authenticates at the token endpoint: `basic` (default, HTTP Basic) or
     /// `post` (`client_id` and `client_secret` in the form).
+    #[serde(default)]
+    pub client_auth: TokenClientAuth,
+}
+
+/// `auth: { token_exchange: … }` (RFC 8693): the caller's token exchanged at `token_url` for one
+/// whose audience is `audience`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchangeFile {
+    pub token_url: String,
+    pub audience: String,
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// The gateway as a client of the token endpoint, when it asks for one.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// `${VAR}` or sealed (`enc:v1:…`).
+    #[serde(default)]
+    pub client_secret: Option<String>,
     #[serde(default)]
     pub client_auth: TokenClientAuth,
 }
