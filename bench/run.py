@@ -142,7 +142,9 @@ REFERENCE = "tools/call small, 64 conns"
 STDIO_SCENARIO = "tools/call to a shared stdio server (server-everything echo), 64 conns"
 COMPOSED_SCENARIO = "tools/call on a composed scope (the calculator behind the composer), 64 conns"
 SEARCH_SCENARIO = "call_tool on a discovery: search scope (the calculator), 64 conns"
-SCOPE_SCENARIOS = {REFERENCE, STDIO_SCENARIO, COMPOSED_SCENARIO, SEARCH_SCENARIO}
+MACHINE_SCENARIO = "tools/call with a held machine token (oauth_client_credentials), 64 conns"
+EXCHANGED_SCENARIO = "tools/call with a cached exchanged token (token_exchange), 64 conns"
+SCOPE_SCENARIOS = {REFERENCE, STDIO_SCENARIO, COMPOSED_SCENARIO, SEARCH_SCENARIO, MACHINE_SCENARIO, EXCHANGED_SCENARIO}
 EVERYTHING = os.path.join(ROOT, "tests/node/node_modules/.bin/mcp-server-everything")
 HEADLINE = "tools/call small on a minimal upstream, 256 conns"
 
@@ -174,9 +176,9 @@ def start_postgres(tmp):
     return f"postgres://postgres@127.0.0.1:{port}/postgres", stop
 
 
-def gateway_conf(tmp, name, upstream_port, sse_port, db_url, rs256_pem, limits=True, tls=None, min_port=None, scopes=False):
-    """`tls`: (cert, key, port) of a TLS listener beside the plain one; `scopes`: the stdio,
-    composed and discovery scopes too."""
+def gateway_conf(tmp, name, upstream_port, sse_port, db_url, rs256_pem, limits=True, tls=None, min_port=None, scopes=None):
+    """`tls`: (cert, key, port) of a TLS listener beside the plain one; `scopes`: (token endpoint
+    port, token exchange port) for the stdio, composed, discovery and credential scopes."""
     d = os.path.join(tmp, name)
     os.makedirs(d)
     port = free_port()
@@ -240,9 +242,21 @@ allowed_origins: [{BENCH_ORIGIN}]
     health_check: {{ kind: tcp, interval: 5s }}
     discovery: search
     tools: [exact_calculate, statistics]
+  machine:
+    upstreams:
+      - url: http://127.0.0.1:{upstream_port}/mcp
+        auth: {{ oauth_client_credentials: {{ token_url: "http://127.0.0.1:{scopes[0]}/token", client_id: bench, client_secret: bench }} }}
+    health_check: {{ kind: tcp, interval: 5s }}
+    tools: [exact_calculate, statistics]
+  exchanged:
+    upstreams:
+      - url: http://127.0.0.1:{upstream_port}/mcp
+        auth: {{ token_exchange: {{ token_url: "http://127.0.0.1:{scopes[1]}/token", audience: "https://calculator.bench" }} }}
+    health_check: {{ kind: tcp, interval: 5s }}
+    tools: [exact_calculate, statistics]
 """ if scopes else ""))
     open(f"{d}/policy.yaml", "w").write('roles:\n  developer: { allow: ["calculator/*", "calcsse/*", "calcbridged/*", "minimal/*"'
-                                        + (', "everything/*", "composed/*", "searched/*"' if scopes else "") + '] }\n'
+                                        + (', "everything/*", "composed/*", "searched/*", "machine/*", "exchanged/*"' if scopes else "") + '] }\n'
                                         + ("rate_limits:\n  - { name: never-hit, key: user, rate: 1000000/s }\n" if limits else ""))
     return f"{d}/gateway.yaml", port
 
@@ -316,6 +330,29 @@ def run_wrk(c, kind, conns, secs, env):
     rps = r["requests"] / (r["duration_us"] / 1e6)
     return {"rps": rps, "p50": r["p50"] / 1000, "p99": r["p99"] / 1000, "p999": r["p999"] / 1000,
             "cpu_us": cpu / max(r["requests"], 1) * 1e6, "rss_peak": max(peak), "errors": r["errors"], "requests": r["requests"]}
+
+
+def token_endpoint():
+    """A token endpoint answering every client credentials request with one long-lived token
+    (the gateway holds it; the calculator ignores it). Returns its port."""
+    import http.server
+
+    class Token(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b'{"access_token":"bench-machine-token","token_type":"Bearer","expires_in":3600}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Token)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1]
 
 
 def open_session(url, tok):
@@ -519,13 +556,23 @@ http {{
         # its processes (the stdio adapter and server) count in its CPU and memory.
         scoped = not args.quick and not args.tls and os.path.exists(EVERYTHING)
         if scoped:
-            conf, port = gateway_conf(tmp, "gateway-scopes", up_port, sse_port, None, rs_pem, True, None, min_port, scopes=True)
+            # The token endpoints: a machine token's (Python), and the token exchange's: the
+            # development authorization server on the same configuration (it verifies the bench
+            # token as the gateway does).
+            idp_port = free_port()
+            conf, port = gateway_conf(tmp, "gateway-scopes", up_port, sse_port, None, rs_pem, True, None, min_port,
+                                      scopes=(token_endpoint(), idp_port))
+            idp = subprocess.Popen([gw_bin, "issuer", "--listen", f"127.0.0.1:{idp_port}", "-c", conf],
+                                   env={**os.environ, "RUST_LOG": "warn"}, **quiet)
+            procs.append(idp)
+            wait_port(idp_port)
             p = subprocess.Popen([gw_bin, "run", "-c", conf], env={**os.environ, "RUST_LOG": "warn"}, **quiet)
             procs.append(p)
             wait_port(port)
             base_url = f"http://127.0.0.1:{port}"
             urls = {"json": f"{base_url}/calculator/mcp", "stdio": f"{base_url}/everything/mcp",
-                    "composed": f"{base_url}/composed/mcp", "search": f"{base_url}/searched/mcp"}
+                    "composed": f"{base_url}/composed/mcp", "search": f"{base_url}/searched/mcp",
+                    "machine": f"{base_url}/machine/mcp", "exchanged": f"{base_url}/exchanged/mcp"}
             contenders.append(Contender("gateway-scopes", urls, p, lambda p=p: descendants(p.pid), only=SCOPE_SCENARIOS))
         elif not args.quick and not args.tls:
             print(f"skipping the stdio, composed and discovery scopes: {EVERYTHING} is missing (npm ci in tests/node)")
@@ -572,6 +619,8 @@ http {{
                 (STDIO_SCENARIO, "stdio", 64, {"BENCH_BODY_FILE": echo, "BENCH_SESSION": open_session(s.urls["stdio"], base["BENCH_TOKEN"])}),
                 (COMPOSED_SCENARIO, "composed", 64, {"BENCH_BODY_FILE": small, "BENCH_SESSION": open_session(s.urls["composed"], base["BENCH_TOKEN"])}),
                 (SEARCH_SCENARIO, "search", 64, {"BENCH_BODY_FILE": call_tool}),
+                (MACHINE_SCENARIO, "machine", 64, {"BENCH_BODY_FILE": small}),
+                (EXCHANGED_SCENARIO, "exchanged", 64, {"BENCH_BODY_FILE": small}),
             ]
         # TLS 1.3 with the same certificate and cipher (TLS_AES_256_GCM_SHA384) on both sides;
         # wrk resumes no session, so the second scenario pays a full handshake per request.

@@ -83,7 +83,7 @@ const fn col(
 }
 
 /// Every column, in the order of the statements.
-static COLUMNS: [Column; 25] = [
+static COLUMNS: [Column; 26] = [
     Column {
         name: "time",
         copy_type: Type::TIMESTAMPTZ,
@@ -168,6 +168,9 @@ static COLUMNS: [Column; 25] = [
     col("job_id", Type::TEXT, "text[]", |r| {
         Val::OptText(r.job_id.as_deref())
     }),
+    col("upstream_credential", Type::TEXT, "text[]", |r| {
+        Val::OptText(r.upstream_credential.as_deref())
+    }),
 ];
 
 /// The audit columns in order, as `audit show` selects them.
@@ -240,9 +243,11 @@ mod tests {
     #[test]
     fn the_statements_name_every_column_once_in_order() {
         assert!(COPY.starts_with("COPY audit_log (time, request_id, instance, user_id,"));
-        assert!(COPY.ends_with("client_cert, job_id) FROM STDIN (FORMAT binary)"));
+        assert!(
+            COPY.ends_with("client_cert, job_id, upstream_credential) FROM STDIN (FORMAT binary)")
+        );
         assert!(INSERT.contains("FROM UNNEST($1::int8[], $2::text[],"));
-        assert!(INSERT.contains("$25::text[]) AS u(c0, c1,"));
+        assert!(INSERT.contains("$26::text[]) AS u(c0, c1,"));
         assert!(
             INSERT.contains("SELECT 'epoch'::timestamptz + u.c0 * interval '1 microsecond', u.c1,")
         );

@@ -71,6 +71,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_tool_registry",
         include_str!("../../migrations/0004_tool_registry.sql"),
     ),
+    (
+        "0005_upstream_credential",
+        include_str!("../../migrations/0005_upstream_credential.sql"),
+    ),
 ];
 
 /// Applies the migrations not applied yet; returns their names.

@@ -42,6 +42,10 @@ pub struct AuditRecord {
     /// The job this row belongs to: its submission and its completion carry the same id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+    /// Which credential of the gateway's the upstream got (`machine_token`, `token_exchange`,
+    /// `headers`), never its value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_credential: Option<String>,
 }
 
 impl AuditRecord {
@@ -74,6 +78,7 @@ impl AuditRecord {
             arguments: None,
             client_cert: None,
             job_id: None,
+            upstream_credential: None,
         }
     }
 

@@ -39,6 +39,20 @@ fn caller_token(session: &Session) -> Option<&str> {
     crate::auth::Authenticator::bearer(Some(header.as_bytes())).ok()
 }
 
+/// Which credential the upstream got with this request, for the audit row: none unless the
+/// request went to it.
+pub fn kind(ctx: &RequestCtx) -> Option<&'static str> {
+    let picked = ctx.upstream.picked.as_ref()?;
+    ctx.upstream.started?;
+    if picked.token.is_some() {
+        Some("machine_token")
+    } else if picked.exchange.is_some() {
+        Some("token_exchange")
+    } else {
+        (!picked.target.headers.is_empty()).then_some("headers")
+    }
+}
+
 /// Writes the token on the upstream request.
 pub fn write(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::Result<()> {
     match &ctx.upstream.bearer {

@@ -71,8 +71,14 @@ async fn a_sealed_api_key_reaches_its_upstream_and_nothing_else() {
         assert_eq!(x.header("x-team").as_deref(), Some("blue"));
         assert!(x.header("authorization").is_none());
     }
-    // Nowhere else: not in the log, the metrics, the audit rows, or what check prints.
+    // Nowhere else: not in the log, the metrics, the audit rows, or what check prints. The audit
+    // row says which kind of credential went with the call.
     let rows = gw.audit_rows(2).await;
+    let call = rows
+        .iter()
+        .find(|r| r["tool"] == "exact_calculate")
+        .unwrap();
+    assert_eq!(call["upstream_credential"], "headers", "{call}");
     let metrics = gw.metrics_text().await;
     for (what, text) in [
         ("log", gw.log_text()),
@@ -251,6 +257,14 @@ async fn a_client_credentials_upstream_gets_a_machine_token_renewed_on_expiry_an
     assert!(seen.iter().all(|(a, _)| a.starts_with("Bearer tok-")));
     let log = gw.log_text();
     assert!(!log.contains("gw-secret") && !log.contains("tok-"), "{log}");
+    let rows = gw
+        .audit_rows_where(3, |r| r["tool"] == "exact_calculate")
+        .await;
+    assert!(
+        rows.iter()
+            .all(|r| r["upstream_credential"] == "machine_token"),
+        "{rows:?}"
+    );
     let metrics = gw.metrics_text().await;
     assert!(
         metric(
@@ -343,6 +357,14 @@ async fn token_exchange_gives_the_upstream_a_token_for_the_caller_never_the_call
             "a caller's own token reached the upstream"
         );
     }
+    let rows = gw
+        .audit_rows_where(4, |r| r["tool"] == "exact_calculate")
+        .await;
+    assert!(
+        rows.iter()
+            .all(|r| r["upstream_credential"] == "token_exchange"),
+        "{rows:?}"
+    );
     // One exchange per caller: the others came from the cache.
     let metrics = gw.metrics_text().await;
     assert_eq!(
