@@ -73,12 +73,12 @@ async fn a_sealed_api_key_reaches_its_upstream_and_nothing_else() {
     }
     // Nowhere else: not in the log, the metrics, the audit rows, or what check prints. The audit
     // row says which kind of credential went with the call.
-    let rows = gw.audit_rows(2).await;
-    let call = rows
-        .iter()
-        .find(|r| r["tool"] == "exact_calculate")
-        .unwrap();
-    assert_eq!(call["upstream_credential"], "headers", "{call}");
+    let calls = gw
+        .audit_rows_where(1, |r| r["tool"] == "exact_calculate")
+        .await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["upstream_credential"], "headers", "{calls:?}");
+    let rows = gw.audit_file_rows();
     let metrics = gw.metrics_text().await;
     for (what, text) in [
         ("log", gw.log_text()),
@@ -260,6 +260,7 @@ async fn a_client_credentials_upstream_gets_a_machine_token_renewed_on_expiry_an
     let rows = gw
         .audit_rows_where(3, |r| r["tool"] == "exact_calculate")
         .await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
     assert!(
         rows.iter()
             .all(|r| r["upstream_credential"] == "machine_token"),
@@ -360,6 +361,7 @@ async fn token_exchange_gives_the_upstream_a_token_for_the_caller_never_the_call
     let rows = gw
         .audit_rows_where(4, |r| r["tool"] == "exact_calculate")
         .await;
+    assert_eq!(rows.len(), 4, "{rows:?}");
     assert!(
         rows.iter()
             .all(|r| r["upstream_credential"] == "token_exchange"),
