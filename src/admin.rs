@@ -49,16 +49,9 @@ fn keys(config: &Config) -> anyhow::Result<Vec<(String, [u8; 32])>> {
         ));
     }
     if let Ok(old) = std::env::var("MCP_GATEWAY_AUDIT_OLD_KEYS") {
-        for pair in old.split(',').filter(|p| !p.trim().is_empty()) {
-            let (id, key) = pair
-                .split_once(':')
-                .ok_or_else(|| anyhow!("MCP_GATEWAY_AUDIT_OLD_KEYS: write id:key,…"))?;
-            keys.push((
-                id.trim().to_string(),
-                arguments::parse_key(key)
-                    .map_err(|e| anyhow!("MCP_GATEWAY_AUDIT_OLD_KEYS: {e}"))?,
-            ));
-        }
+        let old = arguments::parse_key_list(&old)
+            .map_err(|e| anyhow!("MCP_GATEWAY_AUDIT_OLD_KEYS: {e}"))?;
+        keys.extend(old);
     }
     Ok(keys)
 }

@@ -61,6 +61,30 @@ pub fn parse_key(text: &str) -> Result<[u8; 32], SealError> {
     bytes.try_into().map_err(|_| SealError::KeyLength)
 }
 
+/// Why an `id:key,…` list of older keys cannot be read: which entry, and why (never the key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyListError {
+    #[error("entry {0}: write id:key (the key in 64 hex digits or base64)")]
+    Entry(usize),
+    #[error("entry {0}: {1}")]
+    Key(usize, SealError),
+}
+
+/// Older keys as `id:key,…` (blank entries skipped), each key as [`parse_key`] reads it.
+pub fn parse_key_list(text: &str) -> Result<Vec<(String, [u8; 32])>, KeyListError> {
+    let mut keys = Vec::new();
+    for (i, entry) in text.split(',').enumerate() {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let (id, key) = entry.split_once(':').ok_or(KeyListError::Entry(i))?;
+        let key = parse_key(key).map_err(|e| KeyListError::Key(i, e))?;
+        keys.push((id.trim().to_string(), key));
+    }
+    Ok(keys)
+}
+
 impl ArgumentsMode {
     pub fn encrypted(key_id: &str, key: &[u8; 32]) -> Self {
         ArgumentsMode::Encrypted {

@@ -159,7 +159,8 @@ pub(super) fn build(
     );
     ScopeConfig {
         name: name.to_string(),
-        upstreams: vec![composer_target()],
+        // The composer's address, its port assigned by the runtime.
+        upstreams: vec![UpstreamTarget::loopback(None)],
         balance: file::Balance::RoundRobin,
         health: Some(HealthCheck {
             kind: file::HealthCheckKind::Http,
@@ -183,21 +184,6 @@ pub(super) fn build(
         tasks: scope.tasks,
         composed: Some(Arc::new(Composition { servers })),
         discovery: scope.discovery,
-    }
-}
-
-/// The composer's address as the scope's one upstream (port 0 until the runtime binds it).
-fn composer_target() -> UpstreamTarget {
-    UpstreamTarget {
-        host: "127.0.0.1".into(),
-        port: 0,
-        path: "/mcp".into(),
-        tls: false,
-        weight: 1,
-        spawn: None,
-        legacy_sse: false,
-        headers: Vec::new(),
-        auth: None,
     }
 }
 

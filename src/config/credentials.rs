@@ -46,10 +46,8 @@ pub fn key_id(key: &[u8; 32]) -> String {
 pub enum KeysError {
     #[error("{KEY_VAR}: {0}")]
     Current(crate::seal::SealError),
-    #[error("{OLD_KEYS_VAR}: entry {0}: write id:key (the key in 64 hex digits)")]
-    OldEntry(usize),
-    #[error("{OLD_KEYS_VAR}: entry {0}: {1}")]
-    OldKey(usize, crate::seal::SealError),
+    #[error("{OLD_KEYS_VAR}: {0}")]
+    Old(crate::seal::KeyListError),
 }
 
 /// The keys the environment gives: the current one first (`None` when unset), then the older.
@@ -62,15 +60,7 @@ pub fn keys(
         let key = crate::seal::parse_key(k).map_err(KeysError::Current)?;
         keys.push((key_id(&key), key));
     }
-    for (i, entry) in old.unwrap_or("").split(',').enumerate() {
-        let entry = entry.trim();
-        if entry.is_empty() {
-            continue;
-        }
-        let (id, key) = entry.split_once(':').ok_or(KeysError::OldEntry(i))?;
-        let key = crate::seal::parse_key(key).map_err(|e| KeysError::OldKey(i, e))?;
-        keys.push((id.trim().to_string(), key));
-    }
+    keys.extend(crate::seal::parse_key_list(old.unwrap_or("")).map_err(KeysError::Old)?);
     Ok(keys)
 }
 

@@ -212,6 +212,22 @@ impl std::fmt::Debug for Spawn {
 }
 
 impl UpstreamTarget {
+    /// A server of the gateway's own on a loopback port assigned when it starts (0 until then),
+    /// serving MCP at `/mcp`: a process it runs (`spawn`), or a composed scope's composer.
+    pub fn loopback(spawn: Option<Spawn>) -> Self {
+        UpstreamTarget {
+            host: "127.0.0.1".into(),
+            port: 0,
+            path: "/mcp".into(),
+            tls: false,
+            weight: 1,
+            spawn,
+            legacy_sse: false,
+            headers: Vec::new(),
+            auth: None,
+        }
+    }
+
     pub fn authority(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }

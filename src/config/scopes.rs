@@ -598,18 +598,8 @@ pub(super) fn parse_upstream(raw: &str) -> Result<UpstreamTarget, String> {
 /// A tool process the gateway will run, on a loopback port the runtime picks when it starts the
 /// process (`Config::assign_spawn_ports`); 0 until then.
 fn spawned_upstream(args: &[String], env: Vec<(String, String)>) -> Result<UpstreamTarget, String> {
-    Ok(UpstreamTarget {
-        host: "127.0.0.1".into(),
-        port: 0,
-        path: "/mcp".into(),
-        tls: false,
-        weight: 1,
-        spawn: Some(Spawn {
-            args: args.to_vec(),
-            env,
-        }),
-        legacy_sse: false,
-        headers: Vec::new(),
-        auth: None,
-    })
+    Ok(UpstreamTarget::loopback(Some(Spawn {
+        args: args.to_vec(),
+        env,
+    })))
 }

@@ -352,13 +352,7 @@ mod tests {
             upstreams: vec![UpstreamTarget {
                 host: host.into(),
                 port: 8091,
-                path: "/mcp".into(),
-                tls: false,
-                weight: 1,
-                spawn: None,
-                legacy_sse: false,
-                headers: Vec::new(),
-                auth: None,
+                ..UpstreamTarget::loopback(None)
             }],
             balance: Balance::RoundRobin,
             health: None,

@@ -340,38 +340,7 @@ async fn a_stdio_server_in_a_composed_scope_asks_its_client_and_hears_cancellati
         tool_names(&list(&client).await),
         ["calc_exact_calculate", "py_ask", "py_slow"]
     );
-    let call = json!({"jsonrpc":"2.0","id":"c1","method":"tools/call",
-        "params":{"name":"py_slow","arguments":{"ms":20000,"tag":"c1"}}});
-    let notes = || std::fs::read_to_string(log.path()).unwrap_or_default();
-    let cancel = async {
-        for _ in 0..200 {
-            if notes().contains("start c1") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let r = client
-            .post(&json!({"jsonrpc":"2.0","method":"notifications/cancelled",
-                "params":{"requestId":"c1","reason":"the user gave up"}}))
-            .await;
-        assert_eq!(r.status(), 202);
-    };
-    let (ended, ()) = tokio::join!(
-        tokio::time::timeout(Duration::from_secs(10), async {
-            client.post(&call).await.text().await
-        }),
-        cancel
-    );
-    ended
-        .expect("the cancelled call's stream did not end")
-        .unwrap();
-    for _ in 0..100 {
-        if notes().contains("cancelled c1") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(notes().contains("cancelled c1"), "{}", notes());
+    crate::stdio::cancel_reaches_the_program(&client, "py_slow", log.path()).await;
 }
 
 /// The official Python and TypeScript clients, in each revision they speak (2026-07-28 through the
