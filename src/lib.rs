@@ -11,6 +11,7 @@ pub mod auth;
 pub mod bridge;
 pub mod compose;
 pub mod config;
+pub mod connect;
 pub mod error;
 pub mod issuer;
 pub mod jobs;

@@ -87,6 +87,12 @@ enum Command {
         #[command(subcommand)]
         command: ToolsCommand,
     },
+    /// Users' own logins at upstreams (`auth: per_user_oauth`) in the database: list them
+    /// (never their tokens) or revoke them.
+    Credentials {
+        #[command(subcommand)]
+        command: CredentialsCommand,
+    },
     /// Run one of the bundled MCP tool servers.
     Tool {
         /// calculator, docs or git
@@ -173,6 +179,23 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
+enum CredentialsCommand {
+    /// One line per login: user, tenant, upstream, when signed in, updated and expiring,
+    /// whether it can be refreshed.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        upstream: Option<String>,
+    },
+    /// Delete a user's logins (at one upstream, or all): they sign in again at their next call.
+    Revoke {
+        user: String,
+        upstream: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum ToolsCommand {
     /// Every scope/tool: status (approved, changed, inactive), current and approved SHA-256.
     List,
@@ -245,6 +268,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             current_thread()?.block_on(admin::show(&config, request_id, user, limit))
         }
         Command::Tools { command } => tools(&load(path)?, command),
+        Command::Credentials { command } => credentials(&load(path)?, command),
         Command::Token {
             user,
             roles,
@@ -352,6 +376,23 @@ fn tools(config: &config::Config, command: ToolsCommand) -> anyhow::Result<()> {
     ) {
         println!();
     }
+    Ok(())
+}
+
+/// `credentials list|revoke`.
+fn credentials(config: &config::Config, command: CredentialsCommand) -> anyhow::Result<()> {
+    use mcp_gateway::connect::cli;
+    let out = current_thread()?.block_on(async {
+        match &command {
+            CredentialsCommand::List { user, upstream } => {
+                cli::list(config, user.as_deref(), upstream.as_deref()).await
+            }
+            CredentialsCommand::Revoke { user, upstream } => {
+                cli::revoke(config, user, upstream.as_deref()).await
+            }
+        }
+    });
+    print!("{}", out.map_err(|e| anyhow!(e))?);
     Ok(())
 }
 

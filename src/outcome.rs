@@ -51,6 +51,8 @@ pub enum Class {
     Unavailable,
     UpstreamError,
     Timeout,
+    /// The upstream needs the user's own login there first (`auth: per_user_oauth`).
+    SignInRequired,
     Internal,
 }
 
@@ -68,6 +70,7 @@ impl Class {
             Class::Unavailable => "unavailable",
             Class::UpstreamError => "upstream_error",
             Class::Timeout => "timeout",
+            Class::SignInRequired => "sign_in_required",
             Class::Internal => "internal",
         }
     }
@@ -124,6 +127,7 @@ impl Outcome<'_> {
                 }
                 UpstreamFailed(_) | NoHealthyUpstream(_) => Class::UpstreamError,
                 UpstreamTimeout(_) => Class::Timeout,
+                SignInRequired { .. } => Class::SignInRequired,
                 Internal => Class::Internal,
             },
         }
@@ -138,6 +142,10 @@ impl Outcome<'_> {
             Outcome::UpstreamBroke(what) => Some(format!("upstream broke off: {what}").into()),
             Outcome::Gateway(GatewayError::Denied(d)) => Some(d.reason().into()),
             Outcome::Gateway(GatewayError::Unauthorized(a)) => Some(a.to_string().into()),
+            // The link is the user's to open: the row and the log say why, not where.
+            Outcome::Gateway(GatewayError::SignInRequired { upstream, .. }) => {
+                Some(format!("the user has no login at {upstream}").into())
+            }
             Outcome::Gateway(e) => Some(e.to_string().into()),
         }
     }
@@ -226,6 +234,11 @@ mod tests {
             JobNotFound("8f2c".into()),
             JobConflict("the job is still working".into()),
             JobsUnavailable("the job store cannot be reached"),
+            SignInRequired {
+                upstream: "vendor".into(),
+                url: "https://gw.example/connect/start?t=x".into(),
+                elicitation_id: "e1".into(),
+            },
             InvalidArguments {
                 tool: "statistics".into(),
                 detail: "/values: type (expected array)".into(),
@@ -246,7 +259,7 @@ mod tests {
                 RateLimited { .. } | TooManyConcurrent | TooManyBodies | LimiterUnavailable => {}
                 UpstreamSaturated | AuditUnavailable | Internal => {}
                 TooManyJobs | JobNotFound(_) | JobConflict(_) | JobsUnavailable(_) => {}
-                InvalidArguments { .. } => {}
+                InvalidArguments { .. } | SignInRequired { .. } => {}
             }
         }
         all
@@ -334,6 +347,13 @@ mod tests {
             (404, -32602, Class::Invalid, None, "8f2c"),
             (409, -32602, Class::Invalid, None, "still working"),
             (503, -32013, Class::Unavailable, None, "job store"),
+            (
+                200,
+                -32042,
+                Class::SignInRequired,
+                None,
+                "no login at vendor",
+            ),
             (200, -32602, Class::InvalidArguments, None, "/values: type"),
         ]
     }

@@ -77,18 +77,24 @@ impl SessionKeys {
 
     /// Seals a binding into the id the client will see.
     pub fn seal(&self, binding: &SessionBinding) -> Option<String> {
+        self.seal_as(binding, AAD)
+    }
+
+    /// Opens an id a client presented; `None` for anything forged, altered or sealed with an
+    /// unknown key.
+    pub fn open(&self, id: &str) -> Option<SessionBinding> {
+        self.open_as(id, AAD)
+    }
+
+    /// Seals any value for one purpose (`aad`): the consent page's links, states and cookies use
+    /// the session keys too, and a value sealed for one purpose never opens as another.
+    pub fn seal_as<T: Serialize>(&self, value: &T, aad: &[u8]) -> Option<String> {
         let (kid, cipher) = self.keys.first()?;
-        let plain = serde_json::to_vec(binding).ok()?;
+        let plain = serde_json::to_vec(value).ok()?;
         let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
         let sealed = cipher
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: &plain,
-                    aad: AAD,
-                },
-            )
+            .encrypt(&Nonce::from(nonce), Payload { msg: &plain, aad })
             .ok()?;
         let mut out = Vec::with_capacity(16 + sealed.len());
         out.extend_from_slice(kid);
@@ -97,9 +103,8 @@ impl SessionKeys {
         Some(URL_SAFE_NO_PAD.encode(out))
     }
 
-    /// Opens an id a client presented; `None` for anything forged, altered or sealed with an
-    /// unknown key.
-    pub fn open(&self, id: &str) -> Option<SessionBinding> {
+    /// Opens what [`SessionKeys::seal_as`] sealed for `aad`.
+    pub fn open_as<T: serde::de::DeserializeOwned>(&self, id: &str, aad: &[u8]) -> Option<T> {
         if id.len() > MAX_ID {
             return None;
         }
@@ -112,13 +117,7 @@ impl SessionKeys {
         let (_, cipher) = self.keys.iter().find(|(k, _)| k == kid)?;
         let nonce: [u8; 12] = nonce.try_into().ok()?;
         let plain = cipher
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: AAD,
-                },
-            )
+            .decrypt(&Nonce::from(nonce), Payload { msg: sealed, aad })
             .ok()?;
         serde_json::from_slice(&plain).ok()
     }

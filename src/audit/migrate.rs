@@ -75,6 +75,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_upstream_credential",
         include_str!("../../migrations/0005_upstream_credential.sql"),
     ),
+    (
+        "0006_upstream_logins",
+        include_str!("../../migrations/0006_upstream_logins.sql"),
+    ),
 ];
 
 /// Applies the migrations not applied yet; returns their names.

@@ -138,6 +138,24 @@ impl std::fmt::Debug for TokenExchange {
     }
 }
 
+/// `auth: per_user_oauth` of an upstream: how the gateway is known to the upstream's
+/// authorization server (discovered from the upstream's protected-resource metadata).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PerUserOauth {
+    /// A client registered by hand (id, opened secret); otherwise the gateway registers itself.
+    pub client: Option<(String, Option<String>)>,
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for PerUserOauth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PerUserOauth")
+            .field("client_id", &self.client.as_ref().map(|c| &c.0))
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How the gateway authenticates to one upstream besides its `headers:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamAuth {
@@ -145,10 +163,11 @@ pub enum UpstreamAuth {
     ClientCredentials(std::sync::Arc<ClientCredentials>),
     /// The caller's token exchanged for one bound to the upstream.
     TokenExchange(std::sync::Arc<TokenExchange>),
+    /// Each user's own token at the upstream, after their consent.
+    PerUser(std::sync::Arc<PerUserOauth>),
 }
 
-/// `auth:` of an upstream validated: token URLs that are http(s) URLs, secrets opened;
-/// `per_user_oauth` is refused until it is served.
+/// `auth:` of an upstream validated: token URLs that are http(s) URLs, secrets opened.
 pub fn upstream_auth(
     path: &std::path::Path,
     at: &dyn Fn(&str) -> String,
@@ -166,13 +185,29 @@ pub fn upstream_auth(
         UpstreamAuthFile::TokenExchange(t) => {
             ("token_exchange", &t.token_url, t.client_secret.as_ref())
         }
-        UpstreamAuthFile::PerUserOauth => {
-            problems.push(Problem::new(
-                path,
-                at("auth"),
-                "per_user_oauth is not served yet; oauth_client_credentials and token_exchange are",
-            ));
-            return None;
+        UpstreamAuthFile::PerUserOauth(p) => {
+            let secret = match p
+                .client_secret
+                .as_ref()
+                .map(|s| reveal(s, keys))
+                .transpose()
+            {
+                Ok(s) => s,
+                Err(why) => {
+                    let f = at("auth.per_user_oauth.client_secret");
+                    problems.push(Problem::new(path, f, why));
+                    return None;
+                }
+            };
+            if secret.is_some() && p.client_id.is_none() {
+                let f = at("auth.per_user_oauth.client_secret");
+                problems.push(Problem::new(path, f, "a client_secret needs its client_id"));
+                return None;
+            }
+            return Some(UpstreamAuth::PerUser(std::sync::Arc::new(PerUserOauth {
+                client: p.client_id.clone().map(|id| (id, secret)),
+                scope: p.scope.clone(),
+            })));
         }
     };
     let field = |f: &str| at(&format!("auth.{kind}.{f}"));
@@ -214,7 +249,7 @@ pub fn upstream_auth(
                 client_auth: t.client_auth,
             }))
         }
-        UpstreamAuthFile::PerUserOauth => return None,
+        UpstreamAuthFile::PerUserOauth(_) => return None,
     })
 }
 
@@ -223,6 +258,62 @@ pub fn upstream_auth(
 pub fn settable(name: &http::HeaderName) -> bool {
     let n = name.as_str().replace('_', "-");
     n == "authorization" || !(super::headers::is_own(&n) || n.starts_with("mcp-"))
+}
+
+/// What `auth: per_user_oauth` needs of the rest of the configuration: the consent page's public
+/// address, an authorization server that tells the page who the user is, the sealing key when
+/// logins are kept in the database, and a scope's own upstream (a composed scope's servers are
+/// reached by its composer, which holds no user's token). Returns the keys that seal the logins.
+pub fn per_user_needs(
+    sources: &Sources,
+    scopes: &std::collections::BTreeMap<String, super::ScopeConfig>,
+    public_url: Option<&str>,
+    authorization_servers: &[String],
+    database: bool,
+    problems: &mut Vec<Problem>,
+) -> Vec<(String, [u8; 32])> {
+    let per_user = |u: &super::UpstreamTarget| matches!(u.auth, Some(UpstreamAuth::PerUser(_)));
+    let path = sources.path.as_path();
+    let mut used = false;
+    for s in scopes.values() {
+        if s.upstreams.iter().any(per_user) {
+            used = true;
+        }
+        let servers = s.composed.iter().flat_map(|c| c.servers.iter());
+        for server in servers.filter(|v| v.scope.upstreams.iter().any(per_user)) {
+            let at = format!("scopes.{}.servers.{}", s.name, server.name);
+            problems.push(Problem::new(
+                path,
+                at,
+                "per_user_oauth is served on a scope's own upstreams, not on a composed scope's servers",
+            ));
+        }
+    }
+    if !used {
+        return Vec::new();
+    }
+    if public_url.is_none() {
+        problems.push(Problem::new(
+            path,
+            "public_url",
+            "auth: per_user_oauth needs the gateway's public URL: users sign in on its consent page",
+        ));
+    }
+    if authorization_servers.is_empty() {
+        problems.push(Problem::new(
+            path,
+            "authorization_servers",
+            "auth: per_user_oauth needs an authorization server: the consent page signs the user in there first",
+        ));
+    }
+    let keys = keys_of(sources, problems);
+    if database && keys.is_empty() {
+        problems.push(Problem::env(
+            KEY_VAR,
+            "auth: per_user_oauth keeps users' upstream tokens in the database sealed under this key: set it (64 hex digits)",
+        ));
+    }
+    keys
 }
 
 #[cfg(test)]

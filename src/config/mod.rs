@@ -160,6 +160,14 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
     let authorization_servers =
         gateway::authorization_servers(path, &g, dev_issuer.as_ref(), &mut problems);
     let audit = audit::build(sources, &g.audit, &mut problems);
+    let login_keys = credentials::per_user_needs(
+        sources,
+        &scopes,
+        g.public_url.as_deref(),
+        &authorization_servers,
+        (audit.as_ref()).is_some_and(|a| matches!(a.sink, audit::SinkConfig::Postgres { .. })),
+        &mut problems,
+    );
     let jobs = jobs::build(sources, &g.jobs, &g.audit, &mut problems);
     if !problems.is_empty() {
         overrides.blame(path, &mut problems);
@@ -201,6 +209,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         connections: connections_of(&g.connections),
         dev_issuer,
         dev_secrets_to_write,
+        login_keys,
     })
 }
 

@@ -88,6 +88,7 @@ pub(super) fn build_plain(
         let secret = match &u.auth {
             Some(file::UpstreamAuthFile::OauthClientCredentials(c)) => Some(&c.client_secret),
             Some(file::UpstreamAuthFile::TokenExchange(t)) => t.client_secret.as_ref(),
+            Some(file::UpstreamAuthFile::PerUserOauth(p)) => p.client_secret.as_ref(),
             _ => None,
         };
         u.headers.values().chain(secret)

@@ -2,7 +2,8 @@
 //! it into the HTTP status, headers and JSON-RPC error body a client sees.
 //!
 //! Codes stay outside the range the MCP specification reserves for itself (-32020…-32099), except
-//! where the specification names the code the client expects (-32022 for an unsupported version).
+//! where the specification names the code the client expects (-32022 for an unsupported version,
+//! -32042 for a URL elicitation the request needs).
 
 mod auth;
 mod storage;
@@ -93,6 +94,14 @@ pub enum GatewayError {
     UpstreamSaturated,
     #[error("The audit trail cannot keep up; try again shortly")]
     AuditUnavailable,
+    /// The upstream needs the user's own login there (`auth: per_user_oauth`) and the gateway
+    /// holds none: the user signs in at `url` (the MCP URL elicitation, -32042).
+    #[error("Sign in to {upstream} to use it: open {url}")]
+    SignInRequired {
+        upstream: String,
+        url: String,
+        elicitation_id: String,
+    },
     #[error("Internal error")]
     Internal,
 }
@@ -181,7 +190,7 @@ impl GatewayError {
             BodyTimeout => 408,
             Unauthorized(_) => 401,
             Forbidden(_) | InsufficientScope(_) => 403,
-            Denied(_) | InvalidArguments { .. } => 200,
+            Denied(_) | InvalidArguments { .. } | SignInRequired { .. } => 200,
             UnknownSession | NotFound(_) | JobNotFound(_) => 404,
             JobConflict(_) => 409,
             MethodNotAllowed(_) => 405,
@@ -204,6 +213,7 @@ impl GatewayError {
             InvalidRequest(_) | UnsupportedMediaType | NotFound(_) | MethodNotAllowed(_)
             | BodyTimeout | UpstreamRefused(_) => -32600,
             UnsupportedVersion(_) => -32022,
+            SignInRequired { .. } => -32042,
             HeaderMismatch(_) => -32020,
             InvalidParams(_) | JobNotFound(_) | JobConflict(_) | InvalidArguments { .. } => -32602,
             Unauthorized(_) => -32001,
@@ -257,6 +267,18 @@ impl GatewayError {
             }
             GatewayError::TooManyBodies => {
                 error["data"] = serde_json::json!({ "limit": "connections.bodies_per_user", "retry_after_seconds": 1 });
+            }
+            GatewayError::SignInRequired {
+                upstream,
+                url,
+                elicitation_id,
+            } => {
+                error["data"] = serde_json::json!({ "elicitations": [{
+                    "mode": "url",
+                    "elicitationId": elicitation_id,
+                    "url": url,
+                    "message": format!("Sign in to {upstream} with your own account to use its tools."),
+                }]});
             }
             _ => {}
         }

@@ -63,7 +63,7 @@ impl Codes {
     }
 }
 
-fn random_code() -> String {
+pub(super) fn random_code() -> String {
     use base64::Engine;
     use rand::RngCore;
     let mut b = [0u8; 32];
@@ -300,7 +300,7 @@ pub fn exchange(i: &Issuer, body: &[u8]) -> Response {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            "only authorization_code is supported (or POST JSON for a development token)",
+            "authorization_code, refresh_token and token exchange are supported (or POST JSON for a development token)",
         );
     }
     let invalid = |why: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why);
@@ -320,7 +320,9 @@ pub fn exchange(i: &Issuer, body: &[u8]) -> Response {
             "resource differs from the authorization request",
         );
     }
-    i.token_answer(&p.grant, i.ttl.as_secs())
+    // Rotated on every use (`refresh`); bound to the client that redeemed the code.
+    let refresh = i.refreshes.issue(&p.grant, &p.client_id);
+    i.token_answer(&p.grant, i.ttl.as_secs(), Some(refresh))
 }
 
 /// RFC 7636 S256: BASE64URL(SHA256(verifier)) == challenge, the verifier 43–128 characters.

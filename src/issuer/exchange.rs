@@ -77,5 +77,5 @@ pub async fn exchange(i: &Issuer, body: &[u8]) -> Response {
         resource: Some(audience),
         client_id: None,
     };
-    i.token_answer(&grant, i.ttl.as_secs())
+    i.token_answer(&grant, i.ttl.as_secs(), None)
 }

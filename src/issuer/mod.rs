@@ -18,6 +18,7 @@ mod clients;
 mod exchange;
 pub use crate::config::issuer_key as key;
 mod page;
+mod refresh;
 
 use crate::config::{file::ClaimsFile, Config};
 use axum::http::{HeaderMap, StatusCode};
@@ -47,6 +48,7 @@ pub struct Issuer {
     roles: Vec<String>,
     clients: clients::Clients,
     codes: authorize::Codes,
+    refreshes: refresh::Refreshes,
     /// Verifies subject tokens for the token exchange, as the gateway verifies tokens.
     verifier: Option<Arc<crate::auth::Authenticator>>,
 }
@@ -139,6 +141,7 @@ impl Issuer {
                 .collect(),
             clients: clients::Clients::new(d.insecure_dev),
             codes: authorize::Codes::default(),
+            refreshes: refresh::Refreshes::default(),
             verifier: crate::auth::Authenticator::new(config.jwt.clone())
                 .ok()
                 .map(Arc::new),
@@ -277,9 +280,9 @@ impl Issuer {
     }
 
     /// The token endpoint's answer for a grant.
-    fn token_answer(&self, g: &Grant, ttl: u64) -> Response {
+    fn token_answer(&self, g: &Grant, ttl: u64, refresh: Option<String>) -> Response {
         match self.sign(g, ttl) {
-            Ok((t, ttl)) => token_answer(t, ttl, &g.scope),
+            Ok((t, ttl)) => token_answer(t, ttl, &g.scope, refresh),
             Err(e) => {
                 tracing::error!(error = %e, "cannot sign a token");
                 oauth_error(
@@ -330,8 +333,11 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
         .into_response()
 }
 
-fn token_answer(token: String, ttl: u64, scope: &[String]) -> Response {
+fn token_answer(token: String, ttl: u64, scope: &[String], refresh: Option<String>) -> Response {
     let mut body = json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl});
+    if let Some(r) = refresh {
+        body["refresh_token"] = r.into();
+    }
     if !scope.is_empty() {
         body["scope"] = scope.join(" ").into();
     }
@@ -354,7 +360,7 @@ async fn metadata(axum::extract::State(i): axum::extract::State<Arc<Issuer>>) ->
         "jwks_uri": format!("{u}/jwks.json"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", exchange::GRANT],
+        "grant_types_supported": ["authorization_code", "refresh_token", exchange::GRANT],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none"],
         "scopes_supported": i.scopes_supported,
@@ -403,6 +409,9 @@ async fn token(
     if !is_json {
         if exchange::asks(&body) {
             return exchange::exchange(&i, &body).await;
+        }
+        if refresh::asks(&body) {
+            return refresh::refresh(&i, &body);
         }
         return authorize::exchange(&i, &body);
     }
@@ -457,5 +466,5 @@ async fn token(
         resource: req.resource,
         client_id: None,
     };
-    i.token_answer(&grant, ttl)
+    i.token_answer(&grant, ttl, None)
 }

@@ -26,6 +26,8 @@ pub enum Route {
     Preflight,
     /// The REST API under `/mcp/` (invoke, jobs, OpenAPI document).
     Rest(super::rest::Route),
+    /// The consent page under `/connect` (users' own upstream logins).
+    Connect,
 }
 
 /// Resolves the path; for a scoped endpoint, sets `ctx.scope`.
@@ -53,6 +55,9 @@ pub fn route(session: &Session, ctx: &mut RequestCtx) -> Result<Route, GatewayEr
             "no protected resource at {}",
             clip(path)
         )));
+    }
+    if super::connect::is_connect(path) {
+        return Ok(Route::Connect);
     }
     if let Some(r) = super::rest::route(path) {
         return Ok(Route::Rest(r));

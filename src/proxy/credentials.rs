@@ -2,9 +2,11 @@
 //! (held, or asked of the token endpoint without holding a thread) and written as `Authorization`
 //! — the client's own token never passes: the gateway's machine token (`auth:
 //! oauth_client_credentials`), or the caller's token exchanged for one bound to the upstream
-//! (`auth: token_exchange`). When the upstream answers 401 to it, it is dropped and the request
-//! tried once more with a new one, if its body can be sent again (a body held past the early
-//! buffer cannot: the 401 goes to the client as the upstream's refusal).
+//! (`auth: token_exchange`), or the user's own login at the upstream (`auth: per_user_oauth`; with
+//! none, the call is answered with the link to sign in: [`GatewayError::SignInRequired`]). When the
+//! upstream answers 401 to it, it is dropped (a user's login refreshed) and the request tried once
+//! more with a new one, if its body can be sent again (a body held past the early buffer cannot:
+//! the 401 goes to the client as the upstream's refusal).
 
 use super::ctx::RequestCtx;
 use crate::error::GatewayError;
@@ -26,8 +28,44 @@ pub async fn take(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gateway
         // The token the caller was authenticated with (checked already).
         let subject = caller_token(session).ok_or(GatewayError::Internal)?;
         ctx.upstream.bearer = Some(exchange.bearer(subject).await.map_err(failed)?);
+    } else if picked.per_user().is_some() {
+        let (who, upstream) = login_of(ctx).ok_or(GatewayError::Internal)?;
+        match ctx.rt.vault.bearer(&who, &upstream).await {
+            Ok(Some(b)) => ctx.upstream.bearer = Some(b),
+            Ok(None) => return Err(sign_in(ctx, &who, &upstream)),
+            Err(e) => {
+                tracing::warn!(request_id = %ctx.request_id, upstream, error = %e, "cannot read the user's upstream login");
+                return Err(GatewayError::UpstreamFailed(
+                    "the user's login at the upstream cannot be read right now".into(),
+                ));
+            }
+        }
     }
     Ok(())
+}
+
+/// Whose login, at which upstream (the scope's name).
+fn login_of(ctx: &RequestCtx) -> Option<(crate::connect::Who, String)> {
+    let caller = ctx.caller.as_ref()?;
+    let who = crate::connect::Who::of(&caller.identity);
+    Some((who, caller.scope.scope.name.clone()))
+}
+
+/// The refusal that carries the link where `who` signs in to `upstream`.
+fn sign_in(ctx: &RequestCtx, who: &crate::connect::Who, upstream: &str) -> GatewayError {
+    // `public_url` is required with `per_user_oauth` (checked at load).
+    let base = ctx.rt.config.public_url.as_deref().unwrap_or("");
+    let Some(url) = crate::connect::link::sign_in_url(base, &ctx.rt.sessions, who, upstream) else {
+        return GatewayError::Internal;
+    };
+    crate::metrics::UPSTREAM_LOGINS
+        .with_label_values(&[upstream, "asked"])
+        .inc();
+    GatewayError::SignInRequired {
+        upstream: upstream.to_string(),
+        url,
+        elicitation_id: uuid::Uuid::new_v4().to_string(),
+    }
 }
 
 /// The client's bearer token, as it was verified.
@@ -48,6 +86,8 @@ pub fn kind(ctx: &RequestCtx) -> Option<&'static str> {
         Some("machine_token")
     } else if picked.exchange.is_some() {
         Some("token_exchange")
+    } else if picked.per_user().is_some() {
+        Some("user_login")
     } else {
         (!picked.target.headers.is_empty()).then_some("headers")
     }
@@ -79,6 +119,11 @@ pub fn refused(
     }
     if let (Some(exchange), Some(subject)) = (&picked.exchange, caller_token(session)) {
         exchange.refused(subject);
+    }
+    if picked.per_user().is_some() {
+        if let Some((who, upstream)) = login_of(ctx) {
+            ctx.rt.vault.refused(&who, &upstream);
+        }
     }
     ctx.upstream.auth_retried = true;
     tracing::info!(request_id = %ctx.request_id, "the upstream refused the gateway's token; trying once more with a new one");

@@ -54,6 +54,7 @@ impl ProxyHttp for Gateway {
             }
             Ok(Route::Preflight) => respond::preflight(session, ctx).await,
             Ok(Route::Rest(r)) => return super::rest::serve(session, ctx, r).await.map(|_| true),
+            Ok(Route::Connect) => return super::connect::serve(session, ctx).await.map(|_| true),
             Ok(Route::Scoped) => inbound::inspect(session, ctx).await,
             Err(e) => {
                 session.set_keepalive(None);

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod body;
+pub mod connect;
 pub mod cors;
 pub mod credentials;
 pub mod ctx;
@@ -64,6 +65,9 @@ pub struct Runtime {
     pub jobs: Arc<crate::jobs::Jobs>,
     /// The tool registry (definitions, approvals); built at start, kept across reloads.
     pub registry: Arc<crate::registry::Registry>,
+    /// Users' own logins at upstreams (`auth: per_user_oauth`); built at start, kept across
+    /// reloads.
+    pub vault: Arc<crate::connect::Vault>,
     /// Filtered list results of this runtime (its policy, its tools).
     pub lists: filter::cache::ListCache,
 }

@@ -33,6 +33,13 @@ pub async fn prepare(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
     else {
         return Ok(());
     };
+    // The gateway's own session on the upstream would carry no user's login: a 2026-07-28 client
+    // is told to speak the upstream's revision (clients fall back to `initialize`).
+    if (caller.scope.pool.endpoints().iter()).any(|e| e.per_user().is_some()) {
+        return Err(GatewayError::UnsupportedVersion(
+            crate::protocol::MODERN_VERSION.into(),
+        ));
+    }
     let scope = caller.scope.clone();
     let picked = scope
         .select(caller.identity.user.as_bytes(), &ctx.upstream.tried)

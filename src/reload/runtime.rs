@@ -26,6 +26,8 @@ pub enum BuildError {
     Composer(std::io::Error),
     #[error("the tool registry's store: {0}")]
     Registry(#[from] crate::error::StorageError),
+    #[error("the store of upstream logins: {0}")]
+    Logins(crate::error::StorageError),
 }
 
 /// Builds the runtime for `config`; with `running`, keeps what the reload leaves unchanged.
@@ -57,6 +59,10 @@ pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, B
             audit: r.audit.clone(),
             jobs: r.jobs.clone(),
             registry: r.registry.clone(),
+            vault: {
+                r.vault.use_keys(&config.login_keys);
+                r.vault.clone()
+            },
             lists: Default::default(),
             auth,
             sessions,
@@ -76,7 +82,9 @@ pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, B
                 crate::registry::store::Store::for_audit(&config.audit)?,
                 config.audit.instance.clone(),
             );
+            let vault = Arc::new(crate::connect::Vault::new(&config).map_err(BuildError::Logins)?);
             Runtime {
+                vault,
                 limits: RateLimits::new(rules, store),
                 user_inflight: Inflight::new(l.max_concurrent_per_user),
                 user_bodies: Inflight::new(config.connections.bodies_per_user),

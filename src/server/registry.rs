@@ -104,7 +104,10 @@ impl RegistryService {
                 .pool
                 .endpoints()
                 .iter()
-                .filter(|e| !e.target.legacy_sse && scope.get_healthy(&e.addr).is_some())
+                // A per-user upstream serves no one without a user's own login: the gateway
+                // has none of its own to read the tools with.
+                .filter(|e| !e.target.legacy_sse && e.per_user().is_none())
+                .filter(|e| scope.get_healthy(&e.addr).is_some())
                 .cloned()
                 .collect();
             let reads = healthy.iter().map(|e| async move {

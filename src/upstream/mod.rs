@@ -67,6 +67,14 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Whether each user's own login is sent (`auth: per_user_oauth`).
+    pub fn per_user(&self) -> Option<&crate::config::credentials::PerUserOauth> {
+        match &self.target.auth {
+            Some(crate::config::credentials::UpstreamAuth::PerUser(p)) => Some(p),
+            _ => None,
+        }
+    }
+
     /// A request of the gateway's own to this upstream, with the headers configured for it and
     /// its machine token while one is held (the pool renews it in the background).
     pub fn with_headers(&self, mut r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

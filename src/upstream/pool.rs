@@ -146,7 +146,7 @@ impl Pool {
                 Some(UpstreamAuth::TokenExchange(x)) => {
                     exchange = Some(Arc::new(super::exchange::Exchanger::new(x.clone(), name)));
                 }
-                None => {}
+                Some(UpstreamAuth::PerUser(_)) | None => {}
             }
             if let Some(spawn) = &t.spawn {
                 if t.port == 0 {

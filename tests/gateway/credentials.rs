@@ -276,7 +276,7 @@ async fn a_client_credentials_upstream_gets_a_machine_token_renewed_on_expiry_an
     );
 }
 
-/// `auth:` is checked: kinds not served yet, a token URL that is not one, a secret that cannot be
+/// `auth:` is checked: per_user_oauth without the consent page's public URL, a token URL that is not one, a secret that cannot be
 /// opened, `Authorization` set twice; the secret is never printed.
 #[test]
 fn upstream_auth_problems_are_named() {
@@ -299,7 +299,7 @@ fn upstream_auth_problems_are_named() {
     let (ok, out) = spec.check();
     assert!(!ok);
     for want in [
-        "scopes.calculator.upstreams[0].auth: per_user_oauth is not served yet",
+        "public_url: auth: per_user_oauth needs the gateway's public URL",
         "scopes.calculator.upstreams[1].auth.oauth_client_credentials.token_url: not an http(s) URL",
         "scopes.calculator.upstreams[1].auth.oauth_client_credentials.client_secret: the sealed value cannot be opened",
         "unknown field `scpoe`",

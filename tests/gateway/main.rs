@@ -36,3 +36,4 @@ mod tools;
 mod typescript;
 mod upgrade;
 mod upstream_tls;
+mod user_login;

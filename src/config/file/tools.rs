@@ -281,7 +281,7 @@ pub enum UpstreamAuthFile {
     /// refreshed before it expires.
     OauthClientCredentials(ClientCredentialsFile),
     /// Each user's own token at the upstream, after their consent.
-    PerUserOauth,
+    PerUserOauth(PerUserOauthFile),
     /// The caller's token exchanged for one bound to the upstream (RFC 8693).
     TokenExchange(TokenExchangeFile),
 }
@@ -292,11 +292,13 @@ fn upstream_auth<'de, D: serde::Deserializer<'de>>(
     use serde::de::Error;
     use serde_yaml_ng::Value;
     const KINDS: &str =
-        "per_user_oauth, { oauth_client_credentials: {…} } or { token_exchange: {…} }";
+        "per_user_oauth, { per_user_oauth: {…} }, { oauth_client_credentials: {…} } or { token_exchange: {…} }";
     let v = Value::deserialize(d)?;
     let (kind, settings) = match &v {
         Value::String(s) if s == "per_user_oauth" => {
-            return Ok(Some(UpstreamAuthFile::PerUserOauth))
+            return Ok(Some(UpstreamAuthFile::PerUserOauth(
+                PerUserOauthFile::default(),
+            )))
         }
         Value::Mapping(m) if m.len() == 1 => m
             .iter()
@@ -309,6 +311,9 @@ fn upstream_auth<'de, D: serde::Deserializer<'de>>(
         Some("oauth_client_credentials") => serde_yaml_ng::from_value(settings)
             .map(|c| Some(UpstreamAuthFile::OauthClientCredentials(c)))
             .map_err(|e| D::Error::custom(format!("oauth_client_credentials: {e}"))),
+        Some("per_user_oauth") => serde_yaml_ng::from_value(settings)
+            .map(|c| Some(UpstreamAuthFile::PerUserOauth(c)))
+            .map_err(|e| D::Error::custom(format!("per_user_oauth: {e}"))),
         Some("token_exchange") => serde_yaml_ng::from_value(settings)
             .map(|c| Some(UpstreamAuthFile::TokenExchange(c)))
             .map_err(|e| D::Error::custom(format!("token_exchange: {e}"))),
@@ -331,6 +336,23 @@ pub struct ClientCredentialsFile {
     /// `post` (`client_id` and `client_secret` in the form).
     #[serde(default)]
     pub client_auth: TokenClientAuth,
+}
+
+/// `auth: per_user_oauth` or `auth: { per_user_oauth: … }`: each user signs in to the upstream's
+/// own authorization server on the gateway's consent page. Without `client_id` the gateway
+/// registers itself (dynamic client registration).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerUserOauthFile {
+    /// The gateway's client id at the upstream's authorization server, when registered by hand.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// `${VAR}` or sealed (`enc:v1:…`); for a confidential client.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// OAuth scopes to ask the user for (default: what the upstream's metadata lists).
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 /// `auth: { token_exchange: … }` (RFC 8693): the caller's token exchanged at `token_url` for one

@@ -2,7 +2,7 @@
 //! answers like a small MCP server with tools, resources, templates and prompts. Tests use it to
 //! prove what reaches an upstream, and what never does.
 //!
-//! Answers: the list methods return two entries each, one a test grants and one it does not; a
+//! Answers: the list methods return two entries each, a tool call a text result, one a test grants and one it does not; a
 //! request whose JSON-RPC id is a string starting with `sse` is answered as an SSE stream; the
 //! method `boom` answers 500 with a stack trace and the headers a careless server sends; the tool
 //! call with the argument `crash: true` answers a JSON-RPC error at HTTP 200 whose message and `data` carry a stack trace; JSON
@@ -136,6 +136,9 @@ fn answer(method: &Method, body: &[u8], session: Option<String>) -> Response {
             {"uriTemplate": "document://secret/{name}", "name": "secret"}]}),
         "prompts/list" => json!({"prompts": [
             {"name": "summarize"}, {"name": "leak_secrets"}]}),
+        "tools/call" => {
+            json!({"content": [{"type": "text", "text": "recorded"}], "isError": false})
+        }
         other => json!({"echo": other}),
     };
     let crash = rpc_method == "tools/call" && msg["params"]["arguments"]["crash"] == true;
