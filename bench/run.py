@@ -12,7 +12,7 @@ nginx's peak) for latency without saturation; prints medians, ratios and resourc
 """
 
 import argparse, base64, hashlib, hmac, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
-import urllib.request
+import urllib.error, urllib.parse, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "bench-upstream-secret-0123456789"
@@ -144,7 +144,9 @@ COMPOSED_SCENARIO = "tools/call on a composed scope (the calculator behind the c
 SEARCH_SCENARIO = "call_tool on a discovery: search scope (the calculator), 64 conns"
 MACHINE_SCENARIO = "tools/call with a held machine token (oauth_client_credentials), 64 conns"
 EXCHANGED_SCENARIO = "tools/call with a cached exchanged token (token_exchange), 64 conns"
-SCOPE_SCENARIOS = {REFERENCE, STDIO_SCENARIO, COMPOSED_SCENARIO, SEARCH_SCENARIO, MACHINE_SCENARIO, EXCHANGED_SCENARIO}
+PER_USER_SCENARIO = "tools/call with the user's own cached login (per_user_oauth), 64 conns"
+SCOPE_SCENARIOS = {REFERENCE, STDIO_SCENARIO, COMPOSED_SCENARIO, SEARCH_SCENARIO, MACHINE_SCENARIO, EXCHANGED_SCENARIO,
+                   PER_USER_SCENARIO}
 EVERYTHING = os.path.join(ROOT, "tests/node/node_modules/.bin/mcp-server-everything")
 HEADLINE = "tools/call small on a minimal upstream, 256 conns"
 
@@ -201,7 +203,7 @@ jwt:
 upstream_shared_secret: {SECRET}
 session_secrets: [{SESSION_SECRET}]
 allowed_origins: [{BENCH_ORIGIN}]
-{audit}""")
+{audit}""" + (f"public_url: http://127.0.0.1:{port}\nauthorization_servers: [http://127.0.0.1:{scopes[1]}]\n" if scopes else ""))
     open(f"{d}/tools.yaml", "w").write(f"""scopes:
   calculator:
     upstreams:
@@ -254,9 +256,15 @@ allowed_origins: [{BENCH_ORIGIN}]
         auth: {{ token_exchange: {{ token_url: "http://127.0.0.1:{scopes[1]}/token", audience: "https://calculator.bench" }} }}
     health_check: {{ kind: tcp, interval: 5s }}
     tools: [exact_calculate, statistics]
+  peruser:
+    upstreams:
+      - url: http://127.0.0.1:{upstream_port}/mcp
+        auth: {{ per_user_oauth: {{ authorization_server: "http://127.0.0.1:{scopes[1]}" }} }}
+    health_check: {{ kind: tcp, interval: 5s }}
+    tools: [exact_calculate, statistics]
 """ if scopes else ""))
     open(f"{d}/policy.yaml", "w").write('roles:\n  developer: { allow: ["calculator/*", "calcsse/*", "calcbridged/*", "minimal/*"'
-                                        + (', "everything/*", "composed/*", "searched/*", "machine/*", "exchanged/*"' if scopes else "") + '] }\n'
+                                        + (', "everything/*", "composed/*", "searched/*", "machine/*", "exchanged/*", "peruser/*"' if scopes else "") + '] }\n'
                                         + ("rate_limits:\n  - { name: never-hit, key: user, rate: 1000000/s }\n" if limits else ""))
     return f"{d}/gateway.yaml", port
 
@@ -370,6 +378,42 @@ def open_session(url, tok):
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
     post({"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
     return session
+
+
+class _Stay(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kw):
+        return None
+
+
+def sign_in(url, tok, user="bench"):
+    """Signs `user` in to a per_user_oauth scope as a person would: the refused call's link, the
+    consent page, the issuer's login form (at the gateway's and the upstream's server, here one
+    development issuer) and back; the login is then held by the gateway."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "exact_calculate", "arguments": {}}})
+    req = urllib.request.Request(url, data=body.encode(), method="POST", headers={
+        "Content-Type": "application/json", "Accept": "application/json, text/event-stream", "Authorization": f"Bearer {tok}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        link = json.loads(r.read())["error"]["data"]["elicitations"][0]["url"]
+    opener = urllib.request.build_opener(_Stay)
+    cookie, at = None, link
+    for _ in range(12):
+        u = urllib.parse.urlsplit(at)
+        if u.path == "/authorize":
+            form = urllib.parse.parse_qsl(u.query) + [("user_id", user), ("roles", "developer")]
+            req = urllib.request.Request(f"{u.scheme}://{u.netloc}/authorize", data=urllib.parse.urlencode(form).encode(), method="POST")
+        else:
+            req = urllib.request.Request(at, headers={"Cookie": cookie} if cookie else {})
+        try:
+            with opener.open(req, timeout=30) as r:
+                assert r.status == 200, r.status
+                return
+        except urllib.error.HTTPError as e:
+            if e.code not in (302, 303):
+                raise
+            if e.headers.get("Set-Cookie"):
+                cookie = e.headers["Set-Cookie"].split(";")[0]
+            at = urllib.parse.urljoin(at, e.headers["Location"])
+    raise RuntimeError("the sign-in did not finish")
 
 
 def stdio_direct(cmd, secs, conc):
@@ -572,7 +616,8 @@ http {{
             base_url = f"http://127.0.0.1:{port}"
             urls = {"json": f"{base_url}/calculator/mcp", "stdio": f"{base_url}/everything/mcp",
                     "composed": f"{base_url}/composed/mcp", "search": f"{base_url}/searched/mcp",
-                    "machine": f"{base_url}/machine/mcp", "exchanged": f"{base_url}/exchanged/mcp"}
+                    "machine": f"{base_url}/machine/mcp", "exchanged": f"{base_url}/exchanged/mcp",
+                    "peruser": f"{base_url}/peruser/mcp"}
             contenders.append(Contender("gateway-scopes", urls, p, lambda p=p: descendants(p.pid), only=SCOPE_SCENARIOS))
         elif not args.quick and not args.tls:
             print(f"skipping the stdio, composed and discovery scopes: {EVERYTHING} is missing (npm ci in tests/node)")
@@ -621,7 +666,9 @@ http {{
                 (SEARCH_SCENARIO, "search", 64, {"BENCH_BODY_FILE": call_tool}),
                 (MACHINE_SCENARIO, "machine", 64, {"BENCH_BODY_FILE": small}),
                 (EXCHANGED_SCENARIO, "exchanged", 64, {"BENCH_BODY_FILE": small}),
+                (PER_USER_SCENARIO, "peruser", 64, {"BENCH_BODY_FILE": small}),
             ]
+            sign_in(s.urls["peruser"], base["BENCH_TOKEN"])
         # TLS 1.3 with the same certificate and cipher (TLS_AES_256_GCM_SHA384) on both sides;
         # wrk resumes no session, so the second scenario pays a full handshake per request.
         tls_scenarios = [

@@ -145,6 +145,9 @@ pub struct PerUserOauth {
     /// A client registered by hand (id, opened secret); otherwise the gateway registers itself.
     pub client: Option<(String, Option<String>)>,
     pub scope: Option<String>,
+    /// Named in the configuration instead of found through the upstream's metadata.
+    pub authorization_server: Option<String>,
+    pub resource: Option<String>,
 }
 
 impl std::fmt::Debug for PerUserOauth {
@@ -152,6 +155,7 @@ impl std::fmt::Debug for PerUserOauth {
         f.debug_struct("PerUserOauth")
             .field("client_id", &self.client.as_ref().map(|c| &c.0))
             .field("scope", &self.scope)
+            .field("authorization_server", &self.authorization_server)
             .finish_non_exhaustive()
     }
 }
@@ -204,9 +208,26 @@ pub fn upstream_auth(
                 problems.push(Problem::new(path, f, "a client_secret needs its client_id"));
                 return None;
             }
+            let urls = [
+                ("authorization_server", &p.authorization_server),
+                ("resource", &p.resource),
+            ];
+            for (name, value) in urls {
+                let ok = value.as_deref().is_none_or(|v| {
+                    url::Url::parse(v)
+                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                });
+                if !ok {
+                    let f = at(&format!("auth.per_user_oauth.{name}"));
+                    problems.push(Problem::new(path, f, "not an http(s) URL"));
+                    return None;
+                }
+            }
             return Some(UpstreamAuth::PerUser(std::sync::Arc::new(PerUserOauth {
                 client: p.client_id.clone().map(|id| (id, secret)),
                 scope: p.scope.clone(),
+                authorization_server: p.authorization_server.clone(),
+                resource: p.resource.clone(),
             })));
         }
     };

@@ -264,8 +264,15 @@ async fn registration(
         .rt
         .vault
         .client(&format!("upstream:{upstream}"), |http| async move {
-            let r = oauth::protected_resource(&http, &url).await?;
-            let issuer = r.authorization_servers[0].clone();
+            // Named in the configuration, or found through the upstream's metadata.
+            let (issuer, resource, listed) = match settings.authorization_server {
+                Some(a) => (a, settings.resource.unwrap_or(url), Vec::new()),
+                None => {
+                    let r = oauth::protected_resource(&http, &url).await?;
+                    let resource = settings.resource.unwrap_or(r.resource);
+                    (r.authorization_servers[0].clone(), resource, r.scopes_supported)
+                }
+            };
             let server = oauth::server(&http, &issuer).await?;
             let client = match settings.client {
                 Some((id, secret)) => oauth::Client {
@@ -275,12 +282,10 @@ async fn registration(
                 },
                 None => oauth::register(&http, server, &redirect, "mcp-gateway").await?,
             };
-            let scope = settings
-                .scope
-                .or_else(|| (!r.scopes_supported.is_empty()).then(|| r.scopes_supported.join(" ")));
+            let scope = (settings.scope).or_else(|| (!listed.is_empty()).then(|| listed.join(" ")));
             Ok(Registration {
                 client,
-                resource: r.resource,
+                resource,
                 scope,
             })
         })

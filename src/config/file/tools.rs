@@ -353,6 +353,13 @@ pub struct PerUserOauthFile {
     /// OAuth scopes to ask the user for (default: what the upstream's metadata lists).
     #[serde(default)]
     pub scope: Option<String>,
+    /// The upstream's authorization server, for an upstream that publishes no protected-resource
+    /// metadata (default: found through that metadata).
+    #[serde(default)]
+    pub authorization_server: Option<String>,
+    /// The resource to ask tokens for (default: what the metadata says, else the upstream's URL).
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 /// `auth: { token_exchange: … }` (RFC 8693): the caller's token exchanged at `token_url` for one
