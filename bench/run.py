@@ -391,7 +391,8 @@ def sign_in(url, tok, user="bench"):
     development issuer) and back; the login is then held by the gateway."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "exact_calculate", "arguments": {}}})
     req = urllib.request.Request(url, data=body.encode(), method="POST", headers={
-        "Content-Type": "application/json", "Accept": "application/json, text/event-stream", "Authorization": f"Bearer {tok}"})
+        "Content-Type": "application/json", "Accept": "application/json, text/event-stream", "Authorization": f"Bearer {tok}",
+        "MCP-Protocol-Version": "2025-11-25"})
     with urllib.request.urlopen(req, timeout=30) as r:
         link = json.loads(r.read())["error"]["data"]["elicitations"][0]["url"]
     opener = urllib.request.build_opener(_Stay)
