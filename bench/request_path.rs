@@ -221,12 +221,22 @@ fn rate_limit_check_10k_users(b: divan::Bencher) {
             valid_until: u64::MAX,
             oauth_scopes: None,
             resources: None,
+            claims: Default::default(),
         })
         .collect();
     let mut i = 0;
     b.bench_local(|| {
         i = (i + 1) % ids.len();
-        rt.block_on(limits.check(&ids[i], "calculator", "tools/call", Some("exact_calculate")))
-            .unwrap()
+        let facts = mcp_gateway::policy::condition::Facts {
+            identity: &ids[i],
+            scope: "calculator",
+            method: "tools/call",
+            tool: Some("exact_calculate"),
+            arguments: None,
+            resource: None,
+            prompt: None,
+            client_cert: None,
+        };
+        rt.block_on(limits.check(&facts)).unwrap()
     });
 }

@@ -116,6 +116,7 @@ impl Outcome<'_> {
                 Unauthorized(_) => Class::Unauthenticated,
                 Forbidden(_)
                 | InsufficientScope(_)
+                | NotPermitted { .. }
                 | Denied(_)
                 | UnknownSession
                 | PayloadTooLarge { .. } => Class::Denied,
@@ -143,6 +144,11 @@ impl Outcome<'_> {
             Outcome::Gateway(GatewayError::Denied(d)) => Some(d.reason().into()),
             Outcome::Gateway(GatewayError::Unauthorized(a)) => Some(a.to_string().into()),
             // The link is the user's to open: the row and the log say why, not where.
+            Outcome::Gateway(GatewayError::NotPermitted {
+                rule,
+                condition,
+                why,
+            }) => Some(format!("{rule} (when: {condition}): {why}").into()),
             Outcome::Gateway(GatewayError::SignInRequired { upstream, .. }) => {
                 Some(format!("the user has no login at {upstream}").into())
             }
@@ -164,9 +170,9 @@ impl Outcome<'_> {
         use GatewayError::*;
         match self {
             Outcome::Gateway(Unauthorized(a)) => Some(Alert::AuthFailure(a.label())),
-            Outcome::Gateway(Denied(_) | Forbidden(_) | InsufficientScope(_)) => {
-                Some(Alert::PolicyDenial)
-            }
+            Outcome::Gateway(
+                Denied(_) | Forbidden(_) | InsufficientScope(_) | NotPermitted { .. },
+            ) => Some(Alert::PolicyDenial),
             Outcome::Gateway(
                 RateLimited { .. } | TooManyConcurrent | TooManyBodies | TooManyJobs,
             ) => Some(Alert::RateLimited),
@@ -234,6 +240,11 @@ mod tests {
             JobNotFound("8f2c".into()),
             JobConflict("the job is still working".into()),
             JobsUnavailable("the job store cannot be reached"),
+            NotPermitted {
+                rule: "roles.analyst.allow[1]".into(),
+                condition: "args.repository.startsWith(claims.org)".into(),
+                why: "its condition is false for this request",
+            },
             SignInRequired {
                 upstream: "vendor".into(),
                 url: "https://gw.example/connect/start?t=x".into(),
@@ -259,7 +270,7 @@ mod tests {
                 RateLimited { .. } | TooManyConcurrent | TooManyBodies | LimiterUnavailable => {}
                 UpstreamSaturated | AuditUnavailable | Internal => {}
                 TooManyJobs | JobNotFound(_) | JobConflict(_) | JobsUnavailable(_) => {}
-                InvalidArguments { .. } | SignInRequired { .. } => {}
+                InvalidArguments { .. } | SignInRequired { .. } | NotPermitted { .. } => {}
             }
         }
         all
@@ -347,6 +358,13 @@ mod tests {
             (404, -32602, Class::Invalid, None, "8f2c"),
             (409, -32602, Class::Invalid, None, "still working"),
             (503, -32013, Class::Unavailable, None, "job store"),
+            (
+                200,
+                -32003,
+                Class::Denied,
+                Some(PolicyDenial),
+                "roles.analyst.allow[1] (when: args.repository",
+            ),
             (
                 200,
                 -32042,

@@ -83,7 +83,7 @@ const fn col(
 }
 
 /// Every column, in the order of the statements.
-static COLUMNS: [Column; 26] = [
+static COLUMNS: [Column; 27] = [
     Column {
         name: "time",
         copy_type: Type::TIMESTAMPTZ,
@@ -171,6 +171,9 @@ static COLUMNS: [Column; 26] = [
     col("upstream_credential", Type::TEXT, "text[]", |r| {
         Val::OptText(r.upstream_credential.as_deref())
     }),
+    col("policy_rule", Type::TEXT, "text[]", |r| {
+        Val::OptText(r.policy_rule.as_deref())
+    }),
 ];
 
 /// The audit columns in order, as `audit show` selects them.
@@ -244,10 +247,10 @@ mod tests {
     fn the_statements_name_every_column_once_in_order() {
         assert!(COPY.starts_with("COPY audit_log (time, request_id, instance, user_id,"));
         assert!(
-            COPY.ends_with("client_cert, job_id, upstream_credential) FROM STDIN (FORMAT binary)")
+            COPY.ends_with("job_id, upstream_credential, policy_rule) FROM STDIN (FORMAT binary)")
         );
         assert!(INSERT.contains("FROM UNNEST($1::int8[], $2::text[],"));
-        assert!(INSERT.contains("$26::text[]) AS u(c0, c1,"));
+        assert!(INSERT.contains("$27::text[]) AS u(c0, c1,"));
         assert!(
             INSERT.contains("SELECT 'epoch'::timestamptz + u.c0 * interval '1 microsecond', u.c1,")
         );

@@ -79,6 +79,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_upstream_logins",
         include_str!("../../migrations/0006_upstream_logins.sql"),
     ),
+    (
+        "0007_policy_rule",
+        include_str!("../../migrations/0007_policy_rule.sql"),
+    ),
 ];
 
 /// Applies the migrations not applied yet; returns their names.

@@ -43,9 +43,12 @@ pub struct AuditRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
     /// Which credential of the gateway's the upstream got (`machine_token`, `token_exchange`,
-    /// `headers`), never its value.
+    /// `user_login`, `headers`), never its value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_credential: Option<String>,
+    /// The grant with a condition that decided the request (`roles.R.allow[i] when …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_rule: Option<String>,
 }
 
 impl AuditRecord {
@@ -79,6 +82,7 @@ impl AuditRecord {
             client_cert: None,
             job_id: None,
             upstream_credential: None,
+            policy_rule: None,
         }
     }
 

@@ -29,6 +29,8 @@ pub struct Identity {
     /// resource indicators): those URLs. The proxy accepts the token only on an endpoint they
     /// name (see `proxy::authn`).
     pub resources: Option<Box<[String]>>,
+    /// Every claim of the verified token (conditions read them as `claims`).
+    pub claims: Arc<Map<String, Value>>,
 }
 
 impl Identity {
@@ -64,7 +66,8 @@ impl quick_cache::Weighter<Box<str>, Arc<Identity>> for CacheWeight {
                 .flat_map(|l| l.iter())
                 .map(|s| s.len() + 24)
                 .sum::<usize>();
-        ((token.len() + claims + CACHE_ENTRY_OVERHEAD) as u64).max(self.floor)
+        // The claims kept whole (for conditions) take about the token's length again, parsed.
+        ((2 * token.len() + claims + CACHE_ENTRY_OVERHEAD) as u64).max(self.floor)
     }
 }
 
@@ -335,6 +338,7 @@ impl Authenticator {
             valid_until,
             oauth_scopes,
             resources,
+            claims: Arc::new(claims.clone()),
         })
     }
 

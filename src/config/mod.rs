@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod compose;
+pub mod condition;
 pub mod credentials;
 pub mod env;
 pub mod file;
@@ -141,7 +142,12 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         .as_ref()
         .map(|(pp, p)| rate_limits(pp, p, &tools, &mut problems))
         .unwrap_or_default();
-    let policy = policy.map(|(pp, p)| Policy::compile(&pp, &p, &tools, &mut problems));
+    let policy = policy.map(|(pp, p)| {
+        let mut compiled = Policy::compile(&pp, &p, &tools, &mut problems);
+        compiled.reads_arguments |=
+            (rate_limits.iter()).any(|r| r.when.as_ref().is_some_and(|c| c.uses_args));
+        compiled
+    });
     let (dev, dev_secrets_to_write) = gateway::dev_secrets(sources, &g, &mut problems);
     let dev_issuer = jwt::build_dev_issuer(path, &g, dev.as_ref(), &mut problems);
     let jwt = jwt::build_jwt(sources, &g, dev.as_ref(), &mut problems).map(|mut j| {

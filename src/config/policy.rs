@@ -2,7 +2,8 @@
 //! table), resource and prompt globs it is granted, and the roles bound to a client certificate.
 //! The decisions on it are the policy domain's (`impl Policy` there).
 
-use super::file::PolicyFile;
+use super::condition::Condition;
+use super::file::{AllowFile, PolicyFile};
 use super::problem::Problem;
 use foldhash::{HashMap, HashSet};
 use globset::{Glob, GlobMatcher};
@@ -20,6 +21,19 @@ pub struct ScopeGrant {
     pub tools: HashSet<String>,
     pub resources: Vec<GlobMatcher>,
     pub prompts: Vec<GlobMatcher>,
+    /// Grants that hold only when their condition does.
+    pub conditional: Vec<Conditional>,
+}
+
+/// A grant with a condition (`{ tool: …, when: … }`): what it names, in one scope.
+#[derive(Debug)]
+pub struct Conditional {
+    /// Where it is written (`roles.R.allow[i]`): refusals and audit rows name it.
+    pub rule: String,
+    pub tools: HashSet<String>,
+    pub resources: Vec<GlobMatcher>,
+    pub prompts: Vec<GlobMatcher>,
+    pub condition: std::sync::Arc<Condition>,
 }
 
 /// The kinds of things a scope offers besides tools, each granted separately.
@@ -37,6 +51,8 @@ pub struct Policy {
     pub grants: HashMap<String, HashMap<String, ScopeGrant>>,
     /// Roles that count only with a matching verified client certificate (`client_cert:`).
     pub cert_bound: HashMap<String, GlobMatcher>,
+    /// A condition (of a grant or a rate limit) reads `args`: requests keep their arguments.
+    pub reads_arguments: bool,
 }
 
 impl Policy {
@@ -71,23 +87,116 @@ impl Policy {
                 }
             }
             let table = grants.entry(role.clone()).or_default();
-            for (i, pattern) in spec.allow.iter().enumerate() {
+            for (i, entry) in spec.allow.iter().enumerate() {
                 let field = format!("roles.{role}.allow[{i}]");
-                if let Err(reason) = grant(table, pattern, scopes) {
+                let added = match entry {
+                    AllowFile::Pattern(pattern) => grant(table, pattern, scopes),
+                    AllowFile::Conditional(c) => conditional(table, c, scopes, &field)
+                        .map_err(|(at, why)| {
+                            problems.push(Problem::new(path, format!("{field}.{at}"), why));
+                        })
+                        .or(Ok(())),
+                };
+                if let Err(reason) = added {
                     problems.push(Problem::new(path, field, reason));
                 }
             }
         }
-        Policy { grants, cert_bound }
+        let reads_arguments = (grants.values())
+            .flat_map(|scopes| scopes.values())
+            .flat_map(|g| g.conditional.iter())
+            .any(|c| c.condition.uses_args);
+        Policy {
+            grants,
+            cert_bound,
+            reads_arguments,
+        }
     }
 }
 
-/// Adds one `allow` entry to a role's table.
+/// What one pattern names in one scope.
+enum Named {
+    /// Tools, and whether the pattern was `scope/*` (everything in the scope).
+    Tools(Vec<String>, bool),
+    Resources(GlobMatcher),
+    Prompts(GlobMatcher),
+}
+
+/// Adds one `allow` pattern to a role's table.
 fn grant(
     table: &mut HashMap<String, ScopeGrant>,
     pattern: &str,
     scopes: &ScopeTools,
 ) -> Result<(), String> {
+    for (scope, named) in names(pattern, scopes)? {
+        let g = table.entry(scope).or_default();
+        match named {
+            Named::Tools(tools, everything) => {
+                g.everything |= everything;
+                g.tools.extend(tools);
+            }
+            Named::Resources(m) => g.resources.push(m),
+            Named::Prompts(m) => g.prompts.push(m),
+        }
+    }
+    Ok(())
+}
+
+/// Adds one grant with a condition; a problem is (the field under the entry, why).
+fn conditional(
+    table: &mut HashMap<String, ScopeGrant>,
+    c: &super::file::ConditionalFile,
+    scopes: &ScopeTools,
+    rule: &str,
+) -> Result<(), (&'static str, String)> {
+    let (field, pattern) = match (&c.tool, &c.resource, &c.prompt) {
+        (Some(t), None, None) => ("tool", t.clone()),
+        (None, Some(r), None) => ("resource", resource_pattern(r)?),
+        (None, None, Some(p)) => ("prompt", prompt_pattern(p)?),
+        _ => {
+            return Err((
+                "tool",
+                "name exactly one of tool, resource or prompt".into(),
+            ))
+        }
+    };
+    let condition = Condition::compile(&c.when).map_err(|why| ("when", why))?;
+    let condition = std::sync::Arc::new(condition);
+    for (scope, named) in names(&pattern, scopes).map_err(|why| (field, why))? {
+        let mut g = Conditional {
+            rule: rule.to_string(),
+            tools: HashSet::default(),
+            resources: Vec::new(),
+            prompts: Vec::new(),
+            condition: condition.clone(),
+        };
+        match named {
+            Named::Tools(tools, _) => g.tools.extend(tools),
+            Named::Resources(m) => g.resources.push(m),
+            Named::Prompts(m) => g.prompts.push(m),
+        }
+        table.entry(scope).or_default().conditional.push(g);
+    }
+    Ok(())
+}
+
+/// `scope/URI` of a conditional resource grant, as the pattern grammar writes it.
+fn resource_pattern(r: &str) -> Result<String, (&'static str, String)> {
+    let (scope, uri) = r
+        .split_once('/')
+        .ok_or(("resource", format!("{r:?} is not scope/URI-glob")))?;
+    Ok(format!("{scope}/resource:{uri}"))
+}
+
+fn prompt_pattern(p: &str) -> Result<String, (&'static str, String)> {
+    let (scope, name) = p
+        .split_once('/')
+        .ok_or(("prompt", format!("{p:?} is not scope/prompt-glob")))?;
+    Ok(format!("{scope}/prompt:{name}"))
+}
+
+/// What `pattern` names in each scope it matches.
+fn names(pattern: &str, scopes: &ScopeTools) -> Result<Vec<(String, Named)>, String> {
     let Some((scope_pat, item)) = pattern.split_once('/') else {
         return Err(format!(
             "{pattern:?} is not scope/tool, scope/resource:URI, scope/prompt:NAME or scope/* (e.g. calculator/*)"
@@ -108,31 +217,34 @@ fn grant(
     };
     if let Some((kind, p)) = kind {
         let m = matcher(p).map_err(|e| format!("{pattern:?}: {e}"))?;
-        for (scope, _) in matching {
-            let g = table.entry(scope.clone()).or_default();
-            match kind {
-                Kind::Resource => g.resources.push(m.clone()),
-                Kind::Prompt => g.prompts.push(m.clone()),
-            }
-        }
-        return Ok(());
+        return Ok(matching
+            .into_iter()
+            .map(|(scope, _)| {
+                let named = match kind {
+                    Kind::Resource => Named::Resources(m.clone()),
+                    Kind::Prompt => Named::Prompts(m.clone()),
+                };
+                (scope.clone(), named)
+            })
+            .collect());
     }
     let tool_m = matcher(item).map_err(|e| format!("{pattern:?}: {e}"))?;
+    let mut out = Vec::new();
     let mut matched_tool = false;
     for (scope, tools) in matching {
-        let g = table.entry(scope.clone()).or_default();
-        g.everything |= item == "*";
-        for tool in tools.iter().filter(|t| tool_m.is_match(t.as_str())) {
-            matched_tool = true;
-            g.tools.insert(tool.clone());
-        }
+        let named: Vec<String> = (tools.iter())
+            .filter(|t| tool_m.is_match(t.as_str()))
+            .cloned()
+            .collect();
+        matched_tool |= !named.is_empty();
+        out.push((scope.clone(), Named::Tools(named, item == "*")));
     }
     if !matched_tool && item != "*" {
         return Err(format!(
             "{pattern:?} names no tool of the matching scope(s)"
         ));
     }
-    Ok(())
+    Ok(out)
 }
 
 fn matcher(pattern: &str) -> Result<GlobMatcher, String> {

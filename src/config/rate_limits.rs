@@ -26,6 +26,8 @@ pub struct Rule {
     pub scopes: Option<Vec<GlobMatcher>>,
     pub tools: Option<Vec<GlobMatcher>>,
     pub roles: Option<Vec<GlobMatcher>>,
+    /// `match.when`: a condition on the request (as a grant's).
+    pub when: Option<std::sync::Arc<super::condition::Condition>>,
     pub quota: Quota,
 }
 
@@ -117,6 +119,19 @@ pub fn compile(
                 }
             }
         }
+        let when = match f
+            .matches
+            .when
+            .as_deref()
+            .map(super::condition::Condition::compile)
+        {
+            None => None,
+            Some(Ok(c)) => Some(std::sync::Arc::new(c)),
+            Some(Err(why)) => {
+                problems.push(Problem::new(path, at("match.when"), why));
+                continue;
+            }
+        };
         if f.methods.is_empty() {
             problems.push(Problem::new(
                 path,
@@ -141,6 +156,7 @@ pub fn compile(
             scopes: scope_g,
             tools: tool_g,
             roles: role_g,
+            when,
             quota,
         });
     }

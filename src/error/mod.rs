@@ -94,6 +94,14 @@ pub enum GatewayError {
     UpstreamSaturated,
     #[error("The audit trail cannot keep up; try again shortly")]
     AuditUnavailable,
+    /// The caller's only grants for this call have conditions (`when:`), and none holds: the
+    /// client is told which rule, never why in terms of the request's values.
+    #[error("Not permitted: {rule} does not allow this call")]
+    NotPermitted {
+        rule: String,
+        condition: String,
+        why: &'static str,
+    },
     /// The upstream needs the user's own login there (`auth: per_user_oauth`) and the gateway
     /// holds none: the user signs in at `url` (the MCP URL elicitation, -32042).
     #[error("Sign in to {upstream} to use it: open {url}")]
@@ -190,7 +198,9 @@ impl GatewayError {
             BodyTimeout => 408,
             Unauthorized(_) => 401,
             Forbidden(_) | InsufficientScope(_) => 403,
-            Denied(_) | InvalidArguments { .. } | SignInRequired { .. } => 200,
+            Denied(_) | InvalidArguments { .. } | SignInRequired { .. } | NotPermitted { .. } => {
+                200
+            }
             UnknownSession | NotFound(_) | JobNotFound(_) => 404,
             JobConflict(_) => 409,
             MethodNotAllowed(_) => 405,
@@ -217,7 +227,7 @@ impl GatewayError {
             HeaderMismatch(_) => -32020,
             InvalidParams(_) | JobNotFound(_) | JobConflict(_) | InvalidArguments { .. } => -32602,
             Unauthorized(_) => -32001,
-            Forbidden(_) | InsufficientScope(_) => -32003,
+            Forbidden(_) | InsufficientScope(_) | NotPermitted { .. } => -32003,
             Denied(d) => d.code(),
             UnknownSession => -32010,
             PayloadTooLarge { .. } => -32005,

@@ -12,6 +12,7 @@ use crate::config::rate_limits::any;
 pub use crate::config::rate_limits::Rule;
 use crate::error::GatewayError;
 use crate::metrics;
+use crate::policy::condition::{self, Facts};
 use governor::clock::{Clock, QuantaClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::RateLimiter;
@@ -22,11 +23,14 @@ pub use store::{RedisStore, StoreError};
 type LocalLimiter = RateLimiter<String, DefaultKeyedStateStore<String>, QuantaClock>;
 
 impl Rule {
-    fn applies(&self, identity: &Identity, scope: &str, method: &str, tool: Option<&str>) -> bool {
+    fn applies(&self, f: &Facts) -> bool {
+        let (identity, method) = (f.identity, f.method);
         self.methods.iter().any(|m| m == method || m == "*")
-            && any(&self.scopes, Some(scope))
-            && any(&self.tools, tool)
+            && any(&self.scopes, Some(f.scope))
+            && any(&self.tools, f.tool)
             && (self.roles.is_none() || identity.roles.iter().any(|r| any(&self.roles, Some(r))))
+            // A condition that cannot be evaluated on this request does not apply the limit.
+            && (self.when.as_ref()).is_none_or(|c| condition::holds(c, f) == Ok(true))
     }
 
     /// The budgets this request draws on (one per matching role for `key: role`).
@@ -127,18 +131,13 @@ impl RateLimits {
     }
 
     /// Checks (and spends) every budget this request draws on.
-    pub async fn check(
-        &self,
-        identity: &Identity,
-        scope: &str,
-        method: &str,
-        tool: Option<&str>,
-    ) -> Result<(), GatewayError> {
+    pub async fn check(&self, f: &Facts<'_>) -> Result<(), GatewayError> {
+        let (identity, scope, tool) = (f.identity, f.scope, f.tool);
         for (rule, local) in self
             .rules
             .iter()
             .zip(&self.locals)
-            .filter(|(r, _)| r.applies(identity, scope, method, tool))
+            .filter(|(r, _)| r.applies(f))
         {
             for key in rule.keys(identity, scope, tool) {
                 let verdict = match &self.store {

@@ -10,8 +10,58 @@
 //! The compiled table is part of the configuration model (`config::policy`); this module makes the
 //! decisions on it.
 
+pub mod condition;
+
 use crate::config::policy::ScopeGrant;
-pub use crate::config::policy::{Kind, Policy, ScopeTools};
+pub use crate::config::policy::{Conditional, Kind, Policy, ScopeTools};
+use condition::Facts;
+
+/// How the caller's grants stand toward one tool, resource or prompt.
+#[derive(Debug)]
+pub enum Verdict<'p> {
+    /// A grant without a condition names it.
+    Granted,
+    /// Only grants with a condition name it: these, in the policy's order.
+    Conditional(Vec<&'p Conditional>),
+    NotGranted,
+}
+
+impl Verdict<'_> {
+    /// Whether the caller may use it at all (some grant names it).
+    pub fn names_it(&self) -> bool {
+        !matches!(self, Verdict::NotGranted)
+    }
+}
+
+/// Why no conditional grant allowed a request: the last one tried (none when there were none).
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal<'p> {
+    pub grant: Option<&'p Conditional>,
+    pub why: &'static str,
+}
+
+/// The first of `grants` whose condition holds for the request, or why none did.
+pub fn first_holding<'p>(
+    grants: &[&'p Conditional],
+    facts: &Facts,
+) -> Result<&'p Conditional, Refusal<'p>> {
+    let mut refusal = Refusal {
+        grant: None,
+        why: "no grant",
+    };
+    for g in grants {
+        let why = match condition::holds(&g.condition, facts) {
+            Ok(true) => return Ok(g),
+            Ok(false) => "its condition is false for this request",
+            Err(why) => why,
+        };
+        refusal = Refusal {
+            grant: Some(g),
+            why,
+        };
+    }
+    Err(refusal)
+}
 
 impl Policy {
     /// The caller's roles without those bound to a client certificate this connection did not
@@ -62,10 +112,74 @@ impl Policy {
         self.scope_grants(roles, scope).next().is_some()
     }
 
-    /// Whether any of `roles` may call `tool` in `scope`.
+    /// Whether any of `roles` may call `tool` in `scope` without a condition.
     pub fn allows(&self, roles: &[String], scope: &str, tool: &str) -> bool {
         self.scope_grants(roles, scope)
             .any(|g| g.tools.contains(tool))
+    }
+
+    /// How the grants of `roles` stand toward `tool` in `scope`.
+    pub fn tool_verdict(&self, roles: &[String], scope: &str, tool: &str) -> Verdict<'_> {
+        if self.allows(roles, scope, tool) {
+            return Verdict::Granted;
+        }
+        let c: Vec<&Conditional> = (roles.iter())
+            .filter_map(|r| self.grants.get(r).and_then(|s| s.get(scope)))
+            .flat_map(|g| g.conditional.iter())
+            .filter(|c| c.tools.contains(tool))
+            .collect();
+        if c.is_empty() {
+            Verdict::NotGranted
+        } else {
+            Verdict::Conditional(c)
+        }
+    }
+
+    /// How the grants of `roles` stand toward the resource or prompt `name` in `scope`.
+    pub fn kind_verdict(
+        &self,
+        roles: &[String],
+        scope: &str,
+        kind: Kind,
+        name: &str,
+    ) -> Verdict<'_> {
+        if self.allows_kind(roles, scope, kind, name) {
+            return Verdict::Granted;
+        }
+        let c: Vec<&Conditional> = (roles.iter())
+            .filter_map(|r| self.grants.get(r).and_then(|s| s.get(scope)))
+            .flat_map(|g| g.conditional.iter())
+            .filter(|c| match kind {
+                Kind::Resource => c.resources.iter().any(|m| m.is_match(name)),
+                Kind::Prompt => c.prompts.iter().any(|m| m.is_match(name)),
+            })
+            .collect();
+        if c.is_empty() {
+            Verdict::NotGranted
+        } else {
+            Verdict::Conditional(c)
+        }
+    }
+
+    /// Whether some grant of `roles` in `scope` has a condition a list evaluates (one that does
+    /// not read the arguments): lists are then cut per caller, never shared by role.
+    pub fn decides_lists_by_condition(&self, roles: &[String], scope: &str) -> bool {
+        (self.scope_grants(roles, scope))
+            .flat_map(|g| g.conditional.iter())
+            .any(|c| !c.condition.uses_args)
+    }
+
+    /// Whether a list shows the thing: a grant without a condition, or one whose condition reads
+    /// the arguments (it may be callable) or holds for the caller as they are (`facts` without
+    /// arguments).
+    pub fn shows(&self, verdict: &Verdict, facts: &Facts) -> bool {
+        match verdict {
+            Verdict::Granted => true,
+            Verdict::NotGranted => false,
+            Verdict::Conditional(c) => c.iter().any(|g| {
+                g.condition.uses_args || condition::holds(&g.condition, facts) == Ok(true)
+            }),
+        }
     }
 
     /// Whether any of `roles` has a grant of this kind in `scope` (the list methods need one).
@@ -73,8 +187,13 @@ impl Policy {
         self.scope_grants(roles, scope).any(|g| {
             g.everything
                 || match kind {
-                    Kind::Resource => !g.resources.is_empty(),
-                    Kind::Prompt => !g.prompts.is_empty(),
+                    Kind::Resource => {
+                        !g.resources.is_empty()
+                            || g.conditional.iter().any(|c| !c.resources.is_empty())
+                    }
+                    Kind::Prompt => {
+                        !g.prompts.is_empty() || g.conditional.iter().any(|c| !c.prompts.is_empty())
+                    }
                 }
         })
     }
@@ -94,7 +213,7 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::file::{PolicyFile, RoleFile};
+    use crate::config::file::{AllowFile, PolicyFile, RoleFile};
     use crate::config::problem::Problem;
     use std::collections::BTreeMap;
     use std::path::Path;
@@ -118,7 +237,7 @@ mod tests {
                     (
                         r.to_string(),
                         RoleFile {
-                            allow: a.iter().map(|s| s.to_string()).collect(),
+                            allow: a.iter().map(|s| AllowFile::from(*s)).collect(),
                             client_cert: None,
                         },
                     )

@@ -14,6 +14,7 @@ use std::sync::Arc;
 pub async fn authenticate(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
     let identity = identity(session, ctx).await?;
     ctx.verified = Some(identity.clone());
+    ctx.client_cert = crate::listen::tls::client_cert(session).map(|c| c.subject.as_str().into());
     let scope = ctx.scope.clone().ok_or(GatewayError::Internal)?;
     admit_on(ctx, identity, scope)
 }

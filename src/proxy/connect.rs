@@ -270,7 +270,11 @@ async fn registration(
                 None => {
                     let r = oauth::protected_resource(&http, &url).await?;
                     let resource = settings.resource.unwrap_or(r.resource);
-                    (r.authorization_servers[0].clone(), resource, r.scopes_supported)
+                    (
+                        r.authorization_servers[0].clone(),
+                        resource,
+                        r.scopes_supported,
+                    )
                 }
             };
             let server = oauth::server(&http, &issuer).await?;

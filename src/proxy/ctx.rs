@@ -121,6 +121,12 @@ pub struct RequestCtx {
     /// (insufficient scope, wrong audience, an ungranted tool on the REST API): the audit row
     /// names who was refused.
     pub verified: Option<Arc<crate::auth::Identity>>,
+    /// The verified client certificate's subject, when the connection presented one (conditions
+    /// read it as `client_cert`).
+    pub client_cert: Option<Box<str>>,
+    /// The grant with a condition that decided this request (allowed or refused it): its rule
+    /// and condition, for the audit row.
+    pub decided_by: Option<String>,
     pub rpc: Option<Rpc>,
     pub mode: Mode,
     /// In-flight slots (user) held until the request ends.
@@ -146,6 +152,8 @@ impl RequestCtx {
             scope: None,
             caller: None,
             verified: None,
+            client_cert: None,
+            decided_by: None,
             rpc: None,
             mode: Mode::Plain,
             held: Vec::new(),

@@ -62,8 +62,9 @@ pub async fn decide(
     bytes: &[u8],
 ) -> Result<bool, GatewayError> {
     ctx.body.bytes = bytes.len() as u64;
-    // Arguments are kept for the audit trail or for the schema check.
+    // Arguments are kept for the audit trail, a condition that reads them, or the schema check.
     let keep_arguments = ctx.rt.audit.config.arguments.wants_arguments()
+        || ctx.rt.config.policy.reads_arguments
         || ctx
             .caller
             .as_ref()

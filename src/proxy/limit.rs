@@ -43,12 +43,7 @@ pub async fn check(ctx: &RequestCtx) -> Result<(), GatewayError> {
     for m in rpc.messages() {
         if let Some(method) = &m.method {
             limits
-                .check(
-                    &caller.identity,
-                    &caller.scope.scope.name,
-                    method,
-                    m.tool.as_deref(),
-                )
+                .check(&super::authz::facts(ctx, caller, m, method))
                 .await?;
         }
     }

@@ -101,6 +101,7 @@ pub fn admitted(rt: &Arc<Runtime>, user: &str, roles: &[&str]) -> RequestCtx {
             valid_until: u64::MAX,
             oauth_scopes: None,
             resources: None,
+            claims: Default::default(),
         }),
         session: None,
         session_id: None,

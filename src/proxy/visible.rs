@@ -109,6 +109,7 @@ pub fn of(ctx: &RequestCtx) -> Box<dyn Visible> {
             identity: c.identity.clone(),
             scope: c.scope.clone(),
             upstream: ctx.upstream.picked.as_ref().map(|p| p.addr.clone()),
+            client_cert: ctx.client_cert.clone(),
         }),
         None => Box::new(Nothing),
     }
@@ -137,6 +138,25 @@ struct Visibility {
     scope: Arc<ScopeUpstreams>,
     /// The upstream that answers (its address names it in the registry).
     upstream: Option<String>,
+    client_cert: Option<Box<str>>,
+}
+
+impl Visibility {
+    /// Whether a list shows what `verdict` covers: conditions that read only the caller (not
+    /// the arguments) are evaluated as a call would be, without arguments.
+    fn shows(&self, verdict: crate::policy::Verdict, method: &str, tool: Option<&str>) -> bool {
+        let facts = crate::policy::condition::Facts {
+            identity: &self.identity,
+            scope: &self.scope.scope.name,
+            method,
+            tool,
+            arguments: None,
+            resource: None,
+            prompt: None,
+            client_cert: self.client_cert.as_deref(),
+        };
+        self.rt.config.policy.shows(&verdict, &facts)
+    }
 }
 
 impl Visible for Visibility {
@@ -145,31 +165,30 @@ impl Visible for Visibility {
         self.rt.registry.listed(&self.scope.scope, upstream, tool)
     }
     fn tool(&self, name: &str) -> bool {
+        let (policy, roles, scope) = (
+            &self.rt.config.policy,
+            &self.identity.roles,
+            &self.scope.scope.name,
+        );
         self.scope.scope.tools.iter().any(|t| t == name)
-            && self
-                .rt
-                .config
-                .policy
-                .allows(&self.identity.roles, &self.scope.scope.name, name)
+            && self.shows(
+                policy.tool_verdict(roles, scope, name),
+                "tools/call",
+                Some(name),
+            )
     }
     /// Matched in its normal form, as a request for it would be; a URI without one stays hidden.
     fn resource(&self, uri: &str) -> bool {
         crate::uri::normalize(uri).is_ok_and(|uri| {
-            self.rt.config.policy.allows_kind(
-                &self.identity.roles,
-                &self.scope.scope.name,
-                Kind::Resource,
-                &uri,
-            )
+            let (policy, roles) = (&self.rt.config.policy, &self.identity.roles);
+            let v = policy.kind_verdict(roles, &self.scope.scope.name, Kind::Resource, &uri);
+            self.shows(v, "resources/read", None)
         })
     }
     fn prompt(&self, name: &str) -> bool {
-        self.rt.config.policy.allows_kind(
-            &self.identity.roles,
-            &self.scope.scope.name,
-            Kind::Prompt,
-            name,
-        )
+        let (policy, roles) = (&self.rt.config.policy, &self.identity.roles);
+        let v = policy.kind_verdict(roles, &self.scope.scope.name, Kind::Prompt, name);
+        self.shows(v, "prompts/get", None)
     }
     fn capability(&self, name: &str) -> bool {
         let (policy, roles, scope) = (
@@ -195,6 +214,11 @@ impl Visible for Visibility {
     /// answering upstream, whether the gateway runs tasks here and the caller's roles: the policy
     /// decides on nothing else. The cache belongs to this runtime (its policy and tools).
     fn cached(&self) -> Option<(&ListCache, View)> {
+        // Conditions on the caller (claims, tenant, time…) make the cut the caller's own.
+        let policy = &self.rt.config.policy;
+        if policy.decides_lists_by_condition(&self.identity.roles, &self.scope.scope.name) {
+            return None;
+        }
         let mut view = View::default()
             .part(&self.rt.registry.generation().to_le_bytes())
             .part(self.scope.scope.name.as_bytes())

@@ -9,6 +9,7 @@ mod bridging;
 mod browsers;
 mod common;
 mod compose;
+mod conditions;
 mod config;
 mod connections;
 mod credentials;

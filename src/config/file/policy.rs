@@ -32,6 +32,47 @@ pub struct RateLimitFile {
     pub matches: RateLimitMatch,
 }
 
+/// One `allow` entry: a pattern, or `{ tool | resource | prompt: "scope/pattern", when: CEL }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowFile {
+    Pattern(String),
+    Conditional(ConditionalFile),
+}
+
+/// A grant that holds only when its condition (a CEL expression) is true for the request.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionalFile {
+    #[serde(default)]
+    pub tool: Option<String>,
+    #[serde(default)]
+    pub resource: Option<String>,
+    #[serde(default)]
+    pub prompt: Option<String>,
+    pub when: String,
+}
+
+impl From<&str> for AllowFile {
+    fn from(s: &str) -> Self {
+        AllowFile::Pattern(s.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for AllowFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_yaml_ng::Value::deserialize(d)? {
+            serde_yaml_ng::Value::String(s) => Ok(AllowFile::Pattern(s)),
+            v @ serde_yaml_ng::Value::Mapping(_) => serde_yaml_ng::from_value(v)
+                .map(AllowFile::Conditional)
+                .map_err(|e| D::Error::custom(format!("a grant with a condition: {e}"))),
+            _ => Err(D::Error::custom(
+                "expected \"scope/tool\" or { tool: \"scope/tool\", when: EXPRESSION }",
+            )),
+        }
+    }
+}
+
 fn default_limit_methods() -> Vec<String> {
     vec![crate::protocol::method::TOOLS_CALL.into()]
 }
@@ -57,14 +98,17 @@ pub struct RateLimitMatch {
     pub tools: Option<Vec<String>>,
     #[serde(default)]
     pub roles: Option<Vec<String>>,
+    /// A CEL condition on the request (the variables of a grant's `when`).
+    #[serde(default)]
+    pub when: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleFile {
-    /// `scope/tool` patterns with `*` globs, e.g. `calculator/*`.
+    /// `scope/tool` patterns with `*` globs, e.g. `calculator/*`, or a grant with a condition.
     #[serde(default)]
-    pub allow: Vec<String>,
+    pub allow: Vec<AllowFile>,
     /// When set, the role counts only on a connection with a verified client certificate whose
     /// subject (RFC 4514, e.g. `CN=ci-7,O=Example`) matches this `*` glob: a token alone does
     /// not carry it.

@@ -140,6 +140,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         client_cert: crate::listen::tls::client_cert(session).map(|c| c.subject.clone()),
         job_id: ctx.job.clone(),
         upstream_credential: super::credentials::kind(ctx).map(str::to_string),
+        policy_rule: ctx.decided_by.clone(),
         ..row
     });
 }

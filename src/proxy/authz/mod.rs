@@ -20,7 +20,8 @@ use super::ctx::{Admitted, RequestCtx};
 use super::filter::ResponseRewrite;
 use crate::error::{Denied, GatewayError};
 use crate::jsonrpc::{Message, Rpc, Target};
-use crate::policy::{Kind, Policy};
+use crate::policy::condition::Facts;
+use crate::policy::{Kind, Policy, Verdict};
 use crate::protocol::method;
 
 /// What to do with a parsed request.
@@ -62,12 +63,26 @@ pub fn decide(ctx: &mut RequestCtx, rpc: &Rpc) -> Decision {
     let policy = &ctx.rt.config.policy;
     let mut refusals: Vec<(usize, GatewayError)> = Vec::new();
     let mut filter_list = false;
+    let mut decided_by = None;
     for (i, m) in rpc.messages().iter().enumerate() {
-        match method_rule(policy, caller, m).and_then(|r| governed(&ctx.rt.registry, caller, m, r))
+        let f = |method| facts(ctx, caller, m, method);
+        match method_rule(policy, caller, m, f)
+            .and_then(|r| governed(&ctx.rt.registry, caller, m, r))
         {
             Ok(Rule::Pass) => {}
+            Ok(Rule::PassBy(rule)) => {
+                decided_by.get_or_insert(rule);
+            }
             Ok(Rule::FilterList) => filter_list = true,
-            Err(e) => refusals.push((i, e)),
+            Err(e) => {
+                if let GatewayError::NotPermitted {
+                    rule, condition, ..
+                } = &e
+                {
+                    decided_by.get_or_insert_with(|| by(rule, condition));
+                }
+                refusals.push((i, e));
+            }
         }
     }
     // One line per HTTP request, however many messages of a batch were refused.
@@ -88,6 +103,7 @@ pub fn decide(ctx: &mut RequestCtx, rpc: &Rpc) -> Decision {
             "request refused"
         );
     }
+    ctx.decided_by = decided_by;
     if filter_list {
         ctx.answer.rewrite = ResponseRewrite::pending_list();
     }
@@ -161,14 +177,67 @@ fn governed(
     Ok(rule)
 }
 
+/// What a condition may read of one message of the request.
+pub fn facts<'a>(
+    ctx: &'a RequestCtx,
+    caller: &'a Admitted,
+    m: &'a Message,
+    method: &'a str,
+) -> Facts<'a> {
+    let (resource, prompt) = match &m.target {
+        Some(Target::Resource(uri)) => (Some(uri.as_str()), None),
+        Some(Target::Prompt(name)) => (None, Some(name.as_str())),
+        _ => (None, None),
+    };
+    Facts {
+        identity: &caller.identity,
+        scope: &caller.scope.scope.name,
+        method,
+        tool: m.tool.as_deref(),
+        arguments: m.arguments.as_deref(),
+        resource,
+        prompt,
+        client_cert: ctx.client_cert.as_deref(),
+    }
+}
+
+/// The audit row's words for a conditional grant (bounded: a condition is at most 4 KiB).
+fn by(rule: &str, condition: &str) -> String {
+    format!("{rule} when {}", crate::logs::clip(condition))
+}
+
+/// The grant with a condition that allows the message, or the refusal that names the rule.
+fn conditionally(
+    grants: &[&crate::policy::Conditional],
+    facts: &Facts,
+) -> Result<Rule, GatewayError> {
+    match crate::policy::first_holding(grants, facts) {
+        Ok(g) => Ok(Rule::PassBy(by(&g.rule, &g.condition.source))),
+        Err(r) => Err(GatewayError::NotPermitted {
+            rule: r.grant.map_or_else(String::new, |g| g.rule.clone()),
+            condition: r
+                .grant
+                .map_or_else(String::new, |g| g.condition.source.clone()),
+            why: r.why,
+        }),
+    }
+}
+
 /// What a permitted message needs.
 enum Rule {
     Pass,
+    /// Allowed by a grant with a condition: its rule and condition, for the audit row.
+    PassBy(String),
     /// A list (or the `initialize` result) whose answer is filtered to what the caller may see.
     FilterList,
 }
 
-fn method_rule(policy: &Policy, caller: &Admitted, m: &Message) -> Result<Rule, GatewayError> {
+fn method_rule<'a>(
+    policy: &Policy,
+    caller: &Admitted,
+    m: &'a Message,
+    facts: impl Fn(&'a str) -> Facts<'a>,
+) -> Result<Rule, GatewayError> {
     let Admitted {
         scope,
         identity,
@@ -192,13 +261,14 @@ fn method_rule(policy: &Policy, caller: &Admitted, m: &Message) -> Result<Rule, 
             if !scope.scope.tools.iter().any(|t| t == tool) {
                 return denied(Denied::tool(tool, "tool not exposed by this scope"));
             }
-            if !policy.allows(roles, scope_name, tool) {
-                return denied(Denied::tool(
+            match policy.tool_verdict(roles, scope_name, tool) {
+                Verdict::Granted => Ok(Rule::Pass),
+                Verdict::Conditional(c) => conditionally(&c, &facts(method)),
+                Verdict::NotGranted => denied(Denied::tool(
                     tool,
                     "tool not granted to any of the caller's roles",
-                ));
+                )),
             }
-            Ok(Rule::Pass)
         }
         method::RESOURCES_LIST | method::RESOURCE_TEMPLATES_LIST | method::PROMPTS_LIST => {
             let kind = if method.starts_with("prompts/") {
@@ -216,27 +286,25 @@ fn method_rule(policy: &Policy, caller: &Admitted, m: &Message) -> Result<Rule, 
         | method::RESOURCES_READ
         | method::RESOURCES_SUBSCRIBE
         | method::RESOURCES_UNSUBSCRIBE
-        | method::COMPLETION_COMPLETE => match &m.target {
-            Some(Target::Prompt(name))
-                if policy.allows_kind(roles, scope_name, Kind::Prompt, name) =>
-            {
-                Ok(Rule::Pass)
+        | method::COMPLETION_COMPLETE => {
+            let (kind, name) = match &m.target {
+                Some(Target::Prompt(name)) => (Kind::Prompt, name.as_str()),
+                Some(Target::Resource(uri)) => (Kind::Resource, uri.as_str()),
+                None | Some(Target::Task(_)) => return Err(GatewayError::Internal),
+            };
+            match policy.kind_verdict(roles, scope_name, kind, name) {
+                Verdict::Granted => Ok(Rule::Pass),
+                Verdict::Conditional(c) => conditionally(&c, &facts(method)),
+                Verdict::NotGranted if kind == Kind::Prompt => denied(Denied::prompt(
+                    name,
+                    "prompt not granted to any of the caller's roles",
+                )),
+                Verdict::NotGranted => denied(Denied::resource(
+                    name,
+                    "resource not granted to any of the caller's roles",
+                )),
             }
-            Some(Target::Prompt(name)) => denied(Denied::prompt(
-                name,
-                "prompt not granted to any of the caller's roles",
-            )),
-            Some(Target::Resource(uri))
-                if policy.allows_kind(roles, scope_name, Kind::Resource, uri) =>
-            {
-                Ok(Rule::Pass)
-            }
-            Some(Target::Resource(uri)) => denied(Denied::resource(
-                uri,
-                "resource not granted to any of the caller's roles",
-            )),
-            None | Some(Target::Task(_)) => Err(GatewayError::Internal),
-        },
+        }
         method::TASKS_GET | method::TASKS_RESULT | method::TASKS_LIST | method::TASKS_CANCEL => {
             if session.is_some() || scope.scope.tasks == crate::config::file::TaskMode::Gateway {
                 Ok(Rule::Pass)

@@ -51,7 +51,9 @@ pub(super) async fn invoke(
     )
     .map_err(|_| GatewayError::Internal)?;
     ctx.body.bytes = raw.len() as u64;
-    let keep = ctx.rt.audit.config.arguments.wants_arguments() || scope.scope.validate_arguments;
+    let keep = ctx.rt.audit.config.arguments.wants_arguments()
+        || ctx.rt.config.policy.reads_arguments
+        || scope.scope.validate_arguments;
     let rpc = crate::jsonrpc::parse(&body, false, keep)?;
     let decision = authz::decide(ctx, &rpc);
     ctx.rpc = Some(rpc);
@@ -166,7 +168,7 @@ fn resolve(
             let name = s.scope.name.as_str();
             req.scope.as_deref().is_none_or(|n| n == name)
                 && s.scope.tools.iter().any(|t| t == tool)
-                && policy.allows(&identity.roles, name, tool)
+                && policy.tool_verdict(&identity.roles, name, tool).names_it()
         })
         .collect();
     found.sort_by(|a, b| a.scope.name.cmp(&b.scope.name));
