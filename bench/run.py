@@ -145,8 +145,9 @@ SEARCH_SCENARIO = "call_tool on a discovery: search scope (the calculator), 64 c
 MACHINE_SCENARIO = "tools/call with a held machine token (oauth_client_credentials), 64 conns"
 EXCHANGED_SCENARIO = "tools/call with a cached exchanged token (token_exchange), 64 conns"
 PER_USER_SCENARIO = "tools/call with the user's own cached login (per_user_oauth), 64 conns"
+CONDITION_SCENARIO = "tools/call through a grant with a condition on args and claims, 64 conns"
 SCOPE_SCENARIOS = {REFERENCE, STDIO_SCENARIO, COMPOSED_SCENARIO, SEARCH_SCENARIO, MACHINE_SCENARIO, EXCHANGED_SCENARIO,
-                   PER_USER_SCENARIO}
+                   PER_USER_SCENARIO, CONDITION_SCENARIO}
 EVERYTHING = os.path.join(ROOT, "tests/node/node_modules/.bin/mcp-server-everything")
 HEADLINE = "tools/call small on a minimal upstream, 256 conns"
 
@@ -262,9 +263,16 @@ allowed_origins: [{BENCH_ORIGIN}]
         auth: {{ per_user_oauth: {{ authorization_server: "http://127.0.0.1:{scopes[1]}" }} }}
     health_check: {{ kind: tcp, interval: 5s }}
     tools: [exact_calculate, statistics]
+  conditioned:
+    upstreams:
+      - url: http://127.0.0.1:{upstream_port}/mcp
+    health_check: {{ kind: tcp, interval: 5s }}
+    tools: [exact_calculate, statistics]
 """ if scopes else ""))
     open(f"{d}/policy.yaml", "w").write('roles:\n  developer: { allow: ["calculator/*", "calcsse/*", "calcbridged/*", "minimal/*"'
-                                        + (', "everything/*", "composed/*", "searched/*", "machine/*", "exchanged/*", "peruser/*"' if scopes else "") + '] }\n'
+                                        + (', "everything/*", "composed/*", "searched/*", "machine/*", "exchanged/*", "peruser/*"' if scopes else "")
+                                        + (""", { tool: "conditioned/exact_calculate", when: 'args.operator == "add" && claims.sub == user' }""" if scopes else "")
+                                        + '] }\n'
                                         + ("rate_limits:\n  - { name: never-hit, key: user, rate: 1000000/s }\n" if limits else ""))
     return f"{d}/gateway.yaml", port
 
@@ -618,7 +626,7 @@ http {{
             urls = {"json": f"{base_url}/calculator/mcp", "stdio": f"{base_url}/everything/mcp",
                     "composed": f"{base_url}/composed/mcp", "search": f"{base_url}/searched/mcp",
                     "machine": f"{base_url}/machine/mcp", "exchanged": f"{base_url}/exchanged/mcp",
-                    "peruser": f"{base_url}/peruser/mcp"}
+                    "peruser": f"{base_url}/peruser/mcp", "conditioned": f"{base_url}/conditioned/mcp"}
             contenders.append(Contender("gateway-scopes", urls, p, lambda p=p: descendants(p.pid), only=SCOPE_SCENARIOS))
         elif not args.quick and not args.tls:
             print(f"skipping the stdio, composed and discovery scopes: {EVERYTHING} is missing (npm ci in tests/node)")
@@ -668,6 +676,7 @@ http {{
                 (MACHINE_SCENARIO, "machine", 64, {"BENCH_BODY_FILE": small}),
                 (EXCHANGED_SCENARIO, "exchanged", 64, {"BENCH_BODY_FILE": small}),
                 (PER_USER_SCENARIO, "peruser", 64, {"BENCH_BODY_FILE": small}),
+                (CONDITION_SCENARIO, "conditioned", 64, {"BENCH_BODY_FILE": small}),
             ]
             sign_in(s.urls["peruser"], base["BENCH_TOKEN"])
         # TLS 1.3 with the same certificate and cipher (TLS_AES_256_GCM_SHA384) on both sides;
