@@ -166,10 +166,9 @@ fn tools_list_filter_json(b: divan::Bencher) {
     let body = Bytes::from(tools_list());
     b.bench(|| {
         let mut r = ResponseRewrite::pending_list();
-        r.start(
-            "application/json",
-            Box::new(vec!["exact_calculate".to_string()]),
-        );
+        r.start("application/json", || {
+            Box::new(vec!["exact_calculate".to_string()])
+        });
         let mut chunk = Some(body.clone());
         r.body(&mut chunk, true);
         chunk
@@ -181,10 +180,9 @@ fn tools_list_filter_sse(b: divan::Bencher) {
     let body = Bytes::from(format!("event: message\nid: 1\ndata: {}\n\n", tools_list()));
     b.bench(|| {
         let mut r = ResponseRewrite::pending_list();
-        r.start(
-            "text/event-stream",
-            Box::new(vec!["exact_calculate".to_string()]),
-        );
+        r.start("text/event-stream", || {
+            Box::new(vec!["exact_calculate".to_string()])
+        });
         let mut chunk = Some(body.clone());
         r.body(&mut chunk, true);
         chunk

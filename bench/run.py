@@ -146,8 +146,15 @@ MACHINE_SCENARIO = "tools/call with a held machine token (oauth_client_credentia
 EXCHANGED_SCENARIO = "tools/call with a cached exchanged token (token_exchange), 64 conns"
 PER_USER_SCENARIO = "tools/call with the user's own cached login (per_user_oauth), 64 conns"
 CONDITION_SCENARIO = "tools/call through a grant with a condition on args and claims, 64 conns"
+GUARD_SCENARIOS = [
+    ("tools/call with a 4 KB result, no guards, 64 conns", "plain4k"),
+    ("tools/call with a 4 KB result scanned clean by guards, 64 conns", "guarded4k"),
+    ("tools/call with a 64 KB result, no guards, 64 conns", "plain64k"),
+    ("tools/call with a 64 KB result scanned clean by guards, 64 conns", "guarded64k"),
+    ("tools/call with a 4 KB result redacted by guards (a card, an e-mail), 64 conns", "redacted4k"),
+]
 SCOPE_SCENARIOS = {REFERENCE, STDIO_SCENARIO, COMPOSED_SCENARIO, SEARCH_SCENARIO, MACHINE_SCENARIO, EXCHANGED_SCENARIO,
-                   PER_USER_SCENARIO, CONDITION_SCENARIO}
+                   PER_USER_SCENARIO, CONDITION_SCENARIO} | {name for name, _ in GUARD_SCENARIOS}
 EVERYTHING = os.path.join(ROOT, "tests/node/node_modules/.bin/mcp-server-everything")
 HEADLINE = "tools/call small on a minimal upstream, 256 conns"
 
@@ -268,9 +275,16 @@ allowed_origins: [{BENCH_ORIGIN}]
       - url: http://127.0.0.1:{upstream_port}/mcp
     health_check: {{ kind: tcp, interval: 5s }}
     tools: [exact_calculate, statistics]
-""" if scopes else ""))
+""" + "".join(f"""  {name}:
+    upstreams:
+      - url: http://127.0.0.1:{min_port}{path}
+    health_check: {{ kind: tcp, interval: 5s }}
+    tools: [exact_calculate]
+""" + ("    guards: { arguments: { secrets: block }, results: { secrets: redact, pii: redact } }\n" if guarded else "")
+    for name, path, guarded in [("plain4k", "/big/4k", False), ("guarded4k", "/big/4k", True), ("plain64k", "/big/64k", False),
+                                ("guarded64k", "/big/64k", True), ("redacted4k", "/leak/4k", True)]) if scopes else ""))
     open(f"{d}/policy.yaml", "w").write('roles:\n  developer: { allow: ["calculator/*", "calcsse/*", "calcbridged/*", "minimal/*"'
-                                        + (', "everything/*", "composed/*", "searched/*", "machine/*", "exchanged/*", "peruser/*"' if scopes else "")
+                                        + (', "everything/*", "composed/*", "searched/*", "machine/*", "exchanged/*", "peruser/*", "plain4k/*", "guarded4k/*", "plain64k/*", "guarded64k/*", "redacted4k/*"' if scopes else "")
                                         + (""", { tool: "conditioned/exact_calculate", when: 'args.operator == "add" && claims.sub == user' }""" if scopes else "")
                                         + '] }\n'
                                         + ("rate_limits:\n  - { name: never-hit, key: user, rate: 1000000/s }\n" if limits else ""))
@@ -627,6 +641,7 @@ http {{
                     "composed": f"{base_url}/composed/mcp", "search": f"{base_url}/searched/mcp",
                     "machine": f"{base_url}/machine/mcp", "exchanged": f"{base_url}/exchanged/mcp",
                     "peruser": f"{base_url}/peruser/mcp", "conditioned": f"{base_url}/conditioned/mcp"}
+            urls.update({kind: f"{base_url}/{kind}/mcp" for _, kind in GUARD_SCENARIOS})
             contenders.append(Contender("gateway-scopes", urls, p, lambda p=p: descendants(p.pid), only=SCOPE_SCENARIOS))
         elif not args.quick and not args.tls:
             print(f"skipping the stdio, composed and discovery scopes: {EVERYTHING} is missing (npm ci in tests/node)")
@@ -677,6 +692,7 @@ http {{
                 (EXCHANGED_SCENARIO, "exchanged", 64, {"BENCH_BODY_FILE": small}),
                 (PER_USER_SCENARIO, "peruser", 64, {"BENCH_BODY_FILE": small}),
                 (CONDITION_SCENARIO, "conditioned", 64, {"BENCH_BODY_FILE": small}),
+                *[(name, kind, 64, {"BENCH_BODY_FILE": small}) for name, kind in GUARD_SCENARIOS],
             ]
             sign_in(s.urls["peruser"], base["BENCH_TOKEN"])
         # TLS 1.3 with the same certificate and cipher (TLS_AES_256_GCM_SHA384) on both sides;

@@ -13,6 +13,7 @@ pub mod compose;
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod guard;
 pub mod issuer;
 pub mod jobs;
 pub mod jsonrpc;

@@ -117,6 +117,7 @@ impl Outcome<'_> {
                 Forbidden(_)
                 | InsufficientScope(_)
                 | NotPermitted { .. }
+                | Blocked { .. }
                 | Denied(_)
                 | UnknownSession
                 | PayloadTooLarge { .. } => Class::Denied,
@@ -240,6 +241,9 @@ mod tests {
             JobNotFound("8f2c".into()),
             JobConflict("the job is still working".into()),
             JobsUnavailable("the job store cannot be reached"),
+            Blocked {
+                detector: "secrets.aws_access_key".into(),
+            },
             NotPermitted {
                 rule: "roles.analyst.allow[1]".into(),
                 condition: "args.repository.startsWith(claims.org)".into(),
@@ -271,6 +275,7 @@ mod tests {
                 UpstreamSaturated | AuditUnavailable | Internal => {}
                 TooManyJobs | JobNotFound(_) | JobConflict(_) | JobsUnavailable(_) => {}
                 InvalidArguments { .. } | SignInRequired { .. } | NotPermitted { .. } => {}
+                Blocked { .. } => {}
             }
         }
         all
@@ -358,6 +363,13 @@ mod tests {
             (404, -32602, Class::Invalid, None, "8f2c"),
             (409, -32602, Class::Invalid, None, "still working"),
             (503, -32013, Class::Unavailable, None, "job store"),
+            (
+                200,
+                -32003,
+                Class::Denied,
+                None,
+                "Blocked by guard: secrets.aws_access_key",
+            ),
             (
                 200,
                 -32003,

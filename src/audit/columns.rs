@@ -83,7 +83,7 @@ const fn col(
 }
 
 /// Every column, in the order of the statements.
-static COLUMNS: [Column; 27] = [
+static COLUMNS: [Column; 28] = [
     Column {
         name: "time",
         copy_type: Type::TIMESTAMPTZ,
@@ -174,6 +174,9 @@ static COLUMNS: [Column; 27] = [
     col("policy_rule", Type::TEXT, "text[]", |r| {
         Val::OptText(r.policy_rule.as_deref())
     }),
+    col("guard_hits", Type::TEXT, "text[]", |r| {
+        Val::OptText(r.guard_hits.as_deref())
+    }),
 ];
 
 /// The audit columns in order, as `audit show` selects them.
@@ -246,11 +249,10 @@ mod tests {
     #[test]
     fn the_statements_name_every_column_once_in_order() {
         assert!(COPY.starts_with("COPY audit_log (time, request_id, instance, user_id,"));
-        assert!(
-            COPY.ends_with("job_id, upstream_credential, policy_rule) FROM STDIN (FORMAT binary)")
-        );
+        assert!(COPY
+            .ends_with("upstream_credential, policy_rule, guard_hits) FROM STDIN (FORMAT binary)"));
         assert!(INSERT.contains("FROM UNNEST($1::int8[], $2::text[],"));
-        assert!(INSERT.contains("$27::text[]) AS u(c0, c1,"));
+        assert!(INSERT.contains("$28::text[]) AS u(c0, c1,"));
         assert!(
             INSERT.contains("SELECT 'epoch'::timestamptz + u.c0 * interval '1 microsecond', u.c1,")
         );

@@ -80,8 +80,8 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0006_upstream_logins.sql"),
     ),
     (
-        "0007_policy_rule",
-        include_str!("../../migrations/0007_policy_rule.sql"),
+        "0007_decisions",
+        include_str!("../../migrations/0007_decisions.sql"),
     ),
 ];
 

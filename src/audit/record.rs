@@ -49,6 +49,9 @@ pub struct AuditRecord {
     /// The grant with a condition that decided the request (`roles.R.allow[i] when …`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_rule: Option<String>,
+    /// The guards' hits: `detector:direction:action:count,…`, never the matched text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard_hits: Option<String>,
 }
 
 impl AuditRecord {
@@ -83,6 +86,7 @@ impl AuditRecord {
             job_id: None,
             upstream_credential: None,
             policy_rule: None,
+            guard_hits: None,
         }
     }
 

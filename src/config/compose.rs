@@ -176,6 +176,7 @@ pub(super) fn build(
         allow_methods: Vec::new(),
         outlier: None,
         total_timeout: scope.total_timeout,
+        guards: None,
         oauth_scopes: Vec::new(),
         // The composer keeps sessions in the newest revision before 2026-07-28: clients of that
         // revision are bridged to it like to any such upstream.
@@ -262,6 +263,8 @@ fn server(
         upstream_version: None,
         tls: s.tls,
         tasks: file::TaskMode::Gateway,
+        // The composed scope's guards apply at the door, to its shown tools.
+        guards: None,
     };
     let member_at: At = &at;
     let built = scopes::build_plain(
@@ -322,6 +325,7 @@ mod tests {
                 upstream_version: None,
                 upstream_tls: None,
                 tasks: file::TaskMode::Gateway,
+                guards: None,
                 composed: None,
                 discovery: file::Discovery::All,
             }),

@@ -19,6 +19,7 @@ pub mod credentials;
 pub mod env;
 pub mod file;
 mod gateway;
+pub mod guards;
 pub mod headers;
 pub mod issuer_key;
 mod jobs;

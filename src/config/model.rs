@@ -168,6 +168,8 @@ pub struct ScopeConfig {
     pub composed: Option<std::sync::Arc<super::compose::Composition>>,
     /// What `tools/list` shows (`discovery:`).
     pub discovery: file::Discovery,
+    /// Detectors over arguments and results (`guards:`, or the file's default).
+    pub guards: Option<std::sync::Arc<super::guards::Guards>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

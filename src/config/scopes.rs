@@ -26,11 +26,20 @@ pub(super) fn build_scopes(
     if tools.scopes.is_empty() {
         problems.push(Problem::new(path, "scopes", "no scope is defined"));
     }
+    let default_guards = tools.guards;
     tools
         .scopes
         .into_iter()
-        .map(|(name, scope)| {
-            let built = build_scope(sources, path, &name, scope, limits, problems);
+        .map(|(name, mut scope)| {
+            // A scope's own `guards:` replaces the file's.
+            let (at, guards) = match scope.guards.take() {
+                Some(g) => (format!("scopes.{name}.guards"), Some(g)),
+                None => ("guards".to_string(), default_guards.clone()),
+            };
+            let mut built = build_scope(sources, path, &name, scope, limits, problems);
+            built.guards = guards
+                .and_then(|g| super::guards::build(path, &at, &g, problems))
+                .map(std::sync::Arc::new);
             (name, built)
         })
         .collect()
@@ -163,6 +172,7 @@ pub(super) fn build_plain(
         outlier: scope.outlier,
         total_timeout: scope.total_timeout,
         tasks: scope.tasks,
+        guards: None,
         oauth_scopes: Vec::new(),
         upstream_version,
         upstream_tls,

@@ -102,6 +102,10 @@ pub enum GatewayError {
         condition: String,
         why: &'static str,
     },
+    /// A guard of the scope found what it blocks in the call's arguments (or its webhook
+    /// refused the call): named by detector, never by what matched.
+    #[error("Blocked by guard: {detector}")]
+    Blocked { detector: String },
     /// The upstream needs the user's own login there (`auth: per_user_oauth`) and the gateway
     /// holds none: the user signs in at `url` (the MCP URL elicitation, -32042).
     #[error("Sign in to {upstream} to use it: open {url}")]
@@ -198,9 +202,11 @@ impl GatewayError {
             BodyTimeout => 408,
             Unauthorized(_) => 401,
             Forbidden(_) | InsufficientScope(_) => 403,
-            Denied(_) | InvalidArguments { .. } | SignInRequired { .. } | NotPermitted { .. } => {
-                200
-            }
+            Denied(_)
+            | InvalidArguments { .. }
+            | SignInRequired { .. }
+            | NotPermitted { .. }
+            | Blocked { .. } => 200,
             UnknownSession | NotFound(_) | JobNotFound(_) => 404,
             JobConflict(_) => 409,
             MethodNotAllowed(_) => 405,
@@ -227,7 +233,7 @@ impl GatewayError {
             HeaderMismatch(_) => -32020,
             InvalidParams(_) | JobNotFound(_) | JobConflict(_) | InvalidArguments { .. } => -32602,
             Unauthorized(_) => -32001,
-            Forbidden(_) | InsufficientScope(_) | NotPermitted { .. } => -32003,
+            Forbidden(_) | InsufficientScope(_) | NotPermitted { .. } | Blocked { .. } => -32003,
             Denied(d) => d.code(),
             UnknownSession => -32010,
             PayloadTooLarge { .. } => -32005,

@@ -46,6 +46,8 @@ pub struct Ended {
     /// Whether the result is a tool error (`isError`), or the JSON-RPC error code.
     pub tool_error: bool,
     pub rpc_code: Option<i32>,
+    /// What the scope's result guards found (the result is already redacted or replaced).
+    pub guard_hits: crate::guard::Hits,
 }
 
 impl Call {
@@ -97,7 +99,7 @@ impl Call {
             },
             _ = cancelled => {
                 self.tell_cancelled(&picked, &rpc_id).await;
-                Ended { result: Err(Failure::Cancelled), upstream: Some(picked), tool_error: false, rpc_code: None }
+                Ended { result: Err(Failure::Cancelled), upstream: Some(picked), tool_error: false, rpc_code: None, guard_hits: Default::default() }
             }
         }
     }
@@ -108,6 +110,7 @@ impl Call {
             result: Err(Failure::Gateway(e)),
             upstream: picked.cloned(),
             tool_error: false,
+            guard_hits: Default::default(),
         }
     }
 
@@ -130,11 +133,23 @@ impl Call {
                 )
             }
         };
+        // A job's result passes the scope's result guards before it is kept: whoever reads it
+        // later (the REST API, `tasks/result`) gets what a direct answer would have been.
+        let mut text = kept.to_string();
+        let mut guard_hits = crate::guard::Hits::default();
+        if let Some(g) = self.scope.scope.guards.clone().filter(|g| g.on_results()) {
+            let mut guard = crate::guard::results::ResultGuard::new(g, None);
+            if let Some(new) = guard.message(text.as_bytes()) {
+                text = String::from_utf8_lossy(&new).into_owned();
+            }
+            guard_hits = guard.hits;
+        }
         Ended {
-            result: Ok(kept.to_string()),
+            result: Ok(text),
             upstream: Some(picked.clone()),
             tool_error,
             rpc_code,
+            guard_hits,
         }
     }
 
@@ -237,6 +252,7 @@ impl Call {
         elapsed: Duration,
         status: super::Status,
     ) {
+        ended.guard_hits.count(&job.scope);
         if !audit.enabled() {
             return;
         }
@@ -270,6 +286,7 @@ impl Call {
             upstream_latency_ms: Some(ms),
             response_bytes: ended.result.as_ref().map_or(0, |t| t.len() as i64),
             job_id: Some(job.id.clone()),
+            guard_hits: ended.guard_hits.summary(),
             ..row
         });
     }

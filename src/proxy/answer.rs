@@ -29,10 +29,11 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     ctx.answer.streaming = content_type.starts_with("text/event-stream");
-    // An owned copy of the content type only when a list answer is rewritten.
-    let rewrite_as = (resp.status == 200
-        && matches!(ctx.answer.rewrite, ResponseRewrite::ListPending))
-    .then(|| content_type.to_string());
+    // An owned copy of the content type only when a list answer or a guarded result is
+    // rewritten.
+    let guarded = matches!(ctx.answer.rewrite, ResponseRewrite::GuardPending(_));
+    let rewrite_as = ((resp.status == 200 || guarded) && ctx.answer.rewrite.pending())
+        .then(|| content_type.to_string());
     if rewrite_as.is_none() && !ctx.answer.streaming && content_type.starts_with("application/json")
     {
         let held = resp
@@ -52,13 +53,17 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         resp.insert_header("X-Accel-Buffering", "no")?;
     }
     if let Some(content_type) = rewrite_as {
-        let allowed = match ctx.bridged() {
-            Some(_) => Box::new(super::translate::Stamped(visible::of(ctx))),
-            None => visible::of(ctx),
+        let mut rewrite = std::mem::take(&mut ctx.answer.rewrite);
+        let allowed = || -> Box<dyn visible::Visible> {
+            match ctx.bridged() {
+                Some(_) => Box::new(super::translate::Stamped(visible::of(ctx))),
+                None => visible::of(ctx),
+            }
         };
-        if ctx.answer.rewrite.start(&content_type, allowed) {
+        if rewrite.start(&content_type, allowed) {
             resp.remove_header("content-length");
         }
+        ctx.answer.rewrite = rewrite;
     }
     resp.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str())
 }
@@ -107,6 +112,10 @@ pub fn body(body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx)
         AnswerBody::Held(h) => h.take(body, end_of_stream, &ctx.request_id),
     }
     ctx.answer.rewrite.body(body, end_of_stream);
+    if end_of_stream {
+        let hits = ctx.answer.rewrite.take_hits();
+        ctx.guard_hits.extend(hits);
+    }
     if let Some(b) = body.as_deref() {
         ctx.answer.bytes += b.len() as u64;
         ctx.answer.scan.feed(b);

@@ -127,6 +127,8 @@ pub struct RequestCtx {
     /// The grant with a condition that decided this request (allowed or refused it): its rule
     /// and condition, for the audit row.
     pub decided_by: Option<String>,
+    /// What the scope's guards found in the arguments and the result (for the audit row).
+    pub guard_hits: crate::guard::Hits,
     pub rpc: Option<Rpc>,
     pub mode: Mode,
     /// In-flight slots (user) held until the request ends.
@@ -154,6 +156,7 @@ impl RequestCtx {
             verified: None,
             client_cert: None,
             decided_by: None,
+            guard_hits: Default::default(),
             rpc: None,
             mode: Mode::Plain,
             held: Vec::new(),

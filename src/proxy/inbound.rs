@@ -68,6 +68,10 @@ pub async fn decide(
         || ctx
             .caller
             .as_ref()
+            .is_some_and(|c| (c.scope.scope.guards.as_ref()).is_some_and(|g| g.on_arguments()))
+        || ctx
+            .caller
+            .as_ref()
             .is_some_and(|c| c.scope.scope.validate_arguments);
     let rpc = match jsonrpc::parse(bytes, ctx.batches_allowed(), keep_arguments) {
         Ok(rpc) => rpc,
@@ -134,6 +138,8 @@ pub async fn decide(
                 None => (bytes, None),
             };
             limit::check(ctx).await?;
+            let guarded = super::guarded::check(ctx, bytes).await?;
+            let bytes = guarded.as_deref().unwrap_or(bytes);
             if let Some(answer) = super::tasks::answer(ctx, bytes).await? {
                 respond::json(session, ctx, 200, answer, &[])
                     .await
@@ -146,6 +152,14 @@ pub async fn decide(
                     ctx.body.rewritten = Some(translate::up::Rewritten {
                         body: t.body.clone(),
                         route: t.route.clone(),
+                        sent: false,
+                    });
+                }
+                // Arguments a guard redacted (a tools/call, whose body nothing else rewrote).
+                if let (None, Some(body)) = (&ctx.body.rewritten, guarded) {
+                    ctx.body.rewritten = Some(translate::up::Rewritten {
+                        body,
+                        route: None,
                         sent: false,
                     });
                 }

@@ -169,6 +169,10 @@ async fn pump(
     mut upstream: Option<&mut upstream::Upstream>,
 ) -> pingora::Result<()> {
     let allowed = super::visible::of(ctx);
+    let mut guard = (ctx.scope.as_ref())
+        .and_then(|s| s.scope.guards.clone())
+        .filter(|g| g.on_results())
+        .map(|g| crate::guard::results::ResultGuard::new(g, None));
     let mut h = ResponseHeader::build(200, Some(6))?;
     h.insert_header(http::header::CONTENT_TYPE, "text/event-stream")?;
     h.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
@@ -185,7 +189,13 @@ async fn pump(
     loop {
         let from_upstream = async {
             match upstream.as_mut() {
-                Some(u) => u.next_messages(allowed.as_ref()).await,
+                Some(u) => {
+                    let m = u.next_messages(allowed.as_ref(), guard.as_mut()).await;
+                    if let Some(g) = guard.as_mut() {
+                        std::mem::take(&mut g.hits).count(scope);
+                    }
+                    m
+                }
                 None => std::future::pending().await,
             }
         };

@@ -18,6 +18,7 @@ pub mod ctx;
 pub mod discovery;
 pub mod failure;
 pub mod filter;
+pub mod guarded;
 mod hooks;
 pub mod inbound;
 pub mod legacy;

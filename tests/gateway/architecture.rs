@@ -21,7 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "domains",
         &[
             "auth", "policy", "limits", "audit", "listen", "upstream", "compose", "issuer",
-            "registry", "jobs", "connect",
+            "registry", "jobs", "connect", "guard",
         ],
     ),
     ("request path", &["proxy"]),

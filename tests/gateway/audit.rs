@@ -327,7 +327,7 @@ async fn migrate_twice_is_a_no_op() {
     let migrate = || cli(&["migrate"], &path, &spec.env);
     assert_eq!(
         migrate().trim(),
-        "applied: 0001_audit_log, 0002_client_cert, 0003_jobs, 0004_tool_registry, 0005_upstream_credential, 0006_upstream_logins, 0007_policy_rule"
+        "applied: 0001_audit_log, 0002_client_cert, 0003_jobs, 0004_tool_registry, 0005_upstream_credential, 0006_upstream_logins, 0007_decisions"
     );
     assert_eq!(migrate().trim(), "database is up to date");
     let db = pg.client().await;

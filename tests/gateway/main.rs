@@ -18,6 +18,7 @@ mod door;
 mod endpoints;
 mod git;
 mod governance;
+mod guards;
 mod hostile;
 mod jobs;
 mod legacy;

@@ -11,6 +11,72 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct ToolsFile {
     pub scopes: BTreeMap<String, ScopeFile>,
+    /// Guards every scope has unless it sets its own.
+    #[serde(default)]
+    pub guards: Option<GuardsFile>,
+}
+
+/// `guards:`: secrets and personal data found in arguments and results, and what is done.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardsFile {
+    /// Detector group (`secrets`, `pii`) or detector name → action on a call's arguments
+    /// (`block`, `redact`, `audit`).
+    #[serde(default)]
+    pub arguments: BTreeMap<String, GuardAction>,
+    /// The same on results (`redact`, `block`, `audit`).
+    #[serde(default)]
+    pub results: BTreeMap<String, GuardAction>,
+    #[serde(default)]
+    pub custom: Vec<CustomDetectorFile>,
+    #[serde(default)]
+    pub webhook: Option<GuardWebhookFile>,
+    /// Results larger than this are not inspected but replaced by a tool error (default 4 MiB).
+    #[serde(default)]
+    pub max_result_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardAction {
+    Block,
+    Redact,
+    Audit,
+}
+
+/// A named regular expression of the operator's own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomDetectorFile {
+    pub name: String,
+    pub pattern: String,
+    #[serde(default)]
+    pub arguments: Option<GuardAction>,
+    #[serde(default)]
+    pub results: Option<GuardAction>,
+}
+
+/// An external check of each call's arguments.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardWebhookFile {
+    pub url: String,
+    #[serde(default = "default_webhook_timeout", with = "duration")]
+    pub timeout: Duration,
+    #[serde(default)]
+    pub on_error: WebhookOnError,
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_millis(200)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookOnError {
+    #[default]
+    Deny,
+    Allow,
 }
 
 /// One scope: the endpoint `/NAME/sse` and `/NAME/mcp`, its upstreams and the tools it exposes.
@@ -76,6 +142,9 @@ pub struct ScopeFile {
     /// task methods pass through inside the caller's own session).
     #[serde(default)]
     pub tasks: TaskMode,
+    /// Guards of this scope (instead of the file's `guards:`).
+    #[serde(default)]
+    pub guards: Option<GuardsFile>,
 }
 
 /// One server of a composed scope: a named group of upstreams with its own balance, health check,

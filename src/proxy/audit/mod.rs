@@ -58,6 +58,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         return;
     }
     let scope_name = scope.map_or("", |s| s.scope.name.as_str());
+    ctx.guard_hits.count(scope_name);
     if let Some(scope) = scope {
         // Passive health: connect failures, 5xx and timeouts count against the upstream.
         for e in &ctx.upstream.tried {
@@ -141,6 +142,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         job_id: ctx.job.clone(),
         upstream_credential: super::credentials::kind(ctx).map(str::to_string),
         policy_rule: ctx.decided_by.clone(),
+        guard_hits: ctx.guard_hits.summary(),
         ..row
     });
 }

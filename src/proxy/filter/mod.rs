@@ -2,9 +2,12 @@
 //! `prompts/list`) and the `initialize` result's capabilities are cut down to what the caller may
 //! use, whether the upstream answered `application/json` (collected, rewritten at the end) or
 //! `text/event-stream` (rewritten event by event as each arrives, so streams stay unbuffered).
+//! Results a scope's guards inspect (`crate::guard`) take the same two paths.
 
 pub mod cache;
 
+use crate::guard::results::ResultGuard;
+use crate::guard::Hits;
 use crate::sse::next_event;
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
@@ -13,6 +16,32 @@ pub use super::visible::Visible;
 
 type Allowed = Box<dyn Visible>;
 
+/// What rewrites each JSON-RPC message of an answer: the list cut, or the result guard.
+pub enum Cutter {
+    List(Allowed),
+    Guard(ResultGuard),
+}
+
+impl Cutter {
+    fn json(&mut self, data: &[u8]) -> Filtered {
+        match self {
+            Cutter::List(allowed) => filter_json(data, allowed.as_ref()),
+            Cutter::Guard(g) => match g.message(data) {
+                None => Filtered::Unchanged,
+                Some(new) => Filtered::Changed(new),
+            },
+        }
+    }
+
+    /// The most of one message held (results only: lists are bounded by the upstream).
+    fn limit(&self) -> Option<usize> {
+        match self {
+            Cutter::List(_) => None,
+            Cutter::Guard(g) => Some(g.limit()),
+        }
+    }
+}
+
 /// How the response body of this request is rewritten.
 #[derive(Default)]
 pub enum ResponseRewrite {
@@ -20,13 +49,18 @@ pub enum ResponseRewrite {
     None,
     /// A list request: the form is known when the response header arrives.
     ListPending,
+    /// A result the scope's guards inspect, once the form is known.
+    GuardPending(ResultGuard),
     Json {
-        allowed: Allowed,
+        cut: Cutter,
         buf: BytesMut,
+        /// The answer outgrew what is held for inspection: it is replaced.
+        over: bool,
     },
     Sse {
-        allowed: Allowed,
+        cut: Cutter,
         buf: BytesMut,
+        over: bool,
     },
 }
 
@@ -35,12 +69,29 @@ impl ResponseRewrite {
         ResponseRewrite::ListPending
     }
 
-    /// Chooses the form from the response's content type. Returns whether the body changes length
-    /// (so `Content-Length` must go).
-    pub fn start(&mut self, content_type: &str, allowed: Allowed) -> bool {
-        if !matches!(self, ResponseRewrite::ListPending) {
-            return false;
-        }
+    pub fn guard(g: ResultGuard) -> Self {
+        ResponseRewrite::GuardPending(g)
+    }
+
+    /// Whether an answer to come is rewritten (the header decides how).
+    pub fn pending(&self) -> bool {
+        matches!(
+            self,
+            ResponseRewrite::ListPending | ResponseRewrite::GuardPending(_)
+        )
+    }
+
+    /// Chooses the form from the response's content type (`list` gives the list cut). Returns
+    /// whether the body changes length (so `Content-Length` must go).
+    pub fn start(&mut self, content_type: &str, list: impl FnOnce() -> Allowed) -> bool {
+        let cut = match std::mem::take(self) {
+            ResponseRewrite::ListPending => Cutter::List(list()),
+            ResponseRewrite::GuardPending(g) => Cutter::Guard(g),
+            other => {
+                *self = other;
+                return false;
+            }
+        };
         let ct = content_type
             .split(';')
             .next()
@@ -49,43 +100,81 @@ impl ResponseRewrite {
             .to_ascii_lowercase();
         *self = match ct.as_str() {
             "application/json" => ResponseRewrite::Json {
-                allowed,
+                cut,
                 buf: BytesMut::new(),
+                over: false,
             },
             "text/event-stream" => ResponseRewrite::Sse {
-                allowed,
+                cut,
                 buf: BytesMut::new(),
+                over: false,
+            },
+            // A result in any other form is inspected whole all the same: nothing a guard
+            // watches goes out uninspected.
+            _ if matches!(cut, Cutter::Guard(_)) => ResponseRewrite::Json {
+                cut,
+                buf: BytesMut::new(),
+                over: false,
             },
             _ => ResponseRewrite::None,
         };
         !matches!(self, ResponseRewrite::None)
     }
 
+    /// The result guard's hits so far (taken: counted once).
+    pub fn take_hits(&mut self) -> Hits {
+        match self {
+            ResponseRewrite::GuardPending(g)
+            | ResponseRewrite::Json {
+                cut: Cutter::Guard(g),
+                ..
+            }
+            | ResponseRewrite::Sse {
+                cut: Cutter::Guard(g),
+                ..
+            } => std::mem::take(&mut g.hits),
+            _ => Hits::default(),
+        }
+    }
+
     /// Rewrites one chunk of the response body in place.
     pub fn body(&mut self, body: &mut Option<Bytes>, end: bool) {
         match self {
-            ResponseRewrite::None | ResponseRewrite::ListPending => {}
-            ResponseRewrite::Json { allowed, buf } => {
+            ResponseRewrite::None
+            | ResponseRewrite::ListPending
+            | ResponseRewrite::GuardPending(_) => {}
+            ResponseRewrite::Json { cut, buf, over } => {
                 if let Some(b) = body.take() {
-                    buf.extend_from_slice(&b);
+                    if !*over {
+                        buf.extend_from_slice(&b);
+                    }
+                }
+                if cut.limit().is_some_and(|max| buf.len() > max) {
+                    *over = true;
+                    buf.clear();
                 }
                 if end {
                     let whole = std::mem::take(buf).freeze();
-                    *body = Some(match filter_json(&whole, allowed.as_ref()) {
-                        Filtered::Unchanged => whole,
-                        Filtered::Changed(new) => Bytes::from(new),
-                        Filtered::Unreadable => Bytes::from(unreadable_list()),
+                    *body = Some(match (&*over, &*cut) {
+                        (true, Cutter::Guard(g)) => Bytes::from(g.too_large()),
+                        _ => match cut.json(&whole) {
+                            Filtered::Unchanged => whole,
+                            Filtered::Changed(new) => Bytes::from(new),
+                            Filtered::Unreadable => Bytes::from(unreadable_list()),
+                        },
                     });
                 }
             }
-            ResponseRewrite::Sse { allowed, buf } => {
+            ResponseRewrite::Sse { cut, buf, over } => {
                 if let Some(b) = body.take() {
-                    buf.extend_from_slice(&b);
+                    if !*over {
+                        buf.extend_from_slice(&b);
+                    }
                 }
                 let mut out = BytesMut::new();
                 while let Some((event_len, sep_len)) = next_event(buf) {
                     let event = buf.split_to(event_len + sep_len).freeze();
-                    match rewrite_event(&event[..event_len], allowed.as_ref()) {
+                    match rewrite_event(&event[..event_len], cut) {
                         Some(new) => {
                             out.extend_from_slice(&new);
                             out.extend_from_slice(b"\n\n");
@@ -93,11 +182,21 @@ impl ResponseRewrite {
                         None => out.extend_from_slice(&event),
                     }
                 }
+                // An event that never ends within the limit is not passed on in pieces.
+                if !*over && cut.limit().is_some_and(|max| buf.len() > max) {
+                    *over = true;
+                    buf.clear();
+                    if let Cutter::Guard(g) = &*cut {
+                        out.extend_from_slice(b"event: message\ndata: ");
+                        out.extend_from_slice(&g.too_large());
+                        out.extend_from_slice(b"\n\n");
+                    }
+                }
                 // An unterminated last event is filtered like the others: a lenient client may
                 // still read it.
                 if end && !buf.is_empty() {
                     let rest = std::mem::take(buf);
-                    match rewrite_event(&rest, allowed.as_ref()) {
+                    match rewrite_event(&rest, cut) {
                         Some(new) => out.extend_from_slice(&new),
                         None => out.extend_from_slice(&rest),
                     }
@@ -112,10 +211,10 @@ impl ResponseRewrite {
 /// Rewrites an SSE event whose data is a list result; `None` leaves it as it was. An event whose
 /// data the gateway cannot read is dropped (an empty event): a lenient client might read what the
 /// filter could not. Bytes that are not UTF-8 are read as clients decode them (replaced).
-fn rewrite_event(event: &[u8], allowed: &dyn Visible) -> Option<Vec<u8>> {
+fn rewrite_event(event: &[u8], cut: &mut Cutter) -> Option<Vec<u8>> {
     let (data, others) = crate::sse::split_event(event);
     let data = String::from_utf8_lossy(data.as_deref().filter(|d| !d.is_empty())?);
-    let new = match filter_json(data.as_bytes(), allowed) {
+    let new = match cut.json(data.as_bytes()) {
         Filtered::Unchanged => return None,
         Filtered::Changed(new) => new,
         Filtered::Unreadable => return Some(Vec::new()),

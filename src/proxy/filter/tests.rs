@@ -11,7 +11,7 @@ const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"
 #[test]
 fn json_collected_and_filtered() {
     let mut r = ResponseRewrite::ListPending;
-    assert!(r.start("application/json", allowed()));
+    assert!(r.start("application/json", allowed));
     let (x, y) = LIST.split_at(20);
     let mut chunk = Some(Bytes::from(x.to_string()));
     r.body(&mut chunk, false);
@@ -26,7 +26,7 @@ fn json_collected_and_filtered() {
 #[test]
 fn sse_events_split_across_chunks() {
     let mut r = ResponseRewrite::ListPending;
-    assert!(r.start("text/event-stream", allowed()));
+    assert!(r.start("text/event-stream", allowed));
     let stream = format!("event: message\nid: 1\ndata: {LIST}\n\nevent: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"x\"}}\n\n");
     let mut out = Vec::new();
     for piece in stream.as_bytes().chunks(7) {
@@ -53,7 +53,7 @@ fn mutated_streams_are_filtered_whatever_the_chunking() {
     let seeds: [&[u8]; 2] = [sse.as_bytes(), LIST.as_bytes()];
     let run = |content_type: &str, input: &[u8], cut: usize| -> Vec<u8> {
         let mut r = ResponseRewrite::ListPending;
-        r.start(content_type, allowed());
+        r.start(content_type, allowed);
         let mut out = Vec::new();
         let pieces: Vec<&[u8]> = if cut == 0 {
             vec![input]

@@ -117,14 +117,24 @@ impl Upstream {
 
     /// The next answers for the client, filtered for the caller, as `message` events; `None`
     /// when the upstream's stream ended.
-    pub async fn next_messages(&mut self, allowed: &dyn Visible) -> Option<Bytes> {
+    pub async fn next_messages(
+        &mut self,
+        allowed: &dyn Visible,
+        mut guard: Option<&mut crate::guard::results::ResultGuard>,
+    ) -> Option<Bytes> {
         loop {
             let (kind, data) = self.next_event().await?;
             if !matches!(kind.as_deref(), None | Some("message")) {
                 continue;
             }
             let Some(data) = data else { continue };
-            match super::super::filter::filter_message(&data, allowed) {
+            let filtered = super::super::filter::filter_message(&data, allowed);
+            // The scope's result guards, as on any answer (hits counted as they come).
+            let guarded = match (filtered, guard.as_deref_mut()) {
+                (Some(m), Some(g)) => Some(g.message(&m).unwrap_or(m)),
+                (m, _) => m,
+            };
+            match guarded {
                 Some(m) => return Some(super::message(&m)),
                 None => {
                     tracing::warn!(upstream = %self.picked.addr, "unreadable message from a legacy upstream dropped")

@@ -63,6 +63,15 @@ pub(super) async fn invoke(
         Decision::Answer(_) => return Err(GatewayError::Internal),
     }
     limit::check(ctx).await?;
+    // The scope's guards on the arguments (the result is guarded where the call ends).
+    let arguments = match super::super::guarded::check(ctx, &body).await? {
+        Some(redacted) => {
+            let v: Value = serde_json::from_slice(&redacted).map_err(|_| GatewayError::Internal)?;
+            v["params"]["arguments"].clone()
+        }
+        None => arguments,
+    };
+    ctx.answer.rewrite = Default::default();
     let call = Call {
         scope,
         bridged: ctx.rt.bridged.clone(),
