@@ -238,3 +238,39 @@ fn rate_limit_check_10k_users(b: divan::Bencher) {
         rt.block_on(limits.check(&facts)).unwrap()
     });
 }
+
+/// A guarded scope's result detectors (secrets and personal data, redact) over a result of
+/// `size` bytes of plain words: what a clean answer costs the guard.
+fn guard_scan(b: divan::Bencher, size: usize) {
+    use mcp_gateway::config::file::{GuardAction, GuardsFile};
+    let f = GuardsFile {
+        results: [
+            ("secrets", GuardAction::Redact),
+            ("pii", GuardAction::Redact),
+        ]
+        .into_iter()
+        .map(|(k, a)| (k.to_string(), a))
+        .collect(),
+        ..Default::default()
+    };
+    let g = mcp_gateway::config::guards::build(Path::new("tools.yaml"), "guards", &f, &mut vec![])
+        .expect("the built-in detectors compile");
+    let mut text = String::new();
+    while text.len() < size {
+        text.push_str("the quick brown fox jumps over the lazy dog 1234 ");
+    }
+    let answer = serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": text}]}}).to_string();
+    b.bench_local(|| {
+        mcp_gateway::guard::inspect(&g, &answer, mcp_gateway::guard::Direction::Results).unwrap()
+    });
+}
+
+#[divan::bench]
+fn guard_scan_clean_4k(b: divan::Bencher) {
+    guard_scan(b, 4096);
+}
+
+#[divan::bench]
+fn guard_scan_clean_64k(b: divan::Bencher) {
+    guard_scan(b, 65536);
+}

@@ -141,6 +141,16 @@ const BUILT_IN: &[(&str, &str, &str, usize, Check)] = &[
     ),
 ];
 
+/// A pattern with ASCII word boundaries, digits and spaces: what the detectors look for is ASCII,
+/// and Unicode classes would multiply the states of the set's DFA.
+fn ascii(pattern: &str) -> String {
+    pattern
+        .replace("[\\s\\S]", "(?s:.)")
+        .replace("\\b", "(?-u:\\b)")
+        .replace("\\d", "[0-9]")
+        .replace("\\s", "[ \\t\\r\\n]")
+}
+
 /// Every built-in detector's name, for messages.
 fn known() -> String {
     let mut names: Vec<String> = vec!["secrets".into(), "pii".into()];
@@ -179,7 +189,7 @@ pub fn build(path: &Path, at: &str, f: &GuardsFile, problems: &mut Vec<Problem>)
         if on_arguments.is_none() && on_results.is_none() {
             continue;
         }
-        let Ok(regex) = Regex::new(pattern) else {
+        let Ok(regex) = Regex::new(&ascii(pattern)) else {
             problems.push(Problem::new(
                 path,
                 at,
@@ -226,7 +236,10 @@ pub fn build(path: &Path, at: &str, f: &GuardsFile, problems: &mut Vec<Problem>)
             "must be at least 1",
         ));
     }
-    let set = match RegexSet::new(detectors.iter().map(|d| d.regex.as_str())) {
+    let set = regex::RegexSetBuilder::new(detectors.iter().map(|d| d.regex.as_str()))
+        .dfa_size_limit(16 << 20)
+        .build();
+    let set = match set {
         Ok(s) => s,
         Err(e) => {
             problems.push(Problem::new(

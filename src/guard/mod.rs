@@ -110,6 +110,11 @@ fn candidates<'g>(g: &'g Guards, text: &str, dir: Direction) -> Vec<&'g Detector
     if text.contains("\\u") {
         return g.detectors.iter().filter(acting).collect();
     }
+    // Most texts match nothing: one leftmost search settles that before the overlapping one
+    // that says which detectors matched.
+    if !g.set.is_match(text) {
+        return Vec::new();
+    }
     let set = g.set.matches(text);
     (set.iter().map(|i| &g.detectors[i]))
         .filter(acting)
