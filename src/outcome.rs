@@ -106,6 +106,7 @@ impl Outcome<'_> {
                 | HeaderMismatch(_)
                 | InvalidParams(_)
                 | UnsupportedMediaType
+                | NotAcceptable(_)
                 | NotFound(_)
                 | JobNotFound(_)
                 | JobConflict(_)
@@ -214,6 +215,7 @@ mod tests {
             HeaderMismatch("Mcp-Method does not match the body's method"),
             InvalidParams("params._meta must carry the protocol version".into()),
             UnsupportedMediaType,
+            NotAcceptable("send Accept: text/event-stream"),
             Unauthorized(AuthError::Expired),
             Forbidden("no grant in this scope".into()),
             InsufficientScope("mcp:git".into()),
@@ -264,7 +266,8 @@ mod tests {
                 ParseError(_)
                 | InvalidRequest(_)
                 | UnsupportedVersion(_)
-                | UnsupportedMediaType => {}
+                | UnsupportedMediaType
+                | NotAcceptable(_) => {}
                 HeaderMismatch(_) | InvalidParams(_) => {}
                 Unauthorized(_) | Forbidden(_) | Denied(_) | UnknownSession => {}
                 InsufficientScope(_) => {}
@@ -297,6 +300,7 @@ mod tests {
             (400, -32020, Class::Invalid, None, "Mcp-Method"),
             (400, -32602, Class::Invalid, None, "params._meta"),
             (415, -32600, Class::Invalid, None, "application/json"),
+            (406, -32600, Class::Invalid, None, "text/event-stream"),
             (
                 401,
                 -32001,

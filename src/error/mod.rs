@@ -31,6 +31,10 @@ pub enum GatewayError {
     InvalidParams(Cow<'static, str>),
     #[error("Unsupported media type: POST bodies must be application/json, not compressed")]
     UnsupportedMediaType,
+    /// The request asks for an answer in a form the endpoint does not give (a GET that does not
+    /// accept an event stream).
+    #[error("Not acceptable: {0}")]
+    NotAcceptable(&'static str),
     #[error("Unauthorized: {0}")]
     Unauthorized(AuthError),
     #[error("Forbidden: {0}")]
@@ -199,6 +203,7 @@ impl GatewayError {
             | HeaderMismatch(_)
             | InvalidParams(_) => 400,
             UnsupportedMediaType => 415,
+            NotAcceptable(_) => 406,
             BodyTimeout => 408,
             Unauthorized(_) => 401,
             Forbidden(_) | InsufficientScope(_) => 403,
@@ -226,8 +231,8 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             ParseError(_) => -32700,
-            InvalidRequest(_) | UnsupportedMediaType | NotFound(_) | MethodNotAllowed(_)
-            | BodyTimeout | UpstreamRefused(_) => -32600,
+            InvalidRequest(_) | UnsupportedMediaType | NotAcceptable(_) | NotFound(_)
+            | MethodNotAllowed(_) | BodyTimeout | UpstreamRefused(_) => -32600,
             UnsupportedVersion(_) => -32022,
             SignInRequired { .. } => -32042,
             HeaderMismatch(_) => -32020,

@@ -40,6 +40,11 @@ impl ResultGuard {
         self.replaced(&text)
     }
 
+    /// The answer when a redacted result no longer fits the length the upstream announced.
+    pub fn too_long(&self) -> Vec<u8> {
+        self.replaced("The result was redacted by the gateway's guards.")
+    }
+
     fn replaced(&self, text: &str) -> Vec<u8> {
         let result = json!({"content": [{"type": "text", "text": text}], "isError": true});
         let id = self.id.as_deref().unwrap_or("null");

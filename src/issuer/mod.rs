@@ -15,6 +15,7 @@
 
 mod authorize;
 mod clients;
+mod cors;
 mod exchange;
 pub use crate::config::issuer_key as key;
 mod page;
@@ -51,6 +52,8 @@ pub struct Issuer {
     refreshes: refresh::Refreshes,
     /// Verifies subject tokens for the token exchange, as the gateway verifies tokens.
     verifier: Option<Arc<crate::auth::Authenticator>>,
+    /// Browser origins that may call it (the gateway's `allowed_origins`).
+    allowed_origins: Vec<String>,
 }
 
 /// How tokens are signed: always so that the gateway of the same configuration accepts them.
@@ -145,6 +148,7 @@ impl Issuer {
             verifier: crate::auth::Authenticator::new(config.jwt.clone())
                 .ok()
                 .map(Arc::new),
+            allowed_origins: config.allowed_origins.clone(),
         })
     }
 
@@ -226,6 +230,10 @@ impl Issuer {
             .fallback(|| async {
                 oauth_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
             })
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                cors::layer,
+            ))
             .with_state(self)
     }
 

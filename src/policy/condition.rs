@@ -27,6 +27,25 @@ thread_local! {
     /// The standard environment, built once per thread: every evaluation adds its variables in
     /// a scope of its own on top.
     static ROOT: cel::Context<'static, 'static> = cel::Context::default();
+    /// The last caller's claims as a CEL map: a caller's requests share one verified identity
+    /// (the token cache), so its claims are converted once per run of requests, not per request.
+    static CLAIMS: std::cell::RefCell<Option<(ClaimsMap, Value)>> = const { std::cell::RefCell::new(None) };
+}
+
+type ClaimsMap = Arc<serde_json::Map<String, serde_json::Value>>;
+
+fn claims(of: &ClaimsMap) -> Value {
+    CLAIMS.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((map, value)) = last.as_ref() {
+            if Arc::ptr_eq(map, of) {
+                return value.clone();
+            }
+        }
+        let value = cel::to_value(&**of).unwrap_or(Value::Null);
+        *last = Some((of.clone(), value.clone()));
+        value
+    })
 }
 
 fn text(s: &str) -> Value {
@@ -56,7 +75,7 @@ pub fn holds(c: &Condition, f: &Facts) -> Result<bool, &'static str> {
         let id = f.identity;
         for name in c.uses() {
             let value = match name {
-                "claims" => json(&serde_json::Value::Object((*id.claims).clone())),
+                "claims" => claims(&id.claims),
                 "user" => text(&id.user),
                 "roles" => Value::List(Arc::new(id.roles.iter().map(|r| text(r)).collect())),
                 "tenant" => optional(id.tenant.as_deref()),

@@ -142,6 +142,13 @@ pub fn check_scoped(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
     if req.method == "POST" && !is_json(req) {
         return Err(GatewayError::UnsupportedMediaType);
     }
+    // A GET opens the server's event stream (Streamable HTTP) or the legacy one: the client must
+    // accept one, else it is told so here instead of getting an upstream's plain-text refusal.
+    if req.method == "GET" && !accepts_event_stream(req) {
+        return Err(GatewayError::NotAcceptable(
+            "a GET opens the server's event stream: send Accept: text/event-stream",
+        ));
+    }
     // A compressed body would be judged as the bytes it is and read by the upstream as what it
     // inflates to: only plain bodies are taken.
     let encoded = req
@@ -153,6 +160,19 @@ pub fn check_scoped(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
         return Err(GatewayError::UnsupportedMediaType);
     }
     Ok(())
+}
+
+fn accepts_event_stream(req: &pingora::http::RequestHeader) -> bool {
+    req.headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .any(|t| {
+            let media = t.split(|b| *b == b';').next().unwrap_or(t);
+            media
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"text/event-stream")
+        })
 }
 
 /// The longest request header value accepted (nginx's default buffer for one header line).

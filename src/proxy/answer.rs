@@ -53,6 +53,11 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         resp.insert_header("X-Accel-Buffering", "no")?;
     }
     if let Some(content_type) = rewrite_as {
+        let announced = resp
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         let mut rewrite = std::mem::take(&mut ctx.answer.rewrite);
         let allowed = || -> Box<dyn visible::Visible> {
             match ctx.bridged() {
@@ -60,7 +65,9 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
                 None => visible::of(ctx),
             }
         };
-        if rewrite.start(&content_type, allowed) {
+        if rewrite.start(&content_type, allowed)
+            && !announced.is_some_and(|n| rewrite.keep_length(n))
+        {
             resp.remove_header("content-length");
         }
         ctx.answer.rewrite = rewrite;

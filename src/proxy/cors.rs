@@ -11,8 +11,12 @@ use pingora::http::ResponseHeader;
 use pingora_proxy::Session;
 
 const ALLOW_METHODS: &str = "GET, POST, DELETE";
-const ALLOW_HEADERS: &str =
-    "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID";
+/// What a client of any revision sends: 2026-07-28 adds the routing headers `Mcp-Method`,
+/// `Mcp-Name` and any `Mcp-Param-*` (those the preflight asks for are allowed by name: a wildcard
+/// does not hold for requests with credentials).
+const ALLOW_HEADERS: &str = "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name";
+/// The most `Mcp-Param-*` names one preflight gets allowed.
+const MAX_PARAM_HEADERS: usize = 32;
 const EXPOSE_HEADERS: &str = "Mcp-Session-Id, WWW-Authenticate, X-Request-ID, Retry-After";
 /// How long a browser may reuse a preflight answer.
 const MAX_AGE: &str = "600";
@@ -50,11 +54,32 @@ pub fn is_preflight(session: &Session) -> bool {
             .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
-/// The preflight answer's extra headers (the origin was allowed by `read_origin`).
-pub fn preflight_headers() -> [(&'static str, String); 3] {
+/// The preflight answer's extra headers (the origin was allowed by `read_origin`): the fixed
+/// list, and the `Mcp-Param-*` headers the browser asks for.
+pub fn preflight_headers(session: &Session) -> [(&'static str, String); 3] {
+    let mut allow = ALLOW_HEADERS.to_string();
+    let asked = session
+        .req_header()
+        .headers
+        .get_all(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|h| {
+            h.len() > 10
+                && h.len() <= 128
+                && h[..10].eq_ignore_ascii_case("mcp-param-")
+                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .take(MAX_PARAM_HEADERS);
+    for h in asked {
+        allow.push_str(", ");
+        allow.push_str(h);
+    }
     [
         ("Access-Control-Allow-Methods", ALLOW_METHODS.into()),
-        ("Access-Control-Allow-Headers", ALLOW_HEADERS.into()),
+        ("Access-Control-Allow-Headers", allow),
         ("Access-Control-Max-Age", MAX_AGE.into()),
     ]
 }

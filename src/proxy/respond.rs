@@ -223,11 +223,12 @@ pub async fn resource_metadata(session: &mut Session, ctx: &RequestCtx, path: &s
 pub async fn preflight(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool, GatewayError> {
     super::cors::read_origin(session, ctx)?;
     let mut h = ResponseHeader::build(204, Some(8)).map_err(|_| GatewayError::Internal)?;
+    let extra = super::cors::preflight_headers(session);
     let mut write = || -> Result<()> {
         h.insert_header(super::names::written::REQUEST_ID, ctx.request_id.as_str())?;
         super::cors::decorate(&mut h, ctx)?;
-        for (k, v) in super::cors::preflight_headers() {
-            h.insert_header(k, v)?;
+        for (k, v) in &extra {
+            h.insert_header(*k, v.as_str())?;
         }
         Ok(())
     };

@@ -144,3 +144,117 @@ async fn a_session_keeps_one_id() {
         assert_eq!(last.header("mcp-session-id").as_deref(), Some("recorder-session-1"));
     }
 }
+
+/// A 2026-07-28 request from a browser sends `Mcp-Method`, `Mcp-Name` and `Mcp-Param-*`: the
+/// preflight allows them (the `Mcp-Param-*` ones by name), so the browser lets it go.
+#[tokio::test]
+async fn the_preflight_allows_the_2026_routing_headers() {
+    let rec = Recorder::start().await;
+    let mut spec = GatewaySpec::new(&[rec.port]);
+    spec.without_health_check();
+    let gw = spec.start().await;
+    let r = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, gw.url("/calculator/mcp"))
+        .header("Origin", ALLOWED)
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization, content-type, mcp-protocol-version, mcp-method, mcp-name, mcp-param-region, x-evil",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let allowed = header(&r, "access-control-allow-headers")
+        .unwrap()
+        .to_ascii_lowercase();
+    for h in [
+        "mcp-method",
+        "mcp-name",
+        "mcp-param-region",
+        "mcp-protocol-version",
+    ] {
+        assert!(allowed.split(", ").any(|a| a == h), "{h} not in {allowed}");
+    }
+    assert!(!allowed.contains("x-evil"), "{allowed}");
+}
+
+/// The development authorization server answers browsers of the allowed origins (metadata, a
+/// preflight for the token endpoint) and nobody else.
+#[tokio::test]
+async fn the_development_issuer_answers_cors_for_allowed_origins() {
+    let rec = Recorder::start().await;
+    let mut spec = GatewaySpec::new(&[rec.port]);
+    let issuer_port = free_port();
+    spec.gateway_yaml = edit(
+        &spec.gateway_yaml,
+        &format!("authorization_servers: [{ISSUER}]\n"),
+        &format!("dev_issuer:\n  listen: 127.0.0.1:{issuer_port}\n"),
+    );
+    spec.without_health_check();
+    let _gw = spec.start().await;
+    let issuer = format!("http://127.0.0.1:{issuer_port}");
+    wait_http(&format!("{issuer}/jwks.json")).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .request(reqwest::Method::OPTIONS, format!("{issuer}/token"))
+        .header("Origin", ALLOWED)
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        header(&r, "access-control-allow-origin").as_deref(),
+        Some(ALLOWED)
+    );
+    assert!(header(&r, "access-control-allow-methods")
+        .unwrap()
+        .contains("POST"));
+    let meta = http
+        .get(format!("{issuer}/.well-known/oauth-authorization-server"))
+        .header("Origin", ALLOWED)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(meta.status(), 200);
+    assert_eq!(
+        header(&meta, "access-control-allow-origin").as_deref(),
+        Some(ALLOWED)
+    );
+    let other = http
+        .get(format!("{issuer}/.well-known/oauth-authorization-server"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&other, "access-control-allow-origin"), None);
+}
+
+/// A GET that does not accept an event stream is told so by the gateway, as JSON-RPC, and is
+/// never forwarded.
+#[tokio::test]
+async fn a_get_without_an_event_stream_accept_is_refused_here() {
+    let rec = Recorder::start().await;
+    let mut spec = GatewaySpec::new(&[rec.port]);
+    spec.without_health_check();
+    let gw = spec.start().await;
+    for path in ["/calculator/mcp", "/calculator/sse"] {
+        let r = reqwest::Client::new()
+            .get(gw.url(path))
+            .bearer_auth(token("ann", &["developer"], json!({})))
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 406, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], -32600);
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Accept: text/event-stream"));
+    }
+    assert!(rec.received().is_empty(), "{:?}", rec.received());
+}

@@ -182,7 +182,12 @@ async fn results_are_redacted_in_json_and_in_sse_cut_across_chunks() {
     let ((port, _), hook) = (leaky().await, webhook().await);
     let gw = gateway(port, hook).await;
     let c = client(&gw);
-    let v = rpc_body(c.call(1, "leaky_json", json!({})).await).await;
+    let r = c.call(1, "leaky_json", json!({})).await;
+    assert!(
+        r.headers().get("content-length").is_some(),
+        "a JSON answer keeps its framing"
+    );
+    let v = rpc_body(r).await;
     let text = v["result"]["content"][0]["text"].as_str().unwrap();
     assert_eq!(
         text,
@@ -225,8 +230,16 @@ async fn a_clean_result_goes_out_byte_for_byte() {
         .bytes()
         .await
         .unwrap();
-    let through = client(&gw).post(&body).await.bytes().await.unwrap();
-    assert_eq!(through, direct);
+    let through = client(&gw).post(&body).await;
+    // Framed as the upstream framed it, too: the same Content-Length, no chunking.
+    assert_eq!(
+        through
+            .headers()
+            .get("content-length")
+            .map(|v| v.to_str().unwrap().to_string()),
+        Some(direct.len().to_string())
+    );
+    assert_eq!(through.bytes().await.unwrap(), direct);
 }
 
 #[tokio::test]

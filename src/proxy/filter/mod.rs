@@ -56,6 +56,9 @@ pub enum ResponseRewrite {
         buf: BytesMut,
         /// The answer outgrew what is held for inspection: it is replaced.
         over: bool,
+        /// The upstream's `Content-Length`, kept for a guarded answer: what goes out is padded
+        /// to it (JSON allows trailing spaces), so the framing stays as announced.
+        length: Option<usize>,
     },
     Sse {
         cut: Cutter,
@@ -103,6 +106,7 @@ impl ResponseRewrite {
                 cut,
                 buf: BytesMut::new(),
                 over: false,
+                length: None,
             },
             "text/event-stream" => ResponseRewrite::Sse {
                 cut,
@@ -115,10 +119,27 @@ impl ResponseRewrite {
                 cut,
                 buf: BytesMut::new(),
                 over: false,
+                length: None,
             },
             _ => ResponseRewrite::None,
         };
         !matches!(self, ResponseRewrite::None)
+    }
+
+    /// Keeps the upstream's `Content-Length` for a guarded JSON answer held whole (`true`: the
+    /// header stays): a clean answer goes out exactly as it came, framing included.
+    pub fn keep_length(&mut self, announced: u64) -> bool {
+        match self {
+            ResponseRewrite::Json {
+                cut: Cutter::Guard(g),
+                length,
+                ..
+            } if announced <= g.limit() as u64 => {
+                *length = Some(announced as usize);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The result guard's hits so far (taken: counted once).
@@ -143,7 +164,12 @@ impl ResponseRewrite {
             ResponseRewrite::None
             | ResponseRewrite::ListPending
             | ResponseRewrite::GuardPending(_) => {}
-            ResponseRewrite::Json { cut, buf, over } => {
+            ResponseRewrite::Json {
+                cut,
+                buf,
+                over,
+                length,
+            } => {
                 if let Some(b) = body.take() {
                     if !*over {
                         buf.extend_from_slice(&b);
@@ -155,13 +181,17 @@ impl ResponseRewrite {
                 }
                 if end {
                     let whole = std::mem::take(buf).freeze();
-                    *body = Some(match (&*over, &*cut) {
+                    let out = match (&*over, &*cut) {
                         (true, Cutter::Guard(g)) => Bytes::from(g.too_large()),
                         _ => match cut.json(&whole) {
                             Filtered::Unchanged => whole,
                             Filtered::Changed(new) => Bytes::from(new),
                             Filtered::Unreadable => Bytes::from(unreadable_list()),
                         },
+                    };
+                    *body = Some(match (&*length, &*cut) {
+                        (Some(n), Cutter::Guard(g)) => fit(out, *n, g),
+                        _ => out,
                     });
                 }
             }
@@ -206,6 +236,23 @@ impl ResponseRewrite {
             }
         }
     }
+}
+
+/// A guarded answer at the length the upstream announced: padded with spaces, or, when what the
+/// guards made of it no longer fits, replaced by a refusal that does (or `{}` at the least).
+fn fit(out: Bytes, n: usize, g: &ResultGuard) -> Bytes {
+    let mut fitted = if out.len() <= n {
+        out.to_vec()
+    } else {
+        let refusal = g.too_long();
+        if refusal.len() <= n {
+            refusal
+        } else {
+            b"{}".to_vec()
+        }
+    };
+    fitted.resize(n, b' ');
+    Bytes::from(fitted)
 }
 
 /// Rewrites an SSE event whose data is a list result; `None` leaves it as it was. An event whose
