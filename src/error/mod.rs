@@ -165,6 +165,10 @@ impl Denied {
     pub fn reason(&self) -> &'static str {
         self.reason
     }
+    /// Whether a method was refused (as not found).
+    pub fn is_method(&self) -> bool {
+        self.what == DeniedKind::Method
+    }
     /// The tool refused, when a tool was.
     pub fn refused_tool(&self) -> Option<&str> {
         (self.what == DeniedKind::Tool).then_some(self.name.as_str())

@@ -17,6 +17,15 @@ use pingora_proxy::Session;
 /// names something) must be there and agree; on every other revision the headers are optional,
 /// but one that is present must agree too, so an upstream that routes by header never acts on
 /// something the policy did not judge.
+/// Methods 2026-07-28 removed (sessions, liveness and subscriptions moved elsewhere).
+const REMOVED: &[&str] = &[
+    crate::protocol::method::INITIALIZE,
+    crate::protocol::method::PING,
+    crate::protocol::method::RESOURCES_SUBSCRIBE,
+    crate::protocol::method::RESOURCES_UNSUBSCRIBE,
+    crate::protocol::method::LOGGING_SET_LEVEL,
+];
+
 pub fn check(session: &Session, rpc: &Rpc, modern: bool) -> Result<(), GatewayError> {
     let headers = &session.req_header().headers;
     let m = match rpc {
@@ -44,6 +53,14 @@ pub fn check(session: &Session, rpc: &Rpc, modern: bool) -> Result<(), GatewayEr
         }
         return Ok(());
     };
+    // Methods the revision removed are unknown to a 2026-07-28 client's request (404 -32601),
+    // whatever its upstream speaks.
+    if modern && REMOVED.contains(&method) {
+        return Err(GatewayError::Denied(crate::error::Denied::method(
+            method,
+            "removed in the 2026-07-28 revision",
+        )));
+    }
     if modern && m.id.is_some() {
         let envelope = m
             .envelope

@@ -98,7 +98,12 @@ pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) 
         return json(session, ctx, 200, body, &[]).await;
     }
     let extra = error_headers(session, ctx, err);
-    json(session, ctx, err.status(), err.body(ctx.rpc_id()), &extra).await
+    // 2026-07-28 answers an unknown method with HTTP 404 (older revisions: 200 and the error).
+    let status = match err {
+        GatewayError::Denied(d) if d.is_method() && ctx.is_modern() => 404,
+        _ => err.status(),
+    };
+    json(session, ctx, status, err.body(ctx.rpc_id()), &extra).await
 }
 
 /// A client older than URL elicitations (2025-11-25) is told to sign in by a tool call's own

@@ -137,3 +137,38 @@ async fn filtered_answers_are_never_publicly_cacheable() {
     );
     assert_eq!(discover["result"]["cacheScope"], "private", "{discover}");
 }
+
+/// 2026-07-28 answers an unknown method, and the methods the revision removed, with HTTP 404 and
+/// -32601 carrying the request's id; none of them reaches the upstream.
+#[tokio::test]
+async fn unknown_and_removed_methods_are_404_in_2026_07_28() {
+    let rec = Recorder::start().await;
+    let mut spec = GatewaySpec::new(&[rec.port]);
+    spec.without_health_check();
+    let gw = spec.start().await;
+    let t = token("ann", &["developer"], json!({}));
+    for method in [
+        "foo/bar",
+        "ping",
+        "initialize",
+        "resources/subscribe",
+        "logging/setLevel",
+    ] {
+        let r = reqwest::Client::new()
+            .post(gw.url("/calculator/mcp"))
+            .bearer_auth(&t)
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", method)
+            .json(&json!({"jsonrpc": "2.0", "id": 101, "method": method,
+                "params": {"uri": "document://public/readme", "level": "info", "_meta": envelope("2026-07-28")}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{method}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["id"], 101, "{method}: {v}");
+        assert_eq!(v["error"]["code"], -32601, "{method}: {v}");
+    }
+    assert!(rec.received().is_empty(), "{:?}", rec.received());
+}
