@@ -110,13 +110,18 @@ async fn webhook() -> u16 {
 }
 
 async fn gateway(upstream: u16, hook: u16) -> Gateway {
+    gateway_with(upstream, hook, "pii: audit").await
+}
+
+/// The guarded gateway with `pii: ACTION` on arguments.
+async fn gateway_with(upstream: u16, hook: u16, pii_on_arguments: &str) -> Gateway {
     let mut spec = GatewaySpec::new(&[upstream]);
     spec.tools_yaml = spec.tools_yaml.replace(
         "tools: [exact_calculate, statistics]",
         "tools: [leaky_json, leaky_sse, clean]",
     );
     spec.tools_yaml.push_str(&format!(
-        "guards:\n  arguments: {{ secrets: block, pii: audit }}\n  results: {{ secrets: redact, pii: redact }}\n  custom: [ {{ name: ticket, pattern: 'TCK-[0-9]{{6}}', arguments: block, results: redact }} ]\n  webhook: {{ url: \"http://127.0.0.1:{hook}/check\", timeout: 200ms, on_error: deny }}\n"
+        "guards:\n  arguments: {{ secrets: block, {pii_on_arguments} }}\n  results: {{ secrets: redact, pii: redact }}\n  custom: [ {{ name: ticket, pattern: 'TCK-[0-9]{{6}}', arguments: block, results: redact }} ]\n  webhook: {{ url: \"http://127.0.0.1:{hook}/check\", timeout: 200ms, on_error: deny }}\n"
     ));
     spec.without_health_check();
     spec.policy_yaml = "roles:\n  developer:\n    allow: [\"calculator/*\"]\n".into();
@@ -175,6 +180,22 @@ async fn secrets_in_arguments_are_blocked_before_any_upstream_sees_them() {
         metric(&m, "mcp_guard_hits_total{action=\"block\",detector=\"secrets.aws_access_key\",direction=\"arguments\",scope=\"calculator\"}"),
         1.0
     );
+}
+
+/// `redact` on arguments: the upstream gets the call with the match replaced, the rest intact.
+#[tokio::test]
+async fn personal_data_in_arguments_is_redacted_before_the_upstream_gets_it() {
+    let ((port, seen), hook) = (leaky().await, webhook().await);
+    let gw = gateway_with(port, hook, "pii: redact").await;
+    let v = rpc_body(
+        client(&gw)
+            .call(1, "clean", json!({"to": MAIL, "n": 3}))
+            .await,
+    )
+    .await;
+    assert!(v.get("result").is_some(), "{v}");
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got, [json!({"to": "[REDACTED:pii.email]", "n": 3})]);
 }
 
 #[tokio::test]
