@@ -60,6 +60,14 @@ fn build_scope(
             "a scope name is 1-64 of a-z 0-9 _ -",
         ));
     }
+    // `/connect/…` is the consent page's (users' own upstream logins).
+    if name == "connect" {
+        problems.push(Problem::new(
+            path,
+            format!("scopes.{name}"),
+            "the name is taken by the gateway's consent page (/connect): pick another",
+        ));
+    }
     if !scope.servers.is_empty() {
         return super::compose::build(sources, path, name, scope, limits, problems);
     }

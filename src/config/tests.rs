@@ -24,6 +24,14 @@ fn upstream_tls_problems_are_named() {
             .map(|p| format!("{}: {}", p.field, p.reason))
             .collect::<Vec<_>>()
     };
+    let taken = validate_tools("scopes:\n  calc:\n    upstreams: [{ url: 'http://127.0.0.1:9/mcp' }]\n    tools: [t]\n  connect:\n    upstreams: [{ url: 'http://127.0.0.1:9/mcp' }]\n    tools: [t]\n");
+    assert!(
+        taken
+            .iter()
+            .any(|p| p
+                .starts_with("scopes.connect: the name is taken by the gateway's consent page")),
+        "{taken:?}"
+    );
     let plain = validate_tools("scopes:\n  calc:\n    upstreams: [{ url: 'http://127.0.0.1:9/mcp' }]\n    tools: [t]\n    tls: { ca_file: ca.pem }\n");
     assert!(
         plain[0].starts_with("scopes.calc.tls: no upstream"),

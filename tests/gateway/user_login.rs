@@ -143,13 +143,15 @@ fn issuer_port(gw: &Gateway) -> u16 {
     listen.lines().next().unwrap().trim().parse().unwrap()
 }
 
+/// The official Python SDK client in 2025-11-25 (a per-user scope answers a 2026-07-28 client
+/// -32022, which `auto` would first try and fall back from).
 async fn python_call(gw: &Gateway, user: &str) -> Value {
     let url = gw.url("/vendor/mcp");
     let t = token(user, &["developer"], json!({}));
     let args = json!({"operator": "add", "operands": ["1", "2"]}).to_string();
     python_client_script(
         "consent_client.py",
-        &[&url, &t, "exact_calculate", &args, "auto"],
+        &[&url, &t, "exact_calculate", &args, "legacy"],
         &[],
     )
     .await
@@ -243,8 +245,10 @@ async fn users_sign_in_to_an_upstream_with_their_own_accounts() {
         (rows[0].0.as_str(), rows[0].1.as_str()),
         ("alice", "vendor")
     );
+    // An envelope is `v1:kid:nonce:ciphertext` in standard base64, which has no `.`: no JWT
+    // (header.payload.signature) can be in it.
     assert!(
-        rows[0].2.starts_with("v1:") && !rows[0].2.contains("eyJ"),
+        rows[0].2.starts_with("v1:") && !rows[0].2.contains('.'),
         "sealed: {}",
         rows[0].2
     );
