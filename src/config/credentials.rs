@@ -98,6 +98,12 @@ pub fn keys_of(sources: &Sources, problems: &mut Vec<Problem>) -> Vec<(String, [
     }
 }
 
+/// Whether `s` is an absolute http(s) URL with a host (token endpoints, authorization servers,
+/// webhooks).
+pub(super) fn is_http_url(s: &str) -> bool {
+    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
 /// `auth: { oauth_client_credentials: … }` of an upstream, its secret opened.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientCredentials {
@@ -213,11 +219,7 @@ pub fn upstream_auth(
                 ("resource", &p.resource),
             ];
             for (name, value) in urls {
-                let ok = value.as_deref().is_none_or(|v| {
-                    url::Url::parse(v)
-                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                });
-                if !ok {
+                if !value.as_deref().is_none_or(is_http_url) {
                     let f = at(&format!("auth.per_user_oauth.{name}"));
                     problems.push(Problem::new(path, f, "not an http(s) URL"));
                     return None;
@@ -232,8 +234,7 @@ pub fn upstream_auth(
         }
     };
     let field = |f: &str| at(&format!("auth.{kind}.{f}"));
-    let url_ok = url::Url::parse(token_url)
-        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    let url_ok = is_http_url(token_url);
     if !url_ok {
         problems.push(Problem::new(path, field("token_url"), "not an http(s) URL"));
     }

@@ -212,9 +212,7 @@ pub fn build(path: &Path, at: &str, f: &GuardsFile, problems: &mut Vec<Problem>)
         }
     }
     let webhook = f.webhook.as_ref().and_then(|w| {
-        let ok = url::Url::parse(&w.url)
-            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-        if !ok {
+        if !super::credentials::is_http_url(&w.url) {
             problems.push(Problem::new(
                 path,
                 format!("{at}.webhook.url"),

@@ -100,6 +100,10 @@ impl Sealed {
 
 type Key = (String, String, String);
 
+fn key(who: &Who, upstream: &str) -> Key {
+    (who.user.clone(), who.tenant.clone(), upstream.to_string())
+}
+
 /// The gateway as a client of one authorization server, for one purpose: signing users in to the
 /// gateway itself, or to one upstream (its resource and the scopes to ask for).
 #[derive(Debug)]
@@ -159,7 +163,7 @@ fn bearer_of(access: &str) -> Option<HeaderValue> {
 }
 
 /// Counts a login event of a scope.
-fn count(upstream: &str, event: &str) {
+pub fn count(upstream: &str, event: &str) {
     crate::metrics::UPSTREAM_LOGINS
         .with_label_values(&[upstream, event])
         .inc();
@@ -193,11 +197,6 @@ impl Vault {
             rand::rng().fill_bytes(&mut k);
             self.keys.store(Arc::new(vec![("process".to_string(), k)]));
         }
-    }
-
-    /// Whether logins are kept in memory only.
-    pub fn in_memory(&self) -> bool {
-        self.store.is_memory()
     }
 
     fn seal(&self, who: &Who, upstream: &str, s: &Sealed) -> Result<String, VaultError> {
@@ -234,12 +233,8 @@ impl Vault {
         who: &Who,
         upstream: &str,
     ) -> Result<Option<HeaderValue>, VaultError> {
-        let key = (who.user.clone(), who.tenant.clone(), upstream.to_string());
-        let stale = self
-            .stale
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&key);
+        let key = key(who, upstream);
+        let stale = self.is_stale(&key);
         if !stale {
             if let Some(h) = self.hot.get(&key) {
                 if h.checked.elapsed() < RECHECK && now() < h.renew_at {
@@ -276,15 +271,11 @@ impl Vault {
         row: Row,
         sealed: Sealed,
     ) -> Result<Option<HeaderValue>, VaultError> {
-        let key = (who.user.clone(), who.tenant.clone(), upstream.to_string());
+        let key = key(who, upstream);
         let _one = self.refreshing.lock().await;
         // Another request may have refreshed it meanwhile.
         if let Some(h) = self.hot.get(&key) {
-            let stale = self
-                .stale
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(&key);
+            let stale = self.is_stale(&key);
             if !stale && now() < h.renew_at {
                 return Ok(Some(h.bearer));
             }
@@ -337,19 +328,17 @@ impl Vault {
         }
     }
 
+    fn stale(&self) -> std::sync::MutexGuard<'_, HashSet<Key>> {
+        self.stale.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn is_stale(&self, key: &Key) -> bool {
-        self.stale
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(key)
+        self.stale().contains(key)
     }
 
     async fn forget(&self, key: &Key) -> Result<(), VaultError> {
         self.hot.remove(key);
-        self.stale
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        self.stale().remove(key);
         let f = Filter {
             user: Some(&key.0),
             tenant: Some(&key.1),
@@ -382,11 +371,8 @@ impl Vault {
         };
         let renew_at = t + lifetime * 4 / 5;
         self.timed(self.store.put(row)).await?;
-        let key = (who.user.clone(), who.tenant.clone(), upstream.to_string());
-        self.stale
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
+        let key = key(who, upstream);
+        self.stale().remove(&key);
         let bearer = bearer_of(&s.access).ok_or(VaultError::Oauth(oauth::OauthError::Answer(
             "the token endpoint".into(),
         )))?;
@@ -426,12 +412,9 @@ impl Vault {
 
     /// The upstream answered 401 to the user's token: refreshed (or dropped) before next use.
     pub fn refused(&self, who: &Who, upstream: &str) {
-        let key = (who.user.clone(), who.tenant.clone(), upstream.to_string());
+        let key = key(who, upstream);
         self.hot.remove(&key);
-        self.stale
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key);
+        self.stale().insert(key);
     }
 
     /// Deletes logins; returns how many went.

@@ -50,22 +50,20 @@ pub struct Hits(Vec<(String, Direction, GuardAction, u32)>);
 
 impl Hits {
     fn add(&mut self, d: &Detector, dir: Direction, a: GuardAction, n: u32) {
-        match self
-            .0
-            .iter_mut()
-            .find(|(name, di, ..)| *name == d.name && *di == dir)
-        {
-            Some(h) => h.3 += n,
-            None => self.0.push((d.name.clone(), dir, a, n)),
+        self.merge((d.name.clone(), dir, a, n));
+    }
+
+    /// One detector's hits in one direction, added to its entry (or a new one).
+    fn merge(&mut self, hit: (String, Direction, GuardAction, u32)) {
+        match self.0.iter_mut().find(|x| x.0 == hit.0 && x.1 == hit.1) {
+            Some(x) => x.3 += hit.3,
+            None => self.0.push(hit),
         }
     }
 
     pub fn extend(&mut self, other: Hits) {
         for h in other.0 {
-            match self.0.iter_mut().find(|x| x.0 == h.0 && x.1 == h.1) {
-                Some(x) => x.3 += h.3,
-                None => self.0.push(h),
-            }
+            self.merge(h);
         }
     }
 

@@ -26,7 +26,16 @@ pub enum Verdict<'p> {
     NotGranted,
 }
 
-impl Verdict<'_> {
+impl<'p> Verdict<'p> {
+    /// The verdict when no grant without a condition names it: these conditional grants, if any.
+    fn of(grants: Vec<&'p Conditional>) -> Self {
+        if grants.is_empty() {
+            Verdict::NotGranted
+        } else {
+            Verdict::Conditional(grants)
+        }
+    }
+
     /// Whether the caller may use it at all (some grant names it).
     pub fn names_it(&self) -> bool {
         !matches!(self, Verdict::NotGranted)
@@ -88,11 +97,14 @@ impl Policy {
         Some(roles.iter().filter(|r| stands(r)).cloned().collect())
     }
 
-    fn scope_grants<'a>(
+    fn scope_grants<'a, 'b>(
         &'a self,
-        roles: &'a [String],
-        scope: &'a str,
-    ) -> impl Iterator<Item = &'a ScopeGrant> + 'a {
+        roles: &'b [String],
+        scope: &'b str,
+    ) -> impl Iterator<Item = &'a ScopeGrant> + 'b
+    where
+        'a: 'b,
+    {
         roles
             .iter()
             .filter_map(move |r| self.grants.get(r).and_then(|s| s.get(scope)))
@@ -123,16 +135,11 @@ impl Policy {
         if self.allows(roles, scope, tool) {
             return Verdict::Granted;
         }
-        let c: Vec<&Conditional> = (roles.iter())
-            .filter_map(|r| self.grants.get(r).and_then(|s| s.get(scope)))
+        let c: Vec<&Conditional> = (self.scope_grants(roles, scope))
             .flat_map(|g| g.conditional.iter())
             .filter(|c| c.tools.contains(tool))
             .collect();
-        if c.is_empty() {
-            Verdict::NotGranted
-        } else {
-            Verdict::Conditional(c)
-        }
+        Verdict::of(c)
     }
 
     /// How the grants of `roles` stand toward the resource or prompt `name` in `scope`.
@@ -146,19 +153,14 @@ impl Policy {
         if self.allows_kind(roles, scope, kind, name) {
             return Verdict::Granted;
         }
-        let c: Vec<&Conditional> = (roles.iter())
-            .filter_map(|r| self.grants.get(r).and_then(|s| s.get(scope)))
+        let c: Vec<&Conditional> = (self.scope_grants(roles, scope))
             .flat_map(|g| g.conditional.iter())
             .filter(|c| match kind {
                 Kind::Resource => c.resources.iter().any(|m| m.is_match(name)),
                 Kind::Prompt => c.prompts.iter().any(|m| m.is_match(name)),
             })
             .collect();
-        if c.is_empty() {
-            Verdict::NotGranted
-        } else {
-            Verdict::Conditional(c)
-        }
+        Verdict::of(c)
     }
 
     /// Whether some grant of `roles` in `scope` has a condition a list evaluates (one that does

@@ -199,6 +199,14 @@ async fn sign_in_here(ctx: &RequestCtx, base: &str, then: String, scope: &str) -
     Page::Redirect(to, None)
 }
 
+fn stale_sign_in() -> Page {
+    problem(
+        400,
+        "This sign-in does not work",
+        "The sign-in is not valid or took too long: start again from the link.",
+    )
+}
+
 fn cannot_seal() -> Page {
     problem(
         500,
@@ -336,11 +344,7 @@ async fn signed_in_here(
         code,
         state.and_then(|s| LoginState::open(s, &ctx.rt.sessions)),
     ) else {
-        return problem(
-            400,
-            "This sign-in does not work",
-            "The sign-in is not valid or took too long: start again from the link.",
-        );
+        return stale_sign_in();
     };
     if !state.then.starts_with("/connect") {
         return problem(
@@ -425,11 +429,7 @@ async fn signed_in_there(
         code,
         state.and_then(|s| UpstreamState::open(s, &ctx.rt.sessions)),
     ) else {
-        return problem(
-            400,
-            "This sign-in does not work",
-            "The sign-in is not valid or took too long: start again from the link.",
-        );
+        return stale_sign_in();
     };
     if login.as_ref().map(|l| &l.who) != Some(&state.who) {
         return problem(

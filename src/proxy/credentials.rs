@@ -58,9 +58,7 @@ fn sign_in(ctx: &RequestCtx, who: &crate::connect::Who, upstream: &str) -> Gatew
     let Some(url) = crate::connect::link::sign_in_url(base, &ctx.rt.sessions, who, upstream) else {
         return GatewayError::Internal;
     };
-    crate::metrics::UPSTREAM_LOGINS
-        .with_label_values(&[upstream, "asked"])
-        .inc();
+    crate::connect::count(upstream, "asked");
     GatewayError::SignInRequired {
         upstream: upstream.to_string(),
         url,
