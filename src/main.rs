@@ -329,6 +329,14 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<config::Config> {
+    if !path.exists() {
+        let here = std::env::current_dir().unwrap_or_default();
+        anyhow::bail!(
+            "no configuration file at {} (looked in {}): run from the project directory, or name the file with --config or MCP_GATEWAY_CONFIG",
+            path.display(),
+            here.display()
+        );
+    }
     config::load(path).map_err(|e| anyhow!("{e}"))
 }
 

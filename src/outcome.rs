@@ -102,7 +102,7 @@ impl Outcome<'_> {
             Outcome::Gateway(e) => match e {
                 ParseError(_)
                 | InvalidRequest(_)
-                | UnsupportedVersion(_)
+                | UnsupportedVersion { .. }
                 | HeaderMismatch(_)
                 | InvalidParams(_)
                 | UnsupportedMediaType
@@ -211,7 +211,10 @@ mod tests {
         let all = vec![
             ParseError("expected value".into()),
             InvalidRequest("params must be an object".into()),
-            UnsupportedVersion("1999-01-01".into()),
+            UnsupportedVersion {
+                requested: "1999-01-01".into(),
+                supported: crate::protocol::SUPPORTED_VERSIONS,
+            },
             HeaderMismatch("Mcp-Method does not match the body's method"),
             InvalidParams("params._meta must carry the protocol version".into()),
             UnsupportedMediaType,
@@ -265,7 +268,7 @@ mod tests {
             match e {
                 ParseError(_)
                 | InvalidRequest(_)
-                | UnsupportedVersion(_)
+                | UnsupportedVersion { .. }
                 | UnsupportedMediaType
                 | NotAcceptable(_) => {}
                 HeaderMismatch(_) | InvalidParams(_) => {}

@@ -6,6 +6,8 @@ use serde_json::{json, Value};
 
 /// Protocol versions the gateway serves.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25", MODERN_VERSION];
+/// The revisions with sessions (`initialize`): all but the stateless one.
+pub const SESSION_VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
 /// The stateless revision: every request carries its protocol version and the client's
 /// capabilities in `params._meta`, and names its method (and tool, prompt or resource) in headers.
 pub const MODERN_VERSION: &str = "2026-07-28";
@@ -96,6 +98,8 @@ pub mod method {
     pub const RESOURCES_UNSUBSCRIBE: &str = "resources/unsubscribe";
     pub const LOGGING_SET_LEVEL: &str = "logging/setLevel";
     pub const SERVER_DISCOVER: &str = "server/discover";
+    /// 2026-07-28: a stream of the server's change notifications (list changes, resource updates).
+    pub const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
 }
 
 /// A value for `Mcp-Name` / `Mcp-Method`: as it is when plain printable ASCII, else

@@ -161,6 +161,7 @@ impl Bridge {
     async fn post_json(&self, message: &Value) -> reqwest::RequestBuilder {
         self.request(reqwest::Method::POST)
             .await
+            .headers(routing_headers(message))
             .header("Content-Type", "application/json")
             .header("Accept", "application/json, text/event-stream")
             .body(message.to_string())
@@ -316,10 +317,65 @@ impl Bridge {
     }
 }
 
+/// A 2026-07-28 request (its `params._meta` names its revision) says on the wire what its body
+/// says: `MCP-Protocol-Version` from the envelope (whatever a session said), `Mcp-Method`, and
+/// `Mcp-Name` for the methods that name a tool, prompt or resource. Nothing for other messages.
+fn routing_headers(message: &Value) -> reqwest::header::HeaderMap {
+    let mut h = reqwest::header::HeaderMap::new();
+    let params = &message["params"];
+    let Some(version) = params["_meta"][crate::protocol::META_PROTOCOL_VERSION].as_str() else {
+        return h;
+    };
+    let Some(m) = message["method"].as_str() else {
+        return h;
+    };
+    let name = match m {
+        method::TOOLS_CALL | method::PROMPTS_GET => params["name"].as_str(),
+        method::RESOURCES_READ => params["uri"].as_str(),
+        _ => None,
+    };
+    for (key, value) in [
+        ("mcp-protocol-version", Some(version.to_string())),
+        ("mcp-method", Some(crate::protocol::encode_header_value(m))),
+        ("mcp-name", name.map(crate::protocol::encode_header_value)),
+    ] {
+        if let Some(v) = value.and_then(|v| v.parse().ok()) {
+            h.insert(key, v);
+        }
+    }
+    h
+}
+
 /// How a POST ended.
 enum Reply {
     Done,
     /// 401, with the gateway's reason (its JSON-RPC error message).
     Unauthorized(String),
     SessionGone,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_2026_request_names_its_revision_method_and_target() {
+        let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "exact_calculate", "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}});
+        let h = routing_headers(&call);
+        assert_eq!(h["mcp-protocol-version"], "2026-07-28");
+        assert_eq!(h["mcp-method"], "tools/call");
+        assert_eq!(h["mcp-name"], "exact_calculate");
+        let read = json!({"jsonrpc": "2.0", "id": 2, "method": "resources/read",
+            "params": {"uri": "file:///tmp/ä b", "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}});
+        assert_eq!(
+            routing_headers(&read)["mcp-name"],
+            "=?base64?ZmlsZTovLy90bXAvw6QgYg==?="
+        );
+        // A 2025 request has no envelope: no routing headers (the session's version stands).
+        let old =
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "x"}});
+        assert!(routing_headers(&old).is_empty());
+    }
 }

@@ -172,6 +172,24 @@ pub struct ScopeConfig {
     pub guards: Option<std::sync::Arc<super::guards::Guards>>,
 }
 
+impl ScopeConfig {
+    /// The revisions a client may speak on this scope, directly or through a bridge: the one list
+    /// `server/discover` gives and -32022 names. Bridging 2026-07-28 clients to older upstreams
+    /// runs them in the gateway's own session, which carries no user's login: a scope whose
+    /// upstreams need each user's own serves the session revisions only.
+    pub fn versions(&self) -> &'static [&'static str] {
+        let per_user = (self.upstreams.iter())
+            .any(|u| matches!(u.auth, Some(super::credentials::UpstreamAuth::PerUser(_))));
+        let bridged = self
+            .upstream_version
+            .is_some_and(|v| v != crate::protocol::MODERN_VERSION);
+        match per_user && bridged {
+            true => crate::protocol::SESSION_VERSIONS,
+            false => crate::protocol::SUPPORTED_VERSIONS,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheck {
     pub kind: HealthCheckKind,

@@ -20,8 +20,13 @@ pub enum GatewayError {
     ParseError(String),
     #[error("Invalid request: {0}")]
     InvalidRequest(Cow<'static, str>),
-    #[error("Unsupported protocol version: {0}")]
-    UnsupportedVersion(String),
+    /// A protocol version this endpoint does not serve; `supported` is what it does serve (the
+    /// scope's list, the one `server/discover` gives).
+    #[error("Unsupported protocol version: {requested}")]
+    UnsupportedVersion {
+        requested: String,
+        supported: &'static [&'static str],
+    },
     /// 2026-07-28: a routing header (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) that does not
     /// say what the body says. Refused, so a header can never route around the body's policy.
     #[error("Header mismatch: {0}")]
@@ -203,7 +208,7 @@ impl GatewayError {
         match self {
             ParseError(_)
             | InvalidRequest(_)
-            | UnsupportedVersion(_)
+            | UnsupportedVersion { .. }
             | HeaderMismatch(_)
             | InvalidParams(_) => 400,
             UnsupportedMediaType => 415,
@@ -237,7 +242,7 @@ impl GatewayError {
             ParseError(_) => -32700,
             InvalidRequest(_) | UnsupportedMediaType | NotAcceptable(_) | NotFound(_)
             | MethodNotAllowed(_) | BodyTimeout | UpstreamRefused(_) => -32600,
-            UnsupportedVersion(_) => -32022,
+            UnsupportedVersion { .. } => -32022,
             SignInRequired { .. } => -32042,
             HeaderMismatch(_) => -32020,
             InvalidParams(_) | JobNotFound(_) | JobConflict(_) | InvalidArguments { .. } => -32602,
@@ -277,9 +282,12 @@ impl GatewayError {
     pub fn body(&self, id: Option<&str>) -> Vec<u8> {
         let mut error = serde_json::json!({ "code": self.code(), "message": self.to_string() });
         match self {
-            GatewayError::UnsupportedVersion(requested) => {
+            GatewayError::UnsupportedVersion {
+                requested,
+                supported,
+            } => {
                 error["data"] = serde_json::json!({
-                    "supported": crate::protocol::SUPPORTED_VERSIONS,
+                    "supported": supported,
                     "requested": requested,
                 });
             }

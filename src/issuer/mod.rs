@@ -45,8 +45,9 @@ pub struct Issuer {
     api_versions: Vec<String>,
     /// The audience of tokens that name no resource: the gateway's first configured audience.
     audience: Option<String>,
-    scopes_supported: Vec<String>,
-    roles: Vec<String>,
+    /// The scopes and roles of the running configuration: a reload replaces them, so a scope
+    /// added at run time can be granted at once.
+    known: arc_swap::ArcSwap<Known>,
     clients: clients::Clients,
     codes: authorize::Codes,
     refreshes: refresh::Refreshes,
@@ -54,6 +55,31 @@ pub struct Issuer {
     verifier: Option<Arc<crate::auth::Authenticator>>,
     /// Browser origins that may call it (the gateway's `allowed_origins`).
     allowed_origins: Vec<String>,
+}
+
+/// What the issuer offers of the running configuration.
+struct Known {
+    scopes_supported: Vec<String>,
+    roles: Vec<String>,
+}
+
+impl Known {
+    fn of(config: &Config) -> Self {
+        let mut scopes_supported: Vec<String> = config
+            .scopes
+            .values()
+            .flat_map(|s| s.oauth_scopes.iter().cloned())
+            .collect();
+        scopes_supported.sort();
+        scopes_supported.dedup();
+        let roles = (config.policy.roles().into_iter())
+            .map(String::from)
+            .collect();
+        Known {
+            scopes_supported,
+            roles,
+        }
+    }
 }
 
 /// How tokens are signed: always so that the gateway of the same configuration accepts them.
@@ -120,13 +146,6 @@ impl Issuer {
         d: &crate::config::DevIssuer,
         signer: Signer,
     ) -> Result<Self, IssuerError> {
-        let mut scopes_supported: Vec<String> = config
-            .scopes
-            .values()
-            .flat_map(|s| s.oauth_scopes.iter().cloned())
-            .collect();
-        scopes_supported.sort();
-        scopes_supported.dedup();
         Ok(Issuer {
             url: d.url.clone(),
             signer,
@@ -135,13 +154,7 @@ impl Issuer {
             claims: config.jwt.claims.clone(),
             api_versions: config.jwt.allowed_api_versions.clone(),
             audience: config.jwt.audience.first().cloned(),
-            scopes_supported,
-            roles: config
-                .policy
-                .roles()
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            known: arc_swap::ArcSwap::from_pointee(Known::of(config)),
             clients: clients::Clients::new(d.insecure_dev),
             codes: authorize::Codes::default(),
             refreshes: refresh::Refreshes::default(),
@@ -302,14 +315,25 @@ impl Issuer {
         }
     }
 
+    /// Takes the scopes and roles of a configuration a reload put in place.
+    pub fn learn(&self, config: &Config) {
+        self.known.store(Arc::new(Known::of(config)));
+    }
+
+    /// The roles of the running policy (shown on the login page).
+    fn roles(&self) -> String {
+        self.known.load().roles.join(", ")
+    }
+
     /// The scopes a request may have: those asked for that this gateway knows, or all of them.
     fn granted_scopes(&self, asked: Option<&str>) -> Vec<String> {
+        let known = self.known.load();
         match asked.map(str::split_whitespace) {
             Some(asked) => asked
-                .filter(|s| self.scopes_supported.iter().any(|k| k == s))
+                .filter(|s| known.scopes_supported.iter().any(|k| k == s))
                 .map(String::from)
                 .collect(),
-            None => self.scopes_supported.clone(),
+            None => known.scopes_supported.clone(),
         }
     }
 
@@ -371,7 +395,7 @@ async fn metadata(axum::extract::State(i): axum::extract::State<Arc<Issuer>>) ->
         "grant_types_supported": ["authorization_code", "refresh_token", exchange::GRANT],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none"],
-        "scopes_supported": i.scopes_supported,
+        "scopes_supported": i.known.load().scopes_supported,
         "client_id_metadata_document_supported": true,
     }))
     .into_response()

@@ -29,7 +29,7 @@ pub fn login(i: &Issuer, p: &AuthorizeParams, client_name: &str) -> String {
         v.map(|v| format!("<input type=\"hidden\" name=\"{k}\" value=\"{}\">", attr(v)))
     })
     .collect::<String>();
-    let roles = i.roles.join(", ");
+    let roles = i.roles();
     let scope = i.granted_scopes(p.scope.as_deref()).join(" ");
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>mcp-gateway development login</title><style>{STYLE}</style></head><body>\

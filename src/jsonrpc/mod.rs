@@ -100,6 +100,9 @@ impl Rpc {
 pub struct Refusal {
     pub error: GatewayError,
     pub id: Option<String>,
+    /// The method, when a single message named one (a revision may answer a method it removed as
+    /// unknown, whatever its params).
+    pub method: Option<String>,
 }
 
 impl From<Refusal> for GatewayError {
@@ -110,26 +113,39 @@ impl From<Refusal> for GatewayError {
 
 /// Parses a request body. `batches_allowed` follows the negotiated protocol version.
 pub fn parse(body: &[u8], batches_allowed: bool, keep_arguments: bool) -> Result<Rpc, Refusal> {
-    read(body, batches_allowed, keep_arguments).map_err(|error| Refusal {
-        id: readable_id(body),
-        error,
+    read(body, batches_allowed, keep_arguments).map_err(|error| {
+        let (id, method) = readable_head(body);
+        Refusal { error, id, method }
     })
 }
 
-/// The `id` of a single message whose other parts could not be read: a JSON object with one
-/// valid `id` member.
-fn readable_id(body: &[u8]) -> Option<String> {
+/// The `id` and `method` of a single message whose other parts could not be read: a JSON object
+/// with a valid `id` member, a string `method`. Each is read on its own, so a message that repeats
+/// one still gives the other.
+fn readable_head(body: &[u8]) -> (Option<String>, Option<String>) {
     #[derive(Deserialize)]
     struct OnlyId<'a> {
         #[serde(borrow)]
         id: Option<&'a RawValue>,
     }
+    #[derive(Deserialize)]
+    struct OnlyMethod<'a> {
+        #[serde(borrow)]
+        method: Option<std::borrow::Cow<'a, str>>,
+    }
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
-        return None;
+        return (None, None);
     }
-    let text = serde_json::from_slice::<OnlyId<'_>>(body).ok()?.id?.get();
-    valid_id(text).then(|| text.to_string())
+    let id = (serde_json::from_slice::<OnlyId<'_>>(body).ok())
+        .and_then(|h| h.id)
+        .map(|i| i.get())
+        .filter(|t| valid_id(t))
+        .map(str::to_string);
+    let method = (serde_json::from_slice::<OnlyMethod<'_>>(body).ok())
+        .and_then(|h| h.method)
+        .map(|m| m.into_owned());
+    (id, method)
 }
 
 /// JSON-RPC ids the gateway passes on: strings, and integers that fit 64 bits (MCP allows no

@@ -129,10 +129,22 @@ pub fn check_scoped(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
     }
     if let Some(v) = req.headers.get(&names::PROTOCOL_VERSION) {
         let v = v.to_str().unwrap_or("");
-        ctx.version = SUPPORTED_VERSIONS
-            .iter()
-            .find(|s| **s == v)
-            .ok_or_else(|| GatewayError::UnsupportedVersion(v.chars().take(40).collect()))?;
+        let supported = (ctx.scope.as_ref()).map_or(SUPPORTED_VERSIONS, |s| s.scope.versions());
+        match supported.iter().find(|s| **s == v) {
+            Some(known) => ctx.version = known,
+            None => {
+                let refusal = GatewayError::UnsupportedVersion {
+                    requested: v.chars().take(40).collect(),
+                    supported,
+                };
+                // A POST's answer names its request's id: the body is read for it first (after
+                // authentication, like any body).
+                if req.method != "POST" {
+                    return Err(refusal);
+                }
+                ctx.refused_head = Some(refusal);
+            }
+        }
     }
     if req.method != "POST" && ctx.is_modern() {
         return Err(GatewayError::MethodNotAllowed(

@@ -35,8 +35,37 @@ pub fn read_origin(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatewa
             ctx.cors_origin = Some(o.to_string());
             Ok(())
         }
+        None if loopback_same_origin(session, origin.as_bytes()) => Ok(()),
         None => Err(GatewayError::Forbidden("origin not allowed".into())),
     }
+}
+
+/// A page served by this very address on the user's own machine: the `Origin` names a loopback
+/// host (`localhost`, `127.0.0.1`, `[::1]`) and is the request's `Host`. A rebinding attack cannot
+/// produce it (the attacker's page has the attacker's name as its origin), and a same-origin
+/// request needs no CORS answer.
+fn loopback_same_origin(session: &Session, origin: &[u8]) -> bool {
+    let req = session.req_header();
+    let host = (req.headers.get(http::header::HOST))
+        .map(|h| h.as_bytes())
+        .or_else(|| req.uri.authority().map(|a| a.as_str().as_bytes()));
+    let Some(host) = host else {
+        return false;
+    };
+    let authority = origin
+        .strip_prefix(b"http://")
+        .or_else(|| origin.strip_prefix(b"https://"));
+    let name = |a: &[u8]| -> Vec<u8> {
+        let end = match a.first() {
+            Some(b'[') => a.iter().position(|c| *c == b']').map_or(a.len(), |i| i + 1),
+            _ => a.iter().position(|c| *c == b':').unwrap_or(a.len()),
+        };
+        a[..end].to_ascii_lowercase()
+    };
+    authority.is_some_and(|a| {
+        a.eq_ignore_ascii_case(host)
+            && matches!(name(a).as_slice(), b"localhost" | b"127.0.0.1" | b"[::1]")
+    })
 }
 
 /// Notes an allowed `Origin` for public answers (metadata), refusing nobody.

@@ -140,6 +140,9 @@ pub struct RequestCtx {
     pub job: Option<String>,
     /// The refusal, when the gateway refused; rendered once, in one place.
     pub error: Option<GatewayError>,
+    /// A refusal the head decided (an unsupported protocol version on a POST), given once the
+    /// body has been read for the id its answer must carry.
+    pub refused_head: Option<GatewayError>,
 }
 
 impl RequestCtx {
@@ -158,6 +161,7 @@ impl RequestCtx {
             decided_by: None,
             guard_hits: Default::default(),
             rpc: None,
+            refused_head: None,
             mode: Mode::Plain,
             held: Vec::new(),
             body: Body::default(),

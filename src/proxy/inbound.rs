@@ -24,6 +24,9 @@ pub async fn inspect(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
     authn::authenticate(session, ctx).await?;
     authz::admit_caller(ctx)?;
     limit::hold_user_slot(ctx)?;
+    if let Some(refusal) = ctx.refused_head.take() {
+        return Err(with_id(session, ctx, refusal).await);
+    }
     if legacy::is_message_path(session.req_header().uri.path()) {
         legacy::open_message(session, ctx)?;
     } else if legacy::opens_stream(session) && !ctx.is_modern() {
@@ -40,6 +43,10 @@ pub async fn inspect(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
     }
     translate::prepare(ctx).await?;
     if session.req_header().method != "POST" {
+        // The session's server stream: its notifications are cut to what the caller sees.
+        if session.req_header().method == "GET" {
+            ctx.answer.rewrite = super::filter::ResponseRewrite::pending_list();
+        }
         return Ok(false);
     }
     if let Err(e) = limit::hold_body_slot(ctx) {
@@ -52,6 +59,42 @@ pub async fn inspect(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
         Some(bytes) => decide(session, ctx, &bytes).await,
         None => Ok(false),
     }
+}
+
+/// `refusal`, once the request's id is known: the body is read (if it fits the early buffer) for
+/// the id alone, so the answer names it as JSON-RPC wants.
+async fn with_id(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    refusal: GatewayError,
+) -> GatewayError {
+    let read = match limit::hold_body_slot(ctx) {
+        Ok(()) => body::read_early(session, ctx).await,
+        Err(e) => Err(e),
+    };
+    match read {
+        Ok(Some(bytes)) => match jsonrpc::parse(&bytes, false, false) {
+            Ok(rpc) => keep_id(ctx, Ok(rpc)),
+            Err(r) => keep_id(ctx, Err(&r)),
+        },
+        // Unread or too large for the early buffer: the connection is not reused.
+        _ => session.set_keepalive(None),
+    }
+    refusal
+}
+
+/// Keeps what a refused request's body said (its id for the error answer, its method for the
+/// audit row): the parsed request, or what a refusal of the body could still read.
+fn keep_id(ctx: &mut RequestCtx, parsed: Result<jsonrpc::Rpc, &jsonrpc::Refusal>) {
+    ctx.rpc = match parsed {
+        Ok(rpc) => Some(rpc),
+        Err(r) if r.id.is_none() && r.method.is_none() => None,
+        Err(r) => Some(jsonrpc::Rpc::Single(jsonrpc::Message {
+            id: r.id.clone(),
+            method: r.method.clone(),
+            ..Default::default()
+        })),
+    };
 }
 
 /// Parses the whole body once and applies policy and limits. `Ok(true)` means a batch was
@@ -77,13 +120,11 @@ pub async fn decide(
         Ok(rpc) => rpc,
         Err(refusal) => {
             // The refusal names the request's id when that could be read.
-            ctx.rpc = refusal.id.map(|id| {
-                jsonrpc::Rpc::Single(jsonrpc::Message {
-                    id: Some(id),
-                    ..Default::default()
-                })
-            });
-            return Err(refusal.error);
+            keep_id(ctx, Err(&refusal));
+            let removed = (refusal.method.as_deref())
+                .filter(|_| ctx.is_modern())
+                .and_then(modern::removed);
+            return Err(removed.unwrap_or(refusal.error));
         }
     };
     let checked = modern::check(session, &rpc, ctx.is_modern())

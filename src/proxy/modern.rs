@@ -12,20 +12,23 @@ use crate::jsonrpc::{Rpc, Target, MODERN_VERSION};
 use crate::protocol::method;
 use pingora_proxy::Session;
 
+/// Methods 2026-07-28 removed (sessions, liveness and subscriptions moved elsewhere; the tasks
+/// extension answers results in `tasks/get` and lists no tasks).
+const REMOVED: &[&str] = &[
+    method::INITIALIZE,
+    method::PING,
+    method::RESOURCES_SUBSCRIBE,
+    method::RESOURCES_UNSUBSCRIBE,
+    method::LOGGING_SET_LEVEL,
+    method::TASKS_RESULT,
+    method::TASKS_LIST,
+];
+
 /// Checks a request's routing headers against its body: on 2026-07-28 (`modern`, the caller knows
 /// from `RequestCtx::is_modern`) the envelope and `Mcp-Method` (and `Mcp-Name` where the method
 /// names something) must be there and agree; on every other revision the headers are optional,
 /// but one that is present must agree too, so an upstream that routes by header never acts on
 /// something the policy did not judge.
-/// Methods 2026-07-28 removed (sessions, liveness and subscriptions moved elsewhere).
-const REMOVED: &[&str] = &[
-    crate::protocol::method::INITIALIZE,
-    crate::protocol::method::PING,
-    crate::protocol::method::RESOURCES_SUBSCRIBE,
-    crate::protocol::method::RESOURCES_UNSUBSCRIBE,
-    crate::protocol::method::LOGGING_SET_LEVEL,
-];
-
 pub fn check(session: &Session, rpc: &Rpc, modern: bool) -> Result<(), GatewayError> {
     let headers = &session.req_header().headers;
     let m = match rpc {
@@ -55,11 +58,16 @@ pub fn check(session: &Session, rpc: &Rpc, modern: bool) -> Result<(), GatewayEr
     };
     // Methods the revision removed are unknown to a 2026-07-28 client's request (404 -32601),
     // whatever its upstream speaks.
-    if modern && REMOVED.contains(&method) {
-        return Err(GatewayError::Denied(crate::error::Denied::method(
-            method,
-            "removed in the 2026-07-28 revision",
-        )));
+    if let Some(unknown) = removed(method).filter(|_| modern) {
+        return Err(unknown);
+    }
+    // A body in the 2026-07-28 envelope sent as another revision (no header, or an older one):
+    // its upstream would be told one revision and read another.
+    let envelope_version = m.envelope.as_ref().and_then(|e| e.version.as_deref());
+    if !modern && envelope_version == Some(MODERN_VERSION) {
+        return Err(GatewayError::HeaderMismatch(
+            "a 2026-07-28 request (params._meta) needs MCP-Protocol-Version: 2026-07-28",
+        ));
     }
     if modern && m.id.is_some() {
         let envelope = m
@@ -104,6 +112,17 @@ pub fn check(session: &Session, rpc: &Rpc, modern: bool) -> Result<(), GatewayEr
         ));
     }
     Ok(())
+}
+
+/// A method 2026-07-28 removed: unknown to a request of that revision (404 -32601), whatever its
+/// params say.
+pub fn removed(method: &str) -> Option<GatewayError> {
+    REMOVED.contains(&method).then(|| {
+        GatewayError::Denied(crate::error::Denied::method(
+            method,
+            "removed in the 2026-07-28 revision",
+        ))
+    })
 }
 
 /// What `Mcp-Name` carries for a method: the tool, prompt or resource the body names.

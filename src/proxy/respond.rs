@@ -94,7 +94,7 @@ impl ReplacedBody {
 
 /// Renders a refusal: status, headers (`WWW-Authenticate`, `Allow`) and the JSON-RPC error body.
 pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) -> Result<()> {
-    if let Some(body) = sign_in_as_tool_error(ctx, err) {
+    if let Some(body) = as_tool_error(ctx, err) {
         return json(session, ctx, 200, body, &[]).await;
     }
     let extra = error_headers(session, ctx, err);
@@ -106,22 +106,29 @@ pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) 
     json(session, ctx, status, err.body(ctx.rpc_id()), &extra).await
 }
 
-/// A client older than URL elicitations (2025-11-25) is told to sign in by a tool call's own
-/// failure (`isError`), whose text its user sees, link included; other requests get the error.
-fn sign_in_as_tool_error(ctx: &RequestCtx, err: &GatewayError) -> Option<Vec<u8>> {
-    if !matches!(err, GatewayError::SignInRequired { .. }) || ctx.version >= "2025-11-25" {
-        return None;
-    }
-    let Some(crate::jsonrpc::Rpc::Single(m)) = &ctx.rpc else {
+/// Refusals a `tools/call` gets as the tool's own failure (`isError`), whose text the model and
+/// the user see: arguments the tool's schema rejects, from 2025-11-25 on (the revision wants input
+/// errors the model can correct as tool errors, not protocol errors), and the sign-in link for a
+/// client older than URL elicitations (2025-11-25). Other requests and revisions get the error.
+fn as_tool_error(ctx: &RequestCtx, err: &GatewayError) -> Option<Vec<u8>> {
+    let wanted = match err {
+        GatewayError::SignInRequired { .. } => ctx.version < "2025-11-25",
+        GatewayError::InvalidArguments { .. } => ctx.version >= "2025-11-25",
+        _ => false,
+    };
+    let Some(crate::jsonrpc::Rpc::Single(m)) = ctx.rpc.as_ref().filter(|_| wanted) else {
         return None;
     };
     if m.method.as_deref() != Some(crate::protocol::method::TOOLS_CALL) {
         return None;
     }
-    let result = serde_json::json!({
+    let mut result = serde_json::json!({
         "content": [{"type": "text", "text": err.to_string()}],
         "isError": true,
     });
+    if ctx.is_modern() {
+        result["resultType"] = "complete".into();
+    }
     let id = m.id.as_deref().unwrap_or("null");
     Some(format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).into_bytes())
 }

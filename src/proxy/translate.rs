@@ -33,13 +33,8 @@ pub async fn prepare(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
     else {
         return Ok(());
     };
-    // The gateway's own session on the upstream would carry no user's login: a 2026-07-28 client
-    // is told to speak the upstream's revision (clients fall back to `initialize`).
-    if (caller.scope.pool.endpoints().iter()).any(|e| e.per_user().is_some()) {
-        return Err(GatewayError::UnsupportedVersion(
-            crate::protocol::MODERN_VERSION.into(),
-        ));
-    }
+    // A scope whose upstreams need each user's own login does not list 2026-07-28 when bridged
+    // (`ScopeConfig::versions`): its clients were refused at the door.
     let scope = caller.scope.clone();
     let picked = scope
         .select(caller.identity.user.as_bytes(), &ctx.upstream.tried)
@@ -93,7 +88,8 @@ fn discover_answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>,
     let init = &opened.init;
     let mut result = json!({
         "resultType": "complete",
-        "supportedVersions": [crate::protocol::MODERN_VERSION],
+        // Set from the scope's list by `trim_capabilities` below.
+        "supportedVersions": [],
         "capabilities": init.get("capabilities").cloned().unwrap_or_else(|| json!({})),
         "ttlMs": 0,
         "cacheScope": "private",
@@ -135,6 +131,9 @@ impl Visible for Stamped {
     }
     fn gateway_tasks(&self) -> bool {
         self.0.gateway_tasks()
+    }
+    fn versions(&self) -> &'static [&'static str] {
+        self.0.versions()
     }
     fn cached(&self) -> Option<(&ListCache, View)> {
         self.0.cached().map(|(c, v)| (c, v.part(b"stamped")))

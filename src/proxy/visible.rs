@@ -22,6 +22,12 @@ pub trait Visible: Send + Sync {
     /// Whether the caller may use anything behind a server capability (`tools`, `resources`,
     /// `prompts`, `completions`); the `initialize` result advertises only those.
     fn capability(&self, name: &str) -> bool;
+    /// The revisions the scope serves, directly or bridged: a `server/discover` result lists these
+    /// (its upstream's own list may name revisions the gateway does not serve, or miss ones it
+    /// bridges), the same list -32022 names.
+    fn versions(&self) -> &'static [&'static str] {
+        crate::protocol::SUPPORTED_VERSIONS
+    }
     /// Whether results get `resultType: "complete"` (2026-07-28 clients on an older upstream).
     fn stamps_result_type(&self) -> bool {
         false
@@ -54,15 +60,28 @@ pub fn trim_capabilities(
         return false;
     }
     let initialize = result.contains_key("protocolVersion");
+    let mut versions_changed = false;
+    if !initialize {
+        let ours = allowed.versions();
+        let listed = result.get("supportedVersions").and_then(|v| v.as_array());
+        if listed.is_none_or(|l| {
+            !l.iter()
+                .map(|v| v.as_str())
+                .eq(ours.iter().map(|v| Some(*v)))
+        }) {
+            result.insert("supportedVersions".into(), serde_json::json!(ours));
+            versions_changed = true;
+        }
+    }
     let Some(caps) = result
         .get_mut("capabilities")
         .and_then(serde_json::Value::as_object_mut)
     else {
-        return false;
+        return versions_changed;
     };
     let before = caps.len();
     caps.retain(|k, _| !GRANTED_CAPABILITIES.contains(&k.as_str()) || allowed.capability(k));
-    let trimmed = caps.len() != before;
+    let trimmed = caps.len() != before || versions_changed;
     if !allowed.gateway_tasks() {
         return trimmed;
     }
@@ -209,6 +228,9 @@ impl Visible for Visibility {
     }
     fn gateway_tasks(&self) -> bool {
         self.gateway_runs_tasks() && self.capability("tools")
+    }
+    fn versions(&self) -> &'static [&'static str] {
+        self.scope.scope.versions()
     }
     /// The registry's state (a strict scope hides versions it has not approved), the scope, the
     /// answering upstream, whether the gateway runs tasks here and the caller's roles: the policy

@@ -32,6 +32,8 @@ pub struct Reloader {
     pub tls: Arc<Terminators>,
     /// What `/readyz` reads: set here when the process starts to leave.
     pub draining: crate::proxy::Draining,
+    /// The development authorization server, told of each new configuration's scopes and roles.
+    pub issuer: Option<Arc<crate::issuer::Issuer>>,
 }
 
 /// Reads the configuration's files away from the async threads.
@@ -138,6 +140,9 @@ impl Reloader {
         let new = Arc::new(built.map_err(|e| vec![Problem::new(&path, "", e)])?);
         start(&new, Some(&old)).await;
         self.current.store(new.clone());
+        if let Some(i) = &self.issuer {
+            i.learn(&new.config);
+        }
         let gone = removed(&old, &new);
         for p in &gone {
             for e in p.endpoints() {

@@ -101,10 +101,15 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
         registry: rt.registry.clone(),
         runtime: gateway.shared(),
     };
+    let issuer = match &rt.config.dev_issuer {
+        Some(d) => Some((Arc::new(crate::issuer::Issuer::new(&rt.config, d)?), d)),
+        None => None,
+    };
     let reloader = crate::reload::Reloader {
         current: gateway.shared(),
         tls: tls.clone(),
         draining: gateway.draining(),
+        issuer: issuer.as_ref().map(|(i, _)| i.clone()),
     };
     let mut app = pingora::proxy::http_proxy(&server.configuration, gateway);
     // CONNECT reaches the gateway's own refusal (a JSON-RPC 405 with a request id) instead of
@@ -147,8 +152,8 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
         metrics.add_tcp(addr);
         server.add_service(metrics);
     }
-    if let Some(d) = &rt.config.dev_issuer {
-        add_dev_issuer(&mut server, &rt.config, d, upgrade)?;
+    if let Some((issuer, d)) = issuer {
+        add_dev_issuer(&mut server, issuer, d, upgrade)?;
     }
     for l in &listeners {
         let scheme = if l.tls.is_some() { "https" } else { "http" };
@@ -164,11 +169,10 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
 /// The development issuer, on its own socket.
 fn add_dev_issuer(
     server: &mut Server,
-    config: &Config,
+    issuer: Arc<crate::issuer::Issuer>,
     d: &crate::config::DevIssuer,
     upgrade: bool,
 ) -> Result<(), StartError> {
-    let issuer = crate::issuer::Issuer::new(config, d)?;
     // Its socket is not one Pingora hands over: after an upgrade the old process holds it
     // until it exits, so the new one binds it once free; otherwise a taken port is an error
     // at start.
@@ -186,7 +190,7 @@ fn add_dev_issuer(
     };
     server.add_service(background_service(
         "dev-issuer",
-        IssuerService(std::sync::Mutex::new(Some((Arc::new(issuer), listen)))),
+        IssuerService(std::sync::Mutex::new(Some((issuer, listen)))),
     ));
     Ok(())
 }

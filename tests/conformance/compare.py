@@ -1,12 +1,17 @@
-"""The official MCP conformance runner against a bundled tool server, direct and through the
-gateway, side by side: every scenario that passes direct must pass through the gateway.
+"""The official MCP conformance runner against a bundled tool server (the calculator, which speaks
+every revision), direct and through the gateway, side by side: every check that passes direct must
+pass through the gateway, on a scope that forwards each revision as it is and on the two bridged
+scopes (`upstream_version: 2025-11-25`, which turns 2026-07-28 clients into a 2025 session, and
+`upstream_version: 2026-07-28`, which turns 2025 clients into stateless requests).
 
 The runner sends no credentials, so each side gets a small forwarding proxy that adds the one
 header it needs (the tool's X-Gateway-Auth direct; a bearer token toward the gateway) and passes
 everything else through unchanged, streaming.
 
-usage: python3 tests/conformance/compare.py [--bin target/release/mcp-gateway] [--spec-version 2026-07-28]
+usage: python3 tests/conformance/compare.py [--bin target/release/mcp-gateway]
+           [--requirements 2026-07-28 --requirements 2025-11-25] [--scope plain --scope bridge25 --scope bridge26]
 (installs the runner and Node 22 from tests/conformance/package-lock.json on first use)
+Exit status 1 when any check passes direct and fails through the gateway.
 """
 
 import argparse
@@ -42,7 +47,8 @@ def forwarder(target: str, header: tuple[str, str]) -> Starlette:
     client = httpx.AsyncClient(timeout=None)
 
     async def forward(request):
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in ("host", "content-length")]
+        # Host passes as the runner sent it (the gateway compares a loopback Origin with it).
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() != "content-length"]
         headers.append(header)
         upstream = client.build_request(request.method, target + request.url.path, params=request.url.query,
                                         headers=headers, content=await request.body())
@@ -65,19 +71,38 @@ def wait(url: str) -> None:
     raise SystemExit(f"{url} never answered")
 
 
-def runner(url: str, spec_version: str, out: pathlib.Path) -> dict:
+def runner(url: str, revision: str, out: pathlib.Path) -> dict[str, dict[str, str]]:
+    """Every scenario the revision requires: scenario -> check id -> status."""
     node = HERE / "node_modules/.bin/node"
     cli = HERE / "node_modules/@modelcontextprotocol/conformance/dist/index.js"
-    proc = subprocess.run([str(node), str(cli), "server", "--url", url, "--spec-version", spec_version,
-                           "--verbose", "-o", str(out)], capture_output=True, text=True, timeout=900)
-    results = {}
+    proc = subprocess.run([str(node), str(cli), "server", "--url", url, "--requirements", revision, "--verbose",
+                           "-o", str(out)], capture_output=True, text=True, timeout=1800)
+    results: dict[str, dict[str, str]] = {}
     for f in sorted(out.rglob("checks.json")):
         checks = json.loads(f.read_text())
         name = f.parent.name.split("-20")[0]
-        results[name] = all(c.get("status") in ("SUCCESS", "INFO", "SKIPPED") for c in checks)
+        seen: dict[str, int] = {}
+        results[name] = {}
+        for c in checks:
+            # A check id may repeat within a scenario: the n-th of an id is `id#n`.
+            n = seen[c.get("id", "?")] = seen.get(c.get("id", "?"), 0) + 1
+            results[name][f"{c.get('id', '?')}#{n}"] = c.get("status", "?")
     if not results:
         print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
     return results
+
+
+# SUCCESS, INFO and SKIPPED pass; a WARNING (a SHOULD) is worse than those, a FAILURE worst.
+RANK = {"SUCCESS": 0, "INFO": 0, "SKIPPED": 0, "WARNING": 1}
+
+
+def passes(checks: dict[str, str]) -> bool:
+    return bool(checks) and all(RANK.get(s, 2) == 0 for s in checks.values())
+
+
+def worse(direct: dict[str, str], through: dict[str, str]) -> list[str]:
+    """Checks that fare worse through the gateway than direct (a check missing counts as failed)."""
+    return [c for c, s in direct.items() if RANK.get(through.get(c, "FAILURE"), 2) > RANK.get(s, 2)]
 
 
 def token() -> str:
@@ -87,17 +112,26 @@ def token() -> str:
                        "iat": now, "exp": now + 3600}, JWT_SECRET, algorithm="HS256")
 
 
+# The gateway's scopes: the calculator as it is, and bridged each way.
+SCOPES = {"plain": "", "bridge25": "upstream_version: 2025-11-25", "bridge26": "upstream_version: 2026-07-28"}
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=str(ROOT / "target/release/mcp-gateway"))
-    ap.add_argument("--spec-version", default="2026-07-28")
+    ap.add_argument("--requirements", action="append", choices=["2025-11-25", "2026-07-28"])
+    ap.add_argument("--scope", action="append", choices=list(SCOPES))
     args = ap.parse_args()
+    revisions = args.requirements or ["2026-07-28", "2025-11-25"]
+    scopes = args.scope or list(SCOPES)
     if not (HERE / "node_modules/.bin/node").exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE, check=True)
-    tool_port, gw_port, a_port, b_port = free_port(), free_port(), free_port(), free_port()
+    tool_port, gw_port, direct_port = free_port(), free_port(), free_port()
+    ports = {s: free_port() for s in scopes}
     env = dict(os.environ, TOOL_GATEWAY_SHARED_SECRET=SECRET, RUST_LOG="warn")
     procs = [subprocess.Popen([args.bin, "tool", "calculator", "--listen", f"127.0.0.1:{tool_port}"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    runs: dict[tuple[str, str], dict] = {}
     with tempfile.TemporaryDirectory() as d:
         d = pathlib.Path(d)
         (d / "gateway.yaml").write_text(f"""listen: 127.0.0.1:{gw_port}
@@ -108,42 +142,60 @@ upstream_shared_secret: {SECRET}
 session_secrets: [conformance-session-secret-0123456789]
 audit: {{ file: audit.jsonl, spool_file: spool.jsonl }}
 """)
-        (d / "tools.yaml").write_text(f"""scopes:
-  calculator:
+        scope_yaml = "".join(f"""  {name}:
     upstreams: [{{ url: http://127.0.0.1:{tool_port}/mcp }}]
     tools: [exact_calculate, evaluate_expression, statistics, convert_units]
-""")
-        (d / "policy.yaml").write_text('roles:\n  developer:\n    allow: ["calculator/*"]\n')
+    {setting}
+""" for name, setting in SCOPES.items())
+        (d / "tools.yaml").write_text("scopes:\n" + scope_yaml)
+        grants = ", ".join(f'"{s}/*"' for s in SCOPES)
+        (d / "policy.yaml").write_text(f"roles:\n  developer:\n    allow: [{grants}]\n")
         procs.append(subprocess.Popen([args.bin, "run", "-c", str(d / "gateway.yaml")], env=env,
                                       stdout=subprocess.DEVNULL, stderr=open(d / "gateway.log", "w")))
         wait(f"http://127.0.0.1:{tool_port}/health")
         wait(f"http://127.0.0.1:{gw_port}/healthz")
-        servers = [
-            uvicorn.Server(uvicorn.Config(forwarder(f"http://127.0.0.1:{tool_port}", ("X-Gateway-Auth", SECRET)),
-                                          host="127.0.0.1", port=a_port, log_level="error")),
-            uvicorn.Server(uvicorn.Config(forwarder(f"http://127.0.0.1:{gw_port}/calculator",
-                                                    ("Authorization", f"Bearer {token()}")),
-                                          host="127.0.0.1", port=b_port, log_level="error")),
-        ]
+        servers = [uvicorn.Server(uvicorn.Config(
+            forwarder(f"http://127.0.0.1:{tool_port}", ("X-Gateway-Auth", SECRET)),
+            host="127.0.0.1", port=direct_port, log_level="error"))]
+        for s in scopes:
+            servers.append(uvicorn.Server(uvicorn.Config(
+                forwarder(f"http://127.0.0.1:{gw_port}/{s}", ("Authorization", f"Bearer {token()}")),
+                host="127.0.0.1", port=ports[s], log_level="error")))
         tasks = [asyncio.create_task(s.serve()) for s in servers]
         await asyncio.sleep(1)
         try:
-            direct = await asyncio.to_thread(runner, f"http://127.0.0.1:{a_port}/mcp", args.spec_version, d / "direct")
-            gateway = await asyncio.to_thread(runner, f"http://127.0.0.1:{b_port}/mcp", args.spec_version, d / "gateway")
+            for rev in revisions:
+                runs[(rev, "direct")] = await asyncio.to_thread(
+                    runner, f"http://127.0.0.1:{direct_port}/mcp", rev, d / f"direct-{rev}")
+                for s in scopes:
+                    runs[(rev, s)] = await asyncio.to_thread(
+                        runner, f"http://127.0.0.1:{ports[s]}/mcp", rev, d / f"{s}-{rev}")
         finally:
             for s in servers:
                 s.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
             for p in procs:
                 p.terminate()
-    names = sorted(set(direct) | set(gateway))
-    print(f"{'scenario':50} direct  gateway")
-    for n in names:
-        print(f"{n:50} {'pass' if direct.get(n) else 'FAIL':7} {'pass' if gateway.get(n) else 'FAIL'}")
-    lost = [n for n in names if direct.get(n) and not gateway.get(n)]
-    print(f"\n{sum(direct.values())}/{len(direct)} direct, {sum(gateway.values())}/{len(gateway)} through the gateway"
-          f" ({args.spec_version}); passing direct but not through the gateway: {lost or 'none'}")
-    sys.exit(1 if lost else 0)
+            if os.environ.get("CONFORMANCE_KEEP"):
+                import shutil
+                shutil.copytree(d, os.environ["CONFORMANCE_KEEP"], dirs_exist_ok=True)
+    lost_any = False
+    for rev in revisions:
+        direct = runs[(rev, "direct")]
+        names = sorted(set(direct).union(*(runs[(rev, s)] for s in scopes)))
+        print(f"\n== required by {rev} ==\n{'scenario':48} {'direct':8}" + "".join(f"{s:10}" for s in scopes))
+        for n in names:
+            row = f"{n:48} {'pass' if passes(direct.get(n, {})) else 'FAIL':8}"
+            print(row + "".join(f"{'pass' if passes(runs[(rev, s)].get(n, {})) else 'FAIL':10}" for s in scopes))
+        for s in scopes:
+            through = runs[(rev, s)]
+            lost = {n: worse(direct[n], through.get(n, {})) for n in direct}
+            lost = {n: c for n, c in lost.items() if c}
+            ok = sum(passes(v) for v in through.values())
+            print(f"{rev} {s}: {sum(passes(v) for v in direct.values())}/{len(direct)} direct, {ok}/{len(through)}"
+                  f" through; worse through the gateway: {lost or 'none'}")
+            lost_any |= bool(lost)
+    sys.exit(1 if lost_any else 0)
 
 
 if __name__ == "__main__":

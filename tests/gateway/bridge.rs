@@ -37,6 +37,35 @@ async fn python_stdio_client_through_the_bridge() {
         .any(|r| r["tool"] == "statistics" && r["outcome"] == "denied"));
 }
 
+/// Clients pinned to 2026-07-28 behind the bridge: each request goes up with the revision, method
+/// and name its body carries in the headers, so the gateway judges it as the stateless revision
+/// (no `initialize`, no session), and the analyst sees and calls only its tool. Both official
+/// SDKs, and the Python one in `auto` mode too.
+#[tokio::test]
+async fn clients_pinned_to_2026_07_28_through_the_bridge() {
+    let up = calculator(true).await;
+    let spec = GatewaySpec::new(&[up.port]);
+    let gw = spec.start().await;
+    let endpoint = gw.url("/calculator/mcp");
+    let analyst = token("bob", &["analyst"], serde_json::json!({}));
+    for mode in ["2026-07-28", "auto"] {
+        let mut env = spec.env.clone();
+        env.push(("BRIDGE_CLIENT_MODE".into(), mode.into()));
+        let args = [bin(), &endpoint, "--token", &analyst];
+        let seen = python_client_script("stdio_bridge.py", &args, &env).await;
+        assert_eq!(seen["protocol"], "2026-07-28", "python {mode}: {seen}");
+        assert_analyst_view(&seen, &format!("python {mode} through the bridge"));
+    }
+    let seen = node_client(&endpoint, &analyst, "bridge:2026-07-28").await;
+    assert_analyst_view(&seen, "typescript pinned to 2026-07-28 through the bridge");
+    let rows = gw.audit_rows(9).await;
+    assert!(rows.iter().all(|r| r["user_id"] == "bob"), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r["method"] != "initialize"),
+        "every client spoke the stateless revision: {rows:?}"
+    );
+}
+
 /// The bridge as a stdio client drives it (JSON lines), across an upstream restart: the upstream
 /// forgets the session, the gateway answers 404, the bridge opens a new session with the client's
 /// own `initialize` and the client's call still gets its answer. Closing stdin ends the bridge.

@@ -170,9 +170,10 @@ async fn sdk_clients_pinned_to_2026_reach_a_2025_only_server() {
         .unwrap();
     let d = rpc_body(discover).await;
     assert_eq!(d["id"], 5);
+    // What the scope serves (every revision, this one bridged), as -32022 would name them.
     assert_eq!(
         d["result"]["supportedVersions"],
-        json!(["2026-07-28"]),
+        json!(["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]),
         "{d}"
     );
     assert_eq!(

@@ -89,6 +89,30 @@ async fn header_checks() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // A page served by this very loopback address (Origin = Host) is no rebinding attack: it
+    // passes without CORS. A loopback origin of another port, or a name that only starts like
+    // one, does not.
+    let here = format!("127.0.0.1:{}", gw.proc.port);
+    for (origin, status) in [
+        (format!("http://{here}"), 200),
+        (format!("http://127.0.0.1:{}", gw.proc.port + 1), 403),
+        (format!("http://{here}.evil.example"), 403),
+        ("http://localhost".to_string(), 403),
+    ] {
+        let r = client
+            .request(reqwest::Method::POST)
+            .header("content-type", "application/json")
+            .header("Origin", &origin)
+            .body(ping.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{origin}");
+        assert!(
+            r.headers().get("access-control-allow-origin").is_none(),
+            "{origin}"
+        );
+    }
     let r = client
         .request(reqwest::Method::POST)
         .header("content-type", "application/json")

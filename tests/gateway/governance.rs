@@ -313,6 +313,19 @@ async fn arguments_that_break_the_schema_are_refused_with_the_path() {
         assert!(message.contains(want), "{message} lacks {want}");
         assert!(!message.contains("sk-secret") && !message.contains("hunter2"));
     }
+    // From 2025-11-25 on, the same refusal is the tool's own failure (`isError`), which the
+    // model reads and can correct; it still never reaches the tool.
+    let mut newer = client(&gw).await;
+    newer.version = Some("2025-11-25");
+    let r = newer.call(30, "echo_text", json!({"text": 5})).await;
+    assert_eq!(r.status(), 200);
+    let body = rpc_body(r).await;
+    assert_eq!(body["id"], 30, "{body}");
+    assert_eq!(body["result"]["isError"], true, "{body}");
+    assert!(
+        text_of(&body).starts_with("Invalid arguments for tool echo_text: /text: type"),
+        "{body}"
+    );
     assert!(
         up.calls("echo_text").is_empty(),
         "{:?}",
@@ -321,13 +334,13 @@ async fn arguments_that_break_the_schema_are_refused_with_the_path() {
     let ok = call(&c, 20, "echo_text", json!({"text": "hi", "count": 2})).await;
     assert_eq!(text_of(&ok), "hihi", "{ok}");
     let invalid = gw
-        .audit_rows_where(cases.len(), |r| r["outcome"] == "invalid_arguments")
+        .audit_rows_where(cases.len() + 1, |r| r["outcome"] == "invalid_arguments")
         .await;
-    assert_eq!(invalid.len(), cases.len(), "{invalid:?}");
+    assert_eq!(invalid.len(), cases.len() + 1, "{invalid:?}");
     let m = gw
         .metrics_when(
             "mcp_requests_total{method=\"tools/call\",outcome=\"invalid_arguments\",scope=\"shifty\"}",
-            5.0,
+            6.0,
         )
         .await;
     assert_eq!(
@@ -335,7 +348,7 @@ async fn arguments_that_break_the_schema_are_refused_with_the_path() {
             &m,
             "mcp_requests_total{method=\"tools/call\",outcome=\"invalid_arguments\",scope=\"shifty\"}"
         ),
-        5.0
+        6.0
     );
 
     // Switched off, the same call reaches the tool.

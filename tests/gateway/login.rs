@@ -83,6 +83,16 @@ async fn direct_token(issuer: &str, body: Value) -> reqwest::Response {
         .unwrap()
 }
 
+/// `exact_calculate` 1 + 1 by `c`.
+async fn one_plus_one(c: &Client, id: u64) -> reqwest::Response {
+    c.call(
+        id,
+        "exact_calculate",
+        json!({"operator": "add", "operands": ["1", "1"]}),
+    )
+    .await
+}
+
 fn www_authenticate(r: &reqwest::Response) -> String {
     r.headers()
         .get("www-authenticate")
@@ -192,13 +202,7 @@ async fn metadata_scopes_and_step_up() {
     assert_eq!(claims(&token)["aud"], AUDIENCE);
     let mut calc = Client::new(l.gw.url("/calculator/mcp"), Some(token.clone()));
     calc.initialize().await;
-    let ok = calc
-        .call(
-            2,
-            "exact_calculate",
-            json!({"operator": "add", "operands": ["1", "1"]}),
-        )
-        .await;
+    let ok = one_plus_one(&calc, 2).await;
     assert_eq!(ok.status(), 200);
     let step_up = Client::new(l.gw.url("/twin/mcp"), Some(token))
         .call(
@@ -221,6 +225,8 @@ async fn metadata_scopes_and_step_up() {
         l.gw.audit_rows_where(1, |r| r["scope"] == "twin" && r["outcome"] == "denied")
             .await;
     assert_eq!(rows.len(), 1, "{:?}", l.gw.audit_file_rows());
+    // The token verified: the row names who was refused.
+    assert_eq!(rows[0]["user_id"], "dave", "{:?}", rows[0]);
     // Unsigned by the issuer's key: refused even with the issuer's kid.
     let forged = {
         let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
@@ -634,4 +640,84 @@ async fn a_separately_run_issuer_issues_tokens_the_gateway_accepts() {
             "{v}"
         );
     }
+}
+
+/// A reload that adds a scope and a role teaches the development issuer at once: its metadata and
+/// login page list them, and it grants the new scope's OAuth scope, which the gateway accepts.
+#[tokio::test]
+async fn a_reload_teaches_the_issuer_new_scopes_and_roles() {
+    let l = login_gateway(None).await;
+    let yaml = &l.spec.tools_yaml;
+    let calculator = &yaml[yaml.find("  calculator:").unwrap()..yaml.find("  twin:").unwrap()];
+    let third = calculator.replacen("  calculator:", "  third:", 1);
+    let tools = format!("{yaml}{third}");
+    let policy = format!(
+        "{}  auditor:\n    allow: [\"third/*\"]\n",
+        l.spec.policy_yaml
+    );
+    l.gw.write_file("tools.yaml", &tools);
+    l.gw.write_file("policy.yaml", &policy);
+    assert_eq!(l.gw.sighup().await, "ok", "{}", l.gw.log_text());
+    // The file watcher may have applied a reload between the two writes: wait for the last one.
+    let mut asm = Value::Null;
+    for _ in 0..100 {
+        asm = reqwest::get(format!(
+            "{}/.well-known/oauth-authorization-server",
+            l.issuer
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        if asm["scopes_supported"].to_string().contains("mcp:third") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        asm["scopes_supported"],
+        json!(["mcp:calculator", "mcp:third", "mcp:twin"]),
+        "{asm}"
+    );
+    let registered: Value = reqwest::Client::new()
+        .post(format!("{}/register", l.issuer))
+        .json(&json!({"redirect_uris": ["http://127.0.0.1:1/cb"], "client_name": "reload test"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let page = reqwest::get(format!(
+        "{}/authorize?response_type=code&client_id={}&redirect_uri=http://127.0.0.1:1/cb&code_challenge=0123456789012345678901234567890123456789012&code_challenge_method=S256",
+        l.issuer,
+        registered["client_id"].as_str().unwrap()
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        page.contains("auditor") && page.contains("mcp:third"),
+        "{page}"
+    );
+    let r = direct_token(
+        &l.issuer,
+        json!({"user_id": "erin", "roles": ["auditor"], "scope": "mcp:third"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["scope"], "mcp:third", "{t}");
+    let mut third = Client::new(
+        l.gw.url("/third/mcp"),
+        Some(t["access_token"].as_str().unwrap().to_string()),
+    );
+    third.initialize().await;
+    let r = one_plus_one(&third, 2).await;
+    assert_eq!(r.status(), 200);
+    let body = rpc_body(r).await;
+    assert!(body["result"].is_object(), "{body}");
 }

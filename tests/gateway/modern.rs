@@ -100,8 +100,48 @@ async fn unsupported_versions_name_the_supported_ones() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], -32022);
     assert_eq!(v["error"]["data"]["requested"], "1999-01-01");
-    let supported = v["error"]["data"]["supported"].as_array().unwrap();
-    assert!(supported.contains(&json!("2026-07-28")), "{v}");
+    // The body was read for the id the answer names.
+    assert_eq!(v["id"], 1, "{v}");
+    let supported = v["error"]["data"]["supported"].clone();
+    // `server/discover` names exactly the same revisions (not the upstream's own list, which
+    // names 2024-11-05: that revision is served on the legacy transport only).
+    client.version = Some("2026-07-28");
+    let discover = rpc_body(
+        client
+            .request(reqwest::Method::POST)
+            .header("mcp-method", "server/discover")
+            .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "server/discover", "params": {"_meta": envelope("2026-07-28")}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        discover["result"]["supportedVersions"], supported,
+        "{discover}"
+    );
+    assert_eq!(
+        supported,
+        json!(["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"])
+    );
+    // A 2026-07-28 request of an unknown revision (header and envelope agree): the same answer,
+    // with its id.
+    client.version = None;
+    let r = client
+        .request(reqwest::Method::POST)
+        .header("MCP-Protocol-Version", "v999.0.0")
+        .header("mcp-method", "server/discover")
+        .json(&json!({"jsonrpc": "2.0", "id": "three", "method": "server/discover", "params": {"_meta": envelope("v999.0.0")}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["id"].clone(), v["error"]["code"].clone()),
+        (json!("three"), json!(-32022)),
+        "{v}"
+    );
 }
 
 /// The bundled calculator marks its 2026-07-28 `tools/list` as `cacheScope: public`; through the
@@ -147,12 +187,20 @@ async fn unknown_and_removed_methods_are_404_in_2026_07_28() {
     spec.without_health_check();
     let gw = spec.start().await;
     let t = token("ann", &["developer"], json!({}));
-    for method in [
-        "foo/bar",
-        "ping",
-        "initialize",
-        "resources/subscribe",
-        "logging/setLevel",
+    // With the params they had, and without (a removed method is unknown whatever it carries).
+    let full = json!({"uri": "document://public/readme", "level": "info", "_meta": envelope("2026-07-28")});
+    let bare = json!({"_meta": envelope("2026-07-28")});
+    for (method, params) in [
+        ("foo/bar", &full),
+        ("ping", &full),
+        ("initialize", &full),
+        ("resources/subscribe", &full),
+        ("resources/subscribe", &bare),
+        ("resources/unsubscribe", &bare),
+        ("logging/setLevel", &full),
+        ("logging/setLevel", &bare),
+        ("tasks/list", &bare),
+        ("tasks/result", &bare),
     ] {
         let r = reqwest::Client::new()
             .post(gw.url("/calculator/mcp"))
@@ -160,15 +208,121 @@ async fn unknown_and_removed_methods_are_404_in_2026_07_28() {
             .header("Accept", "application/json, text/event-stream")
             .header("MCP-Protocol-Version", "2026-07-28")
             .header("Mcp-Method", method)
-            .json(&json!({"jsonrpc": "2.0", "id": 101, "method": method,
-                "params": {"uri": "document://public/readme", "level": "info", "_meta": envelope("2026-07-28")}}))
+            .json(&json!({"jsonrpc": "2.0", "id": 101, "method": method, "params": params}))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 404, "{method}");
+        assert_eq!(r.status(), 404, "{method} {params}");
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["id"], 101, "{method}: {v}");
         assert_eq!(v["error"]["code"], -32601, "{method}: {v}");
     }
     assert!(rec.received().is_empty(), "{:?}", rec.received());
+}
+
+/// `subscriptions/listen` passes without `allow_methods`, and its stream tells a caller only of
+/// changes to what it can see: the upstream (the official Python SDK) announces a tool list
+/// change, a prompt list change and updates of two resources; a caller granted the tool and one
+/// resource, and no prompt, hears the acknowledgement, the tool list change and its resource's
+/// update, each tagged with its subscription id, and nothing else.
+#[tokio::test]
+async fn subscriptions_listen_tells_only_of_what_the_caller_sees() {
+    let up = python_server("listen_server.py", &[]).await;
+    let mut spec = GatewaySpec::new(&[up.port]);
+    spec.without_health_check();
+    spec.tools_yaml = edit(
+        &spec.tools_yaml,
+        "tools: [exact_calculate, statistics]",
+        "tools: [touch]",
+    );
+    spec.policy_yaml = "roles:\n  watcher:\n    allow: [\"calculator/touch\", \"calculator/resource:doc://public/*\"]\n".into();
+    let gw = spec.start().await;
+    let t = token("wes", &["watcher"], json!({}));
+    let post = |id: u64, method: &str, params: Value| {
+        let mut params = params;
+        params["_meta"] = envelope("2026-07-28");
+        let mut r = reqwest::Client::new()
+            .post(gw.url("/calculator/mcp"))
+            .bearer_auth(&t)
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", method);
+        if method == "tools/call" {
+            r = r.header("Mcp-Name", "touch");
+        }
+        r.json(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .send()
+    };
+    let listen = post(
+        41,
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true, "promptsListChanged": true,
+            "resourceSubscriptions": ["doc://public/a", "doc://secret/b"]}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(listen.status(), 200);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let reader = tokio::spawn(async move {
+        let mut listen = listen;
+        let mut buf = String::new();
+        while let Ok(Some(chunk)) = listen.chunk().await {
+            // SSE lines may end in CRLF (the SDK's server writes them so).
+            buf.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                for line in event.lines() {
+                    if let Some(data) = line.strip_prefix("data:") {
+                        if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
+                            let _ = tx.send(v);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let ack = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the listen stream is acknowledged")
+        .unwrap();
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    let touched = rpc_body(
+        post(42, "tools/call", json!({"name": "touch", "arguments": {}}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(touched["result"].is_object(), "{touched}");
+    let mut heard = Vec::new();
+    while let Ok(Some(v)) = tokio::time::timeout(Duration::from_secs(3), rx.recv()).await {
+        heard.push(v);
+    }
+    reader.abort();
+    let methods: Vec<String> = heard
+        .iter()
+        .map(|v| {
+            format!(
+                "{} {}",
+                v["method"].as_str().unwrap_or(""),
+                v["params"]["uri"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        methods,
+        vec![
+            "notifications/tools/list_changed ".to_string(),
+            "notifications/resources/updated doc://public/a".to_string()
+        ],
+        "{heard:?}"
+    );
+    for v in &heard {
+        assert_eq!(
+            v["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 41,
+            "{v}"
+        );
+    }
 }

@@ -255,7 +255,8 @@ fn method_rule<'a>(
         method::INITIALIZE | method::SERVER_DISCOVER => Ok(Rule::FilterList),
         method::PING | method::LOGGING_SET_LEVEL => Ok(Rule::Pass),
         _ if method.starts_with("notifications/") => Ok(Rule::Pass),
-        method::TOOLS_LIST => Ok(Rule::FilterList),
+        // Its stream's notifications are cut like a list: only changes to what the caller sees.
+        method::TOOLS_LIST | method::SUBSCRIPTIONS_LISTEN => Ok(Rule::FilterList),
         method::TOOLS_CALL => {
             let tool = m.tool.as_deref().unwrap_or("");
             if !scope.scope.tools.iter().any(|t| t == tool) {

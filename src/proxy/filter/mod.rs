@@ -187,6 +187,7 @@ impl ResponseRewrite {
                             Filtered::Unchanged => whole,
                             Filtered::Changed(new) => Bytes::from(new),
                             Filtered::Unreadable => Bytes::from(unreadable_list()),
+                            Filtered::Hidden => Bytes::new(),
                         },
                     };
                     *body = Some(match (&*length, &*cut) {
@@ -264,7 +265,7 @@ fn rewrite_event(event: &[u8], cut: &mut Cutter) -> Option<Vec<u8>> {
     let new = match cut.json(data.as_bytes()) {
         Filtered::Unchanged => return None,
         Filtered::Changed(new) => new,
-        Filtered::Unreadable => return Some(Vec::new()),
+        Filtered::Unreadable | Filtered::Hidden => return Some(Vec::new()),
     };
     let mut out = Vec::with_capacity(new.len() + 64);
     for l in others {
@@ -282,7 +283,7 @@ pub fn filter_message(data: &[u8], allowed: &dyn Visible) -> Option<Vec<u8>> {
     match filter_json(data, allowed) {
         Filtered::Unchanged => Some(data.to_vec()),
         Filtered::Changed(new) => Some(new),
-        Filtered::Unreadable => None,
+        Filtered::Unreadable | Filtered::Hidden => None,
     }
 }
 
@@ -290,6 +291,8 @@ pub fn filter_message(data: &[u8], allowed: &dyn Visible) -> Option<Vec<u8>> {
 enum Filtered {
     Unchanged,
     Changed(Vec<u8>),
+    /// A notification about something the caller cannot see: it does not go out.
+    Hidden,
     /// Not JSON: nothing can be said about what it lists, so it does not go out.
     Unreadable,
 }
@@ -313,6 +316,9 @@ fn filter_json(body: &[u8], allowed: &dyn Visible) -> Filtered {
     let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
         return Filtered::Unreadable;
     };
+    if !shown(&value, allowed) {
+        return Filtered::Hidden;
+    }
     let changed = match &mut value {
         // Every response of a batch is filtered (no short-circuit).
         Value::Array(items) => {
@@ -339,6 +345,23 @@ const LISTS: [(&str, &str, Check); 4] = [
     ("resourceTemplates", "uriTemplate", |v, n, _| v.resource(n)),
     ("prompts", "name", |v, n, _| v.prompt(n)),
 ];
+
+/// Whether the caller may learn of a server notification: a change of a list it can see nothing
+/// of, or an update of a resource it may not read, is theirs to keep. Anything else is shown.
+fn shown(msg: &Value, allowed: &dyn Visible) -> bool {
+    let Some(method) = msg.get("method").and_then(Value::as_str) else {
+        return true;
+    };
+    match method {
+        "notifications/tools/list_changed" => allowed.capability("tools"),
+        "notifications/prompts/list_changed" => allowed.capability("prompts"),
+        "notifications/resources/list_changed" => allowed.capability("resources"),
+        "notifications/resources/updated" => msg["params"]["uri"]
+            .as_str()
+            .is_some_and(|uri| allowed.resource(uri)),
+        _ => true,
+    }
+}
 
 fn filter_one(msg: &mut Value, allowed: &dyn Visible) -> bool {
     msg.get_mut("result")

@@ -186,7 +186,42 @@ fn cut(body: &str, caller: &dyn Visible) -> Vec<u8> {
         Filtered::Changed(new) => new,
         Filtered::Unchanged => body.as_bytes().to_vec(),
         Filtered::Unreadable => panic!("unreadable"),
+        Filtered::Hidden => Vec::new(),
     }
+}
+
+/// A caller hears of changes to what it can see only: a list change where it sees nothing of the
+/// kind, or an update of a resource it may not read, is hidden; on a stream the event goes empty.
+#[test]
+fn notifications_about_what_the_caller_cannot_see_are_hidden() {
+    let caller: Box<dyn Visible> = Box::new(vec!["a".to_string()]);
+    let shown = |n: &str| !cut(n, caller.as_ref()).is_empty();
+    assert!(shown(
+        r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#
+    ));
+    assert!(!shown(
+        r#"{"jsonrpc":"2.0","method":"notifications/prompts/list_changed"}"#
+    ));
+    assert!(!shown(
+        r#"{"jsonrpc":"2.0","method":"notifications/resources/list_changed"}"#
+    ));
+    assert!(!shown(
+        r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"doc://x"}}"#
+    ));
+    assert!(shown(
+        r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#
+    ));
+    let mut r = ResponseRewrite::ListPending;
+    assert!(r.start("text/event-stream", || Box::new(vec!["a".to_string()])));
+    let mut body = Some(bytes::Bytes::from_static(
+        b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/prompts/list_changed\"}\n\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n",
+    ));
+    r.body(&mut body, false);
+    let out = String::from_utf8(body.unwrap().to_vec()).unwrap();
+    assert!(
+        !out.contains("prompts") && out.contains("tools/list_changed"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -888,6 +888,7 @@ pub async fn node_client(url: &str, token: &str, mode: &str) -> Value {
     let out = tokio::process::Command::new("node")
         .arg(dir.join("client.mjs"))
         .args([url, token, mode])
+        .env("BRIDGE_BIN", bin())
         .output()
         .await
         .expect("node runs");
