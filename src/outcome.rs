@@ -104,6 +104,7 @@ impl Outcome<'_> {
                 | InvalidRequest(_)
                 | UnsupportedVersion { .. }
                 | HeaderMismatch(_)
+                | MissingCapability(_)
                 | InvalidParams(_)
                 | UnsupportedMediaType
                 | NotAcceptable(_)
@@ -216,6 +217,7 @@ mod tests {
                 supported: crate::protocol::SUPPORTED_VERSIONS,
             },
             HeaderMismatch("Mcp-Method does not match the body's method"),
+            MissingCapability("sampling"),
             InvalidParams("params._meta must carry the protocol version".into()),
             UnsupportedMediaType,
             NotAcceptable("send Accept: text/event-stream"),
@@ -271,7 +273,7 @@ mod tests {
                 | UnsupportedVersion { .. }
                 | UnsupportedMediaType
                 | NotAcceptable(_) => {}
-                HeaderMismatch(_) | InvalidParams(_) => {}
+                HeaderMismatch(_) | InvalidParams(_) | MissingCapability(_) => {}
                 Unauthorized(_) | Forbidden(_) | Denied(_) | UnknownSession => {}
                 InsufficientScope(_) => {}
                 PayloadTooLarge { .. } | NotFound(_) | MethodNotAllowed(_) | BodyTimeout => {}
@@ -301,6 +303,7 @@ mod tests {
             ),
             (400, -32022, Class::Invalid, None, "1999-01-01"),
             (400, -32020, Class::Invalid, None, "Mcp-Method"),
+            (400, -32021, Class::Invalid, None, "sampling"),
             (400, -32602, Class::Invalid, None, "params._meta"),
             (415, -32600, Class::Invalid, None, "application/json"),
             (406, -32600, Class::Invalid, None, "text/event-stream"),

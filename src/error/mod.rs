@@ -2,8 +2,9 @@
 //! it into the HTTP status, headers and JSON-RPC error body a client sees.
 //!
 //! Codes stay outside the range the MCP specification reserves for itself (-32020…-32099), except
-//! where the specification names the code the client expects (-32022 for an unsupported version,
-//! -32042 for a URL elicitation the request needs).
+//! where the specification names the code the client expects (-32020 for a header mismatch, -32021
+//! for a client capability a request needs, -32022 for an unsupported version, -32042 for a URL
+//! elicitation the request needs).
 
 mod auth;
 mod storage;
@@ -27,6 +28,12 @@ pub enum GatewayError {
         requested: String,
         supported: &'static [&'static str],
     },
+    /// 2026-07-28: answering the request needs a client capability the client did not declare in
+    /// its request (an upstream asks for elicitation, sampling or roots).
+    #[error(
+        "Missing client capability: the server asks for {0}, which the request does not declare"
+    )]
+    MissingCapability(&'static str),
     /// 2026-07-28: a routing header (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) that does not
     /// say what the body says. Refused, so a header can never route around the body's policy.
     #[error("Header mismatch: {0}")]
@@ -210,6 +217,7 @@ impl GatewayError {
             | InvalidRequest(_)
             | UnsupportedVersion { .. }
             | HeaderMismatch(_)
+            | MissingCapability(_)
             | InvalidParams(_) => 400,
             UnsupportedMediaType => 415,
             NotAcceptable(_) => 406,
@@ -245,6 +253,7 @@ impl GatewayError {
             UnsupportedVersion { .. } => -32022,
             SignInRequired { .. } => -32042,
             HeaderMismatch(_) => -32020,
+            MissingCapability(_) => -32021,
             InvalidParams(_) | JobNotFound(_) | JobConflict(_) | InvalidArguments { .. } => -32602,
             Unauthorized(_) => -32001,
             Forbidden(_) | InsufficientScope(_) | NotPermitted { .. } | Blocked { .. } => -32003,
@@ -290,6 +299,14 @@ impl GatewayError {
                     "supported": supported,
                     "requested": requested,
                 });
+            }
+            GatewayError::MissingCapability(capability) => {
+                // An extension is named `extensions/NAME` and required under `extensions`.
+                let required = match capability.strip_prefix("extensions/") {
+                    Some(name) => serde_json::json!({ "extensions": { name: {} } }),
+                    None => serde_json::json!({ *capability: {} }),
+                };
+                error["data"] = serde_json::json!({ "requiredCapabilities": required });
             }
             GatewayError::RateLimited { limit, retry_after } => {
                 error["data"] =

@@ -187,6 +187,10 @@ pub async fn decide(
                     .map_err(|_| GatewayError::Internal)?;
                 return Ok(true);
             }
+            if let Some((version, upstream_session)) = translate::asking(ctx) {
+                translate::asked::exchange(session, ctx, bytes, version, upstream_session).await?;
+                return Ok(true);
+            }
             let Some((status, body)) = translate::answer_here(ctx, bytes).await? else {
                 // Bridging rewrote the request from the normal body already, or this is it.
                 if let (None, Some(t)) = (&ctx.body.rewritten, normal) {

@@ -18,8 +18,24 @@ use serde_json::Value;
 pub const MAX_HELD: u64 = 64 * 1024;
 /// Longest message kept, in bytes.
 pub const MAX_MESSAGE: usize = 256;
-/// Codes whose `data` is part of the protocol and goes to the client.
-const DATA_KEPT: &[i64] = &[-32042];
+/// Codes whose `data` is part of the protocol and goes to the client: a URL elicitation, a missing
+/// client capability, an unsupported version.
+const DATA_KEPT: &[i64] = &[-32042, -32021, -32022];
+
+/// Whether an upstream error's `data` is what the protocol defines for it (and nothing else):
+/// the codes above, and a resource not found (-32602) naming only its `uri` (2026-07-28).
+fn protocol_data(code: Option<i64>, data: Option<&Value>) -> bool {
+    match (code, data) {
+        (Some(c), _) if DATA_KEPT.contains(&c) => true,
+        (Some(-32602), Some(Value::Object(d))) => {
+            d.len() == 1
+                && d.get("uri")
+                    .and_then(Value::as_str)
+                    .is_some_and(|u| u.len() <= 2048)
+        }
+        _ => false,
+    }
+}
 
 /// A JSON answer held until complete.
 #[derive(Debug)]
@@ -98,7 +114,7 @@ fn scrub_one(message: &mut Value, request_id: &str) -> bool {
     };
     let code = error.get("code").and_then(Value::as_i64);
     let mut changed = false;
-    if !code.is_some_and(|c| DATA_KEPT.contains(&c)) && error.remove("data").is_some() {
+    if !protocol_data(code, error.get("data")) && error.remove("data").is_some() {
         changed = true;
     }
     let original = error.get("message").and_then(Value::as_str).unwrap_or("");
@@ -161,6 +177,12 @@ mod tests {
         let elicit = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32042,"message":"authorize first","data":{"elicitations":[]}}}"#;
         assert!(scrub(elicit, "r").is_none());
         assert!(scrub(b"not json \"error\"", "r").is_none());
+        // A resource not found names its URI (2026-07-28); anything more in `data` goes.
+        let missing = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Resource not found","data":{"uri":"test://x"}}}"#;
+        assert!(scrub(missing, "r").is_none());
+        let more = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Resource not found","data":{"uri":"test://x","path":"/srv/x"}}}"#;
+        let v: Value = serde_json::from_slice(&scrub(more, "r").unwrap()).unwrap();
+        assert!(v["error"].get("data").is_none(), "{v}");
     }
 
     #[test]

@@ -36,7 +36,18 @@ pub async fn answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>
         _ => None,
     };
     let answer = match method {
-        method::TOOLS_CALL if m.task => submit(ctx, body).await?,
+        // 2026-07-28 (the tasks extension): the server decides, the old `params.task` hint
+        // neither asks nor refuses. For a client that declared the extension, every call runs as
+        // a task and is answered at once when it ends within `SHORTCUT`, else with the task.
+        // Without the extension, the call runs as any other.
+        method::TOOLS_CALL if ctx.is_modern() && declares_tasks(body) => {
+            directed(ctx, body).await?
+        }
+        method::TOOLS_CALL if m.task && !ctx.is_modern() => submit(ctx, body).await?,
+        // The extension's methods are for clients that declared it.
+        method::TASKS_GET | method::TASKS_CANCEL if ctx.is_modern() && !declares_tasks(body) => {
+            return Err(GatewayError::MissingCapability(EXTENSION_CAPABILITY));
+        }
         method::TASKS_GET | method::TASKS_RESULT | method::TASKS_CANCEL => {
             let id = task_id.ok_or(GatewayError::Internal)?;
             ctx.job = Some(id.clone());
@@ -59,6 +70,36 @@ pub async fn answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>
     }))
 }
 
+/// Whether a 2026-07-28 request declares the tasks extension among its client capabilities.
+fn declares_tasks(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Request {
+        params: Params,
+    }
+    #[derive(Deserialize)]
+    struct Params {
+        #[serde(rename = "_meta")]
+        meta: Meta,
+    }
+    #[derive(Deserialize)]
+    struct Meta {
+        #[serde(rename = "io.modelcontextprotocol/clientCapabilities")]
+        capabilities: Capabilities,
+    }
+    #[derive(Deserialize)]
+    struct Capabilities {
+        #[serde(default)]
+        extensions: std::collections::HashMap<String, serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Request>(body)
+        .is_ok_and(|r| (r.params.meta.capabilities.extensions).contains_key(TASKS_EXTENSION))
+}
+
+/// The 2026-07-28 tasks extension's name.
+const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
+/// The tasks extension as a missing capability names it.
+const EXTENSION_CAPABILITY: &str = "extensions/io.modelcontextprotocol/tasks";
+
 /// A JSON-RPC result or error object.
 type Answer = Result<Value, Value>;
 
@@ -76,10 +117,13 @@ struct TaskCallParams {
     name: String,
     #[serde(default)]
     arguments: Option<Value>,
+    /// Required of 2025-11-25 calls (the match above sends only those with it); 2026-07-28 calls
+    /// may carry the old hint or none.
+    #[serde(default)]
     task: TaskParams,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct TaskParams {
     #[serde(default)]
     ttl: Option<u64>,
@@ -126,6 +170,43 @@ async fn submit(ctx: &mut RequestCtx, body: &[u8]) -> Result<Answer, GatewayErro
     } else {
         json!({ "task": shown })
     }))
+}
+
+/// How long a 2026-07-28 call made a task waits for its end before the task is the answer.
+const SHORTCUT: Duration = Duration::from_secs(1);
+
+/// A 2026-07-28 call the gateway runs as a task (the tasks extension's server-directed
+/// creation): its own result (`resultType: "complete"`) when it ends within [`SHORTCUT`] (the
+/// extension's immediate-result shortcut), else the task (`resultType: "task"`).
+async fn directed(ctx: &mut RequestCtx, body: &[u8]) -> Result<Answer, GatewayError> {
+    let task = match submit(ctx, body).await? {
+        Ok(task) => task,
+        refused => return Ok(refused),
+    };
+    let Some(id) = ctx.job.clone() else {
+        return Ok(Ok(task));
+    };
+    let until = std::time::Instant::now() + SHORTCUT;
+    let mut wait = Duration::from_millis(2);
+    while std::time::Instant::now() < until {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_millis(100));
+        let Some(job) = find(ctx, &id).await? else {
+            break;
+        };
+        if job.status.is_final() {
+            if let Some(ended) = outcome(&job) {
+                return Ok(ended.map(|mut r| {
+                    if let Some(o) = r.as_object_mut() {
+                        o.entry("resultType").or_insert_with(|| json!("complete"));
+                    }
+                    r
+                }));
+            }
+            break;
+        }
+    }
+    Ok(Ok(task))
 }
 
 /// The caller's task, when it is theirs, in this scope, and not expired.

@@ -9,6 +9,7 @@
 //! `initialize` declares no client capabilities, so an upstream that follows the protocol never
 //! sends them — and 2025 clients on upstreams that speak only 2026-07-28.
 
+pub mod asked;
 pub mod up;
 
 use super::ctx::RequestCtx;
@@ -40,7 +41,7 @@ pub async fn prepare(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
         .select(caller.identity.user.as_bytes(), &ctx.upstream.tried)
         .ok_or_else(|| GatewayError::NoHealthyUpstream(scope.scope.name.clone()))?;
     let hash = user_hash(&caller.identity.user, caller.identity.tenant.as_deref());
-    let opened = ctx.rt.bridged.get(&scope, &picked, version).await?;
+    let opened = ctx.rt.bridged.get_asking(&scope, &picked, version).await?;
     if let (Some(s), Some(caller)) = (&opened.session, ctx.caller.as_mut()) {
         caller.session = Some(SessionBinding {
             scope: scope.scope.name.clone(),
@@ -52,6 +53,15 @@ pub async fn prepare(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
     ctx.upstream.picked = Some(picked);
     ctx.mode = super::ctx::Mode::Bridged { version, opened };
     Ok(())
+}
+
+/// For a 2026-07-28 request on a scope bridged to an older upstream that the upstream may answer
+/// by asking the client first: the upstream's revision and the gateway's session there
+/// (`asked::exchange` sends it).
+pub fn asking(ctx: &RequestCtx) -> Option<(&'static str, Option<String>)> {
+    (ctx.bridged())
+        .filter(|_| ctx.method().is_some_and(asked::asks))
+        .map(|(version, opened)| (version, opened.session.clone()))
 }
 
 /// After the body is allowed, for a request bridged either way: the status and body of what the

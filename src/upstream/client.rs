@@ -24,6 +24,9 @@ pub struct Opened {
 /// upstreams), one per upstream address.
 pub struct Pool {
     opened: Mutex<HashMap<String, Arc<Opened>>>,
+    /// Sessions that declare what clients can be asked (elicitation, sampling, roots): those
+    /// 2026-07-28 clients are bridged in.
+    asking: Mutex<HashMap<String, Arc<Opened>>>,
     discovered: Mutex<HashMap<String, Arc<Opened>>>,
     http: reqwest::Client,
 }
@@ -32,6 +35,7 @@ impl Default for Pool {
     fn default() -> Self {
         Self {
             opened: Mutex::default(),
+            asking: Mutex::default(),
             discovered: Mutex::default(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -88,7 +92,8 @@ impl Pool {
         Ok(opened)
     }
 
-    /// The session on `picked`, opened now when there is none.
+    /// The session on `picked` for the gateway's own calls (jobs: no one to ask), opened now when
+    /// there is none.
     pub async fn get(
         &self,
         scope: &ScopeUpstreams,
@@ -97,6 +102,23 @@ impl Pool {
     ) -> Result<Arc<Opened>, GatewayError> {
         let make = self.open(scope, picked, version, None);
         self.cached(&self.opened, picked, "initialized", make).await
+    }
+
+    /// The session on `picked` 2026-07-28 clients are bridged in: it declares elicitation,
+    /// sampling and roots, which `translate::asked` passes on to the clients.
+    pub async fn get_asking(
+        &self,
+        scope: &ScopeUpstreams,
+        picked: &Picked,
+        version: &str,
+    ) -> Result<Arc<Opened>, GatewayError> {
+        let make = async {
+            let asking =
+                json!({"elicitation": {"form": {}, "url": {}}, "sampling": {}, "roots": {}});
+            self.open_declaring(scope, picked, version, None, asking)
+                .await
+        };
+        self.cached(&self.asking, picked, "initialized", make).await
     }
 
     /// What a 2026-07-28-only upstream says of itself (`server/discover`), asked once per upstream.
@@ -188,6 +210,7 @@ impl Pool {
     /// Forgets a session the upstream no longer knows; the next request opens a new one.
     pub fn forget(&self, addr: &str) {
         self.lock().remove(addr);
+        (self.asking.lock().unwrap_or_else(|p| p.into_inner())).remove(addr);
     }
 
     /// Opens an upstream session of the gateway's own (`initialize`, then
@@ -199,6 +222,19 @@ impl Pool {
         picked: &Picked,
         version: &str,
         agent: Option<&'static str>,
+    ) -> Result<Opened, OwnError> {
+        self.open_declaring(scope, picked, version, agent, json!({}))
+            .await
+    }
+
+    /// [`Pool::open`], declaring `capabilities` as the session's client capabilities.
+    async fn open_declaring(
+        &self,
+        scope: &ScopeUpstreams,
+        picked: &Picked,
+        version: &str,
+        agent: Option<&'static str>,
+        capabilities: Value,
     ) -> Result<Opened, OwnError> {
         let post = |body: Value, session: Option<&str>| {
             let mut r = self.post(scope, picked, &body);
@@ -214,7 +250,7 @@ impl Pool {
         };
         let init = json!({"jsonrpc": "2.0", "id": "mcp-gateway-init", "method": method::INITIALIZE, "params": {
             "protocolVersion": version,
-            "capabilities": {},
+            "capabilities": capabilities,
             "clientInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")}}});
         let resp = post(init, None).await?;
         if !resp.status().is_success() {

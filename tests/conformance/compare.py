@@ -1,5 +1,6 @@
-"""The official MCP conformance runner against a bundled tool server (the calculator, which speaks
-every revision), direct and through the gateway, side by side: every check that passes direct must
+"""The official MCP conformance runner against a server that speaks every revision (by default
+`fixture_server.py`, on the official Python SDK, with the tools, resources and prompts the
+runner's scenarios call; or the bundled calculator), direct and through the gateway, side by side: every check that passes direct must
 pass through the gateway, on a scope that forwards each revision as it is and on the two bridged
 scopes (`upstream_version: 2025-11-25`, which turns 2026-07-28 clients into a 2025 session, and
 `upstream_version: 2026-07-28`, which turns 2025 clients into stateless requests).
@@ -8,8 +9,9 @@ The runner sends no credentials, so each side gets a small forwarding proxy that
 header it needs (the tool's X-Gateway-Auth direct; a bearer token toward the gateway) and passes
 everything else through unchanged, streaming.
 
-usage: python3 tests/conformance/compare.py [--bin target/release/mcp-gateway]
-           [--requirements 2026-07-28 --requirements 2025-11-25] [--scope plain --scope bridge25 --scope bridge26]
+usage: tests/.venv/bin/python tests/conformance/compare.py [--bin target/release/mcp-gateway]
+           [--server fixture|calculator] [--requirements 2026-07-28 --requirements 2025-11-25]
+           [--scope plain --scope bridge25 --scope bridge26]
 (installs the runner and Node 22 from tests/conformance/package-lock.json on first use)
 Exit status 1 when any check passes direct and fails through the gateway.
 """
@@ -62,7 +64,7 @@ def forwarder(target: str, header: tuple[str, str]) -> Starlette:
 
 
 def wait(url: str) -> None:
-    for _ in range(100):
+    for _ in range(300):
         try:
             httpx.get(url, timeout=1)
             return
@@ -121,6 +123,7 @@ async def main() -> None:
     ap.add_argument("--bin", default=str(ROOT / "target/release/mcp-gateway"))
     ap.add_argument("--requirements", action="append", choices=["2025-11-25", "2026-07-28"])
     ap.add_argument("--scope", action="append", choices=list(SCOPES))
+    ap.add_argument("--server", choices=["fixture", "calculator"], default="fixture")
     args = ap.parse_args()
     revisions = args.requirements or ["2026-07-28", "2025-11-25"]
     scopes = args.scope or list(SCOPES)
@@ -129,8 +132,16 @@ async def main() -> None:
     tool_port, gw_port, direct_port = free_port(), free_port(), free_port()
     ports = {s: free_port() for s in scopes}
     env = dict(os.environ, TOOL_GATEWAY_SHARED_SECRET=SECRET, RUST_LOG="warn")
-    procs = [subprocess.Popen([args.bin, "tool", "calculator", "--listen", f"127.0.0.1:{tool_port}"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    if args.server == "calculator":
+        command = [args.bin, "tool", "calculator", "--listen", f"127.0.0.1:{tool_port}"]
+        tools = "[exact_calculate, evaluate_expression, statistics, convert_units]"
+    else:
+        command = [sys.executable, str(HERE / "fixture_server.py"), str(tool_port)]
+        tools = ("[test_simple_text, test_image_content, test_audio_content, test_embedded_resource,"
+                 " test_multiple_content_types, test_error_handling, test_tool_with_progress, greet, slow_compute,"
+                 " test_reconnection, test_logging_tool, test_streaming_elicitation,"
+                 " test_input_required_result_elicitation]")
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     runs: dict[tuple[str, str], dict] = {}
     with tempfile.TemporaryDirectory() as d:
         d = pathlib.Path(d)
@@ -144,7 +155,7 @@ audit: {{ file: audit.jsonl, spool_file: spool.jsonl }}
 """)
         scope_yaml = "".join(f"""  {name}:
     upstreams: [{{ url: http://127.0.0.1:{tool_port}/mcp }}]
-    tools: [exact_calculate, evaluate_expression, statistics, convert_units]
+    tools: {tools}
     {setting}
 """ for name, setting in SCOPES.items())
         (d / "tools.yaml").write_text("scopes:\n" + scope_yaml)
@@ -152,7 +163,7 @@ audit: {{ file: audit.jsonl, spool_file: spool.jsonl }}
         (d / "policy.yaml").write_text(f"roles:\n  developer:\n    allow: [{grants}]\n")
         procs.append(subprocess.Popen([args.bin, "run", "-c", str(d / "gateway.yaml")], env=env,
                                       stdout=subprocess.DEVNULL, stderr=open(d / "gateway.log", "w")))
-        wait(f"http://127.0.0.1:{tool_port}/health")
+        wait(f"http://127.0.0.1:{tool_port}/")
         wait(f"http://127.0.0.1:{gw_port}/healthz")
         servers = [uvicorn.Server(uvicorn.Config(
             forwarder(f"http://127.0.0.1:{tool_port}", ("X-Gateway-Auth", SECRET)),

@@ -346,3 +346,88 @@ async fn the_bundled_tool_reached_in_2025_by_a_2026_client() {
         .contains("resource_metadata="));
     assert_eq!(rpc_body(anonymous).await["error"]["code"], -32001);
 }
+
+/// A 2025 server that asks its client back in the middle of a call (the official Python SDK's
+/// elicitation and sampling), behind a scope bridged for 2026-07-28 clients: the official Python
+/// SDK pinned to 2026-07-28 is handed the server's questions as `input_required`, answers them,
+/// and gets the tool's answer built on its answers: one question, two in a row, a sampling. A
+/// client that did not declare sampling gets -32021 naming it; a `requestState` the gateway did
+/// not make is refused with the request's id.
+#[tokio::test]
+async fn a_2025_server_asking_back_reaches_2026_clients_as_input_required() {
+    let up = python_server("asking_server.py", &[]).await;
+    let gw = GatewaySpec::for_sdk_server(
+        up.port,
+        "[ask, ask_twice, draft]\n    upstream_version: 2025-11-25",
+        "roles:\n  developer:\n    allow: [\"calculator/*\"]\n",
+    )
+    .start()
+    .await;
+    let dev = token("dev", &["developer"], json!({}));
+    let url = gw.url("/calculator/mcp");
+    let calls = [
+        "ask:{\"question\":\"favourite colour?\"}",
+        "ask_twice",
+        "draft:{\"topic\":\"the sea\"}",
+    ];
+    let mut args = vec![
+        url.as_str(),
+        dev.as_str(),
+        "2026-07-28",
+        "elicitation,sampling",
+    ];
+    args.extend(calls);
+    let seen = python_client_script("asking_client.py", &args, &[]).await;
+    assert_eq!(seen["protocol"], "2026-07-28", "{seen}");
+    assert_eq!(
+        seen["asked"],
+        json!(["favourite colour?", "first?", "second?", "sampling"]),
+        "{seen}"
+    );
+    let text = |i: usize| seen["calls"][i]["result"]["content"][0]["text"].clone();
+    assert_eq!(text(0), "you said ANSWER-1", "{seen}");
+    assert_eq!(text(1), "ANSWER-2 then ANSWER-3", "{seen}");
+    assert_eq!(text(2), "model wrote: a poem", "{seen}");
+
+    let args = [
+        url.as_str(),
+        dev.as_str(),
+        "2026-07-28",
+        "elicitation",
+        calls[2],
+    ];
+    let seen = python_client_script("asking_client.py", &args, &[]).await;
+    assert_eq!(seen["calls"][0]["code"], -32021, "{seen}");
+    assert!(
+        seen["calls"][0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("sampling"),
+        "{seen}"
+    );
+    assert_eq!(seen["asked"], json!([]), "{seen}");
+
+    let forged = Client::new(url, Some(dev));
+    let r = forged
+        .request(reqwest::Method::POST)
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "ask")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": {
+            "name": "ask", "arguments": {"question": "?"}, "requestState": "not-one-of-ours",
+            "inputResponses": {"elicitation-1": {"action": "accept", "content": {"answer": "x"}}},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["id"].clone(), v["error"]["code"].clone()),
+        (json!(77), json!(-32602)),
+        "{v}"
+    );
+}

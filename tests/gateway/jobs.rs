@@ -548,11 +548,12 @@ async fn mcp_tasks_are_run_by_the_gateway_for_a_tool_server_that_knows_none() {
     assert_eq!(v["error"]["message"], "Unknown tool: slow", "{v}");
     assert_eq!(slow.runs("olga"), (0, 0));
 
-    // 2026-07-28: stateless; the flat task shape, the result inline once done.
+    // 2026-07-28: stateless; the flat task shape, the result inline once done (for a client that
+    // declares the tasks extension; the old hint alone makes no task).
     let modern = |id: u64, method: &str, params: Value| {
         let mut params = params;
         params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientCapabilities": {"extensions": {"io.modelcontextprotocol/tasks": {}}},
             "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}});
         json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
     };
@@ -570,7 +571,7 @@ async fn mcp_tasks_are_run_by_the_gateway_for_a_tool_server_that_knows_none() {
         r.body(body.to_string()).send()
     };
     let r = post_modern(
-        modern(1, "tools/call", json!({"name": "slow", "arguments": {"ms": 200, "tag": "modern"}, "task": {"ttl": 30000}})),
+        modern(1, "tools/call", json!({"name": "slow", "arguments": {"ms": 2500, "tag": "modern"}, "task": {"ttl": 30000}})),
         "tools/call",
         Some("slow".into()),
     )
@@ -596,6 +597,53 @@ async fn mcp_tasks_are_run_by_the_gateway_for_a_tool_server_that_knows_none() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(text_of(&got["result"]["result"]), "done modern", "{got}");
+    // A quick call is answered with its own result (the extension's immediate-result shortcut),
+    // hint or none.
+    let v = rpc_body(
+        post_modern(
+            modern(
+                4,
+                "tools/call",
+                json!({"name": "slow", "arguments": {"ms": 1, "tag": "quick"}}),
+            ),
+            "tools/call",
+            Some("slow".into()),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(v["result"]["resultType"], "complete", "{v}");
+    assert_eq!(text_of(&v["result"]), "done quick", "{v}");
+    // Without the extension declared, the old hint is ignored: the call runs and answers.
+    let mut hinted = modern(
+        3,
+        "tools/call",
+        json!({"name": "slow", "arguments": {"ms": 1, "tag": "hinted"}, "task": {}}),
+    );
+    hinted["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({});
+    let v = rpc_body(
+        post_modern(hinted, "tools/call", Some("slow".into()))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(v["result"]["resultType"], "complete", "{v}");
+    assert_eq!(text_of(&v["result"]), "done hinted", "{v}");
+    // The extension's methods are for clients that declared it: -32021 names what is missing.
+    let mut get = modern(5, "tasks/get", json!({"taskId": mid}));
+    get["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({});
+    let r = post_modern(get, "tasks/get", Some(mid.clone()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v = rpc_body(r).await;
+    assert_eq!(v["error"]["code"], -32021, "{v}");
+    assert_eq!(
+        v["error"]["data"]["requiredCapabilities"],
+        json!({"extensions": {"io.modelcontextprotocol/tasks": {}}}),
+        "{v}"
+    );
 
     // The REST API's description is a valid OpenAPI 3.1 document.
     let doc = reqwest::get(gw.url("/mcp/openapi.json")).await.unwrap();

@@ -228,15 +228,13 @@ async fn unknown_and_removed_methods_are_404_in_2026_07_28() {
 #[tokio::test]
 async fn subscriptions_listen_tells_only_of_what_the_caller_sees() {
     let up = python_server("listen_server.py", &[]).await;
-    let mut spec = GatewaySpec::new(&[up.port]);
-    spec.without_health_check();
-    spec.tools_yaml = edit(
-        &spec.tools_yaml,
-        "tools: [exact_calculate, statistics]",
-        "tools: [touch]",
-    );
-    spec.policy_yaml = "roles:\n  watcher:\n    allow: [\"calculator/touch\", \"calculator/resource:doc://public/*\"]\n".into();
-    let gw = spec.start().await;
+    let gw = GatewaySpec::for_sdk_server(
+        up.port,
+        "[touch]",
+        "roles:\n  watcher:\n    allow: [\"calculator/touch\", \"calculator/resource:doc://public/*\"]\n",
+    )
+    .start()
+    .await;
     let t = token("wes", &["watcher"], json!({}));
     let post = |id: u64, method: &str, params: Value| {
         let mut params = params;

@@ -403,7 +403,7 @@ fn filter_result(result: &mut serde_json::Map<String, Value>, allowed: &dyn Visi
 /// A result from an older upstream as 2026-07-28 clients need it: `resultType`, and on the
 /// results of cacheable methods (lists, `resources/read`) the required `ttlMs` / `cacheScope`,
 /// as "do not reuse" (0, private): the upstream said nothing about freshness.
-fn stamp(result: &mut serde_json::Map<String, Value>) -> bool {
+pub fn stamp(result: &mut serde_json::Map<String, Value>) -> bool {
     let mut changed = false;
     if !result.contains_key("resultType") {
         result.insert("resultType".into(), Value::from("complete"));

@@ -28,6 +28,17 @@ pub struct Rewritten {
 pub fn strip_envelope(body: &[u8]) -> Result<Rewritten, GatewayError> {
     let mut v: Value =
         serde_json::from_slice(body).map_err(|e| GatewayError::ParseError(e.to_string()))?;
+    strip_meta(&mut v);
+    Ok(Rewritten {
+        body: Bytes::from(serde_json::to_vec(&v).map_err(|_| GatewayError::Internal)?),
+        route: None,
+        sent: false,
+    })
+}
+
+/// Takes the 2026-07-28 envelope out of a request's `params._meta` (and `_meta` when nothing else
+/// is left in it).
+pub fn strip_meta(v: &mut Value) {
     if let Some(params) = v.get_mut("params").and_then(Value::as_object_mut) {
         if let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) {
             meta.retain(|k, _| !ENVELOPE.contains(&k.as_str()));
@@ -36,11 +47,6 @@ pub fn strip_envelope(body: &[u8]) -> Result<Rewritten, GatewayError> {
             }
         }
     }
-    Ok(Rewritten {
-        body: Bytes::from(serde_json::to_vec(&v).map_err(|_| GatewayError::Internal)?),
-        route: None,
-        sent: false,
-    })
 }
 
 /// The per-request envelope of 2026-07-28 in `params._meta`.
@@ -154,6 +160,15 @@ async fn initialize(ctx: &RequestCtx, body: &[u8], id: &str) -> Result<Vec<u8>, 
     });
     if let Some(i) = d.get("instructions") {
         result["instructions"] = i.clone();
+    }
+    // What a 2025 session could ask of a 2026-07-28 upstream and cannot: `logging/setLevel` and
+    // resource subscriptions (that revision has neither; its log level rides on each request and
+    // changes come on `subscriptions/listen`). Not advertised, so a client does not try them.
+    if let Some(caps) = result["capabilities"].as_object_mut() {
+        caps.remove("logging");
+        if let Some(r) = caps.get_mut("resources").and_then(Value::as_object_mut) {
+            r.remove("subscribe");
+        }
     }
     if let Some(obj) = result.as_object_mut() {
         visible::trim_capabilities(obj, visible::of(ctx).as_ref());

@@ -229,6 +229,21 @@ audit:
         );
     }
 
+    /// A gateway in front of one official SDK server (no active health check: such a server has
+    /// no `/health`): the `calculator` scope exposing `tools` (a YAML list, followed by any further
+    /// scope settings), and `policy` as the policy file.
+    pub fn for_sdk_server(port: u16, tools: &str, policy: &str) -> Self {
+        let mut spec = GatewaySpec::new(&[port]);
+        spec.without_health_check();
+        spec.tools_yaml = edit(
+            &spec.tools_yaml,
+            "tools: [exact_calculate, statistics]",
+            &format!("tools: {tools}"),
+        );
+        spec.policy_yaml = policy.into();
+        spec
+    }
+
     /// Turns the scope's active health check off (`kind: none`), for tests of what a request
     /// meets at an upstream that is down or slow.
     pub fn without_health_check(&mut self) {
