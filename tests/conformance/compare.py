@@ -114,6 +114,14 @@ def token() -> str:
                        "iat": now, "exp": now + 3600}, JWT_SECRET, algorithm="HS256")
 
 
+# Checks known to fare worse through the gateway, each with its reason (README, "Conformance"):
+# printed, and not failing the run. Anything else worse through the gateway fails it.
+KNOWN = {
+    ("2025-11-25", "bridge26", scenario): "a 2025 session bridged to a stateless upstream gets no session id"
+    for scenario in ("server-server-session-lifecycle", "server-server-sse-multiple-streams",
+                     "server-server-sse-polling")
+}
+
 # The gateway's scopes: the calculator as it is, and bridged each way.
 SCOPES = {"plain": "", "bridge25": "upstream_version: 2025-11-25", "bridge26": "upstream_version: 2026-07-28"}
 
@@ -202,9 +210,12 @@ audit: {{ file: audit.jsonl, spool_file: spool.jsonl }}
             through = runs[(rev, s)]
             lost = {n: worse(direct[n], through.get(n, {})) for n in direct}
             lost = {n: c for n, c in lost.items() if c}
+            known = {n: KNOWN[(rev, s, n)] for n in lost if (rev, s, n) in KNOWN}
+            lost = {n: c for n, c in lost.items() if n not in known}
             ok = sum(passes(v) for v in through.values())
             print(f"{rev} {s}: {sum(passes(v) for v in direct.values())}/{len(direct)} direct, {ok}/{len(through)}"
-                  f" through; worse through the gateway: {lost or 'none'}")
+                  f" through; worse through the gateway: {lost or 'none'}"
+                  + (f"; known: {known}" if known else ""))
             lost_any |= bool(lost)
     sys.exit(1 if lost_any else 0)
 

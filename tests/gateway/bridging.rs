@@ -249,7 +249,7 @@ async fn new_server(seen: SeenNew, headers: HeaderMap, body: String) -> axum::re
     }
     let result = match method.as_str() {
         "server/discover" => json!({"resultType": "complete", "supportedVersions": ["2026-07-28"],
-            "capabilities": {"tools": {}, "prompts": {}}, "ttlMs": 0, "cacheScope": "private",
+            "capabilities": {"tools": {}, "prompts": {}, "logging": {}}, "ttlMs": 0, "cacheScope": "private",
             "instructions": "speaks 2026 only",
             "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "new-server", "version": "2"}}}),
         "tools/list" => {
@@ -301,7 +301,8 @@ async fn sdk_clients_in_2025_reach_a_2026_only_server() {
     assert!(requests
         .iter()
         .any(|(m, _, name, _)| m == "tools/call" && name.as_deref() == Some("exact_calculate")));
-    // The initialize the gateway made, from discover, cut to the analyst's grants.
+    // The initialize the gateway made, from discover, cut to the analyst's grants; no `logging`
+    // (a 2025 client's `logging/setLevel` has nowhere to go on a stateless upstream).
     let mut c = Client::new(url, Some(analyst));
     let init = c.initialize().await;
     assert_eq!(init["result"]["serverInfo"]["name"], "new-server", "{init}");

@@ -109,6 +109,28 @@ fn check_touches_nothing_and_token_keeps_its_secrets() {
     assert_eq!(token(), first, "the secrets are generated once");
 }
 
+/// Run outside the project directory without `--config`, a command says where it looked and how
+/// to name the file, instead of a list of unreadable files.
+#[test]
+fn a_command_without_a_configuration_says_where_it_looked() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin())
+        .arg("token")
+        .current_dir(elsewhere.path())
+        .env_remove("MCP_GATEWAY_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no configuration file at conf/gateway.yaml")
+            && err.contains(&elsewhere.path().display().to_string())
+            && err.contains("--config"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
 /// A fresh copy of the shipped `conf/` and `policies/`, as a new clone has them.
 fn shipped_copy() -> tempfile::TempDir {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

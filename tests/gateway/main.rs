@@ -11,6 +11,7 @@ mod common;
 mod compose;
 mod conditions;
 mod config;
+mod conformance;
 mod connections;
 mod credentials;
 mod discovery;
