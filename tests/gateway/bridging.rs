@@ -359,7 +359,7 @@ async fn a_2025_server_asking_back_reaches_2026_clients_as_input_required() {
     let up = python_server("asking_server.py", &[]).await;
     let gw = GatewaySpec::for_sdk_server(
         up.port,
-        "[ask, ask_twice, draft]\n    upstream_version: 2025-11-25",
+        "[ask, ask_twice, draft, whoami]\n    upstream_version: 2025-11-25",
         "roles:\n  developer:\n    allow: [\"calculator/*\"]\n",
     )
     .start()
@@ -389,6 +389,20 @@ async fn a_2025_server_asking_back_reaches_2026_clients_as_input_required() {
     assert_eq!(text(0), "you said ANSWER-1", "{seen}");
     assert_eq!(text(1), "ANSWER-2 then ANSWER-3", "{seen}");
     assert_eq!(text(2), "model wrote: a poem", "{seen}");
+    // The upstream hears who calls, tenant included, as on the way through.
+    let acme = token("dev", &["developer"], json!({"tenant": "acme"}));
+    let args = [
+        url.as_str(),
+        acme.as_str(),
+        "2026-07-28",
+        "elicitation",
+        "whoami",
+    ];
+    let seen = python_client_script("asking_client.py", &args, &[]).await;
+    assert_eq!(
+        seen["calls"][0]["result"]["content"][0]["text"], "dev/acme",
+        "{seen}"
+    );
 
     let args = [
         url.as_str(),

@@ -53,5 +53,14 @@ async def draft(topic: str, ctx: Context) -> str:
     return f"model wrote: {getattr(content, 'text', content)}"
 
 
+@server.tool()
+async def whoami(ctx: Context) -> str:
+    """Asks the client to confirm, then says who the gateway said is calling (`X-User-ID`,
+    `X-Tenant-ID` of the request that carried the answer's stream)."""
+    await asked(ctx, "go on?")
+    headers = ctx.request_context.request.headers
+    return f"{headers.get('x-user-id')}/{headers.get('x-tenant-id')}"
+
+
 if __name__ == "__main__":
     server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))

@@ -383,8 +383,12 @@ fn request(
         .post(scope, picked, body)
         .header("mcp-protocol-version", version)
         .header("x-request-id", ctx.request_id.as_str());
+    // Who is calling, as the upstream hears it on the way through (never the client's token).
     if let Some(identity) = ctx.identity() {
         r = r.header("x-user-id", identity.user.as_str());
+        if let Some(tenant) = &identity.tenant {
+            r = r.header("x-tenant-id", tenant.as_str());
+        }
     }
     if let Some(s) = session {
         r = r.header("mcp-session-id", s);
