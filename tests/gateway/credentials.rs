@@ -378,3 +378,49 @@ async fn token_exchange_gives_the_upstream_a_token_for_the_caller_never_the_call
         "{metrics}"
     );
 }
+
+/// A 2026-07-28 client on a scope bridged to a 2025 upstream: the call the gateway sends itself
+/// (so the upstream could ask back) carries the caller's exchanged token as a proxied one does,
+/// never the caller's own.
+#[tokio::test]
+async fn a_bridged_call_carries_the_callers_exchanged_token() {
+    let recorder = Recorder::start().await;
+    let idp = GatewaySpec::new(&[recorder.port]);
+    idp.write();
+    let (_idp, idp_url) = crate::login::standalone_issuer(&idp).await;
+    let mut spec = with_setting(
+        recorder.port,
+        &format!("auth: {{ token_exchange: {{ token_url: \"{idp_url}/token\", audience: \"https://vendor.example/mcp\", scope: tools }} }}"),
+    );
+    spec.scope_setting("upstream_version: 2025-11-25");
+    let gw = spec.start().await;
+    let mut c = gw.developer("carol");
+    let own = c.token.clone().unwrap();
+    c.version = Some("2026-07-28");
+    let r = c
+        .request(reqwest::Method::POST)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "exact_calculate")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "exact_calculate", "arguments": {},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let v = rpc_body(r).await;
+    assert!(v["result"].is_object(), "{v}");
+    let received = recorder.received();
+    let call = (received.iter())
+        .find(|x| String::from_utf8_lossy(&x.body).contains("\"tools/call\""))
+        .expect("the call reached the upstream");
+    let auth = call.header("authorization").expect("an exchanged token");
+    assert!(
+        !auth.contains(own.as_str()),
+        "the caller's own token reached the upstream"
+    );
+    assert_eq!(claims_of(&auth)["sub"], "carol");
+    assert_eq!(call.header("x-user-id").as_deref(), Some("carol"));
+}

@@ -122,6 +122,9 @@ pub async fn exchange(
     version: &'static str,
     upstream_session: Option<String>,
 ) -> Result<(), GatewayError> {
+    // The upstream's own credentials, as a proxied request gets them (a machine token, or the
+    // caller's exchanged for one); never the client's token.
+    super::super::credentials::take(session, ctx).await?;
     let guard = match std::mem::take(&mut ctx.answer.rewrite) {
         ResponseRewrite::GuardPending(g) => Some(g),
         other => {
@@ -392,6 +395,12 @@ fn request(
     }
     if let Some(s) = session {
         r = r.header("mcp-session-id", s);
+    }
+    // Replaces what the upstream's configured headers put there.
+    if let Some(bearer) = &ctx.upstream.bearer {
+        let mut auth = reqwest::header::HeaderMap::new();
+        auth.insert(reqwest::header::AUTHORIZATION, bearer.clone());
+        r = r.headers(auth);
     }
     r
 }
