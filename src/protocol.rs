@@ -14,6 +14,8 @@ pub const MODERN_VERSION: &str = "2026-07-28";
 /// The `_meta` keys of the 2026-07-28 per-request envelope.
 pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+/// The 2026-07-28 tasks extension, as clients declare it in `capabilities.extensions`.
+pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 /// The version a client that sends no `MCP-Protocol-Version` header is assumed to speak.
 pub const DEFAULT_VERSION: &str = "2025-03-26";
 

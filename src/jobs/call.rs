@@ -13,7 +13,7 @@ use crate::error::GatewayError;
 use crate::jsonrpc::MODERN_VERSION;
 use crate::outcome::Class;
 use crate::protocol::method;
-use crate::upstream::client::{self, in_session, OwnSession};
+use crate::upstream::client::{self, for_caller, in_session, OwnSession};
 use crate::upstream::{Picked, ScopeUpstreams};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -173,15 +173,13 @@ impl Call {
         session: &OwnSession,
         method: &str,
     ) -> reqwest::RequestBuilder {
-        let mut r = self
-            .bridged
-            .post(&self.scope, picked, body)
-            .header("x-request-id", self.request_id.as_str())
-            .header("x-user-id", self.identity.user.as_str());
-        if let Some(t) = &self.identity.tenant {
-            r = r.header("x-tenant-id", t.as_str());
-        }
-        r = in_session(r, session, method);
+        let r = for_caller(
+            self.bridged.post(&self.scope, picked, body),
+            &self.request_id,
+            &self.identity.user,
+            self.identity.tenant.as_deref(),
+        );
+        let mut r = in_session(r, session, method);
         if session.is_none() && method == method::TOOLS_CALL {
             r = r.header("mcp-name", crate::protocol::encode_header_value(&self.tool));
         }

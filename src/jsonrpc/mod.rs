@@ -60,12 +60,13 @@ pub struct Message {
     pub uri_normalized: bool,
 }
 
-/// What `params._meta` says of the protocol (2026-07-28): the version, if a string, and whether the
-/// client's capabilities are there.
+/// What `params._meta` says of the protocol (2026-07-28): the version, if a string, whether the
+/// client's capabilities are there, and whether they declare the tasks extension.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Envelope {
     pub version: Option<String>,
     pub capabilities: bool,
+    pub tasks: bool,
 }
 
 impl Message {
@@ -388,6 +389,33 @@ pub fn with_normal_uri(body: &[u8], uri: &str) -> Result<Vec<u8>, GatewayError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_envelope_says_whether_the_tasks_extension_is_declared() {
+        let envelope = |caps: &str| {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t","_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{caps}}}}}}}"#
+            );
+            match parse(body.as_bytes(), false, false).unwrap() {
+                Rpc::Single(m) => m.envelope.unwrap(),
+                Rpc::Batch(_) => unreachable!(),
+            }
+        };
+        let declared = envelope(
+            r#"{"roots":{},"extensions":{"x/y":{},"io.modelcontextprotocol/tasks":{"a":[1]}}}"#,
+        );
+        assert!(declared.capabilities && declared.tasks);
+        for other in [
+            "{}",
+            r#"{"extensions":{}}"#,
+            r#"{"extensions":"io.modelcontextprotocol/tasks"}"#,
+            r#"{"io.modelcontextprotocol/tasks":{}}"#,
+            "5",
+        ] {
+            let e = envelope(other);
+            assert!(e.capabilities && !e.tasks, "{other}");
+        }
+    }
 
     #[test]
     fn tools_call_single_pass() {

@@ -276,6 +276,45 @@ impl<'de> Deserialize<'de> for MaybeRef<'de> {
     }
 }
 
+/// Whether a value is an object holding `path` (a member, within it the next, …; the last one's
+/// value anything), read in passing: nothing is kept, everything else is skipped.
+struct Holds(&'static [&'static str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Holds {
+    type Value = bool;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Holds {
+    type Value = bool;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<bool, A::Error> {
+        let mut found = false;
+        while let Some(key) = m.next_key::<Cow<'de, str>>()? {
+            match self.0 {
+                [first, rest @ ..] if key.as_ref() == *first => {
+                    found |= match rest {
+                        [] => m.next_value::<serde::de::IgnoredAny>().map(|_| true)?,
+                        _ => m.next_value_seed(Holds(rest))?,
+                    };
+                }
+                _ => {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
+    }
+    any_other_value!(false);
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
 /// A `_meta` object's protocol envelope, or `None` for any other value; a repeated envelope key
 /// is an error (the gateway and the upstream must read the same version).
 struct MaybeEnvelope(Option<Envelope>);
@@ -314,7 +353,10 @@ impl<'de> Deserialize<'de> for MaybeEnvelope {
                         META_CLIENT_CAPABILITIES => {
                             seen_caps = true;
                             e.capabilities = true;
-                            m.next_value::<serde::de::IgnoredAny>()?;
+                            e.tasks = m.next_value_seed(Holds(&[
+                                "extensions",
+                                crate::protocol::TASKS_EXTENSION,
+                            ]))?;
                         }
                         _ => {
                             m.next_value::<serde::de::IgnoredAny>()?;

@@ -174,7 +174,8 @@ pub fn check_scoped(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
     Ok(())
 }
 
-fn accepts_event_stream(req: &pingora::http::RequestHeader) -> bool {
+/// Whether the request's `Accept` names `text/event-stream` (among other types, with parameters).
+pub fn accepts_event_stream(req: &pingora::http::RequestHeader) -> bool {
     req.headers
         .get_all(http::header::ACCEPT)
         .iter()

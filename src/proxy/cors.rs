@@ -55,17 +55,17 @@ fn loopback_same_origin(session: &Session, origin: &[u8]) -> bool {
     let authority = origin
         .strip_prefix(b"http://")
         .or_else(|| origin.strip_prefix(b"https://"));
-    let name = |a: &[u8]| -> Vec<u8> {
+    let loopback = |a: &[u8]| {
         let end = match a.first() {
             Some(b'[') => a.iter().position(|c| *c == b']').map_or(a.len(), |i| i + 1),
             _ => a.iter().position(|c| *c == b':').unwrap_or(a.len()),
         };
-        a[..end].to_ascii_lowercase()
+        let name = &a[..end];
+        [&b"localhost"[..], b"127.0.0.1", b"[::1]"]
+            .iter()
+            .any(|l| name.eq_ignore_ascii_case(l))
     };
-    authority.is_some_and(|a| {
-        a.eq_ignore_ascii_case(host)
-            && matches!(name(a).as_slice(), b"localhost" | b"127.0.0.1" | b"[::1]")
-    })
+    authority.is_some_and(|a| a.eq_ignore_ascii_case(host) && loopback(a))
 }
 
 /// Notes an allowed `Origin` for public answers (metadata), refusing nobody.

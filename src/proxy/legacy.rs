@@ -119,11 +119,7 @@ pub fn opens_stream(session: &Session) -> bool {
     req.method == http::Method::GET
         && req.uri.path().ends_with("/sse")
         && !req.headers.contains_key(&super::names::SESSION_ID)
-        && req
-            .headers
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/event-stream"))
+        && super::admit::accepts_event_stream(req)
 }
 
 /// Whether the path is a scope's legacy message endpoint.
@@ -173,13 +169,8 @@ async fn pump(
         .and_then(|s| s.scope.guards.clone())
         .filter(|g| g.on_results())
         .map(|g| crate::guard::results::ResultGuard::new(g, None));
-    let mut h = ResponseHeader::build(200, Some(6))?;
-    h.insert_header(http::header::CONTENT_TYPE, "text/event-stream")?;
-    h.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
-    h.insert_header("X-Accel-Buffering", "no")?;
-    h.insert_header(super::names::written::REQUEST_ID, ctx.request_id.as_str())?;
-    super::cors::decorate(&mut h, ctx)?;
-    session.write_response_header(Box::new(h), false).await?;
+    let head = super::respond::event_stream_head(ctx)?;
+    session.write_response_header(head, false).await?;
     let endpoint = format!("event: endpoint\ndata: /{scope}/messages?session={id}\n\n");
     session
         .write_response_body(Some(Bytes::from(endpoint)), false)

@@ -34,6 +34,19 @@ pub async fn json(
     Ok(())
 }
 
+/// The head of an event stream the gateway writes itself (a legacy stream, a bridged call's
+/// progress): never buffered or cached on the way, with the request id and, for an allowed
+/// origin, its CORS headers.
+pub fn event_stream_head(ctx: &RequestCtx) -> Result<Box<ResponseHeader>> {
+    let mut h = ResponseHeader::build(200, Some(6))?;
+    h.insert_header(http::header::CONTENT_TYPE, "text/event-stream")?;
+    h.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
+    h.insert_header("X-Accel-Buffering", "no")?;
+    h.insert_header(super::names::written::REQUEST_ID, ctx.request_id.as_str())?;
+    super::cors::decorate(&mut h, ctx)?;
+    Ok(Box::new(h))
+}
+
 /// The most of an upstream error body kept for the log.
 const UPSTREAM_ERROR_LOGGED: usize = 1024;
 

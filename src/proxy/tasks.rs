@@ -31,6 +31,7 @@ pub async fn answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>
         return Ok(None);
     };
     let method = m.method.as_deref().unwrap_or("");
+    let declares_tasks = m.envelope.as_ref().is_some_and(|e| e.tasks);
     let task_id = match &m.target {
         Some(Target::Task(id)) => Some(id.clone()),
         _ => None,
@@ -40,12 +41,10 @@ pub async fn answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>
         // neither asks nor refuses. For a client that declared the extension, every call runs as
         // a task and is answered at once when it ends within `SHORTCUT`, else with the task.
         // Without the extension, the call runs as any other.
-        method::TOOLS_CALL if ctx.is_modern() && declares_tasks(body) => {
-            directed(ctx, body).await?
-        }
+        method::TOOLS_CALL if ctx.is_modern() && declares_tasks => directed(ctx, body).await?,
         method::TOOLS_CALL if m.task && !ctx.is_modern() => submit(ctx, body).await?,
         // The extension's methods are for clients that declared it.
-        method::TASKS_GET | method::TASKS_CANCEL if ctx.is_modern() && !declares_tasks(body) => {
+        method::TASKS_GET | method::TASKS_CANCEL if ctx.is_modern() && !declares_tasks => {
             return Err(GatewayError::MissingCapability(EXTENSION_CAPABILITY));
         }
         method::TASKS_GET | method::TASKS_RESULT | method::TASKS_CANCEL => {
@@ -70,33 +69,6 @@ pub async fn answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>
     }))
 }
 
-/// Whether a 2026-07-28 request declares the tasks extension among its client capabilities.
-fn declares_tasks(body: &[u8]) -> bool {
-    #[derive(Deserialize)]
-    struct Request {
-        params: Params,
-    }
-    #[derive(Deserialize)]
-    struct Params {
-        #[serde(rename = "_meta")]
-        meta: Meta,
-    }
-    #[derive(Deserialize)]
-    struct Meta {
-        #[serde(rename = "io.modelcontextprotocol/clientCapabilities")]
-        capabilities: Capabilities,
-    }
-    #[derive(Deserialize)]
-    struct Capabilities {
-        #[serde(default)]
-        extensions: std::collections::HashMap<String, serde::de::IgnoredAny>,
-    }
-    serde_json::from_slice::<Request>(body)
-        .is_ok_and(|r| (r.params.meta.capabilities.extensions).contains_key(TASKS_EXTENSION))
-}
-
-/// The 2026-07-28 tasks extension's name.
-const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 /// The tasks extension as a missing capability names it.
 const EXTENSION_CAPABILITY: &str = "extensions/io.modelcontextprotocol/tasks";
 

@@ -96,7 +96,7 @@ pub fn trim_capabilities(
         .as_object_mut()
     {
         ext.insert(
-            "io.modelcontextprotocol/tasks".into(),
+            crate::protocol::TASKS_EXTENSION.into(),
             serde_json::json!({}),
         );
     }

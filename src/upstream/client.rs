@@ -275,6 +275,23 @@ impl Pool {
     }
 }
 
+/// The caller a request of the gateway's own is made for, as the upstream hears it on a proxied
+/// request: the request id, `X-User-ID` and `X-Tenant-ID` (never the client's token).
+pub fn for_caller(
+    r: reqwest::RequestBuilder,
+    request_id: &str,
+    user: &str,
+    tenant: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let r = r
+        .header("x-request-id", request_id)
+        .header("x-user-id", user);
+    match tenant {
+        Some(t) => r.header("x-tenant-id", t),
+        None => r,
+    }
+}
+
 /// The `result` of a JSON-RPC answer given as JSON or as an SSE stream.
 pub fn answer_of(text: &str) -> Option<Value> {
     let whole = serde_json::from_str::<Value>(text).ok();

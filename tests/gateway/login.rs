@@ -74,6 +74,13 @@ fn claims(token: &str) -> Value {
     .unwrap()
 }
 
+/// A token the issuer's direct endpoint grants for `body` (asserted granted): its JSON answer.
+async fn granted(issuer: &str, body: Value) -> Value {
+    let r = direct_token(issuer, body).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
 async fn direct_token(issuer: &str, body: Value) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("{issuer}/token"))
@@ -189,13 +196,11 @@ async fn metadata_scopes_and_step_up() {
     );
 
     // A token for calculator only, from the issuer's direct endpoint.
-    let r = direct_token(
+    let t = granted(
         &l.issuer,
         json!({"user_id": "dave", "roles": ["developer"], "scope": "mcp:calculator"}),
     )
     .await;
-    assert_eq!(r.status(), 200);
-    let t: Value = r.json().await.unwrap();
     assert_eq!(t["token_type"], "Bearer");
     assert_eq!(t["scope"], "mcp:calculator");
     let token = t["access_token"].as_str().unwrap().to_string();
@@ -703,13 +708,11 @@ async fn a_reload_teaches_the_issuer_new_scopes_and_roles() {
         page.contains("auditor") && page.contains("mcp:third"),
         "{page}"
     );
-    let r = direct_token(
+    let t = granted(
         &l.issuer,
         json!({"user_id": "erin", "roles": ["auditor"], "scope": "mcp:third"}),
     )
     .await;
-    assert_eq!(r.status(), 200);
-    let t: Value = r.json().await.unwrap();
     assert_eq!(t["scope"], "mcp:third", "{t}");
     let mut third = Client::new(
         l.gw.url("/third/mcp"),

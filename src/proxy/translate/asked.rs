@@ -21,7 +21,6 @@ use crate::error::GatewayError;
 use crate::guard::results::ResultGuard;
 use crate::protocol::method;
 use crate::upstream::{Picked, ScopeUpstreams};
-use pingora::http::ResponseHeader;
 use pingora_proxy::Session;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -95,13 +94,12 @@ struct Ticket {
     n: u64,
 }
 
-fn held() -> &'static Mutex<HashMap<u64, Held>> {
-    static HELD: OnceLock<Mutex<HashMap<u64, Held>>> = OnceLock::new();
-    HELD.get_or_init(Mutex::default)
-}
-
+/// The calls this gateway holds, by the number their `requestState` names.
 fn lock() -> std::sync::MutexGuard<'static, HashMap<u64, Held>> {
-    held().lock().unwrap_or_else(|p| p.into_inner())
+    static HELD: OnceLock<Mutex<HashMap<u64, Held>>> = OnceLock::new();
+    (HELD.get_or_init(Mutex::default))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
 }
 
 fn next() -> u64 {
@@ -190,20 +188,9 @@ impl Out<'_> {
     async fn write(&mut self, ctx: &RequestCtx, message: &[u8]) -> Result<(), GatewayError> {
         let gone = |_| GatewayError::Internal;
         if !self.streaming {
-            let mut h = ResponseHeader::build(200, Some(5)).map_err(gone)?;
-            h.insert_header(http::header::CONTENT_TYPE, "text/event-stream")
-                .and_then(|_| h.insert_header(http::header::CACHE_CONTROL, "no-cache"))
-                .and_then(|_| h.insert_header("X-Accel-Buffering", "no"))
-                .and_then(|_| {
-                    h.insert_header(
-                        super::super::names::written::REQUEST_ID,
-                        ctx.request_id.as_str(),
-                    )
-                })
-                .and_then(|_| super::super::cors::decorate(&mut h, ctx))
-                .map_err(gone)?;
+            let head = super::super::respond::event_stream_head(ctx).map_err(gone)?;
             self.session
-                .write_response_header(Box::new(h), false)
+                .write_response_header(head, false)
                 .await
                 .map_err(gone)?;
             self.streaming = true;
@@ -265,13 +252,9 @@ async fn talk(
             }
             .ok_or_else(unknown_state)?;
             let answers = answers.as_ref().and_then(Value::as_object);
-            let Held {
-                asked: mut before,
-                call,
-                ..
-            } = held;
+            let Held { asked, call, .. } = held;
             let mut still = Vec::new();
-            for (key, request, upstream_id) in before.drain(..) {
+            for (key, request, upstream_id) in asked {
                 match answers.and_then(|a| a.get(&key)) {
                     Some(answer) => {
                         let reply = json!({"jsonrpc": "2.0", "id": upstream_id, "result": answer});
@@ -380,19 +363,12 @@ fn request(
     body: &Value,
 ) -> reqwest::RequestBuilder {
     let (picked, version, session) = call;
-    let mut r = ctx
-        .rt
-        .bridged
-        .post(scope, picked, body)
-        .header("mcp-protocol-version", version)
-        .header("x-request-id", ctx.request_id.as_str());
-    // Who is calling, as the upstream hears it on the way through (never the client's token).
+    let mut r = ctx.rt.bridged.post(scope, picked, body);
     if let Some(identity) = ctx.identity() {
-        r = r.header("x-user-id", identity.user.as_str());
-        if let Some(tenant) = &identity.tenant {
-            r = r.header("x-tenant-id", tenant.as_str());
-        }
+        let tenant = identity.tenant.as_deref();
+        r = crate::upstream::client::for_caller(r, &ctx.request_id, &identity.user, tenant);
     }
+    r = r.header("mcp-protocol-version", version);
     if let Some(s) = session {
         r = r.header("mcp-session-id", s);
     }
