@@ -36,5 +36,6 @@ pub mod session;
 pub mod sse;
 pub mod stdio;
 pub mod tools;
+pub mod trace;
 pub mod upstream;
 pub mod uri;

@@ -88,6 +88,9 @@ pub struct AccessLine<'a> {
     pub outcome: &'a str,
     pub reason: &'a str,
     pub latency_ms: f64,
+    /// The request's trace (`tracing:`), empty without one.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub trace_id: &'a str,
 }
 
 /// The JSON form: the same keys a `tracing` event has, then the request's fields.
@@ -134,6 +137,9 @@ pub fn access(line: &AccessLine<'_>) {
             "{timestamp}  INFO access: request request_id={} user={} scope={} method={} tool={} upstream={} status={} outcome={} reason={:?} latency_ms={:.3}",
             l.request_id, l.user, l.scope, l.method, l.tool, l.upstream, l.status, l.outcome, l.reason, l.latency_ms
         );
+        if !l.trace_id.is_empty() {
+            let _ = write!(buf, " trace_id={}", l.trace_id);
+        }
     }
     buf.push(b'\n');
     let _ = sink.writer.clone().write_all(&buf);

@@ -45,6 +45,8 @@ metric!(JOB_SECONDS: HistogramVec = register_histogram_vec!("mcp_job_duration_se
 metric!(TOOLS_ACTIVE: IntGaugeVec = register_int_gauge_vec!("mcp_tools_active", "Configured tools the scope's upstreams offer, as last read", &["scope"]));
 metric!(TOOL_DEFINITION_CHANGES: IntCounterVec = register_int_counter_vec!("mcp_tool_definition_changes_total", "Tool definitions seen to change (per upstream, as this instance saw them)", &["scope"]));
 metric!(AUDIT_REFUSED: IntCounter = register_int_counter!("mcp_audit_refused_total", "Requests refused because the audit queue was full (fail_closed)"));
+metric!(TRACE_SPANS_EXPORTED: IntCounter = register_int_counter!("mcp_trace_spans_exported_total", "Spans the collector accepted (tracing:)"));
+metric!(TRACE_SPANS_DROPPED: IntCounterVec = register_int_counter_vec!("mcp_trace_spans_dropped_total", "Spans not exported: the queue was full (queue_full) or the collector failed or timed out (export_failed)", &["reason"]));
 
 /// MCP methods worth a label of their own; anything else counts as `other`.
 pub fn method_label(method: Option<&str>) -> &'static str {
@@ -118,6 +120,9 @@ pub fn register_at_start() {
     AUDIT_SPOOL_BYTES.set(AUDIT_SPOOL_BYTES.get());
     AUDIT_REFUSED.inc_by(0);
     RATE_LIMIT_STORE_ERRORS.inc_by(0);
+    for reason in ["queue_full", "export_failed"] {
+        TRACE_SPANS_DROPPED.with_label_values(&[reason]);
+    }
     for reason in ["max_connections", "max_per_address", "evicted_idle"] {
         CONNECTIONS_REFUSED.with_label_values(&[reason]);
     }

@@ -83,7 +83,7 @@ const fn col(
 }
 
 /// Every column, in the order of the statements.
-static COLUMNS: [Column; 28] = [
+static COLUMNS: [Column; 29] = [
     Column {
         name: "time",
         copy_type: Type::TIMESTAMPTZ,
@@ -177,6 +177,9 @@ static COLUMNS: [Column; 28] = [
     col("guard_hits", Type::TEXT, "text[]", |r| {
         Val::OptText(r.guard_hits.as_deref())
     }),
+    col("trace_id", Type::TEXT, "text[]", |r| {
+        Val::OptText(r.trace_id.as_deref())
+    }),
 ];
 
 /// The audit columns in order, as `audit show` selects them.
@@ -249,10 +252,11 @@ mod tests {
     #[test]
     fn the_statements_name_every_column_once_in_order() {
         assert!(COPY.starts_with("COPY audit_log (time, request_id, instance, user_id,"));
-        assert!(COPY
-            .ends_with("upstream_credential, policy_rule, guard_hits) FROM STDIN (FORMAT binary)"));
+        assert!(COPY.ends_with(
+            "upstream_credential, policy_rule, guard_hits, trace_id) FROM STDIN (FORMAT binary)"
+        ));
         assert!(INSERT.contains("FROM UNNEST($1::int8[], $2::text[],"));
-        assert!(INSERT.contains("$28::text[]) AS u(c0, c1,"));
+        assert!(INSERT.contains("$29::text[]) AS u(c0, c1,"));
         assert!(
             INSERT.contains("SELECT 'epoch'::timestamptz + u.c0 * interval '1 microsecond', u.c1,")
         );

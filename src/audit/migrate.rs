@@ -83,6 +83,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_decisions",
         include_str!("../../migrations/0007_decisions.sql"),
     ),
+    (
+        "0008_trace_id",
+        include_str!("../../migrations/0008_trace_id.sql"),
+    ),
 ];
 
 /// Applies the migrations not applied yet; returns their names.

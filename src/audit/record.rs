@@ -52,6 +52,9 @@ pub struct AuditRecord {
     /// The guards' hits: `detector:direction:action:count,…`, never the matched text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard_hits: Option<String>,
+    /// The request's OpenTelemetry trace id (32 hex digits), when the gateway traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl AuditRecord {
@@ -87,6 +90,7 @@ impl AuditRecord {
             upstream_credential: None,
             policy_rule: None,
             guard_hits: None,
+            trace_id: None,
         }
     }
 

@@ -33,6 +33,7 @@ pub mod rate_limits;
 mod scopes;
 pub mod secrets;
 pub mod source;
+pub mod traces;
 pub mod upstream_tls;
 
 pub use model::{
@@ -176,6 +177,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         &mut problems,
     );
     let jobs = jobs::build(sources, &g.jobs, &g.audit, &mut problems);
+    let tracing = traces::build(sources, g.tracing.as_ref(), &mut problems);
     if !problems.is_empty() {
         overrides.blame(path, &mut problems);
         return Err(ConfigErrors(once(problems, &unexpanded)));
@@ -217,6 +219,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         dev_issuer,
         dev_secrets_to_write,
         login_keys,
+        tracing,
     })
 }
 

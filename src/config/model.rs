@@ -51,6 +51,8 @@ pub struct Config {
     pub login_keys: Vec<(String, [u8; 32])>,
     pub jobs: JobsSettings,
     pub registry: RegistrySettings,
+    /// OpenTelemetry traces (`tracing:`); off when `None`.
+    pub tracing: Option<super::traces::TraceSettings>,
 }
 
 /// `registry:` as the gateway runs it.

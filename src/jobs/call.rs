@@ -29,6 +29,9 @@ pub struct Call {
     pub arguments: Value,
     /// The request that submitted it (the upstream sees it in `X-Request-ID`).
     pub request_id: String,
+    /// The trace of the request that submitted it: the call is a span of it, and the upstream
+    /// gets that span in `traceparent`.
+    pub trace: Option<crate::trace::CallTrace>,
 }
 
 /// Why a call has no result.
@@ -67,8 +70,73 @@ impl Call {
             .unwrap_or(self.scope.scope.read_timeout)
     }
 
-    /// Makes the call; `cancelled` resolving stops it.
+    /// Makes the call; `cancelled` resolving stops it. A traced call is a span of the trace of
+    /// the request that started it.
     pub async fn run(
+        &self,
+        job_id: &str,
+        timeout: Duration,
+        cancelled: impl std::future::Future<Output = ()>,
+    ) -> Ended {
+        let (start, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
+        let ended = self.call(job_id, timeout, cancelled).await;
+        if let Some(t) = &self.trace {
+            self.traced(t, job_id, &ended, start, wall);
+        }
+        ended
+    }
+
+    fn traced(
+        &self,
+        t: &crate::trace::CallTrace,
+        job_id: &str,
+        ended: &Ended,
+        start: std::time::Instant,
+        wall: std::time::SystemTime,
+    ) {
+        use opentelemetry::KeyValue;
+        let mut attributes = vec![
+            KeyValue::new("mcp.method.name", method::TOOLS_CALL),
+            KeyValue::new("gen_ai.tool.name", self.tool.clone()),
+            KeyValue::new("gen_ai.operation.name", "execute_tool"),
+            KeyValue::new("mcp_gateway.scope", self.scope.scope.name.clone()),
+            KeyValue::new("mcp_gateway.job_id", job_id.to_string()),
+            KeyValue::new("mcp_gateway.request_id", self.request_id.clone()),
+        ];
+        if let Some(p) = &ended.upstream {
+            attributes.push(KeyValue::new("mcp_gateway.upstream", p.addr.clone()));
+            attributes.push(KeyValue::new("server.address", p.target.host.clone()));
+            attributes.push(KeyValue::new("server.port", i64::from(p.sock.port())));
+        }
+        let error = match &ended.result {
+            Err(Failure::Cancelled) => Some("cancelled".to_string()),
+            Err(Failure::Gateway(e)) => Some(
+                crate::outcome::Outcome::Gateway(e)
+                    .class()
+                    .as_str()
+                    .to_string(),
+            ),
+            Ok(_) if ended.tool_error => Some("tool_error".to_string()),
+            Ok(_) => ended.rpc_code.map(|c| c.to_string()),
+        };
+        if let Some(code) = ended.rpc_code {
+            attributes.push(KeyValue::new("rpc.response.status_code", code.to_string()));
+        }
+        if let Some(e) = &error {
+            attributes.push(KeyValue::new("error.type", e.clone()));
+        }
+        let span = crate::trace::SpanOut {
+            name: format!("{} {}", method::TOOLS_CALL, crate::logs::clip(&self.tool)).into(),
+            kind: opentelemetry::trace::SpanKind::Client,
+            start,
+            end: std::time::Instant::now(),
+            attributes,
+            error: error.map(Into::into),
+        };
+        t.parent.finish(&t.tracer, t.span, span, wall);
+    }
+
+    async fn call(
         &self,
         job_id: &str,
         timeout: Duration,
@@ -180,6 +248,9 @@ impl Call {
             self.identity.tenant.as_deref(),
         );
         let mut r = in_session(r, session, method);
+        if let Some(t) = &self.trace {
+            r = r.header("traceparent", &t.traceparent);
+        }
         if session.is_none() && method == method::TOOLS_CALL {
             r = r.header("mcp-name", crate::protocol::encode_header_value(&self.tool));
         }
@@ -285,6 +356,7 @@ impl Call {
             response_bytes: ended.result.as_ref().map_or(0, |t| t.len() as i64),
             job_id: Some(job.id.clone()),
             guard_hits: ended.guard_hits.summary(),
+            trace_id: (self.trace.as_ref()).map(|t| format!("{:032x}", t.parent.trace_id)),
             ..row
         });
     }

@@ -61,12 +61,17 @@ pub struct Message {
 }
 
 /// What `params._meta` says of the protocol (2026-07-28): the version, if a string, whether the
-/// client's capabilities are there, and whether they declare the tasks extension.
+/// client's capabilities are there, and whether they declare the tasks extension; and the
+/// caller's trace context.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Envelope {
     pub version: Option<String>,
     pub capabilities: bool,
     pub tasks: bool,
+    /// W3C trace context where MCP clients put it (`traceparent`, `tracestate`), when strings of
+    /// a plausible size.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 impl Message {
@@ -386,9 +391,66 @@ pub fn with_normal_uri(body: &[u8], uri: &str) -> Result<Vec<u8>, GatewayError> 
     serde_json::to_vec(&v).map_err(|_| GatewayError::Internal)
 }
 
+/// The body of one request with the W3C trace context set in `params._meta` (`traceparent`,
+/// and `tracestate` when given), where MCP servers read it; `None` when the body is not one
+/// request with an object `params` (it goes on unchanged). Only `params` and `_meta` are read:
+/// the arguments pass as raw text, never parsed.
+pub fn with_trace_meta(
+    body: &[u8],
+    traceparent: &str,
+    tracestate: Option<&str>,
+) -> Option<Vec<u8>> {
+    use serde_json::value::RawValue;
+    use std::collections::BTreeMap;
+    type Object<'a> = BTreeMap<&'a str, &'a RawValue>;
+    let mut top: Object<'_> = serde_json::from_slice(body).ok()?;
+    let mut params: Object<'_> = serde_json::from_str(top.get("params")?.get()).ok()?;
+    let mut meta: serde_json::Map<String, serde_json::Value> = match params.get("_meta") {
+        Some(m) => serde_json::from_str(m.get()).ok()?,
+        None => serde_json::Map::new(),
+    };
+    meta.insert("traceparent".into(), traceparent.into());
+    match tracestate {
+        Some(s) => meta.insert("tracestate".into(), s.into()),
+        None => meta.remove("tracestate"),
+    };
+    let meta = serde_json::value::to_raw_value(&meta).ok()?;
+    params.insert("_meta", &meta);
+    let params = serde_json::value::to_raw_value(&params).ok()?;
+    top.insert("params", &params);
+    serde_json::to_vec(&top).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_context_goes_into_meta_and_the_rest_passes_as_sent() {
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let body = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"add","arguments":{"a":1.50,"b":[2, 3]},"_meta":{"progressToken":"p","tracestate":"old=1"}}}"#;
+        let out = with_trace_meta(body, tp, None).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["params"]["_meta"]["traceparent"], tp);
+        assert_eq!(v["params"]["_meta"]["progressToken"], "p");
+        assert!(v["params"]["_meta"].get("tracestate").is_none());
+        assert_eq!(v["id"], 7);
+        // The arguments are the client's text, byte for byte.
+        assert!(std::str::from_utf8(&out)
+            .unwrap()
+            .contains(r#""arguments":{"a":1.50,"b":[2, 3]}"#));
+        let plain = br#"{"jsonrpc":"2.0","id":"x","method":"tools/list","params":{}}"#;
+        let out = with_trace_meta(plain, tp, Some("k=v")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["params"]["_meta"]["tracestate"], "k=v");
+        for no in [
+            &br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#[..],
+            br#"[{"id":1}]"#,
+            br#"{"params":[1]}"#,
+        ] {
+            assert!(with_trace_meta(no, tp, None).is_none());
+        }
+    }
 
     #[test]
     fn the_envelope_says_whether_the_tasks_extension_is_declared() {

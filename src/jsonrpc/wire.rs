@@ -358,6 +358,20 @@ impl<'de> Deserialize<'de> for MaybeEnvelope {
                                 crate::protocol::TASKS_EXTENSION,
                             ]))?;
                         }
+                        "traceparent" if e.traceparent.is_none() => {
+                            e.traceparent = m
+                                .next_value::<MaybeStr<'de>>()?
+                                .0
+                                .filter(|v| v.len() <= 64)
+                                .map(Cow::into_owned);
+                        }
+                        "tracestate" if e.tracestate.is_none() => {
+                            e.tracestate = m
+                                .next_value::<MaybeStr<'de>>()?
+                                .0
+                                .filter(|v| v.len() <= 512)
+                                .map(Cow::into_owned);
+                        }
                         _ => {
                             m.next_value::<serde::de::IgnoredAny>()?;
                         }

@@ -118,7 +118,15 @@ pub fn body(body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx)
         AnswerBody::Replaced(r) => r.swallow(body, end_of_stream, &ctx.request_id),
         AnswerBody::Held(h) => h.take(body, end_of_stream, &ctx.request_id),
     }
+    // The cut of a held answer happens at its end: that call is the step's span.
+    let step = (end_of_stream && ctx.trace.is_some())
+        .then(|| ctx.answer.rewrite.step())
+        .flatten();
+    let clock = step.and_then(|_| ctx.step_clock());
     ctx.answer.rewrite.body(body, end_of_stream);
+    if let Some(step) = step {
+        ctx.step_done(step, clock);
+    }
     if end_of_stream {
         let hits = ctx.answer.rewrite.take_hits();
         ctx.guard_hits.extend(hits);

@@ -143,6 +143,8 @@ pub struct RequestCtx {
     /// A refusal the head decided (an unsupported protocol version on a POST), given once the
     /// body has been read for the id its answer must carry.
     pub refused_head: Option<GatewayError>,
+    /// The request's trace, when the configuration traces (`tracing:`).
+    pub trace: Option<Box<crate::trace::Active>>,
 }
 
 impl RequestCtx {
@@ -177,6 +179,25 @@ impl RequestCtx {
             },
             job: None,
             error: None,
+            trace: None,
+        }
+    }
+
+    /// The trace a call started by this request continues (a job, a task).
+    pub fn call_trace(&self) -> Option<crate::trace::CallTrace> {
+        let parent = self.trace.as_ref()?.parent();
+        Some(self.rt.tracer.as_ref()?.call_of(parent))
+    }
+
+    /// When a traced step starts (only for a sampled request; nothing is read otherwise).
+    pub fn step_clock(&self) -> Option<Instant> {
+        self.trace.as_ref().and_then(|t| t.clock())
+    }
+
+    /// A traced step that started at `start` ended.
+    pub fn step_done(&mut self, step: crate::trace::Step, start: Option<Instant>) {
+        if let (Some(t), Some(_)) = (self.trace.as_mut(), start) {
+            t.step(step, start);
         }
     }
 

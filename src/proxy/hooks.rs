@@ -34,6 +34,11 @@ impl ProxyHttp for Gateway {
             ctx.head_clock = Some(clock.clone());
         }
         session.set_keepalive(Some(ctx.rt.config.connections.idle_timeout.as_secs()));
+        if let Some(t) = &ctx.rt.tracer {
+            ctx.trace = Some(Box::new(
+                t.start(&session.req_header().headers, ctx.started),
+            ));
+        }
         Ok(())
     }
 

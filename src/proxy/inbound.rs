@@ -21,7 +21,10 @@ pub async fn inspect(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
         session.set_keepalive(None);
         return Err(e);
     }
-    authn::authenticate(session, ctx).await?;
+    let clock = ctx.step_clock();
+    let verified = authn::authenticate(session, ctx).await;
+    ctx.step_done(crate::trace::Step::Authenticate, clock);
+    verified?;
     authz::admit_caller(ctx)?;
     limit::hold_user_slot(ctx)?;
     if let Some(refusal) = ctx.refused_head.take() {
@@ -170,7 +173,10 @@ pub async fn decide(
             return Err(e);
         }
     };
+    continue_trace(ctx, &rpc);
+    let clock = ctx.step_clock();
     let decision = authz::decide(ctx, &rpc);
+    ctx.step_done(crate::trace::Step::Authorize, clock);
     ctx.rpc = Some(rpc);
     match decision {
         Decision::Forward => {
@@ -179,7 +185,10 @@ pub async fn decide(
                 None => (bytes, None),
             };
             limit::check(ctx).await?;
-            let guarded = super::guarded::check(ctx, bytes).await?;
+            let clock = ctx.step_clock();
+            let guarded = super::guarded::check(ctx, bytes).await;
+            ctx.step_done(crate::trace::Step::Guards, clock);
+            let guarded = guarded?;
             let bytes = guarded.as_deref().unwrap_or(bytes);
             if let Some(answer) = super::tasks::answer(ctx, bytes).await? {
                 respond::json(session, ctx, 200, answer, &[])
@@ -201,13 +210,14 @@ pub async fn decide(
                     });
                 }
                 // Arguments a guard redacted (a tools/call, whose body nothing else rewrote).
-                if let (None, Some(body)) = (&ctx.body.rewritten, guarded) {
+                if let (None, Some(body)) = (&ctx.body.rewritten, guarded.clone()) {
                     ctx.body.rewritten = Some(translate::up::Rewritten {
                         body,
                         route: None,
                         sent: false,
                     });
                 }
+                super::traced::meta(ctx, bytes);
                 return Ok(false);
             };
             respond::json(session, ctx, status, body, &[])
@@ -254,5 +264,23 @@ fn normal_body(
             "a resource URI in a batch must be in its normal form (no dot segments, no escaped unreserved characters, lower-case scheme and host)".into(),
         )),
         _ => Ok(None),
+    }
+}
+
+/// A request whose `params._meta` names its caller's span continues that trace (the MCP
+/// conventions prefer it to the header's), unless the upstream has the request's head already
+/// (a body too large for the early buffer).
+fn continue_trace(ctx: &mut RequestCtx, rpc: &jsonrpc::Rpc) {
+    let (Some(tracer), Some(active)) = (ctx.rt.tracer.clone(), ctx.trace.as_mut()) else {
+        return;
+    };
+    if ctx.body.was_held {
+        return;
+    }
+    let Some(meta) = rpc.first().and_then(|m| m.envelope.as_ref()) else {
+        return;
+    };
+    if let Some(parent) = &meta.traceparent {
+        tracer.continue_from_meta(active, parent, meta.tracestate.as_deref());
     }
 }

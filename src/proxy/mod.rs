@@ -29,6 +29,7 @@ pub mod respond;
 pub mod rest;
 pub mod scrub;
 pub mod tasks;
+pub mod traced;
 pub mod translate;
 pub mod upstream;
 pub mod visible;
@@ -71,6 +72,11 @@ pub struct Runtime {
     pub vault: Arc<crate::connect::Vault>,
     /// Filtered list results of this runtime (its policy, its tools).
     pub lists: filter::cache::ListCache,
+    /// This configuration's tracing (`tracing:`), when on.
+    pub tracer: Option<Arc<crate::trace::Tracer>>,
+    /// The process's span exporter, built at start when the first configuration traces; kept
+    /// across reloads.
+    pub exporting: Option<Arc<crate::trace::Exporting>>,
 }
 
 impl Runtime {

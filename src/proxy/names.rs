@@ -13,6 +13,9 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 /// 2026-07-28 routing headers: the method, and the tool, prompt or resource it names.
 pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+/// W3C trace context.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// The names the gateway inserts, in the form Pingora stores for free. Pingora keeps each inserted
 /// header's case in a second map; for a `HeaderName` outside its short list of titled names it
@@ -25,6 +28,8 @@ pub mod written {
     pub const USER_ID: Bytes = Bytes::from_static(b"x-user-id");
     pub const TENANT_ID: Bytes = Bytes::from_static(b"x-tenant-id");
     pub const SESSION_ID: Bytes = Bytes::from_static(b"mcp-session-id");
+    pub const TRACEPARENT: Bytes = Bytes::from_static(b"traceparent");
+    pub const TRACESTATE: Bytes = Bytes::from_static(b"tracestate");
 }
 
 #[cfg(test)]
@@ -37,6 +42,8 @@ mod tests {
             (super::written::USER_ID, super::USER_ID),
             (super::written::TENANT_ID, super::TENANT_ID),
             (super::written::SESSION_ID, super::SESSION_ID),
+            (super::written::TRACEPARENT, super::TRACEPARENT),
+            (super::written::TRACESTATE, super::TRACESTATE),
         ] {
             assert_eq!(&written[..], parsed.as_str().as_bytes());
         }

@@ -124,6 +124,7 @@ async fn submit(ctx: &mut RequestCtx, body: &[u8]) -> Result<Answer, GatewayErro
         tool: call.params.name,
         arguments: call.params.arguments.unwrap_or_else(|| json!({})),
         request_id: ctx.request_id.clone(),
+        trace: ctx.call_trace(),
     };
     let owner = Owner::of(&caller.identity);
     let job = jobs

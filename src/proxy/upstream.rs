@@ -105,6 +105,7 @@ fn rewrite(
     if let Some(t) = &ctx.body.rewritten {
         super::translate::up::rewrite_headers(req, t)?;
     }
+    super::traced::headers(req, ctx)?;
     if let Some((version, _)) = ctx.bridged() {
         req.insert_header(names::PROTOCOL_VERSION, version)?;
     }

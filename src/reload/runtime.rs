@@ -64,6 +64,8 @@ pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, B
                 r.vault.clone()
             },
             lists: Default::default(),
+            tracer: tracer(&config, r.exporting.as_ref()),
+            exporting: r.exporting.clone(),
             auth,
             sessions,
             upstreams,
@@ -83,7 +85,11 @@ pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, B
                 config.audit.instance.clone(),
             );
             let vault = Arc::new(crate::connect::Vault::new(&config).map_err(BuildError::Logins)?);
+            let exporting = (config.tracing.as_ref())
+                .map(|t| Arc::new(crate::trace::Exporting::new(&t.exporter)));
             Runtime {
+                tracer: tracer(&config, exporting.as_ref()),
+                exporting,
                 vault,
                 limits: RateLimits::new(rules, store),
                 user_inflight: Inflight::new(l.max_concurrent_per_user),
@@ -105,4 +111,21 @@ pub fn build(mut config: Config, running: Option<&Runtime>) -> Result<Runtime, B
         }
     };
     Ok(rt)
+}
+
+/// The configuration's tracer, sending to the process's exporter. The exporter is the one built
+/// at start: a reload that adds `tracing:` or changes its exporter says it needs a restart.
+fn tracer(
+    config: &Config,
+    exporting: Option<&Arc<crate::trace::Exporting>>,
+) -> Option<Arc<crate::trace::Tracer>> {
+    let t = config.tracing.as_ref()?;
+    let Some(e) = exporting else {
+        tracing::warn!("tracing: added by a reload; restart the gateway to export spans");
+        return None;
+    };
+    if e.settings() != &t.exporter {
+        tracing::warn!(running = %e.settings().endpoint, "tracing: the exporter's settings (otlp_endpoint, protocol, headers, queue, export_timeout, service_name) changed; they apply after a restart, spans go to the running exporter until then");
+    }
+    Some(Arc::new(crate::trace::Tracer::new(t, e.clone())))
 }

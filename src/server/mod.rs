@@ -140,6 +140,9 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
         "jobs",
         crate::jobs::JobsService(rt.jobs.clone()),
     ));
+    if let Some(e) = &rt.exporting {
+        server.add_service(background_service("traces", TraceExport(e.clone())));
+    }
     // The registry reads the tools once the upstream pools can take traffic.
     let registry = server.add_service(background_service("registry", registry));
     registry.add_dependency(&reloader);
@@ -214,6 +217,20 @@ impl BackgroundService for AuditWriter {
         // Rows of requests that finish during the grace period stay queued and are stored by
         // `Audit::finish` once every proxy thread is done.
         self.0.run(shutdown).await;
+    }
+}
+
+/// The span exporter (`tracing:`): exports until shutdown, then sends what is queued.
+struct TraceExport(Arc<crate::trace::Exporting>);
+
+#[async_trait]
+impl BackgroundService for TraceExport {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        self.0
+            .run(async move {
+                let _ = shutdown.changed().await;
+            })
+            .await;
     }
 }
 

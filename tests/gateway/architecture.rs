@@ -21,7 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "domains",
         &[
             "auth", "policy", "limits", "audit", "listen", "upstream", "compose", "issuer",
-            "registry", "jobs", "connect", "guard",
+            "registry", "jobs", "connect", "guard", "trace",
         ],
     ),
     ("request path", &["proxy"]),

@@ -327,7 +327,7 @@ async fn migrate_twice_is_a_no_op() {
     let migrate = || cli(&["migrate"], &path, &spec.env);
     assert_eq!(
         migrate().trim(),
-        "applied: 0001_audit_log, 0002_client_cert, 0003_jobs, 0004_tool_registry, 0005_upstream_credential, 0006_upstream_logins, 0007_decisions"
+        "applied: 0001_audit_log, 0002_client_cert, 0003_jobs, 0004_tool_registry, 0005_upstream_credential, 0006_upstream_logins, 0007_decisions, 0008_trace_id"
     );
     assert_eq!(migrate().trim(), "database is up to date");
     let db = pg.client().await;
@@ -336,7 +336,7 @@ async fn migrate_twice_is_a_no_op() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 7, "each migration recorded once");
+    assert_eq!(n, 8, "each migration recorded once");
     let idx: Vec<String> = db
         .query(
             "SELECT indexdef FROM pg_indexes WHERE tablename = 'audit_log'",
@@ -351,6 +351,7 @@ async fn migrate_twice_is_a_no_op() {
         "(user_id, \"time\")",
         "(scope, tool, \"time\")",
         "(request_id)",
+        "(trace_id)",
     ] {
         assert!(
             idx.iter().any(|i| i.contains(want)),

@@ -36,6 +36,7 @@ mod stdio;
 mod stdio_bounds;
 mod tls;
 mod tools;
+mod traces;
 mod typescript;
 mod upgrade;
 mod upstream_tls;

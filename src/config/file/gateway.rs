@@ -86,6 +86,9 @@ pub struct GatewayFile {
     /// The tool registry: how often the gateway reads its upstreams' tools and the approvals.
     #[serde(default)]
     pub registry: RegistryFile,
+    /// OpenTelemetry traces of every request, exported over OTLP; off when absent.
+    #[serde(default)]
+    pub tracing: Option<super::TracingFile>,
 }
 
 /// `registry:` in gateway.yaml.

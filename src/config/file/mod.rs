@@ -7,12 +7,14 @@ mod jobs;
 mod jwt;
 mod policy;
 mod tools;
+mod traces;
 
 pub use gateway::*;
 pub use jobs::*;
 pub use jwt::*;
 pub use policy::*;
 pub use tools::*;
+pub use traces::*;
 
 fn default_true() -> bool {
     true

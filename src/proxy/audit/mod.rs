@@ -57,6 +57,16 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         tracing::info!(target: "access", request_id = %ctx.request_id, path = %clip(session.req_header().uri.path()), status, "request");
         return;
     }
+    let session_id = ctx.answer.issued_session.as_deref().or_else(|| {
+        session
+            .req_header()
+            .headers
+            .get(&names::SESSION_ID)
+            .and_then(|v| v.to_str().ok())
+    });
+    let session_hash = session_id.map(short_hash);
+    super::traced::finish(ctx, &outcome, status, session_hash.as_deref());
+    let trace_id = super::traced::trace_id(ctx);
     let scope_name = scope.map_or("", |s| s.scope.name.as_str());
     ctx.guard_hits.count(scope_name);
     if let Some(scope) = scope {
@@ -95,6 +105,7 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         outcome: class.as_str(),
         reason: reason.as_deref().unwrap_or(""),
         latency_ms: latency.as_secs_f64() * 1000.0,
+        trace_id: trace_id.as_deref().unwrap_or(""),
     });
 
     let audit = &ctx.rt.audit;
@@ -105,13 +116,6 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
     let arguments = first
         .and_then(|m| m.arguments.as_deref())
         .and_then(|a| audit.config.arguments.seal(a));
-    let session_id = ctx.answer.issued_session.as_deref().or_else(|| {
-        session
-            .req_header()
-            .headers
-            .get(&names::SESSION_ID)
-            .and_then(|v| v.to_str().ok())
-    });
     let mut row = AuditRecord::new(
         &audit.config,
         ctx.request_id.clone(),
@@ -136,7 +140,8 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
         request_bytes: ctx.body.bytes as i64,
         response_bytes: ctx.answer.bytes as i64,
         client_addr: session.client_addr().and_then(|a| a.as_inet()).copied(),
-        session_hash: session_id.map(short_hash),
+        session_hash,
+        trace_id,
         arguments,
         client_cert: crate::listen::tls::client_cert(session).map(|c| c.subject.clone()),
         job_id: ctx.job.clone(),
@@ -239,6 +244,7 @@ pub fn refused_head(audit: &crate::audit::Audit, r: crate::listen::RefusedHead) 
         outcome: class.as_str(),
         reason: reason.as_deref().unwrap_or(""),
         latency_ms: 0.0,
+        trace_id: "",
     });
     if !audit.enabled() {
         return;

@@ -76,6 +76,20 @@ impl ResponseRewrite {
         ResponseRewrite::GuardPending(g)
     }
 
+    /// The traced step this rewrite is: the list cut, or the result guards; none when the
+    /// answer passes as it is.
+    pub fn step(&self) -> Option<crate::trace::Step> {
+        match self {
+            ResponseRewrite::Json { cut, .. } | ResponseRewrite::Sse { cut, .. } => {
+                Some(match cut {
+                    Cutter::List(_) => crate::trace::Step::FilterList,
+                    Cutter::Guard(_) => crate::trace::Step::GuardAnswer,
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// Whether an answer to come is rewritten (the header decides how).
     pub fn pending(&self) -> bool {
         matches!(

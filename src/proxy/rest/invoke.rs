@@ -79,6 +79,7 @@ pub(super) async fn invoke(
         tool: req.tool_name,
         arguments,
         request_id: ctx.request_id.clone(),
+        trace: ctx.call_trace(),
     };
     if run_async {
         let jobs = ctx.rt.jobs.clone();

@@ -369,6 +369,9 @@ fn request(
         r = crate::upstream::client::for_caller(r, &ctx.request_id, &identity.user, tenant);
     }
     r = r.header("mcp-protocol-version", version);
+    if let Some(t) = &ctx.trace {
+        r = r.header("traceparent", t.traceparent());
+    }
     if let Some(s) = session {
         r = r.header("mcp-session-id", s);
     }
