@@ -5,6 +5,8 @@
 //!
 //! `/big/4k` and `/big/64k` answer results of about that size with nothing a guard looks for,
 //! `/leak/4k` one of 4 KB with a card number and an e-mail address in it (the guard rows).
+//! `POST /v1/traces` takes OTLP spans and answers an empty export response (the tracing rows'
+//! collector, so its cost is not the gateway's).
 //!
 //! Usage: minimal-upstream LISTEN [THREADS]
 
@@ -58,7 +60,13 @@ fn main() {
             .route("/mcp", answer(ANSWER))
             .route("/big/4k", answer(kb4))
             .route("/big/64k", answer(kb64))
-            .route("/leak/4k", answer(leak));
+            .route("/leak/4k", answer(leak))
+            .route(
+                "/v1/traces",
+                post(|_body: axum::body::Bytes| async {
+                    ([(CONTENT_TYPE, "application/x-protobuf")], "")
+                }),
+            );
         let listener = tokio::net::TcpListener::bind(listen.as_str())
             .await
             .expect("LISTEN is a free ip:port");

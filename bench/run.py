@@ -157,6 +157,10 @@ SCOPE_SCENARIOS = {REFERENCE, STDIO_SCENARIO, COMPOSED_SCENARIO, SEARCH_SCENARIO
                    PER_USER_SCENARIO, CONDITION_SCENARIO} | {name for name, _ in GUARD_SCENARIOS}
 EVERYTHING = os.path.join(ROOT, "tests/node/node_modules/.bin/mcp-server-everything")
 HEADLINE = "tools/call small on a minimal upstream, 256 conns"
+# Tracing off ("gateway-audit-off") and on at two sample ratios, exporting to the minimal upstream's
+# OTLP endpoint.
+TRACE_SCENARIO = "tools/call small on a minimal upstream, tracing off / 0.01 / 1.0, 64 conns"
+TRACED = [("gateway-trace-0.01", 0.01), ("gateway-trace-1.0", 1.0)]
 
 
 class Contender:
@@ -619,6 +623,14 @@ http {{
             if tls:
                 urls["tls"] = f"https://127.0.0.1:{gw_tls_port}/calculator/mcp"
             contenders.append(Contender(name, urls, p, only=only))
+        if not args.quick and not args.tls:
+            for name, ratio in TRACED:
+                conf, port = gateway_conf(tmp, name, up_port, sse_port, None, rs_pem, True, None, min_port)
+                open(conf, "a").write(f"tracing:\n  otlp_endpoint: http://127.0.0.1:{min_port}\n  sample_ratio: {ratio}\n")
+                p = subprocess.Popen([gw_bin, "run", "-c", conf], env={**os.environ, "RUST_LOG": "warn"}, **quiet)
+                procs.append(p)
+                wait_port(port)
+                contenders.append(Contender(name, {"min": f"http://127.0.0.1:{port}/minimal/mcp"}, p, only={TRACE_SCENARIO}))
         # The stdio, composed and discovery scopes, with the plain scope beside them for reference;
         # its processes (the stdio adapter and server) count in its CPU and memory.
         scoped = not args.quick and not args.tls and os.path.exists(EVERYTHING)
@@ -715,6 +727,7 @@ http {{
                 ("tools/call 60 KiB, 32 conns", "json", 32, {"BENCH_BODY_FILE": big(60 * 1024)}),
                 ("tools/call 500 KiB, 32 conns", "json", 32, {"BENCH_BODY_FILE": big(500 * 1024)}),
                 ("tools/call small, 64 conns", "json", 64, {"BENCH_BODY_FILE": small}),
+                (TRACE_SCENARIO, "min", 64, {"BENCH_BODY_FILE": small}),
                 ("tools/list filtered, 64 conns", "json", 64, {"BENCH_BODY_FILE": listing}),
                 ("tools/call in 2026-07-28 (envelope and routing headers checked), 64 conns", "json", 64, {"BENCH_BODY_FILE": modern, "BENCH_MODERN": "1"}),
                 ("tools/call in 2026-07-28 bridged to a 2025-11-25 upstream, 64 conns", "bridged", 64, {"BENCH_BODY_FILE": modern, "BENCH_MODERN": "1"}),
@@ -750,6 +763,14 @@ http {{
                 r = stdio_direct([EVERYTHING], secs, 64)
                 results.setdefault((STDIO_SCENARIO, "stdio-direct"), []).append(r)
                 print(f"round {rnd + 1} {STDIO_SCENARIO:<48} {'stdio-direct':<18} {r['rps']:>9.0f} req/s  p99 {r['p99']:.2f} ms", flush=True)
+        med = lambda xs: statistics.median(xs)
+        if (TRACE_SCENARIO, "gateway-audit-off") in results:
+            off = results[(TRACE_SCENARIO, "gateway-audit-off")]
+            for name, _ in TRACED:
+                on = results.get((TRACE_SCENARIO, name), [])
+                if on:
+                    print(f"ratio {name}/tracing off: {med([a['rps'] / b['rps'] for a, b in zip(on, off)]):.3f} req/s, "
+                          f"CPU per request {med([a['cpu_us'] for a in on]):.1f} vs {med([b['cpu_us'] for b in off]):.1f} µs")
         med = lambda xs: statistics.median(xs)
         if args.tls or args.only:
             print_tables(args, secs, headline_rounds, scenarios, contenders, results, idle, med)

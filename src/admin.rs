@@ -65,11 +65,13 @@ pub async fn show(
     limit: i64,
 ) -> anyhow::Result<()> {
     let keys = keys(config)?;
-    let rows = match &config.audit.sink {
-        SinkConfig::Postgres { .. } => from_database(config, &request_id, &user, limit).await?,
-        SinkConfig::File(path) => from_file(path, &request_id, &user, limit)?,
-        SinkConfig::Off => bail!("auditing is off (audit.enabled: false): there are no rows"),
+    let query = mcp_gateway::audit::search::Query {
+        request_id,
+        user,
+        limit: usize::try_from(limit.max(0)).unwrap_or(usize::MAX),
+        ..Default::default()
     };
+    let rows = mcp_gateway::audit::search::search(&config.audit.sink, &query).await?;
     let mut failures = 0;
     for mut v in rows {
         if v["arguments_mode"] == "encrypted" {
@@ -92,77 +94,4 @@ pub async fn show(
         bail!("{failures} row(s) could not be decrypted with the keys given");
     }
     Ok(())
-}
-
-async fn from_database(
-    config: &Config,
-    request_id: &Option<String>,
-    user: &Option<String>,
-    limit: i64,
-) -> anyhow::Result<Vec<Value>> {
-    let client = connect(config).await?;
-    let sql = format!(
-        "SELECT to_json(a)::text FROM (
-           SELECT {} FROM audit_log
-           WHERE ($1::text IS NULL OR request_id = $1) AND ($2::text IS NULL OR user_id = $2)
-           ORDER BY time DESC, id DESC LIMIT $3) a",
-        mcp_gateway::audit::column_names()
-    );
-    let rows = client
-        .query(&sql, &[request_id, user, &limit])
-        .await
-        .context("cannot read audit_log")?;
-    rows.iter()
-        .map(|row| Ok(serde_json::from_str(row.get::<_, &str>(0))?))
-        .collect()
-}
-
-/// The last `limit` matching rows of the JSON-lines file, newest first, each shaped like a
-/// database row (`time` in RFC 3339 instead of `time_us`). Read line by line: the file may be
-/// large, only `limit` rows are held.
-fn from_file(
-    path: &std::path::Path,
-    request_id: &Option<String>,
-    user: &Option<String>,
-    limit: i64,
-) -> anyhow::Result<Vec<Value>> {
-    use std::io::BufRead;
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let limit = usize::try_from(limit.max(0)).unwrap_or(usize::MAX);
-    let mut kept = std::collections::VecDeque::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut v: Value = serde_json::from_str(&line)
-            .with_context(|| format!("{} line {}: not an audit row", path.display(), n + 1))?;
-        let wanted = |field: &str, want: &Option<String>| {
-            want.as_deref().is_none_or(|w| v[field].as_str() == Some(w))
-        };
-        if !wanted("request_id", request_id) || !wanted("user_id", user) {
-            continue;
-        }
-        if let Some(us) = v.get("time_us").and_then(Value::as_i64) {
-            let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(us.max(0) as u64);
-            let object = v.as_object_mut().context("an audit row is a JSON object")?;
-            object.remove("time_us");
-            let mut shaped = serde_json::Map::new();
-            shaped.insert(
-                "time".into(),
-                json!(humantime::format_rfc3339_micros(at).to_string()),
-            );
-            shaped.append(object);
-            v = Value::Object(shaped);
-        }
-        kept.push_back(v);
-        if kept.len() > limit {
-            kept.pop_front();
-        }
-    }
-    Ok(kept.into_iter().rev().collect())
 }

@@ -12,6 +12,7 @@ pub mod bridge;
 pub mod compose;
 pub mod config;
 pub mod connect;
+pub mod console;
 pub mod error;
 pub mod guard;
 pub mod issuer;

@@ -10,6 +10,7 @@ mod columns;
 pub mod migrate;
 pub mod record;
 pub mod scan;
+pub mod search;
 mod spool;
 mod writer;
 

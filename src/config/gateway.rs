@@ -211,3 +211,36 @@ pub(super) fn authorization_servers(
     }
     servers
 }
+
+/// `admin_listen` and `admin_role`: the operator console, which signs operators in at the first
+/// authorization server.
+pub(super) fn console(
+    path: &Path,
+    g: &GatewayFile,
+    authorization_servers: &[String],
+    problems: &mut Vec<Problem>,
+) -> Option<super::ConsoleSettings> {
+    let listen = g.admin_listen.as_deref()?;
+    let Ok(listen) = listen.parse::<std::net::SocketAddr>() else {
+        problems.push(Problem::new(
+            path,
+            "admin_listen",
+            "must be IP:port (e.g. 127.0.0.1:8020)",
+        ));
+        return None;
+    };
+    if authorization_servers.is_empty() {
+        problems.push(Problem::new(
+            path,
+            "admin_listen",
+            "the console signs operators in at the first of authorization_servers (or dev_issuer); none is set",
+        ));
+    }
+    if g.admin_role.trim().is_empty() {
+        problems.push(Problem::new(path, "admin_role", "must not be empty"));
+    }
+    Some(super::ConsoleSettings {
+        listen,
+        role: g.admin_role.clone(),
+    })
+}

@@ -37,8 +37,8 @@ pub mod traces;
 pub mod upstream_tls;
 
 pub use model::{
-    Config, DevIssuer, HealthCheck, JobsSettings, JwtSettings, Limits, RegistrySettings,
-    ScopeConfig, Spawn, UpstreamTarget,
+    Config, ConsoleSettings, DevIssuer, HealthCheck, JobsSettings, JwtSettings, Limits,
+    RegistrySettings, ScopeConfig, Spawn, UpstreamTarget,
 };
 pub use problem::{ConfigErrors, Problem};
 pub use scopes::is_tool_name;
@@ -178,6 +178,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
     );
     let jobs = jobs::build(sources, &g.jobs, &g.audit, &mut problems);
     let tracing = traces::build(sources, g.tracing.as_ref(), &mut problems);
+    let console = gateway::console(path, &g, &authorization_servers, &mut problems);
     if !problems.is_empty() {
         overrides.blame(path, &mut problems);
         return Err(ConfigErrors(once(problems, &unexpanded)));
@@ -220,6 +221,7 @@ pub fn validate(sources: &Sources) -> Result<Config, ConfigErrors> {
         dev_secrets_to_write,
         login_keys,
         tracing,
+        console,
     })
 }
 

@@ -53,6 +53,16 @@ pub struct Config {
     pub registry: RegistrySettings,
     /// OpenTelemetry traces (`tracing:`); off when `None`.
     pub tracing: Option<super::traces::TraceSettings>,
+    /// The operator console (`admin_listen:`); off when `None`. Start-only.
+    pub console: Option<ConsoleSettings>,
+}
+
+/// The operator console as the gateway runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    pub listen: std::net::SocketAddr,
+    /// The role a signed-in operator must hold.
+    pub role: String,
 }
 
 /// `registry:` as the gateway runs it.

@@ -72,9 +72,10 @@ pub trait Sealed: Serialize + DeserializeOwned {
     }
 }
 
+/// `Sealed` for a type with an `exp` field, under its own purpose.
 macro_rules! sealed {
     ($t:ty, $purpose:literal) => {
-        impl Sealed for $t {
+        impl $crate::connect::link::Sealed for $t {
             const PURPOSE: &'static [u8] = $purpose;
             fn exp(&self) -> u64 {
                 self.exp
@@ -87,6 +88,7 @@ sealed!(LoginState, b"mcp-gateway connect login state v1");
 sealed!(UpstreamState, b"mcp-gateway connect upstream state v1");
 sealed!(Login, b"mcp-gateway connect login v1");
 sealed!(Csrf, b"mcp-gateway connect csrf v1");
+pub(crate) use sealed;
 
 /// The sign-in link for `who` at `upstream`: `{public_url}/connect/start?t=…`.
 pub fn sign_in_url(

@@ -298,7 +298,7 @@ async fn list(ctx: &RequestCtx, body: &[u8]) -> Result<Answer, GatewayError> {
         .rt
         .jobs
         .store()?
-        .list(&Owner::of(&caller.identity), filter, offset, PAGE + 1)
+        .list(Some(&Owner::of(&caller.identity)), filter, offset, PAGE + 1)
         .await?;
     // `tasks/list` exists only in 2025-11-25: always its shape.
     let poll = ctx.rt.jobs.settings.poll_interval;

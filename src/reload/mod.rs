@@ -9,6 +9,7 @@
 //! moved rebuilds its pool as a reload of the running files would.
 
 pub mod fixed;
+pub mod history;
 pub mod runtime;
 
 use crate::config::{Problem, Sources};
@@ -173,6 +174,7 @@ impl Reloader {
         match self.apply(running, next).await {
             Ok(()) => {
                 let hash = publish_running(next);
+                history::record("applied", hash.clone(), Vec::new());
                 metrics::CONFIG_RELOADS.with_label_values(&["ok"]).inc();
                 tracing::info!(reason = why, hash = %hash, "configuration reloaded");
                 true
@@ -184,6 +186,14 @@ impl Reloader {
                 for p in &problems {
                     tracing::error!(file = %p.file, field = %p.field, reason = %p.reason, "configuration reload refused; the running configuration stays");
                 }
+                let running = history::running_hash().unwrap_or_default();
+                let why = (problems.iter().take(20))
+                    .map(|p| {
+                        crate::logs::clip(&format!("{} {}: {}", p.file, p.field, p.reason))
+                            .into_owned()
+                    })
+                    .collect();
+                history::record("refused", running, why);
                 false
             }
         }
@@ -238,7 +248,7 @@ impl BackgroundService for Reloader {
         let Some(mut running) = read(path.clone()).await else {
             return;
         };
-        publish_running(&running);
+        history::record("started", publish_running(&running), Vec::new());
         let mut seen = running.clone();
         let mut hangup = hangup();
         // Pingora acts on SIGQUIT (hand over the sockets) and SIGTERM itself; this only marks

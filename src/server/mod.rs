@@ -97,6 +97,8 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
     server.bootstrap();
     let limits = connection_limits(&rt.config.connections);
     let gateway = Gateway::new(rt.clone());
+    let console = (rt.config.console.clone())
+        .map(|settings| crate::console::Console::new(gateway.shared(), settings));
     let registry = registry::RegistryService {
         registry: rt.registry.clone(),
         runtime: gateway.shared(),
@@ -140,6 +142,12 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
         "jobs",
         crate::jobs::JobsService(rt.jobs.clone()),
     ));
+    if let Some(console) = console {
+        server.add_service(background_service(
+            "console",
+            crate::console::ConsoleService(console),
+        ));
+    }
     if let Some(e) = &rt.exporting {
         server.add_service(background_service("traces", TraceExport(e.clone())));
     }

@@ -28,7 +28,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "runtime and commands",
         &[
-            "reload", "server", "bridge", "tools", "stdio", "admin", "lib", "main",
+            "reload", "server", "console", "bridge", "tools", "stdio", "admin", "lib", "main",
         ],
     ),
 ];

@@ -89,6 +89,17 @@ pub struct GatewayFile {
     /// OpenTelemetry traces of every request, exported over OTLP; off when absent.
     #[serde(default)]
     pub tracing: Option<super::TracingFile>,
+    /// The operator console's listener (`IP:port`, plain HTTP; keep it on a private address);
+    /// off when absent. Operators sign in at the first of `authorization_servers`.
+    #[serde(default)]
+    pub admin_listen: Option<String>,
+    /// The role (from the token's roles claim) the console requires.
+    #[serde(default = "default_admin_role")]
+    pub admin_role: String,
+}
+
+fn default_admin_role() -> String {
+    "admin".into()
 }
 
 /// `registry:` in gateway.yaml.

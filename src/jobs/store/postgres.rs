@@ -122,7 +122,7 @@ impl Postgres {
 
     pub(super) async fn list(
         &self,
-        owner: &Owner,
+        owner: Option<&Owner>,
         filter: Filter<'_>,
         offset: usize,
         limit: usize,
@@ -131,13 +131,13 @@ impl Postgres {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {COLUMNS} FROM jobs WHERE user_id = $1 AND tenant = $2
+                    "SELECT {COLUMNS} FROM jobs WHERE ($1::text IS NULL OR (user_id = $1 AND tenant = $2))
                      AND ($3::text IS NULL OR status = $3) AND ($6::text IS NULL OR scope = $6)
                      ORDER BY created_at DESC, id DESC OFFSET $4 LIMIT $5"
                 ),
                 &[
-                    &owner.user,
-                    &owner.tenant,
+                    &owner.map(|o| o.user.as_str()),
+                    &owner.map_or("", |o| o.tenant.as_str()),
                     &filter.status.map(Status::as_str),
                     &(offset as i64),
                     &(limit as i64),

@@ -81,7 +81,7 @@ pub(super) async fn list_jobs(
         .jobs
         .store()?
         .list(
-            &Owner::of(&identity),
+            Some(&Owner::of(&identity)),
             Filter {
                 status,
                 scope: None,

@@ -885,7 +885,7 @@ pub fn node_dir() -> PathBuf {
         dir.join("node_modules/@modelcontextprotocol")
             .join(p)
             .exists()
-    });
+    }) && dir.join("node_modules/playwright-core").exists();
     if !installed {
         let ok = std::process::Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
@@ -909,6 +909,21 @@ pub async fn node_client(url: &str, token: &str, mode: &str) -> Value {
         .expect("node runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "node client {mode}: {stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Runs a script of `tests/node` with `args`; returns what it printed (JSON).
+pub async fn node_script(script: &str, args: &[&str]) -> Value {
+    let dir = node_dir();
+    let out = tokio::process::Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .output()
+        .await
+        .expect("node runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "node {script}: {stderr}");
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout)))
 }
