@@ -630,7 +630,8 @@ http {{
                 p = subprocess.Popen([gw_bin, "run", "-c", conf], env={**os.environ, "RUST_LOG": "warn"}, **quiet)
                 procs.append(p)
                 wait_port(port)
-                contenders.append(Contender(name, {"min": f"http://127.0.0.1:{port}/minimal/mcp"}, p, only={TRACE_SCENARIO}))
+                contenders.append(Contender(name, {"json": f"http://127.0.0.1:{port}/calculator/mcp",
+                                                   "min": f"http://127.0.0.1:{port}/minimal/mcp"}, p, only={TRACE_SCENARIO}))
         # The stdio, composed and discovery scopes, with the plain scope beside them for reference;
         # its processes (the stdio adapter and server) count in its CPU and memory.
         scoped = not args.quick and not args.tls and os.path.exists(EVERYTHING)

@@ -96,6 +96,8 @@ pub struct Active {
     pub(super) steps: Vec<(Step, Instant, Instant)>,
 }
 
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
 /// `params._meta`'s `traceparent` and `tracestate`, read by the propagator.
 struct Meta<'a>(&'a str, Option<&'a str>);
 
@@ -118,12 +120,16 @@ fn remote(extractor: &dyn Extractor) -> Option<SpanContext> {
     sc.is_valid().then_some(sc)
 }
 
-/// The W3C `traceparent` value of a span.
+/// The W3C `traceparent` value of a span: `00-{trace}-{span}-{flags}`, hex written into one
+/// buffer (no formatting machinery on the request path).
 pub fn traceparent(trace_id: TraceId, span_id: SpanId, sampled: bool) -> String {
-    format!(
-        "00-{trace_id:032x}-{span_id:016x}-{:02x}",
-        u8::from(sampled)
-    )
+    let mut b = [0u8; 55];
+    b[..3].copy_from_slice(b"00-");
+    hex::encode_to_slice(trace_id.to_bytes(), &mut b[3..35]).ok();
+    b[35] = b'-';
+    hex::encode_to_slice(span_id.to_bytes(), &mut b[36..52]).ok();
+    b[52..].copy_from_slice(if sampled { b"-01" } else { b"-00" });
+    String::from_utf8_lossy(&b).into_owned()
 }
 
 impl Tracer {
@@ -131,7 +137,7 @@ impl Tracer {
     /// and is sampled or not.
     pub fn start(&self, headers: &http::HeaderMap, started: Instant) -> Active {
         let parent = headers
-            .contains_key("traceparent")
+            .contains_key(&TRACEPARENT)
             .then(|| remote(&opentelemetry_http::HeaderExtractor(headers)))
             .flatten();
         let ids = RandomIdGenerator::default();
@@ -202,13 +208,14 @@ impl Active {
 
     /// `tracestate` for the upstream, when the trace has one.
     pub fn tracestate(&self) -> Option<String> {
-        let s = self.state.header();
-        (!s.is_empty()).then_some(s)
+        (self.state != TraceState::NONE)
+            .then(|| self.state.header())
+            .filter(|s| !s.is_empty())
     }
 
-    /// The trace id as logs and audit rows carry it.
+    /// The trace id as logs and audit rows carry it (32 hex digits).
     pub fn trace_id_hex(&self) -> String {
-        format!("{:032x}", self.trace_id)
+        hex::encode(self.trace_id.to_bytes())
     }
 
     /// The parent of calls this request starts (jobs, tasks): its server span.
@@ -224,5 +231,21 @@ impl Active {
     /// The wall-clock time of an instant of this request.
     pub(super) fn wall(&self, at: Instant) -> SystemTime {
         self.wall + at.saturating_duration_since(self.started)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_is_the_w3c_form() {
+        let t = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        let s = SpanId::from_hex("00f067aa0ba902b7").unwrap();
+        assert_eq!(
+            traceparent(t, s, true),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        assert!(traceparent(t, s, false).ends_with("-00"));
     }
 }

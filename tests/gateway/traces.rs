@@ -413,6 +413,35 @@ async fn a_jobs_span_joins_the_trace_of_the_call_that_started_it() {
 }
 
 #[tokio::test]
+async fn an_mcp_tasks_job_span_joins_the_trace_of_its_call() {
+    let receiver = Receiver::start().await;
+    let recorder = Recorder::start().await;
+    let gw = gateway(&recorder, &traced_to(&receiver)).await;
+    let mut dev = gw.developer("dev");
+    dev.initialize().await;
+    let mut body = call_body(7, "exact_calculate", None);
+    body["params"]["task"] = json!({"ttl": 60000});
+    let v = rpc_body(in_trace(&dev, &body).await).await;
+    let task_id = v["result"]["task"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no task: {v}"))
+        .to_string();
+    let spans = receiver.trace(TRACE, 5).await;
+    let call = named(&spans, "tools/call exact_calculate");
+    let ran = spans
+        .iter()
+        .find(|s| s["attributes"]["mcp_gateway.job_id"] == task_id.as_str())
+        .unwrap_or_else(|| panic!("no span of task {task_id}: {spans:#?}"));
+    assert_eq!(ran["kind"], 3);
+    let ids: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["kind"] == 2)
+        .map(|s| &s["span_id"])
+        .collect();
+    assert!(ids.contains(&&ran["parent_span_id"]), "{ran} under {call}");
+}
+
+#[tokio::test]
 async fn bad_tracing_settings_are_named() {
     let mut spec = GatewaySpec::new(&[free_port()]);
     spec.gateway_yaml.push_str(
