@@ -90,6 +90,21 @@ sealed!(Login, b"mcp-gateway connect login v1");
 sealed!(Csrf, b"mcp-gateway connect csrf v1");
 pub(crate) use sealed;
 
+/// The value of cookie `name` among a request's `Cookie` headers.
+pub fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(name)?
+                .strip_prefix('=')
+                .map(String::from)
+        })
+}
+
 /// The sign-in link for `who` at `upstream`: `{public_url}/connect/start?t=…`.
 pub fn sign_in_url(
     public_url: &str,

@@ -221,16 +221,7 @@ pub(super) async fn logout() -> Response {
 
 /// The console's cookie of a request.
 pub(super) fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
-            kv.trim()
-                .strip_prefix(&format!("{COOKIE}="))
-                .map(str::to_string)
-        })
+    crate::connect::link::cookie(headers, COOKIE)
 }
 
 pub(super) fn opened(cookie: &str, keys: &SessionKeys) -> Option<Login> {

@@ -246,11 +246,9 @@ impl Call {
             &self.request_id,
             &self.identity.user,
             self.identity.tenant.as_deref(),
+            self.trace.as_ref().map(|t| t.traceparent.as_str()),
         );
         let mut r = in_session(r, session, method);
-        if let Some(t) = &self.trace {
-            r = r.header("traceparent", &t.traceparent);
-        }
         if session.is_none() && method == method::TOOLS_CALL {
             r = r.header("mcp-name", crate::protocol::encode_header_value(&self.tool));
         }
@@ -356,7 +354,7 @@ impl Call {
             response_bytes: ended.result.as_ref().map_or(0, |t| t.len() as i64),
             job_id: Some(job.id.clone()),
             guard_hits: ended.guard_hits.summary(),
-            trace_id: (self.trace.as_ref()).map(|t| format!("{:032x}", t.parent.trace_id)),
+            trace_id: (self.trace.as_ref()).map(|t| crate::trace::hex_id(t.parent.trace_id)),
             ..row
         });
     }

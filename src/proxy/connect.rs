@@ -110,17 +110,7 @@ async fn route(session: &mut Session, ctx: &RequestCtx, base: &str) -> Page {
 }
 
 fn cookie(session: &Session) -> Option<String> {
-    let headers = session.req_header().headers.get_all(http::header::COOKIE);
-    headers
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| {
-            c.trim()
-                .strip_prefix(COOKIE)?
-                .strip_prefix('=')
-                .map(String::from)
-        })
+    link::cookie(&session.req_header().headers, COOKIE)
 }
 
 async fn read_form(session: &mut Session) -> Vec<(String, String)> {

@@ -62,6 +62,11 @@ pub fn meta(ctx: &mut RequestCtx, bytes: &[u8]) {
     }
 }
 
+/// Whether this request's spans are recorded.
+pub fn sampled(ctx: &RequestCtx) -> bool {
+    ctx.trace.as_ref().is_some_and(|t| t.sampled)
+}
+
 /// The trace id as the access line and the audit row carry it.
 pub fn trace_id(ctx: &RequestCtx) -> Option<String> {
     ctx.trace.as_ref().map(|t| t.trace_id_hex())
@@ -186,15 +191,14 @@ pub fn finish(ctx: &RequestCtx, outcome: &Outcome<'_>, status: u16, session_hash
         start: ctx.started,
         end,
         attributes: attrs,
-        error: error_type
-            .is_some()
-            .then(|| {
+        // The status of a failed request says why, else what kind of failure it was.
+        error: error_type.map(|e| {
+            Cow::Owned(
                 outcome
                     .reason()
-                    .map(|r| Cow::Owned(crate::logs::clip(&r).into_owned()))
-            })
-            .flatten()
-            .or_else(|| error_type.clone().map(Cow::Owned)),
+                    .map_or(e, |r| crate::logs::clip(&r).into_owned()),
+            )
+        }),
     };
     t.finish(tracer, Finished { server, upstream });
 }

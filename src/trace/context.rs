@@ -120,6 +120,11 @@ fn remote(extractor: &dyn Extractor) -> Option<SpanContext> {
     sc.is_valid().then_some(sc)
 }
 
+/// A trace id as logs and audit rows carry it: 32 hex digits.
+pub fn hex_id(trace_id: TraceId) -> String {
+    hex::encode(trace_id.to_bytes())
+}
+
 /// The W3C `traceparent` value of a span: `00-{trace}-{span}-{flags}`, hex written into one
 /// buffer (no formatting machinery on the request path).
 pub fn traceparent(trace_id: TraceId, span_id: SpanId, sampled: bool) -> String {
@@ -213,9 +218,9 @@ impl Active {
             .filter(|s| !s.is_empty())
     }
 
-    /// The trace id as logs and audit rows carry it (32 hex digits).
+    /// The trace id as logs and audit rows carry it.
     pub fn trace_id_hex(&self) -> String {
-        hex::encode(self.trace_id.to_bytes())
+        hex_id(self.trace_id)
     }
 
     /// The parent of calls this request starts (jobs, tasks): its server span.

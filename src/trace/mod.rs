@@ -16,7 +16,7 @@ mod context;
 pub mod export;
 mod spans;
 
-pub use context::{Active, CallTrace, Parent, Step};
+pub use context::{hex_id, Active, CallTrace, Parent, Step};
 pub use export::Exporting;
 pub use spans::{Finished, SpanOut};
 

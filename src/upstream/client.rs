@@ -276,18 +276,23 @@ impl Pool {
 }
 
 /// The caller a request of the gateway's own is made for, as the upstream hears it on a proxied
-/// request: the request id, `X-User-ID` and `X-Tenant-ID` (never the client's token).
+/// request: the request id, `X-User-ID`, `X-Tenant-ID` and the trace's `traceparent` (never the
+/// client's token).
 pub fn for_caller(
     r: reqwest::RequestBuilder,
     request_id: &str,
     user: &str,
     tenant: Option<&str>,
+    traceparent: Option<&str>,
 ) -> reqwest::RequestBuilder {
-    let r = r
+    let mut r = r
         .header("x-request-id", request_id)
         .header("x-user-id", user);
-    match tenant {
-        Some(t) => r.header("x-tenant-id", t),
+    if let Some(t) = tenant {
+        r = r.header("x-tenant-id", t);
+    }
+    match traceparent {
+        Some(t) => r.header("traceparent", t),
         None => r,
     }
 }

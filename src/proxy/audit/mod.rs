@@ -64,7 +64,10 @@ pub fn record(session: &Session, ctx: &RequestCtx, e: Option<&Error>) {
             .get(&names::SESSION_ID)
             .and_then(|v| v.to_str().ok())
     });
-    let session_hash = session_id.map(short_hash);
+    // Hashed only for those who keep it: the audit row and a sampled request's span.
+    let session_hash = session_id
+        .filter(|_| ctx.rt.audit.enabled() || super::traced::sampled(ctx))
+        .map(short_hash);
     super::traced::finish(ctx, &outcome, status, session_hash.as_deref());
     let trace_id = super::traced::trace_id(ctx);
     let scope_name = scope.map_or("", |s| s.scope.name.as_str());

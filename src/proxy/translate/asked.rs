@@ -366,12 +366,16 @@ fn request(
     let mut r = ctx.rt.bridged.post(scope, picked, body);
     if let Some(identity) = ctx.identity() {
         let tenant = identity.tenant.as_deref();
-        r = crate::upstream::client::for_caller(r, &ctx.request_id, &identity.user, tenant);
+        let traceparent = ctx.trace.as_ref().map(|t| t.traceparent());
+        r = crate::upstream::client::for_caller(
+            r,
+            &ctx.request_id,
+            &identity.user,
+            tenant,
+            traceparent.as_deref(),
+        );
     }
     r = r.header("mcp-protocol-version", version);
-    if let Some(t) = &ctx.trace {
-        r = r.header("traceparent", t.traceparent());
-    }
     if let Some(s) = session {
         r = r.header("mcp-session-id", s);
     }
