@@ -285,10 +285,11 @@ async fn rest_jobs_run_in_the_background_and_belong_to_their_caller() {
     }
 
     // More than 1 MiB, stored sealed with the audit key, fetched intact; a short TTL then
-    // removes it.
+    // removes it. The TTL counts from submission and leaves a loaded machine time to run,
+    // seal and store the result before the row is read.
     let size = 1_200_000;
     let (s, v, _) = bob
-        .invoke(json!({"tool_name": "slow", "arguments": {"ms": 0, "size": size, "tag": "big"}, "async": true, "ttl_ms": 4000}))
+        .invoke(json!({"tool_name": "slow", "arguments": {"ms": 0, "size": size, "tag": "big"}, "async": true, "ttl_ms": 12000}))
         .await;
     assert_eq!(s, 202, "{v}");
     let big = v["id"].as_str().unwrap().to_string();
@@ -307,7 +308,7 @@ async fn rest_jobs_run_in_the_background_and_belong_to_their_caller() {
     let sealed = sealed.unwrap();
     assert!(sealed.starts_with("v1:"), "sealed: {}", &sealed[..20]);
     assert!(!sealed.contains("0123456789abcdef"));
-    let expired = bob.wait_for(&big, "expired", Duration::from_secs(10)).await;
+    let expired = bob.wait_for(&big, "expired", Duration::from_secs(25)).await;
     assert!(expired.get("result").is_none(), "{expired}");
     let gone: Option<String> = db
         .query_one("SELECT outcome FROM jobs WHERE id = $1", &[&big])
