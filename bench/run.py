@@ -322,6 +322,13 @@ if os.getenv("BENCH_MODERN") then
   wrk.headers["Mcp-Method"] = "tools/call"
   wrk.headers["Mcp-Name"] = "exact_calculate"
 end
+local sessions = {}
+local sf = os.getenv("BENCH_SESSIONS")
+if sf then
+  for line in io.lines(sf) do sessions[#sessions + 1] = line end
+  wrk.headers["MCP-Protocol-Version"] = "2025-06-18"
+end
+local m = 0
 local thread_offset = 0
 function setup(thread) thread_offset = thread_offset + 1; thread:set("offset", thread_offset) end
 function init(args) n = (offset or 1) * 7919 end
@@ -329,6 +336,10 @@ function request()
   if #tokens > 0 then
     n = n + 1
     wrk.headers["Authorization"] = "Bearer " .. tokens[(n % #tokens) + 1]
+  end
+  if #sessions > 0 then
+    m = m + 1
+    wrk.headers["Mcp-Session-Id"] = sessions[((m + n) % #sessions) + 1]
   end
   return wrk.format()
 end
@@ -608,12 +619,18 @@ http {{
 
         # "gateway-no-limits" (audit off, no rate limit) runs only where it answers a question:
         # what per-user limits over 10,000 users cost, against "gateway-audit-off".
+        # "gateway-audit-file" (audit rows to a JSON-lines file, no database) runs the headline only.
         for name, db, limits, only in [("gateway", db_url, True, None), ("gateway-audit-off", None, True, None),
+                                       ("gateway-audit-file", None, True, {HEADLINE}),
                                        ("gateway-no-limits", None, False, {USERS_SCENARIO})]:
-            if only and args.quick:
+            if only and args.quick and HEADLINE not in only:
                 continue
             tls = (cert, key, gw_tls_port) if name == "gateway" else None
             conf, port = gateway_conf(tmp, name, up_port, sse_port, db, rs_pem, limits, tls, min_port)
+            if name == "gateway-audit-file":
+                text = open(conf).read().replace("audit:\n  enabled: false\n",
+                                                 f"audit:\n  file: {os.path.dirname(conf)}/audit.jsonl\n")
+                open(conf, "w").write(text)
             p = subprocess.Popen([gw_bin, "run", "-c", conf], env={**os.environ, "RUST_LOG": "warn"}, **quiet)
             procs.append(p)
             wait_port(port)
@@ -830,6 +847,16 @@ http {{
         print(f"headline rounds with gateway CPU per request <= 1.15x pingora: "
               f"{sum(a['cpu_us'] <= 1.15 * b['cpu_us'] for a, b in zip(g, p))}/{len(g)}; "
               f"per round: {', '.join('%.2f' % (a['cpu_us'] / b['cpu_us']) for a, b in zip(g, p))}")
+        if (HEADLINE, "gateway-audit-file") in results:
+            f = results[(HEADLINE, "gateway-audit-file")]
+            print(f"ratio gateway-audit-file/nginx: {med([a['rps'] / b['rps'] for a, b in zip(f, n)]):.3f}; "
+                  f"/pingora: {med([a['rps'] / b['rps'] for a, b in zip(f, p)]):.3f}")
+            print(f"headline rounds with gateway-audit-file CPU per request <= 1.2x pingora: "
+                  f"{sum(a['cpu_us'] <= 1.2 * b['cpu_us'] for a, b in zip(f, p))}/{len(f)}; "
+                  f"per round: {', '.join('%.2f' % (a['cpu_us'] / b['cpu_us']) for a, b in zip(f, p))}")
+            print(f"gateway-audit-file RSS: idle {idle['gateway-audit-file']:.1f} MB, peak under the headline "
+                  f"{max(r['rss_peak'] for r in f):.1f} MB; gateway (PostgreSQL) peak under the headline "
+                  f"{max(r['rss_peak'] for r in g):.1f} MB")
         pairs = [("fresh RS256 token per request, 64 conns", "fresh HS256 token per request, 64 conns", "ratio fresh RS256/HS256"),
                  ("tools/list filtered, 64 conns", "tools/call small, 64 conns", "ratio tools/list/tools/call")]
         for a_name, b_name, label in pairs:

@@ -9,6 +9,7 @@
 mod columns;
 pub mod migrate;
 pub mod record;
+mod request_id;
 pub mod scan;
 pub mod search;
 mod spool;
@@ -18,6 +19,7 @@ pub use crate::config::audit::{default_instance, AuditConfig, SinkConfig};
 pub use crate::seal::ArgumentsMode;
 pub use columns::names as column_names;
 pub use record::AuditRecord;
+pub use request_id::RequestId;
 
 use crate::config::file::OnQueueFull;
 use crate::metrics;

@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct AuditRecord {
     /// Unix time in microseconds.
     pub time_us: i64,
-    pub request_id: String,
+    pub request_id: super::RequestId,
     pub instance: String,
     pub user_id: Option<String>,
     pub tenant: Option<String>,
@@ -60,7 +60,12 @@ pub struct AuditRecord {
 impl AuditRecord {
     /// A row with what every row has (the time, this instance, the arguments mode) and nothing
     /// else; each writer of rows sets what it knows on top.
-    pub fn new(config: &AuditConfig, request_id: String, outcome: Class, http_status: i32) -> Self {
+    pub fn new(
+        config: &AuditConfig,
+        request_id: super::RequestId,
+        outcome: Class,
+        http_status: i32,
+    ) -> Self {
         AuditRecord {
             time_us: now_us(),
             request_id,

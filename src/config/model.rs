@@ -164,6 +164,8 @@ pub struct ScopeConfig {
     pub pins: HashMap<String, [u8; 32]>,
     pub pin: file::PinMode,
     pub validate_arguments: bool,
+    /// The largest `arguments` validated (`validate_arguments_max_bytes`); larger are refused.
+    pub validate_max_bytes: u64,
     /// Methods the gateway does not know that may still pass (`allow_methods`).
     pub allow_methods: Vec<String>,
     pub outlier: Option<file::OutlierFile>,

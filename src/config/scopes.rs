@@ -68,6 +68,13 @@ fn build_scope(
             "the name is taken by the gateway's consent page (/connect): pick another",
         ));
     }
+    if scope.validate_arguments && scope.validate_arguments_max_bytes == 0 {
+        problems.push(Problem::new(
+            path,
+            format!("scopes.{name}.validate_arguments_max_bytes"),
+            "must be at least 1 (to pass arguments unchecked, set validate_arguments: false)",
+        ));
+    }
     if !scope.servers.is_empty() {
         return super::compose::build(sources, path, name, scope, limits, problems);
     }
@@ -176,6 +183,7 @@ pub(super) fn build_plain(
         pins,
         pin: scope.pin,
         validate_arguments: scope.validate_arguments,
+        validate_max_bytes: scope.validate_arguments_max_bytes,
         allow_methods: scope.allow_methods,
         outlier: scope.outlier,
         total_timeout: scope.total_timeout,

@@ -4,9 +4,10 @@ use super::scopes::parse_upstream;
 use super::*;
 
 /// Upstream TLS problems name the scope's field: `tls` on a scope without an https upstream,
-/// a missing CA file, a client certificate without its key, a bad server name.
+/// a missing CA file, a client certificate without its key, a bad server name; and a scope that
+/// would validate no arguments at all (`validate_arguments_max_bytes: 0`).
 #[test]
-fn upstream_tls_problems_are_named() {
+fn scope_problems_are_named() {
     let dir = Path::new("/in-memory");
     let validate_tools = |tools: &str| {
         let files = [
@@ -48,6 +49,11 @@ fn upstream_tls_problems_are_named() {
             "scopes.calc.tls.server_name"
         ],
         "{https:?}"
+    );
+    let unbounded = validate_tools("scopes:\n  calc:\n    upstreams: [{ url: 'http://127.0.0.1:9/mcp' }]\n    tools: [t]\n    validate_arguments_max_bytes: 0\n");
+    assert_eq!(
+        unbounded,
+        ["scopes.calc.validate_arguments_max_bytes: must be at least 1 (to pass arguments unchecked, set validate_arguments: false)"],
     );
 }
 

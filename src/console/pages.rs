@@ -32,7 +32,12 @@ pub(super) fn audited(
     }
     let status = if outcome == Class::Ok { 200 } else { 403 };
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let mut row = crate::audit::AuditRecord::new(&audit.config, id, outcome, status);
+    let mut row = crate::audit::AuditRecord::new(
+        &audit.config,
+        crate::audit::RequestId::from_text(&id),
+        outcome,
+        status,
+    );
     row.user_id = Some(crate::logs::clip(user).into_owned());
     row.roles = vec![c.settings.role.clone()];
     row.method = Some(method.to_string());

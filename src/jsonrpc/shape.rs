@@ -6,6 +6,7 @@
 
 use crate::error::GatewayError;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
@@ -15,6 +16,9 @@ pub const MAX_DEPTH: usize = 64;
 
 /// Keys of one object are compared in a list up to this many, then in a hash set.
 const LINEAR_KEYS: usize = 16;
+
+/// Keys kept on the stack before the list moves to the heap (64 levels of 8 keys: 12 KiB).
+const INLINE_KEYS: usize = 8;
 
 /// Checks the body's shape; `Err` says which bound was exceeded, and where.
 pub fn check(body: &[u8]) -> Result<(), GatewayError> {
@@ -86,7 +90,8 @@ impl<'de> Visitor<'de> for Node {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let depth = self.child()?;
-        let mut few: Vec<Cow<'de, str>> = Vec::new();
+        // Most objects have a few keys: compared on the stack, no allocation per object.
+        let mut few: SmallVec<[Cow<'de, str>; INLINE_KEYS]> = SmallVec::new();
         let mut many: HashSet<Cow<'de, str>> = HashSet::new();
         while let Some(Key(key)) = map.next_key()? {
             let repeated = if many.is_empty() && few.len() < LINEAR_KEYS {

@@ -89,7 +89,7 @@ impl HeadClock {
 /// A request head the proxy never saw, answered by the listener.
 #[derive(Debug, Clone)]
 pub struct RefusedHead {
-    pub request_id: String,
+    pub request_id: crate::audit::RequestId,
     pub peer: Option<SocketAddr>,
     /// What the client was told (the `GatewayError` the answer renders).
     pub error: GatewayError,
@@ -178,7 +178,7 @@ impl Deadlined {
         }
         if self.replacement.is_none() {
             let refused = RefusedHead {
-                request_id: uuid::Uuid::new_v4().simple().to_string(),
+                request_id: crate::audit::RequestId::new(),
                 peer: self.peer,
                 error: GatewayError::InvalidRequest("malformed HTTP request head".into()),
             };

@@ -6,12 +6,12 @@
 //! the MCP session. Operators add names with `forward_headers.request` / `.response` (names the
 //! gateway writes itself cannot be added: `config::headers`).
 
-use http::HeaderName;
-use pingora::http::{RequestHeader, ResponseHeader};
+use http::{HeaderMap, HeaderName};
+use pingora::http::ResponseHeader;
 
 /// Request headers the upstream gets from the client (the gateway then writes its own: identity,
 /// forwarding, request id, session).
-const REQUEST: [&str; 16] = [
+const REQUEST: [&str; 14] = [
     "accept",
     "content-type",
     "content-length",
@@ -26,9 +26,6 @@ const REQUEST: [&str; 16] = [
     "traceparent",
     "tracestate",
     "baggage",
-    // Rewritten from the real peer by `upstream::forwarding`, which reads a trusted proxy's chain.
-    "x-forwarded-for",
-    "forwarded",
 ];
 
 /// The 2026-07-28 revision asks intermediaries to pass its per-parameter routing headers on.
@@ -47,33 +44,47 @@ const RESPONSE: [&str; 8] = [
     "content-encoding",
 ];
 
-/// Removes every request header that is neither built in nor in `extra`.
-pub fn request(req: &mut RequestHeader, extra: &[HeaderName]) {
-    let drop: Vec<HeaderName> = req
-        .headers
-        .keys()
-        .filter(|n| {
-            let n = n.as_str();
-            !REQUEST.contains(&n) && !n.starts_with(REQUEST_PREFIX) && !extra.iter().any(|e| e == n)
-        })
-        .cloned()
-        .collect();
-    for name in &drop {
-        req.remove_header(name);
+/// Forwarding headers a client may not set for itself: never copied (`upstream::forwarding`
+/// writes `X-Forwarded-For` and `Forwarded` from the real peer and a trusted proxy's chain).
+const FORWARDING: [&str; 8] = [
+    "x-forwarded-for",
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-user",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-original-forwarded-for",
+];
+
+/// Copies into `to` every request header of `from` that is built in or in `extra`, except the
+/// forwarding headers. The upstream's header block is built from nothing, so a name nobody
+/// listed cannot reach it by any spelling.
+pub fn copy_request(from: &HeaderMap, to: &mut HeaderMap, extra: &[HeaderName]) {
+    for (name, value) in from {
+        let n = name.as_str();
+        let listed = REQUEST.contains(&n) || n.starts_with(REQUEST_PREFIX) || extra.contains(name);
+        if listed && !FORWARDING.contains(&n) {
+            to.append(name.clone(), value.clone());
+        }
     }
 }
 
-/// Removes every answer header that is neither built in nor in `extra`.
-pub fn response(resp: &mut ResponseHeader, extra: &[HeaderName]) {
-    let drop: Vec<HeaderName> = resp
-        .headers
-        .keys()
-        .filter(|n| !RESPONSE.contains(&n.as_str()) && !extra.iter().any(|e| e == *n))
-        .cloned()
-        .collect();
-    for name in &drop {
-        resp.remove_header(name);
+/// The answer's header with only the headers that are built in or in `extra`. Built anew without
+/// a second map for the names' case: nothing is copied or parsed per header, and the client gets
+/// the names in lower case (HTTP names are case-insensitive; HTTP/2 sends them so).
+pub fn response(resp: &ResponseHeader, extra: &[HeaderName]) -> ResponseHeader {
+    let mut headers = HeaderMap::with_capacity(resp.headers.len() + 4);
+    for (name, value) in &resp.headers {
+        if RESPONSE.contains(&name.as_str()) || extra.contains(name) {
+            headers.append(name.clone(), value.clone());
+        }
     }
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = resp.status;
+    parts.version = resp.version;
+    parts.headers = headers;
+    ResponseHeader::from(parts)
 }
 
 #[cfg(test)]
@@ -81,21 +92,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_allowed_request_headers_stay() {
-        let mut req = RequestHeader::build("POST", b"/calculator/mcp", None).unwrap();
+    fn only_allowed_request_headers_are_copied() {
+        let mut from = HeaderMap::new();
         for (n, v) in [
-            ("Accept", "application/json"),
-            ("X_User_ID", "root"),
-            ("X-Original-URL", "/admin"),
-            ("True-Client-IP", "1.2.3.4"),
-            ("Mcp-Param-Region", "eu"),
-            ("X-Team", "a"),
-            ("Via", "1.1 evil"),
+            ("accept", "application/json"),
+            ("x_user_id", "root"),
+            ("x-original-url", "/admin"),
+            ("true-client-ip", "1.2.3.4"),
+            ("mcp-param-region", "eu"),
+            ("x-team", "a"),
+            ("x-real-ip", "10.0.0.1"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("via", "1.1 evil"),
         ] {
-            req.insert_header(n.to_string(), v).unwrap();
+            from.append(HeaderName::from_static(n), v.parse().unwrap());
         }
-        request(&mut req, &[HeaderName::from_static("x-team")]);
-        let mut kept: Vec<&str> = req.headers.keys().map(|n| n.as_str()).collect();
+        let mut to = HeaderMap::new();
+        let extra = [
+            HeaderName::from_static("x-team"),
+            HeaderName::from_static("x-real-ip"),
+        ];
+        copy_request(&from, &mut to, &extra);
+        let mut kept: Vec<&str> = to.keys().map(|n| n.as_str()).collect();
         kept.sort();
         assert_eq!(kept, ["accept", "mcp-param-region", "x-team"]);
     }
@@ -111,7 +129,7 @@ mod tests {
         ] {
             resp.insert_header(n.to_string(), v).unwrap();
         }
-        response(&mut resp, &[]);
+        let resp = response(&resp, &[]);
         let mut kept: Vec<&str> = resp.headers.keys().map(|n| n.as_str()).collect();
         kept.sort();
         assert_eq!(kept, ["content-type", "mcp-session-id"]);

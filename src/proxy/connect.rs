@@ -579,7 +579,7 @@ async fn write(session: &mut Session, ctx: &RequestCtx, answer: Page) -> pingora
         "Content-Security-Policy",
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
     )?;
-    h.insert_header(super::names::written::REQUEST_ID, ctx.request_id.as_str())?;
+    h.insert_header(super::names::written::REQUEST_ID, ctx.request_id.header())?;
     if let Some(l) = location {
         h.insert_header("Location", l)?;
     }

@@ -10,7 +10,7 @@
 
 use super::ctx::RequestCtx;
 use crate::error::GatewayError;
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType};
 
@@ -92,10 +92,9 @@ pub fn kind(ctx: &RequestCtx) -> Option<&'static str> {
 }
 
 /// Writes the token on the upstream request.
-pub fn write(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::Result<()> {
-    match &ctx.upstream.bearer {
-        Some(b) => req.insert_header(http::header::AUTHORIZATION, b.clone()),
-        None => Ok(()),
+pub fn write(h: &mut http::HeaderMap, ctx: &RequestCtx) {
+    if let Some(b) = &ctx.upstream.bearer {
+        h.insert(http::header::AUTHORIZATION, b.clone());
     }
 }
 

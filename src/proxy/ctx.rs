@@ -105,7 +105,7 @@ pub struct RequestCtx {
     pub started: Instant,
     /// The configuration this request runs on, from start to end.
     pub rt: Arc<Runtime>,
-    pub request_id: String,
+    pub request_id: crate::audit::RequestId,
     /// The connection's head clock, restarted for the next request once this one is done.
     pub head_clock: Option<crate::listen::HeadClock>,
     /// The protocol version the request speaks (`MCP-Protocol-Version`, read once in `admit`;
@@ -152,7 +152,7 @@ impl RequestCtx {
         Self {
             started: Instant::now(),
             rt,
-            request_id: uuid::Uuid::new_v4().simple().to_string(),
+            request_id: crate::audit::RequestId::new(),
             head_clock: None,
             version: crate::protocol::DEFAULT_VERSION,
             cors_origin: None,

@@ -21,7 +21,7 @@ pub async fn json(
     let mut h = ResponseHeader::build(status, Some(4 + extra.len()))?;
     h.insert_header("Content-Type", "application/json")?;
     h.insert_header("Content-Length", body.len().to_string())?;
-    h.insert_header(super::names::written::REQUEST_ID, ctx.request_id.as_str())?;
+    h.insert_header(super::names::written::REQUEST_ID, ctx.request_id.header())?;
     h.insert_header("Cache-Control", "no-store")?;
     for (k, v) in extra {
         h.insert_header(*k, v.as_str())?;
@@ -42,7 +42,7 @@ pub fn event_stream_head(ctx: &RequestCtx) -> Result<Box<ResponseHeader>> {
     h.insert_header(http::header::CONTENT_TYPE, "text/event-stream")?;
     h.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
     h.insert_header("X-Accel-Buffering", "no")?;
-    h.insert_header(super::names::written::REQUEST_ID, ctx.request_id.as_str())?;
+    h.insert_header(super::names::written::REQUEST_ID, ctx.request_id.header())?;
     super::cors::decorate(&mut h, ctx)?;
     Ok(Box::new(h))
 }
@@ -250,7 +250,7 @@ pub async fn preflight(session: &mut Session, ctx: &mut RequestCtx) -> Result<bo
     let mut h = ResponseHeader::build(204, Some(8)).map_err(|_| GatewayError::Internal)?;
     let extra = super::cors::preflight_headers(session);
     let mut write = || -> Result<()> {
-        h.insert_header(super::names::written::REQUEST_ID, ctx.request_id.as_str())?;
+        h.insert_header(super::names::written::REQUEST_ID, ctx.request_id.header())?;
         super::cors::decorate(&mut h, ctx)?;
         for (k, v) in &extra {
             h.insert_header(*k, v.as_str())?;

@@ -123,7 +123,7 @@ async fn submit(ctx: &mut RequestCtx, body: &[u8]) -> Result<Answer, GatewayErro
         identity: caller.identity.clone(),
         tool: call.params.name,
         arguments: call.params.arguments.unwrap_or_else(|| json!({})),
-        request_id: ctx.request_id.clone(),
+        request_id: ctx.request_id.to_string(),
         trace: ctx.call_trace(),
     };
     let owner = Owner::of(&caller.identity);

@@ -9,21 +9,25 @@ use crate::outcome::Outcome;
 use crate::trace::{Finished, SpanOut};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::KeyValue;
-use pingora::http::RequestHeader;
 use std::borrow::Cow;
 use std::time::Instant;
 
 /// `traceparent` (the gateway's upstream-call span) and the trace's `tracestate` on the
 /// upstream request, in place of whatever the client sent.
-pub fn headers(req: &mut RequestHeader, ctx: &RequestCtx) -> pingora::Result<()> {
+pub fn headers(
+    h: &mut http::HeaderMap,
+    ctx: &RequestCtx,
+) -> Result<(), http::header::InvalidHeaderValue> {
     let Some(t) = &ctx.trace else {
         return Ok(());
     };
-    req.insert_header(names::written::TRACEPARENT, t.traceparent())?;
+    h.insert(names::TRACEPARENT, t.traceparent().try_into()?);
     match t.tracestate() {
-        Some(s) => req.insert_header(names::written::TRACESTATE, s)?,
+        Some(s) => {
+            h.insert(names::TRACESTATE, s.try_into()?);
+        }
         None => {
-            req.remove_header(&names::TRACESTATE);
+            h.remove(&names::TRACESTATE);
         }
     }
     Ok(())
@@ -141,7 +145,7 @@ pub fn finish(ctx: &RequestCtx, outcome: &Outcome<'_>, status: u16, session_hash
     ));
     attrs.push(KeyValue::new(
         "mcp_gateway.request_id",
-        ctx.request_id.clone(),
+        ctx.request_id.to_string(),
     ));
     attrs.push(KeyValue::new(
         "mcp_gateway.outcome",

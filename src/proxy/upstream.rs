@@ -7,7 +7,8 @@ use super::ctx::{Admitted, RequestCtx};
 use super::names;
 use crate::error::GatewayError;
 use crate::upstream::Picked;
-use http::header;
+use http::header::{self, InvalidHeaderValue};
+use http::{HeaderMap, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 use std::time::Duration;
@@ -48,16 +49,6 @@ pub fn peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>, GatewayError> {
     Ok(Box::new(peer))
 }
 
-/// Forwarding headers a client may not set for itself: only a trusted proxy's are kept.
-const FORWARDING: [&str; 6] = [
-    "x-real-ip",
-    "x-forwarded-user",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-forwarded-port",
-    "x-original-forwarded-for",
-];
-
 /// Rewrites the request for the upstream. Without a picked upstream and an admitted caller the
 /// request is not sent at all (fail closed): the client's headers never go out unrewritten.
 pub fn rewrite_request(
@@ -68,74 +59,87 @@ pub fn rewrite_request(
     let (Some(picked), Ok(caller)) = (&ctx.upstream.picked, ctx.admitted()) else {
         return Err(GatewayError::Internal);
     };
-    rewrite(req, ctx, caller, picked, peer).map_err(|_| GatewayError::Internal)
+    let headers =
+        headers(&req.headers, ctx, caller, picked, peer).map_err(|_| GatewayError::Internal)?;
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = req.method.clone();
+    parts.uri = match ctx.legacy().and_then(|l| l.upstream_path()) {
+        Some(path) => path.clone(),
+        None => picked.uri.clone(),
+    };
+    parts.headers = headers;
+    // A header block without a second map for the names' case: the upstream gets them in lower
+    // case (HTTP/1.1 names are case-insensitive), and nothing is parsed or copied per header.
+    *req = RequestHeader::from(parts);
+    Ok(())
 }
 
-fn rewrite(
-    req: &mut RequestHeader,
+/// The upstream's header block, built from nothing: the client's headers on the allow-list
+/// (`allowed`), then the gateway's own.
+fn headers(
+    client: &HeaderMap,
     ctx: &RequestCtx,
     caller: &Admitted,
     picked: &Picked,
     peer: Option<std::net::SocketAddr>,
-) -> pingora::Result<()> {
-    match ctx.legacy().and_then(|l| l.upstream_path()) {
-        Some(path) => req.set_uri(path.clone()),
-        None => req.set_uri(picked.uri.clone()),
+) -> Result<HeaderMap, InvalidHeaderValue> {
+    let mut h = HeaderMap::with_capacity(client.len() + 8);
+    super::allowed::copy_request(client, &mut h, &ctx.rt.config.forward_headers.request);
+    if let Some(peer) = peer {
+        forwarding(client, &mut h, ctx, peer)?;
     }
-    super::allowed::request(req, &ctx.rt.config.forward_headers.request);
-    forwarding(req, ctx, peer)?;
-    req.insert_header(header::HOST, picked.host_header.clone())?;
-    req.insert_header(
-        names::written::GATEWAY_AUTH,
-        caller.scope.auth_header.clone(),
-    )?;
-    req.insert_header(names::written::REQUEST_ID, ctx.request_id.as_str())?;
+    h.insert(header::HOST, picked.host_header.clone());
+    h.insert(names::GATEWAY_AUTH, caller.scope.auth_header.clone());
+    h.insert(names::REQUEST_ID, ctx.request_id.header());
     for (name, secret) in &picked.target.headers {
-        req.insert_header(name.clone(), secret.0.clone())?;
+        h.insert(name.clone(), secret.0.clone());
     }
-    super::credentials::write(req, ctx)?;
+    super::credentials::write(&mut h, ctx);
     let id = &caller.identity;
-    req.insert_header(names::written::USER_ID, id.user.as_str())?;
+    h.insert(names::USER_ID, HeaderValue::try_from(id.user.as_str())?);
     match &id.tenant {
-        Some(t) => req.insert_header(names::written::TENANT_ID, t.as_str())?,
+        Some(t) => {
+            h.insert(names::TENANT_ID, HeaderValue::try_from(t.as_str())?);
+        }
         None => {
-            req.remove_header(&names::TENANT_ID);
+            h.remove(&names::TENANT_ID);
         }
     }
     if let Some(t) = &ctx.body.rewritten {
-        super::translate::up::rewrite_headers(req, t)?;
+        super::translate::up::rewrite_headers(&mut h, t)?;
     }
-    super::traced::headers(req, ctx)?;
+    super::traced::headers(&mut h, ctx)?;
     if let Some((version, _)) = ctx.bridged() {
-        req.insert_header(names::PROTOCOL_VERSION, version)?;
+        h.insert(names::PROTOCOL_VERSION, HeaderValue::from_static(version));
     }
     if ctx.legacy().is_some() {
         // Legacy clients accept whatever the stream carries; the upstream speaks Streamable HTTP.
-        req.insert_header(header::ACCEPT, "application/json, text/event-stream")?;
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
     }
     match &caller.session {
-        Some(s) => req.insert_header(names::written::SESSION_ID, s.upstream_session.as_str())?,
+        Some(s) => {
+            h.insert(
+                names::SESSION_ID,
+                HeaderValue::try_from(s.upstream_session.as_str())?,
+            );
+        }
         None => {
-            req.remove_header(&names::SESSION_ID);
+            h.remove(&names::SESSION_ID);
         }
     }
-    Ok(())
+    Ok(h)
 }
 
 /// `X-Forwarded-For` and `Forwarded` from the real peer; a trusted proxy's chain is kept in front.
 fn forwarding(
-    req: &mut RequestHeader,
+    client: &HeaderMap,
+    h: &mut HeaderMap,
     ctx: &RequestCtx,
-    peer: Option<std::net::SocketAddr>,
-) -> pingora::Result<()> {
-    for name in FORWARDING {
-        req.remove_header(name);
-    }
-    let Some(peer) = peer else {
-        req.remove_header(&names::X_FORWARDED_FOR);
-        req.remove_header(&header::FORWARDED);
-        return Ok(());
-    };
+    peer: std::net::SocketAddr,
+) -> Result<(), InvalidHeaderValue> {
     let ip = peer.ip();
     let trusted = ctx
         .rt
@@ -148,8 +152,7 @@ fn forwarding(
         if !trusted {
             return None;
         }
-        let parts: Vec<&str> = req
-            .headers
+        let parts: Vec<&str> = client
             .get_all(name)
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -168,8 +171,8 @@ fn forwarding(
         Some(chain) => format!("{chain}, {node}"),
         None => node,
     };
-    req.insert_header(names::X_FORWARDED_FOR, xff)?;
-    req.insert_header(header::FORWARDED, forwarded)?;
+    h.insert(names::X_FORWARDED_FOR, HeaderValue::try_from(xff)?);
+    h.insert(header::FORWARDED, HeaderValue::try_from(forwarded)?);
     Ok(())
 }
 
@@ -216,7 +219,7 @@ mod tests {
         assert_eq!(h("x-user-id").as_deref(), Some("alice"));
         assert_eq!(h("x-forwarded-for").as_deref(), Some("192.0.2.7"));
         assert_eq!(h("forwarded").as_deref(), Some("for=192.0.2.7"));
-        assert_eq!(h("x-request-id"), Some(ctx.request_id.clone()));
+        assert_eq!(h("x-request-id"), Some(ctx.request_id.to_string()));
         assert!(h("x-gateway-auth").is_some());
     }
 

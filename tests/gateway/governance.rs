@@ -364,6 +364,31 @@ async fn arguments_that_break_the_schema_are_refused_with_the_path() {
     let passed = call(&c, 30, "echo_text", json!({"text": "hi", "extra": "x"})).await;
     assert_eq!(text_of(&passed), "hi", "{passed}");
     assert_eq!(up.calls("echo_text").len(), 2);
+
+    // Validation bounded: arguments larger than the scope validates are refused, not passed
+    // unchecked, even when the schema would take them; smaller ones are validated as before.
+    gw.write_file(
+        "tools.yaml",
+        &edit(
+            &spec.tools_yaml,
+            "validate_arguments: true",
+            "validate_arguments: true\n    validate_arguments_max_bytes: 20",
+        ),
+    );
+    assert_eq!(gw.sighup().await, "ok");
+    let r = c
+        .call(40, "echo_text", json!({"text": "hi", "count": 2}))
+        .await;
+    let body = rpc_body(r).await;
+    assert_eq!(body["error"]["code"], -32602, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "Invalid arguments for tool echo_text: the arguments are 23 bytes, more than this scope validates (20 bytes, validate_arguments_max_bytes)"
+    );
+    assert_eq!(up.calls("echo_text").len(), 2);
+    let small = call(&c, 41, "echo_text", json!({"text": "hi"})).await;
+    assert_eq!(text_of(&small), "hi", "{small}");
+    assert_eq!(up.calls("echo_text").len(), 3);
 }
 
 #[tokio::test]

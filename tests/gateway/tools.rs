@@ -312,11 +312,12 @@ async fn documents_through_the_gateway() {
     let up = tool_server("docs", true).await;
     let mut spec = GatewaySpec::new(&[]);
     spec.tools_yaml = format!(
-        "scopes:\n  docs:\n    upstreams:\n      - url: http://127.0.0.1:{}/mcp\n    tools: [generate_document]\n",
+        "scopes:\n  docs:\n    upstreams:\n      - url: http://127.0.0.1:{}/mcp\n    tools: [generate_document]\n    validate_arguments_max_bytes: 1048576\n",
         up.port
     );
     spec.policy_yaml = "roles:\n  writer:\n    allow: [\"docs/*\"]\n".into();
-    // Let the tool's own 256 KiB input cap speak, not the gateway's body cap.
+    // Let the tool's own 256 KiB input cap speak, not the gateway's body cap or its bound on the
+    // arguments it validates (both raised above the tool's).
     spec.gateway_yaml = edit(
         &spec.gateway_yaml,
         "max_body_bytes: 262144",

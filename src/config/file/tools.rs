@@ -122,6 +122,12 @@ pub struct ScopeFile {
     /// Check `tools/call` arguments against the served definition's `inputSchema`.
     #[serde(default = "default_true")]
     pub validate_arguments: bool,
+    /// The largest `arguments` validated, in bytes of JSON: a call with larger arguments is
+    /// refused (-32602) rather than passed unchecked, and validating builds a tree of the whole
+    /// document, so this bounds the memory and time one call can take. A scope taking large
+    /// documents raises it (or sets `validate_arguments: false`).
+    #[serde(default = "default_validate_max")]
+    pub validate_arguments_max_bytes: u64,
     /// JSON-RPC methods beyond the MCP ones the gateway knows that may reach this scope's
     /// upstreams (for callers with a grant in the scope). Any other unknown method is refused.
     #[serde(default)]
@@ -535,4 +541,8 @@ pub enum HealthCheckKind {
     Tcp,
     /// No active check (passive ejection still applies).
     None,
+}
+
+fn default_validate_max() -> u64 {
+    256 * 1024
 }

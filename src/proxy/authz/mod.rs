@@ -163,6 +163,16 @@ fn governed(
     else {
         return Ok(rule);
     };
+    let raw_len = m.arguments.as_deref().map_or(0, str::len);
+    if raw_len as u64 > scope.validate_max_bytes {
+        return Err(GatewayError::InvalidArguments {
+            tool: tool.to_string(),
+            detail: format!(
+                "the arguments are {raw_len} bytes, more than this scope validates ({} bytes, validate_arguments_max_bytes)",
+                scope.validate_max_bytes
+            ),
+        });
+    }
     let arguments = match m.arguments.as_deref() {
         Some(raw) => serde_json::from_str(raw)
             .map_err(|_| GatewayError::InvalidParams("arguments must be JSON".into()))?,

@@ -78,7 +78,7 @@ pub(super) async fn invoke(
         identity: identity.clone(),
         tool: req.tool_name,
         arguments,
-        request_id: ctx.request_id.clone(),
+        request_id: ctx.request_id.to_string(),
         trace: ctx.call_trace(),
     };
     if run_async {

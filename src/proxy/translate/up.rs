@@ -178,34 +178,45 @@ async fn initialize(ctx: &RequestCtx, body: &[u8], id: &str) -> Result<Vec<u8>, 
 
 /// The routing headers and framing of a rewritten request.
 pub fn rewrite_headers(
-    req: &mut pingora::http::RequestHeader,
+    h: &mut http::HeaderMap,
     t: &Rewritten,
-) -> pingora::Result<()> {
+) -> Result<(), http::header::InvalidHeaderValue> {
     use super::super::names;
+    use http::HeaderValue;
     if let Some((method, name)) = &t.route {
-        req.insert_header(names::PROTOCOL_VERSION, MODERN_VERSION)?;
-        req.insert_header(
+        h.insert(
+            names::PROTOCOL_VERSION,
+            HeaderValue::from_static(MODERN_VERSION),
+        );
+        h.insert(
             names::MCP_METHOD,
-            crate::protocol::encode_header_value(method),
-        )?;
+            HeaderValue::try_from(crate::protocol::encode_header_value(method))?,
+        );
         match name {
             Some(n) => {
-                req.insert_header(names::MCP_NAME, crate::protocol::encode_header_value(n))?
+                h.insert(
+                    names::MCP_NAME,
+                    HeaderValue::try_from(crate::protocol::encode_header_value(n))?,
+                );
             }
             None => {
-                req.remove_header(&names::MCP_NAME);
+                h.remove(&names::MCP_NAME);
             }
         }
-        req.remove_header(&names::SESSION_ID);
+        h.remove(&names::SESSION_ID);
     } else {
         // The body was rewritten for an upstream that routes by body: the client's routing
         // headers described the body before, not the one that goes on.
-        req.remove_header(&names::MCP_METHOD);
-        req.remove_header(&names::MCP_NAME);
+        h.remove(&names::MCP_METHOD);
+        h.remove(&names::MCP_NAME);
     }
     // The body grew: it goes chunked, whatever length the client gave.
-    req.remove_header(&http::header::CONTENT_LENGTH);
-    req.insert_header(http::header::TRANSFER_ENCODING, "chunked")
+    h.remove(http::header::CONTENT_LENGTH);
+    h.insert(
+        http::header::TRANSFER_ENCODING,
+        HeaderValue::from_static("chunked"),
+    );
+    Ok(())
 }
 
 /// The request body as the upstream gets it: the rewritten body once, nothing of the client's.
