@@ -44,6 +44,10 @@ class Upstream:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Head and body in one write, without Nagle: otherwise every answer waits for the
+            # client's delayed ACK (40 ms) and the upstream, not the gateway, sets the pace.
+            wbufsize = 1 << 16
+            disable_nagle_algorithm = True
 
             def log_message(self, *a):
                 pass
@@ -209,8 +213,12 @@ def curve_grants(b, min_port):
     call = b.body({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
         "name": "exact_calculate", "arguments": {"operator": "add", "operands": ["1.25", "2.5"], "precision": 28}}})
     for n in [10, 100, 1000]:
-        grants = ", ".join([f'"minimal/other{i}"' for i in range(n - 1)] + ['"minimal/exact_calculate"'])
-        p, base = b.gateway(f"  minimal:\n    upstreams: [ {{ url: \"http://127.0.0.1:{min_port}/mcp\" }} ]\n    tools: [exact_calculate]\n",
+        # A grant must name a tool of its scope: the scope lists the others too (the upstream
+        # does not offer them, so they are never shown).
+        others = [f"other{i}" for i in range(n - 1)]
+        grants = ", ".join([f'"minimal/{t}"' for t in others] + ['"minimal/exact_calculate"'])
+        p, base = b.gateway(f"  minimal:\n    upstreams: [ {{ url: \"http://127.0.0.1:{min_port}/mcp\" }} ]\n"
+                            f"    tools: [{', '.join(others + ['exact_calculate'])}]\n",
                             f"roles:\n  developer: {{ allow: [{grants}] }}\n")
         r = b.wrk(p, f"{base}/minimal/mcp", 64, {"BENCH_BODY_FILE": call})
         b.stop(p)

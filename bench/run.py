@@ -222,6 +222,7 @@ allowed_origins: [{BENCH_ORIGIN}]
       - url: http://127.0.0.1:{upstream_port}/mcp
     health_check: {{ kind: tcp, interval: 5s }}
     tools: [exact_calculate, statistics]
+    validate_arguments_max_bytes: 1048576
   calcsse:
     upstreams:
       - url: http://127.0.0.1:{sse_port}/mcp

@@ -169,7 +169,7 @@ pub(super) fn build(
         }),
         read_timeout,
         connect_timeout,
-        tools: shown,
+        tools: shown.into_iter().collect(),
         pins,
         pin: scope.pin,
         validate_arguments: scope.validate_arguments,
@@ -290,7 +290,7 @@ fn server(
         prefix,
         rename: s.rename,
         description: s.description,
-        tools: built.tools.clone(),
+        tools: built.tools.to_vec(),
         scope: Arc::new(built),
     }
 }
@@ -316,7 +316,7 @@ mod tests {
                 health: None,
                 read_timeout: std::time::Duration::from_secs(1),
                 connect_timeout: std::time::Duration::from_secs(1),
-                tools: Vec::new(),
+                tools: Default::default(),
                 pins: HashMap::new(),
                 pin: file::PinMode::Off,
                 validate_arguments: false,

@@ -159,7 +159,7 @@ pub struct ScopeConfig {
     pub health: Option<HealthCheck>,
     pub read_timeout: Duration,
     pub connect_timeout: Duration,
-    pub tools: Vec<String>,
+    pub tools: ToolList,
     /// Approved definitions pinned in the file (`tools: [{name, sha256}]`).
     pub pins: HashMap<String, [u8; 32]>,
     pub pin: file::PinMode,
@@ -273,5 +273,34 @@ impl UpstreamTarget {
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}:{}{}", self.host, self.port, self.path)
+    }
+}
+
+/// A scope's tools in the order the file lists them, and as a set: a call is checked against it
+/// once per request, and a scope may list a thousand.
+#[derive(Debug, Clone, Default)]
+pub struct ToolList {
+    names: Vec<String>,
+    set: std::collections::HashSet<String, foldhash::fast::RandomState>,
+}
+
+impl ToolList {
+    pub fn contains(&self, name: &str) -> bool {
+        self.set.contains(name)
+    }
+}
+
+impl std::ops::Deref for ToolList {
+    type Target = [String];
+    fn deref(&self) -> &[String] {
+        &self.names
+    }
+}
+
+impl FromIterator<String> for ToolList {
+    fn from_iter<I: IntoIterator<Item = String>>(iter: I) -> Self {
+        let names: Vec<String> = iter.into_iter().collect();
+        let set = names.iter().cloned().collect();
+        Self { names, set }
     }
 }

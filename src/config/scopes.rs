@@ -12,7 +12,7 @@ pub(super) type At<'a> = &'a dyn Fn(&str) -> String;
 pub(super) fn scope_tools(scopes: &BTreeMap<String, ScopeConfig>) -> super::policy::ScopeTools {
     scopes
         .iter()
-        .map(|(name, s)| (name.clone(), s.tools.clone()))
+        .map(|(name, s)| (name.clone(), s.tools.to_vec()))
         .collect()
 }
 

@@ -189,7 +189,7 @@ impl Visible for Visibility {
             &self.identity.roles,
             &self.scope.scope.name,
         );
-        self.scope.scope.tools.iter().any(|t| t == name)
+        self.scope.scope.tools.contains(name)
             && self.shows(
                 policy.tool_verdict(roles, scope, name),
                 "tools/call",

@@ -211,7 +211,7 @@ fn count(
             .observe(u.as_secs_f64());
     }
     if let Some(t) = tool {
-        let label = if scope.scope.tools.iter().any(|x| x == t) {
+        let label = if scope.scope.tools.contains(t) {
             t
         } else {
             "unknown"

@@ -269,7 +269,7 @@ fn method_rule<'a>(
         method::TOOLS_LIST | method::SUBSCRIPTIONS_LISTEN => Ok(Rule::FilterList),
         method::TOOLS_CALL => {
             let tool = m.tool.as_deref().unwrap_or("");
-            if !scope.scope.tools.iter().any(|t| t == tool) {
+            if !scope.scope.tools.contains(tool) {
                 return denied(Denied::tool(tool, "tool not exposed by this scope"));
             }
             match policy.tool_verdict(roles, scope_name, tool) {

@@ -177,7 +177,7 @@ fn resolve(
         .filter(|s| {
             let name = s.scope.name.as_str();
             req.scope.as_deref().is_none_or(|n| n == name)
-                && s.scope.tools.iter().any(|t| t == tool)
+                && s.scope.tools.contains(tool)
                 && policy.tool_verdict(&identity.roles, name, tool).names_it()
         })
         .collect();
