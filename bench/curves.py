@@ -9,10 +9,12 @@ what the upstream spends is not counted.
 
 Curves: body (1 KiB -> 1 MiB of tools/call arguments, validation on and off), tools (tools/list
 with 10 -> 1,000 tools in the scope), grants (tools/call with 10 -> 1,000 grants in the role),
-users (1 -> 100,000 distinct users), sessions (1 -> 100,000 open sessions).
+users (1 -> 100,000 distinct users), sessions (1 -> 100,000 open sessions), streams (1 -> 10,000
+SSE streams held), audit (audit rows per second into PostgreSQL, rising until the spool starts).
 """
 
-import argparse, http.client, json, os, shutil, subprocess, sys, tempfile, threading, time
+import argparse, asyncio, http.client, json, os, resource, shutil, subprocess, sys, tempfile, threading, time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -100,7 +102,7 @@ class Bench:
         open(self.lua, "w").write(harness.WRK_LUA)
         self.secs = args.seconds
 
-    def gateway(self, scopes, policy, extra=""):
+    def gateway(self, scopes, policy, extra="", audit="audit: { enabled: false }"):
         """A gateway (audit off, 2 threads, a per-user rate limit never hit) on `scopes`."""
         self.n += 1
         d = os.path.join(self.tmp, f"gw{self.n}")
@@ -114,7 +116,7 @@ shutdown_grace: 1s
 jwt: {{ algorithms: [HS256], secret: {harness.JWT_SECRET}, issuer: bench, audience: mcp-gateway }}
 upstream_shared_secret: {harness.SECRET}
 session_secrets: [{harness.SESSION_SECRET}]
-audit: {{ enabled: false }}
+{audit}
 {extra}""")
         open(f"{d}/tools.yaml", "w").write("scopes:\n" + scopes)
         open(f"{d}/policy.yaml", "w").write(policy + "rate_limits:\n  - { name: never-hit, key: user, rate: 1000000/s }\n")
@@ -308,10 +310,116 @@ def curve_sessions(b, max_sessions):
           "(the gateway keeps no table of sessions); req/s is bounded by the Python upstream.")
 
 
+async def hold_streams(port, n, tokens):
+    """Opens `n` legacy SSE streams (`GET /minimal/sse`), each read up to its `endpoint` event, and
+    keeps them open; returns the writers (closing them closes the streams)."""
+    sem = asyncio.Semaphore(200)
+    writers = []
+
+    async def one(i):
+        async with sem:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(f"GET /minimal/sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+                    f"Authorization: Bearer {tokens[i]}\r\n\r\n".encode())
+            await w.drain()
+            seen = b""
+            while b"event: endpoint" not in seen:
+                chunk = await asyncio.wait_for(r.read(4096), 10)
+                if not chunk:
+                    raise RuntimeError(f"stream {i} closed: {seen[:200]!r}")
+                seen += chunk
+            writers.append(w)
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return writers
+
+
+def curve_streams(b, min_port):
+    """1 -> 10,000 legacy SSE streams held by the gateway (its per-instance maximum), 16 per user
+    (the per-user maximum is 32)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 30000)), hard))
+    rows, xs, ys = [], [], []
+    for n in [1, 100, 1000, 10_000]:
+        tokens = [harness.token(f"streamer{i // 16}") for i in range(n)]
+        p, base = b.gateway(f"  minimal:\n    upstreams: [ {{ url: \"http://127.0.0.1:{min_port}/mcp\" }} ]\n    tools: [exact_calculate]\n",
+                            'roles:\n  developer: { allow: ["minimal/*"] }\n',
+                            "connections: { max: 20000, max_per_address: 20000 }\n")
+        port = int(base.rsplit(":", 1)[1])
+        before = harness.rss_mb([p.pid])
+        cpu0 = harness.cpu_seconds([p.pid])
+        t0 = time.time()
+
+        async def run():
+            writers = await hold_streams(port, n, tokens)
+            opened = time.time() - t0
+            await asyncio.sleep(2)
+            held = harness.rss_mb([p.pid])
+            for w in writers:
+                w.close()
+            return opened, held
+
+        opened, held = asyncio.run(run())
+        cpu = harness.cpu_seconds([p.pid]) - cpu0
+        b.stop(p)
+        xs.append(n)
+        ys.append(held)
+        rows.append([f"{n:,}", f"{opened:.1f}", f"{cpu / n * 1e6:.0f}", f"{before:.1f}", f"{held:.1f}"])
+    per = slope(xs, ys) * 1024 * 1024 / 1000
+    table("1 -> 10,000 SSE streams held (legacy HTTP+SSE, `GET /minimal/sse`)", "python3 bench/curves.py --only streams",
+          ["streams", "opened in s", "CPU µs per stream opened", "RSS before MB", "RSS holding them MB"], rows,
+          f"Slope: {per:.1f} KB of RSS per stream held.")
+
+
+def metric(url, name):
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def curve_audit(b, min_port):
+    """Audit rows per second into PostgreSQL (on the same two cores) at rising request rates, until
+    rows are spooled instead of written or the gateway cannot keep the rate."""
+    pgtmp = os.path.join(b.tmp, "pg")
+    os.makedirs(pgtmp)
+    db_url, stop_pg = harness.start_postgres(pgtmp)
+    mport = harness.free_port()
+    try:
+        p, base = b.gateway(f"  minimal:\n    upstreams: [ {{ url: \"http://127.0.0.1:{min_port}/mcp\" }} ]\n    tools: [exact_calculate]\n",
+                            'roles:\n  developer: { allow: ["minimal/*"] }\n', f"metrics_listen: 127.0.0.1:{mport}\n",
+                            audit=f"audit: {{ database_url: \"{db_url}\", spool_file: {b.tmp}/spool.jsonl }}")
+        call = b.body({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "exact_calculate", "arguments": {"operator": "add", "operands": ["1.25", "2.5"], "precision": 28}}})
+        murl = f"http://127.0.0.1:{mport}/metrics"
+        rows = []
+        for rate in [500, 1000, 2000, 4000, 8000]:
+            w0, s0 = metric(murl, 'mcp_audit_rows_total{result="written"}'), metric(murl, 'mcp_audit_rows_total{result="spooled"}')
+            t0 = time.time()
+            c = harness.Contender("gateway", {"json": f"{base}/minimal/mcp"}, p)
+            r = harness.run_fixed_rate(c, rate, 64, b.secs, call, harness.token("bench"), b.tmp)
+            time.sleep(1)
+            written = metric(murl, 'mcp_audit_rows_total{result="written"}') - w0
+            spooled = metric(murl, 'mcp_audit_rows_total{result="spooled"}') - s0
+            depth = metric(murl, "mcp_audit_queue_depth")
+            rows.append([f"{rate:,}", f"{r['rps']:.0f}", f"{written / (time.time() - t0):.0f}", f"{spooled:.0f}",
+                         f"{depth:.0f}", f"{r['p99']:.1f}", f"{r['errors']}"])
+            if spooled or r["rps"] < 0.9 * rate:
+                break
+        b.stop(p)
+    finally:
+        stop_pg()
+    table("Audit rows per second into PostgreSQL, rising until the spool starts", "python3 bench/curves.py --only audit",
+          ["asked req/s", "served req/s", "rows written per s", "rows spooled", "queue after", "p99 ms", "errors"], rows,
+          "The last row is where the gateway stopped keeping the rate or started to spool.")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-build", action="store_true")
-    ap.add_argument("--only", action="append", default=[], help="body, tools, grants, users, sessions (repeatable)")
+    ap.add_argument("--only", action="append", default=[], help="body, tools, grants, users, sessions, streams, audit (repeatable)")
     ap.add_argument("--seconds", type=int, default=SECS)
     ap.add_argument("--max-sessions", type=int, default=100_000)
     args = ap.parse_args()
@@ -339,6 +447,10 @@ def main():
             curve_users(b, min_port)
         if want("sessions"):
             curve_sessions(b, args.max_sessions)
+        if want("streams"):
+            curve_streams(b, min_port)
+        if want("audit"):
+            curve_audit(b, min_port)
     finally:
         b.close()
 
