@@ -22,6 +22,15 @@ import run as harness  # noqa: E402
 
 SECS = 4
 
+SMALL_CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+    "name": "exact_calculate", "arguments": {"operator": "add", "operands": ["1.25", "2.5"], "precision": 28}}}
+MINIMAL_POLICY = 'roles:\n  developer: { allow: ["minimal/*"] }\n'
+
+
+def minimal_scope(port, tools=("exact_calculate",)):
+    """The scope `minimal` on the minimal upstream, listing `tools`."""
+    return f"  minimal:\n    upstreams: [ {{ url: \"http://127.0.0.1:{port}/mcp\" }} ]\n    tools: [{', '.join(tools)}]\n"
+
 
 def slope(xs, ys):
     """Least-squares slope of ys over xs."""
@@ -212,15 +221,13 @@ def curve_tools(b):
 
 def curve_grants(b, min_port):
     rows, xs, ys = [], [], []
-    call = b.body({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "exact_calculate", "arguments": {"operator": "add", "operands": ["1.25", "2.5"], "precision": 28}}})
+    call = b.body(SMALL_CALL)
     for n in [10, 100, 1000]:
         # A grant must name a tool of its scope: the scope lists the others too (the upstream
         # does not offer them, so they are never shown).
         others = [f"other{i}" for i in range(n - 1)]
         grants = ", ".join([f'"minimal/{t}"' for t in others] + ['"minimal/exact_calculate"'])
-        p, base = b.gateway(f"  minimal:\n    upstreams: [ {{ url: \"http://127.0.0.1:{min_port}/mcp\" }} ]\n"
-                            f"    tools: [{', '.join(others + ['exact_calculate'])}]\n",
+        p, base = b.gateway(minimal_scope(min_port, others + ["exact_calculate"]),
                             f"roles:\n  developer: {{ allow: [{grants}] }}\n")
         r = b.wrk(p, f"{base}/minimal/mcp", 64, {"BENCH_BODY_FILE": call})
         b.stop(p)
@@ -234,13 +241,11 @@ def curve_grants(b, min_port):
 
 def curve_users(b, min_port):
     rows, xs, ys = [], [], []
-    call = b.body({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "exact_calculate", "arguments": {"operator": "add", "operands": ["1.25", "2.5"], "precision": 28}}})
+    call = b.body(SMALL_CALL)
     for n in [1, 100, 10_000, 100_000]:
         tokens = os.path.join(b.tmp, f"users{n}.txt")
         open(tokens, "w").write("\n".join(harness.token(f"user{i}") for i in range(n)))
-        p, base = b.gateway(f"  minimal:\n    upstreams: [ {{ url: \"http://127.0.0.1:{min_port}/mcp\" }} ]\n    tools: [exact_calculate]\n",
-                            'roles:\n  developer: { allow: ["minimal/*"] }\n')
+        p, base = b.gateway(minimal_scope(min_port), MINIMAL_POLICY)
         idle = harness.rss_mb([p.pid])
         r = b.wrk(p, f"{base}/minimal/mcp", 64, {"BENCH_BODY_FILE": call, "BENCH_TOKENS": tokens})
         after = harness.rss_mb([p.pid])
@@ -342,8 +347,7 @@ def curve_streams(b, min_port):
     rows, xs, ys = [], [], []
     for n in [1, 100, 1000, 10_000]:
         tokens = [harness.token(f"streamer{i // 16}") for i in range(n)]
-        p, base = b.gateway(f"  minimal:\n    upstreams: [ {{ url: \"http://127.0.0.1:{min_port}/mcp\" }} ]\n    tools: [exact_calculate]\n",
-                            'roles:\n  developer: { allow: ["minimal/*"] }\n',
+        p, base = b.gateway(minimal_scope(min_port), MINIMAL_POLICY,
                             "connections: { max: 20000, max_per_address: 20000 }\n")
         port = int(base.rsplit(":", 1)[1])
         before = harness.rss_mb([p.pid])
@@ -388,11 +392,9 @@ def curve_audit(b, min_port):
     db_url, stop_pg = harness.start_postgres(pgtmp)
     mport = harness.free_port()
     try:
-        p, base = b.gateway(f"  minimal:\n    upstreams: [ {{ url: \"http://127.0.0.1:{min_port}/mcp\" }} ]\n    tools: [exact_calculate]\n",
-                            'roles:\n  developer: { allow: ["minimal/*"] }\n', f"metrics_listen: 127.0.0.1:{mport}\n",
+        p, base = b.gateway(minimal_scope(min_port), MINIMAL_POLICY, f"metrics_listen: 127.0.0.1:{mport}\n",
                             audit=f"audit: {{ database_url: \"{db_url}\", spool_file: {b.tmp}/spool.jsonl }}")
-        call = b.body({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-            "name": "exact_calculate", "arguments": {"operator": "add", "operands": ["1.25", "2.5"], "precision": 28}}})
+        call = b.body(SMALL_CALL)
         murl = f"http://127.0.0.1:{mport}/metrics"
         rows = []
         for rate in [500, 1000, 2000, 4000, 8000]:

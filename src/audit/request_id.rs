@@ -17,8 +17,8 @@ impl RequestId {
         Self::from_bytes(Bytes::copy_from_slice(&hex))
     }
 
-    /// An id read back (the spool, a job's row), or given by a test.
-    pub fn from_text(s: &str) -> Self {
+    /// An id read back from a row (the spool, the audit file).
+    fn from_text(s: &str) -> Self {
         Self::from_bytes(Bytes::copy_from_slice(s.as_bytes()))
     }
 

@@ -31,10 +31,9 @@ pub(super) fn audited(
         return;
     }
     let status = if outcome == Class::Ok { 200 } else { 403 };
-    let id = uuid::Uuid::new_v4().simple().to_string();
     let mut row = crate::audit::AuditRecord::new(
         &audit.config,
-        crate::audit::RequestId::from_text(&id),
+        crate::audit::RequestId::new(),
         outcome,
         status,
     );

@@ -340,14 +340,8 @@ impl Call {
             (Ok(_), _) => (Class::Ok, None),
         };
         let ms = elapsed.as_secs_f64() * 1000.0;
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let row = AuditRecord::new(
-            &audit.config,
-            crate::audit::RequestId::from_text(&id),
-            outcome,
-            200,
-        )
-        .by(&self.identity);
+        let row = AuditRecord::new(&audit.config, crate::audit::RequestId::new(), outcome, 200)
+            .by(&self.identity);
         audit.submit(AuditRecord {
             scope: Some(job.scope.clone()),
             method: Some(crate::protocol::method::TOOLS_CALL.into()),

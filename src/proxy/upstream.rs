@@ -97,13 +97,9 @@ fn headers(
     super::credentials::write(&mut h, ctx);
     let id = &caller.identity;
     h.insert(names::USER_ID, HeaderValue::try_from(id.user.as_str())?);
-    match &id.tenant {
-        Some(t) => {
-            h.insert(names::TENANT_ID, HeaderValue::try_from(t.as_str())?);
-        }
-        None => {
-            h.remove(&names::TENANT_ID);
-        }
+    // Absent when the caller has none: the block is built anew and the client's is never copied.
+    if let Some(t) = &id.tenant {
+        h.insert(names::TENANT_ID, HeaderValue::try_from(t.as_str())?);
     }
     if let Some(t) = &ctx.body.rewritten {
         super::translate::up::rewrite_headers(&mut h, t)?;
@@ -189,6 +185,7 @@ mod tests {
             ("x-forwarded-for", "10.9.9.9"),
             ("x-real-ip", "10.9.9.9"),
             ("x-user-id", "mallory"),
+            ("x-tenant-id", "other-tenant"),
             ("mcp-session-id", "client-sealed-id"),
             ("expect", "100-continue"),
         ] {
@@ -213,6 +210,7 @@ mod tests {
             "x-real-ip",
             "expect",
             "mcp-session-id",
+            "x-tenant-id",
         ] {
             assert_eq!(h(gone), None, "{gone}");
         }
