@@ -107,16 +107,23 @@ def cpu_seconds(pids):
     return total / CLK_TCK
 
 
-def rss_mb(pids):
+def rss_mb(pids, field="VmRSS"):
+    """Resident memory of `pids` in MB. `VmRSS` counts the executable's code pages mapped from the
+    page cache too (shared and reclaimable; tens of MB for a large binary); `RssAnon` is only the
+    process's own heap, stacks and buffers."""
     total = 0
     for pid in pids:
         try:
             for line in open(f"/proc/{pid}/status"):
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     total += int(line.split()[1])
         except OSError:
             pass
     return total / 1024
+
+
+def anon_mb(pids):
+    return rss_mb(pids, "RssAnon")
 
 
 def cpu_steal():
@@ -356,12 +363,13 @@ end
 def run_wrk(c, kind, conns, secs, env):
     pids = c.pids()
     cpu0, t0 = cpu_seconds(pids), time.time()
-    peak = [rss_mb(pids)]
+    peak, anon = [rss_mb(pids)], [anon_mb(pids)]
     stop = threading.Event()
 
     def sample():
         while not stop.is_set():
             peak.append(rss_mb(c.pids()))
+            anon.append(anon_mb(c.pids()))
             time.sleep(0.2)
 
     th = threading.Thread(target=sample)
@@ -375,7 +383,7 @@ def run_wrk(c, kind, conns, secs, env):
     r = json.loads(line[6:])
     rps = r["requests"] / (r["duration_us"] / 1e6)
     return {"rps": rps, "p50": r["p50"] / 1000, "p99": r["p99"] / 1000, "p999": r["p999"] / 1000,
-            "cpu_us": cpu / max(r["requests"], 1) * 1e6, "rss_peak": max(peak), "errors": r["errors"], "requests": r["requests"]}
+            "cpu_us": cpu / max(r["requests"], 1) * 1e6, "rss_peak": max(peak), "anon_peak": max(anon), "errors": r["errors"], "requests": r["requests"]}
 
 
 def token_endpoint():
@@ -761,6 +769,7 @@ http {{
         if args.only:
             scenarios = [s for s in scenarios if any(t in s[0] for t in args.only)]
         idle = {c.name: rss_mb(c.pids()) for c in contenders}
+        idle_anon = {c.name: anon_mb(c.pids()) for c in contenders}
         results = {}
         steal0 = cpu_steal()
         # The headline scenario gets at least 5 rounds in a full run: its medians are what a script reads.
@@ -858,6 +867,10 @@ http {{
             print(f"gateway-audit-file RSS: idle {idle['gateway-audit-file']:.1f} MB, peak under the headline "
                   f"{max(r['rss_peak'] for r in f):.1f} MB; gateway (PostgreSQL) peak under the headline "
                   f"{max(r['rss_peak'] for r in g):.1f} MB")
+            anon = lambda rs: max(r.get("anon_peak", 0) for r in rs)
+            print(f"anonymous memory (RssAnon, without the executable's mapped code): gateway-audit-file idle "
+                  f"{idle_anon.get('gateway-audit-file', 0):.1f} MB, peak {anon(f):.1f} MB; gateway (PostgreSQL) peak "
+                  f"{anon(g):.1f} MB; bare Pingora peak {anon(p):.1f} MB")
         pairs = [("fresh RS256 token per request, 64 conns", "fresh HS256 token per request, 64 conns", "ratio fresh RS256/HS256"),
                  ("tools/list filtered, 64 conns", "tools/call small, 64 conns", "ratio tools/list/tools/call")]
         for a_name, b_name, label in pairs:

@@ -210,7 +210,9 @@ impl Authenticator {
             }
             self.cache.remove(token);
         }
-        let id = Arc::new(self.verify_uncached(token).await?);
+        // Boxed: a cached token is the rule, and every request's future would otherwise carry the
+        // uncached path's state (a key fetch).
+        let id = Arc::new(Box::pin(self.verify_uncached(token)).await?);
         self.cache.insert(token.into(), id.clone());
         Ok(id)
     }

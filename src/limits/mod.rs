@@ -141,22 +141,23 @@ impl RateLimits {
         {
             for key in rule.keys(identity, scope, tool) {
                 let verdict = match &self.store {
-                    Some(store) => match store
-                        .check(&rule.name, &key, rule.period, rule.capacity)
-                        .await
-                    {
-                        Ok(v) => v,
-                        Err(e) => {
-                            metrics::RATE_LIMIT_STORE_ERRORS.inc();
-                            tracing::warn!(error = %e, rule = %rule.name, "rate limit store unavailable");
-                            match store.fallback {
-                                StoreFallback::Local => check_local(local, &key, &self.clock),
-                                StoreFallback::Refuse => {
-                                    return Err(GatewayError::LimiterUnavailable)
+                    Some(store) => {
+                        match Box::pin(store.check(&rule.name, &key, rule.period, rule.capacity))
+                            .await
+                        {
+                            Ok(v) => v,
+                            Err(e) => {
+                                metrics::RATE_LIMIT_STORE_ERRORS.inc();
+                                tracing::warn!(error = %e, rule = %rule.name, "rate limit store unavailable");
+                                match store.fallback {
+                                    StoreFallback::Local => check_local(local, &key, &self.clock),
+                                    StoreFallback::Refuse => {
+                                        return Err(GatewayError::LimiterUnavailable)
+                                    }
                                 }
                             }
                         }
-                    },
+                    }
                     None => check_local(local, &key, &self.clock),
                 };
                 if let Err(wait) = verdict {

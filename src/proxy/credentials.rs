@@ -14,7 +14,8 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType};
 
-/// The picked upstream's token, when it has one configured.
+/// The picked upstream's token, when it has one configured. Each way of getting one is boxed:
+/// this runs for every request, most with no token to get.
 pub async fn take(session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
     ctx.upstream.bearer = None;
     let Some(picked) = ctx.upstream.picked.clone() else {
@@ -23,14 +24,14 @@ pub async fn take(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gateway
     let failed =
         |_| GatewayError::UpstreamFailed("the upstream's credentials could not be obtained".into());
     if let Some(token) = &picked.token {
-        ctx.upstream.bearer = Some(token.bearer().await.map_err(failed)?);
+        ctx.upstream.bearer = Some(Box::pin(token.bearer()).await.map_err(failed)?);
     } else if let Some(exchange) = &picked.exchange {
         // The token the caller was authenticated with (checked already).
         let subject = caller_token(session).ok_or(GatewayError::Internal)?;
-        ctx.upstream.bearer = Some(exchange.bearer(subject).await.map_err(failed)?);
+        ctx.upstream.bearer = Some(Box::pin(exchange.bearer(subject)).await.map_err(failed)?);
     } else if picked.per_user().is_some() {
         let (who, upstream) = login_of(ctx).ok_or(GatewayError::Internal)?;
-        match ctx.rt.vault.bearer(&who, &upstream).await {
+        match Box::pin(ctx.rt.vault.bearer(&who, &upstream)).await {
             Ok(Some(b)) => ctx.upstream.bearer = Some(b),
             Ok(None) => return Err(sign_in(ctx, &who, &upstream)),
             Err(e) => {

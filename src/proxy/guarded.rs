@@ -78,7 +78,7 @@ pub async fn check(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Bytes>, G
             roles: &caller.identity.roles,
             arguments: &arguments,
         };
-        match webhook::ask(w, &call).await {
+        match Box::pin(webhook::ask(w, &call)).await {
             webhook::Verdict::Allow => {}
             webhook::Verdict::Deny(reason) => {
                 tracing::info!(request_id = %ctx.request_id, reason = %reason, "the guard webhook refused a call");

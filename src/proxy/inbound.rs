@@ -28,12 +28,12 @@ pub async fn inspect(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool
     authz::admit_caller(ctx)?;
     limit::hold_user_slot(ctx)?;
     if let Some(refusal) = ctx.refused_head.take() {
-        return Err(with_id(session, ctx, refusal).await);
+        return Err(Box::pin(with_id(session, ctx, refusal)).await);
     }
     if legacy::is_message_path(session.req_header().uri.path()) {
         legacy::open_message(session, ctx)?;
     } else if legacy::opens_stream(session) && !ctx.is_modern() {
-        legacy::serve(session, ctx).await?;
+        Box::pin(legacy::serve(session, ctx)).await?;
         return Ok(true);
     } else if legacy::is_legacy_scope(ctx) {
         return Err(GatewayError::InvalidRequest(
@@ -144,7 +144,7 @@ pub async fn decide(
         Ok(Found::Answer(body)) => {
             ctx.rpc = Some(rpc);
             limit::check(ctx).await?;
-            respond::json(session, ctx, 200, body, &[])
+            Box::pin(respond::json(session, ctx, 200, body, &[]))
                 .await
                 .map_err(|_| GatewayError::Internal)?;
             return Ok(true);
@@ -191,13 +191,20 @@ pub async fn decide(
             let guarded = guarded?;
             let bytes = guarded.as_deref().unwrap_or(bytes);
             if let Some(answer) = super::tasks::answer(ctx, bytes).await? {
-                respond::json(session, ctx, 200, answer, &[])
+                Box::pin(respond::json(session, ctx, 200, answer, &[]))
                     .await
                     .map_err(|_| GatewayError::Internal)?;
                 return Ok(true);
             }
             if let Some((version, upstream_session)) = translate::asking(ctx) {
-                translate::asked::exchange(session, ctx, bytes, version, upstream_session).await?;
+                Box::pin(translate::asked::exchange(
+                    session,
+                    ctx,
+                    bytes,
+                    version,
+                    upstream_session,
+                ))
+                .await?;
                 return Ok(true);
             }
             let Some((status, body)) = translate::answer_here(ctx, bytes).await? else {
@@ -220,14 +227,14 @@ pub async fn decide(
                 super::traced::meta(ctx, bytes);
                 return Ok(false);
             };
-            respond::json(session, ctx, status, body, &[])
+            Box::pin(respond::json(session, ctx, status, body, &[]))
                 .await
                 .map_err(|_| GatewayError::Internal)?;
             Ok(true)
         }
         Decision::Refuse(e) => Err(e),
         Decision::Answer(body) => {
-            respond::json(session, ctx, 200, body, &[])
+            Box::pin(respond::json(session, ctx, 200, body, &[]))
                 .await
                 .map_err(|_| GatewayError::Internal)?;
             Ok(true)

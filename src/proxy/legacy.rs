@@ -135,7 +135,7 @@ pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Ga
     let scope_name = scope.scope.name.clone();
     let owner = user_hash(&identity.user, identity.tenant.as_deref());
     let mut upstream = match is_legacy_scope(ctx) {
-        true => Some(upstream::open(ctx).await?),
+        true => Some(Box::pin(upstream::open(ctx)).await?),
         false => None,
     };
     let pinned = upstream

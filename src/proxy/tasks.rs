@@ -22,6 +22,8 @@ const PAGE: usize = 100;
 
 /// The JSON-RPC answer for a task request the gateway serves itself; `None` for anything else
 /// (or on a scope that leaves tasks to its upstreams).
+/// (Each task operation is boxed: this runs for every call, and its future would otherwise be
+/// as large as the largest operation's.)
 pub async fn answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>, GatewayError> {
     let caller = ctx.admitted()?;
     if caller.scope.scope.tasks != crate::config::file::TaskMode::Gateway {
@@ -41,8 +43,10 @@ pub async fn answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>
         // neither asks nor refuses. For a client that declared the extension, every call runs as
         // a task and is answered at once when it ends within `SHORTCUT`, else with the task.
         // Without the extension, the call runs as any other.
-        method::TOOLS_CALL if ctx.is_modern() && declares_tasks => directed(ctx, body).await?,
-        method::TOOLS_CALL if m.task && !ctx.is_modern() => submit(ctx, body).await?,
+        method::TOOLS_CALL if ctx.is_modern() && declares_tasks => {
+            Box::pin(directed(ctx, body)).await?
+        }
+        method::TOOLS_CALL if m.task && !ctx.is_modern() => Box::pin(submit(ctx, body)).await?,
         // The extension's methods are for clients that declared it.
         method::TASKS_GET | method::TASKS_CANCEL if ctx.is_modern() && !declares_tasks => {
             return Err(GatewayError::MissingCapability(EXTENSION_CAPABILITY));
@@ -51,12 +55,12 @@ pub async fn answer(ctx: &mut RequestCtx, body: &[u8]) -> Result<Option<Vec<u8>>
             let id = task_id.ok_or(GatewayError::Internal)?;
             ctx.job = Some(id.clone());
             match method {
-                method::TASKS_GET => get(ctx, &id).await?,
-                method::TASKS_RESULT => result(ctx, &id).await?,
-                _ => cancel(ctx, &id).await?,
+                method::TASKS_GET => Box::pin(get(ctx, &id)).await?,
+                method::TASKS_RESULT => Box::pin(result(ctx, &id)).await?,
+                _ => Box::pin(cancel(ctx, &id)).await?,
             }
         }
-        method::TASKS_LIST => list(ctx, body).await?,
+        method::TASKS_LIST => Box::pin(list(ctx, body)).await?,
         _ => return Ok(None),
     };
     if let Err(e) = &answer {

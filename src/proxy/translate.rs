@@ -41,7 +41,7 @@ pub async fn prepare(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
         .select(caller.identity.user.as_bytes(), &ctx.upstream.tried)
         .ok_or_else(|| GatewayError::NoHealthyUpstream(scope.scope.name.clone()))?;
     let hash = user_hash(&caller.identity.user, caller.identity.tenant.as_deref());
-    let opened = ctx.rt.bridged.get_asking(&scope, &picked, version).await?;
+    let opened = Box::pin(ctx.rt.bridged.get_asking(&scope, &picked, version)).await?;
     if let (Some(s), Some(caller)) = (&opened.session, ctx.caller.as_mut()) {
         caller.session = Some(SessionBinding {
             scope: scope.scope.name.clone(),
@@ -76,7 +76,7 @@ pub async fn answer_here(
     if !up::applies(ctx) {
         return Ok(None);
     }
-    Ok(match up::prepare(ctx, body).await? {
+    Ok(match Box::pin(up::prepare(ctx, body)).await? {
         None => None,
         Some(up::Local::Json(answer)) => Some((200, answer)),
         Some(up::Local::Accepted) => Some((202, Vec::new())),
