@@ -18,6 +18,8 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# Slopes are measured on the quicker release build (`BENCH_PROFILE=dist` for the shipped one).
+os.environ.setdefault("BENCH_PROFILE", "release")
 import run as harness  # noqa: E402
 
 SECS = 4
@@ -102,7 +104,7 @@ class Upstream:
 class Bench:
     def __init__(self, args):
         self.root = harness.ROOT
-        self.gw_bin = os.path.join(self.root, "target/release/mcp-gateway")
+        self.gw_bin = os.path.join(harness.BIN, "mcp-gateway")
         self.tmp = tempfile.mkdtemp(prefix="mcp-curves-")
         os.chmod(self.tmp, 0o755)
         self.procs = []
@@ -427,7 +429,7 @@ def main():
     args = ap.parse_args()
     harness.ensure_tools()
     if not args.no_build:
-        harness.sh(["cargo", "build", "--release", "--bin", "mcp-gateway", "--example", "minimal-upstream"], cwd=harness.ROOT)
+        harness.build("minimal-upstream")
     b = Bench(args)
     want = lambda c: not args.only or c in args.only
     try:
@@ -435,7 +437,7 @@ def main():
         calc_port, min_port = harness.free_port(), harness.free_port()
         b.procs.append(subprocess.Popen([b.gw_bin, "tool", "calculator", "--listen", f"127.0.0.1:{calc_port}"],
                                         env={**os.environ, "TOOL_GATEWAY_SHARED_SECRET": harness.SECRET, "RUST_LOG": "warn"}, **quiet))
-        b.procs.append(subprocess.Popen([os.path.join(harness.ROOT, "target/release/examples/minimal-upstream"),
+        b.procs.append(subprocess.Popen([os.path.join(harness.BIN, "examples/minimal-upstream"),
                                          f"127.0.0.1:{min_port}", "1"], **quiet))
         harness.wait_port(calc_port)
         harness.wait_port(min_port)

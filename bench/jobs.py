@@ -12,13 +12,13 @@ for the same small `exact_calculate` call, measures completed calls per second a
 Each mode runs `--workers` client threads for `--seconds` (bounded), each on its own keep-alive
 connection; the client is Python, so the absolute figures include its cost: read the ratios.
 
-    cargo build --release --bin mcp-gateway && python3 bench/jobs.py
+    cargo build --profile dist --bin mcp-gateway && python3 bench/jobs.py
 """
 
 import argparse, http.client, json, os, shutil, statistics, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("MCP_GATEWAY_BIN", os.path.join(ROOT, "target/release/mcp-gateway"))
+BIN = os.environ.get("MCP_GATEWAY_BIN", os.path.join(ROOT, "target", os.environ.get("BENCH_PROFILE", "dist"), "mcp-gateway"))
 ARGS = {"operator": "add", "operands": ["1", "2"]}
 
 

@@ -15,6 +15,18 @@ import argparse, base64, hashlib, hmac, json, os, shutil, signal, socket, statis
 import urllib.error, urllib.parse, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The cargo profile measured: `dist` (what the container image ships; slow to build) by default,
+# `BENCH_PROFILE=release` for the quicker local build. Every contender is built with the same one.
+PROFILE = os.environ.get("BENCH_PROFILE", "dist")
+BIN = os.path.join(ROOT, "target", PROFILE)
+
+
+def build(*targets):
+    """`cargo build` of the gateway and `targets` (examples) with the measured profile."""
+    cmd = ["cargo", "build", "--profile", PROFILE, "--bin", "mcp-gateway"]
+    for t in targets:
+        cmd += ["--example", t]
+    sh(cmd, cwd=ROOT)
 SECRET = "bench-upstream-secret-0123456789"
 BENCH_ORIGIN = "https://app.bench.example"  # allowed by the gateway: its answers carry CORS headers
 JWT_SECRET = "bench-jwt-secret-bench-jwt-secret-0123456789"
@@ -536,11 +548,11 @@ def main():
     ensure_tools()
     build_started = time.time()
     if not args.no_build:
-        sh(["cargo", "build", "--release", "--bin", "mcp-gateway", "--example", "bare-pingora", "--example", "minimal-upstream"], cwd=ROOT)
+        build("bare-pingora", "minimal-upstream")
     build_seconds = time.time() - build_started
-    gw_bin = os.path.join(ROOT, "target/release/mcp-gateway")
-    bare_bin = os.path.join(ROOT, "target/release/examples/bare-pingora")
-    min_bin = os.path.join(ROOT, "target/release/examples/minimal-upstream")
+    gw_bin = os.path.join(BIN, "mcp-gateway")
+    bare_bin = os.path.join(BIN, "examples/bare-pingora")
+    min_bin = os.path.join(BIN, "examples/minimal-upstream")
     tmp = tempfile.mkdtemp(prefix="mcp-bench-")
     os.chmod(tmp, 0o755)
     procs, cleanups = [], []

@@ -8,7 +8,7 @@ Starts the release gateway twice on the same bundled calculator (stateless JSON)
 60 KiB `statistics` call (16,000 array items, each checked against `{"type": "string"}`). Prints
 medians of req/s, p50, p99 and the gateway's CPU per request, and the on/off ratios.
 
-    cargo build --release --bin mcp-gateway && python3 bench/validation.py
+    cargo build --profile dist --bin mcp-gateway && python3 bench/validation.py
 """
 
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
@@ -23,7 +23,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     args = ap.parse_args()
     b.ensure_tools()
-    gw_bin = os.path.join(b.ROOT, "target/release/mcp-gateway")
+    gw_bin = os.path.join(b.BIN, "mcp-gateway")
     tmp = tempfile.mkdtemp(prefix="mcp-bench-validation-")
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     procs = []

@@ -103,7 +103,10 @@ pub struct Deadlined {
     clock: HeadClock,
     evictable: Arc<Evictable>,
     timeout: Duration,
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// The head's deadline, made once per connection and reset for each keep-alive request's
+    /// head (no allocation per request); it counts only while `armed`.
+    deadline: Pin<Box<Sleep>>,
+    armed: bool,
     peer: Option<SocketAddr>,
     on_refused: Option<OnRefusedHead>,
     /// The gateway's answer in place of Pingora's, and how much of it is written.
@@ -139,7 +142,8 @@ impl Deadlined {
             evictable,
             timeout,
             // The first request's clock runs from the accept: an idle connection is cut too.
-            deadline: Some(Box::pin(tokio::time::sleep(timeout))),
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            armed: true,
             peer,
             on_refused,
             replacement: None,
@@ -231,7 +235,7 @@ impl AsyncRead for Deadlined {
             return Poll::Ready(Ok(()));
         }
         match this.clock.0.load(Ordering::Acquire) {
-            IN_REQUEST => this.deadline = None,
+            IN_REQUEST => this.armed = false,
             BETWEEN | IN_HEAD => {
                 this.evictable.waker.register(cx.waker());
                 if this.evictable.evicted.load(Ordering::Acquire) {
@@ -240,13 +244,11 @@ impl AsyncRead for Deadlined {
                         "closed to make room: no request head while the gateway was full",
                     )));
                 }
-                if let Some(d) = this.deadline.as_mut() {
-                    if d.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Err(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "request head not complete in time",
-                        )));
-                    }
+                if this.armed && this.deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "request head not complete in time",
+                    )));
                 }
             }
             _ => {}
@@ -260,9 +262,9 @@ impl AsyncRead for Deadlined {
                 .compare_exchange(BETWEEN, IN_HEAD, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok();
             if between {
-                this.deadline = Some(Box::pin(tokio::time::sleep_until(
-                    Instant::now() + this.timeout,
-                )));
+                let at = Instant::now() + this.timeout;
+                this.deadline.as_mut().reset(at);
+                this.armed = true;
             }
         }
         r

@@ -360,7 +360,10 @@ impl TransportConnector {
         if let Some(s) = reused_stream {
             Ok((s, true))
         } else {
-            let s = self.new_stream(peer).await?;
+            // mcp-gateway patch: a new connection (TCP and TLS handshakes) is boxed, so that the
+            // future of every request, most of which reuse a pooled connection, does not carry its
+            // state inline (PATCH.md, 5).
+            let s = Box::pin(self.new_stream(peer)).await?;
             Ok((s, false))
         }
     }
