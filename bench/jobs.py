@@ -17,8 +17,11 @@ connection; the client is Python, so the absolute figures include its cost: read
 
 import argparse, http.client, json, os, shutil, statistics, subprocess, sys, tempfile, threading, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("MCP_GATEWAY_BIN", os.path.join(ROOT, "target", os.environ.get("BENCH_PROFILE", "dist"), "mcp-gateway"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run as harness  # noqa: E402  (the measured build profile, `BENCH_PROFILE`)
+
+ROOT = harness.ROOT
+BIN = os.environ.get("MCP_GATEWAY_BIN", os.path.join(harness.BIN, "mcp-gateway"))
 ARGS = {"operator": "add", "operands": ["1", "2"]}
 
 

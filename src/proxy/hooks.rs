@@ -43,25 +43,24 @@ impl ProxyHttp for Gateway {
     }
 
     /// Answers health, metadata and every refusal itself (`Ok(true)`); lets through only requests
-    /// that are authenticated, parsed and allowed. Every path but the scoped one is boxed: an
+    /// that are authenticated, parsed and allowed. The REST API and the sign-in are boxed: an
     /// `async_trait` hook's future is allocated and copied whole for each request, and is as large
-    /// as its largest path (the REST API's and the sign-in's were kilobytes; bench/README.md).
+    /// as its largest path (theirs were kilobytes; bench/README.md). The gateway's own answers box
+    /// their writes in `respond`.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let answered = match admit::route(session, ctx) {
-            Ok(Route::Healthz) => {
-                return Box::pin(respond::healthz(session, ctx)).await.map(|_| true)
-            }
+            Ok(Route::Healthz) => return respond::healthz(session, ctx).await.map(|_| true),
             Ok(Route::Readyz) => {
-                return Box::pin(respond::readyz(session, ctx, self.draining.is_set()))
+                return respond::readyz(session, ctx, self.draining.is_set())
                     .await
                     .map(|_| true)
             }
             Ok(Route::ResourceMetadata { path }) => {
-                return Box::pin(respond::resource_metadata(session, ctx, &path))
+                return respond::resource_metadata(session, ctx, &path)
                     .await
                     .map(|_| true)
             }
-            Ok(Route::Preflight) => Box::pin(respond::preflight(session, ctx)).await,
+            Ok(Route::Preflight) => respond::preflight(session, ctx).await,
             Ok(Route::Rest(r)) => {
                 return Box::pin(super::rest::serve(session, ctx, r))
                     .await
@@ -81,7 +80,7 @@ impl ProxyHttp for Gateway {
         match answered {
             Ok(answered) => Ok(answered),
             Err(e) => {
-                Box::pin(respond::error(session, ctx, &e)).await?;
+                respond::error(session, ctx, &e).await?;
                 ctx.error = Some(e);
                 Ok(true)
             }

@@ -144,7 +144,7 @@ pub async fn decide(
         Ok(Found::Answer(body)) => {
             ctx.rpc = Some(rpc);
             limit::check(ctx).await?;
-            Box::pin(respond::json(session, ctx, 200, body, &[]))
+            respond::json(session, ctx, 200, body, &[])
                 .await
                 .map_err(|_| GatewayError::Internal)?;
             return Ok(true);
@@ -191,7 +191,7 @@ pub async fn decide(
             let guarded = guarded?;
             let bytes = guarded.as_deref().unwrap_or(bytes);
             if let Some(answer) = super::tasks::answer(ctx, bytes).await? {
-                Box::pin(respond::json(session, ctx, 200, answer, &[]))
+                respond::json(session, ctx, 200, answer, &[])
                     .await
                     .map_err(|_| GatewayError::Internal)?;
                 return Ok(true);
@@ -227,14 +227,14 @@ pub async fn decide(
                 super::traced::meta(ctx, bytes);
                 return Ok(false);
             };
-            Box::pin(respond::json(session, ctx, status, body, &[]))
+            respond::json(session, ctx, status, body, &[])
                 .await
                 .map_err(|_| GatewayError::Internal)?;
             Ok(true)
         }
         Decision::Refuse(e) => Err(e),
         Decision::Answer(body) => {
-            Box::pin(respond::json(session, ctx, 200, body, &[]))
+            respond::json(session, ctx, 200, body, &[])
                 .await
                 .map_err(|_| GatewayError::Internal)?;
             Ok(true)

@@ -9,7 +9,9 @@ use pingora::Result;
 use pingora_proxy::Session;
 
 /// Writes a complete JSON answer. Keeps the connection open (unlike Pingora's error responses),
-/// so a client's next request reuses it.
+/// so a client's next request reuses it. Every answer the gateway gives itself ends here, inside
+/// hooks that run for every request: Pingora's writes are boxed, so they are allocated when an
+/// answer is written instead of enlarging each caller's future (bench/README.md).
 pub async fn json(
     session: &mut Session,
     ctx: &RequestCtx,
@@ -27,11 +29,13 @@ pub async fn json(
         h.insert_header(*k, v.as_str())?;
     }
     super::cors::decorate(&mut h, ctx)?;
-    session.write_response_header(Box::new(h), false).await?;
-    session
-        .write_response_body(Some(Bytes::from(body)), true)
-        .await?;
-    Ok(())
+    Box::pin(async move {
+        session.write_response_header(Box::new(h), false).await?;
+        session
+            .write_response_body(Some(Bytes::from(body)), true)
+            .await
+    })
+    .await
 }
 
 /// The head of an event stream the gateway writes itself (a legacy stream, a bridged call's
@@ -258,8 +262,8 @@ pub async fn preflight(session: &mut Session, ctx: &mut RequestCtx) -> Result<bo
         Ok(())
     };
     write().map_err(|_| GatewayError::Internal)?;
-    session
-        .write_response_header(Box::new(h), true)
+    // Boxed as in `json`.
+    Box::pin(session.write_response_header(Box::new(h), true))
         .await
         .map_err(|_| GatewayError::Internal)?;
     Ok(true)
