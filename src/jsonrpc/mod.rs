@@ -16,7 +16,7 @@ use crate::protocol::method;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use wire::{Params, Reference, Wire};
+use wire::{Body, Params, Reference, Wire};
 
 pub use crate::protocol::{
     DEFAULT_VERSION, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, MODERN_VERSION,
@@ -161,21 +161,27 @@ fn valid_id(text: &str) -> bool {
 }
 
 fn read(body: &[u8], batches_allowed: bool, keep_arguments: bool) -> Result<Rpc, GatewayError> {
-    // JSON is UTF-8 (RFC 8259). serde_json skips the parts a message struct ignores without
-    // checking them, so without this a body an upstream's parser refuses could pass here.
+    // JSON is UTF-8 (RFC 8259). serde_json skips the raw parts it borrows without checking them,
+    // so without this a body an upstream's parser refuses could pass here.
     if std::str::from_utf8(body).is_err() {
         return Err(GatewayError::ParseError(
             "the body is not valid UTF-8".into(),
         ));
     }
-    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    if first.is_some() {
-        shape::check(body)?;
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(GatewayError::InvalidRequest("empty body".into()));
     }
-    match first {
-        None => Err(GatewayError::InvalidRequest("empty body".into())),
-        Some(b'[') => {
-            let wires: Vec<Wire<'_>> = serde_json::from_slice(body).map_err(classify)?;
+    // The one pass stops at its first problem, which may be a wrong type or a bad message ahead
+    // of a broken bound: a refused body is walked again for its shape, and a bound it broke (or
+    // a syntax error further on) is what the refusal names.
+    messages(body, batches_allowed, keep_arguments)
+        .map_err(|e| shape::check(body).err().unwrap_or(e))
+}
+
+/// The messages of a well-formed body, read and shape-checked in one pass.
+fn messages(body: &[u8], batches_allowed: bool, keep_arguments: bool) -> Result<Rpc, GatewayError> {
+    match wire::read(body).map_err(classify)? {
+        Body::Batch(wires) => {
             if !batches_allowed {
                 return Err(GatewayError::InvalidRequest(
                     "JSON-RPC batches are not allowed in this protocol version".into(),
@@ -190,10 +196,7 @@ fn read(body: &[u8], batches_allowed: bool, keep_arguments: bool) -> Result<Rpc,
                 .collect::<Result<Vec<_>, _>>()
                 .map(Rpc::Batch)
         }
-        Some(_) => {
-            let wire: Wire<'_> = serde_json::from_slice(body).map_err(classify)?;
-            message(wire, keep_arguments).map(Rpc::Single)
-        }
+        Body::One(wire) => message(wire, keep_arguments).map(Rpc::Single),
     }
 }
 
@@ -216,7 +219,7 @@ fn message(w: Wire<'_>, keep_arguments: bool) -> Result<Message, GatewayError> {
     let id = w.id.map(id_of).transpose()?;
     match w.method {
         Some(method) => request(method, id, w.params, keep_arguments),
-        None if (w.result.is_some() || w.error.is_some()) && id.is_some() => Ok(Message {
+        None if w.answer && id.is_some() => Ok(Message {
             id,
             ..Message::default()
         }),
@@ -662,6 +665,12 @@ mod tests {
             let Ok(Rpc::Single(m)) = parse(&body, true, true) else {
                 continue;
             };
+            // The one pass accepts nothing the shape's own walk refuses.
+            assert!(
+                shape::check(&body).is_ok(),
+                "accepted, but the shape is broken: {}",
+                String::from_utf8_lossy(&body)
+            );
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
                 panic!(
                     "accepted, but serde refuses ({e}): {}",
@@ -704,6 +713,44 @@ mod tests {
                 String::from_utf8_lossy(&body)
             );
         }
+    }
+
+    /// Every object of a message is checked for repeated keys and depth in the one pass, whether
+    /// or not the gateway reads it, and a refusal names the bound that was broken even when a
+    /// wrong type comes first.
+    #[test]
+    fn the_one_pass_checks_the_shape_everywhere() {
+        let deep = format!("{}1{}", "[".repeat(70), "]".repeat(70));
+        for (body, says) in [
+            (r#"{"jsonrpc":"2.0","id":1,"method":"ping","x":{"a":1,"a":2}}"#.to_string(), "duplicate key \"a\""),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"ping","x":1,"x":2}"#.into(), "duplicate key \"x\""),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"k":[{"b":1,"b":1}]}}}"#.into(), "duplicate key \"b\""),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/clientCapabilities":{"extensions":{"e":1,"e":1}}}}}"#.into(), "duplicate key \"e\""),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p","x":{"c":1,"c":2}}}}"#.into(), "duplicate key \"c\""),
+            (r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"content":[]}}"#.into(), "duplicate key \"content\""),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":{"n":1,"n":2}}}"#.into(), "duplicate key \"n\""),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"task":{"t":1,"t":2}}}"#.into(), "duplicate key \"t\""),
+            (format!(r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"other":{deep}}}}}"#), "nesting deeper"),
+            (format!(r#"[{{"jsonrpc":"2.0","id":1,"method":"ping","params":{deep}}}]"#), "nesting deeper"),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"ping","x":1e400}"#.into(), "number out of range"),
+            // A wrong type first, a broken bound after: the bound is named.
+            (r#"{"jsonrpc":"2.0","id":1,"method":7,"x":{"a":1,"a":2}}"#.into(), "duplicate key \"a\""),
+            (r#"{"jsonrpc":"1.0","id":1,"method":"ping","x":1e400}"#.into(), "number out of range"),
+        ] {
+            let refused = read(body.as_bytes(), true, false).unwrap_err().to_string();
+            assert!(refused.contains(says), "{body}: {refused}");
+        }
+        // A lone surrogate is not a string any JSON parser reads, in the id as anywhere.
+        assert!(read(br#"{"jsonrpc":"2.0","id":"\ud800","method":"ping"}"#, false, false).is_err());
+        assert!(read(br#"{"jsonrpc":"2.0","id":"\u0061","method":"ping"}"#, false, false).is_ok());
+        let deepest = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{{"arguments":{}{}}}}}"#,
+            "[".repeat(super::shape::MAX_DEPTH - 2),
+            "]".repeat(super::shape::MAX_DEPTH - 2)
+        );
+        assert!(read(deepest.as_bytes(), false, false).is_ok());
+        let deeper = deepest.replacen('[', "[[", 1).replacen(']', "]]", 1);
+        assert!(read(deeper.as_bytes(), false, false).is_err());
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! The shape every request body must have before any part of it is read: nesting at most
-//! `MAX_DEPTH` levels deep, no object with the same key twice (anywhere: the gateway reads one of
-//! two `arguments.path` members and an upstream may read the other), and numbers a 64-bit float
-//! can hold. The reader proper borrows `params._meta` and `arguments` as raw text without looking
-//! inside, so this one pass is what bounds them.
+//! The shape every request body must have: nesting at most `MAX_DEPTH` levels deep, no object
+//! with the same key twice (anywhere: the gateway reads one of two `arguments.path` members and
+//! an upstream may read the other), and numbers a 64-bit float can hold. The message reader
+//! (`super::wire`) checks it in the same pass as it reads, with the walkers here for every value
+//! it does not read and for the raw `arguments` it borrows; `check` walks a whole body on its own
+//! (to name the first bound a refused body broke).
 
 use crate::error::GatewayError;
-use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -22,11 +23,7 @@ const INLINE_KEYS: usize = 8;
 
 /// Checks the body's shape; `Err` says which bound was exceeded, and where.
 pub fn check(body: &[u8]) -> Result<(), GatewayError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let checked = Node { depth: 0 }
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
-    checked.map_err(|e| {
+    walk(body, 0).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
             Category::Syntax | Category::Eof | Category::Io => {
@@ -37,81 +34,114 @@ pub fn check(body: &[u8]) -> Result<(), GatewayError> {
     })
 }
 
-struct Node {
-    depth: usize,
+/// Checks the shape of a value found `depth` levels deep in a body (the raw `arguments` the
+/// message reader borrows without looking inside).
+pub(super) fn walk(text: &[u8], depth: usize) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    Node { depth }.deserialize(&mut de)?;
+    de.end()
 }
 
-impl Node {
-    fn child<E: serde::de::Error>(&self) -> Result<usize, E> {
-        if self.depth >= MAX_DEPTH {
-            return Err(E::custom(format_args!(
-                "nesting deeper than {MAX_DEPTH} levels"
-            )));
-        }
-        Ok(self.depth + 1)
+/// The depth of a container's members, or the error for a container already at `MAX_DEPTH`.
+pub(super) fn child<E: serde::de::Error>(depth: usize) -> Result<usize, E> {
+    if depth >= MAX_DEPTH {
+        return Err(E::custom(format_args!(
+            "nesting deeper than {MAX_DEPTH} levels"
+        )));
     }
+    Ok(depth + 1)
+}
+
+/// Walks an array found `depth` levels deep, checking every element.
+pub(super) fn walk_seq<'de, A: SeqAccess<'de>>(depth: usize, mut seq: A) -> Result<(), A::Error> {
+    let depth = child(depth)?;
+    while seq.next_element_seed(Node { depth })?.is_some() {}
+    Ok(())
+}
+
+/// Walks an object found `depth` levels deep, checking its keys and every value.
+pub(super) fn walk_map<'de, A: MapAccess<'de>>(depth: usize, mut map: A) -> Result<(), A::Error> {
+    let depth = child(depth)?;
+    let mut keys = Keys::default();
+    while let Some(Key(key)) = map.next_key()? {
+        keys.insert(key)?;
+        map.next_value_seed(Node { depth })?;
+    }
+    Ok(())
+}
+
+/// Any value `depth` levels deep, checked and skipped; yields whether it was other than `null`.
+#[derive(Clone, Copy)]
+pub(super) struct Node {
+    pub(super) depth: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for Node {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for Node {
-    type Value = ();
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(true)
     }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(true)
     }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(true)
     }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(true)
     }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(true)
     }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let depth = self.child()?;
-        while seq.next_element_seed(Node { depth })?.is_some() {}
-        Ok(())
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        walk_seq(self.depth, seq).map(|()| true)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let depth = self.child()?;
-        // Most objects have a few keys: compared on the stack, no allocation per object.
-        let mut few: SmallVec<[Cow<'de, str>; INLINE_KEYS]> = SmallVec::new();
-        let mut many: HashSet<Cow<'de, str>> = HashSet::new();
-        while let Some(Key(key)) = map.next_key()? {
-            let repeated = if many.is_empty() && few.len() < LINEAR_KEYS {
-                few.contains(&key)
-            } else {
-                many.extend(few.drain(..));
-                many.contains(&key)
-            };
-            if repeated {
-                let shown: String = key.chars().take(64).collect();
-                return Err(A::Error::custom(format_args!(
-                    "duplicate key {shown:?} in an object"
-                )));
-            }
-            if many.is_empty() {
-                few.push(key);
-            } else {
-                many.insert(key);
-            }
-            map.next_value_seed(Node { depth })?;
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+        walk_map(self.depth, map).map(|()| true)
+    }
+}
+
+/// The keys of one object seen so far. Most objects have a few keys: compared on the stack, no
+/// allocation per object.
+#[derive(Default)]
+pub(super) struct Keys<'de> {
+    few: SmallVec<[Cow<'de, str>; INLINE_KEYS]>,
+    many: HashSet<Cow<'de, str>>,
+}
+
+impl<'de> Keys<'de> {
+    /// Adds a key; `Err` when the object already had it.
+    pub(super) fn insert<E: serde::de::Error>(&mut self, key: Cow<'de, str>) -> Result<(), E> {
+        let repeated = if self.many.is_empty() && self.few.len() < LINEAR_KEYS {
+            self.few.contains(&key)
+        } else {
+            self.many.extend(self.few.drain(..));
+            self.many.contains(&key)
+        };
+        if repeated {
+            let shown: String = key.chars().take(64).collect();
+            return Err(E::custom(format_args!(
+                "duplicate key {shown:?} in an object"
+            )));
+        }
+        if self.many.is_empty() {
+            self.few.push(key);
+        } else {
+            self.many.insert(key);
         }
         Ok(())
     }
@@ -119,7 +149,7 @@ impl<'de> Visitor<'de> for Node {
 
 /// An object key, borrowed from the body unless it has escapes (`"\u0061"` and `"a"` are the
 /// same key, as every JSON reader decodes them).
-struct Key<'de>(Cow<'de, str>);
+pub(super) struct Key<'de>(pub(super) Cow<'de, str>);
 
 impl<'de> serde::Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

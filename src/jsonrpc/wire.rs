@@ -1,27 +1,39 @@
-//! The wire shape of a JSON-RPC message, read in one borrowing pass: the members the gateway
-//! needs of the message and of its `params` (tool name, arguments, resource URI, completion
-//! reference, `_meta` envelope, task), each visitor skipping whatever else is there. What the
-//! values mean is judged in `super::message`.
+//! The wire shape of a JSON-RPC message, read in one borrowing pass that also checks the body's
+//! shape (`super::shape`): the members the gateway needs of the message and of its `params` (tool
+//! name, arguments, resource URI, completion reference, `_meta` envelope, task) are read, every
+//! other value is walked by the shape's checker, and every object's keys are checked for repeats.
+//! What the values mean is judged in `super::message`.
 
+use super::shape::{self, child, walk_map, walk_seq, Key, Keys, Node};
 use super::{Envelope, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION};
-use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use std::fmt;
 
-#[derive(Deserialize)]
+/// A body as read: one message, or a batch of them.
+pub(super) enum Body<'a> {
+    One(Wire<'a>),
+    Batch(Vec<Wire<'a>>),
+}
+
+/// Reads a body (valid UTF-8, not blank) in one pass; `Err` at the first problem, which may be a
+/// wrong type ahead of a broken bound (the caller names the bound: `shape::check`).
+pub(super) fn read(body: &[u8]) -> Result<Body<'_>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let read = de.deserialize_any(Top)?;
+    de.end()?;
+    Ok(read)
+}
+
+#[derive(Default)]
 pub(super) struct Wire<'a> {
-    #[serde(borrow, default)]
     pub(super) jsonrpc: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub(super) method: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub(super) id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     pub(super) params: Option<Params<'a>>,
-    #[serde(borrow, default)]
-    pub(super) result: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    pub(super) error: Option<&'a RawValue>,
+    /// A `result` or an `error` other than `null`: a response the client sends.
+    pub(super) answer: bool,
 }
 
 /// What the gateway reads of `params`, taken in the same pass as the rest of the message (the
@@ -47,25 +59,13 @@ pub(super) struct Reference<'a> {
     pub(super) uri: Option<Cow<'a, str>>,
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Params<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ParamsVisitor)
-    }
-}
-
-/// The visitor methods for every value a visitor does not read: sequences are drained, scalars
-/// skipped, and `$value` returned. Shared by the visitors below, which differ only in the map (and
-/// string) they read.
-macro_rules! any_other_value {
+/// The visitor methods for the values a visitor does not read: arrays are walked (`self.depth`
+/// deep), scalars skipped, and `$value` returned. Objects, strings and `null` are each visitor's
+/// own.
+macro_rules! walk_other_values {
     ($value:expr) => {
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-            Ok($value)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            walk_seq(self.depth, seq)?;
             Ok($value)
         }
         fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
@@ -83,72 +83,228 @@ macro_rules! any_other_value {
     };
 }
 
-struct ParamsVisitor;
+/// The whole body: an object is one message, an array a batch; anything else is not JSON-RPC.
+struct Top;
 
-impl<'de> serde::de::Visitor<'de> for ParamsVisitor {
-    type Value = Params<'de>;
+impl<'de> Visitor<'de> for Top {
+    type Value = Body<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON-RPC message or a batch of them")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Body<'de>, A::Error> {
+        Message { depth: 0 }.visit_map(map).map(Body::One)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Body<'de>, A::Error> {
+        let depth = child(0)?;
+        let mut all = Vec::new();
+        while let Some(wire) = seq.next_element_seed(Message { depth })? {
+            all.push(wire);
+        }
+        Ok(Body::Batch(all))
+    }
+}
+
+/// One message, `depth` levels deep (0, or 1 in a batch).
+struct Message {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Message {
+    type Value = Wire<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Wire<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Message {
+    type Value = Wire<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON-RPC message")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Wire<'de>, A::Error> {
+        let depth = child(self.depth)?;
+        let (mut w, mut keys) = (Wire::default(), Keys::default());
+        while let Some(Key(key)) = map.next_key()? {
+            let member = match key.as_ref() {
+                "jsonrpc" => Member::Jsonrpc,
+                "method" => Member::Method,
+                "id" => Member::Id,
+                "params" => Member::Params,
+                "result" | "error" => Member::Answer,
+                _ => Member::Other,
+            };
+            keys.insert(key)?;
+            match member {
+                Member::Jsonrpc => w.jsonrpc = map.next_value_seed(Text)?,
+                Member::Method => w.method = map.next_value_seed(Text)?,
+                Member::Id => {
+                    w.id = map.next_value()?;
+                    // The raw id skips string escapes unchecked; one with escapes (or a container,
+                    // refused later) is walked, so a lone surrogate is refused as before.
+                    if let Some(id) = w.id.map(RawValue::get) {
+                        if id.contains('\\') || id.starts_with(['{', '[']) {
+                            shape::walk(id.as_bytes(), depth).map_err(A::Error::custom)?;
+                        }
+                    }
+                }
+                Member::Params => w.params = map.next_value_seed(ParamsSeed { depth })?,
+                Member::Answer => w.answer |= map.next_value_seed(Node { depth })?,
+                Member::Other => {
+                    map.next_value_seed(Node { depth })?;
+                }
+            }
+        }
+        Ok(w)
+    }
+}
+
+enum Member {
+    Jsonrpc,
+    Method,
+    Id,
+    Params,
+    Answer,
+    Other,
+}
+
+/// A string (borrowed from the body when it has no escapes), or `None` for `null`; any other
+/// value is a wrong type.
+struct Text;
+
+impl<'de> DeserializeSeed<'de> for Text {
+    type Value = Option<Cow<'de, str>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Text {
+    type Value = Option<Cow<'de, str>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_owned())))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// A string `depth` levels deep (borrowed when it has no escapes), or `None` for any other value,
+/// which is walked.
+struct MaybeText {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for MaybeText {
+    type Value = Option<Cow<'de, str>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MaybeText {
+    type Value = Option<Cow<'de, str>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_owned())))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        walk_map(self.depth, map)?;
+        Ok(None)
+    }
+    walk_other_values!(None);
+}
+
+/// `params`, `depth` levels deep: `None` for `null`, and an empty reading for anything but an
+/// object (positional params name nothing the gateway reads).
+struct ParamsSeed {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ParamsSeed {
+    type Value = Option<Params<'de>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ParamsSeed {
+    type Value = Option<Params<'de>>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("JSON-RPC params")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Params<'de>, A::Error> {
-        use serde::de::Error;
-        let (mut params, mut seen_name, mut seen_uri) = (Params::default(), false, false);
-        while let Some(key) = map.next_key::<ParamsKey>()? {
-            match key {
-                // A repeated key would let the gateway and the tool read different names.
-                ParamsKey::Name if seen_name => return Err(A::Error::duplicate_field("name")),
-                ParamsKey::Name => {
-                    seen_name = true;
-                    params.name = map.next_value::<MaybeStr<'de>>()?.0;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let depth = child(self.depth)?;
+        let (mut p, mut keys) = (Params::default(), Keys::default());
+        while let Some(Key(key)) = map.next_key()? {
+            let member = match key.as_ref() {
+                "name" => ParamsMember::Name,
+                "arguments" => ParamsMember::Arguments,
+                "uri" => ParamsMember::Uri,
+                "ref" => ParamsMember::Ref,
+                "_meta" => ParamsMember::Meta,
+                "task" => ParamsMember::Task,
+                "taskId" => ParamsMember::TaskId,
+                _ => ParamsMember::Other,
+            };
+            // A repeated key would let the gateway and the tool read different names.
+            keys.insert(key)?;
+            match member {
+                ParamsMember::Name => p.name = map.next_value_seed(MaybeText { depth })?,
+                ParamsMember::Arguments => {
+                    // Borrowed whole, then checked on its own: the arguments go on as sent.
+                    p.arguments = map.next_value()?;
+                    if let Some(raw) = p.arguments {
+                        shape::walk(raw.get().as_bytes(), depth).map_err(A::Error::custom)?;
+                    }
                 }
-                ParamsKey::Arguments if params.arguments.is_some() => {
-                    return Err(A::Error::duplicate_field("arguments"))
+                ParamsMember::Uri => p.uri = map.next_value_seed(MaybeText { depth })?,
+                ParamsMember::Ref => {
+                    p.reference = Some(map.next_value_seed(RefSeed { depth })?.unwrap_or_default())
                 }
-                ParamsKey::Arguments => params.arguments = map.next_value()?,
-                ParamsKey::Uri if seen_uri => return Err(A::Error::duplicate_field("uri")),
-                ParamsKey::Uri => {
-                    seen_uri = true;
-                    params.uri = map.next_value::<MaybeStr<'de>>()?.0;
+                ParamsMember::Meta => {
+                    p.meta = Some(
+                        map.next_value_seed(EnvelopeSeed { depth })?
+                            .unwrap_or_default(),
+                    )
                 }
-                ParamsKey::Ref if params.reference.is_some() => {
-                    return Err(A::Error::duplicate_field("ref"))
-                }
-                ParamsKey::Ref => {
-                    params.reference =
-                        Some(map.next_value::<MaybeRef<'de>>()?.0.unwrap_or_default())
-                }
-                ParamsKey::Meta if params.meta.is_some() => {
-                    return Err(A::Error::duplicate_field("_meta"))
-                }
-                ParamsKey::Meta => {
-                    params.meta = Some(map.next_value::<MaybeEnvelope>()?.0.unwrap_or_default())
-                }
-                ParamsKey::Task if params.task => return Err(A::Error::duplicate_field("task")),
-                ParamsKey::Task => {
-                    params.task = map.next_value::<Option<TaskObject>>()?.is_some();
-                }
-                ParamsKey::TaskId if params.task_id.is_some() => {
-                    return Err(A::Error::duplicate_field("taskId"))
-                }
-                ParamsKey::TaskId => params.task_id = map.next_value::<MaybeStr<'de>>()?.0,
-                ParamsKey::Other => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
+                // An object marks a task-augmented request (its content is read by the task
+                // step); `null` counts as absent.
+                ParamsMember::Task => p.task = map.next_value_seed(Node { depth })?,
+                ParamsMember::TaskId => p.task_id = map.next_value_seed(MaybeText { depth })?,
+                ParamsMember::Other => {
+                    map.next_value_seed(Node { depth })?;
                 }
             }
         }
-        Ok(params)
+        Ok(Some(p))
     }
 
-    any_other_value!(Params::default());
-
-    fn visit_str<E>(self, _: &str) -> Result<Params<'de>, E> {
-        Ok(Params::default())
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Some(Params::default()))
+    }
+    walk_other_values!(Some(Params::default()));
 }
 
-enum ParamsKey {
+enum ParamsMember {
     Name,
     Arguments,
     Uri,
@@ -159,231 +315,169 @@ enum ParamsKey {
     Other,
 }
 
-/// `params.task`: an object marks a task-augmented request; its content is read by the task
-/// step. `null` counts as absent.
-struct TaskObject;
-
-impl<'de> Deserialize<'de> for TaskObject {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        match serde::de::IgnoredAny::deserialize(d) {
-            Ok(_) => Ok(TaskObject),
-            Err(e) => Err(D::Error::custom(e)),
-        }
-    }
+/// A `ref` object `depth` levels deep, or `None` for any other value.
+struct RefSeed {
+    depth: usize,
 }
 
-impl<'de> Deserialize<'de> for ParamsKey {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl serde::de::Visitor<'_> for KeyVisitor {
-            type Value = ParamsKey;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E>(self, key: &str) -> Result<ParamsKey, E> {
-                Ok(match key {
-                    "name" => ParamsKey::Name,
-                    "arguments" => ParamsKey::Arguments,
-                    "uri" => ParamsKey::Uri,
-                    "ref" => ParamsKey::Ref,
-                    "_meta" => ParamsKey::Meta,
-                    "task" => ParamsKey::Task,
-                    "taskId" => ParamsKey::TaskId,
-                    _ => ParamsKey::Other,
-                })
-            }
-        }
-        d.deserialize_identifier(KeyVisitor)
-    }
-}
-
-/// A string borrowed from the body when it has no escapes, or `None` for any other value.
-struct MaybeStr<'a>(Option<Cow<'a, str>>);
-
-impl<'de> Deserialize<'de> for MaybeStr<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct StrVisitor;
-        impl<'de> serde::de::Visitor<'de> for StrVisitor {
-            type Value = MaybeStr<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<MaybeStr<'de>, E> {
-                Ok(MaybeStr(Some(Cow::Borrowed(v))))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<MaybeStr<'de>, E> {
-                Ok(MaybeStr(Some(Cow::Owned(v.to_owned()))))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<MaybeStr<'de>, A::Error> {
-                while m
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(MaybeStr(None))
-            }
-            any_other_value!(MaybeStr(None));
-        }
-        d.deserialize_any(StrVisitor)
-    }
-}
-
-/// A `ref` object, or `None` for any other value; a repeated key inside it is an error.
-struct MaybeRef<'a>(Option<Reference<'a>>);
-
-impl<'de> Deserialize<'de> for MaybeRef<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct RefVisitor;
-        impl<'de> serde::de::Visitor<'de> for RefVisitor {
-            type Value = MaybeRef<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<MaybeRef<'de>, A::Error> {
-                use serde::de::Error;
-                let mut r = Reference::default();
-                let mut seen = [false; 3];
-                while let Some(key) = m.next_key::<Cow<'de, str>>()? {
-                    let (slot, i, field) = match key.as_ref() {
-                        "type" => (&mut r.kind, 0, "type"),
-                        "name" => (&mut r.name, 1, "name"),
-                        "uri" => (&mut r.uri, 2, "uri"),
-                        _ => {
-                            m.next_value::<serde::de::IgnoredAny>()?;
-                            continue;
-                        }
-                    };
-                    if seen[i] {
-                        return Err(A::Error::duplicate_field(field));
-                    }
-                    seen[i] = true;
-                    *slot = m.next_value::<MaybeStr<'de>>()?.0;
-                }
-                Ok(MaybeRef(Some(r)))
-            }
-            any_other_value!(MaybeRef(None));
-            fn visit_str<E>(self, _: &str) -> Result<MaybeRef<'de>, E> {
-                Ok(MaybeRef(None))
-            }
-        }
-        d.deserialize_any(RefVisitor)
-    }
-}
-
-/// Whether a value is an object holding `path` (a member, within it the next, …; the last one's
-/// value anything), read in passing: nothing is kept, everything else is skipped.
-struct Holds(&'static [&'static str]);
-
-impl<'de> serde::de::DeserializeSeed<'de> for Holds {
-    type Value = bool;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+impl<'de> DeserializeSeed<'de> for RefSeed {
+    type Value = Option<Reference<'de>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Holds {
-    type Value = bool;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+impl<'de> Visitor<'de> for RefSeed {
+    type Value = Option<Reference<'de>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any value")
     }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<bool, A::Error> {
-        let mut found = false;
-        while let Some(key) = m.next_key::<Cow<'de, str>>()? {
-            match self.0 {
-                [first, rest @ ..] if key.as_ref() == *first => {
-                    found |= match rest {
-                        [] => m.next_value::<serde::de::IgnoredAny>().map(|_| true)?,
-                        _ => m.next_value_seed(Holds(rest))?,
-                    };
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let depth = child(self.depth)?;
+        let (mut r, mut keys) = (Reference::default(), Keys::default());
+        while let Some(Key(key)) = m.next_key()? {
+            let slot = match key.as_ref() {
+                "type" => Some(&mut r.kind),
+                "name" => Some(&mut r.name),
+                "uri" => Some(&mut r.uri),
+                _ => None,
+            };
+            keys.insert(key)?;
+            match slot {
+                Some(slot) => *slot = m.next_value_seed(MaybeText { depth })?,
+                None => {
+                    m.next_value_seed(Node { depth })?;
                 }
-                _ => {
-                    m.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Some(r))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    walk_other_values!(None);
+}
+
+/// Whether a value `depth` levels deep is an object holding `path` (a member, within it the next,
+/// …; the last one's value anything), read in passing: nothing is kept, everything is walked.
+struct Holds {
+    path: &'static [&'static str],
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Holds {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Holds {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<bool, A::Error> {
+        let depth = child(self.depth)?;
+        let (mut found, mut keys) = (false, Keys::default());
+        while let Some(Key(key)) = m.next_key()? {
+            let next = match self.path {
+                [first, rest @ ..] if key.as_ref() == *first => Some(rest),
+                _ => None,
+            };
+            keys.insert(key)?;
+            match next {
+                Some([]) => {
+                    m.next_value_seed(Node { depth })?;
+                    found = true;
+                }
+                Some(rest) => found |= m.next_value_seed(Holds { path: rest, depth })?,
+                None => {
+                    m.next_value_seed(Node { depth })?;
                 }
             }
         }
         Ok(found)
     }
-    any_other_value!(false);
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
     fn visit_str<E>(self, _: &str) -> Result<bool, E> {
         Ok(false)
     }
+    walk_other_values!(false);
 }
 
-/// A `_meta` object's protocol envelope, or `None` for any other value; a repeated envelope key
-/// is an error (the gateway and the upstream must read the same version).
-struct MaybeEnvelope(Option<Envelope>);
+/// A `_meta` object's protocol envelope `depth` levels deep, or `None` for any other value.
+struct EnvelopeSeed {
+    depth: usize,
+}
 
-impl<'de> Deserialize<'de> for MaybeEnvelope {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct EnvelopeVisitor;
-        impl<'de> serde::de::Visitor<'de> for EnvelopeVisitor {
-            type Value = MaybeEnvelope;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<MaybeEnvelope, A::Error> {
-                use serde::de::Error;
-                let mut e = Envelope::default();
-                let (mut seen_version, mut seen_caps) = (false, false);
-                while let Some(key) = m.next_key::<Cow<'de, str>>()? {
-                    match key.as_ref() {
-                        META_PROTOCOL_VERSION if seen_version => {
-                            return Err(A::Error::duplicate_field(META_PROTOCOL_VERSION))
-                        }
-                        META_PROTOCOL_VERSION => {
-                            seen_version = true;
-                            e.version = m
-                                .next_value::<MaybeStr<'de>>()?
-                                .0
-                                .filter(|v| v.len() <= 40)
-                                .map(Cow::into_owned);
-                        }
-                        META_CLIENT_CAPABILITIES if seen_caps => {
-                            return Err(A::Error::duplicate_field(META_CLIENT_CAPABILITIES))
-                        }
-                        META_CLIENT_CAPABILITIES => {
-                            seen_caps = true;
-                            e.capabilities = true;
-                            e.tasks = m.next_value_seed(Holds(&[
-                                "extensions",
-                                crate::protocol::TASKS_EXTENSION,
-                            ]))?;
-                        }
-                        "traceparent" if e.traceparent.is_none() => {
-                            e.traceparent = m
-                                .next_value::<MaybeStr<'de>>()?
-                                .0
-                                .filter(|v| v.len() <= 64)
-                                .map(Cow::into_owned);
-                        }
-                        "tracestate" if e.tracestate.is_none() => {
-                            e.tracestate = m
-                                .next_value::<MaybeStr<'de>>()?
-                                .0
-                                .filter(|v| v.len() <= 512)
-                                .map(Cow::into_owned);
-                        }
-                        _ => {
-                            m.next_value::<serde::de::IgnoredAny>()?;
-                        }
-                    }
+impl<'de> DeserializeSeed<'de> for EnvelopeSeed {
+    type Value = Option<Envelope>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EnvelopeSeed {
+    type Value = Option<Envelope>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let depth = child(self.depth)?;
+        let (mut e, mut keys) = (Envelope::default(), Keys::default());
+        // A string member of at most `max` bytes, or `None`.
+        let bounded = |v: Option<Cow<'de, str>>, max: usize| {
+            v.filter(|v| v.len() <= max).map(Cow::into_owned)
+        };
+        while let Some(Key(key)) = m.next_key()? {
+            let member = match key.as_ref() {
+                META_PROTOCOL_VERSION => MetaMember::Version,
+                META_CLIENT_CAPABILITIES => MetaMember::Capabilities,
+                "traceparent" => MetaMember::Traceparent,
+                "tracestate" => MetaMember::Tracestate,
+                _ => MetaMember::Other,
+            };
+            // A repeated envelope key would let the gateway and the upstream read different
+            // versions.
+            keys.insert(key)?;
+            let text = MaybeText { depth };
+            match member {
+                MetaMember::Version => e.version = bounded(m.next_value_seed(text)?, 40),
+                MetaMember::Capabilities => {
+                    e.capabilities = true;
+                    e.tasks = m.next_value_seed(Holds {
+                        path: &["extensions", crate::protocol::TASKS_EXTENSION],
+                        depth,
+                    })?;
                 }
-                Ok(MaybeEnvelope(Some(e)))
-            }
-            any_other_value!(MaybeEnvelope(None));
-            fn visit_str<E>(self, _: &str) -> Result<MaybeEnvelope, E> {
-                Ok(MaybeEnvelope(None))
+                MetaMember::Traceparent => e.traceparent = bounded(m.next_value_seed(text)?, 64),
+                MetaMember::Tracestate => e.tracestate = bounded(m.next_value_seed(text)?, 512),
+                MetaMember::Other => {
+                    m.next_value_seed(Node { depth })?;
+                }
             }
         }
-        d.deserialize_any(EnvelopeVisitor)
+        Ok(Some(e))
     }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    walk_other_values!(None);
+}
+
+enum MetaMember {
+    Version,
+    Capabilities,
+    Traceparent,
+    Tracestate,
+    Other,
 }
