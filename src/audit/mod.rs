@@ -7,6 +7,7 @@
 //! server stops, [`Audit::finish`] stores whatever is pending or still queued.
 
 mod columns;
+mod line;
 pub mod migrate;
 pub mod record;
 mod request_id;

@@ -77,7 +77,7 @@ pub fn append_jsonl(path: &std::path::Path, rows: &[AuditRecord]) -> std::io::Re
     }
     let mut buf = Vec::with_capacity(rows.len() * 400);
     for r in rows {
-        serde_json::to_writer(&mut buf, r).map_err(std::io::Error::other)?;
+        super::line::write(r, &mut buf);
         buf.push(b'\n');
     }
     let mut f = std::fs::OpenOptions::new()

@@ -163,23 +163,23 @@ fn valid_id(text: &str) -> bool {
 fn read(body: &[u8], batches_allowed: bool, keep_arguments: bool) -> Result<Rpc, GatewayError> {
     // JSON is UTF-8 (RFC 8259). serde_json skips the raw parts it borrows without checking them,
     // so without this a body an upstream's parser refuses could pass here.
-    if std::str::from_utf8(body).is_err() {
+    let Ok(text) = std::str::from_utf8(body) else {
         return Err(GatewayError::ParseError(
             "the body is not valid UTF-8".into(),
         ));
-    }
+    };
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(GatewayError::InvalidRequest("empty body".into()));
     }
     // The one pass stops at its first problem, which may be a wrong type or a bad message ahead
     // of a broken bound: a refused body is walked again for its shape, and a bound it broke (or
     // a syntax error further on) is what the refusal names.
-    messages(body, batches_allowed, keep_arguments)
+    messages(text, batches_allowed, keep_arguments)
         .map_err(|e| shape::check(body).err().unwrap_or(e))
 }
 
 /// The messages of a well-formed body, read and shape-checked in one pass.
-fn messages(body: &[u8], batches_allowed: bool, keep_arguments: bool) -> Result<Rpc, GatewayError> {
+fn messages(body: &str, batches_allowed: bool, keep_arguments: bool) -> Result<Rpc, GatewayError> {
     match wire::read(body).map_err(classify)? {
         Body::Batch(wires) => {
             if !batches_allowed {
@@ -741,8 +741,18 @@ mod tests {
             assert!(refused.contains(says), "{body}: {refused}");
         }
         // A lone surrogate is not a string any JSON parser reads, in the id as anywhere.
-        assert!(read(br#"{"jsonrpc":"2.0","id":"\ud800","method":"ping"}"#, false, false).is_err());
-        assert!(read(br#"{"jsonrpc":"2.0","id":"\u0061","method":"ping"}"#, false, false).is_ok());
+        assert!(read(
+            br#"{"jsonrpc":"2.0","id":"\ud800","method":"ping"}"#,
+            false,
+            false
+        )
+        .is_err());
+        assert!(read(
+            br#"{"jsonrpc":"2.0","id":"\u0061","method":"ping"}"#,
+            false,
+            false
+        )
+        .is_ok());
         let deepest = format!(
             r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{{"arguments":{}{}}}}}"#,
             "[".repeat(super::shape::MAX_DEPTH - 2),

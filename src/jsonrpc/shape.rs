@@ -23,7 +23,12 @@ const INLINE_KEYS: usize = 8;
 
 /// Checks the body's shape; `Err` says which bound was exceeded, and where.
 pub fn check(body: &[u8]) -> Result<(), GatewayError> {
-    walk(body, 0).map_err(|e| {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Err(GatewayError::ParseError(
+            "the body is not valid UTF-8".into(),
+        ));
+    };
+    walk(text, 0).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
             Category::Syntax | Category::Eof | Category::Io => {
@@ -35,9 +40,10 @@ pub fn check(body: &[u8]) -> Result<(), GatewayError> {
 }
 
 /// Checks the shape of a value found `depth` levels deep in a body (the raw `arguments` the
-/// message reader borrows without looking inside).
-pub(super) fn walk(text: &[u8], depth: usize) -> Result<(), serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(text);
+/// message reader borrows without looking inside). Text, not bytes: it is valid UTF-8 already, and
+/// serde_json then skips checking each string again.
+pub(super) fn walk(text: &str, depth: usize) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
     Node { depth }.deserialize(&mut de)?;
     de.end()
 }
@@ -120,17 +126,18 @@ impl<'de> Visitor<'de> for Node {
 #[derive(Default)]
 pub(super) struct Keys<'de> {
     few: SmallVec<[Cow<'de, str>; INLINE_KEYS]>,
-    many: HashSet<Cow<'de, str>>,
+    /// Made only for an object of more than `LINEAR_KEYS` keys.
+    many: Option<HashSet<Cow<'de, str>>>,
 }
 
 impl<'de> Keys<'de> {
     /// Adds a key; `Err` when the object already had it.
     pub(super) fn insert<E: serde::de::Error>(&mut self, key: Cow<'de, str>) -> Result<(), E> {
-        let repeated = if self.many.is_empty() && self.few.len() < LINEAR_KEYS {
-            self.few.contains(&key)
-        } else {
-            self.many.extend(self.few.drain(..));
-            self.many.contains(&key)
+        let repeated = match &mut self.many {
+            None if self.few.len() < LINEAR_KEYS => self.few.contains(&key),
+            many => many
+                .get_or_insert_with(|| self.few.drain(..).collect())
+                .contains(&key),
         };
         if repeated {
             let shown: String = key.chars().take(64).collect();
@@ -138,10 +145,11 @@ impl<'de> Keys<'de> {
                 "duplicate key {shown:?} in an object"
             )));
         }
-        if self.many.is_empty() {
-            self.few.push(key);
-        } else {
-            self.many.insert(key);
+        match &mut self.many {
+            None => self.few.push(key),
+            Some(many) => {
+                many.insert(key);
+            }
         }
         Ok(())
     }

@@ -12,15 +12,20 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// A body as read: one message, or a batch of them.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value on the stack while a body is read; boxing the common case would cost an allocation per request"
+)]
 pub(super) enum Body<'a> {
     One(Wire<'a>),
     Batch(Vec<Wire<'a>>),
 }
 
-/// Reads a body (valid UTF-8, not blank) in one pass; `Err` at the first problem, which may be a
-/// wrong type ahead of a broken bound (the caller names the bound: `shape::check`).
-pub(super) fn read(body: &[u8]) -> Result<Body<'_>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(body);
+/// Reads a body (not blank) in one pass; `Err` at the first problem, which may be a wrong type
+/// ahead of a broken bound (the caller names the bound: `shape::check`). Text, not bytes: its
+/// UTF-8 is checked once, and serde_json then skips checking each string again.
+pub(super) fn read(body: &str) -> Result<Body<'_>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(body);
     let read = de.deserialize_any(Top)?;
     de.end()?;
     Ok(read)
@@ -143,7 +148,7 @@ impl<'de> Visitor<'de> for Message {
                     // refused later) is walked, so a lone surrogate is refused as before.
                     if let Some(id) = w.id.map(RawValue::get) {
                         if id.contains('\\') || id.starts_with(['{', '[']) {
-                            shape::walk(id.as_bytes(), depth).map_err(A::Error::custom)?;
+                            shape::walk(id, depth).map_err(A::Error::custom)?;
                         }
                     }
                 }
@@ -270,7 +275,7 @@ impl<'de> Visitor<'de> for ParamsSeed {
                     // Borrowed whole, then checked on its own: the arguments go on as sent.
                     p.arguments = map.next_value()?;
                     if let Some(raw) = p.arguments {
-                        shape::walk(raw.get().as_bytes(), depth).map_err(A::Error::custom)?;
+                        shape::walk(raw.get(), depth).map_err(A::Error::custom)?;
                     }
                 }
                 ParamsMember::Uri => p.uri = map.next_value_seed(MaybeText { depth })?,

@@ -22,12 +22,27 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mcp-gateway")
 }
 
+/// A port free now, for a process about to listen on it. Picked below the kernel's ephemeral
+/// range (32768 and up on Linux): a port from that range (what binding port 0 gives) can be taken
+/// by any test's outgoing connection between the pick and the listener's bind. Each pick moves on
+/// (no two tests of this process get the same port), starting where the process id points.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const COUNT: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % COUNT,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    loop {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % COUNT) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub fn now() -> u64 {
