@@ -30,7 +30,7 @@ REQUESTS = 2000
 # functions are their `{{closure}}` poll functions; a prefix matches both.
 STEPS = [
     ("admission (route, origin, headers)", ["mcp_gateway::proxy::admit::route"]),
-    ("body read, JSON-RPC parse, checks", ["mcp_gateway::proxy::inbound::read_body", "mcp_gateway::jsonrpc::"]),
+    ("JSON-RPC read, shape checked", ["mcp_gateway::jsonrpc::"]),
     ("authentication (cached token)", ["mcp_gateway::proxy::authn::"]),
     ("policy and rate limit", ["mcp_gateway::proxy::authz::", "mcp_gateway::proxy::limit::"]),
     ("upstream selection", ["mcp_gateway::proxy::upstream::peer"]),
@@ -56,19 +56,19 @@ PER_REQUEST_SERVICES = ("AuditWriter",)
 # headed (gateway with audit to a file against bare Pingora); it is printed, not enforced.
 BUDGET = {
     "pingora": {"total": 92_000},
-    "gateway-audit-off": {"total": 147_000},
-    "gateway-audit-file": {"total": 164_000},
-    "gateway-audit-pg": {"total": 170_000},
+    "gateway-audit-off": {"total": 142_000},
+    "gateway-audit-file": {"total": 153_000},
+    "gateway-audit-pg": {"total": 162_000},
     "steps": {
         "admission (route, origin, headers)": 1_000,
-        "body read, JSON-RPC parse, checks": 13_500,
+        "JSON-RPC read, shape checked": 9_500,
         "authentication (cached token)": 1_000,
         "policy and rate limit": 2_500,
         "upstream selection": 3_000,
         "upstream request rewrite": 9_000,
         "answer (header, body scan)": 4_200,
         "audit record, metrics, access line": 5_000,
-        "audit writer (its own thread)": 16_000,
+        "audit writer (its own thread)": 12_000,
         "request context (new, drop)": 1_500,
     },
 }

@@ -155,21 +155,58 @@ fn forwarding(
             .collect();
         (!parts.is_empty()).then(|| parts.join(", "))
     };
-    let xff = match chain(&names::X_FORWARDED_FOR) {
-        Some(chain) => format!("{chain}, {ip}"),
-        None => ip.to_string(),
+    let (xff_chain, forwarded_chain) = (chain(&names::X_FORWARDED_FOR), chain(&header::FORWARDED));
+    let (xff, forwarded) = match (xff_chain, forwarded_chain) {
+        (None, None) => peer_values(ip)?,
+        (xff_chain, forwarded_chain) => {
+            let xff = match xff_chain {
+                Some(chain) => format!("{chain}, {ip}"),
+                None => ip.to_string(),
+            };
+            let forwarded = match forwarded_chain {
+                Some(chain) => format!("{chain}, {}", forwarded_node(ip)),
+                None => forwarded_node(ip),
+            };
+            (
+                HeaderValue::try_from(xff)?,
+                HeaderValue::try_from(forwarded)?,
+            )
+        }
     };
-    let node = match ip {
+    h.insert(names::X_FORWARDED_FOR, xff);
+    h.insert(header::FORWARDED, forwarded);
+    Ok(())
+}
+
+/// A peer's own `Forwarded` element.
+fn forwarded_node(ip: std::net::IpAddr) -> String {
+    match ip {
         std::net::IpAddr::V4(v4) => format!("for={v4}"),
         std::net::IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
-    };
-    let forwarded = match chain(&header::FORWARDED) {
-        Some(chain) => format!("{chain}, {node}"),
-        None => node,
-    };
-    h.insert(names::X_FORWARDED_FOR, HeaderValue::try_from(xff)?);
-    h.insert(header::FORWARDED, HeaderValue::try_from(forwarded)?);
-    Ok(())
+    }
+}
+
+/// `X-Forwarded-For` and `Forwarded` for a peer with no chain in front, kept per proxy thread for
+/// the last peer seen: the requests of a keep-alive connection, and those a load balancer sends,
+/// come from one address, and formatting an address cost more than the rest of the header block.
+fn peer_values(ip: std::net::IpAddr) -> Result<(HeaderValue, HeaderValue), InvalidHeaderValue> {
+    use std::cell::RefCell;
+    type Values = (std::net::IpAddr, HeaderValue, HeaderValue);
+    thread_local! {
+        static LAST: RefCell<Option<Values>> = const { RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| {
+        if let Some((seen, xff, forwarded)) = last.as_ref() {
+            if *seen == ip {
+                return Ok((xff.clone(), forwarded.clone()));
+            }
+        }
+        // Values made from shared bytes: each request's copy is a reference, not a new buffer.
+        let xff = HeaderValue::from_maybe_shared(bytes::Bytes::from(ip.to_string()))?;
+        let forwarded = HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded_node(ip)))?;
+        *last = Some((ip, xff.clone(), forwarded.clone()));
+        Ok((xff, forwarded))
+    })
 }
 
 #[cfg(test)]
@@ -219,6 +256,19 @@ mod tests {
         assert_eq!(h("forwarded").as_deref(), Some("for=192.0.2.7"));
         assert_eq!(h("x-request-id"), Some(ctx.request_id.to_string()));
         assert!(h("x-gateway-auth").is_some());
+        // The values kept for the last peer are that peer's: the next one gets its own.
+        for (addr, xff, forwarded) in [
+            ("192.0.2.7:6000", "192.0.2.7", "for=192.0.2.7"),
+            ("[2001:db8::9]:443", "2001:db8::9", "for=\"[2001:db8::9]\""),
+            ("198.51.100.1:1", "198.51.100.1", "for=198.51.100.1"),
+            ("198.51.100.1:2", "198.51.100.1", "for=198.51.100.1"),
+        ] {
+            let mut req = client_request();
+            rewrite_request(&mut req, &ctx, Some(addr.parse().unwrap())).unwrap();
+            let h = |n: &str| req.headers.get(n).map(|v| v.to_str().unwrap().to_string());
+            assert_eq!(h("x-forwarded-for").as_deref(), Some(xff));
+            assert_eq!(h("forwarded").as_deref(), Some(forwarded));
+        }
     }
 
     #[test]
