@@ -7,7 +7,8 @@ Each contender runs under callgrind (user-space instructions of every thread of 
 the audit writer and log thread included), gets WARMUP small `tools/call`s on the minimal
 upstream (token cache, upstream pool and allocator warm), has its counters zeroed, gets
 REQUESTS more over 8 keep-alive connections (h2load), and is dumped. The steps are the
-inclusive costs of the functions that own them; "Pingora and the rest" is what is left.
+inclusive costs of the functions that own them; "Pingora and the rest" is what is left. Calls to
+the global allocator are counted too (allocations per request; printed, not budgeted).
 
     python3 bench/instructions.py              # build, measure, print, check the budget
     python3 bench/instructions.py --no-build --only gateway-audit-file --top 40
@@ -93,6 +94,23 @@ def callgrind_functions(out):
     return total, funcs
 
 
+def allocations(out):
+    """Calls to the global allocator (`__rust_alloc`, `__rust_alloc_zeroed`) in a callgrind dump,
+    summed over their direct callers in callgrind_annotate's caller tree."""
+    text = subprocess.run(["callgrind_annotate", "--tree=caller", "--threshold=100", out],
+                          capture_output=True, text=True, check=True).stdout
+    calls, block = 0, []
+    for line in text.splitlines():
+        if not line.strip():
+            block = []
+        elif re.search(r"\*\s+\S*__rustc::__rust_alloc(_zeroed)? \[", line):
+            calls += sum(int(m.group(1).replace(",", "")) for m in
+                         (re.search(r"\(([\d,]+)x\)", b) for b in block) if m)
+        else:
+            block.append(line)
+    return calls
+
+
 def step_costs(funcs):
     """A step's cost: the inclusive cost of its outermost matching functions (a function whose
     caller also matches is inside it, and is not counted twice: the largest match per prefix is
@@ -134,10 +152,12 @@ def measure(name, proc, out, url, tok, body, requests):
     subprocess.run(["callgrind_control", "--dump=measured", str(proc.pid)], check=True, capture_output=True)
     dumps = sorted((f for f in os.listdir(os.path.dirname(out)) if f.startswith(os.path.basename(out) + ".")),
                    key=lambda f: os.path.getmtime(os.path.join(os.path.dirname(out), f)))
-    total, funcs = callgrind_functions(os.path.join(os.path.dirname(out), dumps[-1]))
+    dump = os.path.join(os.path.dirname(out), dumps[-1])
+    total, funcs = callgrind_functions(dump)
     background = sum(ir for f, ir in funcs.items()
                      if BACKGROUND.search(f) and not any(s in f for s in PER_REQUEST_SERVICES))
-    return (total - background) / requests, {k: v / requests for k, v in funcs.items()}, background / requests
+    return ((total - background) / requests, {k: v / requests for k, v in funcs.items()}, background / requests,
+            allocations(dump) / requests)
 
 
 def main():
@@ -220,15 +240,16 @@ def main():
 def report(results, top):
     failed = []
     floor = results.get("pingora", (None,))[0]
-    print("\n| contender | instructions per request | vs bare Pingora | budget | background services, left out |\n|---|---|---|---|---|")
-    for name, (total, _, background) in results.items():
+    print("\n| contender | instructions per request | vs bare Pingora | budget | background services, left out "
+          "| allocations per request |\n|---|---|---|---|---|---|")
+    for name, (total, _, background, allocs) in results.items():
         budget = BUDGET.get(name.replace("-access-log", ""), {}).get("total")
         ratio = f"{total / floor:.3f}" if floor else "-"
         over = budget is not None and total > budget and not name.endswith("access-log")
         if over:
             failed.append(f"{name}: {total:,.0f} > {budget:,}")
         shown = (f"{budget:,}" if budget else "-") + (" OVER" if over else "")
-        print(f"| {name} | {total:,.0f} | {ratio} | {shown} | {background:,.0f} |")
+        print(f"| {name} | {total:,.0f} | {ratio} | {shown} | {background:,.0f} | {allocs:.1f} |")
     gateways = [n for n in results if n != "pingora"]
     if gateways:
         print("\n| step | " + " | ".join(gateways) + " | budget |\n|---|" + "---|" * (len(gateways) + 1))
