@@ -88,6 +88,29 @@ macro_rules! walk_other_values {
     };
 }
 
+/// Each seed below reads whatever value comes (`deserialize_any`): its visitor decides what each
+/// kind of value means.
+macro_rules! seed_of_any_value {
+    ($($seed:ident => $value:ty),* $(,)?) => {$(
+        impl<'de> DeserializeSeed<'de> for $seed {
+            type Value = $value;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<$value, D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+    )*};
+}
+
+seed_of_any_value!(
+    Message => Wire<'de>,
+    Text => Option<Cow<'de, str>>,
+    MaybeText => Option<Cow<'de, str>>,
+    ParamsSeed => Option<Params<'de>>,
+    RefSeed => Option<Reference<'de>>,
+    Holds => bool,
+    EnvelopeSeed => Option<Envelope>,
+);
+
 /// The whole body: an object is one message, an array a batch; anything else is not JSON-RPC.
 struct Top;
 
@@ -112,13 +135,6 @@ impl<'de> Visitor<'de> for Top {
 /// One message, `depth` levels deep (0, or 1 in a batch).
 struct Message {
     depth: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for Message {
-    type Value = Wire<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Wire<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
 }
 
 impl<'de> Visitor<'de> for Message {
@@ -176,13 +192,6 @@ enum Member {
 /// value is a wrong type.
 struct Text;
 
-impl<'de> DeserializeSeed<'de> for Text {
-    type Value = Option<Cow<'de, str>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
 impl<'de> Visitor<'de> for Text {
     type Value = Option<Cow<'de, str>>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -203,13 +212,6 @@ impl<'de> Visitor<'de> for Text {
 /// which is walked.
 struct MaybeText {
     depth: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for MaybeText {
-    type Value = Option<Cow<'de, str>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
 }
 
 impl<'de> Visitor<'de> for MaybeText {
@@ -237,13 +239,6 @@ impl<'de> Visitor<'de> for MaybeText {
 /// object (positional params name nothing the gateway reads).
 struct ParamsSeed {
     depth: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for ParamsSeed {
-    type Value = Option<Params<'de>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
 }
 
 impl<'de> Visitor<'de> for ParamsSeed {
@@ -325,13 +320,6 @@ struct RefSeed {
     depth: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for RefSeed {
-    type Value = Option<Reference<'de>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
 impl<'de> Visitor<'de> for RefSeed {
     type Value = Option<Reference<'de>>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -373,13 +361,6 @@ struct Holds {
     depth: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for Holds {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
 impl<'de> Visitor<'de> for Holds {
     type Value = bool;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -419,13 +400,6 @@ impl<'de> Visitor<'de> for Holds {
 /// A `_meta` object's protocol envelope `depth` levels deep, or `None` for any other value.
 struct EnvelopeSeed {
     depth: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for EnvelopeSeed {
-    type Value = Option<Envelope>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
 }
 
 impl<'de> Visitor<'de> for EnvelopeSeed {

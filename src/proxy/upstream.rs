@@ -155,39 +155,31 @@ fn forwarding(
             .collect();
         (!parts.is_empty()).then(|| parts.join(", "))
     };
-    let (xff_chain, forwarded_chain) = (chain(&names::X_FORWARDED_FOR), chain(&header::FORWARDED));
-    let (xff, forwarded) = match (xff_chain, forwarded_chain) {
-        (None, None) => peer_values(ip)?,
-        (xff_chain, forwarded_chain) => {
-            let xff = match xff_chain {
-                Some(chain) => format!("{chain}, {ip}"),
-                None => ip.to_string(),
-            };
-            let forwarded = match forwarded_chain {
-                Some(chain) => format!("{chain}, {}", forwarded_node(ip)),
-                None => forwarded_node(ip),
-            };
-            (
-                HeaderValue::try_from(xff)?,
-                HeaderValue::try_from(forwarded)?,
-            )
-        }
+    // The peer's own values, with a trusted proxy's chain (when there is one) in front.
+    let (own_xff, own_forwarded) = peer_values(ip)?;
+    let xff = match chain(&names::X_FORWARDED_FOR) {
+        Some(chain) => in_front(chain, &own_xff)?,
+        None => own_xff,
+    };
+    let forwarded = match chain(&header::FORWARDED) {
+        Some(chain) => in_front(chain, &own_forwarded)?,
+        None => own_forwarded,
     };
     h.insert(names::X_FORWARDED_FOR, xff);
     h.insert(header::FORWARDED, forwarded);
     Ok(())
 }
 
-/// A peer's own `Forwarded` element.
-fn forwarded_node(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V4(v4) => format!("for={v4}"),
-        std::net::IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
-    }
+/// `chain, own`: the peer's own value after a trusted proxy's chain.
+fn in_front(chain: String, own: &HeaderValue) -> Result<HeaderValue, InvalidHeaderValue> {
+    let mut value = chain.into_bytes();
+    value.extend_from_slice(b", ");
+    value.extend_from_slice(own.as_bytes());
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
 }
 
-/// `X-Forwarded-For` and `Forwarded` for a peer with no chain in front, kept per proxy thread for
-/// the last peer seen: the requests of a keep-alive connection, and those a load balancer sends,
+/// The peer's own `X-Forwarded-For` and `Forwarded` values, kept per proxy thread for the last
+/// peer seen: the requests of a keep-alive connection, and those a load balancer sends,
 /// come from one address, and formatting an address cost more than the rest of the header block.
 fn peer_values(ip: std::net::IpAddr) -> Result<(HeaderValue, HeaderValue), InvalidHeaderValue> {
     use std::cell::RefCell;
@@ -202,8 +194,12 @@ fn peer_values(ip: std::net::IpAddr) -> Result<(HeaderValue, HeaderValue), Inval
             }
         }
         // Values made from shared bytes: each request's copy is a reference, not a new buffer.
+        let node = match ip {
+            std::net::IpAddr::V4(v4) => format!("for={v4}"),
+            std::net::IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+        };
         let xff = HeaderValue::from_maybe_shared(bytes::Bytes::from(ip.to_string()))?;
-        let forwarded = HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded_node(ip)))?;
+        let forwarded = HeaderValue::from_maybe_shared(bytes::Bytes::from(node))?;
         *last = Some((ip, xff.clone(), forwarded.clone()));
         Ok((xff, forwarded))
     })
