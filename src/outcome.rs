@@ -57,6 +57,9 @@ pub enum Class {
 }
 
 impl Class {
+    /// How many classes there are (a class as `usize` indexes tables of this length).
+    pub const COUNT: usize = Class::Internal as usize + 1;
+
     pub fn as_str(self) -> &'static str {
         match self {
             Class::Ok => "ok",

@@ -1,7 +1,9 @@
 //! In-flight counters (per user, per upstream) with guards that give the slot back when the request
 //! ends, however it ends. Sharded so concurrent requests rarely touch the same lock; no lock is
-//! held across an await.
+//! held across an await. A key is stored once, shared by the map and every guard holding a slot on
+//! it, so a request whose user or upstream already has a slot in flight copies no string.
 
+use foldhash::quality::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
@@ -10,8 +12,8 @@ const SHARDS: usize = 16;
 
 pub struct Inflight {
     limit: u32,
-    shards: Vec<Mutex<HashMap<String, u32>>>,
-    hasher: std::collections::hash_map::RandomState,
+    shards: Vec<Mutex<HashMap<Arc<str>, Slots, RandomState>>>,
+    hasher: RandomState,
 }
 
 impl std::fmt::Debug for Inflight {
@@ -20,10 +22,16 @@ impl std::fmt::Debug for Inflight {
     }
 }
 
+/// A key's slots in flight, and the key itself for the guards to share.
+struct Slots {
+    taken: u32,
+    key: Arc<str>,
+}
+
 /// A held slot; dropping it frees the slot.
 pub struct InflightGuard {
     owner: Arc<Inflight>,
-    key: String,
+    key: Arc<str>,
 }
 
 impl Inflight {
@@ -31,7 +39,9 @@ impl Inflight {
     pub fn new(limit: u32) -> Arc<Self> {
         Arc::new(Self {
             limit,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::default()))
+                .collect(),
             hasher: Default::default(),
         })
     }
@@ -49,21 +59,33 @@ impl Inflight {
         self.limit > 0
     }
 
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, u32>> {
+    fn shard(&self, key: &str) -> &Mutex<HashMap<Arc<str>, Slots, RandomState>> {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
     /// Takes a slot, or `None` when `key` already has `limit` in flight.
     pub fn acquire(self: &Arc<Self>, key: &str) -> Option<InflightGuard> {
         let mut map = self.shard(key).lock().ok()?;
-        let n = map.entry(key.to_string()).or_insert(0);
-        if *n >= self.limit {
-            return None;
-        }
-        *n += 1;
+        let key = match map.get_mut(key) {
+            Some(Slots { taken, .. }) if *taken >= self.limit => return None,
+            Some(slots) => {
+                slots.taken += 1;
+                slots.key.clone()
+            }
+            None if self.limit == 0 => return None,
+            None => {
+                let key: Arc<str> = Arc::from(key);
+                let slots = Slots {
+                    taken: 1,
+                    key: key.clone(),
+                };
+                map.insert(key.clone(), slots);
+                key
+            }
+        };
         Some(InflightGuard {
             owner: self.clone(),
-            key: key.to_string(),
+            key,
         })
     }
 
@@ -72,7 +94,7 @@ impl Inflight {
         self.shard(key)
             .lock()
             .ok()
-            .and_then(|m| m.get(key).copied())
+            .and_then(|m| m.get(key).map(|s| s.taken))
             .unwrap_or(0)
     }
 }
@@ -80,10 +102,10 @@ impl Inflight {
 impl Drop for InflightGuard {
     fn drop(&mut self) {
         if let Ok(mut map) = self.owner.shard(&self.key).lock() {
-            if let Some(n) = map.get_mut(&self.key) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    map.remove(&self.key);
+            if let Some(s) = map.get_mut(&*self.key) {
+                s.taken = s.taken.saturating_sub(1);
+                if s.taken == 0 {
+                    map.remove(&*self.key);
                 }
             }
         }

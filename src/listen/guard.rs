@@ -7,6 +7,12 @@
 //! deadline every read fails with `TimedOut` and the connection is closed. Once the answer is done
 //! (`HeadClock::request_done`), the next request's first byte starts the clock again.
 //!
+//! The wait between keep-alive requests is timed by the same clock: from the end of an answer the
+//! connection has the idle time the proxy gave with `request_done`, after which it ends quietly
+//! (the read sees the end of the stream, as if the client had closed). Pingora's own keep-alive
+//! timeout would start a timer for every request; this one deadline per connection is moved
+//! instead.
+//!
 //! The same clock tells who is writing: while a head is being read, the proxy has not seen the
 //! request, so any bytes written are Pingora's own answer to a head it could not parse (an empty
 //! 400). Those bytes are replaced by the gateway's refusal (a JSON-RPC error with an
@@ -23,7 +29,7 @@ use pingora::protocols::{
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -49,7 +55,7 @@ pub struct Evictable {
 impl Evictable {
     /// Closes the connection if it is still without a request head; `false` if it has one.
     pub fn evict(&self) -> bool {
-        if self.clock.0.load(Ordering::Acquire) == IN_REQUEST {
+        if self.clock.stage() == IN_REQUEST {
             return false;
         }
         self.evicted.store(true, Ordering::Release);
@@ -59,22 +65,41 @@ impl Evictable {
 
     /// Whether a request is being served on it (then it is not evicted).
     pub fn busy(&self) -> bool {
-        self.clock.0.load(Ordering::Acquire) == IN_REQUEST
+        self.clock.stage() == IN_REQUEST
     }
 }
 
 /// The proxy's handle on a connection's head clock.
 #[derive(Debug, Clone, Default)]
-pub struct HeadClock(Arc<AtomicU8>);
+pub struct HeadClock(Arc<ClockState>);
+
+#[derive(Debug, Default)]
+struct ClockState {
+    stage: AtomicU8,
+    /// The keep-alive idle time the proxy gave with the last `request_done`, in milliseconds.
+    idle_ms: AtomicU64,
+}
 
 impl HeadClock {
     /// The head is complete: no deadline until this request is done.
     pub fn head_read(&self) {
-        self.0.store(IN_REQUEST, Ordering::Release);
+        self.0.stage.store(IN_REQUEST, Ordering::Release);
     }
-    /// The answer is done: the next request's first byte starts the clock.
-    pub fn request_done(&self) {
-        self.0.store(BETWEEN, Ordering::Release);
+    /// The answer is done: the connection may wait `idle` for its next request, whose first
+    /// byte starts the head clock. (The proxy passes its current configuration's idle time, so a
+    /// reload applies from the next answer on.)
+    pub fn request_done(&self, idle: Duration) {
+        let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        self.0.idle_ms.store(ms, Ordering::Relaxed);
+        self.0.stage.store(BETWEEN, Ordering::Release);
+    }
+
+    fn stage(&self) -> u8 {
+        self.0.stage.load(Ordering::Acquire)
+    }
+
+    fn idle(&self) -> Duration {
+        Duration::from_millis(self.0.idle_ms.load(Ordering::Relaxed))
     }
 
     /// The clock of the connection a request came on, when the listener put one there.
@@ -98,15 +123,27 @@ pub struct RefusedHead {
 /// Told of every refused head (the server records it in the audit trail).
 pub type OnRefusedHead = Arc<dyn Fn(RefusedHead) + Send + Sync>;
 
+/// What a connection's deadline times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Armed {
+    /// A request is being served: nothing.
+    Off,
+    /// A request head being read: past it, reads fail.
+    Head,
+    /// The wait for the next keep-alive request: past it, the connection ends quietly.
+    Idle,
+}
+
 pub struct Deadlined {
     inner: Stream,
     clock: HeadClock,
     evictable: Arc<Evictable>,
     timeout: Duration,
-    /// The head's deadline, made once per connection and reset for each keep-alive request's
-    /// head (no allocation per request); it counts only while `armed`.
+    /// The deadline, made once per connection and moved for each keep-alive request's head and
+    /// each wait between requests (no allocation or timer per request); `armed` says what it
+    /// times now.
     deadline: Pin<Box<Sleep>>,
-    armed: bool,
+    armed: Armed,
     peer: Option<SocketAddr>,
     on_refused: Option<OnRefusedHead>,
     /// The gateway's answer in place of Pingora's, and how much of it is written.
@@ -143,7 +180,7 @@ impl Deadlined {
             timeout,
             // The first request's clock runs from the accept: an idle connection is cut too.
             deadline: Box::pin(tokio::time::sleep(timeout)),
-            armed: true,
+            armed: Armed::Head,
             peer,
             on_refused,
             replacement: None,
@@ -169,9 +206,7 @@ impl Deadlined {
     /// HTTP/1 connections get a head clock (`Guarded` hands HTTP/2 ones to the proxy as they are:
     /// they write their own frames before any request).
     fn writing_for_pingora(&self) -> bool {
-        self.replacement.is_some()
-            || self.replaced
-            || self.clock.0.load(Ordering::Acquire) == IN_HEAD
+        self.replacement.is_some() || self.replaced || self.clock.stage() == IN_HEAD
     }
 
     /// Writes the gateway's refusal in place of `buf` (Pingora's own answer); `buf` counts as
@@ -234,8 +269,9 @@ impl AsyncRead for Deadlined {
             buf.put_slice(&[b]);
             return Poll::Ready(Ok(()));
         }
-        match this.clock.0.load(Ordering::Acquire) {
-            IN_REQUEST => this.armed = false,
+        let stage = this.clock.stage();
+        match stage {
+            IN_REQUEST => this.armed = Armed::Off,
             BETWEEN | IN_HEAD => {
                 this.evictable.waker.register(cx.waker());
                 if this.evictable.evicted.load(Ordering::Acquire) {
@@ -244,7 +280,18 @@ impl AsyncRead for Deadlined {
                         "closed to make room: no request head while the gateway was full",
                     )));
                 }
-                if this.armed && this.deadline.as_mut().poll(cx).is_ready() {
+                if stage == BETWEEN && this.armed != Armed::Idle {
+                    // The answer is out: the wait for the next request starts now.
+                    let at = Instant::now() + this.clock.idle();
+                    this.deadline.as_mut().reset(at);
+                    this.armed = Armed::Idle;
+                }
+                if this.armed != Armed::Off && this.deadline.as_mut().poll(cx).is_ready() {
+                    if this.armed == Armed::Idle {
+                        // Idle past its time: the end of the stream, so the proxy closes the
+                        // connection as after a client's close, with nothing to answer or record.
+                        return Poll::Ready(Ok(()));
+                    }
                     return Poll::Ready(Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
                         "request head not complete in time",
@@ -259,12 +306,13 @@ impl AsyncRead for Deadlined {
             let between = this
                 .clock
                 .0
+                .stage
                 .compare_exchange(BETWEEN, IN_HEAD, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok();
             if between {
                 let at = Instant::now() + this.timeout;
                 this.deadline.as_mut().reset(at);
-                this.armed = true;
+                this.armed = Armed::Head;
             }
         }
         r

@@ -23,17 +23,22 @@ impl ProxyHttp for Gateway {
         RequestCtx::new(self.rt.load_full())
     }
 
-    /// The head is complete: stops the listener's head clock, and sets the keep-alive idle time.
+    /// The head is complete: stops the listener's head clock and sets how idle waits are timed.
     async fn early_request_filter(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(clock) = crate::listen::HeadClock::of(session.as_downstream().stream()) {
-            clock.head_read();
-            ctx.head_clock = Some(clock.clone());
+        match crate::listen::HeadClock::of(session.as_downstream().stream()) {
+            Some(clock) => {
+                clock.head_read();
+                ctx.head_clock = Some(clock.clone());
+                // Keep-alive without Pingora's timer: the listener's clock times the idle wait
+                // (`request_done` below), one deadline per connection instead of one per request.
+                session.set_keepalive(Some(0));
+            }
+            None => session.set_keepalive(Some(ctx.rt.config.connections.idle_timeout.as_secs())),
         }
-        session.set_keepalive(Some(ctx.rt.config.connections.idle_timeout.as_secs()));
         if let Some(t) = &ctx.rt.tracer {
             ctx.trace = Some(Box::new(
                 t.start(&session.req_header().headers, ctx.started),
@@ -157,15 +162,18 @@ impl ProxyHttp for Gateway {
         failure::connect_failed(ctx, e)
     }
 
-    async fn upstream_request_filter(
+    /// The upstream's request header, made new instead of edited from a copy of the client's.
+    fn upstream_request_header(
         &self,
-        session: &mut Session,
-        upstream_request: &mut RequestHeader,
+        session: &Session,
         ctx: &mut RequestCtx,
-    ) -> Result<()> {
+    ) -> Result<Option<RequestHeader>> {
         ctx.upstream.started = Some(std::time::Instant::now());
         let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
-        upstream::rewrite_request(upstream_request, ctx, peer).map_err(|e| ctx.refuse(e))
+        match upstream::request_header(session.req_header(), ctx, peer) {
+            Ok(req) => Ok(Some(req)),
+            Err(e) => Err(ctx.refuse(e)),
+        }
     }
 
     async fn upstream_response_filter(
@@ -208,7 +216,7 @@ impl ProxyHttp for Gateway {
     /// One audit row, the metrics and the access log line for every request.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         if let Some(clock) = &ctx.head_clock {
-            clock.request_done();
+            clock.request_done(ctx.rt.config.connections.idle_timeout);
         }
         audit::record(session, ctx, e);
     }

@@ -49,20 +49,22 @@ pub fn peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>, GatewayError> {
     Ok(Box::new(peer))
 }
 
-/// Rewrites the request for the upstream. Without a picked upstream and an admitted caller the
-/// request is not sent at all (fail closed): the client's headers never go out unrewritten.
-pub fn rewrite_request(
-    req: &mut RequestHeader,
+/// The request header for the upstream, made new (Pingora sends it in place of a copy of the
+/// client's: `ProxyHttp::upstream_request_header`, vendor/pingora-proxy/PATCH.md). Without a
+/// picked upstream and an admitted caller the request is not sent at all (fail closed): the
+/// client's headers never go out unrewritten.
+pub fn request_header(
+    client: &RequestHeader,
     ctx: &RequestCtx,
     peer: Option<std::net::SocketAddr>,
-) -> Result<(), GatewayError> {
+) -> Result<RequestHeader, GatewayError> {
     let (Some(picked), Ok(caller)) = (&ctx.upstream.picked, ctx.admitted()) else {
         return Err(GatewayError::Internal);
     };
     let headers =
-        headers(&req.headers, ctx, caller, picked, peer).map_err(|_| GatewayError::Internal)?;
+        headers(&client.headers, ctx, caller, picked, peer).map_err(|_| GatewayError::Internal)?;
     let (mut parts, ()) = http::Request::new(()).into_parts();
-    parts.method = req.method.clone();
+    parts.method = client.method.clone();
     parts.uri = match ctx.legacy().and_then(|l| l.upstream_path()) {
         Some(path) => path.clone(),
         None => picked.uri.clone(),
@@ -70,8 +72,7 @@ pub fn rewrite_request(
     parts.headers = headers;
     // A header block without a second map for the names' case: the upstream gets them in lower
     // case (HTTP/1.1 names are case-insensitive), and nothing is parsed or copied per header.
-    *req = RequestHeader::from(parts);
-    Ok(())
+    Ok(RequestHeader::from(parts))
 }
 
 /// The upstream's header block, built from nothing: the client's headers on the allow-list
@@ -232,9 +233,8 @@ mod tests {
         let rt = TestRuntime::new().build();
         let mut ctx = admitted(&rt, "alice", &["analyst"]);
         peer(&mut ctx).unwrap();
-        let mut req = client_request();
         let client: std::net::SocketAddr = "192.0.2.7:5555".parse().unwrap();
-        rewrite_request(&mut req, &ctx, Some(client)).unwrap();
+        let req = request_header(&client_request(), &ctx, Some(client)).unwrap();
         let h = |n: &str| req.headers.get(n).map(|v| v.to_str().unwrap().to_string());
         assert_eq!(req.uri.to_string(), "/mcp");
         for gone in [
@@ -259,8 +259,7 @@ mod tests {
             ("198.51.100.1:1", "198.51.100.1", "for=198.51.100.1"),
             ("198.51.100.1:2", "198.51.100.1", "for=198.51.100.1"),
         ] {
-            let mut req = client_request();
-            rewrite_request(&mut req, &ctx, Some(addr.parse().unwrap())).unwrap();
+            let req = request_header(&client_request(), &ctx, Some(addr.parse().unwrap())).unwrap();
             let h = |n: &str| req.headers.get(n).map(|v| v.to_str().unwrap().to_string());
             assert_eq!(h("x-forwarded-for").as_deref(), Some(xff));
             assert_eq!(h("forwarded").as_deref(), Some(forwarded));
@@ -270,14 +269,14 @@ mod tests {
     #[test]
     fn without_a_caller_or_a_pick_nothing_is_sent() {
         let rt = TestRuntime::new().build();
-        let mut req = client_request();
+        let req = client_request();
         let ctx = crate::proxy::ctx::RequestCtx::new(rt.clone());
         assert!(matches!(
-            rewrite_request(&mut req, &ctx, None),
+            request_header(&req, &ctx, None),
             Err(GatewayError::Internal)
         ));
         let mut unpicked = admitted(&rt, "alice", &["analyst"]);
-        assert!(rewrite_request(&mut req, &unpicked, None).is_err());
+        assert!(request_header(&req, &unpicked, None).is_err());
         let mut anonymous = crate::proxy::ctx::RequestCtx::new(rt);
         assert!(matches!(peer(&mut anonymous), Err(GatewayError::Internal)));
         unpicked.caller = None;

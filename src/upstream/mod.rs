@@ -27,6 +27,8 @@ pub struct ScopeUpstreams {
     pub pool: Arc<Pool>,
     /// The gateway's secret as the `X-Gateway-Auth` value (marked sensitive).
     pub auth_header: http::HeaderValue,
+    /// The scope's request metrics, each series looked up once.
+    pub metrics: crate::metrics::ScopeMetrics,
 }
 
 /// Consecutive failures of one upstream, and until when it is out of rotation (used when the
@@ -236,6 +238,7 @@ fn build_all<'a>(
                 scope: Arc::new(scope.clone()),
                 pool,
                 auth_header: auth_header.clone(),
+                metrics: crate::metrics::ScopeMetrics::new(&scope.name, &scope.tools),
             }),
         );
     }

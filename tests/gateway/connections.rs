@@ -222,6 +222,48 @@ async fn a_trickling_or_idle_client_is_cut_at_the_head_deadline() {
     assert_eq!(rec.received().len(), 2);
 }
 
+/// A keep-alive connection may wait its `idle_timeout` for the next request (longer than the head
+/// deadline, which counts only from a request's first byte), and is then closed quietly: no
+/// answer, nothing for the upstream.
+#[tokio::test]
+async fn a_keep_alive_connection_waits_its_idle_time_and_then_closes() {
+    let (rec, gw) = gateway("connections:\n  head_timeout: 1s\n  idle_timeout: 3s\n").await;
+    let url = gw.url("/calculator/mcp");
+    let authority = url.split('/').nth(2).unwrap().to_string();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let request = format!(
+        "POST /calculator/mcp HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n{body}",
+        token("dana", &["developer"], json!({})),
+        body.len()
+    );
+    let mut s = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let mut buf = vec![0u8; 65536];
+    for pause in [Duration::ZERO, Duration::from_secs(2)] {
+        // The second request comes 2 s after the first answer: past the head deadline, within
+        // the idle time, on the same connection.
+        tokio::time::sleep(pause).await;
+        s.write_all(request.as_bytes()).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    }
+    let answered = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
+    let waited = answered.elapsed();
+    assert!(
+        matches!(r, Ok(Ok(0))),
+        "the idle connection was not closed quietly: {r:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(2500) && waited < Duration::from_secs(8),
+        "closed {waited:?} after the last answer, idle_timeout is 3 s"
+    );
+    assert_eq!(rec.received().len(), 2);
+}
+
 /// A request's header and body reach the upstream together (one segment: the gateway writes
 /// them with one system call), so a tool is woken once per request. The upstream here reads
 /// each request with as few reads as it takes and counts them.

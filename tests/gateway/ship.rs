@@ -310,7 +310,7 @@ async fn prometheus_scrapes_a_running_gateway() {
         &std::fs::read(root().join("docker/grafana/mcp-gateway.json")).unwrap(),
     )
     .unwrap();
-    let exported = std::fs::read_to_string(root().join("src/metrics.rs")).unwrap();
+    let exported = std::fs::read_to_string(root().join("src/metrics/mod.rs")).unwrap();
     let mut queries = 0;
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {

@@ -194,37 +194,18 @@ fn count(
     let Some(scope) = scope else {
         return;
     };
-    let scope_name = scope.scope.name.as_str();
-    metrics::REQUESTS
-        .with_label_values(&[
-            scope_name,
-            metrics::method_label(ctx.method()),
-            class.as_str(),
-        ])
-        .inc();
-    metrics::REQUEST_SECONDS
-        .with_label_values(&[scope_name])
-        .observe(latency.as_secs_f64());
+    let m = &scope.metrics;
+    m.requests(ctx.method(), class).inc();
+    m.request_seconds().observe(latency.as_secs_f64());
     if let Some(u) = ctx.upstream.elapsed {
-        metrics::UPSTREAM_SECONDS
-            .with_label_values(&[scope_name])
-            .observe(u.as_secs_f64());
+        m.upstream_seconds().observe(u.as_secs_f64());
     }
     if let Some(t) = tool {
-        let label = if scope.scope.tools.contains(t) {
-            t
-        } else {
-            "unknown"
-        };
-        metrics::TOOL_CALLS
-            .with_label_values(&[scope_name, label, class.as_str()])
-            .inc();
+        m.tool_calls(t, class).inc();
     }
     match outcome.alert() {
-        Some(Alert::PolicyDenial) => metrics::POLICY_DENIALS
-            .with_label_values(&[scope_name])
-            .inc(),
-        Some(Alert::RateLimited) => metrics::RATE_LIMITED.with_label_values(&[scope_name]).inc(),
+        Some(Alert::PolicyDenial) => m.policy_denials().inc(),
+        Some(Alert::RateLimited) => m.rate_limited().inc(),
         _ => {}
     }
 }

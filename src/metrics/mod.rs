@@ -8,6 +8,9 @@ use prometheus::{
 };
 use std::sync::LazyLock;
 
+mod scope;
+pub use scope::ScopeMetrics;
+
 const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
@@ -48,34 +51,44 @@ metric!(AUDIT_REFUSED: IntCounter = register_int_counter!("mcp_audit_refused_tot
 metric!(TRACE_SPANS_EXPORTED: IntCounter = register_int_counter!("mcp_trace_spans_exported_total", "Spans the collector accepted (tracing:)"));
 metric!(TRACE_SPANS_DROPPED: IntCounterVec = register_int_counter_vec!("mcp_trace_spans_dropped_total", "Spans not exported: the queue was full (queue_full) or the collector failed or timed out (export_failed)", &["reason"]));
 
-/// MCP methods worth a label of their own; anything else counts as `other`.
-pub fn method_label(method: Option<&str>) -> &'static str {
-    const KNOWN: &[&str] = &[
-        method::INITIALIZE,
-        method::PING,
-        method::TOOLS_LIST,
-        method::TOOLS_CALL,
-        method::RESOURCES_LIST,
-        method::RESOURCES_READ,
-        method::RESOURCE_TEMPLATES_LIST,
-        method::RESOURCES_SUBSCRIBE,
-        method::RESOURCES_UNSUBSCRIBE,
-        method::PROMPTS_LIST,
-        method::PROMPTS_GET,
-        method::COMPLETION_COMPLETE,
-        method::LOGGING_SET_LEVEL,
-        method::TASKS_GET,
-        method::TASKS_RESULT,
-        method::TASKS_LIST,
-        method::TASKS_CANCEL,
-        method::INITIALIZED,
-        method::CANCELLED,
-        "notifications/progress",
-        "notifications/roots/list_changed",
-    ];
+/// The `method` label's values: the known MCP methods, then `none` and `other`.
+pub const METHODS: [&str; 23] = [
+    method::INITIALIZE,
+    method::PING,
+    method::TOOLS_LIST,
+    method::TOOLS_CALL,
+    method::RESOURCES_LIST,
+    method::RESOURCES_READ,
+    method::RESOURCE_TEMPLATES_LIST,
+    method::RESOURCES_SUBSCRIBE,
+    method::RESOURCES_UNSUBSCRIBE,
+    method::PROMPTS_LIST,
+    method::PROMPTS_GET,
+    method::COMPLETION_COMPLETE,
+    method::LOGGING_SET_LEVEL,
+    method::TASKS_GET,
+    method::TASKS_RESULT,
+    method::TASKS_LIST,
+    method::TASKS_CANCEL,
+    method::INITIALIZED,
+    method::CANCELLED,
+    "notifications/progress",
+    "notifications/roots/list_changed",
+    "none",
+    "other",
+];
+const NONE: usize = METHODS.len() - 2;
+const OTHER: usize = METHODS.len() - 1;
+
+/// The `method` label of a request (an index into `METHODS`): a known MCP method as itself,
+/// anything else as `other` (a client's free text never becomes a label), no method as `none`.
+pub fn method_index(method: Option<&str>) -> usize {
     match method {
-        None => "none",
-        Some(m) => KNOWN.iter().find(|k| **k == m).copied().unwrap_or("other"),
+        None => NONE,
+        Some(m) => METHODS[..NONE]
+            .iter()
+            .position(|k| *k == m)
+            .unwrap_or(OTHER),
     }
 }
 
