@@ -11,11 +11,16 @@ const RPC_ERROR: &[u8] = b"\"error\":{\"code\":";
 static FIND_IS_ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(IS_ERROR));
 static FIND_RPC_ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(RPC_ERROR));
 
+/// The tail carried to the next chunk: a marker and a code's digits.
+const KEEP: usize = RPC_ERROR.len() + 12;
+
 #[derive(Debug, Default)]
 pub struct ResponseScan {
     pub tool_error: bool,
     pub rpc_error_code: Option<i32>,
-    carry: Vec<u8>,
+    /// The last `carried` bytes of what was scanned (kept inline: no allocation per answer).
+    carry: [u8; KEEP],
+    carried: usize,
 }
 
 impl ResponseScan {
@@ -24,10 +29,10 @@ impl ResponseScan {
             return;
         }
         let joined;
-        let hay: &[u8] = if self.carry.is_empty() {
+        let hay: &[u8] = if self.carried == 0 {
             chunk
         } else {
-            joined = [self.carry.as_slice(), chunk].concat();
+            joined = [&self.carry[..self.carried], chunk].concat();
             &joined
         };
         if !self.tool_error && FIND_IS_ERROR.find(hay).is_some() {
@@ -47,11 +52,9 @@ impl ResponseScan {
                 }
             }
         }
-        let keep = RPC_ERROR.len() + 12;
-        let start = hay.len().saturating_sub(keep);
-        let tail = &hay[start..];
-        self.carry.clear();
-        self.carry.extend_from_slice(tail);
+        let tail = &hay[hay.len().saturating_sub(KEEP)..];
+        self.carry[..tail.len()].copy_from_slice(tail);
+        self.carried = tail.len();
     }
 }
 
@@ -75,6 +78,14 @@ mod tests {
             s.feed(&err[cut..]);
             assert_eq!(s.rpc_error_code, Some(-32602), "cut {cut}");
         }
+        // One byte at a time: the carried tail spans many chunks.
+        let bytewise = |answer: &[u8]| {
+            let mut s = ResponseScan::default();
+            answer.chunks(1).for_each(|b| s.feed(b));
+            (s.tool_error, s.rpc_error_code)
+        };
+        assert_eq!(bytewise(body), (true, None));
+        assert_eq!(bytewise(err), (false, Some(-32602)));
         let mut s = ResponseScan::default();
         s.feed(br#"{"result":{"content":[{"type":"text","text":"{\"isError\":true}"}],"isError":false}}"#);
         assert!(!s.tool_error);

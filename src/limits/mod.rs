@@ -33,23 +33,45 @@ impl Rule {
             && (self.when.as_ref()).is_none_or(|c| condition::holds(c, f) == Ok(true))
     }
 
-    /// The budgets this request draws on (one per matching role for `key: role`).
-    fn keys(&self, identity: &Identity, scope: &str, tool: Option<&str>) -> Vec<String> {
+    /// The budgets this request draws on (one per matching role for `key: role`), made one at a
+    /// time as the check goes (no list of them per request).
+    fn keys<'a>(&'a self, identity: &'a Identity, scope: &str, tool: Option<&str>) -> Keys<'a> {
         let tool = tool.unwrap_or("-");
-        match self.key {
-            RateLimitKey::User => vec![key(&["u:", &identity.user])],
-            RateLimitKey::Tenant => {
-                vec![key(&["t:", identity.tenant.as_deref().unwrap_or("-")])]
+        let one = match self.key {
+            RateLimitKey::User => key(&["u:", &identity.user]),
+            RateLimitKey::Tenant => key(&["t:", identity.tenant.as_deref().unwrap_or("-")]),
+            RateLimitKey::Role => {
+                return Keys::Roles {
+                    rule: self,
+                    roles: identity.roles.iter(),
+                }
             }
-            RateLimitKey::Role => identity
-                .roles
-                .iter()
-                .filter(|r| self.roles.is_none() || any(&self.roles, Some(r)))
-                .map(|r| key(&["r:", r]))
-                .collect(),
-            RateLimitKey::Tool => vec![key(&["tool:", scope, "/", tool])],
-            RateLimitKey::UserTool => vec![key(&["ut:", &identity.user, ":", scope, "/", tool])],
-            RateLimitKey::Scope => vec![key(&["s:", scope])],
+            RateLimitKey::Tool => key(&["tool:", scope, "/", tool]),
+            RateLimitKey::UserTool => key(&["ut:", &identity.user, ":", scope, "/", tool]),
+            RateLimitKey::Scope => key(&["s:", scope]),
+        };
+        Keys::One(Some(one))
+    }
+}
+
+/// A rule's budget keys for one request.
+enum Keys<'a> {
+    One(Option<String>),
+    /// `key: role`: one per role of the caller the rule names.
+    Roles {
+        rule: &'a Rule,
+        roles: std::slice::Iter<'a, String>,
+    },
+}
+
+impl Iterator for Keys<'_> {
+    type Item = String;
+    fn next(&mut self) -> Option<String> {
+        match self {
+            Keys::One(k) => k.take(),
+            Keys::Roles { rule, roles } => roles
+                .find(|r| rule.roles.is_none() || any(&rule.roles, Some(r)))
+                .map(|r| key(&["r:", r])),
         }
     }
 }

@@ -123,6 +123,13 @@ pub struct RefusedHead {
 /// Told of every refused head (the server records it in the audit trail).
 pub type OnRefusedHead = Arc<dyn Fn(RefusedHead) + Send + Sync>;
 
+/// Now plus `d`, for any configured `d`: a duration past ten years (whatever a file says) is ten
+/// years, where adding it to the clock could overflow.
+fn deadline_in(d: Duration) -> Instant {
+    const LONGEST: Duration = Duration::from_secs(10 * 365 * 86_400);
+    Instant::now() + d.min(LONGEST)
+}
+
 /// What a connection's deadline times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Armed {
@@ -179,7 +186,7 @@ impl Deadlined {
             evictable,
             timeout,
             // The first request's clock runs from the accept: an idle connection is cut too.
-            deadline: Box::pin(tokio::time::sleep(timeout)),
+            deadline: Box::pin(tokio::time::sleep_until(deadline_in(timeout))),
             armed: Armed::Head,
             peer,
             on_refused,
@@ -282,8 +289,7 @@ impl AsyncRead for Deadlined {
                 }
                 if stage == BETWEEN && this.armed != Armed::Idle {
                     // The answer is out: the wait for the next request starts now.
-                    let at = Instant::now() + this.clock.idle();
-                    this.deadline.as_mut().reset(at);
+                    this.deadline.as_mut().reset(deadline_in(this.clock.idle()));
                     this.armed = Armed::Idle;
                 }
                 if this.armed != Armed::Off && this.deadline.as_mut().poll(cx).is_ready() {
@@ -310,8 +316,7 @@ impl AsyncRead for Deadlined {
                 .compare_exchange(BETWEEN, IN_HEAD, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok();
             if between {
-                let at = Instant::now() + this.timeout;
-                this.deadline.as_mut().reset(at);
+                this.deadline.as_mut().reset(deadline_in(this.timeout));
                 this.armed = Armed::Head;
             }
         }
@@ -414,5 +419,19 @@ impl GetSocketDigest for Deadlined {
 impl Peek for Deadlined {
     async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
         self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A head or idle time of any length gives a deadline (the clock cannot overflow).
+    #[test]
+    fn any_configured_time_makes_a_deadline() {
+        let far = deadline_in(Duration::MAX);
+        assert!(far > Instant::now() + Duration::from_secs(9 * 365 * 86_400));
+        let near = deadline_in(Duration::from_secs(3));
+        assert!(near <= Instant::now() + Duration::from_secs(3));
     }
 }
