@@ -1,18 +1,24 @@
 //! In-flight counters (per user, per upstream) with guards that give the slot back when the request
 //! ends, however it ends. Sharded so concurrent requests rarely touch the same lock; no lock is
 //! held across an await. A key is stored once, shared by the map and every guard holding a slot on
-//! it, so a request whose user or upstream already has a slot in flight copies no string.
+//! it, so a request whose user or upstream already has a slot in flight copies no string. (The
+//! count is a `Cell` so that a lookup that finds the key can also count: the map is behind its
+//! shard's lock.)
 
 use foldhash::quality::RandomState;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 const SHARDS: usize = 16;
 
+/// Slots taken per key.
+type Shard = HashMap<Arc<str>, Cell<u32>, RandomState>;
+
 pub struct Inflight {
     limit: u32,
-    shards: Vec<Mutex<HashMap<Arc<str>, Slots, RandomState>>>,
+    shards: Vec<Mutex<Shard>>,
     hasher: RandomState,
 }
 
@@ -20,12 +26,6 @@ impl std::fmt::Debug for Inflight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Inflight(limit {})", self.limit)
     }
-}
-
-/// A key's slots in flight, and the key itself for the guards to share.
-struct Slots {
-    taken: u32,
-    key: Arc<str>,
 }
 
 /// A held slot; dropping it frees the slot.
@@ -59,28 +59,24 @@ impl Inflight {
         self.limit > 0
     }
 
-    fn shard(&self, key: &str) -> &Mutex<HashMap<Arc<str>, Slots, RandomState>> {
+    fn shard(&self, key: &str) -> &Mutex<Shard> {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
     /// Takes a slot, or `None` when `key` already has `limit` in flight.
     pub fn acquire(self: &Arc<Self>, key: &str) -> Option<InflightGuard> {
         let mut map = self.shard(key).lock().ok()?;
-        let key = match map.get_mut(key) {
-            Some(Slots { taken, .. }) if *taken >= self.limit => return None,
-            Some(slots) => {
-                slots.taken += 1;
-                slots.key.clone()
+        let key = match map.get_key_value(key) {
+            Some((_, taken)) if taken.get() >= self.limit => return None,
+            Some((shared, taken)) => {
+                taken.set(taken.get() + 1);
+                shared.clone()
             }
             None if self.limit == 0 => return None,
             None => {
-                let key: Arc<str> = Arc::from(key);
-                let slots = Slots {
-                    taken: 1,
-                    key: key.clone(),
-                };
-                map.insert(key.clone(), slots);
-                key
+                let shared: Arc<str> = Arc::from(key);
+                map.insert(shared.clone(), Cell::new(1));
+                shared
             }
         };
         Some(InflightGuard {
@@ -94,7 +90,7 @@ impl Inflight {
         self.shard(key)
             .lock()
             .ok()
-            .and_then(|m| m.get(key).map(|s| s.taken))
+            .and_then(|m| m.get(key).map(Cell::get))
             .unwrap_or(0)
     }
 }
@@ -102,9 +98,9 @@ impl Inflight {
 impl Drop for InflightGuard {
     fn drop(&mut self) {
         if let Ok(mut map) = self.owner.shard(&self.key).lock() {
-            if let Some(s) = map.get_mut(&*self.key) {
-                s.taken = s.taken.saturating_sub(1);
-                if s.taken == 0 {
+            if let Some(taken) = map.get_mut(&*self.key) {
+                *taken.get_mut() = taken.get().saturating_sub(1);
+                if taken.get() == 0 {
                     map.remove(&*self.key);
                 }
             }

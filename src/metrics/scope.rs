@@ -9,13 +9,14 @@
 use super::{method_index, METHODS, REQUESTS, REQUEST_SECONDS, TOOL_CALLS, UPSTREAM_SECONDS};
 use super::{POLICY_DENIALS, RATE_LIMITED};
 use crate::outcome::Class;
+use prometheus::core::{MetricVec, MetricVecBuilder};
 use prometheus::{Histogram, IntCounter};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
 type PerClass = [OnceLock<IntCounter>; Class::COUNT];
 
-fn per_class() -> PerClass {
+const fn per_class() -> PerClass {
     [const { OnceLock::new() }; Class::COUNT]
 }
 
@@ -43,9 +44,7 @@ impl ScopeMetrics {
     pub fn new(scope: &str, tools: &[String]) -> Self {
         Self {
             scope: scope.to_string(),
-            requests: Box::new(
-                [const { [const { OnceLock::new() }; Class::COUNT] }; METHODS.len()],
-            ),
+            requests: Box::new([const { per_class() }; METHODS.len()]),
             request_seconds: OnceLock::new(),
             upstream_seconds: OnceLock::new(),
             tools: tools.iter().map(|t| (t.clone(), OnceLock::new())).collect(),
@@ -77,26 +76,31 @@ impl ScopeMetrics {
 
     /// `mcp_request_duration_seconds{scope}`.
     pub fn request_seconds(&self) -> &Histogram {
-        self.request_seconds
-            .get_or_init(|| REQUEST_SECONDS.with_label_values(&[&self.scope]))
+        self.only_scope(&self.request_seconds, &REQUEST_SECONDS)
     }
 
     /// `mcp_upstream_duration_seconds{scope}`.
     pub fn upstream_seconds(&self) -> &Histogram {
-        self.upstream_seconds
-            .get_or_init(|| UPSTREAM_SECONDS.with_label_values(&[&self.scope]))
+        self.only_scope(&self.upstream_seconds, &UPSTREAM_SECONDS)
     }
 
     /// `mcp_policy_denials_total{scope}`.
     pub fn policy_denials(&self) -> &IntCounter {
-        self.policy_denials
-            .get_or_init(|| POLICY_DENIALS.with_label_values(&[&self.scope]))
+        self.only_scope(&self.policy_denials, &POLICY_DENIALS)
     }
 
     /// `mcp_rate_limited_total{scope}`.
     pub fn rate_limited(&self) -> &IntCounter {
-        self.rate_limited
-            .get_or_init(|| RATE_LIMITED.with_label_values(&[&self.scope]))
+        self.only_scope(&self.rate_limited, &RATE_LIMITED)
+    }
+
+    /// The series of `vec` (labelled by scope alone) for this scope, kept in `slot`.
+    fn only_scope<'a, B: MetricVecBuilder>(
+        &self,
+        slot: &'a OnceLock<B::M>,
+        vec: &MetricVec<B>,
+    ) -> &'a B::M {
+        slot.get_or_init(|| vec.with_label_values(&[&self.scope]))
     }
 }
 
