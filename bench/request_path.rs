@@ -274,3 +274,36 @@ fn guard_scan_clean_4k(b: divan::Bencher) {
 fn guard_scan_clean_64k(b: divan::Bencher) {
     guard_scan(b, 65536);
 }
+
+/// A read's timeout as Pingora arms it when the read must wait: made, polled once (the read is
+/// pending, so the timer is registered) and dropped (the read finished first), on a runtime with
+/// one worker. The gateway's upstream reads and pooled connections take one each per request;
+/// `fast` is Pingora's 10 ms timer wheel, `tokio` tokio's own timer, which Pingora uses above
+/// `fast_timeout_to_tokio_threshold_seconds`.
+fn armed_timeout<F: std::future::Future>(b: divan::Bencher, make: impl Fn() -> F) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    let _entered = rt.enter();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    b.bench_local(|| {
+        let mut armed = std::pin::pin!(make());
+        assert!(armed.as_mut().poll(&mut cx).is_pending());
+    });
+}
+
+#[divan::bench]
+fn timeout_fast(b: divan::Bencher) {
+    armed_timeout(b, || {
+        pingora_timeout::timeout(Duration::from_secs(60), std::future::pending::<()>())
+    });
+}
+
+#[divan::bench]
+fn timeout_tokio(b: divan::Bencher) {
+    armed_timeout(b, || {
+        pingora_timeout::tokio_timeout(Duration::from_secs(60), std::future::pending::<()>())
+    });
+}

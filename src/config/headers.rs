@@ -87,3 +87,25 @@ pub fn validate(
     let response = names(&file.response, "response");
     ForwardHeaders { request, response }
 }
+
+#[cfg(test)]
+mod tests {
+    /// What the gateway writes itself cannot be forwarded from either side: an upstream's CORS
+    /// answer (`cors::decorate` relies on it) or forwarding chain, a client's framing.
+    #[test]
+    fn own_names_cannot_be_forwarded() {
+        for name in [
+            "access-control-allow-origin",
+            "access-control-allow-credentials",
+            "x-forwarded-for",
+            "x-forwarded-anything",
+            "content-length",
+            "www-authenticate",
+        ] {
+            assert!(super::is_own(name), "{name}");
+        }
+        for name in ["x-team", "accept-language", "access-token"] {
+            assert!(!super::is_own(name), "{name}");
+        }
+    }
+}

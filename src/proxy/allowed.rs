@@ -6,7 +6,7 @@
 //! the MCP session. Operators add names with `forward_headers.request` / `.response` (names the
 //! gateway writes itself cannot be added: `config::headers`).
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 
 /// Request headers the upstream gets from the client (the gateway then writes its own: identity,
@@ -70,16 +70,23 @@ pub fn copy_request(from: &HeaderMap, to: &mut HeaderMap, extra: &[HeaderName]) 
     }
 }
 
-/// The answer's header with only the headers that are built in or in `extra`. Built anew without
-/// a second map for the names' case: nothing is copied or parsed per header, and the client gets
-/// the names in lower case (HTTP names are case-insensitive; HTTP/2 sends them so).
-pub fn response(resp: &ResponseHeader, extra: &[HeaderName]) -> ResponseHeader {
+/// The answer's header with only the headers that are built in or in `extra`, and the request's
+/// id. Built anew without a second map for the names' case: nothing is copied or parsed per
+/// header, and the client gets the names in lower case (HTTP names are case-insensitive; HTTP/2
+/// sends them so). The id goes into the new map directly: Pingora's `insert_header` parses every
+/// name again, even one already parsed.
+pub fn response(
+    resp: &ResponseHeader,
+    extra: &[HeaderName],
+    request_id: HeaderValue,
+) -> ResponseHeader {
     let mut headers = HeaderMap::with_capacity(resp.headers.len() + 4);
     for (name, value) in &resp.headers {
         if RESPONSE.contains(&name.as_str()) || extra.contains(name) {
             headers.append(name.clone(), value.clone());
         }
     }
+    headers.insert(super::names::REQUEST_ID, request_id);
     let (mut parts, ()) = http::Response::new(()).into_parts();
     parts.status = resp.status;
     parts.version = resp.version;
@@ -126,12 +133,18 @@ mod tests {
             ("X-Internal-Addr", "10.9.8.7:5432"),
             ("Set-Cookie", "a=b"),
             ("Mcp-Session-Id", "s"),
+            // `cors::decorate` adds its own without removing: an upstream's never stays.
+            ("Access-Control-Allow-Origin", "*"),
+            ("Access-Control-Allow-Credentials", "true"),
         ] {
             resp.insert_header(n.to_string(), v).unwrap();
         }
-        let resp = response(&resp, &[]);
+        resp.insert_header("X-Request-Id", "the-upstream-s")
+            .unwrap();
+        let resp = response(&resp, &[], HeaderValue::from_static("the-gateway-s"));
         let mut kept: Vec<&str> = resp.headers.keys().map(|n| n.as_str()).collect();
         kept.sort();
-        assert_eq!(kept, ["content-type", "mcp-session-id"]);
+        assert_eq!(kept, ["content-type", "mcp-session-id", "x-request-id"]);
+        assert_eq!(resp.headers["x-request-id"], "the-gateway-s");
     }
 }

@@ -14,14 +14,18 @@ use pingora::{Error, ErrorType, Result};
 
 /// The answer's header, before it goes to the client.
 pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
-    *resp = super::allowed::response(resp, &ctx.rt.config.forward_headers.response);
+    *resp = super::allowed::response(
+        resp,
+        &ctx.rt.config.forward_headers.response,
+        ctx.request_id.header(),
+    );
     super::cors::decorate(resp, ctx)?;
     if let Some((err, status)) = replaced(resp, ctx) {
         respond::replace_upstream_answer(resp, ctx, err)?;
         if let Some(s) = status {
             resp.set_status(s)?;
         }
-        return resp.insert_header(names::written::REQUEST_ID, ctx.request_id.header());
+        return Ok(());
     }
     let content_type = resp
         .headers
@@ -72,7 +76,7 @@ pub fn header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         }
         ctx.answer.rewrite = rewrite;
     }
-    resp.insert_header(names::written::REQUEST_ID, ctx.request_id.header())
+    Ok(())
 }
 
 /// The refusal that replaces an upstream answer the client must not get as it is (every answer

@@ -113,18 +113,11 @@ pub fn preflight_headers(session: &Session) -> [(&'static str, String); 3] {
     ]
 }
 
-/// Adds the CORS headers for an allowed origin to an answer, and removes any the upstream set.
+/// Adds the CORS headers for an allowed origin to an answer. Nothing to remove first: every
+/// answer header is built from nothing or by `allowed::response`, whose allow-list never takes an
+/// upstream's `Access-Control-*` (the built-in list has none, and `config::headers` refuses them
+/// in `forward_headers`), so an upstream's `*` never reaches a client.
 pub fn decorate(resp: &mut ResponseHeader, ctx: &RequestCtx) -> pingora::Result<()> {
-    for name in [
-        http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-        http::header::ACCESS_CONTROL_ALLOW_METHODS,
-        http::header::ACCESS_CONTROL_ALLOW_HEADERS,
-        http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        http::header::ACCESS_CONTROL_MAX_AGE,
-    ] {
-        resp.remove_header(&name);
-    }
     if let Some(origin) = &ctx.cors_origin {
         resp.insert_header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.as_str())?;
         resp.insert_header(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_HEADERS)?;

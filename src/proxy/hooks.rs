@@ -17,17 +17,20 @@ use std::time::Duration;
 
 #[async_trait]
 impl ProxyHttp for Gateway {
-    type CTX = RequestCtx;
+    /// Boxed: Pingora keeps the context by value in the request's future, which is moved whole
+    /// into its allocation when a request starts (and an async fn's argument is kept twice), so a
+    /// context inline costs several copies of its size per request; boxed, a pointer.
+    type CTX = Box<RequestCtx>;
 
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(self.rt.load_full())
+    fn new_ctx(&self) -> Box<RequestCtx> {
+        Box::new(RequestCtx::new(self.rt.load_full()))
     }
 
     /// The head is complete: stops the listener's head clock and sets how idle waits are timed.
     async fn early_request_filter(
         &self,
         session: &mut Session,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         match crate::listen::HeadClock::of(session.as_downstream().stream()) {
             Some(clock) => {
@@ -52,7 +55,11 @@ impl ProxyHttp for Gateway {
     /// `async_trait` hook's future is allocated and copied whole for each request, and is as large
     /// as its largest path (theirs were kilobytes; bench/README.md). The gateway's own answers box
     /// their writes in `respond`.
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut Box<RequestCtx>,
+    ) -> Result<bool> {
         let answered = match admit::route(session, ctx) {
             Ok(Route::Healthz) => return respond::healthz(session, ctx).await.map(|_| true),
             Ok(Route::Readyz) => {
@@ -98,7 +105,7 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         chunk: &mut Option<Bytes>,
         end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         if ctx.body.held.is_none() {
             super::translate::up::replace_body(ctx, chunk);
@@ -127,7 +134,7 @@ impl ProxyHttp for Gateway {
     async fn upstream_peer(
         &self,
         session: &mut Session,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<Box<HttpPeer>> {
         let peer = upstream::peer(ctx).map_err(|e| ctx.refuse(e))?;
         credentials::take(session, ctx)
@@ -145,7 +152,7 @@ impl ProxyHttp for Gateway {
         peer: &HttpPeer,
         session: &mut Session,
         e: Box<Error>,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
         client_reused: bool,
     ) -> Box<Error> {
         let e = e.more_context(format!("Peer: {peer}"));
@@ -156,7 +163,7 @@ impl ProxyHttp for Gateway {
         &self,
         _: &mut Session,
         _: &HttpPeer,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
         e: Box<Error>,
     ) -> Box<Error> {
         failure::connect_failed(ctx, e)
@@ -166,7 +173,7 @@ impl ProxyHttp for Gateway {
     fn upstream_request_header(
         &self,
         session: &Session,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<Option<RequestHeader>> {
         ctx.upstream.started = Some(std::time::Instant::now());
         let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
@@ -180,7 +187,7 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         credentials::refused(session, resp, ctx)?;
         answer::header(resp, ctx)
@@ -191,7 +198,7 @@ impl ProxyHttp for Gateway {
         _: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<Option<Duration>> {
         answer::body(body, end_of_stream, ctx)?;
         super::legacy::divert(body, end_of_stream, ctx);
@@ -202,19 +209,19 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         e: &Error,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> FailToProxy {
         failure::render(session, e, ctx).await
     }
 
     /// Pingora's own ERROR line is for failures nobody else reports: a refusal is in the access
     /// line and the audit row already, and a client that closes its stream ended it normally.
-    fn suppress_error_log(&self, _: &Session, ctx: &RequestCtx, e: &Error) -> bool {
+    fn suppress_error_log(&self, _: &Session, ctx: &Box<RequestCtx>, e: &Error) -> bool {
         ctx.refusal().is_some() || *e.esource() == ErrorSource::Downstream
     }
 
     /// One audit row, the metrics and the access log line for every request.
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Box<RequestCtx>) {
         if let Some(clock) = &ctx.head_clock {
             clock.request_done(ctx.rt.config.connections.idle_timeout);
         }
