@@ -14,7 +14,9 @@ use pingora::server::configuration::ServerConf;
 
 /// The allocator the gateway uses, so the comparison is about inspection, not allocators.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: alloc::Allocator = alloc::Allocator;
+#[path = "../src/alloc.rs"]
+mod alloc;
 
 struct Bare {
     upstream: std::net::SocketAddr,

@@ -100,29 +100,28 @@ def callgrind_functions(out):
 # totals by ~3k per slot), and registrations or moves of tokio timers (the listener's deadline,
 # and Pingora's timeouts since the gateway puts them on tokio's timer: `src/server`).
 COUNTED = {
-    "allocations": r"\*\s+\S*__rustc::__rust_alloc(_zeroed)? \[",
-    "timers": r"\*\s+\S*pingora_timeout::timer::TimerManager::register_timer \[",
-    "new timer slots": r"\*\s+\S*pingora_timeout::timer::Timer::new \[",
-    "tokio timers": r"\*\s+\S*tokio::runtime::time::<impl tokio::runtime::time::handle::Handle>::reregister \[",
+    "allocations": r"__rustc::__rust_alloc(_zeroed)?",
+    "timers": r"pingora_timeout::timer::TimerManager::register_timer",
+    "new timer slots": r"pingora_timeout::timer::Timer::new",
+    "tokio timers": r"tokio::runtime::time::<impl tokio::runtime::time::handle::Handle>::reregister",
 }
 
 
 def call_counts(out):
-    """Calls to each of COUNTED's functions in a callgrind dump, summed over their direct callers in
-    callgrind_annotate's caller tree."""
-    text = subprocess.run(["callgrind_annotate", "--tree=caller", "--threshold=100", out],
+    """Calls to each of COUNTED's functions in a callgrind dump: the calls on every edge into it in
+    callgrind_annotate's callee tree (a function's callers are not always listed with it)."""
+    text = subprocess.run(["callgrind_annotate", "--tree=calling", "--threshold=100", out],
                           capture_output=True, text=True, check=True).stdout
-    calls, block = dict.fromkeys(COUNTED, 0), []
+    calls = dict.fromkeys(COUNTED, 0)
+    edge = re.compile(r"^\s*[\d,]+\s+\([^)]*\)\s+>\s+\S*?:?(\S.*?) \(([\d,]+)x\)")
     for line in text.splitlines():
-        if not line.strip():
-            block = []
+        m = edge.match(line)
+        if not m:
             continue
-        hit = next((k for k, pattern in COUNTED.items() if re.search(pattern, line)), None)
-        if hit:
-            calls[hit] += sum(int(m.group(1).replace(",", "")) for m in
-                              (re.search(r"\(([\d,]+)x\)", b) for b in block) if m)
-        else:
-            block.append(line)
+        callee = m.group(1)
+        for k, pattern in COUNTED.items():
+            if re.fullmatch(r"(\S*:)?" + pattern, callee):
+                calls[k] += int(m.group(2).replace(",", ""))
     return calls
 
 

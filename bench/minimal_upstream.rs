@@ -14,7 +14,9 @@ use axum::http::header::CONTENT_TYPE;
 use axum::routing::post;
 
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: alloc::Allocator = alloc::Allocator;
+#[path = "../src/alloc.rs"]
+mod alloc;
 
 const ANSWER: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"{\"result\":\"3.75\"}"}],"structuredContent":{"result":"3.75"},"isError":false}}"#;
 

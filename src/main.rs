@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod admin;
+/// The one module with `unsafe` (an allocator cannot be written without): the binary's, as the
+/// library forbids it.
+mod alloc;
 
-/// glibc's allocator was the largest user-space cost under load (malloc/free with lock waits
-/// across Pingora's worker threads, see bench/README.md); mimalloc's per-thread heaps avoid it.
-/// Built without transparent huge pages (`no_thp`): with them, each thread's heap keeps 2 MiB
-/// pages resident and the gateway's memory under load grew by about 20 MB for no speed gain.
+/// mimalloc, entered by its plain functions where they give the alignment (`alloc`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 
 #[derive(Parser)]
 #[command(
