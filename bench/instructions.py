@@ -30,7 +30,8 @@ REQUESTS = 2000
 # Steps: name -> callgrind function-name prefixes whose inclusive cost is the step's. Async
 # functions are their `{{closure}}` poll functions; a prefix matches both.
 STEPS = [
-    ("admission (route, origin, headers)", ["mcp_gateway::proxy::admit::route"]),
+    ("admission (route, origin, headers)", ["mcp_gateway::proxy::admit::route",
+                                            "mcp_gateway::proxy::admit::check_scoped"]),
     ("JSON-RPC read, shape checked", ["mcp_gateway::jsonrpc::"]),
     ("authentication (cached token)", ["mcp_gateway::proxy::authn::"]),
     ("policy and rate limit", ["mcp_gateway::proxy::authz::", "mcp_gateway::proxy::limit::"]),
@@ -61,7 +62,7 @@ BUDGET = {
     "gateway-audit-file": {"total": 146_000},
     "gateway-audit-pg": {"total": 156_000},
     "steps": {
-        "admission (route, origin, headers)": 1_000,
+        "admission (route, origin, headers)": 1_500,
         "JSON-RPC read, shape checked": 9_500,
         "authentication (cached token)": 1_000,
         "policy and rate limit": 2_500,

@@ -7,7 +7,6 @@
 //! before any token is checked or any upstream contacted.
 
 use super::ctx::RequestCtx;
-use super::names;
 use crate::error::GatewayError;
 use crate::jsonrpc::SUPPORTED_VERSIONS;
 use pingora_proxy::Session;
@@ -93,41 +92,38 @@ pub fn check_scoped(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
     // First, so that every answer to an allowed browser origin, refusals included, is readable.
     super::cors::read_origin(session, ctx)?;
     let req = session.req_header();
-    once_each(req)?;
+    let heads = Heads::of(req);
+    if heads.too_long {
+        return Err(GatewayError::InvalidRequest(
+            "a request header value is longer than 8 KiB".into(),
+        ));
+    }
+    if let Some(repeated) = heads.repeated() {
+        return Err(GatewayError::InvalidRequest(repeated.into()));
+    }
     if !matches!(req.method.as_str(), "POST" | "GET" | "DELETE") {
         return Err(GatewayError::MethodNotAllowed("use POST, GET or DELETE"));
     }
-    let upgrade = req.headers.contains_key(http::header::UPGRADE)
-        || req
-            .headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .any(|v| has_token(v.as_bytes(), b"upgrade"));
-    if upgrade {
+    if heads.upgrade {
         return Err(GatewayError::InvalidRequest(
             "protocol upgrades are not supported".into(),
         ));
     }
-    let has_length = req.headers.contains_key(http::header::CONTENT_LENGTH);
-    let chunked = req.headers.contains_key(http::header::TRANSFER_ENCODING);
     if req.method == "POST" {
-        if !has_length && !chunked {
+        if heads.length.is_none() && !heads.chunked {
             return Err(GatewayError::InvalidRequest(
                 "a POST needs a body with Content-Length or chunked transfer encoding".into(),
             ));
         }
     } else {
-        let empty = req
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .is_none_or(|v| v.as_bytes() == b"0");
-        if chunked || !empty {
+        let empty = heads.length.is_none_or(|v| v.as_bytes() == b"0");
+        if heads.chunked || !empty {
             return Err(GatewayError::InvalidRequest(
                 "GET and DELETE requests carry no body".into(),
             ));
         }
     }
-    if let Some(v) = req.headers.get(&names::PROTOCOL_VERSION) {
+    if let Some(v) = heads.version {
         let v = v.to_str().unwrap_or("");
         let supported = (ctx.scope.as_ref()).map_or(SUPPORTED_VERSIONS, |s| s.scope.versions());
         match supported.iter().find(|s| **s == v) {
@@ -151,7 +147,7 @@ pub fn check_scoped(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
             "the 2026-07-28 revision takes POST only",
         ));
     }
-    if req.method == "POST" && !is_json(req) {
+    if req.method == "POST" && !heads.content_type.is_some_and(json_type) {
         return Err(GatewayError::UnsupportedMediaType);
     }
     // A GET opens the server's event stream (Streamable HTTP) or the legacy one: the client must
@@ -163,15 +159,76 @@ pub fn check_scoped(session: &Session, ctx: &mut RequestCtx) -> Result<(), Gatew
     }
     // A compressed body would be judged as the bytes it is and read by the upstream as what it
     // inflates to: only plain bodies are taken.
-    let encoded = req
-        .headers
-        .get_all(http::header::CONTENT_ENCODING)
-        .iter()
-        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-    if encoded {
+    if heads.encoded {
         return Err(GatewayError::UnsupportedMediaType);
     }
     Ok(())
+}
+
+/// Headers that decide where a request goes and how its body is read may appear once: the gateway
+/// judges one value, and an upstream that reads another would act on something never judged.
+/// (In this order a request repeating several is told of the first.)
+const ONCE: [(&str, &str); 5] = [
+    (
+        "mcp-protocol-version",
+        "more than one MCP-Protocol-Version header",
+    ),
+    ("mcp-method", "more than one Mcp-Method header"),
+    ("mcp-name", "more than one Mcp-Name header"),
+    ("mcp-session-id", "more than one Mcp-Session-Id header"),
+    ("content-type", "more than one Content-Type header"),
+];
+
+/// What `check_scoped` judges of a request's headers, read in one pass over them: a request has a
+/// handful of headers, and a dozen lookups by name (each hashing the name and probing the map)
+/// cost more than reading each once.
+#[derive(Default)]
+struct Heads<'a> {
+    /// A value longer than `MAX_HEADER_VALUE` (whatever is forwarded stays small, and an
+    /// upstream's own "header too large" page never reaches the client).
+    too_long: bool,
+    /// How often each of `ONCE` appears.
+    seen: [u8; ONCE.len()],
+    /// `Upgrade`, or `Connection: upgrade`.
+    upgrade: bool,
+    /// The first `Content-Length`.
+    length: Option<&'a http::HeaderValue>,
+    chunked: bool,
+    version: Option<&'a http::HeaderValue>,
+    content_type: Option<&'a http::HeaderValue>,
+    /// A `Content-Encoding` other than `identity`.
+    encoded: bool,
+}
+
+impl<'a> Heads<'a> {
+    fn of(req: &'a pingora::http::RequestHeader) -> Self {
+        let mut h = Heads::default();
+        for (name, value) in &req.headers {
+            h.too_long |= value.len() > MAX_HEADER_VALUE;
+            let name = name.as_str();
+            if let Some(i) = ONCE.iter().position(|(n, _)| *n == name) {
+                h.seen[i] = h.seen[i].saturating_add(1);
+            }
+            match name {
+                "upgrade" => h.upgrade = true,
+                "connection" => h.upgrade |= has_token(value.as_bytes(), b"upgrade"),
+                "content-length" => h.length = h.length.or(Some(value)),
+                "transfer-encoding" => h.chunked = true,
+                "mcp-protocol-version" => h.version = h.version.or(Some(value)),
+                "content-type" => h.content_type = h.content_type.or(Some(value)),
+                "content-encoding" => {
+                    h.encoded |= !value.as_bytes().eq_ignore_ascii_case(b"identity")
+                }
+                _ => {}
+            }
+        }
+        h
+    }
+
+    /// The refusal for the first of `ONCE` that appears more than once.
+    fn repeated(&self) -> Option<&'static str> {
+        (ONCE.iter().zip(self.seen)).find_map(|((_, refusal), n)| (n > 1).then_some(*refusal))
+    }
 }
 
 /// Whether the request's `Accept` names `text/event-stream` (among other types, with parameters).
@@ -191,42 +248,17 @@ pub fn accepts_event_stream(req: &pingora::http::RequestHeader) -> bool {
 /// The longest request header value accepted (nginx's default buffer for one header line).
 const MAX_HEADER_VALUE: usize = 8 * 1024;
 
-/// Headers that decide where a request goes and how its body is read may appear once: the gateway
-/// judges one value, and an upstream that reads another would act on something never judged.
-fn once_each(req: &pingora::http::RequestHeader) -> Result<(), GatewayError> {
-    // Each value is bounded too: whatever is forwarded stays small (and an upstream's own
-    // "header too large" page never reaches the client).
-    if req.headers.values().any(|v| v.len() > MAX_HEADER_VALUE) {
-        return Err(GatewayError::InvalidRequest(
-            "a request header value is longer than 8 KiB".into(),
-        ));
-    }
-    let routing = [
-        (
-            &names::PROTOCOL_VERSION,
-            "more than one MCP-Protocol-Version header",
-        ),
-        (&names::MCP_METHOD, "more than one Mcp-Method header"),
-        (&names::MCP_NAME, "more than one Mcp-Name header"),
-        (&names::SESSION_ID, "more than one Mcp-Session-Id header"),
-        (
-            &http::header::CONTENT_TYPE,
-            "more than one Content-Type header",
-        ),
-    ];
-    for (name, repeated) in routing {
-        if req.headers.get_all(name).iter().nth(1).is_some() {
-            return Err(GatewayError::InvalidRequest(repeated.into()));
-        }
-    }
-    Ok(())
-}
-
 /// Whether the request says its body is `application/json` (parameters allowed).
 pub fn is_json(req: &pingora::http::RequestHeader) -> bool {
     req.headers
         .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+        .is_some_and(json_type)
+}
+
+/// Whether a `Content-Type` value is `application/json` (parameters allowed).
+fn json_type(v: &http::HeaderValue) -> bool {
+    v.to_str()
+        .ok()
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
