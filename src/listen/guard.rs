@@ -148,9 +148,11 @@ pub struct Deadlined {
     timeout: Duration,
     /// The deadline, made once per connection and moved for each keep-alive request's head and
     /// each wait between requests (no allocation or timer per request); `armed` says what it
-    /// times now.
+    /// times now, and `due` when that ends. The timer is moved to `due` only when a read has to
+    /// wait: a head that arrives whole, the common case, never touches it.
     deadline: Pin<Box<Sleep>>,
     armed: Armed,
+    due: Option<Instant>,
     peer: Option<SocketAddr>,
     on_refused: Option<OnRefusedHead>,
     /// The gateway's answer in place of Pingora's, and how much of it is written.
@@ -180,14 +182,16 @@ impl Deadlined {
         let peer = inner
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
+        let due = deadline_in(timeout);
         Self {
             inner,
             clock: evictable.clock.clone(),
             evictable,
             timeout,
             // The first request's clock runs from the accept: an idle connection is cut too.
-            deadline: Box::pin(tokio::time::sleep_until(deadline_in(timeout))),
+            deadline: Box::pin(tokio::time::sleep_until(due)),
             armed: Armed::Head,
+            due: Some(due),
             peer,
             on_refused,
             replacement: None,
@@ -207,6 +211,18 @@ impl Deadlined {
         let got = buf.filled().first().copied();
         self.first = got;
         Ok(got.is_some())
+    }
+
+    /// Whether the armed deadline has passed; otherwise the timer is set to it (moved only when it
+    /// changed) and wakes this task then.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(due) = self.due.filter(|_| self.armed != Armed::Off) else {
+            return false;
+        };
+        if self.deadline.deadline() != due {
+            self.deadline.as_mut().reset(due);
+        }
+        self.deadline.as_mut().poll(cx).is_ready()
     }
 
     /// Whether what is written now is Pingora's answer to a head the proxy never saw. Only
@@ -288,40 +304,57 @@ impl AsyncRead for Deadlined {
                     )));
                 }
                 if stage == BETWEEN && this.armed != Armed::Idle {
-                    // The answer is out: the wait for the next request starts now.
-                    this.deadline.as_mut().reset(deadline_in(this.clock.idle()));
+                    // The answer is out: the wait for the next request starts at the first read
+                    // that has to wait.
                     this.armed = Armed::Idle;
+                    this.due = None;
                 }
-                if this.armed != Armed::Off && this.deadline.as_mut().poll(cx).is_ready() {
-                    if this.armed == Armed::Idle {
-                        // Idle past its time: the end of the stream, so the proxy closes the
-                        // connection as after a client's close, with nothing to answer or record.
-                        return Poll::Ready(Ok(()));
-                    }
-                    return Poll::Ready(Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "request head not complete in time",
-                    )));
+                // A head read in more than one piece: its deadline holds before every read, so
+                // bytes trickling in never keep it open.
+                if stage == IN_HEAD && this.expired(cx) {
+                    return Poll::Ready(Err(head_timed_out()));
                 }
             }
             _ => {}
         }
         let before = buf.filled().len();
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            let between = this
-                .clock
-                .0
-                .stage
-                .compare_exchange(BETWEEN, IN_HEAD, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
-            if between {
-                this.deadline.as_mut().reset(deadline_in(this.timeout));
-                this.armed = Armed::Head;
+        match r {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                let between = this
+                    .clock
+                    .0
+                    .stage
+                    .compare_exchange(BETWEEN, IN_HEAD, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok();
+                if between {
+                    // The next head's first bytes: its clock starts now, and the timer is set
+                    // only if a read of it has to wait (most heads arrive in one piece).
+                    this.due = Some(deadline_in(this.timeout));
+                    this.armed = Armed::Head;
+                }
             }
+            Poll::Pending if stage == BETWEEN && this.armed == Armed::Idle => {
+                if this.due.is_none() {
+                    this.due = Some(deadline_in(this.clock.idle()));
+                }
+                if this.expired(cx) {
+                    // Idle past its time: the end of the stream, so the proxy closes the
+                    // connection as after a client's close, with nothing to answer or record.
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            _ => {}
         }
         r
     }
+}
+
+fn head_timed_out() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "request head not complete in time",
+    )
 }
 
 impl AsyncWrite for Deadlined {
