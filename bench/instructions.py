@@ -98,8 +98,8 @@ def callgrind_functions(out):
 # Calls counted per request besides instructions (printed, not budgeted): the global allocator,
 # timers on Pingora's 10 ms wheel (registrations, and how many opened a new slot: a write lock and
 # an allocation each; under callgrind's low rate that share varies from run to run and moves the
-# totals by ~3k per slot), and registrations or moves of tokio timers (the listener's deadline,
-# and Pingora's timeouts since the gateway puts them on tokio's timer: `src/server`).
+# totals by ~3k per slot), and registrations or moves of tokio timers (the listener's deadline;
+# Pingora's own timeouts over 15 minutes).
 COUNTED = {
     "allocations": r"__rustc::__rust_alloc(_zeroed)?",
     "timers": r"pingora_timeout::timer::TimerManager::register_timer",

@@ -83,14 +83,6 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
         grace_period_seconds: Some(config.shutdown_grace.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.shutdown_grace.as_secs().max(1)),
         upstream_keepalive_pool_size: 256,
-        // Pingora's read, write and pooled-connection timeouts on tokio's timer instead of its
-        // own 10 ms wheel (which it already leaves above 15 minutes): a timeout that is armed and
-        // then cancelled, as every upstream read and every pooled connection's idle wait is, costs
-        // 219 ns instead of 310 (median; the mean 286 against 928, `cargo bench --bench
-        // request_path -- timeout`), a cancelled one is freed at once instead of kept until its
-        // deadline, and no clock thread wakes every 10 ms. Timeouts under a second stay on the
-        // wheel.
-        fast_timeout_to_tokio_threshold_seconds: Some(0),
         ..Default::default()
     };
     let listeners = config.listeners.clone();
