@@ -58,9 +58,9 @@ PER_REQUEST_SERVICES = ("AuditWriter",)
 # headed (gateway with audit to a file against bare Pingora); it is printed, not enforced.
 BUDGET = {
     "pingora": {"total": 90_000},
-    "gateway-audit-off": {"total": 121_000},
-    "gateway-audit-file": {"total": 132_000},
-    "gateway-audit-pg": {"total": 139_000},
+    "gateway-audit-off": {"total": 124_000},
+    "gateway-audit-file": {"total": 135_000},
+    "gateway-audit-pg": {"total": 142_000},
     "steps": {
         "admission (route, origin, headers)": 2_000,
         "JSON-RPC read, shape checked": 9_500,

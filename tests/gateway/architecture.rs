@@ -28,7 +28,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "runtime and commands",
         &[
-            "reload", "server", "console", "bridge", "tools", "stdio", "admin", "lib", "main",
+            "reload", "server", "console", "bridge", "tools", "stdio", "admin", "alloc", "lib",
+            "main",
         ],
     ),
 ];
